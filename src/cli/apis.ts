@@ -1,0 +1,104 @@
+// postern apis ...
+import { Command, Option } from 'commander';
+import * as apis from '../services/apis.ts';
+import { ACCESS_TOKEN_ALGS } from '../oidc/keys.ts';
+import { action, collect, words } from './context.ts';
+import { fields, parseDuration, table } from './output.ts';
+
+function show(api: apis.ApiView): string {
+  return fields([
+    ['id', api.id],
+    ['identifier', api.identifier],
+    ['name', api.name],
+    ['scopes', api.scopes.join(' ') || '(none)'],
+    ['token format', api.tokenFormat],
+    ['signing alg', api.tokenFormat === 'jwt' ? api.signingAlg : '-'],
+    ['token ttl', `${api.accessTokenTtl}s`],
+    ['introspection client', api.introspectionClientId],
+    ['built in', api.system ? 'yes' : 'no'],
+  ]);
+}
+
+const ttl = (value: string) => parseDuration(value);
+
+export function apisCommand(): Command {
+  const command = new Command('apis').description('APIs (resource servers): the audience of tokens and the scopes they define');
+
+  command.command('create')
+    .description('register an API')
+    .requiredOption('--identifier <uri>', 'resource indicator, and the `aud` of its tokens (e.g. https://orders.internal)')
+    .option('--name <name>', 'a short name (defaults to the identifier)')
+    .option('--scopes <scopes>', 'scopes it defines, space-separated (repeatable)', collect, [])
+    .addOption(new Option('--token-format <format>', 'access token format').choices(['jwt', 'opaque']).default('jwt'))
+    .addOption(new Option('--alg <alg>', 'JWT signing algorithm').choices([...ACCESS_TOKEN_ALGS]).default('ES256'))
+    .option('--ttl <duration>', 'access token lifetime (e.g. 300, 5m)', ttl, 300)
+    .option('--introspection-client <client>', 'a client (id or name) that may introspect every token for this API')
+    .action(action(async ({ db, out }, opts: {
+      identifier: string; name?: string; scopes: string[]; tokenFormat: string; alg: string; ttl: number;
+      introspectionClient?: string;
+    }) => {
+      const api = await apis.createApi(db, {
+        identifier: opts.identifier,
+        name: opts.name,
+        scopes: words(opts.scopes),
+        tokenFormat: opts.tokenFormat,
+        signingAlg: opts.alg,
+        accessTokenTtl: opts.ttl,
+        introspectionClient: opts.introspectionClient,
+      });
+      out.print(api, (value) => `API created\n${show(value)}`);
+    }));
+
+  command.command('list')
+    .description('list APIs')
+    .action(action(async ({ db, out }) => {
+      out.print(await apis.listApis(db), (list) => table(
+        ['IDENTIFIER', 'NAME', 'SCOPES', 'FORMAT', 'TTL'],
+        list.map((api) => [api.identifier, api.name, api.scopes.join(' '), api.tokenFormat, `${api.accessTokenTtl}s`]),
+      ));
+    }));
+
+  command.command('show')
+    .description('show an API')
+    .argument('<api>', 'id, identifier or name')
+    .action(action(async ({ db, out }, ref: string) => {
+      out.print(await apis.getApi(db, ref), show);
+    }));
+
+  command.command('update')
+    .description('change an API')
+    .argument('<api>', 'id, identifier or name')
+    .option('--name <name>', 'new name')
+    .option('--add-scopes <scopes>', 'scopes to define, space-separated (repeatable)', collect, [])
+    .option('--remove-scopes <scopes>', 'scopes to remove, with their grants (repeatable)', collect, [])
+    .addOption(new Option('--token-format <format>', 'access token format').choices(['jwt', 'opaque']))
+    .addOption(new Option('--alg <alg>', 'JWT signing algorithm').choices([...ACCESS_TOKEN_ALGS]))
+    .option('--ttl <duration>', 'access token lifetime (e.g. 300, 5m)', ttl)
+    .option('--introspection-client <client>', 'a client (id or name) that may introspect every token for this API')
+    .option('--no-introspection-client', 'remove the introspection client')
+    .action(action(async ({ db, out }, ref: string, opts: {
+      name?: string; addScopes: string[]; removeScopes: string[]; tokenFormat?: string; alg?: string; ttl?: number;
+      introspectionClient?: string | false;
+    }) => {
+      const api = await apis.updateApi(db, ref, {
+        name: opts.name,
+        addScopes: words(opts.addScopes),
+        removeScopes: words(opts.removeScopes),
+        tokenFormat: opts.tokenFormat,
+        signingAlg: opts.alg,
+        accessTokenTtl: opts.ttl,
+        introspectionClient: opts.introspectionClient === false ? null : opts.introspectionClient,
+      });
+      out.print(api, (value) => `API updated\n${show(value)}`);
+    }));
+
+  command.command('delete')
+    .description('delete an API, its scopes and the grants of those scopes')
+    .argument('<api>', 'id, identifier or name')
+    .action(action(async ({ db, out }, ref: string) => {
+      const api = await apis.deleteApi(db, ref);
+      out.print(api, (value) => `API ${value.identifier} deleted`);
+    }));
+
+  return command;
+}

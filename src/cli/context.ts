@@ -1,0 +1,44 @@
+// What every command needs: the configured database (migrated) and the output format.
+import type { Command } from 'commander';
+import type { Kysely } from 'kysely';
+import { loadConfig } from '../config.ts';
+import { openDatabase, type Database } from '../db/database.ts';
+import { migrate } from '../db/migrator.ts';
+import type { Tables } from '../db/tables.ts';
+import { createOutput, type Output } from './output.ts';
+
+export interface CommandContext {
+  db: Kysely<Tables>;
+  database: Database;
+  out: Output;
+}
+
+/** Wraps a command action: opens the store, applies pending migrations, runs, closes. */
+export function action<A extends unknown[]>(
+  run: (ctx: CommandContext, ...args: A) => Promise<void>,
+): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    const command = args.at(-1) as Command;
+    const out = createOutput(Boolean(command.optsWithGlobals().json));
+    const { config, problems } = loadConfig();
+    const dbProblems = problems.filter((problem) => problem.startsWith('DATABASE'));
+    if (dbProblems.length) throw new Error(dbProblems.join('; '));
+    const database = await openDatabase(config, 'cli');
+    try {
+      await migrate(database);
+      await run({ db: database.db, database, out }, ...args);
+    } finally {
+      await database.close();
+    }
+  };
+}
+
+/** Splits repeated or space-separated option values into one list. */
+export function words(values: string[] | string | undefined): string[] {
+  const list = Array.isArray(values) ? values : values ? [values] : [];
+  return list.flatMap((value) => value.split(/[\s,]+/)).filter(Boolean);
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,123 @@
+// The only reader of process.env. Everything else receives a Config.
+import path from 'node:path';
+import { z } from 'zod';
+
+export type Mode = 'development' | 'production';
+
+export interface Config {
+  mode: Mode;
+  issuer: string;
+  host: string;
+  port: number;
+  /** Unset: the embedded Postgres (PGlite) in `dataDir`. */
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  dataDir: string;
+  trustProxy: boolean;
+  logLevel: string;
+  /** Upper bound on request bodies, in bytes (RFC 6749 requests are small). */
+  maxBodyBytes: number;
+  /** How often expired tokens, codes and revocations are pruned, in seconds (0: never). */
+  pruneIntervalSeconds: number;
+}
+
+export interface ConfigResult {
+  config: Config;
+  /** Every reason this configuration may not run, listed together. */
+  problems: string[];
+  /** Development conveniences in use, announced at start. */
+  conveniences: string[];
+}
+
+const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const envSchema = z.object({
+  NODE_ENV: z.string().optional(),
+  ISSUER: z.string().optional(),
+  HOST: z.string().min(1).optional(),
+  PORT: intFrom(0, 65535).default(3000),
+  DATABASE_URL: z.string().min(1).optional(),
+  DATABASE_POOL_SIZE: intFrom(1, 200).default(10),
+  POSTERN_DATA_DIR: z.string().min(1).default('.postern-data'),
+  TRUST_PROXY: z.enum(['true', 'false', '1', '0']).default('false'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  MAX_BODY_BYTES: intFrom(1024, 1024 * 1024).default(32 * 1024),
+  PRUNE_INTERVAL_SECONDS: intFrom(0, 86400).default(600),
+});
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname) || hostname.startsWith('127.');
+}
+
+/** Reads the configuration from an environment (process.env by default). Never throws. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): ConfigResult {
+  const problems: string[] = [];
+  const conveniences: string[] = [];
+  const parsed = envSchema.safeParse(env);
+  let e: z.infer<typeof envSchema>;
+  if (parsed.success) {
+    e = parsed.data;
+  } else {
+    // Report every invalid variable, then carry on with defaults for those so that the other
+    // checks below still run and every problem is listed at once.
+    const invalid = new Set<string>();
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0]);
+      invalid.add(name);
+      problems.push(`${name}: ${issue.message}`);
+    }
+    e = envSchema.parse(Object.fromEntries(Object.entries(env).filter(([k]) => !invalid.has(k))));
+  }
+  const mode: Mode = e.NODE_ENV === 'production' ? 'production' : 'development';
+  const port = e.PORT;
+
+  let issuer = e.ISSUER;
+  if (!issuer) {
+    if (mode === 'production') {
+      problems.push('ISSUER is required in production (the public https URL of this server)');
+    } else {
+      conveniences.push(`issuer defaults to http://localhost:${port}`);
+    }
+    issuer = `http://localhost:${port}`;
+  }
+  const url = URL.parse(issuer);
+  if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
+    problems.push(`ISSUER must be an http(s) URL without query or fragment, got "${issuer}"`);
+  } else {
+    issuer = url.href.replace(/\/$/, '');
+    if (url.protocol === 'http:') {
+      if (mode === 'production' && !isLoopbackHost(url.hostname)) {
+        problems.push(`ISSUER must use https in production, got "${issuer}"`);
+      } else {
+        conveniences.push('plain http');
+      }
+    }
+  }
+
+  if (!e.DATABASE_URL) {
+    if (mode === 'production') {
+      problems.push('DATABASE_URL is required in production (the embedded database is for development only)');
+    } else {
+      conveniences.push(`embedded database in ${path.resolve(e.POSTERN_DATA_DIR)}`);
+    }
+  } else if (!URL.parse(e.DATABASE_URL)?.protocol.startsWith('postgres')) {
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+
+  const config: Config = {
+    mode,
+    issuer,
+    host: e.HOST ?? (mode === 'production' ? '0.0.0.0' : '127.0.0.1'),
+    port,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    dataDir: path.resolve(e.POSTERN_DATA_DIR),
+    trustProxy: e.TRUST_PROXY === 'true' || e.TRUST_PROXY === '1',
+    logLevel: e.LOG_LEVEL,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    pruneIntervalSeconds: e.PRUNE_INTERVAL_SECONDS,
+  };
+  return { config, problems, conveniences };
+}

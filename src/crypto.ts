@@ -1,0 +1,32 @@
+// Small cryptographic helpers shared by every layer (a leaf, like config.ts).
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** A random identifier: `prefix` + 128 bits, base64url. */
+export function randomId(prefix = ''): string {
+  return prefix + randomBytes(16).toString('base64url');
+}
+
+/** A client secret: 256 bits from the CSPRNG, base64url (43 characters). */
+export function generateClientSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/**
+ * Client secrets are 256-bit random values, so an unsalted SHA-256 is enough to make a stolen
+ * table useless (there is no dictionary to try) while keeping a check to about a microsecond.
+ */
+export function hashClientSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** Constant-time comparison of a presented secret with stored hashes; true if any matches. */
+export function secretMatchesAny(presented: string, hashes: readonly string[]): boolean {
+  const candidate = Buffer.from(hashClientSecret(presented), 'hex');
+  let match = false;
+  for (const hash of hashes) {
+    const stored = Buffer.from(hash, 'hex');
+    // Every stored hash is compared, so the time does not depend on which one matched.
+    if (stored.length === candidate.length && timingSafeEqual(stored, candidate)) match = true;
+  }
+  return match;
+}

@@ -1,0 +1,174 @@
+// Opens the store of record: real Postgres (DATABASE_URL) or the embedded PGlite in a data folder.
+import fs from 'node:fs';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { type ChangeFeed, PostgresChangeFeed } from './change-feed.ts';
+import type { Tables } from './tables.ts';
+
+/** Runs SQL text (several statements allowed); resolves to the rows of the last statement. */
+export type ScriptExec = (sql: string) => Promise<Record<string, unknown>[]>;
+export type ScriptRunner = (fn: (exec: ScriptExec) => Promise<void>) => Promise<void>;
+
+export interface Database {
+  kind: 'postgres' | 'embedded';
+  db: Kysely<Tables>;
+  /**
+   * Cross-process change notifications, or null where there is no reliable channel (the embedded
+   * store, whose only writer besides the server goes through a socket that does not deliver
+   * notifications). Caches must not cache without one.
+   */
+  changes: ChangeFeed | null;
+  /** Runs multi-statement SQL scripts inside one transaction (migrations). */
+  runScripts: ScriptRunner;
+  close(): Promise<void>;
+}
+
+/** The socket through which other local processes (the CLI) reach a running embedded store. */
+export function embeddedSocketPath(dataDir: string): string {
+  return path.join(dataDir, '.s.PGSQL.5432');
+}
+
+function pidFilePath(dataDir: string): string {
+  return path.join(dataDir, 'postern.pid');
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Returns the PID of a live server holding the data folder, if any. */
+export function embeddedServerPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(pidFilePath(dataDir), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function openPostgres(
+  connectionString: string,
+  options: { poolSize?: number; listen?: boolean } = {},
+): Database {
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client that loses its connection emits 'error' on the pool; without a listener that
+  // would crash the process. The next query reconnects.
+  pool.on('error', () => {});
+  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  const changes = options.listen === false ? null : new PostgresChangeFeed(connectionString);
+  return {
+    kind: 'postgres',
+    db,
+    changes,
+    runScripts: async (fn) => {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await fn(async (text) => {
+          const result = await client.query(text);
+          const last = Array.isArray(result) ? result.at(-1) : result;
+          return last?.rows ?? [];
+        });
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    close: async () => {
+      await changes?.close();
+      await db.destroy();
+    },
+  };
+}
+
+/** Wraps an open PGlite instance (an on-disk folder or an in-memory one). */
+export function wrapPGlite(pglite: PGlite, onClose?: () => Promise<void>): Database {
+  const db = new Kysely<Tables>({ dialect: new PGliteDialect({ pglite }) });
+  return {
+    kind: 'embedded',
+    db,
+    changes: null,
+    runScripts: async (fn) => {
+      await pglite.transaction(async (tx) => {
+        await fn(async (text) => {
+          const results = await tx.exec(text);
+          return (results.at(-1)?.rows ?? []) as Record<string, unknown>[];
+        });
+      });
+    },
+    close: async () => {
+      await onClose?.();
+      await db.destroy();
+    },
+  };
+}
+
+/**
+ * The server's embedded store: PGlite in `dataDir`, shared with the CLI through a Unix socket
+ * inside that folder (PGlite allows one process per folder).
+ */
+export async function openEmbeddedForServer(dataDir: string): Promise<Database> {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const holder = embeddedServerPid(dataDir);
+  if (holder) {
+    throw new Error(`the embedded database in ${dataDir} is in use by another Postern process (PID ${holder})`);
+  }
+  fs.writeFileSync(pidFilePath(dataDir), String(process.pid), { mode: 0o600 });
+  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
+  const socketPath = embeddedSocketPath(dataDir);
+  fs.rmSync(socketPath, { force: true });
+  const socketServer = new PGLiteSocketServer({ db: pglite, path: socketPath, maxConnections: 8 });
+  await socketServer.start();
+  return wrapPGlite(pglite, async () => {
+    await socketServer.stop().catch(() => {});
+    fs.rmSync(socketPath, { force: true });
+    fs.rmSync(pidFilePath(dataDir), { force: true });
+  });
+}
+
+/**
+ * The CLI's embedded store: through the running server's socket when there is one, else the
+ * folder itself.
+ */
+export async function openEmbeddedForCli(dataDir: string): Promise<Database> {
+  const holder = embeddedServerPid(dataDir);
+  if (holder) {
+    const socketPath = embeddedSocketPath(dataDir);
+    // pg takes the folder of the socket as host and builds the file name from the port.
+    const url = `postgres://postgres@localhost/postgres?host=${encodeURIComponent(path.dirname(socketPath))}`;
+    return openPostgres(url, { poolSize: 1, listen: false });
+  }
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(pidFilePath(dataDir), String(process.pid), { mode: 0o600 });
+  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
+  return wrapPGlite(pglite, async () => {
+    fs.rmSync(pidFilePath(dataDir), { force: true });
+  });
+}
+
+/** The store the configuration names: Postgres with DATABASE_URL, else the embedded one. */
+export async function openDatabase(
+  config: { databaseUrl: string | undefined; databasePoolSize: number; dataDir: string },
+  role: 'server' | 'cli',
+): Promise<Database> {
+  if (config.databaseUrl) {
+    return openPostgres(config.databaseUrl, { poolSize: config.databasePoolSize, listen: role === 'server' });
+  }
+  return role === 'server' ? openEmbeddedForServer(config.dataDir) : openEmbeddedForCli(config.dataDir);
+}

@@ -1,0 +1,113 @@
+// Table types for kysely, matching migrations/. Timestamps come back as Date from both pg and PGlite.
+import type { ColumnType, Generated } from 'kysely';
+
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type UpdatedAt = ColumnType<Date, Date | string | undefined, Date | string>;
+/** jsonb: objects come back parsed; we write them as JSON text so both drivers behave alike. */
+type Json<T> = ColumnType<T, string, string>;
+
+export interface ClientsTable {
+  client_id: string;
+  name: string;
+  metadata: Json<Record<string, unknown>>;
+  enabled: Generated<boolean>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface ClientSecretsTable {
+  id: string;
+  client_id: string;
+  secret_hash: string;
+  created_at: CreatedAt;
+  expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+export interface ApisTable {
+  id: string;
+  identifier: string;
+  name: string;
+  token_format: Generated<'jwt' | 'opaque'>;
+  signing_alg: Generated<string>;
+  access_token_ttl: Generated<number>;
+  introspection_client_id: string | null;
+  system: Generated<boolean>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface ApiScopesTable {
+  api_id: string;
+  name: string;
+  description: string | null;
+}
+
+export interface RolesTable {
+  id: string;
+  name: string;
+  description: string | null;
+  created_at: CreatedAt;
+}
+
+export interface RoleScopesTable {
+  role_id: string;
+  api_id: string;
+  scope: string;
+}
+
+export interface ClientRolesTable {
+  client_id: string;
+  role_id: string;
+}
+
+export interface OidcPayloadsTable {
+  model: string;
+  id: string;
+  payload: Json<Record<string, unknown>>;
+  grant_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  expires_at: Date | null;
+  consumed_at: Date | null;
+}
+
+export interface RevokedTokensTable {
+  jti: string;
+  client_id: string;
+  expires_at: Date;
+  revoked_at: CreatedAt;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  private_jwk: Json<Record<string, unknown>>;
+  state: Generated<'next' | 'active' | 'retiring' | 'retired'>;
+  created_at: CreatedAt;
+}
+
+export interface ServerSecretsTable {
+  name: string;
+  value: string;
+  created_at: CreatedAt;
+}
+
+export interface SchemaMigrationsTable {
+  name: string;
+  applied_at: CreatedAt;
+}
+
+export interface Tables {
+  clients: ClientsTable;
+  client_secrets: ClientSecretsTable;
+  apis: ApisTable;
+  api_scopes: ApiScopesTable;
+  roles: RolesTable;
+  role_scopes: RoleScopesTable;
+  client_roles: ClientRolesTable;
+  oidc_payloads: OidcPayloadsTable;
+  revoked_tokens: RevokedTokensTable;
+  signing_keys: SigningKeysTable;
+  server_secrets: ServerSecretsTable;
+  schema_migrations: SchemaMigrationsTable;
+}

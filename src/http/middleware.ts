@@ -1,0 +1,72 @@
+// Middleware of the outer Koa app, around oidc-provider and Postern's own routes.
+import { randomUUID } from 'node:crypto';
+import type Koa from 'koa';
+import type { Logger } from '../logger.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Every response gets an x-request-id (a sane one from the caller is kept, for tracing). */
+export function requestId(): Koa.Middleware {
+  return async (ctx, next) => {
+    const given = ctx.get('x-request-id');
+    ctx.state.requestId = REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.set('x-request-id', ctx.state.requestId);
+    await next();
+  };
+}
+
+function jsonError(ctx: Koa.Context, status: number, error: string, description: string): void {
+  ctx.status = status;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = { error, error_description: description };
+}
+
+/**
+ * Last line of defence: whatever escapes answers as RFC 6749-style JSON with the request id, and
+ * the stack goes to the log only.
+ */
+export function errorBoundary(logger: Logger): Koa.Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      const status = (error as { status?: number; expose?: boolean }).status;
+      if (status && status >= 400 && status < 500 && (error as { expose?: boolean }).expose) {
+        jsonError(ctx, status, 'invalid_request', (error as Error).message);
+        return;
+      }
+      logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'unhandled error');
+      jsonError(ctx, 500, 'server_error', `unexpected error; quote request id ${ctx.state.requestId}`);
+    }
+  };
+}
+
+/** Refuses bodies over the limit before anything reads them (413). */
+export function bodyLimit(maxBytes: number): Koa.Middleware {
+  return async (ctx, next) => {
+    const length = Number(ctx.get('content-length') || 0);
+    if (length > maxBytes) {
+      jsonError(ctx, 413, 'invalid_request', `request body exceeds ${maxBytes} bytes`);
+      ctx.set('Connection', 'close');
+      return;
+    }
+    await next();
+  };
+}
+
+/** RFC 8414 metadata: the same document as OpenID discovery. */
+export function authorizationServerMetadataAlias(): Koa.Middleware {
+  return async (ctx, next) => {
+    if (ctx.path === '/.well-known/oauth-authorization-server') {
+      ctx.path = '/.well-known/openid-configuration';
+    }
+    await next();
+  };
+}
+
+/** What nobody else answered. */
+export function notFound(): Koa.Middleware {
+  return async (ctx) => {
+    jsonError(ctx, 404, 'not_found', 'no such endpoint');
+  };
+}

@@ -1,0 +1,83 @@
+// Starts the server: configuration, database, migrations, keys, HTTP.
+import http from 'node:http';
+import { buildApp, MissingKeysError, prepareKeys } from './app.ts';
+import { loadConfig } from './config.ts';
+import { openDatabase, type Database } from './db/database.ts';
+import { migrate } from './db/migrator.ts';
+import { createLogger } from './logger.ts';
+
+function fail(lines: string[]): never {
+  process.stderr.write(`Postern cannot start:\n${lines.map((line) => `  - ${line}`).join('\n')}\n`);
+  process.exit(1);
+}
+
+const { config, problems, conveniences } = loadConfig();
+if (problems.length) fail(problems);
+const logger = createLogger(config.logLevel);
+
+let database: Database;
+try {
+  database = await openDatabase(config, 'server');
+  const applied = await migrate(database);
+  if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
+} catch (error) {
+  fail([`database: ${(error as Error).message}`]);
+}
+
+let prepared;
+try {
+  prepared = await prepareKeys(config, database);
+} catch (error) {
+  await database.close();
+  if (error instanceof MissingKeysError) fail([error.message]);
+  throw error;
+}
+
+const app = await buildApp({ config, database, logger, keys: prepared.keys });
+const server = http.createServer(app.koa.callback());
+server.headersTimeout = 10_000;
+server.requestTimeout = 30_000;
+server.keepAliveTimeout = 5_000;
+
+await new Promise<void>((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(config.port, config.host, () => resolve());
+}).catch(async (error: Error) => {
+  await database.close();
+  fail([`cannot listen on ${config.host}:${config.port}: ${error.message}`]);
+});
+
+if (config.mode === 'development') {
+  const bar = '='.repeat(78);
+  process.stdout.write(`${bar}
+ Postern is running in DEVELOPMENT mode at ${config.issuer}
+ Development conveniences in use (production refuses all of them):
+${conveniences.map((item) => `   - ${item}`).join('\n')}
+${prepared.generated ? '   - signing keys were just generated and stored in the database\n' : ''}
+ Register a first API and a client that may call it, from another terminal:
+   npx postern apis create --identifier https://orders.internal --scopes "orders:read orders:write"
+   npx postern roles create orders-reader --grant "https://orders.internal orders:read"
+   npx postern clients create --name billing --role orders-reader
+ then get a token:
+   curl -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials ${config.issuer}/token
+${bar}
+`);
+}
+logger.info({ issuer: config.issuer, host: config.host, port: config.port, mode: config.mode, store: database.kind }, 'listening');
+
+let stopping = false;
+async function stop(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping');
+  server.close();
+  server.closeIdleConnections();
+  const force = setTimeout(() => server.closeAllConnections(), 10_000);
+  force.unref();
+  await new Promise((resolve) => server.once('close', resolve));
+  await app.close();
+  await database.close();
+  process.exit(0);
+}
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));

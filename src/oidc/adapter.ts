@@ -1,0 +1,103 @@
+// oidc-provider's storage adapter over the oidc_payloads table, for every model but Client, which
+// comes from the clients table through the Directory.
+import type { Kysely } from 'kysely';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { Tables } from '../db/tables.ts';
+import * as payloads from '../store/oidc-payloads.ts';
+import type { Directory } from './directory.ts';
+
+function toPayload(stored: payloads.StoredPayload | undefined): AdapterPayload | undefined {
+  if (!stored) return undefined;
+  const payload = stored.payload as AdapterPayload;
+  if (stored.consumedAt) payload.consumed = Math.floor(stored.consumedAt.getTime() / 1000);
+  return payload;
+}
+
+class PayloadAdapter implements Adapter {
+  #db: Kysely<Tables>;
+  #model: string;
+
+  constructor(db: Kysely<Tables>, model: string) {
+    this.#db = db;
+    this.#model = model;
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
+    await payloads.upsertPayload(this.#db, this.#model, id, payload as Record<string, unknown>, expiresAt);
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return toPayload(await payloads.findPayload(this.#db, this.#model, id));
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return toPayload(await payloads.findPayloadByUid(this.#db, this.#model, uid));
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return toPayload(await payloads.findPayloadByUserCode(this.#db, this.#model, userCode));
+  }
+
+  /**
+   * oidc-provider ignores what consume returns, so two parallel requests with one code or refresh
+   * token would both succeed. The conditional UPDATE lets exactly one through; the other gets
+   * invalid_grant (RFC 6749 §4.1.2: a code must not be used more than once; §10.4 for refresh).
+   */
+  async consume(id: string): Promise<void> {
+    if (!(await payloads.consumePayload(this.#db, this.#model, id))) {
+      throw new errors.InvalidGrant();
+    }
+  }
+
+  async destroy(id: string): Promise<void> {
+    await payloads.deletePayload(this.#db, this.#model, id);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    await payloads.deletePayloadsByGrantId(this.#db, grantId);
+  }
+}
+
+/** Read-only: clients are managed through the services layer, never by the provider. */
+class ClientAdapter implements Adapter {
+  #directory: Directory;
+  #placeholderSecret: string;
+
+  constructor(directory: Directory, placeholderSecret: string) {
+    this.#directory = directory;
+    this.#placeholderSecret = placeholderSecret;
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const client = await this.#directory.client(id);
+    // A disabled or deleted client does not exist for the provider: invalid_client.
+    if (!client?.enabled) return undefined;
+    const metadata: AdapterPayload = { ...client.metadata };
+    // The provider insists on a client_secret for secret-based auth methods. The real secrets are
+    // only stored hashed and checked by compareClientSecret; this per-process random placeholder
+    // is never accepted by anything (client_secret_jwt and HS* are disabled).
+    if (String(metadata.token_endpoint_auth_method ?? 'client_secret_basic').startsWith('client_secret')) {
+      metadata.client_secret = this.#placeholderSecret;
+    }
+    return metadata;
+  }
+
+  async upsert(): Promise<void> {
+    throw new Error('clients are read-only for the provider');
+  }
+
+  async findByUid(): Promise<undefined> { return undefined; }
+  async findByUserCode(): Promise<undefined> { return undefined; }
+  async consume(): Promise<void> {}
+  async destroy(): Promise<void> {
+    throw new Error('clients are read-only for the provider');
+  }
+
+  async revokeByGrantId(): Promise<void> {}
+}
+
+export function createAdapterFactory(db: Kysely<Tables>, directory: Directory, placeholderSecret: string) {
+  return (model: string): Adapter =>
+    model === 'Client' ? new ClientAdapter(directory, placeholderSecret) : new PayloadAdapter(db, model);
+}

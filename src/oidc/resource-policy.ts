@@ -1,0 +1,70 @@
+// Which API a token is for, and which scopes it carries. oidc-provider silently drops scopes a
+// resource server does not know and issues scope-less tokens when none is asked for; Postern
+// instead grants exactly what the client's roles allow on that API, and refuses the rest.
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ApiEntry, Directory } from './directory.ts';
+
+/** Postern's own API: its scopes are permissions on Postern itself. */
+export const POSTERN_API = 'urn:postern';
+export const INTROSPECT_SCOPE = 'introspect';
+
+function isClientCredentials(ctx: KoaContextWithOIDC): boolean {
+  return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
+}
+
+function resourceServerInfo(api: ApiEntry, scopes: Iterable<string>) {
+  return {
+    scope: [...scopes].join(' '),
+    audience: api.identifier,
+    accessTokenTTL: api.accessTokenTtl,
+    accessTokenFormat: api.tokenFormat,
+    ...(api.tokenFormat === 'jwt' ? { jwt: { sign: { alg: api.signingAlg } } } : {}),
+  };
+}
+
+export function resourceIndicators(directory: Directory) {
+  return {
+    enabled: true,
+
+    // No `resource`: the client's only API. RFC 8707 §2: invalid_target when it cannot be chosen.
+    async defaultResource(ctx: KoaContextWithOIDC, client: { clientId: string }, oneOf?: string) {
+      if (!isClientCredentials(ctx)) return oneOf;
+      const entry = await directory.client(client.clientId);
+      const apis = [...(entry?.grants.keys() ?? [])];
+      if (apis.length === 1) return apis[0];
+      if (apis.length === 0) throw new errors.InvalidTarget('this client is not granted any scope on any API');
+      throw new errors.InvalidTarget('this client may call several APIs: name one with the resource parameter');
+    },
+
+    async getResourceServerInfo(ctx: KoaContextWithOIDC, resource: string, client: { clientId: string }) {
+      const api = await directory.api(resource);
+      if (!api) throw new errors.InvalidTarget('unknown resource');
+      if (!isClientCredentials(ctx)) return resourceServerInfo(api, api.scopes);
+
+      const entry = await directory.client(client.clientId);
+      const granted = entry?.grants.get(api.identifier)?.scopes;
+      if (!granted?.size) throw new errors.InvalidTarget('this client is not granted any scope on this resource');
+
+      const params = ctx.oidc.params as { scope?: string };
+      const requested = (params.scope ?? '').split(' ').filter(Boolean);
+      if (requested.length === 0) {
+        // No scope: everything the client's roles grant on this API.
+        params.scope = [...granted].join(' ');
+      }
+      // RFC 6749 §5.2 invalid_scope: never silently narrow what was asked for.
+      for (const scope of requested) {
+        if (!api.scopes.has(scope)) {
+          throw new errors.InvalidScope(`scope "${scope}" is not defined by ${api.identifier}`, scope);
+        }
+        if (!granted.has(scope)) {
+          throw new errors.InvalidScope(`scope "${scope}" is not granted to this client`, scope);
+        }
+      }
+      return resourceServerInfo(api, granted);
+    },
+
+    async useGrantedResource() {
+      return true;
+    },
+  };
+}

@@ -1,0 +1,158 @@
+// Introspection and revocation for every access token Postern issues. oidc-provider never stores
+// JWT access tokens and answers unsupported_token_type for them; this module verifies them itself
+// (signature, issuer, expiry, revocation list, client still enabled) and applies one policy to
+// JWT and opaque tokens alike.
+import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import type { Kysely } from 'kysely';
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Tables } from '../db/tables.ts';
+import { publishChange } from '../store/changes.ts';
+import { insertRevokedToken } from '../store/revocations.ts';
+import type { Directory } from './directory.ts';
+import { ACCESS_TOKEN_ALGS, publicJwk } from './keys.ts';
+import { INTROSPECT_SCOPE, POSTERN_API } from './resource-policy.ts';
+
+interface AccessTokenClaims extends JWTPayload {
+  client_id?: string;
+  scope?: string;
+  roles?: string[];
+  cnf?: { jkt?: string; 'x5t#S256'?: string };
+}
+
+export interface TokenPolicyDeps {
+  db: Kysely<Tables>;
+  directory: Directory;
+  issuer: string;
+  signingKeys: JWK[];
+}
+
+function audiences(aud: unknown): string[] {
+  if (typeof aud === 'string') return [aud];
+  return Array.isArray(aud) ? aud.filter((value): value is string => typeof value === 'string') : [];
+}
+
+export class TokenPolicy {
+  #deps: TokenPolicyDeps;
+  #keys: ReturnType<typeof createLocalJWKSet>;
+
+  constructor(deps: TokenPolicyDeps) {
+    this.#deps = deps;
+    this.#keys = createLocalJWKSet({ keys: deps.signingKeys.map(publicJwk) });
+  }
+
+  /**
+   * Who may learn about a token (RFC 7662 §4): the client it was issued to, the introspection
+   * client of an API it is for, and a client granted `introspect` on Postern's own API. Tokens of
+   * a client that was disabled or deleted are inactive for everyone.
+   */
+  async mayIntrospect(callerId: string, tokenClientId: string, aud: unknown): Promise<boolean> {
+    const { directory } = this.#deps;
+    if (!(await directory.client(tokenClientId))?.enabled) return false;
+    if (callerId === tokenClientId) return true;
+    const caller = await directory.client(callerId);
+    if (caller?.grants.get(POSTERN_API)?.scopes.has(INTROSPECT_SCOPE)) return true;
+    for (const identifier of audiences(aud)) {
+      if ((await directory.api(identifier))?.introspectionClientId === callerId) return true;
+    }
+    return false;
+  }
+
+  /** RFC 7009 §2.1: a client may revoke only the tokens issued to it. */
+  mayRevoke(callerId: string, tokenClientId: string): void {
+    if (callerId !== tokenClientId) {
+      throw new errors.UnauthorizedClient('client is not authorized to revoke the presented token');
+    }
+  }
+
+  /** Verifies a JWT access token of ours; undefined when it is not one, or no longer valid. */
+  async #verify(token: string): Promise<AccessTokenClaims | undefined> {
+    try {
+      const { payload } = await jwtVerify<AccessTokenClaims>(token, this.#keys, {
+        issuer: this.#deps.issuer,
+        typ: 'at+jwt', // RFC 9068 §2.1
+        algorithms: [...ACCESS_TOKEN_ALGS],
+        requiredClaims: ['jti', 'exp', 'client_id'],
+      });
+      return payload;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async introspectJwt(callerId: string, token: string): Promise<Record<string, unknown>> {
+    const claims = await this.#verify(token);
+    if (!claims?.jti || !claims.client_id) return { active: false };
+    if (await this.#deps.directory.isRevoked(claims.jti)) return { active: false };
+    if (!(await this.mayIntrospect(callerId, claims.client_id, claims.aud))) return { active: false };
+    return {
+      active: true,
+      scope: claims.scope,
+      client_id: claims.client_id,
+      sub: claims.sub,
+      aud: claims.aud,
+      iss: claims.iss,
+      exp: claims.exp,
+      iat: claims.iat,
+      nbf: claims.nbf,
+      jti: claims.jti,
+      token_type: claims.cnf?.jkt ? 'DPoP' : 'Bearer',
+      roles: claims.roles,
+      cnf: claims.cnf,
+    };
+  }
+
+  /** Records the jti as revoked until the token would have expired; other processes are told. */
+  async revokeJwt(callerId: string, token: string): Promise<void> {
+    const claims = await this.#verify(token);
+    // RFC 7009 §2.2: an invalid or expired token needs no revocation and is not an error.
+    if (!claims?.jti || !claims.client_id || !claims.exp) return;
+    this.mayRevoke(callerId, claims.client_id);
+    const { db, directory } = this.#deps;
+    const jti = claims.jti;
+    const exp = claims.exp;
+    const delivered = directory.awaitRevocation(jti);
+    await db.transaction().execute(async (trx) => {
+      await insertRevokedToken(trx, { jti, clientId: claims.client_id!, expiresAt: new Date(exp * 1000) });
+      await publishChange(trx, { kind: 'revoked', jti, exp });
+    });
+    // Answer once Postgres has delivered the notification back to us, which it does to every
+    // listening process at the same moment.
+    await delivered;
+  }
+
+  /** Koa middleware for the provider: answers for JWTs where the provider refuses them. */
+  middleware() {
+    return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
+      await next();
+      const route = ctx.oidc?.route;
+      if (route !== 'introspection' && route !== 'revocation' && route !== 'token') return;
+      const body = ctx.body as { error?: string; error_description?: string } | undefined;
+      if (ctx.status === 400 && body?.error === 'invalid_request'
+        && body.error_description === 'no client authentication mechanism provided') {
+        // RFC 6749 §5.2: a request without client authentication is invalid_client, 401.
+        ctx.status = 401;
+        ctx.set('WWW-Authenticate', 'Basic realm="postern"');
+        ctx.body = { error: 'invalid_client', error_description: 'client authentication is required' };
+        return;
+      }
+      const client = ctx.oidc.client;
+      const token = (ctx.oidc.params as { token?: unknown } | undefined)?.token;
+      if (route === 'token' || ctx.status !== 400 || body?.error !== 'unsupported_token_type') return;
+      if (!client || typeof token !== 'string') return;
+      if (route === 'introspection') {
+        ctx.body = await this.introspectJwt(client.clientId, token);
+        ctx.status = 200;
+      } else {
+        try {
+          await this.revokeJwt(client.clientId, token);
+          ctx.status = 200;
+          ctx.body = '';
+        } catch (error) {
+          if (!(error instanceof errors.OIDCProviderError)) throw error;
+          ctx.status = error.statusCode;
+          ctx.body = { error: error.error, error_description: error.error_description };
+        }
+      }
+    };
+  }
+}

@@ -1,0 +1,161 @@
+// Use-cases for APIs (resource servers): the `aud` of tokens and the scopes they define.
+import type { Kysely } from 'kysely';
+import { randomId } from '../crypto.ts';
+import type { Tables } from '../db/tables.ts';
+import { ACCESS_TOKEN_ALGS, DEFAULT_ACCESS_TOKEN_ALG } from '../oidc/keys.ts';
+import * as apis from '../store/apis.ts';
+import { publishChange } from '../store/changes.ts';
+import { findClientById, findClientByName } from '../store/clients.ts';
+import type { Db } from '../store/types.ts';
+import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
+import { checkName, checkResourceIdentifier, checkScopes, checkTtl } from './validation.ts';
+
+export type TokenFormat = 'jwt' | 'opaque';
+
+export interface ApiView {
+  id: string;
+  identifier: string;
+  name: string;
+  scopes: string[];
+  tokenFormat: TokenFormat;
+  signingAlg: string;
+  accessTokenTtl: number;
+  introspectionClientId: string | null;
+  system: boolean;
+  createdAt: string;
+}
+
+function toView(row: apis.ApiWithScopes): ApiView {
+  return {
+    id: row.id,
+    identifier: row.identifier,
+    name: row.name,
+    scopes: row.scopes,
+    tokenFormat: row.token_format,
+    signingAlg: row.signing_alg,
+    accessTokenTtl: row.access_token_ttl,
+    introspectionClientId: row.introspection_client_id,
+    system: row.system,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+function checkFormat(value: string): TokenFormat {
+  if (value !== 'jwt' && value !== 'opaque') throw invalid('token format must be "jwt" or "opaque"', 'tokenFormat');
+  return value;
+}
+
+function checkAlg(value: string): string {
+  if (!(ACCESS_TOKEN_ALGS as readonly string[]).includes(value)) {
+    throw invalid(`signing algorithm must be one of ${ACCESS_TOKEN_ALGS.join(', ')}`, 'signingAlg');
+  }
+  return value;
+}
+
+async function resolveClientId(db: Db, ref: string): Promise<string> {
+  const client = (await findClientById(db, ref)) ?? (await findClientByName(db, ref));
+  if (!client) throw notFound(`unknown client "${ref}"`);
+  return client.client_id;
+}
+
+export async function requireApi(db: Db, ref: string): Promise<apis.ApiWithScopes> {
+  const api = await apis.findApi(db, ref);
+  if (!api) throw notFound(`unknown API "${ref}"`);
+  return api;
+}
+
+export interface CreateApiInput {
+  identifier: string;
+  name?: string;
+  scopes?: string[];
+  tokenFormat?: string;
+  signingAlg?: string;
+  accessTokenTtl?: number;
+  introspectionClient?: string;
+}
+
+export async function createApi(db: Kysely<Tables>, input: CreateApiInput): Promise<ApiView> {
+  const identifier = checkResourceIdentifier(input.identifier);
+  const name = input.name === undefined ? undefined : checkName(input.name);
+  const scopes = checkScopes(input.scopes ?? []);
+  const tokenFormat = checkFormat(input.tokenFormat ?? 'jwt');
+  const signingAlg = checkAlg(input.signingAlg ?? DEFAULT_ACCESS_TOKEN_ALG);
+  const accessTokenTtl = checkTtl(input.accessTokenTtl ?? 300);
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const id = randomId('api_');
+      const introspectionClientId = input.introspectionClient
+        ? await resolveClientId(trx, input.introspectionClient)
+        : null;
+      await apis.insertApi(trx, {
+        id, identifier, name: name ?? identifier, tokenFormat, signingAlg, accessTokenTtl, introspectionClientId,
+      });
+      await apis.insertApiScopes(trx, id, scopes);
+      await publishChange(trx, { kind: 'config' });
+      return toView(await requireApi(trx, id));
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw conflict(`an API with identifier or name "${name ?? identifier}" already exists`);
+    throw error;
+  }
+}
+
+export async function listApis(db: Kysely<Tables>): Promise<ApiView[]> {
+  return (await apis.listApis(db)).map(toView);
+}
+
+export async function getApi(db: Kysely<Tables>, ref: string): Promise<ApiView> {
+  return toView(await requireApi(db, ref));
+}
+
+export interface UpdateApiInput {
+  name?: string;
+  addScopes?: string[];
+  removeScopes?: string[];
+  tokenFormat?: string;
+  signingAlg?: string;
+  accessTokenTtl?: number;
+  /** A client id or name; null removes it. */
+  introspectionClient?: string | null;
+}
+
+export async function updateApi(db: Kysely<Tables>, ref: string, input: UpdateApiInput): Promise<ApiView> {
+  const addScopes = checkScopes(input.addScopes ?? [], 'addScopes');
+  const removeScopes = checkScopes(input.removeScopes ?? [], 'removeScopes');
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const api = await requireApi(trx, ref);
+      if (api.system && (input.name !== undefined || removeScopes.length || addScopes.length)) {
+        throw new ServiceError('forbidden', `the ${api.name} API is built in: its name and scopes cannot change`);
+      }
+      const unknown = removeScopes.filter((scope) => !api.scopes.includes(scope));
+      if (unknown.length) throw invalid(`API ${api.identifier} does not define ${unknown.join(', ')}`, 'removeScopes');
+      await apis.updateApi(trx, api.id, {
+        name: input.name === undefined ? undefined : checkName(input.name),
+        tokenFormat: input.tokenFormat === undefined ? undefined : checkFormat(input.tokenFormat),
+        signingAlg: input.signingAlg === undefined ? undefined : checkAlg(input.signingAlg),
+        accessTokenTtl: input.accessTokenTtl === undefined ? undefined : checkTtl(input.accessTokenTtl),
+        introspectionClientId: input.introspectionClient === undefined
+          ? undefined
+          : input.introspectionClient === null ? null : await resolveClientId(trx, input.introspectionClient),
+      });
+      await apis.insertApiScopes(trx, api.id, addScopes);
+      await apis.deleteApiScopes(trx, api.id, removeScopes);
+      await publishChange(trx, { kind: 'config' });
+      return toView(await requireApi(trx, api.id));
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw conflict(`an API named "${input.name}" already exists`);
+    throw error;
+  }
+}
+
+export async function deleteApi(db: Kysely<Tables>, ref: string): Promise<ApiView> {
+  return db.transaction().execute(async (trx) => {
+    const api = await requireApi(trx, ref);
+    if (api.system) throw new ServiceError('forbidden', `the ${api.name} API is built in and cannot be deleted`);
+    await apis.deleteApi(trx, api.id);
+    await publishChange(trx, { kind: 'config' });
+    return toView(api);
+  });
+}

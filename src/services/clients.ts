@@ -1,0 +1,162 @@
+// Use-cases for clients: services that authenticate with a server-generated secret.
+import type { Kysely } from 'kysely';
+import { generateClientSecret, hashClientSecret, randomId } from '../crypto.ts';
+import type { Tables } from '../db/tables.ts';
+import { publishChange } from '../store/changes.ts';
+import * as clients from '../store/clients.ts';
+import * as roles from '../store/roles.ts';
+import type { Db } from '../store/types.ts';
+import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
+import { checkName } from './validation.ts';
+
+export const SUPPORTED_GRANTS = ['client_credentials'] as const;
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
+
+export interface ClientView {
+  clientId: string;
+  name: string;
+  enabled: boolean;
+  grantTypes: string[];
+  tokenEndpointAuthMethod: string;
+  roles: string[];
+  secrets: { id: string; createdAt: string; expiresAt: string | null }[];
+  createdAt: string;
+}
+
+export async function requireClient(db: Db, ref: string): Promise<clients.ClientRow> {
+  const client = (await clients.findClientById(db, ref)) ?? (await clients.findClientByName(db, ref));
+  if (!client) throw notFound(`unknown client "${ref}"`);
+  return client;
+}
+
+async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise<ClientView> {
+  const metadata = row.metadata as { grant_types?: string[]; token_endpoint_auth_method?: string };
+  const secrets = await clients.listClientSecrets(db, row.client_id);
+  return {
+    clientId: row.client_id,
+    name: row.name,
+    enabled: row.enabled,
+    grantTypes: metadata.grant_types ?? [],
+    tokenEndpointAuthMethod: metadata.token_endpoint_auth_method ?? 'client_secret_basic',
+    roles: (await roles.listRolesOfClient(db, row.client_id)).map((role) => role.name),
+    secrets: secrets
+      .filter((secret) => !secret.expires_at || secret.expires_at > now)
+      .map((secret) => ({
+        id: secret.id,
+        createdAt: secret.created_at.toISOString(),
+        expiresAt: secret.expires_at?.toISOString() ?? null,
+      })),
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+export interface CreateClientInput {
+  name: string;
+  grantTypes?: string[];
+  roles?: string[];
+  tokenEndpointAuthMethod?: string;
+}
+
+export interface ClientWithSecret { client: ClientView; clientSecret: string }
+
+export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<ClientWithSecret> {
+  const name = checkName(input.name);
+  const grantTypes = [...new Set(input.grantTypes?.length ? input.grantTypes : ['client_credentials'])];
+  for (const grant of grantTypes) {
+    if (!(SUPPORTED_GRANTS as readonly string[]).includes(grant)) {
+      throw invalid(`unsupported grant type "${grant}" (supported: ${SUPPORTED_GRANTS.join(', ')})`, 'grantTypes');
+    }
+  }
+  const authMethod = input.tokenEndpointAuthMethod ?? 'client_secret_basic';
+  if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
+    throw invalid(`token endpoint auth method must be one of ${AUTH_METHODS.join(', ')}`, 'tokenEndpointAuthMethod');
+  }
+  const clientId = randomId();
+  const clientSecret = generateClientSecret();
+  try {
+    const client = await db.transaction().execute(async (trx) => {
+      const roleRows = [];
+      for (const ref of input.roles ?? []) {
+        const role = await roles.findRole(trx, ref);
+        if (!role) throw notFound(`unknown role "${ref}"`);
+        roleRows.push(role);
+      }
+      const row = await clients.insertClient(trx, {
+        clientId,
+        name,
+        metadata: {
+          client_id: clientId,
+          client_name: name,
+          grant_types: grantTypes,
+          response_types: [],
+          redirect_uris: [],
+          token_endpoint_auth_method: authMethod,
+        },
+      });
+      await clients.insertClientSecret(trx, {
+        id: randomId('sec_'), clientId, secretHash: hashClientSecret(clientSecret),
+      });
+      for (const role of roleRows) await roles.insertClientRole(trx, clientId, role.id);
+      await publishChange(trx, { kind: 'client', clientId });
+      return toView(trx, row);
+    });
+    return { client, clientSecret };
+  } catch (error) {
+    if (isUniqueViolation(error)) throw conflict(`a client named "${name}" already exists`);
+    throw error;
+  }
+}
+
+export async function listClients(db: Kysely<Tables>): Promise<ClientView[]> {
+  const rows = await clients.listClients(db);
+  return Promise.all(rows.map((row) => toView(db, row)));
+}
+
+export async function getClient(db: Kysely<Tables>, ref: string): Promise<ClientView> {
+  return toView(db, await requireClient(db, ref));
+}
+
+export async function setClientEnabled(db: Kysely<Tables>, ref: string, enabled: boolean): Promise<ClientView> {
+  return db.transaction().execute(async (trx) => {
+    const client = await requireClient(trx, ref);
+    const row = await clients.updateClient(trx, client.client_id, { enabled });
+    await publishChange(trx, { kind: 'client', clientId: client.client_id });
+    return toView(trx, row ?? client);
+  });
+}
+
+export async function deleteClient(db: Kysely<Tables>, ref: string): Promise<ClientView> {
+  return db.transaction().execute(async (trx) => {
+    const client = await requireClient(trx, ref);
+    const view = await toView(trx, client);
+    await clients.deleteClient(trx, client.client_id);
+    await publishChange(trx, { kind: 'client', clientId: client.client_id });
+    return view;
+  });
+}
+
+/**
+ * Adds a new secret. The client's other secrets keep working for `keepOldForSeconds` (0: they
+ * stop at once), so that a fleet can roll the new one out without downtime.
+ */
+export async function rotateClientSecret(
+  db: Kysely<Tables>,
+  ref: string,
+  keepOldForSeconds = 0,
+  now = new Date(),
+): Promise<ClientWithSecret & { oldSecretsExpireAt: string }> {
+  if (!Number.isInteger(keepOldForSeconds) || keepOldForSeconds < 0 || keepOldForSeconds > 90 * 86400) {
+    throw invalid('the overlap must be between 0 seconds and 90 days', 'keepOldFor');
+  }
+  const clientSecret = generateClientSecret();
+  const expiresAt = new Date(now.getTime() + keepOldForSeconds * 1000);
+  const client = await db.transaction().execute(async (trx) => {
+    const row = await requireClient(trx, ref);
+    const id = randomId('sec_');
+    await clients.insertClientSecret(trx, { id, clientId: row.client_id, secretHash: hashClientSecret(clientSecret) });
+    await clients.expireClientSecrets(trx, row.client_id, expiresAt, id);
+    await publishChange(trx, { kind: 'client', clientId: row.client_id });
+    return toView(trx, row, now);
+  });
+  return { client, clientSecret, oldSecretsExpireAt: expiresAt.toISOString() };
+}

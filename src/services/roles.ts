@@ -1,0 +1,142 @@
+// Use-cases for roles: named sets of API scopes, assigned to clients.
+import type { Kysely } from 'kysely';
+import { randomId } from '../crypto.ts';
+import type { Tables } from '../db/tables.ts';
+import { publishChange } from '../store/changes.ts';
+import * as roles from '../store/roles.ts';
+import type { Db } from '../store/types.ts';
+import { requireApi } from './apis.ts';
+import { requireClient } from './clients.ts';
+import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
+import { checkName, checkScopes } from './validation.ts';
+
+export interface ScopeGrant {
+  /** API id, identifier or name. */
+  api: string;
+  scopes: string[];
+}
+
+export interface RoleView {
+  id: string;
+  name: string;
+  description: string | null;
+  grants: { api: string; scopes: string[] }[];
+  clients: string[];
+  createdAt: string;
+}
+
+export async function requireRole(db: Db, ref: string): Promise<roles.RoleRow> {
+  const role = await roles.findRole(db, ref);
+  if (!role) throw notFound(`unknown role "${ref}"`);
+  return role;
+}
+
+async function toView(db: Db, role: roles.RoleRow): Promise<RoleView> {
+  const grants = new Map<string, string[]>();
+  for (const grant of await roles.listRoleGrants(db, role.id)) {
+    grants.set(grant.identifier, [...(grants.get(grant.identifier) ?? []), grant.scope]);
+  }
+  return {
+    id: role.id,
+    name: role.name,
+    description: role.description,
+    grants: [...grants].map(([api, scopes]) => ({ api, scopes })),
+    clients: await roles.listClientsOfRole(db, role.id),
+    createdAt: role.created_at.toISOString(),
+  };
+}
+
+/** Checks that an API defines every scope, and returns its id and the scopes. */
+async function resolveGrant(db: Db, grant: ScopeGrant): Promise<{ apiId: string; scopes: string[] }> {
+  const api = await requireApi(db, grant.api);
+  const scopes = checkScopes(grant.scopes, 'grant');
+  if (scopes.length === 0) throw invalid(`name at least one scope of ${api.identifier} to grant`, 'grant');
+  const undefinedScopes = scopes.filter((scope) => !api.scopes.includes(scope));
+  if (undefinedScopes.length) {
+    throw invalid(`API ${api.identifier} does not define ${undefinedScopes.join(', ')}`, 'grant');
+  }
+  return { apiId: api.id, scopes };
+}
+
+export async function createRole(
+  db: Kysely<Tables>,
+  input: { name: string; description?: string; grants?: ScopeGrant[] },
+): Promise<RoleView> {
+  const name = checkName(input.name);
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const id = randomId('role_');
+      await roles.insertRole(trx, { id, name, description: input.description ?? null });
+      for (const grant of input.grants ?? []) {
+        const { apiId, scopes } = await resolveGrant(trx, grant);
+        await roles.insertRoleScopes(trx, id, apiId, scopes);
+      }
+      await publishChange(trx, { kind: 'config' });
+      return toView(trx, await requireRole(trx, id));
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw conflict(`a role named "${name}" already exists`);
+    throw error;
+  }
+}
+
+export async function listRoles(db: Kysely<Tables>): Promise<RoleView[]> {
+  const rows = await roles.listRoles(db);
+  return Promise.all(rows.map((row) => toView(db, row)));
+}
+
+export async function getRole(db: Kysely<Tables>, ref: string): Promise<RoleView> {
+  return toView(db, await requireRole(db, ref));
+}
+
+export async function deleteRole(db: Kysely<Tables>, ref: string): Promise<RoleView> {
+  return db.transaction().execute(async (trx) => {
+    const role = await requireRole(trx, ref);
+    const view = await toView(trx, role);
+    await roles.deleteRole(trx, role.id);
+    await publishChange(trx, { kind: 'config' });
+    return view;
+  });
+}
+
+export async function grantScopes(db: Kysely<Tables>, ref: string, grant: ScopeGrant): Promise<RoleView> {
+  return db.transaction().execute(async (trx) => {
+    const role = await requireRole(trx, ref);
+    const { apiId, scopes } = await resolveGrant(trx, grant);
+    await roles.insertRoleScopes(trx, role.id, apiId, scopes);
+    await publishChange(trx, { kind: 'config' });
+    return toView(trx, role);
+  });
+}
+
+export async function ungrantScopes(db: Kysely<Tables>, ref: string, grant: ScopeGrant): Promise<RoleView> {
+  return db.transaction().execute(async (trx) => {
+    const role = await requireRole(trx, ref);
+    const api = await requireApi(trx, grant.api);
+    await roles.deleteRoleScopes(trx, role.id, api.id, checkScopes(grant.scopes, 'grant'));
+    await publishChange(trx, { kind: 'config' });
+    return toView(trx, role);
+  });
+}
+
+export async function assignRoleToClient(db: Kysely<Tables>, roleRef: string, clientRef: string): Promise<RoleView> {
+  return db.transaction().execute(async (trx) => {
+    const role = await requireRole(trx, roleRef);
+    const client = await requireClient(trx, clientRef);
+    await roles.insertClientRole(trx, client.client_id, role.id);
+    await publishChange(trx, { kind: 'client', clientId: client.client_id });
+    return toView(trx, role);
+  });
+}
+
+export async function unassignRoleFromClient(db: Kysely<Tables>, roleRef: string, clientRef: string): Promise<RoleView> {
+  return db.transaction().execute(async (trx) => {
+    const role = await requireRole(trx, roleRef);
+    const client = await requireClient(trx, clientRef);
+    if (!(await roles.deleteClientRole(trx, client.client_id, role.id))) {
+      throw notFound(`role "${role.name}" is not assigned to client "${client.name}"`);
+    }
+    await publishChange(trx, { kind: 'client', clientId: client.client_id });
+    return toView(trx, role);
+  });
+}

@@ -1,0 +1,78 @@
+// SQL for oidc-provider artifacts: one table, keyed by (model, id).
+import { sql } from 'kysely';
+import type { Db } from './types.ts';
+
+export interface StoredPayload {
+  payload: Record<string, unknown>;
+  consumedAt: Date | null;
+}
+
+export async function upsertPayload(
+  db: Db,
+  model: string,
+  id: string,
+  payload: Record<string, unknown>,
+  expiresAt: Date | null,
+): Promise<void> {
+  const str = (key: string) => (typeof payload[key] === 'string' ? payload[key] as string : null);
+  const row = {
+    model,
+    id,
+    payload: JSON.stringify(payload),
+    grant_id: str('grantId'),
+    uid: str('uid'),
+    user_code: str('userCode'),
+    expires_at: expiresAt,
+  };
+  await db.insertInto('oidc_payloads').values(row)
+    .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet({
+      payload: row.payload,
+      grant_id: row.grant_id,
+      uid: row.uid,
+      user_code: row.user_code,
+      expires_at: row.expires_at,
+    }))
+    .execute();
+}
+
+type Column = 'id' | 'uid' | 'user_code';
+
+async function findBy(db: Db, model: string, column: Column, value: string): Promise<StoredPayload | undefined> {
+  const row = await db.selectFrom('oidc_payloads')
+    .select(['payload', 'consumed_at'])
+    .where('model', '=', model)
+    .where(column, '=', value)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .executeTakeFirst();
+  return row ? { payload: row.payload, consumedAt: row.consumed_at } : undefined;
+}
+
+export const findPayload = (db: Db, model: string, id: string) => findBy(db, model, 'id', id);
+export const findPayloadByUid = (db: Db, model: string, uid: string) => findBy(db, model, 'uid', uid);
+export const findPayloadByUserCode = (db: Db, model: string, code: string) => findBy(db, model, 'user_code', code);
+
+/**
+ * Marks an artifact consumed. Atomic: of concurrent calls for one id, exactly one returns true.
+ */
+export async function consumePayload(db: Db, model: string, id: string): Promise<boolean> {
+  const result = await db.updateTable('oidc_payloads')
+    .set({ consumed_at: sql<Date>`now()` })
+    .where('model', '=', model)
+    .where('id', '=', id)
+    .where('consumed_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+export async function deletePayload(db: Db, model: string, id: string): Promise<void> {
+  await db.deleteFrom('oidc_payloads').where('model', '=', model).where('id', '=', id).execute();
+}
+
+export async function deletePayloadsByGrantId(db: Db, grantId: string): Promise<void> {
+  await db.deleteFrom('oidc_payloads').where('grant_id', '=', grantId).execute();
+}
+
+export async function deleteExpiredPayloads(db: Db, now: Date): Promise<number> {
+  const result = await db.deleteFrom('oidc_payloads').where('expires_at', '<=', now).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
