@@ -3,11 +3,12 @@
 // the change feed is live, so a token request does not query configuration; every change made by
 // any process arrives through the feed and drops what it touches. Without a live feed (the
 // embedded store, or Postgres notifications lost) it reads through to the database.
+import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { ChangeFeed } from '../db/change-feed.ts';
 import type { Tables } from '../db/tables.ts';
 import { findApiByIdentifier } from '../store/apis.ts';
-import { parseChange } from '../store/changes.ts';
+import { parseChange, publishChange } from '../store/changes.ts';
 import { findClientById, listClientSecrets } from '../store/clients.ts';
 import { isTokenRevoked, listLiveRevocations } from '../store/revocations.ts';
 import { listClientGrants } from '../store/roles.ts';
@@ -43,7 +44,7 @@ export class Directory {
   /** Bumped by every invalidation; a load that started before a bump is not cached. */
   #generation = 0;
   #unsubscribe: (() => void) | undefined;
-  #revocationWaiters = new Map<string, () => void>();
+  #waiters = new Map<string, () => void>();
   #sweep: NodeJS.Timeout;
 
   constructor(db: Kysely<Tables>, changes: ChangeFeed | null) {
@@ -77,12 +78,16 @@ export class Directory {
   #onChange(payload: string): void {
     const change = parseChange(payload);
     if (!change) return;
+    if (change.kind === 'sync') {
+      this.#waiters.get(`sync:${change.id}`)?.();
+      return;
+    }
     this.#generation += 1;
     if (change.kind === 'client') {
       this.#clients.delete(change.clientId);
     } else if (change.kind === 'revoked') {
       this.#revoked.set(change.jti, change.exp * 1000);
-      this.#revocationWaiters.get(change.jti)?.();
+      this.#waiters.get(`revoked:${change.jti}`)?.();
     } else {
       this.#clients.clear();
       this.#apis.clear();
@@ -126,21 +131,41 @@ export class Directory {
   }
 
   /**
-   * Resolves when the notification of a revocation has come back through the feed (at most a
-   * couple of seconds), so that the revoking request is answered only once every process sharing
-   * the database has been told. Call before committing the revocation.
+   * Resolves when the notification with this key has come back through the feed, or after
+   * `timeoutMs`. Register before committing the change it waits for.
    */
-  awaitRevocation(jti: string, timeoutMs = 2000): Promise<void> {
+  #awaitNotification(key: string, timeoutMs = 2000): Promise<void> {
     if (!this.#caching) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        this.#revocationWaiters.delete(jti);
+        this.#waiters.delete(key);
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
-      this.#revocationWaiters.set(jti, done);
+      this.#waiters.set(key, done);
     });
+  }
+
+  /**
+   * Resolves once a revocation's notification is back, so that the revoking request is answered
+   * only when every process sharing the database has been told (Postgres delivers to all
+   * listeners at commit). Call before committing the revocation.
+   */
+  awaitRevocation(jti: string): Promise<void> {
+    return this.#awaitNotification(`revoked:${jti}`);
+  }
+
+  /**
+   * Resolves once this process has received every change committed before the call (read your
+   * writes after changing configuration in the same process).
+   */
+  async sync(): Promise<void> {
+    if (!this.#caching) return;
+    const id = randomUUID();
+    const received = this.#awaitNotification(`sync:${id}`);
+    await publishChange(this.#db, { kind: 'sync', id });
+    await received;
   }
 
   async #loadRevoked(): Promise<void> {

@@ -6,7 +6,9 @@ import type { Db } from './types.ts';
 export type Change =
   | { kind: 'client'; clientId: string }
   | { kind: 'config' }
-  | { kind: 'revoked'; jti: string; exp: number };
+  | { kind: 'revoked'; jti: string; exp: number }
+  /** A marker: once a process receives it, it has received every change committed before it. */
+  | { kind: 'sync'; id: string };
 
 export async function publishChange(db: Db, change: Change): Promise<void> {
   await sql`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(change)})`.execute(db);

@@ -1,0 +1,263 @@
+// The token endpoint with the client-credentials grant, over real HTTP.
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { updateApi } from '../src/services/apis.ts';
+import { deleteClient, rotateClientSecret, setClientEnabled } from '../src/services/clients.ts';
+import { assignRoleToClient } from '../src/services/roles.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { api, role, serviceClient } from './support/fixtures.ts';
+import { postForm, startServer, type TestServer } from './support/server.ts';
+
+let tdb: TestDatabase;
+let server: TestServer;
+let orders: Awaited<ReturnType<typeof api>>;
+let billing: Awaited<ReturnType<typeof serviceClient>>;
+
+/** Waits until the server has seen every change committed so far (Postgres notifications). */
+const settle = () => server.app.directory.sync();
+
+const token = (form: Record<string, string>, credentials = billing) =>
+  postForm(`${server.url}/token`, { grant_type: 'client_credentials', ...form }, credentials);
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  server = await startServer(tdb.database);
+  const db = tdb.database.db;
+  orders = await api(db, { scopes: ['orders:read', 'orders:write', 'orders:admin'] });
+  const reader = await role(db, [{ api: orders.identifier, scopes: ['orders:read', 'orders:write'] }]);
+  billing = await serviceClient(db, [reader.name]);
+});
+
+afterAll(async () => {
+  await server?.close();
+  await tdb?.drop();
+});
+
+describe('client credentials', () => {
+  it('issues an RFC 9068 JWT that verifies against /jwks', async () => {
+    const res = await token({ resource: orders.identifier, scope: 'orders:read' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.body).toMatchObject({ token_type: 'Bearer', expires_in: 300, scope: 'orders:read' });
+
+    const header = decodeProtectedHeader(res.body.access_token);
+    expect(header).toMatchObject({ typ: 'at+jwt', alg: 'ES256' });
+    expect(header.kid).toBeTypeOf('string');
+
+    const jwks = await (await fetch(`${server.url}/jwks`)).json();
+    for (const key of jwks.keys) expect(key.d).toBeUndefined();
+    const { payload } = await jwtVerify(res.body.access_token, createLocalJWKSet(jwks), {
+      issuer: server.url, audience: orders.identifier, typ: 'at+jwt',
+    });
+    expect(payload).toMatchObject({
+      iss: server.url,
+      sub: billing.id,
+      client_id: billing.id,
+      aud: orders.identifier,
+      scope: 'orders:read',
+    });
+    expect(payload.roles).toHaveLength(1);
+    expect(payload.jti).toBeTypeOf('string');
+    expect(payload.exp! - payload.iat!).toBe(300);
+  });
+
+  it('gives the whole granted set when no scope is asked for, and the only API when no resource is named', async () => {
+    const res = await token({});
+    expect(res.status).toBe(200);
+    expect(res.body.scope.split(' ').sort()).toEqual(['orders:read', 'orders:write']);
+  });
+
+  it('refuses a scope the API defines but the roles do not grant: invalid_scope', async () => {
+    const res = await token({ resource: orders.identifier, scope: 'orders:read orders:admin' });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.body).toMatchObject({
+      error: 'invalid_scope',
+      error_description: 'scope "orders:admin" is not granted to this client',
+    });
+  });
+
+  it('refuses a scope the API does not define: invalid_scope', async () => {
+    const res = await token({ scope: 'payments:read' });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({
+      error: 'invalid_scope',
+      error_description: `scope "payments:read" is not defined by ${orders.identifier}`,
+    });
+  });
+
+  it('refuses an unknown resource: invalid_target', async () => {
+    const res = await token({ resource: 'https://unknown.internal' });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ error: 'invalid_target', error_description: 'unknown resource' });
+  });
+
+  it('refuses a resource that is not a URI: invalid_target', async () => {
+    const res = await token({ resource: 'not a uri' });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_target');
+  });
+
+  it('asks for a resource when the client may call several APIs: invalid_target', async () => {
+    const db = tdb.database.db;
+    const payments = await api(db, { scopes: ['payments:read'] });
+    const both = await role(db, [
+      { api: orders.identifier, scopes: ['orders:read'] },
+      { api: payments.identifier, scopes: ['payments:read'] },
+    ]);
+    const multi = await serviceClient(db, [both.name]);
+    const res = await token({}, multi);
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      error: 'invalid_target',
+      error_description: 'this client may call several APIs: name one with the resource parameter',
+    });
+    const named = await token({ resource: payments.identifier }, multi);
+    expect(named.status).toBe(200);
+    expect(named.body.scope).toBe('payments:read');
+  });
+
+  it('refuses a client with no role: invalid_target', async () => {
+    const lonely = await serviceClient(tdb.database.db);
+    const res = await token({}, lonely);
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ error: 'invalid_target', error_description: 'this client is not granted any scope on any API' });
+    const named = await token({ resource: orders.identifier }, lonely);
+    expect(named.body).toEqual({
+      error: 'invalid_target', error_description: 'this client is not granted any scope on this resource',
+    });
+  });
+
+  it('answers 401 invalid_client for a wrong secret, an unknown client, and no credentials', async () => {
+    const wrong = await token({}, { ...billing, secret: 'x'.repeat(43) });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+    const unknown = await token({}, { id: 'nobody', secret: 'x' });
+    expect(unknown.status).toBe(401);
+    expect(unknown.body.error).toBe('invalid_client');
+    const none = await postForm(`${server.url}/token`, { grant_type: 'client_credentials' });
+    expect(none.status).toBe(401);
+    expect(none.body).toEqual({ error: 'invalid_client', error_description: 'client authentication is required' });
+  });
+
+  it('refuses an unsupported or missing grant type with RFC 6749 errors', async () => {
+    const password = await postForm(`${server.url}/token`, { grant_type: 'password', username: 'a', password: 'b' }, billing);
+    expect(password.status).toBe(400);
+    expect(password.body.error).toBe('unsupported_grant_type');
+    const missing = await postForm(`${server.url}/token`, {}, billing);
+    expect(missing.status).toBe(400);
+    expect(missing.body).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('answers 413 to an oversized body and 400 to a malformed one, never 500', async () => {
+    const big = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `grant_type=client_credentials&scope=${'a'.repeat(100_000)}`,
+    });
+    expect(big.status).toBe(413);
+    expect(await big.json()).toMatchObject({ error: 'invalid_request' });
+
+    for (const [type, body] of [
+      ['application/json', '{"grant_type":'],
+      ['application/x-www-form-urlencoded', '%%%&&&==='],
+      ['text/plain', '\u0000\u0001'],
+    ] as const) {
+      const res = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': type }, body });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+      const json = await res.json();
+      expect(json.error).toBeTypeOf('string');
+    }
+  });
+
+  it('refuses a disabled client at once, and takes it back when enabled', async () => {
+    const db = tdb.database.db;
+    const reader = await role(db, [{ api: orders.identifier, scopes: ['orders:read'] }]);
+    const svc = await serviceClient(db, [reader.name]);
+    expect((await token({}, svc)).status).toBe(200);
+    await setClientEnabled(db, svc.id, false);
+    await settle();
+    const refused = await token({}, svc);
+    expect(refused.status).toBe(401);
+    expect(refused.body.error).toBe('invalid_client');
+    await setClientEnabled(db, svc.id, true);
+    await settle();
+    expect((await token({}, svc)).status).toBe(200);
+    await deleteClient(db, svc.id);
+    await settle();
+    expect((await token({}, svc)).status).toBe(401);
+  });
+
+  it('sees role changes at once', async () => {
+    const db = tdb.database.db;
+    const svc = await serviceClient(db);
+    expect((await token({}, svc)).status).toBe(400);
+    const admin = await role(db, [{ api: orders.identifier, scopes: ['orders:admin'] }]);
+    await assignRoleToClient(db, admin.name, svc.id);
+    await settle();
+    const res = await token({}, svc);
+    expect(res.status).toBe(200);
+    expect(res.body.scope).toBe('orders:admin');
+  });
+
+  it('keeps the old secret working during the overlap, then only the new one', async () => {
+    const db = tdb.database.db;
+    const reader = await role(db, [{ api: orders.identifier, scopes: ['orders:read'] }]);
+    const svc = await serviceClient(db, [reader.name]);
+    const overlap = await rotateClientSecret(db, svc.id, 3600);
+    await settle();
+    expect((await token({}, svc)).status).toBe(200);
+    expect((await token({}, { ...svc, secret: overlap.clientSecret })).status).toBe(200);
+
+    // A rotation whose overlap is already over: only the newest secret works.
+    const past = new Date(Date.now() - 60_000);
+    const final = await rotateClientSecret(db, svc.id, 30, past);
+    await settle();
+    expect((await token({}, svc)).status).toBe(401);
+    expect((await token({}, { ...svc, secret: overlap.clientSecret })).status).toBe(401);
+    expect((await token({}, { ...svc, secret: final.clientSecret })).status).toBe(200);
+  });
+
+  it('signs with the algorithm and lifetime configured per API, or issues opaque tokens', async () => {
+    const db = tdb.database.db;
+    const rsa = await api(db, { scopes: ['r'], signingAlg: 'RS256', accessTokenTtl: 60 });
+    const ed = await api(db, { scopes: ['e'], signingAlg: 'EdDSA' });
+    const opaque = await api(db, { scopes: ['o'], tokenFormat: 'opaque' });
+    const all = await role(db, [
+      { api: rsa.identifier, scopes: ['r'] },
+      { api: ed.identifier, scopes: ['e'] },
+      { api: opaque.identifier, scopes: ['o'] },
+    ]);
+    const svc = await serviceClient(db, [all.name]);
+    const r = await token({ resource: rsa.identifier }, svc);
+    expect(decodeProtectedHeader(r.body.access_token).alg).toBe('RS256');
+    expect(r.body.expires_in).toBe(60);
+    const e = await token({ resource: ed.identifier }, svc);
+    expect(decodeProtectedHeader(e.body.access_token).alg).toBe('EdDSA');
+    const o = await token({ resource: opaque.identifier }, svc);
+    expect(o.status).toBe(200);
+    expect(o.body.access_token.split('.')).toHaveLength(1);
+
+    await updateApi(db, rsa.identifier, { accessTokenTtl: 120 });
+    await settle();
+    expect((await token({ resource: rsa.identifier }, svc)).body.expires_in).toBe(120);
+  });
+
+  it('publishes discovery at both well-known addresses', async () => {
+    for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+      const res = await fetch(`${server.url}${path}`);
+      expect(res.status).toBe(200);
+      const metadata = await res.json();
+      expect(metadata).toMatchObject({
+        issuer: server.url,
+        token_endpoint: `${server.url}/token`,
+        jwks_uri: `${server.url}/jwks`,
+      });
+      expect(metadata.grant_types_supported).toContain('client_credentials');
+      expect(metadata.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post']);
+      expect(metadata.introspection_endpoint).toBeTypeOf('string');
+      expect(metadata.revocation_endpoint).toBeTypeOf('string');
+    }
+  });
+});

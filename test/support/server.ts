@@ -1,0 +1,57 @@
+// Runs Postern in-process on a random loopback port, over a test database, speaking real HTTP.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { buildApp, prepareKeys, type App } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import type { Database } from '../../src/db/database.ts';
+import { createLogger } from '../../src/logger.ts';
+
+export interface TestServer {
+  url: string;
+  config: Config;
+  app: App;
+  close(): Promise<void>;
+}
+
+export async function startServer(database: Database, env: Record<string, string> = {}): Promise<TestServer> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  const { config, problems } = loadConfig({ ISSUER: url, PORT: String(port), PRUNE_INTERVAL_SECONDS: '0', ...env });
+  if (problems.length) throw new Error(problems.join('; '));
+  const { keys } = await prepareKeys(config, database);
+  const app = await buildApp({ config, database, logger: createLogger('silent'), keys });
+  server.on('request', app.koa.callback());
+  return {
+    url,
+    config,
+    app,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await app.close();
+    },
+  };
+}
+
+/** POSTs a form with optional Basic credentials; returns status, headers and parsed body. */
+export async function postForm(
+  url: string,
+  form: Record<string, string>,
+  credentials?: { id: string; secret: string },
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (credentials) {
+    headers.authorization = `Basic ${Buffer.from(
+      `${encodeURIComponent(credentials.id)}:${encodeURIComponent(credentials.secret)}`,
+    ).toString('base64')}`;
+  }
+  const response = await fetch(url, { method: 'POST', headers, body: new URLSearchParams(form).toString() });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = text ? JSON.parse(text) : text;
+  } catch {}
+  return { status: response.status, headers: response.headers, body };
+}
