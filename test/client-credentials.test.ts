@@ -16,7 +16,7 @@ let billing: Awaited<ReturnType<typeof serviceClient>>;
 /** Waits until the server has seen every change committed so far (Postgres notifications). */
 const settle = () => server.app.directory.sync();
 
-const token = (form: Record<string, string>, credentials = billing) =>
+const token = (form: Record<string, string>, credentials: { id: string; secret: string } = billing) =>
   postForm(`${server.url}/token`, { grant_type: 'client_credentials', ...form }, credentials);
 
 beforeAll(async () => {
@@ -44,9 +44,9 @@ describe('client credentials', () => {
     expect(header).toMatchObject({ typ: 'at+jwt', alg: 'ES256' });
     expect(header.kid).toBeTypeOf('string');
 
-    const jwks = await (await fetch(`${server.url}/jwks`)).json();
+    const jwks = (await (await fetch(`${server.url}/jwks`)).json()) as { keys: Record<string, unknown>[] };
     for (const key of jwks.keys) expect(key.d).toBeUndefined();
-    const { payload } = await jwtVerify(res.body.access_token, createLocalJWKSet(jwks), {
+    const { payload } = await jwtVerify(res.body.access_token, createLocalJWKSet(jwks as never), {
       issuer: server.url, audience: orders.identifier, typ: 'at+jwt',
     });
     expect(payload).toMatchObject({
@@ -166,7 +166,7 @@ describe('client credentials', () => {
       const res = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': type }, body });
       expect(res.status).toBeGreaterThanOrEqual(400);
       expect(res.status).toBeLessThan(500);
-      const json = await res.json();
+      const json = (await res.json()) as { error?: unknown };
       expect(json.error).toBeTypeOf('string');
     }
   });
@@ -248,7 +248,7 @@ describe('client credentials', () => {
     for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
       const res = await fetch(`${server.url}${path}`);
       expect(res.status).toBe(200);
-      const metadata = await res.json();
+      const metadata = (await res.json()) as Record<string, unknown>;
       expect(metadata).toMatchObject({
         issuer: server.url,
         token_endpoint: `${server.url}/token`,
