@@ -55,8 +55,10 @@ export async function buildApp(options: { config: Config; database: Database; lo
   koa.use(errorBoundary(logger));
   koa.use(bodyLimit(config.maxBodyBytes));
   koa.use(healthRoutes().routes());
-  koa.use(authorizationServerMetadataAlias());
-  koa.use(mount(provider as unknown as Koa));
+  // The issuer's path is where the provider lives (oidc-provider requires them to match).
+  const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
+  koa.use(authorizationServerMetadataAlias(prefix));
+  koa.use(prefix ? mount(prefix, provider as unknown as Koa) : mount(provider as unknown as Koa));
   koa.use(notFound());
 
   let prune: NodeJS.Timeout | undefined;

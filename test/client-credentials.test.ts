@@ -260,4 +260,20 @@ describe('client credentials', () => {
       expect(metadata.revocation_endpoint).toBeTypeOf('string');
     }
   });
+
+  it('serves the provider under the issuer path when the issuer has one', async () => {
+    const prefixed = await startServer(tdb.database, {}, '/auth');
+    try {
+      const origin = new URL(prefixed.url).origin;
+      const discovery = await fetch(`${prefixed.url}/.well-known/openid-configuration`);
+      expect(((await discovery.json()) as { token_endpoint: string }).token_endpoint).toBe(`${prefixed.url}/token`);
+      const rfc8414 = await fetch(`${origin}/.well-known/oauth-authorization-server/auth`);
+      expect(((await rfc8414.json()) as { issuer: string }).issuer).toBe(prefixed.url);
+      const res = await postForm(`${prefixed.url}/token`, { grant_type: 'client_credentials' }, billing);
+      expect(res.status).toBe(200);
+      expect((await fetch(`${origin}/token`, { method: 'POST' })).status).toBe(404);
+    } finally {
+      await prefixed.close();
+    }
+  });
 });

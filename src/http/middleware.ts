@@ -54,12 +54,15 @@ export function bodyLimit(maxBytes: number): Koa.Middleware {
   };
 }
 
-/** RFC 8414 metadata: the same document as OpenID discovery. */
-export function authorizationServerMetadataAlias(): Koa.Middleware {
+/**
+ * RFC 8414 metadata: the same document as OpenID discovery. For an issuer with a path, RFC 8414
+ * §3 puts the well-known segment before the path.
+ */
+export function authorizationServerMetadataAlias(issuerPath: string): Koa.Middleware {
+  const from = `/.well-known/oauth-authorization-server${issuerPath}`;
+  const to = `${issuerPath}/.well-known/openid-configuration`;
   return async (ctx, next) => {
-    if (ctx.path === '/.well-known/oauth-authorization-server') {
-      ctx.path = '/.well-known/openid-configuration';
-    }
+    if (ctx.path === from) ctx.path = to;
     await next();
   };
 }

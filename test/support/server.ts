@@ -13,11 +13,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(database: Database, env: Record<string, string> = {}): Promise<TestServer> {
+export async function startServer(
+  database: Database,
+  env: Record<string, string> = {},
+  issuerPath = '',
+): Promise<TestServer> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://127.0.0.1:${port}${issuerPath}`;
   const { config, problems } = loadConfig({ ISSUER: url, PORT: String(port), PRUNE_INTERVAL_SECONDS: '0', ...env });
   if (problems.length) throw new Error(problems.join('; '));
   const { keys } = await prepareKeys(config, database);

@@ -1,0 +1,104 @@
+// The oidc-provider adapter contract over the oidc_payloads table, on a real database.
+import { errors } from 'oidc-provider';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAdapterFactory } from '../src/oidc/adapter.ts';
+import { Directory } from '../src/oidc/directory.ts';
+import { pruneExpired } from '../src/services/tokens.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+
+let tdb: TestDatabase;
+let adapter: ReturnType<typeof createAdapterFactory>;
+let directory: Directory;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  directory = new Directory(tdb.database.db, null);
+  adapter = createAdapterFactory(tdb.database.db, directory, 'placeholder');
+});
+
+afterAll(async () => {
+  directory?.close();
+  await tdb?.drop();
+});
+
+let n = 0;
+const id = () => `id-${++n}-${Math.random().toString(36).slice(2)}`;
+
+describe('payload adapter', () => {
+  it('upserts and finds, keeping models apart', async () => {
+    const codes = adapter('AuthorizationCode');
+    const tokens = adapter('AccessToken');
+    const key = id();
+    await codes.upsert(key, { jti: key, kind: 'AuthorizationCode', grantId: 'g1' }, 60);
+    expect(await codes.find(key)).toEqual({ jti: key, kind: 'AuthorizationCode', grantId: 'g1' });
+    expect(await tokens.find(key)).toBeUndefined();
+    await codes.upsert(key, { jti: key, kind: 'AuthorizationCode', grantId: 'g2', extra: { n: 1 } }, 60);
+    expect(await codes.find(key)).toMatchObject({ grantId: 'g2', extra: { n: 1 } });
+  });
+
+  it('finds by uid and by user code', async () => {
+    const sessions = adapter('Session');
+    const key = id();
+    await sessions.upsert(key, { jti: key, uid: `uid-${key}` }, 60);
+    expect(await sessions.findByUid!(`uid-${key}`)).toMatchObject({ jti: key });
+    expect(await sessions.findByUid!('nope')).toBeUndefined();
+    const devices = adapter('DeviceCode');
+    await devices.upsert(key, { jti: key, userCode: `UC-${key}` }, 60);
+    expect(await devices.findByUserCode!(`UC-${key}`)).toMatchObject({ jti: key });
+  });
+
+  it('does not return expired artifacts, and prunes them', async () => {
+    const tokens = adapter('AccessToken');
+    const key = id();
+    await tokens.upsert(key, { jti: key }, 1);
+    expect(await tokens.find(key)).toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(await tokens.find(key)).toBeUndefined();
+    const pruned = await pruneExpired(tdb.database.db);
+    expect(pruned.artifacts).toBeGreaterThanOrEqual(1);
+  });
+
+  it('marks a consumed artifact, and refuses a second consume with invalid_grant', async () => {
+    const codes = adapter('AuthorizationCode');
+    const key = id();
+    await codes.upsert(key, { jti: key }, 60);
+    await codes.consume(key);
+    expect((await codes.find(key))?.consumed).toBeTypeOf('number');
+    await expect(codes.consume(key)).rejects.toBeInstanceOf(errors.InvalidGrant);
+  });
+
+  it('lets exactly one of many concurrent consumes of one code or refresh token win', async () => {
+    for (const model of ['AuthorizationCode', 'RefreshToken']) {
+      const store = adapter(model);
+      const key = id();
+      await store.upsert(key, { jti: key }, 60);
+      const results = await Promise.allSettled(Array.from({ length: 10 }, () => store.consume(key)));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(rejected).toHaveLength(9);
+      for (const r of rejected) expect(r.reason).toBeInstanceOf(errors.InvalidGrant);
+    }
+  });
+
+  it('destroys one artifact, and revokes every artifact of a grant', async () => {
+    const tokens = adapter('AccessToken');
+    const refresh = adapter('RefreshToken');
+    const [a, b, c] = [id(), id(), id()];
+    await tokens.upsert(a, { jti: a, grantId: 'grant-x' }, 60);
+    await refresh.upsert(b, { jti: b, grantId: 'grant-x' }, 60);
+    await tokens.upsert(c, { jti: c, grantId: 'grant-y' }, 60);
+    await tokens.destroy(c);
+    expect(await tokens.find(c)).toBeUndefined();
+    await tokens.revokeByGrantId('grant-x');
+    expect(await tokens.find(a)).toBeUndefined();
+    expect(await refresh.find(b)).toBeUndefined();
+  });
+});
+
+describe('client adapter', () => {
+  it('is read-only and hides unknown clients', async () => {
+    const clients = adapter('Client');
+    expect(await clients.find('unknown')).toBeUndefined();
+    await expect(clients.upsert('x', {}, 0)).rejects.toThrow(/read-only/);
+  });
+});

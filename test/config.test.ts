@@ -1,0 +1,45 @@
+// Configuration: development defaults are announced, production refuses them all at once.
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+
+describe('configuration', () => {
+  it('runs with no configuration in development, and says which conveniences it uses', () => {
+    const { config, problems, conveniences } = loadConfig({});
+    expect(problems).toEqual([]);
+    expect(config).toMatchObject({ mode: 'development', issuer: 'http://localhost:3000', port: 3000, host: '127.0.0.1' });
+    expect(config.databaseUrl).toBeUndefined();
+    expect(conveniences.join('\n')).toMatch(/embedded database/);
+    expect(conveniences.join('\n')).toMatch(/plain http/);
+  });
+
+  it('refuses every development default in production, listing all problems at once', () => {
+    const { problems } = loadConfig({ NODE_ENV: 'production' });
+    expect(problems).toHaveLength(2);
+    expect(problems.join('\n')).toMatch(/ISSUER is required/);
+    expect(problems.join('\n')).toMatch(/DATABASE_URL is required/);
+  });
+
+  it('refuses plain http on a non-loopback issuer in production', () => {
+    const { problems } = loadConfig({
+      NODE_ENV: 'production', ISSUER: 'http://auth.example.com', DATABASE_URL: 'postgres://db/postern',
+    });
+    expect(problems).toEqual(['ISSUER must use https in production, got "http://auth.example.com"']);
+    expect(loadConfig({
+      NODE_ENV: 'production', ISSUER: 'https://auth.example.com/', DATABASE_URL: 'postgres://db/postern',
+    })).toMatchObject({ problems: [], config: { issuer: 'https://auth.example.com', host: '0.0.0.0' } });
+  });
+
+  it('reports invalid values together with the other problems', () => {
+    const { problems } = loadConfig({
+      NODE_ENV: 'production', PORT: 'abc', ISSUER: 'ftp://x', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud',
+    });
+    expect(problems.some((p) => p.startsWith('PORT:'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('LOG_LEVEL:'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('ISSUER must be an http(s) URL'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('DATABASE_URL must be'))).toBe(true);
+  });
+
+  it('keeps an issuer path and strips a trailing slash', () => {
+    expect(loadConfig({ ISSUER: 'http://localhost:4000/auth/' }).config.issuer).toBe('http://localhost:4000/auth');
+  });
+});
