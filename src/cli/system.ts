@@ -1,7 +1,7 @@
 // postern migrate | tokens prune | keys ...
 import { Command } from 'commander';
 import { migrate, pendingMigrations } from '../db/migrator.ts';
-import { generateKeyMaterial, listKeys } from '../services/keys.ts';
+import { generateKeyMaterial, listKeys, loadKeyMaterial } from '../services/keys.ts';
 import { pruneExpired } from '../services/tokens.ts';
 import { action } from './context.ts';
 import { table } from './output.ts';
@@ -32,7 +32,12 @@ export function keysCommand(): Command {
   const command = new Command('keys').description('signing keys');
   command.command('generate')
     .description('create the signing keys and cookie keys (once, before the first production start)')
-    .action(action(async ({ db, out }) => {
+    .option('--if-missing', 'succeed without doing anything when keys exist (for deployment scripts)')
+    .action(action(async ({ db, out }, opts: { ifMissing?: boolean }) => {
+      if (opts.ifMissing && (await loadKeyMaterial(db))) {
+        out.print({ created: false }, () => 'signing keys exist already; nothing to do');
+        return;
+      }
       const material = await generateKeyMaterial(db);
       const kids = material.signingKeys.map((key) => ({ kid: key.kid, alg: key.alg }));
       out.print(kids, (list) => `signing keys created\n${table(['KID', 'ALG'], list.map((k) => [k.kid, k.alg]))}`);
