@@ -175,7 +175,7 @@ describe('revocation', () => {
     expect(token.split('.')).toHaveLength(1);
     const res = await introspect(token, billing);
     expect(res.body).toMatchObject({
-      active: true, scope: 'ledger:read', client_id: billing.id, aud: ledger.identifier, token_type: 'Bearer',
+      active: true, scope: 'ledger:read', client_id: billing.id, sub: billing.id, aud: ledger.identifier, token_type: 'Bearer',
       roles: expect.any(Array),
     });
     expect((await introspect(token, auditor)).body.active).toBe(true);

@@ -31,6 +31,8 @@ export function embeddedSocketPath(dataDir: string): string {
   return path.join(dataDir, '.s.PGSQL.5432');
 }
 
+const MAX_SOCKET_PATH = 100;
+
 function pidFilePath(dataDir: string): string {
   return path.join(dataDir, 'postern.pid');
 }
@@ -133,10 +135,14 @@ export async function openEmbeddedForServer(dataDir: string): Promise<Database> 
   const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
   const socketPath = embeddedSocketPath(dataDir);
   fs.rmSync(socketPath, { force: true });
-  const socketServer = new PGLiteSocketServer({ db: pglite, path: socketPath, maxConnections: 8 });
-  await socketServer.start();
+  // Unix socket paths are limited to about 100 bytes; with a longer folder path the CLI cannot
+  // reach a running server and says so.
+  const socketServer = Buffer.byteLength(socketPath) <= MAX_SOCKET_PATH
+    ? new PGLiteSocketServer({ db: pglite, path: socketPath, maxConnections: 8 })
+    : undefined;
+  await socketServer?.start();
   return wrapPGlite(pglite, async () => {
-    await socketServer.stop().catch(() => {});
+    await socketServer?.stop().catch(() => {});
     fs.rmSync(socketPath, { force: true });
     fs.rmSync(pidFilePath(dataDir), { force: true });
   });
@@ -150,6 +156,10 @@ export async function openEmbeddedForCli(dataDir: string): Promise<Database> {
   const holder = embeddedServerPid(dataDir);
   if (holder) {
     const socketPath = embeddedSocketPath(dataDir);
+    if (!fs.existsSync(socketPath)) {
+      throw new Error(`the server with PID ${holder} holds the embedded database in ${dataDir} and cannot be reached `
+        + '(is the folder path over 100 characters?); stop it, or use DATABASE_URL');
+    }
     // pg takes the folder of the socket as host and builds the file name from the port.
     const url = `postgres://postgres@localhost/postgres?host=${encodeURIComponent(path.dirname(socketPath))}`;
     return openPostgres(url, { poolSize: 1, listen: false });

@@ -135,6 +135,12 @@ export class TokenPolicy {
         ctx.body = { error: 'invalid_client', error_description: 'client authentication is required' };
         return;
       }
+      if (route === 'introspection' && ctx.status === 200) {
+        // Opaque client-credentials tokens have no account; say what RFC 9068 JWTs say.
+        const answer = ctx.body as { active?: boolean; sub?: string; client_id?: string };
+        if (answer.active && !answer.sub && answer.client_id) answer.sub = answer.client_id;
+        return;
+      }
       const client = ctx.oidc.client;
       const token = (ctx.oidc.params as { token?: unknown } | undefined)?.token;
       if (route === 'token' || ctx.status !== 400 || body?.error !== 'unsupported_token_type') return;
