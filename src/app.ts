@@ -39,8 +39,9 @@ export async function prepareKeys(config: Config, database: Database): Promise<{
 
 export async function buildApp(options: { config: Config; database: Database; logger: Logger; keys: KeyMaterial }): Promise<App> {
   const { config, database, logger, keys } = options;
-  await database.changes?.start();
+  // The directory subscribes first: it registers this process when the feed connects.
   const directory = new Directory(database.db, database.changes);
+  await database.changes?.start();
   const provider = createProvider(config, {
     db: database.db,
     directory,
@@ -75,7 +76,7 @@ export async function buildApp(options: { config: Config; database: Database; lo
     directory,
     close: async () => {
       if (prune) clearInterval(prune);
-      directory.close();
+      await directory.close();
       await database.changes?.close();
     },
   };

@@ -17,7 +17,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  directory?.close();
+  await directory?.close();
   await tdb?.drop();
 });
 

@@ -19,7 +19,6 @@ let shipping: Credentials;
 let gateway: Credentials;
 let auditor: Credentials;
 
-const settle = () => server.app.directory.sync();
 const issue = async (client: Credentials, resource: string) => {
   const res = await postForm(`${server.url}/token`, { grant_type: 'client_credentials', resource }, client);
   expect(res.status).toBe(200);
@@ -48,7 +47,6 @@ beforeAll(async () => {
   // An auditor holds Postern's own `introspect` permission: every token.
   const introspector = await role(db, [{ api: 'urn:postern', scopes: ['introspect'] }]);
   auditor = await serviceClient(db, [introspector.name]);
-  await settle();
 });
 
 afterAll(async () => {
@@ -120,7 +118,6 @@ describe('introspection of JWT access tokens', () => {
     const brief = await api(db, { scopes: ['brief'], accessTokenTtl: 1 });
     const r = await role(db, [{ api: brief.identifier, scopes: ['brief'] }]);
     const svc = await serviceClient(db, [r.name]);
-    await settle();
     const token = await issue(svc, brief.identifier);
     expect((await introspect(token, svc)).body.active).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 2100));
@@ -131,16 +128,12 @@ describe('introspection of JWT access tokens', () => {
     const db = tdb.database.db;
     const r = await role(db, [{ api: orders.identifier, scopes: ['orders:read'] }]);
     const svc = await serviceClient(db, [r.name]);
-    await settle();
     const token = await issue(svc, orders.identifier);
     await setClientEnabled(db, svc.id, false);
-    await settle();
     expect((await introspect(token, auditor)).body).toEqual({ active: false });
     await setClientEnabled(db, svc.id, true);
-    await settle();
     expect((await introspect(token, auditor)).body.active).toBe(true);
     await deleteClient(db, svc.id);
-    await settle();
     expect((await introspect(token, auditor)).body).toEqual({ active: false });
   });
 });

@@ -6,6 +6,8 @@ export const CHANGES_CHANNEL = 'postern_changes';
 
 export interface ChangeListener {
   onMessage(payload: string): void;
+  /** Awaited once LISTEN is in place, before the feed reports itself live. */
+  onConnect?(): Promise<void>;
   /** Called when the feed (re)connects or drops: anything cached may be stale. */
   onReset(): void;
 }
@@ -14,6 +16,8 @@ export interface ChangeFeed {
   /** True while notifications are being received; caches must bypass themselves otherwise. */
   readonly live: boolean;
   start(): Promise<void>;
+  /** Drops the connection (if any) and connects again; listeners see a reset. */
+  reconnect(): void;
   subscribe(listener: ChangeListener): () => void;
   close(): Promise<void>;
 }
@@ -48,7 +52,13 @@ export class PostgresChangeFeed implements ChangeFeed {
   }
 
   async #connect(initial: boolean): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#connectionString, connectionTimeoutMillis: 5000 });
+    const client = new pg.Client({
+      connectionString: this.#connectionString,
+      connectionTimeoutMillis: 5000,
+      // A silently dead connection would stop notifications without an error.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     const lost = () => {
       if (this.#client !== client) return;
       this.#client = undefined;
@@ -66,6 +76,7 @@ export class PostgresChangeFeed implements ChangeFeed {
     try {
       await client.connect();
       await client.query(`LISTEN ${CHANGES_CHANNEL}`);
+      for (const listener of this.#listeners) await listener.onConnect?.();
     } catch (error) {
       client.removeAllListeners();
       client.on('error', () => {});
@@ -83,6 +94,11 @@ export class PostgresChangeFeed implements ChangeFeed {
     this.#live = true;
     // Anything cached before this point may have missed notifications.
     this.#reset();
+  }
+
+  reconnect(): void {
+    // 'end' fires, and the usual loss handling resets listeners and reconnects.
+    this.#client?.end().catch(() => {});
   }
 
   #scheduleReconnect(): void {

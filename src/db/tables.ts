@@ -92,6 +92,13 @@ export interface ServerSecretsTable {
   created_at: CreatedAt;
 }
 
+export interface ServerProcessesTable {
+  id: string;
+  seen_marker: ColumnType<string, string | number, string | number>;
+  heartbeat_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  started_at: CreatedAt;
+}
+
 export interface SchemaMigrationsTable {
   name: string;
   applied_at: CreatedAt;
@@ -110,4 +117,5 @@ export interface Tables {
   signing_keys: SigningKeysTable;
   server_secrets: ServerSecretsTable;
   schema_migrations: SchemaMigrationsTable;
+  server_processes: ServerProcessesTable;
 }

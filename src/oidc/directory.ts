@@ -3,12 +3,18 @@
 // the change feed is live, so a token request does not query configuration; every change made by
 // any process arrives through the feed and drops what it touches. Without a live feed (the
 // embedded store, or Postgres notifications lost) it reads through to the database.
+//
+// "At once" across processes: each caching process registers in server_processes and
+// acknowledges the propagation markers writers publish after committing (store/changes.ts);
+// writers wait for every live process's acknowledgement before they report success.
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { ChangeFeed } from '../db/change-feed.ts';
 import type { Tables } from '../db/tables.ts';
 import { findApiByIdentifier } from '../store/apis.ts';
-import { parseChange, publishChange } from '../store/changes.ts';
+import {
+  acknowledgeMarker, deleteGoneProcesses, parseChange, publishChange, registerProcess, unregisterProcess,
+} from '../store/changes.ts';
 import { findClientById, listClientSecrets } from '../store/clients.ts';
 import { isTokenRevoked, listLiveRevocations } from '../store/revocations.ts';
 import { listClientGrants } from '../store/roles.ts';
@@ -44,23 +50,97 @@ export class Directory {
   /** Bumped by every invalidation; a load that started before a bump is not cached. */
   #generation = 0;
   #unsubscribe: (() => void) | undefined;
-  #waiters = new Map<string, () => void>();
   #sweep: NodeJS.Timeout;
+  /** This process in server_processes. */
+  readonly processId = randomUUID();
+  #registered = false;
+  #markerSeen = 0;
+  #markerAcked = 0;
+  #acking: Promise<void> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #pingOutstanding = false;
 
   constructor(db: Kysely<Tables>, changes: ChangeFeed | null) {
     this.#db = db;
     this.#changes = changes;
     this.#unsubscribe = changes?.subscribe({
       onMessage: (payload) => this.#onChange(payload),
-      onReset: () => this.#flush(),
+      onConnect: () => this.#register(),
+      onReset: () => this.#onReset(),
     });
     this.#sweep = setInterval(() => this.#sweepRevoked(), 60_000);
     this.#sweep.unref();
+    if (changes) {
+      this.#heartbeat = setInterval(() => this.#beat(), 5000);
+      this.#heartbeat.unref();
+    }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.#unsubscribe?.();
     clearInterval(this.#sweep);
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    await this.#acking;
+    if (this.#registered) {
+      this.#registered = false;
+      await unregisterProcess(this.#db, this.processId).catch(() => {});
+    }
+  }
+
+  /** Before caching starts: everything loaded from now on is newer than every marker so far. */
+  async #register(): Promise<void> {
+    await registerProcess(this.#db, this.processId);
+    this.#registered = true;
+    void deleteGoneProcesses(this.#db).catch(() => {});
+  }
+
+  #onReset(): void {
+    this.#flush();
+    this.#pingOutstanding = false;
+    if (!this.#caching && this.#registered) {
+      // Notifications are lost: this process reads through to the database until the feed is
+      // back, so writers need not wait for it.
+      this.#registered = false;
+      void unregisterProcess(this.#db, this.processId).catch(() => {});
+    }
+  }
+
+  #acknowledge(): void {
+    if (this.#acking || !this.#registered) return;
+    this.#acking = (async () => {
+      while (this.#registered && this.#markerSeen > this.#markerAcked) {
+        const marker = this.#markerSeen;
+        try {
+          await acknowledgeMarker(this.#db, this.processId, marker);
+          this.#markerAcked = marker;
+        } catch {
+          return; // the heartbeat tries again
+        }
+      }
+    })().finally(() => {
+      this.#acking = undefined;
+    });
+  }
+
+  /**
+   * Every few seconds: refresh this process's heartbeat, and check that a notification it sends
+   * itself comes back. If the previous one has not, the feed is dead without saying so: drop it
+   * (the caches are flushed and bypassed) and reconnect.
+   */
+  #beat(): void {
+    if (!this.#registered || !this.#caching) return;
+    if (this.#pingOutstanding) {
+      this.#pingOutstanding = false;
+      this.#changes?.reconnect();
+      return;
+    }
+    this.#pingOutstanding = true;
+    publishChange(this.#db, { kind: 'ping', processId: this.processId }).catch(() => {});
+    if (this.#markerSeen > this.#markerAcked) {
+      this.#acknowledge();
+      return;
+    }
+    acknowledgeMarker(this.#db, this.processId, this.#markerAcked).catch(() => {});
   }
 
   get #caching(): boolean {
@@ -78,8 +158,14 @@ export class Directory {
   #onChange(payload: string): void {
     const change = parseChange(payload);
     if (!change) return;
-    if (change.kind === 'sync') {
-      this.#waiters.get(`sync:${change.id}`)?.();
+    if (change.kind === 'ping') {
+      if (change.processId === this.processId) this.#pingOutstanding = false;
+      return;
+    }
+    if (change.kind === 'marker') {
+      // Every change committed before this marker has been applied above, in order.
+      this.#markerSeen = Math.max(this.#markerSeen, change.seq);
+      this.#acknowledge();
       return;
     }
     this.#generation += 1;
@@ -87,7 +173,6 @@ export class Directory {
       this.#clients.delete(change.clientId);
     } else if (change.kind === 'revoked') {
       this.#revoked.set(change.jti, change.exp * 1000);
-      this.#waiters.get(`revoked:${change.jti}`)?.();
     } else {
       this.#clients.clear();
       this.#apis.clear();
@@ -128,44 +213,6 @@ export class Directory {
     });
     await this.#revokedLoaded;
     return this.#revoked.has(jti);
-  }
-
-  /**
-   * Resolves when the notification with this key has come back through the feed, or after
-   * `timeoutMs`. Register before committing the change it waits for.
-   */
-  #awaitNotification(key: string, timeoutMs = 2000): Promise<void> {
-    if (!this.#caching) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(key);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      this.#waiters.set(key, done);
-    });
-  }
-
-  /**
-   * Resolves once a revocation's notification is back, so that the revoking request is answered
-   * only when every process sharing the database has been told (Postgres delivers to all
-   * listeners at commit). Call before committing the revocation.
-   */
-  awaitRevocation(jti: string): Promise<void> {
-    return this.#awaitNotification(`revoked:${jti}`);
-  }
-
-  /**
-   * Resolves once this process has received every change committed before the call (read your
-   * writes after changing configuration in the same process).
-   */
-  async sync(): Promise<void> {
-    if (!this.#caching) return;
-    const id = randomUUID();
-    const received = this.#awaitNotification(`sync:${id}`);
-    await publishChange(this.#db, { kind: 'sync', id });
-    await received;
   }
 
   async #loadRevoked(): Promise<void> {

@@ -6,7 +6,7 @@ import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type { Kysely } from 'kysely';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Tables } from '../db/tables.ts';
-import { publishChange } from '../store/changes.ts';
+import { awaitPropagation, publishChange } from '../store/changes.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
 import type { Directory } from './directory.ts';
 import { ACCESS_TOKEN_ALGS, publicJwk } from './keys.ts';
@@ -107,17 +107,16 @@ export class TokenPolicy {
     // RFC 7009 §2.2: an invalid or expired token needs no revocation and is not an error.
     if (!claims?.jti || !claims.client_id || !claims.exp) return;
     this.mayRevoke(callerId, claims.client_id);
-    const { db, directory } = this.#deps;
+    const { db } = this.#deps;
     const jti = claims.jti;
     const exp = claims.exp;
-    const delivered = directory.awaitRevocation(jti);
     await db.transaction().execute(async (trx) => {
       await insertRevokedToken(trx, { jti, clientId: claims.client_id!, expiresAt: new Date(exp * 1000) });
       await publishChange(trx, { kind: 'revoked', jti, exp });
     });
-    // Answer once Postgres has delivered the notification back to us, which it does to every
-    // listening process at the same moment.
-    await delivered;
+    // Answer only once every process sharing the database knows (RFC 7009 §2.2: the token must
+    // not be usable after a successful response).
+    await awaitPropagation(db);
   }
 
   /** Koa middleware for the provider: answers for JWTs where the provider refuses them. */

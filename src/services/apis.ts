@@ -7,6 +7,7 @@ import * as apis from '../store/apis.ts';
 import { publishChange } from '../store/changes.ts';
 import { findClientById, findClientByName } from '../store/clients.ts';
 import type { Db } from '../store/types.ts';
+import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
 import { checkName, checkResourceIdentifier, checkScopes, checkTtl } from './validation.ts';
 
@@ -82,7 +83,7 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput): Prom
   const signingAlg = checkAlg(input.signingAlg ?? DEFAULT_ACCESS_TOKEN_ALG);
   const accessTokenTtl = checkTtl(input.accessTokenTtl ?? 300);
   try {
-    return await db.transaction().execute(async (trx) => {
+    return await writeAndPropagate(db, async (trx) => {
       const id = randomId('api_');
       const introspectionClientId = input.introspectionClient
         ? await resolveClientId(trx, input.introspectionClient)
@@ -123,7 +124,7 @@ export async function updateApi(db: Kysely<Tables>, ref: string, input: UpdateAp
   const addScopes = checkScopes(input.addScopes ?? [], 'addScopes');
   const removeScopes = checkScopes(input.removeScopes ?? [], 'removeScopes');
   try {
-    return await db.transaction().execute(async (trx) => {
+    return await writeAndPropagate(db, async (trx) => {
       const api = await requireApi(trx, ref);
       if (api.system && (input.name !== undefined || removeScopes.length || addScopes.length)) {
         throw new ServiceError('forbidden', `the ${api.name} API is built in: its name and scopes cannot change`);
@@ -151,7 +152,7 @@ export async function updateApi(db: Kysely<Tables>, ref: string, input: UpdateAp
 }
 
 export async function deleteApi(db: Kysely<Tables>, ref: string): Promise<ApiView> {
-  return db.transaction().execute(async (trx) => {
+  return writeAndPropagate(db, async (trx) => {
     const api = await requireApi(trx, ref);
     if (api.system) throw new ServiceError('forbidden', `the ${api.name} API is built in and cannot be deleted`);
     await apis.deleteApi(trx, api.id);

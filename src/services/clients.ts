@@ -6,6 +6,7 @@ import { publishChange } from '../store/changes.ts';
 import * as clients from '../store/clients.ts';
 import * as roles from '../store/roles.ts';
 import type { Db } from '../store/types.ts';
+import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { checkName } from './validation.ts';
 
@@ -74,7 +75,7 @@ export async function createClient(db: Kysely<Tables>, input: CreateClientInput)
   const clientId = randomId();
   const clientSecret = generateClientSecret();
   try {
-    const client = await db.transaction().execute(async (trx) => {
+    const client = await writeAndPropagate(db, async (trx) => {
       const roleRows = [];
       for (const ref of input.roles ?? []) {
         const role = await roles.findRole(trx, ref);
@@ -117,7 +118,7 @@ export async function getClient(db: Kysely<Tables>, ref: string): Promise<Client
 }
 
 export async function setClientEnabled(db: Kysely<Tables>, ref: string, enabled: boolean): Promise<ClientView> {
-  return db.transaction().execute(async (trx) => {
+  return writeAndPropagate(db, async (trx) => {
     const client = await requireClient(trx, ref);
     const row = await clients.updateClient(trx, client.client_id, { enabled });
     await publishChange(trx, { kind: 'client', clientId: client.client_id });
@@ -126,7 +127,7 @@ export async function setClientEnabled(db: Kysely<Tables>, ref: string, enabled:
 }
 
 export async function deleteClient(db: Kysely<Tables>, ref: string): Promise<ClientView> {
-  return db.transaction().execute(async (trx) => {
+  return writeAndPropagate(db, async (trx) => {
     const client = await requireClient(trx, ref);
     const view = await toView(trx, client);
     await clients.deleteClient(trx, client.client_id);
@@ -150,7 +151,7 @@ export async function rotateClientSecret(
   }
   const clientSecret = generateClientSecret();
   const expiresAt = new Date(now.getTime() + keepOldForSeconds * 1000);
-  const client = await db.transaction().execute(async (trx) => {
+  const client = await writeAndPropagate(db, async (trx) => {
     const row = await requireClient(trx, ref);
     const id = randomId('sec_');
     await clients.insertClientSecret(trx, { id, clientId: row.client_id, secretHash: hashClientSecret(clientSecret) });

@@ -7,6 +7,7 @@ import * as roles from '../store/roles.ts';
 import type { Db } from '../store/types.ts';
 import { requireApi } from './apis.ts';
 import { requireClient } from './clients.ts';
+import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { checkName, checkScopes } from './validation.ts';
 
@@ -64,7 +65,7 @@ export async function createRole(
 ): Promise<RoleView> {
   const name = checkName(input.name);
   try {
-    return await db.transaction().execute(async (trx) => {
+    return await writeAndPropagate(db, async (trx) => {
       const id = randomId('role_');
       await roles.insertRole(trx, { id, name, description: input.description ?? null });
       for (const grant of input.grants ?? []) {
@@ -90,7 +91,7 @@ export async function getRole(db: Kysely<Tables>, ref: string): Promise<RoleView
 }
 
 export async function deleteRole(db: Kysely<Tables>, ref: string): Promise<RoleView> {
-  return db.transaction().execute(async (trx) => {
+  return writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, ref);
     const view = await toView(trx, role);
     await roles.deleteRole(trx, role.id);
@@ -100,7 +101,7 @@ export async function deleteRole(db: Kysely<Tables>, ref: string): Promise<RoleV
 }
 
 export async function grantScopes(db: Kysely<Tables>, ref: string, grant: ScopeGrant): Promise<RoleView> {
-  return db.transaction().execute(async (trx) => {
+  return writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, ref);
     const { apiId, scopes } = await resolveGrant(trx, grant);
     await roles.insertRoleScopes(trx, role.id, apiId, scopes);
@@ -110,7 +111,7 @@ export async function grantScopes(db: Kysely<Tables>, ref: string, grant: ScopeG
 }
 
 export async function ungrantScopes(db: Kysely<Tables>, ref: string, grant: ScopeGrant): Promise<RoleView> {
-  return db.transaction().execute(async (trx) => {
+  return writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, ref);
     const api = await requireApi(trx, grant.api);
     await roles.deleteRoleScopes(trx, role.id, api.id, checkScopes(grant.scopes, 'grant'));
@@ -120,7 +121,7 @@ export async function ungrantScopes(db: Kysely<Tables>, ref: string, grant: Scop
 }
 
 export async function assignRoleToClient(db: Kysely<Tables>, roleRef: string, clientRef: string): Promise<RoleView> {
-  return db.transaction().execute(async (trx) => {
+  return writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, roleRef);
     const client = await requireClient(trx, clientRef);
     await roles.insertClientRole(trx, client.client_id, role.id);
@@ -130,7 +131,7 @@ export async function assignRoleToClient(db: Kysely<Tables>, roleRef: string, cl
 }
 
 export async function unassignRoleFromClient(db: Kysely<Tables>, roleRef: string, clientRef: string): Promise<RoleView> {
-  return db.transaction().execute(async (trx) => {
+  return writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, roleRef);
     const client = await requireClient(trx, clientRef);
     if (!(await roles.deleteClientRole(trx, client.client_id, role.id))) {
