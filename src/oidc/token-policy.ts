@@ -130,7 +130,7 @@ export class TokenPolicy {
         && body.error_description === 'no client authentication mechanism provided') {
         // RFC 6749 §5.2: a request without client authentication is invalid_client, 401.
         ctx.status = 401;
-        ctx.set('WWW-Authenticate', 'Basic realm="postern"');
+        ctx.set('WWW-Authenticate', `Basic realm="${this.#deps.issuer}"`);
         ctx.body = { error: 'invalid_client', error_description: 'client authentication is required' };
         return;
       }
