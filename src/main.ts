@@ -1,10 +1,12 @@
 // Starts the server: configuration, database, migrations, keys, HTTP.
 import http from 'node:http';
+import { sql } from 'kysely';
 import { buildApp, MissingKeysError, prepareKeys } from './app.ts';
 import { loadConfig } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
 import { createLogger } from './logger.ts';
+import { loadKeyMaterial } from './services/keys.ts';
 
 function fail(lines: string[]): never {
   process.stderr.write(`Postern cannot start:\n${lines.map((line) => `  - ${line}`).join('\n')}\n`);
@@ -12,25 +14,39 @@ function fail(lines: string[]): never {
 }
 
 const { config, problems, conveniences } = loadConfig();
-if (problems.length) fail(problems);
 const logger = createLogger(config.logLevel);
 
-let database: Database;
-try {
-  database = await openDatabase(config, 'server');
-  const applied = await migrate(database);
-  if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
-} catch (error) {
-  fail([`database: ${(error as Error).message}`]);
+// Open the database when the configuration names one we may use, even if other settings are
+// wrong, so that its problems (unreachable, no keys in production) are listed with the rest.
+let opened: Database | undefined;
+const databaseUsable = !problems.some((problem) => problem.startsWith('DATABASE_URL'));
+if (databaseUsable && (problems.length === 0 || (config.mode === 'production' && config.databaseUrl))) {
+  try {
+    opened = await openDatabase(config, 'server');
+    await sql`select 1`.execute(opened.db);
+  } catch (error) {
+    problems.push(`database: ${(error as Error).message}`);
+  }
 }
+if (opened && config.mode === 'production' && !problems.some((p) => p.startsWith('database:'))) {
+  // Production never generates keys; they are created once with `postern keys generate`.
+  const keys = await loadKeyMaterial(opened.db).catch(() => undefined);
+  if (!keys) problems.push(new MissingKeysError().message);
+}
+if (problems.length || !opened) {
+  await opened?.close().catch(() => {});
+  fail(problems);
+}
+const database: Database = opened;
 
 let prepared;
 try {
+  const applied = await migrate(database);
+  if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
   prepared = await prepareKeys(config, database);
 } catch (error) {
-  await database.close();
-  if (error instanceof MissingKeysError) fail([error.message]);
-  throw error;
+  await database.close().catch(() => {});
+  fail([`database: ${(error as Error).message}`]);
 }
 
 const app = await buildApp({ config, database, logger, keys: prepared.keys });
