@@ -42,7 +42,7 @@ export async function buildApp(options: { config: Config; database: Database; lo
   // The directory subscribes first: it registers this process when the feed connects.
   const directory = new Directory(database.db, database.changes);
   await database.changes?.start();
-  const provider = createProvider(config, {
+  const { provider, fastPaths } = createProvider(config, {
     db: database.db,
     directory,
     signingKeys: keys.signingKeys,
@@ -59,6 +59,7 @@ export async function buildApp(options: { config: Config; database: Database; lo
   // The issuer's path is where the provider lives (oidc-provider requires them to match).
   const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
   koa.use(authorizationServerMetadataAlias(prefix));
+  for (const fastPath of fastPaths) koa.use(fastPath);
   koa.use(prefix ? mount(prefix, provider as unknown as Koa) : mount(provider as unknown as Koa));
   koa.use(notFound());
 

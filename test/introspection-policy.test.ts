@@ -138,6 +138,50 @@ describe('introspection of JWT access tokens', () => {
   });
 });
 
+describe('the direct path for JWT introspection', () => {
+  it('answers a plain JWT introspection without the provider refusing it first', async () => {
+    const token = await issue(billing, orders.identifier);
+    const refusals: unknown[] = [];
+    const onError = (_ctx: unknown, error: unknown) => refusals.push(error);
+    server.app.provider.on('introspection.error', onError);
+    try {
+      expect((await introspect(token, billing)).body.active).toBe(true);
+      // client_secret_post works the same way.
+      const post = await postForm(`${server.url}/token/introspection`, {
+        token, client_id: billing.id, client_secret: billing.secret,
+      });
+      expect(post.body.active).toBe(true);
+      expect(refusals).toEqual([]);
+    } finally {
+      server.app.provider.off('introspection.error', onError);
+    }
+  });
+
+  it('leaves anything unusual to the provider, body intact', async () => {
+    const token = await issue(billing, orders.identifier);
+    const basic = `Basic ${Buffer.from(`${billing.id}:${billing.secret}`).toString('base64')}`;
+    const send = (body: string, authorization?: string) => fetch(`${server.url}/token/introspection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization ? { authorization } : {}) },
+      body,
+    }).then(async (res) => ({ status: res.status, body: (await res.json()) as Record<string, unknown> }));
+
+    const duplicate = await send(`token=${token}&token=${token}`, basic);
+    expect(duplicate.status).toBe(400);
+    expect(duplicate.body.error).toBe('invalid_request');
+
+    const twoMechanisms = await send(`token=${token}&client_id=${billing.id}&client_secret=${billing.secret}`, basic);
+    expect(twoMechanisms).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+
+    // Percent-encoded credentials are decoded by the provider (RFC 6749 §2.3.1), and still work.
+    const encoded = await send(`token=${token}&client_id=${billing.id}&client_secret=${encodeURIComponent(billing.secret)}%20`.replace('%20', ''));
+    expect(encoded.body.active).toBe(true);
+
+    const wrong = await send(`token=${token}`, `Basic ${Buffer.from(`${billing.id}:nope`).toString('base64')}`);
+    expect(wrong).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+  });
+});
+
 describe('revocation', () => {
   it('revokes a JWT access token: introspection says active false at once', async () => {
     const token = await issue(billing, orders.identifier);

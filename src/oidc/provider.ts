@@ -1,5 +1,6 @@
 // All oidc-provider configuration. The only module (with its siblings in oidc/) that imports it.
 import { randomBytes } from 'node:crypto';
+import type Koa from 'koa';
 import type { Kysely } from 'kysely';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.ts';
@@ -10,6 +11,7 @@ import type { Directory } from './directory.ts';
 import { ACCESS_TOKEN_ALGS, type PrivateKey } from './keys.ts';
 import { renderErrorPage } from './error-page.ts';
 import { resourceIndicators } from './resource-policy.ts';
+import { introspectionFastPath } from './introspection-fast-path.ts';
 import { TokenPolicy } from './token-policy.ts';
 
 export interface ProviderDeps {
@@ -38,7 +40,13 @@ const TTL = {
 // Postern never keeps; client_secret_jwt is off for the same reason.
 const ASYMMETRIC_ALGS = ['ES256', 'EdDSA', 'PS256', 'RS256'];
 
-export function createProvider(config: Config, deps: ProviderDeps): Provider {
+export interface ProviderParts {
+  provider: Provider;
+  /** Koa middleware to run in front of the provider. */
+  fastPaths: Koa.Middleware[];
+}
+
+export function createProvider(config: Config, deps: ProviderDeps): ProviderParts {
   const { directory } = deps;
   const tokenPolicy = new TokenPolicy({
     db: deps.db,
@@ -115,7 +123,11 @@ export function createProvider(config: Config, deps: ProviderDeps): Provider {
 
   provider.use(tokenPolicy.middleware());
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
-  return provider;
+  const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
+  return {
+    provider,
+    fastPaths: [introspectionFastPath(provider, tokenPolicy, `${issuerPath}/token/introspection`, config.maxBodyBytes)],
+  };
 }
 
 export { ACCESS_TOKEN_ALGS, errors };

@@ -31,9 +31,19 @@ function audiences(aud: unknown): string[] {
   return Array.isArray(aud) ? aud.filter((value): value is string => typeof value === 'string') : [];
 }
 
+/** Verified tokens remembered, so that a gateway introspecting one token per call pays once. */
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export class TokenPolicy {
   #deps: TokenPolicyDeps;
   #keys: ReturnType<typeof createLocalJWKSet>;
+  /**
+   * Claims of tokens whose signature, issuer and type were checked, keyed by the exact token
+   * string, until they expire. Only the signature check is remembered: revocation, the client's
+   * state and the caller's permission are checked on every request. The key set is fixed for
+   * the life of this object, so a remembered signature stays valid.
+   */
+  #verified = new Map<string, AccessTokenClaims>();
 
   constructor(deps: TokenPolicyDeps) {
     this.#deps = deps;
@@ -66,17 +76,29 @@ export class TokenPolicy {
 
   /** Verifies a JWT access token of ours; undefined when it is not one, or no longer valid. */
   async #verify(token: string): Promise<AccessTokenClaims | undefined> {
+    const now = Math.floor(Date.now() / 1000);
+    const remembered = this.#verified.get(token);
+    if (remembered) {
+      if (remembered.exp! > now) return remembered;
+      this.#verified.delete(token);
+      return undefined;
+    }
+    let payload: AccessTokenClaims;
     try {
-      const { payload } = await jwtVerify<AccessTokenClaims>(token, this.#keys, {
+      ({ payload } = await jwtVerify<AccessTokenClaims>(token, this.#keys, {
         issuer: this.#deps.issuer,
         typ: 'at+jwt', // RFC 9068 §2.1
         algorithms: [...ACCESS_TOKEN_ALGS],
         requiredClaims: ['jti', 'exp', 'client_id'],
-      });
-      return payload;
+      }));
     } catch {
       return undefined;
     }
+    if (payload.nbf === undefined || payload.nbf <= now) {
+      if (this.#verified.size >= VERIFIED_CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
+      this.#verified.set(token, payload);
+    }
+    return payload;
   }
 
   async introspectJwt(callerId: string, token: string): Promise<Record<string, unknown>> {
