@@ -1,0 +1,38 @@
+// autocannon ships no types and @types/autocannon is not a dependency: declare only what the
+// benchmark uses, so that `tsc --noEmit` checks our calls.
+declare module 'autocannon' {
+  interface Options {
+    url: string;
+    method?: 'GET' | 'POST';
+    headers?: Record<string, string>;
+    body?: string;
+    connections?: number;
+    /** Seconds. */
+    duration?: number;
+    /** Called with every response body; false counts as a mismatch. */
+    verifyBody?: (body: string) => boolean;
+  }
+
+  interface Histogram {
+    average: number;
+    total: number;
+    p50: number;
+    p99: number;
+  }
+
+  interface Result {
+    requests: Histogram;
+    /** Milliseconds. */
+    latency: Histogram;
+    duration: number;
+    errors: number;
+    timeouts: number;
+    mismatches: number;
+    non2xx: number;
+    statusCodeStats: Record<string, { count: number }>;
+  }
+
+  /** Resolves when the run ends; `stop()` ends it early. */
+  function autocannon(options: Options): Promise<Result> & { stop(): void };
+  export default autocannon;
+}

@@ -1,0 +1,66 @@
+// A throw-away database on real Postgres, migrated and filled through Postern's own services, so
+// that the server under test holds exactly what `postern apis/roles/clients create` would make.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openPostgres } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrator.ts';
+import { createApi } from '../src/services/apis.ts';
+import { createClient } from '../src/services/clients.ts';
+import { createRole } from '../src/services/roles.ts';
+import { ACCESS_TOKEN_TTL, JWT_RESOURCE, OPAQUE_RESOURCE, SCOPES } from './resources.ts';
+
+export interface BenchDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+export interface Credentials {
+  clientId: string;
+  clientSecret: string;
+}
+
+async function runAdmin(baseUrl: string, statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: baseUrl });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates an empty database next to the one `baseUrl` names; `drop` removes it, connections or not. */
+export async function createBenchDatabase(baseUrl: string): Promise<BenchDatabase> {
+  const name = `postern_bench_${randomBytes(6).toString('hex')}`;
+  await runAdmin(baseUrl, `CREATE DATABASE ${name}`);
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.href,
+    // FORCE: a server we could not stop cleanly must not keep the database alive.
+    drop: () => runAdmin(baseUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
+}
+
+/** Migrates, then registers a JWT API, an opaque-token API, a role on both and a client holding it. */
+export async function register(url: string): Promise<Credentials> {
+  // No LISTEN connection: nothing here caches, and the server is not running yet.
+  const database = openPostgres(url, { poolSize: 2, listen: false });
+  try {
+    await migrate(database);
+    const db = database.db;
+    const shared = { scopes: SCOPES, accessTokenTtl: ACCESS_TOKEN_TTL };
+    await createApi(db, { identifier: JWT_RESOURCE, name: 'orders', ...shared }); // JWT, ES256: the defaults
+    await createApi(db, { identifier: OPAQUE_RESOURCE, name: 'orders-opaque', tokenFormat: 'opaque', ...shared });
+    const role = await createRole(db, {
+      name: 'orders-bench',
+      grants: [{ api: JWT_RESOURCE, scopes: SCOPES }, { api: OPAQUE_RESOURCE, scopes: SCOPES }],
+    });
+    const { client, clientSecret } = await createClient(db, { name: 'bench', roles: [role.name] });
+    return { clientId: client.clientId, clientSecret };
+  } finally {
+    await database.close();
+  }
+}

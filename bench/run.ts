@@ -1,0 +1,176 @@
+// `npm run bench`: Postern (a child process on a fresh Postgres database) against bare
+// oidc-provider (bench/bare-provider.ts), same requests, same load, one run.
+//   BENCH_DATABASE_URL  Postgres server to create the throw-away database on
+//   BENCH_DURATION      seconds measured per scenario and server (default 10)
+//   BENCH_WARMUP        seconds of unreported load before each measurement (default 2)
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createBenchDatabase, register } from './bench-db.ts';
+import { Child, freePort } from './children.ts';
+import { check, introspectionProbe, issueToken, measure, tokenProbe, type Probe, type Server } from './load.ts';
+import { failedRequests, machine, renderReport, type ScenarioResult } from './report.ts';
+import { ACCESS_TOKEN_TTL, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const CONNECTIONS = 32;
+
+function seconds(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number of seconds, got "${raw}"`);
+  return value;
+}
+
+function readSettings() {
+  const settings = {
+    baseUrl: process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres',
+    duration: seconds('BENCH_DURATION', 10),
+    warmup: seconds('BENCH_WARMUP', 2),
+  };
+  // Each measurement replays one token, issued just before it: it must outlive warm-up plus run.
+  if (settings.duration + settings.warmup > ACCESS_TOKEN_TTL - 30) {
+    throw new Error(`BENCH_DURATION + BENCH_WARMUP must stay under ${ACCESS_TOKEN_TTL - 30} s (the tokens' lifetime)`);
+  }
+  return settings;
+}
+type Settings = ReturnType<typeof readSettings>;
+
+// Undone in reverse order, once, on success, failure or a signal: servers first, then the database.
+const undo: { what: string; run: () => Promise<void> }[] = [];
+let cleaning: Promise<void> | undefined;
+let interrupted = false;
+const load = new AbortController();
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    load.abort();
+    for (const step of undo.reverse()) {
+      await step.run().catch((error: unknown) => console.error(`cleanup: ${step.what}: ${(error as Error).message}`));
+    }
+  })();
+  return cleaning;
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    console.error(`\n${signal}: stopping the servers and dropping the database`);
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+
+async function startServer(name: string, script: string, env: Record<string, string>, readyPath: string): Promise<Child> {
+  const child = new Child(name, script, env, ROOT);
+  undo.push({ what: `stop ${name}`, run: () => child.stop() });
+  await child.waitUntilReady(`http://127.0.0.1:${env.PORT}${readyPath}`);
+  return child;
+}
+
+interface Scenario {
+  name: string;
+  target?: ScenarioResult['target'];
+  bareLabel: string;
+  /** Builds the request for one server; throws unless it succeeds once. */
+  postern(server: Server): Promise<Probe>;
+  bare(server: Server): Promise<Probe>;
+}
+
+const clientCredentials = async (server: Server) => {
+  await issueToken(server, JWT_RESOURCE, 'jwt');
+  return tokenProbe(server, JWT_RESOURCE);
+};
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: 'client credentials, JWT ES256',
+    target: { min: 0.8, text: '>= 0.8x bare' },
+    bareLabel: 'bare oidc-provider',
+    postern: clientCredentials,
+    bare: clientCredentials,
+  },
+  {
+    // Bare oidc-provider cannot introspect JWTs at all; its opaque introspection (one in-memory
+    // lookup) is the bar Postern's signature check must clear.
+    name: 'introspection, JWT token',
+    target: { min: 1.0, text: '>= 1.0x bare opaque introspection' },
+    bareLabel: 'bare, OPAQUE token',
+    postern: (server) => introspectionProbe(server, JWT_RESOURCE, 'jwt'),
+    bare: (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
+  },
+  {
+    name: 'introspection, opaque token',
+    bareLabel: 'bare oidc-provider',
+    postern: (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
+    bare: (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
+  },
+];
+
+async function measureOn(
+  settings: Settings, child: Child, server: Server, build: (server: Server) => Promise<Probe>, what: string,
+) {
+  const probe = await build(server);
+  console.log(`measuring ${what} (${settings.warmup} s warm-up, ${settings.duration} s)`);
+  const result = await measure(probe, { connections: CONNECTIONS, duration: settings.duration, warmup: settings.warmup, signal: load.signal });
+  if (child.exited) throw child.failure(`stopped while measuring ${what}`);
+  // Still answering correctly after the load, not just before it.
+  await check(probe, `${what}, after the run`);
+  return result;
+}
+
+async function main(): Promise<number> {
+  const settings = readSettings();
+  const database = await createBenchDatabase(settings.baseUrl);
+  undo.push({ what: `drop database ${database.name}`, run: database.drop });
+  const credentials = await register(database.url);
+  console.log(`database ${database.name} migrated and registered`);
+
+  const posternPort = await freePort();
+  const posternUrl = `http://127.0.0.1:${posternPort}`;
+  const postern = await startServer('Postern', 'src/main.ts', {
+    NODE_ENV: 'development', // generates its signing keys on first start
+    DATABASE_URL: database.url,
+    PORT: String(posternPort),
+    ISSUER: posternUrl,
+    LOG_LEVEL: 'warn',
+  }, '/healthz');
+
+  const bareCredentials = { clientId: 'bench-baseline', clientSecret: randomBytes(32).toString('base64url') };
+  const barePort = await freePort();
+  const bare = await startServer('bare oidc-provider', 'bench/bare-provider.ts', {
+    PORT: String(barePort),
+    BENCH_CLIENT_ID: bareCredentials.clientId,
+    BENCH_CLIENT_SECRET: bareCredentials.clientSecret,
+  }, '/.well-known/openid-configuration');
+  console.log(`Postern PID ${postern.pid} at ${posternUrl}, bare oidc-provider PID ${bare.pid} on port ${barePort}`);
+
+  const results: ScenarioResult[] = [];
+  for (const scenario of SCENARIOS) {
+    const posternServer = { label: 'Postern', url: posternUrl, ...credentials };
+    const bareServer = { label: scenario.bareLabel, url: `http://127.0.0.1:${barePort}`, ...bareCredentials };
+    results.push({
+      name: scenario.name,
+      target: scenario.target,
+      postern: { label: 'Postern', result: await measureOn(settings, postern, posternServer, scenario.postern, `${scenario.name} on Postern`) },
+      bare: { label: scenario.bareLabel, result: await measureOn(settings, bare, bareServer, scenario.bare, `${scenario.name} on ${scenario.bareLabel}`) },
+    });
+  }
+
+  const providerPackage = readFileSync(path.join(ROOT, 'node_modules/oidc-provider/package.json'), 'utf8');
+  const providerVersion = (JSON.parse(providerPackage) as { version: string }).version;
+  console.log(`\n${renderReport(results)}\n`);
+  console.log(`machine: ${machine()}`);
+  console.log(`load: autocannon, ${CONNECTIONS} connections, ${settings.warmup} s warm-up + ${settings.duration} s per row, `
+    + `load generator on the same machine; oidc-provider ${providerVersion}`);
+  // Targets may be missed (that is a result); failed requests make the numbers meaningless.
+  return results.some((s) => failedRequests(s) > 0) ? 1 : 0;
+}
+
+let exitCode = 1;
+try {
+  exitCode = await main();
+} catch (error) {
+  // After a signal, errors from the servers going away are expected and not worth printing.
+  if (!interrupted) console.error(`bench failed: ${(error as Error).message}`);
+} finally {
+  await cleanUp();
+}
+process.exit(interrupted ? 130 : exitCode);
