@@ -285,4 +285,17 @@ describe('client credentials', () => {
     await setClientEnabled(db, svc.id, true);
     expect((await token({}, svc)).status).toBe(200);
   });
+
+  it('builds endpoint URLs from a trusted proxy\'s forwarded headers, and ignores them otherwise', async () => {
+    const headers = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'auth.example.com' };
+    const direct = await fetch(`${server.url}/.well-known/openid-configuration`, { headers });
+    expect(((await direct.json()) as { token_endpoint: string }).token_endpoint).toBe(`${server.url}/token`);
+    const proxied = await startServer(tdb.database, { TRUST_PROXY: 'true' });
+    try {
+      const res = await fetch(`${proxied.url}/.well-known/openid-configuration`, { headers });
+      expect(((await res.json()) as { token_endpoint: string }).token_endpoint).toBe('https://auth.example.com/token');
+    } finally {
+      await proxied.close();
+    }
+  });
 });
