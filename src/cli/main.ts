@@ -6,19 +6,24 @@ import { clientsCommand } from './clients.ts';
 import { rolesCommand } from './roles.ts';
 import { keysCommand, migrateCommand, tokensCommand } from './system.ts';
 
+/** Usage errors, like every other error: one line, `postern: <what is wrong>`. */
+function writeUsageError(text: string, write: (text: string) => void): void {
+  write(`postern: ${text.replace(/^error: /, '').trim()} (see --help)\n`);
+}
+
 export function buildProgram(): Command {
   const program = new Command('postern')
     .description('Postern: OAuth 2.0 authorization server for service-to-service traffic.\n'
       + 'Uses DATABASE_URL, or the embedded database in POSTERN_DATA_DIR (default .postern-data).')
     .option('--json', 'print JSON for scripts')
-    .showHelpAfterError('(add --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    .configureOutput({ outputError: writeUsageError });
   for (const command of [apisCommand(), rolesCommand(), clientsCommand(), migrateCommand(), tokensCommand(), keysCommand()]) {
     program.addCommand(command);
   }
-  // Subcommands inherit exitOverride and the help-after-error hint.
+  // Subcommands get the same exit and error handling.
   const configure = (command: Command) => {
-    command.exitOverride().showHelpAfterError('(add --help for usage)');
+    command.exitOverride().configureOutput({ outputError: writeUsageError });
     command.commands.forEach(configure);
   };
   program.commands.forEach(configure);

@@ -46,14 +46,47 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Returns the PID of a live server holding the data folder, if any. */
-export function embeddedServerPid(dataDir: string): number | undefined {
+type Holder = { pid: number; role: 'server' | 'cli' };
+
+function readHolder(dataDir: string): Holder | undefined {
   try {
-    const pid = Number(fs.readFileSync(pidFilePath(dataDir), 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) ? pid : undefined;
+    const [pid, role] = fs.readFileSync(pidFilePath(dataDir), 'utf8').trim().split(' ');
+    const holder = { pid: Number(pid), role: role === 'cli' ? 'cli' as const : 'server' as const };
+    return Number.isInteger(holder.pid) && holder.pid > 0 && holder.pid !== process.pid && isAlive(holder.pid)
+      ? holder : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The live server process holding the data folder, if any. */
+export function embeddedServerPid(dataDir: string): number | undefined {
+  const holder = readHolder(dataDir);
+  return holder?.role === 'server' ? holder.pid : undefined;
+}
+
+/**
+ * Takes the data folder for this process (PGlite allows one process per folder). The pid file is
+ * created exclusively; one left by a process that is gone is replaced.
+ */
+function lockDataDir(dataDir: string, role: Holder['role']): () => void {
+  const file = pidFilePath(dataDir);
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      fs.writeFileSync(file, `${process.pid} ${role}`, { mode: 0o600, flag: 'wx' });
+      return () => fs.rmSync(file, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = readHolder(dataDir);
+      if (holder) {
+        throw new Error(holder.role === 'server'
+          ? `the embedded database in ${dataDir} is in use by a Postern server (PID ${holder.pid})`
+          : `the embedded database in ${dataDir} is in use by another postern command (PID ${holder.pid}); try again when it has finished`);
+      }
+      fs.rmSync(file, { force: true });
+    }
+  }
+  throw new Error(`cannot lock the embedded database in ${dataDir}`);
 }
 
 export function openPostgres(
@@ -95,6 +128,8 @@ export function openPostgres(
     close: async () => {
       await changes?.close();
       await db.destroy();
+      // kysely ends the pool only if it used it; migrations may have been the only user.
+      if (!pool.ended) await pool.end();
     },
   };
 }
@@ -117,6 +152,7 @@ export function wrapPGlite(pglite: PGlite, onClose?: () => Promise<void>): Datab
     close: async () => {
       await onClose?.();
       await db.destroy();
+      if (!pglite.closed) await pglite.close();
     },
   };
 }
@@ -127,12 +163,14 @@ export function wrapPGlite(pglite: PGlite, onClose?: () => Promise<void>): Datab
  */
 export async function openEmbeddedForServer(dataDir: string): Promise<Database> {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const holder = embeddedServerPid(dataDir);
-  if (holder) {
-    throw new Error(`the embedded database in ${dataDir} is in use by another Postern process (PID ${holder})`);
+  const unlock = lockDataDir(dataDir, 'server');
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
+  } catch (error) {
+    unlock();
+    throw error;
   }
-  fs.writeFileSync(pidFilePath(dataDir), String(process.pid), { mode: 0o600 });
-  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
   const socketPath = embeddedSocketPath(dataDir);
   fs.rmSync(socketPath, { force: true });
   // Unix socket paths are limited to about 100 bytes; with a longer folder path the CLI cannot
@@ -144,7 +182,7 @@ export async function openEmbeddedForServer(dataDir: string): Promise<Database> 
   return wrapPGlite(pglite, async () => {
     await socketServer?.stop().catch(() => {});
     fs.rmSync(socketPath, { force: true });
-    fs.rmSync(pidFilePath(dataDir), { force: true });
+    unlock();
   });
 }
 
@@ -157,7 +195,7 @@ export async function openEmbeddedForCli(dataDir: string): Promise<Database> {
   if (holder) {
     const socketPath = embeddedSocketPath(dataDir);
     if (!fs.existsSync(socketPath)) {
-      throw new Error(`the server with PID ${holder} holds the embedded database in ${dataDir} and cannot be reached `
+      throw new Error(`the Postern server with PID ${holder} holds the embedded database in ${dataDir} and cannot be reached `
         + '(is the folder path over 100 characters?); stop it, or use DATABASE_URL');
     }
     // pg takes the folder of the socket as host and builds the file name from the port.
@@ -165,11 +203,14 @@ export async function openEmbeddedForCli(dataDir: string): Promise<Database> {
     return openPostgres(url, { poolSize: 1, listen: false });
   }
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(pidFilePath(dataDir), String(process.pid), { mode: 0o600 });
-  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
-  return wrapPGlite(pglite, async () => {
-    fs.rmSync(pidFilePath(dataDir), { force: true });
-  });
+  const unlock = lockDataDir(dataDir, 'cli');
+  try {
+    const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
+    return wrapPGlite(pglite, async () => unlock());
+  } catch (error) {
+    unlock();
+    throw error;
+  }
 }
 
 /** The store the configuration names: Postgres with DATABASE_URL, else the embedded one. */

@@ -1,0 +1,518 @@
+// The `postern` command as a user runs it: `node bin/postern.js ...` in a child process, on the
+// test's Postgres database (DATABASE_URL) or on a fresh embedded data folder that no server holds.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { embeddedServerPid } from '../src/db/database.ts';
+import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
+import { cleanUp, describeRun, makeTempDir, postern, type Env, type RunResult } from './support/process.ts';
+
+let tdb: TestDatabase | undefined;
+let env: Env;
+
+beforeAll(async () => {
+  const home = makeTempDir('postern-cli-');
+  if (onPostgres) {
+    tdb = await createTestDatabase();
+    // POSTERN_DATA_DIR is set too, to a folder nothing uses: DATABASE_URL must win.
+    env = { DATABASE_URL: tdb.url, POSTERN_DATA_DIR: path.join(home, 'unused') };
+  } else {
+    const dataDir = path.join(home, 'data');
+    env = { POSTERN_DATA_DIR: dataDir };
+    expect(embeddedServerPid(dataDir)).toBeUndefined();
+  }
+  // The first command creates the embedded data folder (initdb takes several seconds).
+  const first = await postern(['migrate'], env, 120_000);
+  expect(first.code, describeRun(['migrate'], first)).toBe(0);
+}, 180_000);
+
+afterAll(async () => {
+  await cleanUp();
+  await tdb?.drop();
+}, 60_000);
+
+const cli = (args: string[]) => postern(args, env);
+
+/**
+ * A command prints its result or its error last, once it has closed the database, so it should
+ * exit right after (well under a second; this leaves room for a loaded machine).
+ */
+const LINGER_LIMIT_MS = 5000;
+
+/** Runs a command that must succeed; returns its stdout. */
+async function ok(args: string[]): Promise<string> {
+  const result = await cli(args);
+  const what = describeRun(args, result);
+  expect(result.timedOut === false && result.code === 0, what).toBe(true);
+  expect(result.stderr, what).toBe('');
+  expect(result.lingerMs, `it must exit as soon as it is done: ${what}`).toBeLessThan(LINGER_LIMIT_MS);
+  return result.stdout;
+}
+
+/** Runs a command with --json; returns the parsed output. */
+async function json<T = any>(args: string[]): Promise<T> {
+  const stdout = await ok(['--json', ...args]);
+  return JSON.parse(stdout) as T;
+}
+
+/**
+ * Runs a command that must be refused: it exits on its own with a non-zero status, prints nothing
+ * on stdout and exactly one line on stderr, "postern: <what is wrong>", without a stack trace.
+ */
+async function refused(args: string[], message: string | RegExp): Promise<RunResult> {
+  const result = await cli(args);
+  const what = describeRun(args, result);
+  expect(result.timedOut, `it must exit on its own: ${what}`).toBe(false);
+  expect(result.lingerMs, `it must exit as soon as it has said what is wrong: ${what}`).toBeLessThan(LINGER_LIMIT_MS);
+  expect(result.code, what).not.toBe(0);
+  expect(result.code, what).not.toBeNull();
+  expect(result.stdout, what).toBe('');
+  expect(result.stderr, `one line starting with "postern: ": ${what}`).toMatch(/^postern: [^\n]+\n$/);
+  expect(result.stderr).not.toMatch(/^\s+at /m);
+  if (typeof message === 'string') expect(result.stderr).toContain(message);
+  else expect(result.stderr).toMatch(message);
+  return result;
+}
+
+/** "key: value" of the human output. */
+function field(output: string, key: string): string | undefined {
+  return new RegExp(`^${key}:\\s+(.*)$`, 'm').exec(output)?.[1]?.trim();
+}
+
+const SECRET = /^[A-Za-z0-9_-]{43}$/;
+
+// ---------------------------------------------------------------------------------------------
+
+const GROUPS: Record<string, string[]> = {
+  apis: ['create', 'list', 'show', 'update', 'delete'],
+  roles: ['create', 'list', 'show', 'delete', 'grant', 'ungrant', 'assign', 'unassign'],
+  clients: ['create', 'list', 'show', 'enable', 'disable', 'delete', 'rotate-secret'],
+  tokens: ['prune'],
+  keys: ['generate', 'list'],
+};
+
+/** Options (or arguments) each command's help must mention. */
+const HELP_MENTIONS: Record<string, string[]> = {
+  '': ['--json', 'apis', 'roles', 'clients', 'migrate', 'tokens', 'keys'],
+  'apis create': ['--identifier <uri>', '--name', '--scopes', '--token-format', '--alg', '--ttl', '--introspection-client'],
+  'apis show': ['<api>'],
+  'apis update': ['<api>', '--add-scopes', '--remove-scopes', '--token-format', '--ttl', '--no-introspection-client'],
+  'apis delete': ['<api>'],
+  'roles create': ['<name>', '--description', '--grant'],
+  'roles show': ['<role>'],
+  'roles delete': ['<role>'],
+  'roles grant': ['<role>', '<api>', '<scopes...>'],
+  'roles ungrant': ['<role>', '<api>', '<scopes...>'],
+  'roles assign': ['<role>', '--client <client>'],
+  'roles unassign': ['<role>', '--client <client>'],
+  'clients create': ['--name <name>', '--role', '--grant', '--auth-method'],
+  'clients show': ['<client>'],
+  'clients enable': ['<client>'],
+  'clients disable': ['<client>'],
+  'clients delete': ['<client>'],
+  'clients rotate-secret': ['<client>', '--keep-old-for <duration>'],
+  'keys generate': ['--if-missing'],
+};
+
+const HELP_COMMANDS: string[][] = [
+  [],
+  ...Object.entries(GROUPS).flatMap(([group, subs]) => [[group], ...subs.map((sub) => [group, sub])]),
+  ['migrate'],
+];
+
+describe.concurrent('--help', () => {
+  for (const command of HELP_COMMANDS) {
+    const name = command.join(' ');
+    it(`postern ${name} --help`.replace('  ', ' '), async ({ expect }) => {
+      const args = [...command, '--help'];
+      const result = await cli(args);
+      expect(result.code, describeRun(args, result)).toBe(0);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toMatch(new RegExp(`^Usage: postern${name ? ` ${name}` : ''} `));
+      for (const sub of GROUPS[name] ?? []) expect(result.stdout).toMatch(new RegExp(`^  ${sub}\\b`, 'm'));
+      for (const mention of HELP_MENTIONS[name] ?? []) expect(result.stdout).toContain(mention);
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('registering an API, a role and a client, as the README shows', () => {
+  let billing: { id: string; secret: string };
+  let reports: { id: string; secret: string };
+
+  it('apis create prints the new API; --json prints it as JSON', async () => {
+    const out = await ok(['apis', 'create', '--identifier', 'https://orders.internal', '--scopes', 'orders:read orders:write']);
+    expect(out).toMatch(/^API created\n/);
+    expect(field(out, 'identifier')).toBe('https://orders.internal');
+    expect(field(out, 'name')).toBe('https://orders.internal');
+    expect(field(out, 'scopes')).toBe('orders:read orders:write');
+    expect(field(out, 'token format')).toBe('jwt');
+    expect(field(out, 'signing alg')).toBe('ES256');
+    expect(field(out, 'token ttl')).toBe('300s');
+    expect(field(out, 'id')).toMatch(/^api_/);
+
+    const ledger = await json(['apis', 'create', '--identifier', 'https://ledger.internal', '--name', 'ledger',
+      '--scopes', 'ledger:read', '--scopes', 'ledger:write', '--token-format', 'opaque', '--ttl', '10m']);
+    expect(ledger).toMatchObject({
+      identifier: 'https://ledger.internal',
+      name: 'ledger',
+      scopes: ['ledger:read', 'ledger:write'],
+      tokenFormat: 'opaque',
+      accessTokenTtl: 600,
+      introspectionClientId: null,
+      system: false,
+    });
+    expect(ledger.id).toMatch(/^api_/);
+    expect(Date.parse(ledger.createdAt)).not.toBeNaN();
+  }, 60_000);
+
+  it('apis list and show, in text and JSON, include the built-in urn:postern', async () => {
+    const table = await ok(['apis', 'list']);
+    expect(table.split('\n')[0]).toMatch(/^IDENTIFIER\s+NAME\s+SCOPES\s+FORMAT\s+TTL$/);
+    expect(table).toMatch(/^https:\/\/orders\.internal\s+https:\/\/orders\.internal\s+orders:read orders:write\s+jwt\s+300s$/m);
+    expect(table).toMatch(/^https:\/\/ledger\.internal\s+ledger\s+ledger:read ledger:write\s+opaque\s+600s$/m);
+
+    const list = await json<{ identifier: string; system: boolean }[]>(['apis', 'list']);
+    expect(list.map((api) => api.identifier)).toEqual(['https://ledger.internal', 'https://orders.internal', 'urn:postern']);
+    expect(list.find((api) => api.identifier === 'urn:postern')).toMatchObject({ system: true, scopes: ['introspect'] });
+
+    const shown = await ok(['apis', 'show', 'ledger']);
+    expect(field(shown, 'identifier')).toBe('https://ledger.internal');
+    expect(field(shown, 'token format')).toBe('opaque');
+    expect(field(shown, 'signing alg')).toBe('-');
+    expect(await json(['apis', 'show', 'https://orders.internal'])).toMatchObject({
+      identifier: 'https://orders.internal', scopes: ['orders:read', 'orders:write'], tokenFormat: 'jwt', accessTokenTtl: 300,
+    });
+  }, 60_000);
+
+  it('roles create grants scopes of an API', async () => {
+    const out = await ok(['roles', 'create', 'orders-reader', '--grant', 'https://orders.internal orders:read']);
+    expect(out).toMatch(/^role created\n/);
+    expect(field(out, 'name')).toBe('orders-reader');
+    expect(field(out, 'grants')).toBe('https://orders.internal orders:read');
+    expect(field(out, 'clients')).toBe('(none)');
+
+    const role = await json(['roles', 'create', 'ledger-writer', '--description', 'posts entries',
+      '--grant', 'ledger ledger:read ledger:write']);
+    expect(role).toMatchObject({
+      name: 'ledger-writer',
+      description: 'posts entries',
+      grants: [{ api: 'https://ledger.internal', scopes: ['ledger:read', 'ledger:write'] }],
+      clients: [],
+    });
+    expect(role.id).toMatch(/^role_/);
+  }, 60_000);
+
+  it('clients create shows the client_id and the client_secret once', async () => {
+    const out = await ok(['clients', 'create', '--name', 'billing', '--role', 'orders-reader']);
+    expect(out).toMatch(/^client created\n/);
+    const id = field(out, 'client_id');
+    const secret = field(out, 'client_secret');
+    expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(secret).toMatch(SECRET);
+    expect(field(out, 'name')).toBe('billing');
+    expect(field(out, 'enabled')).toBe('yes');
+    expect(field(out, 'grant types')).toBe('client_credentials');
+    expect(field(out, 'auth method')).toBe('client_secret_basic');
+    expect(field(out, 'roles')).toBe('orders-reader');
+    expect(out).toContain('it is shown only once');
+    expect(out.split(secret!)).toHaveLength(2);
+    billing = { id: id!, secret: secret! };
+
+    const created = await json(['clients', 'create', '--name', 'reports', '--auth-method', 'client_secret_post']);
+    expect(created).toMatchObject({
+      name: 'reports',
+      enabled: true,
+      grantTypes: ['client_credentials'],
+      tokenEndpointAuthMethod: 'client_secret_post',
+      roles: [],
+    });
+    expect(created.clientSecret).toMatch(SECRET);
+    expect(created.secrets).toHaveLength(1);
+    expect(created.secrets[0]).toMatchObject({ expiresAt: null });
+    reports = { id: created.clientId, secret: created.clientSecret };
+  }, 60_000);
+
+  it('clients list and show never print a secret', async () => {
+    const table = await ok(['clients', 'list']);
+    expect(table.split('\n')[0]).toMatch(/^CLIENT_ID\s+NAME\s+ENABLED\s+GRANTS\s+ROLES$/);
+    expect(table).toMatch(new RegExp(`^${billing.id}\\s+billing\\s+yes\\s+client_credentials\\s+orders-reader$`, 'm'));
+    expect(table).toMatch(new RegExp(`^${reports.id}\\s+reports\\s+yes\\s+client_credentials$`, 'm'));
+
+    const list = await json<Record<string, unknown>[]>(['clients', 'list']);
+    expect(list.map((client) => client.name)).toEqual(['billing', 'reports']);
+
+    const shown = await ok(['clients', 'show', 'billing']);
+    expect(field(shown, 'client_id')).toBe(billing.id);
+    expect(field(shown, 'roles')).toBe('orders-reader');
+    expect(field(shown, 'secrets')).toMatch(/^sec_\S+ \(created \S+\)$/);
+
+    const byId = await json(['clients', 'show', billing.id]);
+    expect(byId).toMatchObject({ clientId: billing.id, name: 'billing', roles: ['orders-reader'] });
+    expect(byId).not.toHaveProperty('clientSecret');
+
+    for (const text of [table, JSON.stringify(list), shown, JSON.stringify(byId)]) {
+      expect(text).not.toContain(billing.secret);
+      expect(text).not.toContain(reports.secret);
+    }
+  }, 60_000);
+
+  it('roles assign and unassign --client', async () => {
+    expect(await ok(['roles', 'assign', 'ledger-writer', '--client', 'reports'])).toBe('role ledger-writer assigned to reports\n');
+    expect((await json(['clients', 'show', 'reports'])).roles).toEqual(['ledger-writer']);
+    const assigned = await json(['roles', 'assign', 'orders-reader', '--client', reports.id]);
+    expect(assigned).toMatchObject({ name: 'orders-reader' });
+    expect([...assigned.clients].sort()).toEqual([billing.id, reports.id].sort());
+    expect((await json(['roles', 'show', 'ledger-writer'])).clients).toEqual([reports.id]);
+
+    expect(await ok(['roles', 'unassign', 'ledger-writer', '--client', 'reports'])).toBe('role ledger-writer removed from reports\n');
+    const unassigned = await json(['roles', 'unassign', 'orders-reader', '--client', 'reports']);
+    expect(unassigned.clients).toEqual([billing.id]);
+    expect((await json(['clients', 'show', 'reports'])).roles).toEqual([]);
+
+    await refused(['roles', 'unassign', 'orders-reader', '--client', 'reports'],
+      'postern: role "orders-reader" is not assigned to client "reports"');
+  }, 90_000);
+
+  it('roles grant and ungrant', async () => {
+    const granted = await ok(['roles', 'grant', 'orders-reader', 'https://orders.internal', 'orders:write']);
+    expect(granted).toMatch(/^scopes granted\n/);
+    expect(field(granted, 'grants')).toBe('https://orders.internal orders:read orders:write');
+
+    const back = await json(['roles', 'ungrant', 'orders-reader', 'https://orders.internal', 'orders:write']);
+    expect(back.grants).toEqual([{ api: 'https://orders.internal', scopes: ['orders:read'] }]);
+    const again = await json(['roles', 'grant', 'orders-reader', 'ledger', 'ledger:read']);
+    expect(again.grants).toEqual([
+      { api: 'https://ledger.internal', scopes: ['ledger:read'] },
+      { api: 'https://orders.internal', scopes: ['orders:read'] },
+    ]);
+    const text = await ok(['roles', 'ungrant', 'orders-reader', 'https://ledger.internal', 'ledger:read']);
+    expect(text).toMatch(/^scopes taken back\n/);
+    expect(field(text, 'grants')).toBe('https://orders.internal orders:read');
+
+    const list = await ok(['roles', 'list']);
+    expect(list).toMatch(/^orders-reader\s+https:\/\/orders\.internal orders:read\s+1$/m);
+    expect(list).toMatch(/^ledger-writer\s+https:\/\/ledger\.internal ledger:read ledger:write\s+0$/m);
+  }, 90_000);
+
+  it('clients disable and enable', async () => {
+    expect(await ok(['clients', 'disable', 'billing'])).toBe('client billing disabled\n');
+    expect(await json(['clients', 'show', 'billing'])).toMatchObject({ enabled: false });
+    expect(await ok(['clients', 'list'])).toMatch(new RegExp(`^${billing.id}\\s+billing\\s+no\\s`, 'm'));
+    expect(await json(['clients', 'enable', billing.id])).toMatchObject({ clientId: billing.id, enabled: true });
+    expect(await json(['clients', 'show', 'billing'])).toMatchObject({ enabled: true });
+  }, 60_000);
+
+  it('clients rotate-secret --keep-old-for 24h prints a new secret and keeps the old one for 24 hours', async () => {
+    const before = Date.now();
+    const out = await ok(['clients', 'rotate-secret', 'billing', '--keep-old-for', '24h']);
+    expect(out).toMatch(/^secret rotated for billing\n/);
+    const secret = field(out, 'client_secret');
+    expect(secret).toMatch(SECRET);
+    expect(secret).not.toBe(billing.secret);
+    const until = /^old secrets stop working at (\S+)$/m.exec(out)?.[1];
+    expect(Math.abs(Date.parse(until!) - (before + 86_400_000))).toBeLessThan(60_000);
+
+    const shown = await json(['clients', 'show', 'billing']);
+    expect(shown.secrets).toHaveLength(2);
+    expect(shown.secrets[0].expiresAt).toBe(until);
+    expect(shown.secrets[1].expiresAt).toBeNull();
+    expect(JSON.stringify(shown)).not.toContain(secret);
+
+    const rotated = await json(['clients', 'rotate-secret', 'reports']);
+    expect(rotated.clientSecret).toMatch(SECRET);
+    expect(rotated.clientSecret).not.toBe(reports.secret);
+    expect(Math.abs(Date.parse(rotated.oldSecretsExpireAt) - Date.now())).toBeLessThan(60_000);
+    // Without --keep-old-for the old secret stops at once: only the new one is listed.
+    expect(rotated.secrets).toHaveLength(1);
+    expect(rotated.secrets[0].expiresAt).toBeNull();
+  }, 60_000);
+
+  it('apis update --add-scopes, --remove-scopes (with their grants) and --ttl', async () => {
+    await ok(['roles', 'grant', 'orders-reader', 'https://orders.internal', 'orders:write']);
+    const out = await ok(['apis', 'update', 'https://orders.internal', '--add-scopes', 'orders:admin orders:audit',
+      '--remove-scopes', 'orders:write', '--ttl', '2m']);
+    expect(out).toMatch(/^API updated\n/);
+    expect(field(out, 'scopes')).toBe('orders:admin orders:audit orders:read');
+    expect(field(out, 'token ttl')).toBe('120s');
+    // Removing a scope removed its grant.
+    expect((await json(['roles', 'show', 'orders-reader'])).grants)
+      .toEqual([{ api: 'https://orders.internal', scopes: ['orders:read'] }]);
+
+    const updated = await json(['apis', 'update', 'https://orders.internal', '--remove-scopes', 'orders:audit',
+      '--ttl', '900', '--token-format', 'opaque', '--name', 'orders']);
+    expect(updated).toMatchObject({
+      identifier: 'https://orders.internal', name: 'orders', scopes: ['orders:admin', 'orders:read'],
+      accessTokenTtl: 900, tokenFormat: 'opaque',
+    });
+    expect(await json(['apis', 'show', 'orders'])).toEqual(updated);
+  }, 60_000);
+
+  it('deletes clients, roles and APIs', async () => {
+    expect(await ok(['clients', 'delete', 'reports'])).toBe('client reports deleted\n');
+    const deletedClient = await json(['clients', 'delete', billing.id]);
+    expect(deletedClient).toMatchObject({ clientId: billing.id, name: 'billing' });
+    expect(await json(['clients', 'list'])).toEqual([]);
+    expect(await ok(['clients', 'list'])).toBe('(none)\n');
+
+    expect(await ok(['roles', 'delete', 'ledger-writer'])).toBe('role ledger-writer deleted\n');
+    expect(await json(['roles', 'delete', 'orders-reader'])).toMatchObject({ name: 'orders-reader' });
+    expect(await json(['roles', 'list'])).toEqual([]);
+
+    expect(await ok(['apis', 'delete', 'ledger'])).toBe('API https://ledger.internal deleted\n');
+    expect(await json(['apis', 'delete', 'https://orders.internal'])).toMatchObject({ identifier: 'https://orders.internal' });
+    expect((await json<{ identifier: string }[]>(['apis', 'list'])).map((api) => api.identifier)).toEqual(['urn:postern']);
+
+    await refused(['clients', 'show', 'billing'], 'postern: unknown client "billing"');
+  }, 90_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('bad input: one line on stderr, a non-zero exit, nothing changed', () => {
+  type Kind = 'apis' | 'roles' | 'clients';
+  const baseline: Partial<Record<Kind, unknown>> = {};
+  let warehouse: { id: string };
+
+  /** The listed kinds read the same as before the refused command. */
+  async function unchanged(...kinds: Kind[]): Promise<void> {
+    for (const kind of kinds) expect(await json([kind, 'list']), `${kind} changed`).toEqual(baseline[kind]);
+  }
+
+  beforeAll(async () => {
+    await ok(['apis', 'create', '--identifier', 'https://inventory.internal', '--name', 'inventory', '--scopes', 'inventory:read']);
+    await ok(['roles', 'create', 'stock-reader', '--grant', 'inventory inventory:read']);
+    warehouse = { id: (await json(['clients', 'create', '--name', 'warehouse', '--role', 'stock-reader'])).clientId };
+    for (const kind of ['apis', 'roles', 'clients'] as const) baseline[kind] = await json([kind, 'list']);
+  }, 120_000);
+
+  it('an unknown role', async () => {
+    await refused(['clients', 'create', '--name', 'other', '--role', 'nope'], 'postern: unknown role "nope"');
+    await refused(['roles', 'assign', 'nope', '--client', 'warehouse'], 'postern: unknown role "nope"');
+    await unchanged('clients', 'roles');
+  }, 60_000);
+
+  it('a duplicate client name', async () => {
+    await refused(['clients', 'create', '--name', 'warehouse'], 'postern: a client named "warehouse" already exists');
+    await unchanged('clients');
+  }, 60_000);
+
+  it('a duplicate API identifier', async () => {
+    await refused(['apis', 'create', '--identifier', 'https://inventory.internal', '--scopes', 'other'],
+      /^postern: an API with identifier or name "https:\/\/inventory\.internal" already exists$/m);
+    await unchanged('apis');
+  }, 60_000);
+
+  it('an identifier that is not an absolute URI', async () => {
+    await refused(['apis', 'create', '--identifier', 'not-a-url', '--scopes', 'x:read'],
+      'postern: identifier must be an absolute URI without a fragment');
+    await unchanged('apis');
+  }, 60_000);
+
+  for (const [group, verb, ref, message] of [
+    ['apis', 'show', 'https://nowhere.internal', 'postern: unknown API "https://nowhere.internal"'],
+    ['apis', 'delete', 'api_nope', 'postern: unknown API "api_nope"'],
+    ['roles', 'show', 'role_nope', 'postern: unknown role "role_nope"'],
+    ['roles', 'delete', 'nope', 'postern: unknown role "nope"'],
+    ['clients', 'show', 'nope', 'postern: unknown client "nope"'],
+    ['clients', 'delete', 'nope', 'postern: unknown client "nope"'],
+  ] as const) {
+    it(`an unknown id or name: ${group} ${verb}`, async () => {
+      await refused([group, verb, ref], message);
+      if (verb === 'delete') await unchanged(group);
+    }, 60_000);
+  }
+
+  it('scope characters RFC 6749 does not allow, when an API is created', async () => {
+    await refused(['apis', 'create', '--identifier', 'https://quotes.internal', '--scopes', 'say"hi'],
+      'postern: invalid scope "say"hi"');
+    await unchanged('apis');
+  }, 60_000);
+
+  it('scope characters RFC 6749 does not allow, in a grant', async () => {
+    await refused(['roles', 'grant', 'stock-reader', 'inventory', 'inventory\\read'], 'postern: invalid scope "inventory\\read"');
+    await unchanged('roles');
+  }, 60_000);
+
+  it('a grant of a scope the API does not define', async () => {
+    await refused(['roles', 'grant', 'stock-reader', 'inventory', 'inventory:write'],
+      'postern: API https://inventory.internal does not define inventory:write');
+    await refused(['roles', 'create', 'stock-writer', '--grant', 'https://inventory.internal inventory:write'],
+      'postern: API https://inventory.internal does not define inventory:write');
+    await unchanged('roles');
+  }, 60_000);
+
+  it('a bad duration for --keep-old-for', async () => {
+    await refused(['clients', 'rotate-secret', 'warehouse', '--keep-old-for', '24x'], 'postern: invalid duration "24x"');
+    await refused(['clients', 'rotate-secret', warehouse.id, '--keep-old-for', '-1h'], 'postern: invalid duration "-1h"');
+    await unchanged('clients');
+  }, 60_000);
+
+  it('a bad --token-format value', async () => {
+    await refused(['apis', 'create', '--identifier', 'https://xml.internal', '--token-format', 'xml'], /^postern: .*xml/);
+    await unchanged('apis');
+  }, 60_000);
+
+  it('deleting the built-in urn:postern API', async () => {
+    await refused(['apis', 'delete', 'urn:postern'], 'postern: the postern API is built in and cannot be deleted');
+    await refused(['apis', 'delete', 'api_postern'], 'postern: the postern API is built in and cannot be deleted');
+    await unchanged('apis');
+  }, 60_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('operations', () => {
+  it('migrate reports an up-to-date schema', async () => {
+    expect(await ok(['migrate'])).toBe('database schema is up to date\n');
+    expect(await json(['migrate'])).toEqual({ applied: [], upToDate: true });
+  }, 60_000);
+
+  it('tokens prune deletes what has expired', async () => {
+    const created = await json(['clients', 'create', '--name', 'pruned']);
+    await json(['clients', 'rotate-secret', 'pruned']); // the first secret expires now
+    const result = await json(['tokens', 'prune']);
+    expect(result).toEqual({ artifacts: expect.any(Number), revocations: expect.any(Number), clientSecrets: 1 });
+    expect(await ok(['tokens', 'prune'])).toMatch(/^pruned 0 expired artifacts, 0 revocation entries, 0 client secrets\n$/);
+    expect((await json(['clients', 'show', created.clientId])).secrets).toHaveLength(1);
+  }, 60_000);
+
+  it('keys list shows nothing before keys generate, then the public facts of each key', async () => {
+    expect(await ok(['keys', 'list'])).toBe('(none)\n');
+    expect(await json(['keys', 'list'])).toEqual([]);
+
+    const generated = await json<{ kid: string; alg: string }[]>(['keys', 'generate']);
+    expect(generated.map((key) => key.alg).sort()).toEqual(['ES256', 'EdDSA', 'RS256']);
+
+    const table = await ok(['keys', 'list']);
+    expect(table.split('\n')[0]).toMatch(/^KID\s+ALG\s+KTY\s+STATE\s+CREATED$/);
+    const keys = await json<Record<string, unknown>[]>(['keys', 'list']);
+    expect(keys).toHaveLength(3);
+    for (const key of keys) {
+      expect(Object.keys(key).sort()).toEqual(['alg', 'createdAt', 'kid', 'kty', 'state']);
+      expect(key.state).toBe('active');
+      expect(generated.map((g) => g.kid)).toContain(key.kid);
+      expect(table).toContain(String(key.kid));
+    }
+    expect(Object.fromEntries(keys.map((key) => [key.alg, key.kty]))).toEqual({ ES256: 'EC', RS256: 'RSA', EdDSA: 'OKP' });
+  }, 60_000);
+
+  it('keys generate refuses when keys exist (and --if-missing succeeds without a change)', async () => {
+    const before = await json(['keys', 'list']);
+    await refused(['keys', 'generate'], 'postern: signing keys exist already');
+    expect(await json(['keys', 'generate', '--if-missing'])).toEqual({ created: false });
+    expect(await json(['keys', 'list'])).toEqual(before);
+  }, 60_000);
+
+  it.skipIf(!onPostgres)('never touches POSTERN_DATA_DIR when DATABASE_URL is set', () => {
+    expect(fs.existsSync(env.POSTERN_DATA_DIR!)).toBe(false);
+  });
+
+  it.skipIf(onPostgres)('leaves the embedded data folder free for the next process', () => {
+    const dataDir = env.POSTERN_DATA_DIR!;
+    expect(fs.existsSync(path.join(dataDir, 'pgdata'))).toBe(true);
+    expect(fs.existsSync(path.join(dataDir, 'postern.pid'))).toBe(false);
+    expect(embeddedServerPid(dataDir)).toBeUndefined();
+  });
+});
