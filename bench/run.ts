@@ -3,12 +3,15 @@
 //   BENCH_DATABASE_URL  Postgres server to create the throw-away database on
 //   BENCH_DURATION      seconds measured per scenario and server (default 10)
 //   BENCH_WARMUP        seconds of unreported load before each measurement (default 2)
+//   BENCH_ROUNDS        measurements per server and scenario, alternating servers (default 3)
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createBenchDatabase, register } from './bench-db.ts';
 import { Child, freePort } from './children.ts';
-import { check, introspectionProbe, issueToken, measure, tokenProbe, type Probe, type Server } from './load.ts';
+import {
+  check, introspectionProbe, issueToken, measure, tokenProbe, type Measurement, type Probe, type Server,
+} from './load.ts';
 import { failedRequests, machine, renderReport, type ScenarioResult } from './report.ts';
 import { ACCESS_TOKEN_TTL, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
 
@@ -25,8 +28,9 @@ function seconds(name: string, fallback: number): number {
 function readSettings() {
   const settings = {
     baseUrl: process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres',
-    duration: seconds('BENCH_DURATION', 10),
+    duration: seconds('BENCH_DURATION', 5),
     warmup: seconds('BENCH_WARMUP', 2),
+    rounds: Math.max(1, Math.round(seconds('BENCH_ROUNDS', 3))),
   };
   // Each measurement replays one token, issued just before it: it must outlive warm-up plus run.
   if (settings.duration + settings.warmup > ACCESS_TOKEN_TTL - 30) {
@@ -116,6 +120,17 @@ async function measureOn(
   return result;
 }
 
+/** The round with the median req/s; failures of every round are kept. */
+function median(rounds: Measurement[]): Measurement {
+  const sorted = [...rounds].sort((a, b) => a.rps - b.rps);
+  const middle = sorted[Math.floor(sorted.length / 2)]!;
+  return {
+    ...middle,
+    non2xx: rounds.reduce((sum, m) => sum + m.non2xx, 0),
+    otherFailures: rounds.reduce((sum, m) => sum + m.otherFailures, 0),
+  };
+}
+
 async function main(): Promise<number> {
   const settings = readSettings();
   const database = await createBenchDatabase(settings.baseUrl);
@@ -146,11 +161,22 @@ async function main(): Promise<number> {
   for (const scenario of SCENARIOS) {
     const posternServer = { label: 'Postern', url: posternUrl, ...credentials };
     const bareServer = { label: scenario.bareLabel, url: `http://127.0.0.1:${barePort}`, ...bareCredentials };
+    const runs = {
+      postern: () => measureOn(settings, postern, posternServer, scenario.postern, `${scenario.name} on Postern`),
+      bare: () => measureOn(settings, bare, bareServer, scenario.bare, `${scenario.name} on ${scenario.bareLabel}`),
+    };
+    // The machine's speed drifts: alternate the servers (P B, B P, P B, ...) and keep each one's
+    // median round, so that neither is always measured in the slower moment.
+    const measured: Record<'postern' | 'bare', Measurement[]> = { postern: [], bare: [] };
+    for (let round = 0; round < settings.rounds; round += 1) {
+      const order = round % 2 === 0 ? (['postern', 'bare'] as const) : (['bare', 'postern'] as const);
+      for (const which of order) measured[which].push(await runs[which]());
+    }
     results.push({
       name: scenario.name,
       target: scenario.target,
-      postern: { label: 'Postern', result: await measureOn(settings, postern, posternServer, scenario.postern, `${scenario.name} on Postern`) },
-      bare: { label: scenario.bareLabel, result: await measureOn(settings, bare, bareServer, scenario.bare, `${scenario.name} on ${scenario.bareLabel}`) },
+      postern: { label: 'Postern', result: median(measured.postern) },
+      bare: { label: scenario.bareLabel, result: median(measured.bare) },
     });
   }
 
@@ -158,8 +184,9 @@ async function main(): Promise<number> {
   const providerVersion = (JSON.parse(providerPackage) as { version: string }).version;
   console.log(`\n${renderReport(results)}\n`);
   console.log(`machine: ${machine()}`);
-  console.log(`load: autocannon, ${CONNECTIONS} connections, ${settings.warmup} s warm-up + ${settings.duration} s per row, `
-    + `load generator on the same machine; oidc-provider ${providerVersion}`);
+  console.log(`load: autocannon, ${CONNECTIONS} connections, ${settings.rounds} alternating rounds per server of `
+    + `${settings.warmup} s warm-up + ${settings.duration} s (median round shown), load generator on the same machine; `
+    + `oidc-provider ${providerVersion}`);
   // Targets may be missed (that is a result); failed requests make the numbers meaningless.
   return results.some((s) => failedRequests(s) > 0) ? 1 : 0;
 }
