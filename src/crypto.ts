@@ -1,9 +1,15 @@
 // Small cryptographic helpers shared by every layer (a leaf, like config.ts).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/** A random identifier: `prefix` + 128 bits, base64url. */
+/**
+ * A random identifier: `prefix` + 128 bits, base64url, starting with a letter or digit (an id
+ * starting with "-" would read as an option on a command line).
+ */
 export function randomId(prefix = ''): string {
-  return prefix + randomBytes(16).toString('base64url');
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (/^[A-Za-z0-9]/.test(id)) return prefix + id;
+  }
 }
 
 /** A client secret: 256 bits from the CSPRNG, base64url (43 characters). */
