@@ -142,6 +142,8 @@ async function main(): Promise<number> {
   const posternUrl = `http://127.0.0.1:${posternPort}`;
   const postern = await startServer('Postern', 'src/main.ts', {
     NODE_ENV: 'development', // generates its signing keys on first start
+    // A throw-away master key: the data folder's development key file stays untouched.
+    POSTERN_MASTER_KEY: randomBytes(32).toString('base64'),
     DATABASE_URL: database.url,
     PORT: String(posternPort),
     ISSUER: posternUrl,

@@ -4,18 +4,21 @@ import mount from 'koa-mount';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
+import { adminApi, adminApp } from './http/admin/router.ts';
 import { healthRoutes } from './http/health.ts';
 import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, notFound, requestId } from './http/middleware.ts';
 import type { Logger } from './logger.ts';
 import { Directory } from './oidc/directory.ts';
 import { createProvider } from './oidc/provider.ts';
-import { generateKeyMaterial, loadKeyMaterial, type KeyMaterial } from './services/keys.ts';
+import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
 import { pruneExpired } from './services/tokens.ts';
 
 export interface App {
   koa: Koa;
   provider: Provider;
   directory: Directory;
+  /** The admin API alone, for its own listener when `config.admin` is set (else `koa` serves it). */
+  adminKoa: Koa;
   /** Stops background work (not the database, which the caller owns). */
   close(): Promise<void>;
 }
@@ -27,14 +30,19 @@ export class MissingKeysError extends Error {
 }
 
 /**
- * Loads the key material; in development, creates it on first start (announced by the caller).
- * Production never generates keys implicitly.
+ * Decrypts the key material with the master key (`keyring[0]`; encrypting rows older than
+ * encryption at rest); in development, creates it on first start (announced by the caller).
+ * Production never generates keys implicitly. A wrong master key throws MasterKeyError.
  */
-export async function prepareKeys(config: Config, database: Database): Promise<{ keys: KeyMaterial; generated: boolean }> {
-  const existing = await loadKeyMaterial(database.db);
-  if (existing) return { keys: existing, generated: false };
+export async function prepareKeys(
+  config: Config,
+  database: Database,
+  keyring: Keyring,
+): Promise<{ keys: KeyMaterial; generated: boolean; encrypted: number }> {
+  const { material, encrypted } = await openKeyMaterial(database.db, keyring);
+  if (material) return { keys: material, generated: false, encrypted };
   if (config.mode === 'production') throw new MissingKeysError();
-  return { keys: await generateKeyMaterial(database.db), generated: true };
+  return { keys: await generateKeyMaterial(database.db, keyring[0]), generated: true, encrypted };
 }
 
 export async function buildApp(options: { config: Config; database: Database; logger: Logger; keys: KeyMaterial }): Promise<App> {
@@ -42,7 +50,7 @@ export async function buildApp(options: { config: Config; database: Database; lo
   // The directory subscribes first: it registers this process when the feed connects.
   const directory = new Directory(database.db, database.changes);
   await database.changes?.start();
-  const { provider, fastPaths } = createProvider(config, {
+  const { provider, fastPaths, verifyAccessToken } = createProvider(config, {
     db: database.db,
     directory,
     signingKeys: keys.signingKeys,
@@ -54,6 +62,12 @@ export async function buildApp(options: { config: Config; database: Database; lo
   koa.silent = true;
   koa.use(requestId());
   koa.use(errorBoundary(logger));
+  // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
+  const admin = adminApi({
+    db: database.db, logger, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes, verifyAccessToken,
+  });
+  // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
+  if (!config.admin) koa.use(admin.middleware);
   koa.use(bodyLimit(config.maxBodyBytes));
   koa.use(healthRoutes().routes());
   // The issuer's path is where the provider lives (oidc-provider requires them to match).
@@ -75,6 +89,7 @@ export async function buildApp(options: { config: Config; database: Database; lo
     koa,
     provider,
     directory,
+    adminKoa: adminApp(admin.middleware, { proxy: config.trustProxy }),
     close: async () => {
       if (prune) clearInterval(prune);
       await directory.close();

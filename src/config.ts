@@ -1,10 +1,11 @@
 // The only reader of process.env. Everything else receives a Config.
 import path from 'node:path';
 import { z } from 'zod';
+import { readMasterKeySettings, type MasterKeySettings } from './master-key.ts';
 
 export type Mode = 'development' | 'production';
 
-export interface Config {
+export interface Config extends MasterKeySettings {
   mode: Mode;
   issuer: string;
   host: string;
@@ -19,6 +20,11 @@ export interface Config {
   maxBodyBytes: number;
   /** How often expired tokens, codes and revocations are pruned, in seconds (0: never). */
   pruneIntervalSeconds: number;
+  /**
+   * A separate listener for the admin API (/admin/v1), kept off the public one. Unset: the admin
+   * API is served by the public listener.
+   */
+  admin: { host: string; port: number } | undefined;
 }
 
 export interface ConfigResult {
@@ -43,6 +49,12 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_BODY_BYTES: intFrom(1024, 1024 * 1024).default(32 * 1024),
   PRUNE_INTERVAL_SECONDS: intFrom(0, 86400).default(600),
+  ADMIN_PORT: intFrom(1, 65535).optional(),
+  ADMIN_HOST: z.string().min(1).default('127.0.0.1'),
+  // Encryption at rest of private keys (docs/keys.md). Values are never echoed in problems.
+  POSTERN_MASTER_KEY: z.string().optional(),
+  POSTERN_MASTER_KEY_FILE: z.string().min(1).optional(),
+  POSTERN_NEW_MASTER_KEY: z.string().optional(),
 });
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -106,6 +118,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
   }
 
+  if (e.ADMIN_PORT !== undefined && e.ADMIN_PORT === port) {
+    problems.push(`ADMIN_PORT must differ from PORT (${port}): the admin API gets a listener of its own`);
+  }
+
+  const masterKeys = readMasterKeySettings({
+    mode,
+    dataDir: path.resolve(e.POSTERN_DATA_DIR),
+    key: e.POSTERN_MASTER_KEY,
+    keyFile: e.POSTERN_MASTER_KEY_FILE,
+    newKey: e.POSTERN_NEW_MASTER_KEY,
+  });
+  problems.push(...masterKeys.problems);
+  conveniences.push(...masterKeys.conveniences);
+
   const config: Config = {
     mode,
     issuer,
@@ -118,6 +144,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     maxBodyBytes: e.MAX_BODY_BYTES,
     pruneIntervalSeconds: e.PRUNE_INTERVAL_SECONDS,
+    admin: e.ADMIN_PORT === undefined ? undefined : { host: e.ADMIN_HOST, port: e.ADMIN_PORT },
+    masterKey: masterKeys.masterKey,
+    developmentMasterKeyFile: masterKeys.developmentMasterKeyFile,
+    newMasterKey: masterKeys.newMasterKey,
   };
   return { config, problems, conveniences };
 }

@@ -6,7 +6,8 @@ import { loadConfig } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
 import { createLogger } from './logger.ts';
-import { loadKeyMaterial } from './services/keys.ts';
+import { resolveMasterKey, type ResolvedMasterKey } from './master-key.ts';
+import { hasSigningKeys, MasterKeyError } from './services/keys.ts';
 
 function fail(lines: string[]): never {
   process.stderr.write(`Postern cannot start:\n${lines.map((line) => `  - ${line}`).join('\n')}\n`);
@@ -30,8 +31,7 @@ if (databaseUsable && (problems.length === 0 || (config.mode === 'production' &&
 }
 if (opened && config.mode === 'production' && !problems.some((p) => p.startsWith('database:'))) {
   // Production never generates keys; they are created once with `postern keys generate`.
-  const keys = await loadKeyMaterial(opened.db).catch(() => undefined);
-  if (!keys) problems.push(new MissingKeysError().message);
+  if (!(await hasSigningKeys(opened.db).catch(() => false))) problems.push(new MissingKeysError().message);
 }
 if (problems.length || !opened) {
   await opened?.close().catch(() => {});
@@ -39,14 +39,25 @@ if (problems.length || !opened) {
 }
 const database: Database = opened;
 
+let master: ResolvedMasterKey;
 let prepared;
+try {
+  // The configured master key, or in development the generated one beside the embedded data.
+  master = resolveMasterKey(config);
+} catch (error) {
+  await database.close().catch(() => {});
+  fail([(error as Error).message]);
+}
 try {
   const applied = await migrate(database);
   if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
-  prepared = await prepareKeys(config, database);
+  // POSTERN_NEW_MASTER_KEY may open keys too, so a restart during a master-key rotation works.
+  prepared = await prepareKeys(config, database, [master.key, ...(config.newMasterKey ? [config.newMasterKey] : [])]);
+  if (prepared.encrypted) logger.info({ rows: prepared.encrypted, masterKey: master.key.fingerprint }, 'encrypted key material stored in plaintext by an older version');
 } catch (error) {
   await database.close().catch(() => {});
-  fail([`database: ${(error as Error).message}`]);
+  // A wrong master key is its own message; nothing was written.
+  fail([error instanceof MasterKeyError ? error.message : `database: ${(error as Error).message}`]);
 }
 
 const app = await buildApp({ config, database, logger, keys: prepared.keys });
@@ -54,6 +65,13 @@ const server = http.createServer(app.koa.callback());
 server.headersTimeout = 10_000;
 server.requestTimeout = 30_000;
 server.keepAliveTimeout = 5_000;
+// The admin API's own listener (ADMIN_PORT), apart from the public endpoints.
+const adminServer = config.admin ? http.createServer(app.adminKoa.callback()) : undefined;
+if (adminServer) {
+  adminServer.headersTimeout = server.headersTimeout;
+  adminServer.requestTimeout = server.requestTimeout;
+  adminServer.keepAliveTimeout = server.keepAliveTimeout;
+}
 
 await new Promise<void>((resolve, reject) => {
   server.once('error', reject);
@@ -62,6 +80,17 @@ await new Promise<void>((resolve, reject) => {
   await database.close();
   fail([`cannot listen on ${config.host}:${config.port}: ${error.message}`]);
 });
+if (adminServer && config.admin) {
+  const { host, port } = config.admin;
+  await new Promise<void>((resolve, reject) => {
+    adminServer.once('error', reject);
+    adminServer.listen(port, host, () => resolve());
+  }).catch(async (error: Error) => {
+    server.close();
+    await database.close();
+    fail([`cannot listen for the admin API on ${host}:${port}: ${error.message}`]);
+  });
+}
 
 if (config.mode === 'development') {
   const bar = '='.repeat(78);
@@ -69,6 +98,7 @@ if (config.mode === 'development') {
  Postern is running in DEVELOPMENT mode at ${config.issuer}
  Development conveniences in use (production refuses all of them):
 ${conveniences.map((item) => `   - ${item}`).join('\n')}
+${master.generatedFile ? `   - a master key was just generated and written to ${master.generatedFile} (mode 0600)\n` : ''}\
 ${prepared.generated ? '   - signing keys were just generated and stored in the database\n' : ''}
  Register a first API and a client that may call it, from another terminal:
    npx postern apis create --identifier https://orders.internal --scopes "orders:read orders:write"
@@ -79,18 +109,22 @@ ${prepared.generated ? '   - signing keys were just generated and stored in the 
 ${bar}
 `);
 }
-logger.info({ issuer: config.issuer, host: config.host, port: config.port, mode: config.mode, store: database.kind }, 'listening');
+logger.info({ issuer: config.issuer, host: config.host, port: config.port, admin: config.admin ?? 'public listener', mode: config.mode, store: database.kind }, 'listening');
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'stopping');
-  server.close();
-  server.closeIdleConnections();
-  const force = setTimeout(() => server.closeAllConnections(), 10_000);
+  const servers = adminServer ? [server, adminServer] : [server];
+  const closed = servers.map((each) => new Promise((resolve) => each.once('close', resolve)));
+  for (const each of servers) {
+    each.close();
+    each.closeIdleConnections();
+  }
+  const force = setTimeout(() => servers.forEach((each) => each.closeAllConnections()), 10_000);
   force.unref();
-  await new Promise((resolve) => server.once('close', resolve));
+  await Promise.all(closed);
   await app.close();
   await database.close();
   process.exit(0);

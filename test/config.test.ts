@@ -2,6 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 
+const MASTER_KEY = Buffer.alloc(32, 7).toString('base64');
+
 describe('configuration', () => {
   it('runs with no configuration in development, and says which conveniences it uses', () => {
     const { config, problems, conveniences } = loadConfig({});
@@ -14,18 +16,19 @@ describe('configuration', () => {
 
   it('refuses every development default in production, listing all problems at once', () => {
     const { problems } = loadConfig({ NODE_ENV: 'production' });
-    expect(problems).toHaveLength(2);
+    expect(problems).toHaveLength(3);
     expect(problems.join('\n')).toMatch(/ISSUER is required/);
     expect(problems.join('\n')).toMatch(/DATABASE_URL is required/);
+    expect(problems.join('\n')).toMatch(/POSTERN_MASTER_KEY or POSTERN_MASTER_KEY_FILE is required in production/);
   });
 
   it('refuses plain http on a non-loopback issuer in production', () => {
     const { problems } = loadConfig({
-      NODE_ENV: 'production', ISSUER: 'http://auth.example.com', DATABASE_URL: 'postgres://db/postern',
+      NODE_ENV: 'production', ISSUER: 'http://auth.example.com', DATABASE_URL: 'postgres://db/postern', POSTERN_MASTER_KEY: MASTER_KEY,
     });
     expect(problems).toEqual(['ISSUER must use https in production, got "http://auth.example.com"']);
     expect(loadConfig({
-      NODE_ENV: 'production', ISSUER: 'https://auth.example.com/', DATABASE_URL: 'postgres://db/postern',
+      NODE_ENV: 'production', ISSUER: 'https://auth.example.com/', DATABASE_URL: 'postgres://db/postern', POSTERN_MASTER_KEY: MASTER_KEY,
     })).toMatchObject({ problems: [], config: { issuer: 'https://auth.example.com', host: '0.0.0.0' } });
   });
 

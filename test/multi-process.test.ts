@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { setClientEnabled } from '../src/services/clients.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
-import { postForm } from './support/server.ts';
+import { postForm, TEST_MASTER_KEY } from './support/server.ts';
 
 const ROOT = path.resolve(fileURLToPath(import.meta.url), '../..');
 const run = promisify(execFile);
@@ -47,6 +47,7 @@ async function startInstance(name: string, databaseUrl: string, issuer?: string)
       HOST: '127.0.0.1',
       ISSUER: issuer ?? url,
       LOG_LEVEL: 'warn',
+      POSTERN_MASTER_KEY: TEST_MASTER_KEY,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -88,7 +89,7 @@ async function stopInstance(instance: Instance | undefined) {
 async function cli(args: string[]) {
   return run(process.execPath, ['bin/postern.js', ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, DATABASE_URL: tdb.url!, LOG_LEVEL: 'warn' },
+    env: { PATH: process.env.PATH, DATABASE_URL: tdb.url!, LOG_LEVEL: 'warn', POSTERN_MASTER_KEY: TEST_MASTER_KEY },
   });
 }
 

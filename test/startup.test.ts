@@ -7,7 +7,10 @@ import { createTestDatabase, onPostgres, type TestDatabase } from './support/dat
 import {
   cleanUp, describeRun, freePort, MAIN, makeTempDir, postern, run, ServerProcess, type Env, type RunResult,
 } from './support/process.ts';
-import { postForm } from './support/server.ts';
+import { postForm, TEST_MASTER_KEY } from './support/server.ts';
+
+const MASTER_KEY_REQUIRED = 'POSTERN_MASTER_KEY or POSTERN_MASTER_KEY_FILE is required in production (32 random bytes in base64, '
+  + 'e.g. from `openssl rand -base64 32`; see docs/keys.md)';
 
 const databases: TestDatabase[] = [];
 
@@ -43,11 +46,12 @@ const startServer = (env: Env) => run([MAIN], { env, timeoutMs: 30_000 });
 // ---------------------------------------------------------------------------------------------
 
 describe('production refuses a configuration it cannot run with', () => {
-  it('with no configuration: lists ISSUER and DATABASE_URL at once', async () => {
+  it('with no configuration: lists ISSUER, DATABASE_URL and the master key at once', async () => {
     const result = await startServer({ NODE_ENV: 'production' });
     expect(expectRefused(result)).toEqual([
       'ISSUER is required in production (the public https URL of this server)',
       'DATABASE_URL is required in production (the embedded database is for development only)',
+      MASTER_KEY_REQUIRED,
     ]);
     expect(result.stdout).toBe('');
   });
@@ -57,6 +61,7 @@ describe('production refuses a configuration it cannot run with', () => {
     expect(expectRefused(result)).toEqual([
       'ISSUER must use https in production, got "http://auth.example.com"',
       'DATABASE_URL is required in production (the embedded database is for development only)',
+      MASTER_KEY_REQUIRED,
     ]);
   });
 });
@@ -68,6 +73,7 @@ describe.skipIf(!onPostgres)('production on Postgres', () => {
     const url = `http://127.0.0.1:${port}`;
     const env: Env = {
       NODE_ENV: 'production', ISSUER: 'https://auth.example.com', DATABASE_URL: tdb.url, HOST: '127.0.0.1', PORT: String(port),
+      POSTERN_MASTER_KEY: TEST_MASTER_KEY,
     };
 
     const refused = await startServer(env);
@@ -75,7 +81,7 @@ describe.skipIf(!onPostgres)('production on Postgres', () => {
       'the database holds no signing keys: create them with `postern keys generate`',
     ]);
 
-    const keys = await postern(['keys', 'generate'], { DATABASE_URL: tdb.url });
+    const keys = await postern(['keys', 'generate'], { DATABASE_URL: tdb.url, POSTERN_MASTER_KEY: TEST_MASTER_KEY });
     expect(keys.code, describeRun(['keys', 'generate'], keys)).toBe(0);
     expect(keys.stdout).toMatch(/^signing keys created\n/);
 
@@ -116,14 +122,16 @@ async function introspect(url: string, client: Credentials, token: string): Prom
  */
 function developmentRestart(options: {
   store: 'embedded' | 'postgres';
-  /** The server's and the CLI's store settings. */
-  prepare(): Promise<{ storeEnv: Env; dataDir?: string }>;
+  /** The server's and the CLI's store settings; `keyDir` is POSTERN_DATA_DIR, where the master key is kept. */
+  prepare(): Promise<{ storeEnv: Env; dataDir?: string; keyDir: string }>;
   firstStartMs: number;
 }) {
   const embedded = options.store === 'embedded';
   let storeEnv: Env;
   let serverEnv: Env;
   let dataDir: string | undefined;
+  let keyFile: string;
+  let keyText: string;
   let port: number;
   let url: string;
   let first: ServerProcess;
@@ -131,7 +139,9 @@ function developmentRestart(options: {
   let token: string;
 
   beforeAll(async () => {
-    ({ storeEnv, dataDir } = await options.prepare());
+    let keyDir: string;
+    ({ storeEnv, dataDir, keyDir } = await options.prepare());
+    keyFile = path.join(keyDir, 'master.key');
     port = await freePort();
     url = `http://127.0.0.1:${port}`;
     serverEnv = { ...storeEnv, PORT: String(port) };
@@ -151,6 +161,13 @@ function developmentRestart(options: {
     expect(banner).toContain(`Postern is running in DEVELOPMENT mode at http://localhost:${port}\n`);
     expect(banner).toContain(`   - issuer defaults to http://localhost:${port}\n`);
     expect(banner).toContain('   - signing keys were just generated and stored in the database\n');
+    // Development generates a master key beside the data, readable by its owner only, and says so.
+    expect(banner).toContain(`   - master key kept in ${keyFile} (set POSTERN_MASTER_KEY in production)\n`);
+    expect(banner).toContain(`   - a master key was just generated and written to ${keyFile} (mode 0600)\n`);
+    expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
+    keyText = fs.readFileSync(keyFile, 'utf8');
+    expect(keyText).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
+    expect(banner).not.toContain(keyText.trim());
     if (embedded) expect(banner).toContain(`   - embedded database in ${dataDir}\n`);
     else expect(banner).not.toContain('embedded database');
     expect(banner).toContain('npx postern apis create --identifier https://orders.internal --scopes "orders:read orders:write"');
@@ -203,6 +220,9 @@ function developmentRestart(options: {
     expect(again.stdout).toContain('DEVELOPMENT mode');
     // The keys come from the store now: nothing is generated on a restart.
     expect(again.stdout).not.toContain('signing keys were just generated');
+    // The same master key, from the same file: nothing new is generated.
+    expect(again.stdout).not.toContain('a master key was just generated');
+    expect(fs.readFileSync(keyFile, 'utf8')).toBe(keyText);
 
     expect(await introspect(url, billing, token)).toMatchObject({
       active: true, client_id: billing.id, aud: 'https://orders.internal', scope: 'orders:read', iss: `http://localhost:${port}`,
@@ -221,7 +241,7 @@ describe('development on the embedded store', () => {
     prepare: async () => {
       // A short path: the server's socket for the CLI lives in this folder.
       const dataDir = path.join(makeTempDir('pst-'), 'data');
-      return { storeEnv: { POSTERN_DATA_DIR: dataDir }, dataDir };
+      return { storeEnv: { POSTERN_DATA_DIR: dataDir }, dataDir, keyDir: dataDir };
     },
   });
 });
@@ -232,8 +252,10 @@ describe.skipIf(!onPostgres)('development on Postgres', () => {
     firstStartMs: 30_000,
     prepare: async () => {
       const tdb = await testDatabase();
-      // POSTERN_DATA_DIR names a folder nothing may create: DATABASE_URL wins.
-      return { storeEnv: { DATABASE_URL: tdb.url, POSTERN_DATA_DIR: path.join(makeTempDir('pst-'), 'unused') } };
+      // DATABASE_URL wins over POSTERN_DATA_DIR for the data; the development master key is still
+      // kept in POSTERN_DATA_DIR, shared by the server and the CLI.
+      const keyDir = path.join(makeTempDir('pst-'), 'keys');
+      return { storeEnv: { DATABASE_URL: tdb.url, POSTERN_DATA_DIR: keyDir }, keyDir };
     },
   });
 });

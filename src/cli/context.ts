@@ -1,19 +1,27 @@
 // What every command needs: the configured database (migrated) and the output format.
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
-import { loadConfig } from '../config.ts';
+import { loadConfig, type Config } from '../config.ts';
 import { openDatabase, type Database } from '../db/database.ts';
 import { migrate } from '../db/migrator.ts';
 import type { Tables } from '../db/tables.ts';
+import { resolveMasterKey } from '../master-key.ts';
+import { openKeyMaterial, type Keyring } from '../services/keys.ts';
 import { createOutput, type Output } from './output.ts';
 
 export interface CommandContext {
   db: Kysely<Tables>;
   database: Database;
   out: Output;
+  config: Config;
+  /** The master key (first) and POSTERN_NEW_MASTER_KEY when set: the keys that open key material. */
+  keyring: Keyring;
 }
 
-/** Wraps a command action: opens the store, applies pending migrations, runs, closes. */
+/**
+ * Wraps a command action: opens the store, applies pending migrations, checks the master key
+ * against the stored key material (encrypting rows older than encryption at rest), runs, closes.
+ */
 export function action<A extends unknown[]>(
   run: (ctx: CommandContext, ...args: A) => Promise<void>,
 ): (...args: A) => Promise<void> {
@@ -21,12 +29,15 @@ export function action<A extends unknown[]>(
     const command = args.at(-1) as Command;
     const out = createOutput(Boolean(command.optsWithGlobals().json));
     const { config, problems } = loadConfig();
-    const dbProblems = problems.filter((problem) => problem.startsWith('DATABASE'));
+    const dbProblems = problems.filter((problem) => problem.startsWith('DATABASE') || problem.startsWith('POSTERN_'));
     if (dbProblems.length) throw new Error(dbProblems.join('; '));
     const database = await openDatabase(config, 'cli');
     try {
       await migrate(database);
-      await run({ db: database.db, database, out }, ...args);
+      // The same key as the server's: configured, or in development the file beside the data.
+      const keyring: Keyring = [resolveMasterKey(config).key, ...(config.newMasterKey ? [config.newMasterKey] : [])];
+      await openKeyMaterial(database.db, keyring);
+      await run({ db: database.db, database, out, config, keyring }, ...args);
     } finally {
       await database.close();
     }

@@ -1,6 +1,7 @@
 // The `postern` command line: the same services as the server, on the configured database.
 import { Command, CommanderError } from 'commander';
 import { ServiceError } from '../services/errors.ts';
+import { adminCommand } from './admin.ts';
 import { apisCommand } from './apis.ts';
 import { clientsCommand } from './clients.ts';
 import { rolesCommand } from './roles.ts';
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON for scripts')
     .exitOverride()
     .configureOutput({ outputError: writeUsageError });
-  for (const command of [apisCommand(), rolesCommand(), clientsCommand(), migrateCommand(), tokensCommand(), keysCommand()]) {
+  for (const command of [apisCommand(), rolesCommand(), clientsCommand(), migrateCommand(), tokensCommand(), keysCommand(), adminCommand()]) {
     program.addCommand(command);
   }
   // Subcommands get the same exit and error handling.

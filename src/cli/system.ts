@@ -1,7 +1,11 @@
 // postern migrate | tokens prune | keys ...
+import path from 'node:path';
 import { Command } from 'commander';
 import { migrate, pendingMigrations } from '../db/migrator.ts';
-import { generateKeyMaterial, listKeys, loadKeyMaterial } from '../services/keys.ts';
+import { MasterKey } from '../key-encryption.ts';
+import { readMasterKeyFile, writeMasterKeyFile } from '../master-key.ts';
+import { invalid } from '../services/errors.ts';
+import { generateKeyMaterial, hasSigningKeys, listKeys, rotateMasterKey } from '../services/keys.ts';
 import { pruneExpired } from '../services/tokens.ts';
 import { action } from './context.ts';
 import { table } from './output.ts';
@@ -28,17 +32,65 @@ export function tokensCommand(): Command {
   return command;
 }
 
+interface RotateOptions { newKeyFile?: string; generate?: boolean }
+
+function rotateMasterCommand(): Command {
+  return new Command('rotate-master')
+    .description('re-encrypt every private key under a new master key, in one transaction (running servers are not disturbed)')
+    .option('--new-key-file <path>', 'file holding the new key (with --generate: where to write it)')
+    .option('--generate', 'generate the new key and write it to a new file (mode 0600)')
+    .action(action(async ({ db, out, config, keyring }, opts: RotateOptions) => {
+      // The new key is on disk (or in the environment) before anything is re-encrypted with it.
+      let newKey: MasterKey;
+      let newKeyFile: string | undefined;
+      if (opts.generate) {
+        newKey = MasterKey.generate('the new master key');
+        newKeyFile = path.resolve(opts.newKeyFile ?? path.join(config.dataDir, `master-${newKey.fingerprint}.key`));
+        try {
+          writeMasterKeyFile(newKeyFile, newKey);
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          throw invalid(code === 'EEXIST' ? `${newKeyFile} exists already; name a new file` : `cannot write ${newKeyFile} (${code})`);
+        }
+      } else if (opts.newKeyFile) {
+        if (config.newMasterKey) throw invalid('give the new key once: --new-key-file or POSTERN_NEW_MASTER_KEY, not both');
+        newKeyFile = path.resolve(opts.newKeyFile);
+        newKey = readMasterKeyFile(newKeyFile, `--new-key-file (${newKeyFile})`);
+      } else if (config.newMasterKey) {
+        newKey = config.newMasterKey;
+      } else {
+        throw invalid('give the new master key: --new-key-file <path>, POSTERN_NEW_MASTER_KEY, or --generate');
+      }
+      const result = await rotateMasterKey(db, keyring, newKey);
+      const configure = newKeyFile
+        ? `POSTERN_MASTER_KEY_FILE=${newKeyFile} (or POSTERN_MASTER_KEY set to its content)`
+        : 'POSTERN_MASTER_KEY set to the value of POSTERN_NEW_MASTER_KEY';
+      out.print({ ...result, newKeyFile: newKeyFile ?? null }, (r) => [
+        `master key rotated: ${r.signingKeys} signing keys and ${r.serverSecrets} server secrets re-encrypted`,
+        `  from master key ${r.from.join(', ') || '(none)'} to ${r.to}`,
+        ...(newKeyFile ? [`new master key written to ${newKeyFile} (mode 0600)`] : []),
+        '',
+        'Next:',
+        config.developmentMasterKeyFile && newKeyFile
+          ? `  1. make it the development key: mv ${newKeyFile} ${config.developmentMasterKeyFile}`
+          : `  1. configure every server and the CLI with the new key, in place of ${keyring[0].source}:\n     ${configure}`,
+        '  2. restart the servers when convenient: running servers keep the keys they decrypted at start.',
+        '  3. keep the old key only as long as a backup taken before now may need restoring, then destroy it.',
+      ].join('\n'));
+    }));
+}
+
 export function keysCommand(): Command {
-  const command = new Command('keys').description('signing keys');
+  const command = new Command('keys').description('signing keys and the master key that encrypts them');
   command.command('generate')
     .description('create the signing keys and cookie keys (once, before the first production start)')
     .option('--if-missing', 'succeed without doing anything when keys exist (for deployment scripts)')
-    .action(action(async ({ db, out }, opts: { ifMissing?: boolean }) => {
-      if (opts.ifMissing && (await loadKeyMaterial(db))) {
+    .action(action(async ({ db, out, keyring }, opts: { ifMissing?: boolean }) => {
+      if (opts.ifMissing && (await hasSigningKeys(db))) {
         out.print({ created: false }, () => 'signing keys exist already; nothing to do');
         return;
       }
-      const material = await generateKeyMaterial(db);
+      const material = await generateKeyMaterial(db, keyring[0]);
       const kids = material.signingKeys.map((key) => ({ kid: key.kid, alg: key.alg }));
       out.print(kids, (list) => `signing keys created\n${table(['KID', 'ALG'], list.map((k) => [k.kid, k.alg]))}`);
     }));
@@ -50,5 +102,6 @@ export function keysCommand(): Command {
         list.map((k) => [k.kid, k.alg, k.kty, k.state, k.createdAt]),
       ));
     }));
+  command.addCommand(rotateMasterCommand());
   return command;
 }

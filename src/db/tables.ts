@@ -11,6 +11,8 @@ export interface ClientsTable {
   name: string;
   metadata: Json<Record<string, unknown>>;
   enabled: Generated<boolean>;
+  /** Tokens of this client issued before this moment are inactive (migration 0003). */
+  tokens_revoked_before: ColumnType<Date | null, Date | null | undefined, Date | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -81,14 +83,21 @@ export interface RevokedTokensTable {
 export interface SigningKeysTable {
   kid: string;
   alg: string;
-  private_jwk: Json<Record<string, unknown>>;
+  /** Plaintext private JWK of a key stored before migration 0004, until a start encrypts it. */
+  private_jwk: ColumnType<Record<string, unknown> | null, string | null, string | null>;
+  /** The private JWK sealed with the master key (src/key-encryption.ts). */
+  encrypted_private_jwk: string | null;
+  public_jwk: Json<Record<string, unknown>>;
   state: Generated<'next' | 'active' | 'retiring' | 'retired'>;
   created_at: CreatedAt;
 }
 
 export interface ServerSecretsTable {
   name: string;
-  value: string;
+  /** Plaintext value stored before migration 0004, until a start encrypts it. */
+  value: string | null;
+  /** The value sealed with the master key (src/key-encryption.ts). */
+  encrypted_value: string | null;
   created_at: CreatedAt;
 }
 

@@ -28,6 +28,8 @@ export interface ClientEntry {
   grants: Map<string, { scopes: Set<string>; roles: Set<string> }>;
   /** Every role name of the client that grants something. */
   roles: Set<string>;
+  /** Epoch ms: the client's tokens issued before this are inactive (admin revoke-tokens). */
+  tokensRevokedBefore: number | null;
 }
 
 export interface ApiEntry {
@@ -249,6 +251,7 @@ export class Directory {
       secrets: secrets.map((secret) => ({ hash: secret.secret_hash, expiresAt: secret.expires_at?.getTime() ?? null })),
       grants,
       roles,
+      tokensRevokedBefore: row.tokens_revoked_before?.getTime() ?? null,
     };
   }
 

@@ -2,13 +2,13 @@
 import { randomBytes } from 'node:crypto';
 import type Koa from 'koa';
 import type { Kysely } from 'kysely';
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.ts';
 import { secretMatchesAny } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { createAdapterFactory } from './adapter.ts';
 import type { Directory } from './directory.ts';
-import { ACCESS_TOKEN_ALGS, type PrivateKey } from './keys.ts';
+import type { PrivateKey } from './keys.ts';
 import { renderErrorPage } from './error-page.ts';
 import { resourceIndicators } from './resource-policy.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
@@ -44,6 +44,11 @@ export interface ProviderParts {
   provider: Provider;
   /** Koa middleware to run in front of the provider. */
   fastPaths: Koa.Middleware[];
+  /**
+   * Checks a Bearer token presented to Postern itself (the admin API): one of our JWT access
+   * tokens for `audience`, usable now. Resolves its client id and scopes, or undefined.
+   */
+  verifyAccessToken(token: string, audience: string): Promise<{ clientId: string; scopes: string[] } | undefined>;
 }
 
 export function createProvider(config: Config, deps: ProviderDeps): ProviderParts {
@@ -77,7 +82,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       introspection: {
         enabled: true,
         allowedPolicy: async (ctx, client, token) =>
-          tokenPolicy.mayIntrospect(client.clientId, token.clientId as string, (token as { aud?: unknown }).aud),
+          tokenPolicy.mayIntrospect(client.clientId, token.clientId as string, (token as { aud?: unknown }).aud, token.iat),
       },
       revocation: {
         enabled: true,
@@ -126,8 +131,11 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
   return {
     provider,
+    verifyAccessToken: async (token, audience) => {
+      const claims = await tokenPolicy.verifyAccessToken(token, audience);
+      return claims && { clientId: claims.client_id!, scopes: (claims.scope ?? '').split(' ').filter(Boolean) };
+    },
     fastPaths: [introspectionFastPath(provider, tokenPolicy, `${issuerPath}/token/introspection`, config.maxBodyBytes)],
   };
 }
 
-export { ACCESS_TOKEN_ALGS, errors };

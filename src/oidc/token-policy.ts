@@ -8,11 +8,11 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Tables } from '../db/tables.ts';
 import { awaitPropagation, publishChange } from '../store/changes.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
-import type { Directory } from './directory.ts';
+import type { ClientEntry, Directory } from './directory.ts';
 import { ACCESS_TOKEN_ALGS, publicJwk } from './keys.ts';
 import { INTROSPECT_SCOPE, POSTERN_API } from './resource-policy.ts';
 
-interface AccessTokenClaims extends JWTPayload {
+export interface AccessTokenClaims extends JWTPayload {
   client_id?: string;
   scope?: string;
   roles?: string[];
@@ -29,6 +29,16 @@ export interface TokenPolicyDeps {
 function audiences(aud: unknown): string[] {
   if (typeof aud === 'string') return [aud];
   return Array.isArray(aud) ? aud.filter((value): value is string => typeof value === 'string') : [];
+}
+
+/**
+ * Whether a token issued at `iat` (seconds) predates the client's revoke-all cut-off. iat has
+ * one-second resolution, so a token issued in the same second as the cut-off counts as earlier:
+ * the safe side for a revocation.
+ */
+function predatesCutOff(client: ClientEntry, iat: number | undefined): boolean {
+  if (client.tokensRevokedBefore === null) return false;
+  return iat === undefined || iat * 1000 < client.tokensRevokedBefore;
 }
 
 /** Verified tokens remembered, so that a gateway introspecting one token per call pays once. */
@@ -55,9 +65,10 @@ export class TokenPolicy {
    * client of an API it is for, and a client granted `introspect` on Postern's own API. Tokens of
    * a client that was disabled or deleted are inactive for everyone.
    */
-  async mayIntrospect(callerId: string, tokenClientId: string, aud: unknown): Promise<boolean> {
+  async mayIntrospect(callerId: string, tokenClientId: string, aud: unknown, iat?: number): Promise<boolean> {
     const { directory } = this.#deps;
-    if (!(await directory.client(tokenClientId))?.enabled) return false;
+    const owner = await directory.client(tokenClientId);
+    if (!owner?.enabled || predatesCutOff(owner, iat)) return false;
     if (callerId === tokenClientId) return true;
     const caller = await directory.client(callerId);
     if (caller?.grants.get(POSTERN_API)?.scopes.has(INTROSPECT_SCOPE)) return true;
@@ -105,7 +116,7 @@ export class TokenPolicy {
     const claims = await this.#verify(token);
     if (!claims?.jti || !claims.client_id) return { active: false };
     if (await this.#deps.directory.isRevoked(claims.jti)) return { active: false };
-    if (!(await this.mayIntrospect(callerId, claims.client_id, claims.aud))) return { active: false };
+    if (!(await this.mayIntrospect(callerId, claims.client_id, claims.aud, claims.iat))) return { active: false };
     return {
       active: true,
       scope: claims.scope,
@@ -121,6 +132,20 @@ export class TokenPolicy {
       roles: claims.roles,
       cnf: claims.cnf,
     };
+  }
+
+  /**
+   * A JWT access token of ours for `audience` that is usable now: signature, issuer, type and
+   * expiry, not revoked, its client enabled and the token newer than the client's cut-off. The
+   * admin API accepts exactly these; undefined for anything else.
+   */
+  async verifyAccessToken(token: string, audience: string): Promise<AccessTokenClaims | undefined> {
+    const claims = await this.#verify(token);
+    if (!claims?.jti || !claims.client_id || !audiences(claims.aud).includes(audience)) return undefined;
+    if (await this.#deps.directory.isRevoked(claims.jti)) return undefined;
+    const client = await this.#deps.directory.client(claims.client_id);
+    if (!client?.enabled || predatesCutOff(client, claims.iat)) return undefined;
+    return claims;
   }
 
   /** Records the jti as revoked until the token would have expired; other processes are told. */

@@ -11,7 +11,9 @@ import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
 import { checkName, checkResourceIdentifier, checkScopes, checkTtl } from './validation.ts';
 
-export type TokenFormat = 'jwt' | 'opaque';
+export { ACCESS_TOKEN_ALGS };
+export const TOKEN_FORMATS = ['jwt', 'opaque'] as const;
+export type TokenFormat = (typeof TOKEN_FORMATS)[number];
 
 export interface ApiView {
   id: string;
@@ -128,6 +130,10 @@ export async function updateApi(db: Kysely<Tables>, ref: string, input: UpdateAp
       const api = await requireApi(trx, ref);
       if (api.system && (input.name !== undefined || removeScopes.length || addScopes.length)) {
         throw new ServiceError('forbidden', `the ${api.name} API is built in: its name and scopes cannot change`);
+      }
+      if (api.system && input.tokenFormat === 'opaque') {
+        // The admin API accepts only JWTs for this API: opaque tokens would lock every admin out.
+        throw new ServiceError('forbidden', `the ${api.name} API is built in: its tokens must stay JWTs`);
       }
       const unknown = removeScopes.filter((scope) => !api.scopes.includes(scope));
       if (unknown.length) throw invalid(`API ${api.identifier} does not define ${unknown.join(', ')}`, 'removeScopes');

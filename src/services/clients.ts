@@ -117,13 +117,70 @@ export async function getClient(db: Kysely<Tables>, ref: string): Promise<Client
   return toView(db, await requireClient(db, ref));
 }
 
-export async function setClientEnabled(db: Kysely<Tables>, ref: string, enabled: boolean): Promise<ClientView> {
-  return writeAndPropagate(db, async (trx) => {
-    const client = await requireClient(trx, ref);
-    const row = await clients.updateClient(trx, client.client_id, { enabled });
-    await publishChange(trx, { kind: 'client', clientId: client.client_id });
-    return toView(trx, row ?? client);
+export interface ClientPage { items: ClientView[]; nextCursor: string | null }
+
+export interface ListClientsQuery {
+  /** 1 to 200; 50 by default. */
+  limit?: number;
+  /** From a previous page's nextCursor. */
+  cursor?: string;
+  namePrefix?: string;
+  enabled?: boolean;
+  /** Only clients holding this role (id or name). */
+  role?: string;
+}
+
+// The cursor is the last name of the page, encoded so that callers treat it as opaque.
+const encodeCursor = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
+function decodeCursor(cursor: string): string {
+  const name = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!cursor || encodeCursor(name) !== cursor) throw invalid('cursor is not one this server returned', 'cursor');
+  return name;
+}
+
+/** A page of clients in name order, filtered. */
+export async function listClientsPage(db: Kysely<Tables>, query: ListClientsQuery = {}): Promise<ClientPage> {
+  const limit = query.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalid('limit must be between 1 and 200', 'limit');
+  let roleId: string | undefined;
+  if (query.role !== undefined) {
+    const role = await roles.findRole(db, query.role);
+    if (!role) throw invalid(`unknown role "${query.role}"`, 'role');
+    roleId = role.id;
+  }
+  const { rows, more } = await clients.listClientsPage(db, {
+    limit,
+    afterName: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
+    namePrefix: query.namePrefix,
+    enabled: query.enabled,
+    roleId,
   });
+  const items = await Promise.all(rows.map((row) => toView(db, row)));
+  return { items, nextCursor: more && rows.length ? encodeCursor(rows.at(-1)!.name) : null };
+}
+
+/** Renames, enables or disables a client; a disabled client is refused at once everywhere. */
+export async function updateClient(
+  db: Kysely<Tables>,
+  ref: string,
+  input: { name?: string; enabled?: boolean },
+): Promise<ClientView> {
+  const name = input.name === undefined ? undefined : checkName(input.name);
+  try {
+    return await writeAndPropagate(db, async (trx) => {
+      const client = await requireClient(trx, ref);
+      const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled });
+      await publishChange(trx, { kind: 'client', clientId: client.client_id });
+      return toView(trx, row ?? client);
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw conflict(`a client named "${name}" already exists`);
+    throw error;
+  }
+}
+
+export async function setClientEnabled(db: Kysely<Tables>, ref: string, enabled: boolean): Promise<ClientView> {
+  return updateClient(db, ref, { enabled });
 }
 
 export async function deleteClient(db: Kysely<Tables>, ref: string): Promise<ClientView> {

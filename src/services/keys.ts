@@ -1,51 +1,194 @@
-// Use-cases for the server's key material: token signing keys and cookie keys.
+// Use-cases for the server's key material: token signing keys and cookie keys, kept in the
+// database encrypted with the master key (docs/keys.md). Decryption happens here, at start; the
+// running server holds the decrypted keys in memory.
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { JWK } from 'jose';
 import type { Tables } from '../db/tables.ts';
+import { DecryptionError, envelopeFingerprint, openSecret, sealSecret, type MasterKey } from '../key-encryption.ts';
 import { generateSigningKeys, publicJwk, type PrivateKey } from '../oidc/keys.ts';
 import * as keys from '../store/keys.ts';
-import { conflict } from './errors.ts';
+import type { Db } from '../store/types.ts';
+import { conflict, invalid } from './errors.ts';
 
 const COOKIE_KEYS = 'cookie_keys';
+
+// Each ciphertext is bound to its row: a value copied into another row fails to decrypt.
+const signingKeyContext = (kid: string) => `signing_keys:${kid}`;
+const serverSecretContext = (name: string) => `server_secrets:${name}`;
 
 export interface KeyMaterial {
   signingKeys: PrivateKey[];
   cookieKeys: string[];
 }
 
-/** The key material in the database, or undefined when it has none yet. */
-export async function loadKeyMaterial(db: Kysely<Tables>): Promise<KeyMaterial | undefined> {
-  const rows = (await keys.listSigningKeys(db)).filter((row) => row.state !== 'retired');
-  const cookie = await keys.findServerSecret(db, COOKIE_KEYS);
-  if (rows.length === 0 || !cookie) return undefined;
+/**
+ * The configured master key cannot open the database's key material. Raised before anything is
+ * written; the message names fingerprints and rows, never key material.
+ */
+export class MasterKeyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MasterKeyError';
+  }
+}
+
+/** `keyring[0]` is the current master key; more keys may open values but never seal new ones. */
+export type Keyring = readonly [MasterKey, ...MasterKey[]];
+
+function explain(error: unknown, what: string, keyring: Keyring): unknown {
+  if (!(error instanceof DecryptionError)) return error;
+  const current = keyring[0];
+  const configured = keyring.map((key) => key.fingerprint).join(', ');
+  switch (error.reason) {
+    case 'wrong_key':
+      return new MasterKeyError(`${current.source} does not match the key the database was encrypted with `
+        + `(the ${what} is encrypted under fingerprint ${error.sealedWith}; the configured key has fingerprint ${configured}); `
+        + 'nothing was changed');
+    case 'integrity':
+      return new MasterKeyError(`the encrypted ${what} fails its integrity check under master key ${error.sealedWith} `
+        + '(it was altered, or copied from another row); nothing was changed');
+    default:
+      return new MasterKeyError(`the ${what} in the database is not a valid encrypted value; nothing was changed`);
+  }
+}
+
+function openValue(keyring: Keyring, envelope: string, context: string, what: string): string {
+  try {
+    return openSecret(keyring, envelope, context);
+  } catch (error) {
+    throw explain(error, what, keyring);
+  }
+}
+
+function readSigningKey(row: keys.SigningKeyRow, keyring: Keyring): PrivateKey {
+  const privateJwk = row.encrypted_private_jwk === null
+    ? row.private_jwk
+    : JSON.parse(openValue(keyring, row.encrypted_private_jwk, signingKeyContext(row.kid), `signing key ${row.kid}`));
+  return { kid: row.kid, alg: row.alg, privateJwk: privateJwk as JWK };
+}
+
+function readServerSecret(row: keys.ServerSecretRow, keyring: Keyring): string {
+  return row.encrypted_value === null
+    ? row.value!
+    : openValue(keyring, row.encrypted_value, serverSecretContext(row.name), `server secret ${row.name}`);
+}
+
+/** Every row decrypted (or still plaintext), in a transaction holding the key-material lock. */
+async function readAll(trx: Db, keyring: Keyring) {
+  await keys.lockKeyMaterial(trx);
+  const keyRows = await keys.listSigningKeys(trx);
+  const secretRows = await keys.listServerSecrets(trx);
+  // Decrypt everything before writing anything: a wrong key or a damaged row changes nothing.
   return {
-    signingKeys: rows.map((row) => ({ kid: row.kid, alg: row.alg, privateJwk: row.private_jwk as JWK })),
-    cookieKeys: JSON.parse(cookie) as string[],
+    signingKeys: keyRows.map((row) => ({ row, key: readSigningKey(row, keyring) })),
+    secrets: secretRows.map((row) => ({ row, value: readServerSecret(row, keyring) })),
   };
 }
 
-/** Creates signing and cookie keys. Refuses when the database has some already. */
-export async function generateKeyMaterial(db: Kysely<Tables>): Promise<KeyMaterial> {
+export interface OpenedKeyMaterial {
+  /** The keys to serve with; undefined when the database has none yet. */
+  material: KeyMaterial | undefined;
+  /** Rows stored in plaintext before migration 0004 that this call encrypted. */
+  encrypted: number;
+}
+
+/**
+ * Opens the key material at start (server and CLI): checks that the master key opens every row,
+ * then encrypts any row still in plaintext with `keyring[0]`. One transaction under a lock, so
+ * processes starting together encrypt each row once; a second call finds nothing to do.
+ */
+export async function openKeyMaterial(db: Kysely<Tables>, keyring: Keyring): Promise<OpenedKeyMaterial> {
+  return db.transaction().execute(async (trx) => {
+    const all = await readAll(trx, keyring);
+    let encrypted = 0;
+    for (const { row, key } of all.signingKeys) {
+      if (row.encrypted_private_jwk !== null) continue;
+      await keys.setEncryptedPrivateJwk(trx, row.kid, sealSecret(keyring[0], JSON.stringify(key.privateJwk), signingKeyContext(row.kid)));
+      encrypted += 1;
+    }
+    for (const { row, value } of all.secrets) {
+      if (row.encrypted_value !== null) continue;
+      await keys.setEncryptedServerSecret(trx, row.name, sealSecret(keyring[0], value, serverSecretContext(row.name)));
+      encrypted += 1;
+    }
+    const signingKeys = all.signingKeys.filter(({ row }) => row.state !== 'retired').map(({ key }) => key);
+    const cookie = all.secrets.find(({ row }) => row.name === COOKIE_KEYS)?.value;
+    const material = signingKeys.length > 0 && cookie ? { signingKeys, cookieKeys: JSON.parse(cookie) as string[] } : undefined;
+    return { material, encrypted };
+  });
+}
+
+/** Whether the database holds signing keys (any schema version; opens nothing). */
+export async function hasSigningKeys(db: Kysely<Tables>): Promise<boolean> {
+  return (await keys.countSigningKeys(db)) > 0;
+}
+
+/** Creates signing and cookie keys, stored encrypted with `masterKey`. Refuses when keys exist. */
+export async function generateKeyMaterial(db: Kysely<Tables>, masterKey: MasterKey): Promise<KeyMaterial> {
   const signingKeys = await generateSigningKeys();
   const cookieKeys = [randomBytes(32).toString('base64url')];
   return db.transaction().execute(async (trx) => {
-    if ((await keys.listSigningKeys(trx)).length > 0) {
+    // Under the lock: two development processes starting on one empty database make one set.
+    await keys.lockKeyMaterial(trx);
+    if ((await keys.countSigningKeys(trx)) > 0) {
       throw conflict('signing keys exist already');
     }
-    for (const key of signingKeys) await keys.insertSigningKey(trx, key);
-    await keys.insertServerSecret(trx, COOKIE_KEYS, JSON.stringify(cookieKeys));
+    for (const key of signingKeys) {
+      await keys.insertSigningKey(trx, {
+        kid: key.kid,
+        alg: key.alg,
+        publicJwk: publicJwk(key.privateJwk) as Record<string, unknown>,
+        encryptedPrivateJwk: sealSecret(masterKey, JSON.stringify(key.privateJwk), signingKeyContext(key.kid)),
+      });
+    }
+    await keys.insertServerSecret(trx, COOKIE_KEYS, sealSecret(masterKey, JSON.stringify(cookieKeys), serverSecretContext(COOKIE_KEYS)));
     return { signingKeys, cookieKeys };
+  });
+}
+
+export interface MasterKeyRotation {
+  signingKeys: number;
+  serverSecrets: number;
+  /** Fingerprints the rows were encrypted under before. */
+  from: string[];
+  to: string;
+}
+
+/**
+ * Re-encrypts every private key and server secret under `newKey`, in one transaction: either all
+ * rows move to the new key or none does. Running servers are not disturbed: they decrypted their
+ * keys at start and read them again only when they restart.
+ */
+export async function rotateMasterKey(db: Kysely<Tables>, keyring: Keyring, newKey: MasterKey): Promise<MasterKeyRotation> {
+  if (newKey.fingerprint === keyring[0].fingerprint) {
+    throw invalid(`the new master key is the current one (fingerprint ${newKey.fingerprint})`);
+  }
+  return db.transaction().execute(async (trx) => {
+    const all = await readAll(trx, keyring);
+    const from = new Set<string>();
+    for (const { row, key } of all.signingKeys) {
+      from.add(row.encrypted_private_jwk === null ? 'plaintext' : envelopeFingerprint(row.encrypted_private_jwk)!);
+      await keys.setEncryptedPrivateJwk(trx, row.kid, sealSecret(newKey, JSON.stringify(key.privateJwk), signingKeyContext(row.kid)));
+    }
+    for (const { row, value } of all.secrets) {
+      from.add(row.encrypted_value === null ? 'plaintext' : envelopeFingerprint(row.encrypted_value)!);
+      await keys.setEncryptedServerSecret(trx, row.name, sealSecret(newKey, value, serverSecretContext(row.name)));
+    }
+    // Before committing, prove the new key opens what was written (a failure rolls everything back).
+    const check = await readAll(trx, [newKey]);
+    return { signingKeys: check.signingKeys.length, serverSecrets: check.secrets.length, from: [...from], to: newKey.fingerprint };
   });
 }
 
 export interface KeyView { kid: string; alg: string; kty: string; state: string; createdAt: string }
 
+/** Public facts of each signing key; needs no master key and shows no private material. */
 export async function listKeys(db: Kysely<Tables>): Promise<KeyView[]> {
   return (await keys.listSigningKeys(db)).map((row) => ({
     kid: row.kid,
     alg: row.alg,
-    kty: String(publicJwk(row.private_jwk as JWK).kty),
+    kty: String(row.public_jwk.kty),
     state: row.state,
     createdAt: row.created_at.toISOString(),
   }));

@@ -90,6 +90,26 @@ export async function getRole(db: Kysely<Tables>, ref: string): Promise<RoleView
   return toView(db, await requireRole(db, ref));
 }
 
+export async function updateRole(
+  db: Kysely<Tables>,
+  ref: string,
+  input: { name?: string; description?: string | null },
+): Promise<RoleView> {
+  const name = input.name === undefined ? undefined : checkName(input.name);
+  try {
+    return await writeAndPropagate(db, async (trx) => {
+      const role = await requireRole(trx, ref);
+      await roles.updateRole(trx, role.id, { name, description: input.description });
+      // Role names appear in tokens (the roles claim): caches must drop them.
+      await publishChange(trx, { kind: 'config' });
+      return toView(trx, await requireRole(trx, role.id));
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw conflict(`a role named "${name}" already exists`);
+    throw error;
+  }
+}
+
 export async function deleteRole(db: Kysely<Tables>, ref: string): Promise<RoleView> {
   return writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, ref);

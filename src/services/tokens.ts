@@ -1,9 +1,12 @@
-// Use-cases for stored tokens: pruning what has expired.
+// Use-cases for issued tokens: revoking all of a client's, and pruning what has expired.
 import type { Kysely } from 'kysely';
 import type { Tables } from '../db/tables.ts';
-import { deleteExpiredClientSecrets } from '../store/clients.ts';
-import { deleteExpiredPayloads } from '../store/oidc-payloads.ts';
+import { publishChange } from '../store/changes.ts';
+import { deleteExpiredClientSecrets, setTokensRevokedBefore } from '../store/clients.ts';
+import { deleteExpiredPayloads, deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import { deleteExpiredRevocations } from '../store/revocations.ts';
+import { requireClient } from './clients.ts';
+import { writeAndPropagate } from './propagation.ts';
 
 export interface PruneResult { artifacts: number; revocations: number; clientSecrets: number }
 
@@ -14,4 +17,31 @@ export async function pruneExpired(db: Kysely<Tables>, now = new Date()): Promis
     revocations: await deleteExpiredRevocations(db, now),
     clientSecrets: await deleteExpiredClientSecrets(db, now),
   };
+}
+
+export interface RevokeClientTokensResult {
+  clientId: string;
+  /** Tokens of the client issued before this moment are inactive. */
+  revokedBefore: string;
+  /** Stored artifacts deleted: opaque access tokens, refresh tokens, codes, grants. */
+  deletedArtifacts: number;
+}
+
+/**
+ * Revokes every token a client holds. Stored artifacts are deleted; JWT access tokens, which are
+ * not stored, are cut off by time: every process sharing the database honours the cut-off before
+ * this returns.
+ */
+export async function revokeClientTokens(
+  db: Kysely<Tables>,
+  ref: string,
+  now = new Date(),
+): Promise<RevokeClientTokensResult> {
+  return writeAndPropagate(db, async (trx) => {
+    const client = await requireClient(trx, ref);
+    const revokedBefore = await setTokensRevokedBefore(trx, client.client_id, now);
+    const deletedArtifacts = await deletePayloadsByClientId(trx, client.client_id);
+    await publishChange(trx, { kind: 'client', clientId: client.client_id });
+    return { clientId: client.client_id, revokedBefore: revokedBefore.toISOString(), deletedArtifacts };
+  });
 }

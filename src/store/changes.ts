@@ -68,10 +68,6 @@ export async function acknowledgeMarker(db: Db, id: string, marker: number): Pro
     .execute();
 }
 
-export async function heartbeatProcess(db: Db, id: string): Promise<void> {
-  await db.updateTable('server_processes').set({ heartbeat_at: sql`now()` }).where('id', '=', id).execute();
-}
-
 export async function unregisterProcess(db: Db, id: string): Promise<void> {
   await db.deleteFrom('server_processes').where('id', '=', id).execute();
 }

@@ -1,5 +1,5 @@
 // SQL for clients and their secrets.
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { ClientsTable } from '../db/tables.ts';
 import type { Db } from './types.ts';
 
@@ -25,6 +25,41 @@ export async function findClientByName(db: Db, name: string): Promise<ClientRow 
 
 export async function listClients(db: Db): Promise<ClientRow[]> {
   return db.selectFrom('clients').selectAll().orderBy('name').execute();
+}
+
+export interface ClientPageQuery {
+  limit: number;
+  /** Keyset paging: names are unique, so the last name seen marks the position. */
+  afterName?: string;
+  namePrefix?: string;
+  enabled?: boolean;
+  roleId?: string;
+}
+
+/** One page of clients in name order; asks for one row more to tell whether another page follows. */
+export async function listClientsPage(db: Db, query: ClientPageQuery): Promise<{ rows: ClientRow[]; more: boolean }> {
+  let select = db.selectFrom('clients').selectAll();
+  if (query.afterName !== undefined) select = select.where('name', '>', query.afterName);
+  // starts_with, not LIKE: "_" is a wildcard for LIKE and allowed in names.
+  if (query.namePrefix) select = select.where(sql<boolean>`starts_with(name, ${query.namePrefix})`);
+  if (query.enabled !== undefined) select = select.where('enabled', '=', query.enabled);
+  if (query.roleId !== undefined) {
+    const roleId = query.roleId;
+    select = select.where('client_id', 'in', (eb) =>
+      eb.selectFrom('client_roles').select('client_id').where('role_id', '=', roleId));
+  }
+  const rows = await select.orderBy('name').limit(query.limit + 1).execute();
+  return { rows: rows.slice(0, query.limit), more: rows.length > query.limit };
+}
+
+/** Moves the client's token cut-off forward (never back: an earlier revocation stays). */
+export async function setTokensRevokedBefore(db: Db, clientId: string, at: Date): Promise<Date> {
+  const row = await db.updateTable('clients')
+    .set({ tokens_revoked_before: sql<Date>`greatest(tokens_revoked_before, ${at})` })
+    .where('client_id', '=', clientId)
+    .returning('tokens_revoked_before')
+    .executeTakeFirstOrThrow();
+  return row.tokens_revoked_before ?? at;
 }
 
 export async function updateClient(

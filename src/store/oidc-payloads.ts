@@ -72,6 +72,17 @@ export async function deletePayloadsByGrantId(db: Db, grantId: string): Promise<
   await db.deleteFrom('oidc_payloads').where('grant_id', '=', grantId).execute();
 }
 
+/**
+ * Deletes every artifact issued to a client: opaque access tokens, refresh tokens, codes and
+ * grants all carry `clientId` in their payload. An admin operation, so no index is kept for it.
+ */
+export async function deletePayloadsByClientId(db: Db, clientId: string): Promise<number> {
+  const result = await db.deleteFrom('oidc_payloads')
+    .where(sql<string>`payload->>'clientId'`, '=', clientId)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 export async function deleteExpiredPayloads(db: Db, now: Date): Promise<number> {
   const result = await db.deleteFrom('oidc_payloads').where('expires_at', '<=', now).executeTakeFirst();
   return Number(result.numDeletedRows);

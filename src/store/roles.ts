@@ -21,6 +21,18 @@ export async function listRoles(db: Db): Promise<RoleRow[]> {
   return db.selectFrom('roles').selectAll().orderBy('name').execute();
 }
 
+export async function updateRole(
+  db: Db,
+  id: string,
+  changes: { name?: string; description?: string | null },
+): Promise<void> {
+  if (changes.name === undefined && changes.description === undefined) return;
+  await db.updateTable('roles').set({
+    ...(changes.name === undefined ? {} : { name: changes.name }),
+    ...(changes.description === undefined ? {} : { description: changes.description }),
+  }).where('id', '=', id).execute();
+}
+
 export async function deleteRole(db: Db, id: string): Promise<void> {
   await db.deleteFrom('roles').where('id', '=', id).execute();
 }
@@ -74,6 +86,20 @@ export async function listRolesOfClient(db: Db, clientId: string): Promise<RoleR
 export async function listClientsOfRole(db: Db, roleId: string): Promise<string[]> {
   const rows = await db.selectFrom('client_roles').select('client_id').where('role_id', '=', roleId).execute();
   return rows.map((row) => row.client_id);
+}
+
+/** Clients whose roles grant `scope` of the API `apiId`, in name order. */
+export async function listClientsGrantedScope(db: Db, apiId: string, scope: string): Promise<string[]> {
+  const rows = await db.selectFrom('client_roles')
+    .innerJoin('role_scopes', 'role_scopes.role_id', 'client_roles.role_id')
+    .innerJoin('clients', 'clients.client_id', 'client_roles.client_id')
+    .select('clients.name')
+    .distinct()
+    .where('role_scopes.api_id', '=', apiId)
+    .where('role_scopes.scope', '=', scope)
+    .orderBy('clients.name')
+    .execute();
+  return rows.map((row) => row.name);
 }
 
 export interface ClientGrantRow { role_name: string; api_id: string; identifier: string; scope: string }

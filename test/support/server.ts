@@ -4,7 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { buildApp, prepareKeys, type App } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
+import { MasterKey } from '../../src/key-encryption.ts';
 import { createLogger } from '../../src/logger.ts';
+
+/** The master key of in-process servers unless a test passes POSTERN_MASTER_KEY (one per test file). */
+export const TEST_MASTER_KEY = MasterKey.generate('POSTERN_MASTER_KEY').exportText();
 
 export interface TestServer {
   url: string;
@@ -22,9 +26,9 @@ export async function startServer(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}${issuerPath}`;
-  const { config, problems } = loadConfig({ ISSUER: url, PORT: String(port), PRUNE_INTERVAL_SECONDS: '0', ...env });
+  const { config, problems } = loadConfig({ ISSUER: url, PORT: String(port), PRUNE_INTERVAL_SECONDS: '0', POSTERN_MASTER_KEY: TEST_MASTER_KEY, ...env });
   if (problems.length) throw new Error(problems.join('; '));
-  const { keys } = await prepareKeys(config, database);
+  const { keys } = await prepareKeys(config, database, [config.masterKey!]);
   const app = await buildApp({ config, database, logger: createLogger('silent'), keys });
   server.on('request', app.koa.callback());
   return {

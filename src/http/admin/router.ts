@@ -1,0 +1,144 @@
+// The admin API over HTTP: a router built from the route table, behind Bearer-token checks, with
+// strict JSON bodies. Served under /admin/v1 by the public app, or by a listener of its own.
+import Router from '@koa/router';
+import Koa from 'koa';
+import compose from 'koa-compose';
+import getRawBody from 'raw-body';
+import type { z } from 'zod';
+import type { Logger } from '../../logger.ts';
+import { POSTERN_API } from '../../services/admin.ts';
+import { requestId } from '../middleware.ts';
+import { AdminError, adminErrors, fromZodError } from './errors.ts';
+import { ADMIN_PREFIX, buildOpenApiDocument, requiredScope } from './openapi.ts';
+import { ADMIN_ROUTES, type AdminDeps, type AdminRoute } from './routes.ts';
+
+/** Checks a Bearer token for `audience`; resolves its client and scopes when it is usable. */
+export type VerifyAccessToken = (token: string, audience: string) =>
+  Promise<{ clientId: string; scopes: string[] } | undefined>;
+
+export interface AdminApiDeps {
+  db: AdminDeps['db'];
+  logger: Logger;
+  issuer: string;
+  maxBodyBytes: number;
+  verifyAccessToken: VerifyAccessToken;
+}
+
+// RFC 6750 §3: how a resource server says what was wrong with the token.
+const challenge = (error: string, scope?: string) =>
+  `Bearer realm="postern-admin", error="${error}"${scope ? `, scope="${scope}"` : ''}`;
+
+function authenticate(route: AdminRoute, verify: VerifyAccessToken): Koa.Middleware {
+  const scope = requiredScope(route);
+  return async (ctx, next) => {
+    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(ctx.get('authorization'));
+    const caller = match ? await verify(match[1]!, POSTERN_API) : undefined;
+    if (!caller) {
+      throw new AdminError('invalid_token', 'a valid Postern access token for urn:postern is required', {
+        // RFC 6750 §3.1: no error code when the request carried no token at all.
+        headers: { 'WWW-Authenticate': match ? challenge('invalid_token') : 'Bearer realm="postern-admin"' },
+      });
+    }
+    if (!caller.scopes.includes(scope)) {
+      throw new AdminError('insufficient_scope', `this request needs the ${scope} scope`, {
+        headers: { 'WWW-Authenticate': challenge('insufficient_scope', scope) },
+      });
+    }
+    ctx.state.adminClientId = caller.clientId;
+    await next();
+  };
+}
+
+/** The JSON body: 415 unless it is JSON, 413 past the limit, 400 unless it parses. None: {}. */
+async function readJson(ctx: Koa.Context, maxBytes: number): Promise<unknown> {
+  const length = ctx.get('content-length');
+  const hasBody = ctx.get('transfer-encoding') !== '' || Number(length || 0) > 0;
+  if (!hasBody) return {};
+  if (!ctx.is('application/json') || !['', 'identity'].includes(ctx.get('content-encoding'))) {
+    throw new AdminError('unsupported_media_type', 'the request body must be application/json');
+  }
+  let text: string;
+  try {
+    text = await getRawBody(ctx.req, { length: length || undefined, limit: maxBytes, encoding: 'utf8' });
+  } catch (error) {
+    if ((error as { type?: string }).type === 'entity.too.large') {
+      ctx.set('Connection', 'close');
+      throw new AdminError('payload_too_large', `request body exceeds ${maxBytes} bytes`);
+    }
+    throw new AdminError('invalid_input', 'the request body could not be read', { fields: ['body'] });
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AdminError('invalid_input', 'the request body is not valid JSON', { fields: ['body'] });
+  }
+}
+
+function parse(schema: z.ZodType | undefined, value: unknown, where: 'path' | 'query' | 'body'): unknown {
+  if (!schema) return undefined;
+  const result = schema.safeParse(value);
+  if (!result.success) throw fromZodError(result.error, where);
+  return result.data;
+}
+
+function handler(route: AdminRoute, deps: AdminApiDeps & AdminDeps): Koa.Middleware {
+  return async (ctx) => {
+    const params = parse(route.params, ctx.params, 'path');
+    const query = parse(route.query, ctx.query, 'query');
+    const body = parse(route.body, route.body ? await readJson(ctx, deps.maxBodyBytes) : undefined, 'body');
+    const result = await route.handle({ params, query, body } as never, deps);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = route.status;
+    if (route.status !== 204) ctx.body = result;
+  };
+}
+
+/** /apis/{id} -> /apis/:id */
+export const toRouterPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
+
+export function adminRouter(deps: AdminApiDeps): Router {
+  let document: Record<string, unknown> | undefined;
+  const full: AdminApiDeps & AdminDeps = {
+    ...deps,
+    openApiDocument: () => (document ??= buildOpenApiDocument(deps.issuer)),
+  };
+  const router = new Router({ prefix: ADMIN_PREFIX });
+  for (const route of ADMIN_ROUTES) {
+    const stack = route.public ? [handler(route, full)] : [authenticate(route, deps.verifyAccessToken), handler(route, full)];
+    router[route.method](toRouterPath(route.path), ...stack);
+  }
+  return router;
+}
+
+/**
+ * The admin API as one middleware: answers everything under /admin (unknown paths with a JSON
+ * 404, known paths with the wrong method with 405), and passes anything else on.
+ */
+export function adminApi(deps: AdminApiDeps): { router: Router; middleware: Koa.Middleware } {
+  const router = adminRouter(deps);
+  const methodNotAllowed = () => new AdminError('method_not_allowed', 'this endpoint does not take that method');
+  const stack = compose([
+    adminErrors(deps.logger),
+    router.routes(),
+    router.allowedMethods({ throw: true, methodNotAllowed, notImplemented: methodNotAllowed }),
+  ] as Koa.Middleware[]);
+  const middleware: Koa.Middleware = (ctx, next) =>
+    (ctx.path === '/admin' || ctx.path.startsWith('/admin/') ? stack(ctx, async () => {}) : next());
+  return { router, middleware };
+}
+
+/** A Koa app serving only the admin API, for the separate listener (ADMIN_PORT). */
+export function adminApp(middleware: Koa.Middleware, options: { proxy: boolean }): Koa {
+  const koa = new Koa({ proxy: options.proxy });
+  koa.silent = true;
+  koa.use(requestId());
+  koa.use(async (ctx, next) => {
+    await middleware(ctx, next);
+    // Off the admin prefix there is nothing here.
+    if (ctx.body === undefined && ctx.status === 404) {
+      ctx.status = 404; // explicitly: Koa would make a body without a set status a 200
+      ctx.body = { error: 'not_found', message: 'no such endpoint', requestId: ctx.state.requestId };
+    }
+  });
+  return koa;
+}

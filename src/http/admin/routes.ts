@@ -1,0 +1,171 @@
+// Every route of the admin API, as data: method, path, schemas, and a thin handler calling one
+// service. The router and the OpenAPI document are both built from this table.
+import type { Kysely } from 'kysely';
+import type { z } from 'zod';
+import type { Tables } from '../../db/tables.ts';
+import * as apis from '../../services/apis.ts';
+import * as clients from '../../services/clients.ts';
+import { listKeys } from '../../services/keys.ts';
+import * as roles from '../../services/roles.ts';
+import { revokeClientTokens } from '../../services/tokens.ts';
+import * as s from './schemas.ts';
+
+export interface AdminDeps {
+  db: Kysely<Tables>;
+  /** The OpenAPI document of this API (built from this table). */
+  openApiDocument(): Record<string, unknown>;
+}
+
+type Schema = z.ZodType;
+type Out<T> = T extends Schema ? z.output<T> : undefined;
+
+export interface AdminRoute<P extends Schema | undefined = Schema | undefined,
+  Q extends Schema | undefined = Schema | undefined, B extends Schema | undefined = Schema | undefined> {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  /** OpenAPI form, relative to /admin/v1: /apis/{id} */
+  path: string;
+  operationId: string;
+  summary: string;
+  tag: 'apis' | 'clients' | 'roles' | 'keys' | 'meta';
+  params?: P;
+  query?: Q;
+  body?: B;
+  status: 200 | 201 | 204;
+  response?: Schema;
+  /** Answers without a token (the API's own description only). */
+  public?: boolean;
+  handle(input: { params: Out<P>; query: Out<Q>; body: Out<B> }, deps: AdminDeps): Promise<unknown>;
+}
+
+// Keeps each entry's handler typed by its own schemas while the table holds them all.
+const route = <P extends Schema | undefined = undefined, Q extends Schema | undefined = undefined,
+  B extends Schema | undefined = undefined>(spec: AdminRoute<P, Q, B>) => spec as unknown as AdminRoute;
+
+const items = async <T>(promise: Promise<T[]>) => ({ items: await promise });
+
+export const ADMIN_ROUTES: AdminRoute[] = [
+  // APIs (resource servers)
+  route({
+    method: 'post', path: '/apis', operationId: 'createApi', summary: 'Register an API', tag: 'apis',
+    body: s.createApiBody, status: 201, response: s.apiView,
+    handle: ({ body }, { db }) => apis.createApi(db, body),
+  }),
+  route({
+    method: 'get', path: '/apis', operationId: 'listApis', summary: 'List APIs', tag: 'apis',
+    status: 200, response: s.list(s.apiView),
+    handle: (_, { db }) => items(apis.listApis(db)),
+  }),
+  route({
+    method: 'get', path: '/apis/{id}', operationId: 'getApi', summary: 'Show an API', tag: 'apis',
+    params: s.idParams, status: 200, response: s.apiView,
+    handle: ({ params }, { db }) => apis.getApi(db, params.id),
+  }),
+  route({
+    method: 'patch', path: '/apis/{id}', operationId: 'updateApi', summary: 'Change an API', tag: 'apis',
+    params: s.idParams, body: s.updateApiBody, status: 200, response: s.apiView,
+    handle: ({ params, body }, { db }) => apis.updateApi(db, params.id, body),
+  }),
+  route({
+    method: 'delete', path: '/apis/{id}', operationId: 'deleteApi', summary: 'Delete an API and its grants', tag: 'apis',
+    params: s.idParams, status: 204,
+    handle: ({ params }, { db }) => apis.deleteApi(db, params.id),
+  }),
+
+  // Clients
+  route({
+    method: 'post', path: '/clients', operationId: 'createClient', summary: 'Register a client (returns its secret once)',
+    tag: 'clients', body: s.createClientBody, status: 201, response: s.clientWithSecret,
+    handle: ({ body }, { db }) => clients.createClient(db, body),
+  }),
+  route({
+    method: 'get', path: '/clients', operationId: 'listClients', summary: 'List clients, a page at a time', tag: 'clients',
+    query: s.listClientsQuery, status: 200, response: s.clientPage,
+    handle: ({ query }, { db }) => clients.listClientsPage(db, query),
+  }),
+  route({
+    method: 'get', path: '/clients/{id}', operationId: 'getClient', summary: 'Show a client', tag: 'clients',
+    params: s.idParams, status: 200, response: s.clientView,
+    handle: ({ params }, { db }) => clients.getClient(db, params.id),
+  }),
+  route({
+    method: 'patch', path: '/clients/{id}', operationId: 'updateClient', summary: 'Rename, enable or disable a client',
+    tag: 'clients', params: s.idParams, body: s.updateClientBody, status: 200, response: s.clientView,
+    handle: ({ params, body }, { db }) => clients.updateClient(db, params.id, body),
+  }),
+  route({
+    method: 'delete', path: '/clients/{id}', operationId: 'deleteClient', summary: 'Delete a client', tag: 'clients',
+    params: s.idParams, status: 204,
+    handle: ({ params }, { db }) => clients.deleteClient(db, params.id),
+  }),
+  route({
+    method: 'post', path: '/clients/{id}/rotate-secret', operationId: 'rotateClientSecret',
+    summary: 'Issue a new secret (returned once); older ones keep working for keepOldForSeconds', tag: 'clients',
+    params: s.idParams, body: s.rotateSecretBody, status: 200, response: s.rotatedSecret,
+    handle: ({ params, body }, { db }) => clients.rotateClientSecret(db, params.id, body.keepOldForSeconds ?? 0),
+  }),
+  route({
+    method: 'post', path: '/clients/{id}/revoke-tokens', operationId: 'revokeClientTokens',
+    summary: 'Revoke every token of a client (JWTs by an issued-before cut-off)', tag: 'clients',
+    params: s.idParams, status: 200, response: s.revokedTokens,
+    handle: ({ params }, { db }) => revokeClientTokens(db, params.id),
+  }),
+
+  // Roles
+  route({
+    method: 'post', path: '/roles', operationId: 'createRole', summary: 'Create a role', tag: 'roles',
+    body: s.createRoleBody, status: 201, response: s.roleView,
+    handle: ({ body }, { db }) => roles.createRole(db, body),
+  }),
+  route({
+    method: 'get', path: '/roles', operationId: 'listRoles', summary: 'List roles', tag: 'roles',
+    status: 200, response: s.list(s.roleView),
+    handle: (_, { db }) => items(roles.listRoles(db)),
+  }),
+  route({
+    method: 'get', path: '/roles/{id}', operationId: 'getRole', summary: 'Show a role', tag: 'roles',
+    params: s.idParams, status: 200, response: s.roleView,
+    handle: ({ params }, { db }) => roles.getRole(db, params.id),
+  }),
+  route({
+    method: 'patch', path: '/roles/{id}', operationId: 'updateRole', summary: 'Rename a role or change its description',
+    tag: 'roles', params: s.idParams, body: s.updateRoleBody, status: 200, response: s.roleView,
+    handle: ({ params, body }, { db }) => roles.updateRole(db, params.id, body),
+  }),
+  route({
+    method: 'delete', path: '/roles/{id}', operationId: 'deleteRole', summary: 'Delete a role', tag: 'roles',
+    params: s.idParams, status: 204,
+    handle: ({ params }, { db }) => roles.deleteRole(db, params.id),
+  }),
+  route({
+    method: 'post', path: '/roles/{id}/grants', operationId: 'grantScopes', summary: 'Grant scopes of an API to a role',
+    tag: 'roles', params: s.idParams, body: s.grantBody, status: 200, response: s.roleView,
+    handle: ({ params, body }, { db }) => roles.grantScopes(db, params.id, body),
+  }),
+  route({
+    method: 'delete', path: '/roles/{id}/grants', operationId: 'ungrantScopes', summary: 'Take scopes of an API back from a role',
+    tag: 'roles', params: s.idParams, body: s.grantBody, status: 200, response: s.roleView,
+    handle: ({ params, body }, { db }) => roles.ungrantScopes(db, params.id, body),
+  }),
+  route({
+    method: 'put', path: '/roles/{id}/clients/{clientId}', operationId: 'assignRole', summary: 'Assign a role to a client',
+    tag: 'roles', params: s.roleClientParams, status: 200, response: s.roleView,
+    handle: ({ params }, { db }) => roles.assignRoleToClient(db, params.id, params.clientId),
+  }),
+  route({
+    method: 'delete', path: '/roles/{id}/clients/{clientId}', operationId: 'unassignRole',
+    summary: 'Remove a role from a client', tag: 'roles', params: s.roleClientParams, status: 200, response: s.roleView,
+    handle: ({ params }, { db }) => roles.unassignRoleFromClient(db, params.id, params.clientId),
+  }),
+
+  // Keys and the API's own description
+  route({
+    method: 'get', path: '/keys', operationId: 'listKeys', summary: 'Signing keys (public information only)', tag: 'keys',
+    status: 200, response: s.list(s.keyView),
+    handle: (_, { db }) => items(listKeys(db)),
+  }),
+  route({
+    method: 'get', path: '/openapi.json', operationId: 'getOpenApiDocument', summary: 'This document (OpenAPI 3.1)',
+    tag: 'meta', status: 200, response: s.openApiDocument, public: true,
+    handle: async (_, deps) => deps.openApiDocument(),
+  }),
+];

@@ -1,0 +1,152 @@
+// The admin API's request and response schemas. Requests are validated with these, and the
+// OpenAPI document is generated from these: the two cannot drift apart.
+import { z } from 'zod';
+import { ACCESS_TOKEN_ALGS, TOKEN_FORMATS, type ApiView } from '../../services/apis.ts';
+import { AUTH_METHODS, SUPPORTED_GRANTS, type ClientView } from '../../services/clients.ts';
+import type { KeyView } from '../../services/keys.ts';
+import type { RoleView } from '../../services/roles.ts';
+import type { RevokeClientTokensResult } from '../../services/tokens.ts';
+
+// Bounds keep hostile input small; the services apply the precise rules (names, scope tokens).
+const ref = z.string().min(1).max(2000);
+const name = z.string().min(1).max(100);
+const scopes = z.array(z.string().min(1).max(128)).max(100);
+const timestamp = z.string().meta({ format: 'date-time' });
+
+// ---- path and query parameters
+export const idParams = z.strictObject({
+  id: ref.meta({ description: 'id or name (an API also by its identifier)' }),
+});
+export const roleClientParams = z.strictObject({
+  id: ref.meta({ description: 'role id or name' }),
+  clientId: ref.meta({ description: 'client id or name' }),
+});
+export const listClientsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).optional().meta({ description: 'page size, 50 by default' }),
+  cursor: z.string().min(1).max(400).optional().meta({ description: 'nextCursor of the previous page' }),
+  namePrefix: z.string().min(1).max(100).optional(),
+  enabled: z.enum(['true', 'false']).transform((value) => value === 'true').optional(),
+  role: ref.optional().meta({ description: 'only clients holding this role (id or name)' }),
+});
+
+// ---- request bodies
+export const createApiBody = z.strictObject({
+  identifier: ref.meta({ description: 'resource indicator (RFC 8707), the `aud` of its tokens' }),
+  name: name.optional(),
+  scopes: scopes.optional(),
+  tokenFormat: z.enum(TOKEN_FORMATS).optional(),
+  signingAlg: z.enum(ACCESS_TOKEN_ALGS).optional(),
+  accessTokenTtl: z.int().min(1).max(86400).optional(),
+  introspectionClient: ref.optional().meta({ description: 'client id or name' }),
+}).meta({ id: 'CreateApi' });
+
+export const updateApiBody = z.strictObject({
+  name: name.optional(),
+  addScopes: scopes.optional(),
+  removeScopes: scopes.optional().meta({ description: 'removing a scope removes its grants' }),
+  tokenFormat: z.enum(TOKEN_FORMATS).optional(),
+  signingAlg: z.enum(ACCESS_TOKEN_ALGS).optional(),
+  accessTokenTtl: z.int().min(1).max(86400).optional(),
+  introspectionClient: ref.nullable().optional().meta({ description: 'client id or name; null removes it' }),
+}).meta({ id: 'UpdateApi' });
+
+export const createClientBody = z.strictObject({
+  name,
+  grantTypes: z.array(z.enum(SUPPORTED_GRANTS)).max(10).optional(),
+  roles: z.array(ref).max(100).optional().meta({ description: 'role ids or names' }),
+  tokenEndpointAuthMethod: z.enum(AUTH_METHODS).optional(),
+}).meta({ id: 'CreateClient' });
+
+export const updateClientBody = z.strictObject({
+  name: name.optional(),
+  enabled: z.boolean().optional(),
+}).meta({ id: 'UpdateClient' });
+
+export const rotateSecretBody = z.strictObject({
+  keepOldForSeconds: z.int().min(0).max(90 * 86400).optional()
+    .meta({ description: 'how long the older secrets keep working (0, the default: they stop now)' }),
+}).meta({ id: 'RotateSecret' });
+
+export const grantBody = z.strictObject({
+  api: ref.meta({ description: 'API id, identifier or name' }),
+  scopes: scopes.min(1),
+}).meta({ id: 'Grant' });
+
+export const createRoleBody = z.strictObject({
+  name,
+  description: z.string().max(1000).optional(),
+  grants: z.array(grantBody).max(100).optional(),
+}).meta({ id: 'CreateRole' });
+
+export const updateRoleBody = z.strictObject({
+  name: name.optional(),
+  description: z.string().max(1000).nullable().optional(),
+}).meta({ id: 'UpdateRole' });
+
+// ---- responses (`satisfies` keeps them in step with the services' views)
+export const apiView = z.object({
+  id: z.string(),
+  identifier: z.string(),
+  name: z.string(),
+  scopes: z.array(z.string()),
+  tokenFormat: z.enum(TOKEN_FORMATS),
+  signingAlg: z.string(),
+  accessTokenTtl: z.int(),
+  introspectionClientId: z.string().nullable(),
+  system: z.boolean(),
+  createdAt: timestamp,
+}).meta({ id: 'Api' }) satisfies z.ZodType<ApiView>;
+
+export const clientView = z.object({
+  clientId: z.string(),
+  name: z.string(),
+  enabled: z.boolean(),
+  grantTypes: z.array(z.string()),
+  tokenEndpointAuthMethod: z.string(),
+  roles: z.array(z.string()),
+  secrets: z.array(z.object({ id: z.string(), createdAt: timestamp, expiresAt: timestamp.nullable() })),
+  createdAt: timestamp,
+}).meta({ id: 'Client' }) satisfies z.ZodType<ClientView>;
+
+export const clientWithSecret = z.object({
+  client: clientView,
+  clientSecret: z.string().meta({ description: 'shown only in this response; Postern keeps a hash' }),
+}).meta({ id: 'ClientWithSecret' });
+
+export const rotatedSecret = z.object({
+  client: clientView,
+  clientSecret: z.string().meta({ description: 'shown only in this response; Postern keeps a hash' }),
+  oldSecretsExpireAt: timestamp,
+}).meta({ id: 'RotatedSecret' });
+
+export const roleView = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string().nullable(),
+  grants: z.array(z.object({ api: z.string(), scopes: z.array(z.string()) })),
+  clients: z.array(z.string()).meta({ description: 'client ids' }),
+  createdAt: timestamp,
+}).meta({ id: 'Role' }) satisfies z.ZodType<RoleView>;
+
+export const keyView = z.object({
+  kid: z.string(),
+  alg: z.string(),
+  kty: z.string(),
+  state: z.string(),
+  createdAt: timestamp,
+}).meta({ id: 'Key' }) satisfies z.ZodType<KeyView>;
+
+export const revokedTokens = z.object({
+  clientId: z.string(),
+  revokedBefore: timestamp.meta({ description: 'tokens of the client issued before this are inactive' }),
+  deletedArtifacts: z.int().meta({ description: 'stored opaque/refresh tokens, codes and grants deleted' }),
+}).meta({ id: 'RevokedTokens' }) satisfies z.ZodType<RevokeClientTokensResult>;
+
+export const list = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
+export const clientPage = z.object({
+  items: z.array(clientView),
+  nextCursor: z.string().nullable().meta({ description: 'pass as cursor for the next page; null on the last' }),
+}).meta({ id: 'ClientPage' });
+
+/** An OpenAPI document: any JSON object (it describes itself through its own version field). */
+export const openApiDocument = z.record(z.string(), z.unknown()).meta({ id: 'OpenApiDocument' });

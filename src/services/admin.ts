@@ -1,0 +1,52 @@
+// Use-cases for administering Postern itself: the admin scopes of the built-in API and the first
+// admin client, which the admin API then trusts.
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Tables } from '../db/tables.ts';
+import { POSTERN_API } from '../oidc/resource-policy.ts';
+import { findClientByName } from '../store/clients.ts';
+import { findRole, listClientsGrantedScope } from '../store/roles.ts';
+import { requireApi } from './apis.ts';
+import { createClient, type ClientWithSecret } from './clients.ts';
+import { conflict } from './errors.ts';
+import { createRole, grantScopes } from './roles.ts';
+
+export { POSTERN_API };
+/** Scopes of `urn:postern` that the admin API requires: reading for GET, writing for the rest. */
+export const ADMIN_READ_SCOPE = 'admin:read';
+export const ADMIN_WRITE_SCOPE = 'admin:write';
+export const ADMIN_SCOPES = [ADMIN_READ_SCOPE, ADMIN_WRITE_SCOPE];
+export const DEFAULT_ADMIN_NAME = 'postern-admin';
+
+export interface BootstrapResult extends ClientWithSecret {
+  role: string;
+  /** The API to name as `resource` when asking for an admin token. */
+  resource: string;
+}
+
+/**
+ * Creates an admin client holding the admin role (created on first use) with both admin scopes.
+ * Refuses when some client already holds admin:write, unless `force`: a second call must not
+ * silently mint more admin credentials.
+ */
+export async function bootstrapAdmin(
+  db: Kysely<Tables>,
+  input: { name?: string; force?: boolean } = {},
+): Promise<BootstrapResult> {
+  const api = await requireApi(db, POSTERN_API);
+  const admins = await listClientsGrantedScope(db, api.id, ADMIN_WRITE_SCOPE);
+  if (admins.length && !input.force) {
+    throw conflict(`an admin client exists already (${admins.join(', ')}); --force creates another`);
+  }
+  const grant = { api: POSTERN_API, scopes: ADMIN_SCOPES };
+  const role = (await findRole(db, DEFAULT_ADMIN_NAME))
+    ? await grantScopes(db, DEFAULT_ADMIN_NAME, grant)
+    : await createRole(db, { name: DEFAULT_ADMIN_NAME, description: 'Postern administrators', grants: [grant] });
+  let name = input.name ?? DEFAULT_ADMIN_NAME;
+  if (input.name === undefined && (await findClientByName(db, name))) {
+    // --force without a name: the default one is taken, so make the next one distinct.
+    name = `${DEFAULT_ADMIN_NAME}-${randomBytes(3).toString('hex')}`;
+  }
+  const created = await createClient(db, { name, roles: [role.name] });
+  return { ...created, role: role.name, resource: POSTERN_API };
+}
