@@ -61,35 +61,31 @@ try {
 }
 
 const app = await buildApp({ config, database, logger, keys: prepared.keys });
-const server = http.createServer(app.koa.callback());
-server.headersTimeout = 10_000;
-server.requestTimeout = 30_000;
-server.keepAliveTimeout = 5_000;
-// The admin API's own listener (ADMIN_PORT), apart from the public endpoints.
-const adminServer = config.admin ? http.createServer(app.adminKoa.callback()) : undefined;
-if (adminServer) {
-  adminServer.headersTimeout = server.headersTimeout;
-  adminServer.requestTimeout = server.requestTimeout;
-  adminServer.keepAliveTimeout = server.keepAliveTimeout;
+function createServer(handler: http.RequestListener): http.Server {
+  const created = http.createServer(handler);
+  created.headersTimeout = 10_000;
+  created.requestTimeout = 30_000;
+  created.keepAliveTimeout = 5_000;
+  return created;
 }
 
-await new Promise<void>((resolve, reject) => {
-  server.once('error', reject);
-  server.listen(config.port, config.host, () => resolve());
-}).catch(async (error: Error) => {
-  await database.close();
-  fail([`cannot listen on ${config.host}:${config.port}: ${error.message}`]);
-});
-if (adminServer && config.admin) {
-  const { host, port } = config.admin;
+async function listenOrFail(target: http.Server, host: string, port: number, what: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    adminServer.once('error', reject);
-    adminServer.listen(port, host, () => resolve());
+    target.once('error', reject);
+    target.listen(port, host, () => resolve());
   }).catch(async (error: Error) => {
     server.close();
     await database.close();
-    fail([`cannot listen for the admin API on ${host}:${port}: ${error.message}`]);
+    fail([`cannot listen${what ? ` ${what}` : ''} on ${host}:${port}: ${error.message}`]);
   });
+}
+
+const server = createServer(app.koa.callback());
+// The admin API's own listener (ADMIN_PORT), apart from the public endpoints.
+const adminServer = config.admin ? createServer(app.adminKoa.callback()) : undefined;
+await listenOrFail(server, config.host, config.port, '');
+if (adminServer && config.admin) {
+  await listenOrFail(adminServer, config.admin.host, config.admin.port, 'for the admin API');
 }
 
 if (config.mode === 'development') {
