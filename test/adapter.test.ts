@@ -36,6 +36,26 @@ describe('payload adapter', () => {
     expect(await codes.find(key)).toMatchObject({ grantId: 'g2', extra: { n: 1 } });
   });
 
+  it('answers lookups of one id as several models at once, each with its own model', async () => {
+    const key = id();
+    await adapter('ClientCredentials').upsert(key, { jti: key, kind: 'ClientCredentials' }, 60);
+    const [asAccessToken, asClientCredentials, asRefreshToken] = await Promise.all([
+      adapter('AccessToken').find(key),
+      adapter('ClientCredentials').find(key),
+      adapter('RefreshToken').find(key),
+    ]);
+    expect(asAccessToken).toBeUndefined();
+    expect(asClientCredentials).toEqual({ jti: key, kind: 'ClientCredentials' });
+    expect(asRefreshToken).toBeUndefined();
+    // The same model asked twice in one turn, and another id alongside.
+    const other = id();
+    await adapter('AccessToken').upsert(other, { jti: other }, 60);
+    const twice = await Promise.all([
+      adapter('ClientCredentials').find(key), adapter('ClientCredentials').find(key), adapter('AccessToken').find(other),
+    ]);
+    expect(twice).toEqual([{ jti: key, kind: 'ClientCredentials' }, { jti: key, kind: 'ClientCredentials' }, { jti: other }]);
+  });
+
   it('finds by uid and by user code', async () => {
     const sessions = adapter('Session');
     const key = id();

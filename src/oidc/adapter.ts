@@ -13,13 +13,54 @@ function toPayload(stored: payloads.StoredPayload | undefined): AdapterPayload |
   return payload;
 }
 
+type Waiter = { resolve(value: payloads.StoredPayload | undefined): void; reject(error: unknown): void };
+
+/**
+ * Looks artifacts up by id, merging the lookups made in the same turn: introspection and
+ * revocation look a token up as an AccessToken, a ClientCredentials and a RefreshToken at once,
+ * which becomes one query instead of three.
+ */
+class PayloadReader {
+  #db: Kysely<Tables>;
+  #pending = new Map<string, Map<string, Waiter[]>>();
+
+  constructor(db: Kysely<Tables>) {
+    this.#db = db;
+  }
+
+  find(model: string, id: string): Promise<payloads.StoredPayload | undefined> {
+    return new Promise((resolve, reject) => {
+      let byModel = this.#pending.get(id);
+      if (!byModel) {
+        const batch = new Map<string, Waiter[]>();
+        byModel = batch;
+        this.#pending.set(id, batch);
+        queueMicrotask(() => void this.#flush(id, batch));
+      }
+      byModel.set(model, [...(byModel.get(model) ?? []), { resolve, reject }]);
+    });
+  }
+
+  async #flush(id: string, batch: Map<string, Waiter[]>): Promise<void> {
+    this.#pending.delete(id);
+    try {
+      const found = await payloads.findPayloadsById(this.#db, [...batch.keys()], id);
+      for (const [model, waiters] of batch) for (const waiter of waiters) waiter.resolve(found.get(model));
+    } catch (error) {
+      for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
+    }
+  }
+}
+
 class PayloadAdapter implements Adapter {
   #db: Kysely<Tables>;
   #model: string;
+  #reader: PayloadReader;
 
-  constructor(db: Kysely<Tables>, model: string) {
+  constructor(db: Kysely<Tables>, model: string, reader: PayloadReader) {
     this.#db = db;
     this.#model = model;
+    this.#reader = reader;
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
@@ -28,7 +69,7 @@ class PayloadAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return toPayload(await payloads.findPayload(this.#db, this.#model, id));
+    return toPayload(await this.#reader.find(this.#model, id));
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -98,6 +139,7 @@ class ClientAdapter implements Adapter {
 }
 
 export function createAdapterFactory(db: Kysely<Tables>, directory: Directory, placeholderSecret: string) {
+  const reader = new PayloadReader(db);
   return (model: string): Adapter =>
-    model === 'Client' ? new ClientAdapter(directory, placeholderSecret) : new PayloadAdapter(db, model);
+    model === 'Client' ? new ClientAdapter(directory, placeholderSecret) : new PayloadAdapter(db, model, reader);
 }

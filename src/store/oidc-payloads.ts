@@ -35,7 +35,7 @@ export async function upsertPayload(
     .execute();
 }
 
-type Column = 'id' | 'uid' | 'user_code';
+type Column = 'uid' | 'user_code';
 
 async function findBy(db: Db, model: string, column: Column, value: string): Promise<StoredPayload | undefined> {
   const row = await db.selectFrom('oidc_payloads')
@@ -47,7 +47,16 @@ async function findBy(db: Db, model: string, column: Column, value: string): Pro
   return row ? { payload: row.payload, consumedAt: row.consumed_at } : undefined;
 }
 
-export const findPayload = (db: Db, model: string, id: string) => findBy(db, model, 'id', id);
+/** The live artifacts of several models with one id (a token looked up as each kind at once). */
+export async function findPayloadsById(db: Db, models: readonly string[], id: string): Promise<Map<string, StoredPayload>> {
+  const rows = await db.selectFrom('oidc_payloads')
+    .select(['model', 'payload', 'consumed_at'])
+    .where('id', '=', id)
+    .where('model', 'in', models)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .execute();
+  return new Map(rows.map((row) => [row.model, { payload: row.payload, consumedAt: row.consumed_at }]));
+}
 export const findPayloadByUid = (db: Db, model: string, uid: string) => findBy(db, model, 'uid', uid);
 export const findPayloadByUserCode = (db: Db, model: string, code: string) => findBy(db, model, 'user_code', code);
 
