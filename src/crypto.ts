@@ -36,3 +36,16 @@ export function secretMatchesAny(presented: string, hashes: readonly string[]): 
   }
   return match;
 }
+
+/**
+ * What a JWT access token issued to a person carries to name its grant (`gid`): a digest, so the
+ * token does not disclose the grant id that the provider uses as a lookup key.
+ */
+export function grantDigest(grantId: string): string {
+  return createHash('sha256').update(`grant:${grantId}`, 'utf8').digest('base64url').slice(0, 22);
+}
+
+/** The revocation-list entry (revoked_tokens.jti) that revokes every JWT of a grant. */
+export function revokedGrantJti(digest: string): string {
+  return `grant:${digest}`;
+}

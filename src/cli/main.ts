@@ -5,6 +5,7 @@ import { adminCommand } from './admin.ts';
 import { apisCommand } from './apis.ts';
 import { clientsCommand } from './clients.ts';
 import { rolesCommand } from './roles.ts';
+import { usersCommand } from './users.ts';
 import { keysCommand, migrateCommand, tokensCommand } from './system.ts';
 
 /** Usage errors, like every other error: one line, `postern: <what is wrong>`. */
@@ -19,7 +20,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON for scripts')
     .exitOverride()
     .configureOutput({ outputError: writeUsageError });
-  for (const command of [apisCommand(), rolesCommand(), clientsCommand(), migrateCommand(), tokensCommand(), keysCommand(), adminCommand()]) {
+  for (const command of [apisCommand(), rolesCommand(), clientsCommand(), usersCommand(), migrateCommand(), tokensCommand(), keysCommand(), adminCommand()]) {
     program.addCommand(command);
   }
   // Subcommands get the same exit and error handling.

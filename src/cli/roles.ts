@@ -21,11 +21,19 @@ function show(role: roles.RoleView): string {
     ['description', role.description],
     ['grants', role.grants.map((g) => `${g.api} ${g.scopes.join(' ')}`).join('\n        ') || '(none)'],
     ['clients', role.clients.join(' ') || '(none)'],
+    ['users', role.users.join(' ') || '(none)'],
   ]);
 }
 
+/** Exactly one of --client and --user. */
+function holder(opts: { client?: string; user?: string }): { kind: 'client' | 'user'; ref: string } {
+  if (opts.client !== undefined && opts.user === undefined) return { kind: 'client', ref: opts.client };
+  if (opts.user !== undefined && opts.client === undefined) return { kind: 'user', ref: opts.user };
+  throw invalid('name exactly one of --client <client> and --user <user>', 'client', 'user');
+}
+
 export function rolesCommand(): Command {
-  const command = new Command('roles').description('roles: named sets of API scopes, assigned to clients');
+  const command = new Command('roles').description('roles: named sets of API scopes, assigned to clients and people');
 
   command.command('create')
     .description('create a role')
@@ -85,19 +93,29 @@ export function rolesCommand(): Command {
     }));
 
   command.command('assign')
-    .description('assign a role to a client')
+    .description('assign a role to a client or a person')
     .argument('<role>', 'id or name')
-    .requiredOption('--client <client>', 'client id or name')
-    .action(action(async ({ db, out }, ref: string, opts: { client: string }) => {
-      out.print(await roles.assignRoleToClient(db, ref, opts.client), (role) => `role ${role.name} assigned to ${opts.client}`);
+    .option('--client <client>', 'client id or name')
+    .option('--user <user>', 'user id or username')
+    .action(action(async ({ db, out }, ref: string, opts: { client?: string; user?: string }) => {
+      const target = holder(opts);
+      const role = target.kind === 'client'
+        ? await roles.assignRoleToClient(db, ref, target.ref)
+        : await roles.assignRoleToUser(db, ref, target.ref);
+      out.print(role, (value) => `role ${value.name} assigned to ${target.kind} ${target.ref}`);
     }));
 
   command.command('unassign')
-    .description('remove a role from a client')
+    .description('remove a role from a client or a person')
     .argument('<role>', 'id or name')
-    .requiredOption('--client <client>', 'client id or name')
-    .action(action(async ({ db, out }, ref: string, opts: { client: string }) => {
-      out.print(await roles.unassignRoleFromClient(db, ref, opts.client), (role) => `role ${role.name} removed from ${opts.client}`);
+    .option('--client <client>', 'client id or name')
+    .option('--user <user>', 'user id or username')
+    .action(action(async ({ db, out }, ref: string, opts: { client?: string; user?: string }) => {
+      const target = holder(opts);
+      const role = target.kind === 'client'
+        ? await roles.unassignRoleFromClient(db, ref, target.ref)
+        : await roles.unassignRoleFromUser(db, ref, target.ref);
+      out.print(role, (value) => `role ${value.name} removed from ${target.kind} ${target.ref}`);
     }));
 
   return command;

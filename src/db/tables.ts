@@ -69,6 +69,8 @@ export interface OidcPayloadsTable {
   grant_id: string | null;
   uid: string | null;
   user_code: string | null;
+  /** The person an artifact belongs to (migration 0005). */
+  account_id: ColumnType<string | null, string | null | undefined, string | null>;
   expires_at: Date | null;
   consumed_at: Date | null;
 }
@@ -108,6 +110,32 @@ export interface ServerProcessesTable {
   started_at: CreatedAt;
 }
 
+export interface UsersTable {
+  id: string;
+  username: string;
+  email: string | null;
+  email_verified: Generated<boolean>;
+  name: string | null;
+  password_hash: string;
+  enabled: Generated<boolean>;
+  password_changed_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface UserRolesTable {
+  user_id: string;
+  role_id: string;
+}
+
+export interface LoginFailuresTable {
+  key: string;
+  failures: number;
+  first_at: Date;
+  last_at: Date;
+  locked_until: Date | null;
+}
+
 export interface SchemaMigrationsTable {
   name: string;
   applied_at: CreatedAt;
@@ -127,4 +155,7 @@ export interface Tables {
   server_secrets: ServerSecretsTable;
   schema_migrations: SchemaMigrationsTable;
   server_processes: ServerProcessesTable;
+  users: UsersTable;
+  user_roles: UserRolesTable;
+  login_failures: LoginFailuresTable;
 }

@@ -1,12 +1,14 @@
-// Use-cases for roles: named sets of API scopes, assigned to clients.
+// Use-cases for roles: named sets of API scopes, assigned to clients and to people.
 import type { Kysely } from 'kysely';
 import { randomId } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { publishChange } from '../store/changes.ts';
 import * as roles from '../store/roles.ts';
 import type { Db } from '../store/types.ts';
+import * as users from '../store/users.ts';
 import { requireApi } from './apis.ts';
 import { requireClient } from './clients.ts';
+import { requireUser } from './users.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { checkName, checkScopes } from './validation.ts';
@@ -23,6 +25,8 @@ export interface RoleView {
   description: string | null;
   grants: { api: string; scopes: string[] }[];
   clients: string[];
+  /** Usernames of the people holding the role. */
+  users: string[];
   createdAt: string;
 }
 
@@ -43,6 +47,7 @@ async function toView(db: Db, role: roles.RoleRow): Promise<RoleView> {
     description: role.description,
     grants: [...grants].map(([api, scopes]) => ({ api, scopes })),
     clients: await roles.listClientsOfRole(db, role.id),
+    users: await users.listUsernamesOfRole(db, role.id),
     createdAt: role.created_at.toISOString(),
   };
 }
@@ -158,6 +163,27 @@ export async function unassignRoleFromClient(db: Kysely<Tables>, roleRef: string
       throw notFound(`role "${role.name}" is not assigned to client "${client.name}"`);
     }
     await publishChange(trx, { kind: 'client', clientId: client.client_id });
+    return toView(trx, role);
+  });
+}
+
+/** People's roles are read when they sign in and when tokens are issued: nothing is cached. */
+export async function assignRoleToUser(db: Kysely<Tables>, roleRef: string, userRef: string): Promise<RoleView> {
+  return db.transaction().execute(async (trx) => {
+    const role = await requireRole(trx, roleRef);
+    const user = await requireUser(trx, userRef);
+    await users.insertUserRole(trx, user.id, role.id);
+    return toView(trx, role);
+  });
+}
+
+export async function unassignRoleFromUser(db: Kysely<Tables>, roleRef: string, userRef: string): Promise<RoleView> {
+  return db.transaction().execute(async (trx) => {
+    const role = await requireRole(trx, roleRef);
+    const user = await requireUser(trx, userRef);
+    if (!(await users.deleteUserRole(trx, user.id, role.id))) {
+      throw notFound(`role "${role.name}" is not assigned to user "${user.username}"`);
+    }
     return toView(trx, role);
   });
 }

@@ -22,6 +22,7 @@ export async function upsertPayload(
     grant_id: str('grantId'),
     uid: str('uid'),
     user_code: str('userCode'),
+    account_id: str('accountId'),
     expires_at: expiresAt,
   };
   await db.insertInto('oidc_payloads').values(row)
@@ -30,6 +31,7 @@ export async function upsertPayload(
       grant_id: row.grant_id,
       uid: row.uid,
       user_code: row.user_code,
+      account_id: row.account_id,
       expires_at: row.expires_at,
     }))
     .execute();
@@ -92,7 +94,27 @@ export async function deletePayloadsByClientId(db: Db, clientId: string): Promis
   return Number(result.numDeletedRows);
 }
 
+/** Deletes a person's sessions, grants and everything issued from those grants. */
+export async function deletePayloadsOfAccount(db: Db, accountId: string, grantIds: readonly string[]): Promise<number> {
+  let deleted = 0;
+  if (grantIds.length) {
+    const result = await db.deleteFrom('oidc_payloads').where('grant_id', 'in', grantIds).executeTakeFirst();
+    deleted += Number(result.numDeletedRows);
+  }
+  const result = await db.deleteFrom('oidc_payloads').where('account_id', '=', accountId).executeTakeFirst();
+  return deleted + Number(result.numDeletedRows);
+}
+
 export async function deleteExpiredPayloads(db: Db, now: Date): Promise<number> {
   const result = await db.deleteFrom('oidc_payloads').where('expires_at', '<=', now).executeTakeFirst();
   return Number(result.numDeletedRows);
+}
+
+/** A person's grants: every client they signed in to. */
+export async function listGrantsOfAccount(db: Db, accountId: string): Promise<{ id: string; clientId: string }[]> {
+  const rows = await db.selectFrom('oidc_payloads')
+    .select(['id', sql<string>`payload->>'clientId'`.as('clientId')])
+    .where('model', '=', 'Grant').where('account_id', '=', accountId)
+    .execute();
+  return rows;
 }

@@ -1,5 +1,7 @@
 // SQL for the revocation list of JWT access tokens (they are not stored, so revoking one records
 // its jti until the moment it would have expired anyway).
+import { revokedGrantJti } from '../crypto.ts';
+import { publishChange } from './changes.ts';
 import type { Db } from './types.ts';
 
 export async function insertRevokedToken(
@@ -24,4 +26,21 @@ export async function listLiveRevocations(db: Db, now: Date): Promise<{ jti: str
 export async function deleteExpiredRevocations(db: Db, now: Date): Promise<number> {
   const result = await db.deleteFrom('revoked_tokens').where('expires_at', '<=', now).executeTakeFirst();
   return Number(result.numDeletedRows);
+}
+
+/**
+ * The longest an access token can live (apis.access_token_ttl is at most a day): a revoked grant
+ * is remembered that long, so every JWT issued from it stays inactive until it expires anyway.
+ */
+const LONGEST_ACCESS_TOKEN_SECONDS = 86_400;
+
+/**
+ * Revokes the JWT access tokens of a grant (they are not stored, so what is recorded is the grant
+ * digest they carry) and tells every process. The caller deletes the stored artifacts.
+ */
+export async function insertRevokedGrant(db: Db, grant: { digest: string; clientId: string }, now = Date.now()): Promise<void> {
+  const jti = revokedGrantJti(grant.digest);
+  const exp = Math.ceil(now / 1000) + LONGEST_ACCESS_TOKEN_SECONDS;
+  await insertRevokedToken(db, { jti, clientId: grant.clientId, expiresAt: new Date(exp * 1000) });
+  await publishChange(db, { kind: 'revoked', jti, exp });
 }

@@ -76,15 +76,16 @@ export interface RunResult extends Exit {
 /** Runs a command to completion (killing it after `timeoutMs`). */
 export function run(
   args: string[],
-  options: { env: Env; cwd?: string; timeoutMs?: number },
+  options: { env: Env; cwd?: string; timeoutMs?: number; stdin?: string },
 ): Promise<RunResult> {
   const started = Date.now();
   const child = spawn(process.execPath, args, {
     cwd: options.cwd ?? workDir(),
     env: cleanEnv(options.env),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   children.add(child);
+  if (options.stdin !== undefined) child.stdin!.end(options.stdin);
   let stdout = '';
   let stderr = '';
   let lastOutput = started;
@@ -114,8 +115,8 @@ export function run(
 }
 
 /** `node bin/postern.js ...args` */
-export function postern(args: string[], env: Env, timeoutMs = CLI_TIMEOUT_MS): Promise<RunResult> {
-  return run([CLI, ...args], { env, timeoutMs });
+export function postern(args: string[], env: Env, timeoutMs = CLI_TIMEOUT_MS, stdin?: string): Promise<RunResult> {
+  return run([CLI, ...args], { env, timeoutMs, stdin });
 }
 
 /** A description of a finished command and its output, for assertion messages. */

@@ -1,0 +1,116 @@
+// postern users ...
+import { Command } from 'commander';
+import { read } from 'read';
+import { invalid } from '../services/errors.ts';
+import * as users from '../services/users.ts';
+import { action } from './context.ts';
+import { fields, table } from './output.ts';
+
+function show(user: users.UserView): string {
+  return fields([
+    ['id', user.id],
+    ['username', user.username],
+    ['email', user.email ? `${user.email}${user.emailVerified ? ' (verified)' : ''}` : null],
+    ['name', user.name],
+    ['enabled', user.enabled ? 'yes' : 'no'],
+    ['roles', user.roles.join(' ') || '(none)'],
+    ['password set', user.passwordChangedAt],
+    ['created', user.createdAt],
+  ]);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  // One trailing newline is the end of the line, not part of the password.
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** The new password: from stdin with --password-stdin, else asked twice without echo. */
+async function newPassword(fromStdin: boolean): Promise<string> {
+  if (fromStdin) return readStdin();
+  if (!process.stdin.isTTY) {
+    throw invalid('no terminal to ask for the password: pipe it with --password-stdin', 'password');
+  }
+  const first = await read({ prompt: 'Password: ', silent: true, replace: '' });
+  const second = await read({ prompt: 'Repeat password: ', silent: true, replace: '' });
+  if (first !== second) throw invalid('the passwords do not match', 'password');
+  return first;
+}
+
+export function usersCommand(): Command {
+  const command = new Command('users').description('people who sign in through the browser');
+
+  command.command('create')
+    .description('create a person; asks for the password twice, or reads it with --password-stdin')
+    .argument('<username>', 'unique username (letters, digits, ".", "_", "-")')
+    .option('--email <email>', 'email address')
+    .option('--name <name>', 'full name, shown to apps with the profile scope')
+    .option('--password-stdin', 'read the password from standard input')
+    .action(action(async ({ db, out }, username: string, opts: { email?: string; name?: string; passwordStdin?: boolean }) => {
+      const password = await newPassword(Boolean(opts.passwordStdin));
+      const user = await users.createUser(db, { username, password, email: opts.email, name: opts.name });
+      out.print(user, (value) => `user created\n${show(value)}`);
+    }));
+
+  command.command('list')
+    .description('list people')
+    .action(action(async ({ db, out }) => {
+      out.print(await users.listUsers(db), (list) => table(
+        ['USERNAME', 'EMAIL', 'ENABLED', 'ROLES'],
+        list.map((u) => [u.username, u.email ?? '', u.enabled ? 'yes' : 'no', u.roles.join(' ')]),
+      ));
+    }));
+
+  command.command('show')
+    .description('show a person')
+    .argument('<user>', 'user id or username')
+    .action(action(async ({ db, out }, ref: string) => {
+      out.print(await users.getUser(db, ref), show);
+    }));
+
+  command.command('update')
+    .description("change a person's email or name")
+    .argument('<user>', 'user id or username')
+    .option('--email <email>', 'new email address (marked unverified)')
+    .option('--email-verified', 'mark the email address verified')
+    .option('--name <name>', 'new full name')
+    .action(action(async ({ db, out }, ref: string, opts: { email?: string; emailVerified?: boolean; name?: string }) => {
+      out.print(await users.updateUser(db, ref, opts), (value) => `user updated\n${show(value)}`);
+    }));
+
+  for (const [name, enabled] of [['enable', true], ['disable', false]] as const) {
+    command.command(name)
+      .description(enabled ? 'let a disabled person sign in again' : 'refuse sign-in and end every session and grant at once')
+      .argument('<user>', 'user id or username')
+      .action(action(async ({ db, out }, ref: string) => {
+        out.print(await users.setUserEnabled(db, ref, enabled), (u) => `user ${u.username} ${name}d`);
+      }));
+  }
+
+  command.command('set-password')
+    .description("set a person's password (asked twice, or --password-stdin); their sessions end")
+    .argument('<user>', 'user id or username')
+    .option('--password-stdin', 'read the password from standard input')
+    .action(action(async ({ db, out }, ref: string, opts: { passwordStdin?: boolean }) => {
+      const password = await newPassword(Boolean(opts.passwordStdin));
+      out.print(await users.setUserPassword(db, ref, password), (u) => `password set for ${u.username}`);
+    }));
+
+  command.command('revoke-sessions')
+    .description("end every session of a person and revoke their grants and tokens")
+    .argument('<user>', 'user id or username')
+    .action(action(async ({ db, out }, ref: string) => {
+      const result = await users.revokeUserSessions(db, ref);
+      out.print(result, (r) => `sessions of ${r.user.username} ended; ${r.revokedGrants} grant(s) revoked`);
+    }));
+
+  command.command('delete')
+    .description('delete a person, their roles, sessions and grants')
+    .argument('<user>', 'user id or username')
+    .action(action(async ({ db, out }, ref: string) => {
+      out.print(await users.deleteUser(db, ref), (u) => `user ${u.username} deleted`);
+    }));
+
+  return command;
+}

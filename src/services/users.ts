@@ -1,0 +1,205 @@
+// Use-cases for people who sign in through the browser: accounts, passwords, sessions.
+import type { Kysely } from 'kysely';
+import { grantDigest, randomId } from '../crypto.ts';
+import type { Tables } from '../db/tables.ts';
+import { hashPassword, passwordNeedsRehash, verifyDecoy, verifyPassword } from '../passwords.ts';
+import { deletePayloadsOfAccount, listGrantsOfAccount } from '../store/oidc-payloads.ts';
+import { insertRevokedGrant } from '../store/revocations.ts';
+import type { Db } from '../store/types.ts';
+import * as users from '../store/users.ts';
+import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
+import { checkPassword } from './password-policy.ts';
+import { writeAndPropagate } from './propagation.ts';
+import { checkName } from './validation.ts';
+
+export interface UserView {
+  id: string;
+  username: string;
+  email: string | null;
+  emailVerified: boolean;
+  name: string | null;
+  enabled: boolean;
+  roles: string[];
+  passwordChangedAt: string;
+  createdAt: string;
+}
+
+async function toView(db: Db, row: users.UserRow): Promise<UserView> {
+  return {
+    id: row.id,
+    username: row.username,
+    email: row.email,
+    emailVerified: row.email_verified,
+    name: row.name,
+    enabled: row.enabled,
+    roles: await users.listRoleNamesOfUser(db, row.id),
+    passwordChangedAt: row.password_changed_at.toISOString(),
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+export async function requireUser(db: Db, ref: string): Promise<users.UserRow> {
+  const user = (await users.findUserById(db, ref)) ?? (await users.findUserByUsername(db, ref));
+  if (!user) throw notFound(`unknown user "${ref}"`);
+  return user;
+}
+
+// RFC 5321 allows far more, but an address people type at a login page looks like this.
+const EMAIL = /^[^\s@<>()",;:]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$/;
+
+function checkEmail(email: string | null | undefined): string | null | undefined {
+  if (email === undefined || email === null) return email;
+  if (!EMAIL.test(email)) throw invalid(`"${email}" is not an email address`, 'email');
+  return email;
+}
+
+function checkDisplayName(name: string | null | undefined): string | null | undefined {
+  if (name === undefined || name === null) return name;
+  if (name.length > 200 || /[\u0000-\u001f\u007f]/.test(name)) throw invalid('name must be at most 200 printable characters', 'name');
+  return name;
+}
+
+function uniqueViolation(error: unknown, username: string): never {
+  if (isUniqueViolation(error)) {
+    const detail = String((error as { constraint?: string; message?: string }).constraint ?? (error as Error).message);
+    throw conflict(detail.includes('email') ? 'another user has this email address' : `a user named "${username}" already exists`);
+  }
+  throw error;
+}
+
+export interface CreateUserInput {
+  username: string;
+  password: string;
+  email?: string | null;
+  name?: string | null;
+  roles?: string[];
+}
+
+export async function createUser(db: Kysely<Tables>, input: CreateUserInput): Promise<UserView> {
+  const username = checkName(input.username, 'username');
+  const email = checkEmail(input.email) ?? null;
+  const name = checkDisplayName(input.name) ?? null;
+  checkPassword(input.password, { username, email });
+  const passwordHash = await hashPassword(input.password);
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const row = await users.insertUser(trx, { id: randomId('usr_'), username, email, name, passwordHash });
+      for (const ref of input.roles ?? []) {
+        const role = await trx.selectFrom('roles').select('id')
+          .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)])).executeTakeFirst();
+        if (!role) throw notFound(`unknown role "${ref}"`);
+        await users.insertUserRole(trx, row.id, role.id);
+      }
+      return toView(trx, row);
+    });
+  } catch (error) {
+    return uniqueViolation(error, username);
+  }
+}
+
+export async function listUsers(db: Kysely<Tables>): Promise<UserView[]> {
+  const rows = await users.listUsers(db);
+  return Promise.all(rows.map((row) => toView(db, row)));
+}
+
+export async function getUser(db: Kysely<Tables>, ref: string): Promise<UserView> {
+  return toView(db, await requireUser(db, ref));
+}
+
+export async function updateUser(
+  db: Kysely<Tables>,
+  ref: string,
+  input: { email?: string | null; name?: string | null; emailVerified?: boolean },
+): Promise<UserView> {
+  const email = checkEmail(input.email);
+  const name = checkDisplayName(input.name);
+  const user = await requireUser(db, ref);
+  try {
+    const row = await users.updateUser(db, user.id, {
+      email,
+      name,
+      // A new address is not verified until said otherwise.
+      emailVerified: input.emailVerified ?? (email !== undefined && email !== user.email ? false : undefined),
+    });
+    return toView(db, row ?? user);
+  } catch (error) {
+    return uniqueViolation(error, user.username);
+  }
+}
+
+/**
+ * Ends every session of a person and revokes every grant they gave, with the refresh and access
+ * tokens issued from them (JWT access tokens through the revocation list). Returns how many
+ * grants were revoked.
+ */
+async function endSessions(trx: Db, userId: string): Promise<number> {
+  const grants = await listGrantsOfAccount(trx, userId);
+  for (const grant of grants) await insertRevokedGrant(trx, { digest: grantDigest(grant.id), clientId: grant.clientId });
+  await deletePayloadsOfAccount(trx, userId, grants.map((grant) => grant.id));
+  return grants.length;
+}
+
+export async function revokeUserSessions(db: Kysely<Tables>, ref: string): Promise<{ user: UserView; revokedGrants: number }> {
+  return writeAndPropagate(db, async (trx) => {
+    const user = await requireUser(trx, ref);
+    const revokedGrants = await endSessions(trx, user.id);
+    return { user: await toView(trx, user), revokedGrants };
+  });
+}
+
+/** A disabled person cannot sign in, and their sessions and tokens end at once. */
+export async function setUserEnabled(db: Kysely<Tables>, ref: string, enabled: boolean): Promise<UserView> {
+  return writeAndPropagate(db, async (trx) => {
+    const user = await requireUser(trx, ref);
+    const row = await users.updateUser(trx, user.id, { enabled });
+    if (!enabled) await endSessions(trx, user.id);
+    return toView(trx, row ?? user);
+  });
+}
+
+/** Sets a new password (policy-checked); the person's sessions and grants end. */
+export async function setUserPassword(db: Kysely<Tables>, ref: string, password: string): Promise<UserView> {
+  const user = await requireUser(db, ref);
+  checkPassword(password, user);
+  const hash = await hashPassword(password);
+  return writeAndPropagate(db, async (trx) => {
+    await users.setPasswordHash(trx, user.id, hash);
+    await endSessions(trx, user.id);
+    return toView(trx, (await users.findUserById(trx, user.id)) ?? user);
+  });
+}
+
+export async function deleteUser(db: Kysely<Tables>, ref: string): Promise<UserView> {
+  return writeAndPropagate(db, async (trx) => {
+    const user = await requireUser(trx, ref);
+    const view = await toView(trx, user);
+    await endSessions(trx, user.id);
+    await users.deleteUser(trx, user.id);
+    return view;
+  });
+}
+
+/**
+ * Checks a username and password. Unknown and disabled users cost the same time as real ones
+ * (a decoy verification), and every failure looks the same to the caller. A hash made with older
+ * argon2 parameters is redone now that the password is known.
+ */
+export async function authenticateUser(db: Kysely<Tables>, username: string, password: string): Promise<users.UserRow | undefined> {
+  const user = username.length <= 100 ? await users.findUserByUsername(db, username) : undefined;
+  if (!user || !user.enabled) {
+    await verifyDecoy(password);
+    return undefined;
+  }
+  if (!(await verifyPassword(user.password_hash, password))) return undefined;
+  if (passwordNeedsRehash(user.password_hash)) {
+    await users.replacePasswordHash(db, user.id, user.password_hash, await hashPassword(password));
+  }
+  return user;
+}
+
+/** The live, enabled person behind an account id (for tokens and userinfo). */
+export async function findActiveUser(db: Kysely<Tables>, id: string): Promise<{ user: users.UserRow; roles: string[] } | undefined> {
+  const user = await users.findUserById(db, id);
+  if (!user?.enabled) return undefined;
+  return { user, roles: await users.listRoleNamesOfUser(db, id) };
+}
