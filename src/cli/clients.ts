@@ -10,9 +10,12 @@ function show(client: clients.ClientView): string {
     ['name', client.name],
     ['enabled', client.enabled ? 'yes' : 'no'],
     ['grant types', client.grantTypes.join(' ')],
-    ['auth method', client.tokenEndpointAuthMethod],
+    ['auth method', client.public ? 'none (public client)' : client.tokenEndpointAuthMethod],
+    ...(client.redirectUris.length ? [['redirect URIs', client.redirectUris.join(' ')] as [string, string]] : []),
+    ...(client.postLogoutRedirectUris.length ? [['logout URIs', client.postLogoutRedirectUris.join(' ')] as [string, string]] : []),
+    ...(client.grantTypes.includes('authorization_code') ? [['first-party', client.firstParty ? 'yes (no consent screen)' : 'no'] as [string, string]] : []),
     ['roles', client.roles.join(' ') || '(none)'],
-    ['secrets', client.secrets.map((s) => `${s.id} (created ${s.createdAt}${s.expiresAt ? `, expires ${s.expiresAt}` : ''})`).join('\n         ')],
+    ['secrets', client.secrets.map((s) => `${s.id} (created ${s.createdAt}${s.expiresAt ? `, expires ${s.expiresAt}` : ''})`).join('\n         ') || '(none)'],
   ]);
 }
 
@@ -24,20 +27,32 @@ export function clientsCommand(): Command {
   command.command('create')
     .description('register a client; prints its client_id and a new secret once')
     .requiredOption('--name <name>', 'unique name')
-    .option('--grant <grant>', 'grant type (repeatable; default client_credentials)', collect, [])
+    .option('--grant <grant>', 'grant type: client_credentials (default) or authorization_code (repeatable)', collect, [])
     .option('--role <role>', 'role to assign (repeatable)', collect, [])
-    .addOption(new Option('--auth-method <method>', 'how it authenticates at the token endpoint')
-      .choices([...clients.AUTH_METHODS]).default('client_secret_basic'))
-    .action(action(async ({ db, out }, opts: { name: string; grant: string[]; role: string[]; authMethod: string }) => {
+    .addOption(new Option('--auth-method <method>', 'how it authenticates at the token endpoint (default client_secret_basic)')
+      .choices([...clients.AUTH_METHODS]))
+    .option('--redirect-uri <uri>', 'where authorization codes may be sent (repeatable; authorization_code)', collect, [])
+    .option('--post-logout-redirect-uri <uri>', 'where people may return after logging out (repeatable)', collect, [])
+    .option('--public', 'a public app (SPA, native) that cannot keep a secret: no secret, PKCE only')
+    .option('--first-party', 'an app of your own: people are not asked for consent')
+    .action(action(async ({ db, out }, opts: {
+      name: string; grant: string[]; role: string[]; authMethod?: string; redirectUri: string[];
+      postLogoutRedirectUri: string[]; public?: boolean; firstParty?: boolean;
+    }) => {
       const result = await clients.createClient(db, {
         name: opts.name,
         grantTypes: words(opts.grant),
         roles: words(opts.role),
         tokenEndpointAuthMethod: opts.authMethod,
+        redirectUris: opts.redirectUri,
+        postLogoutRedirectUris: opts.postLogoutRedirectUri,
+        public: opts.public,
+        firstParty: opts.firstParty,
       });
       out.print(
-        { ...result.client, clientSecret: result.clientSecret },
-        () => `client created\n${show(result.client)}\nclient_secret: ${result.clientSecret}\n\n${SECRET_NOTICE}`,
+        { ...result.client, ...(result.clientSecret ? { clientSecret: result.clientSecret } : {}) },
+        () => `client created\n${show(result.client)}`
+          + (result.clientSecret ? `\nclient_secret: ${result.clientSecret}\n\n${SECRET_NOTICE}` : ''),
       );
     }));
 

@@ -1,4 +1,5 @@
-// Use-cases for clients: services that authenticate with a server-generated secret.
+// Use-cases for clients: services that authenticate with a server-generated secret, and web or
+// native apps that sign people in (authorization code + PKCE).
 import type { Kysely } from 'kysely';
 import { generateClientSecret, hashClientSecret, randomId } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
@@ -10,8 +11,10 @@ import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { checkName } from './validation.ts';
 
-export const SUPPORTED_GRANTS = ['client_credentials'] as const;
+export const SUPPORTED_GRANTS = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
+/** Public clients (SPAs, native apps) cannot keep a secret: PKCE alone protects their codes. */
+const PUBLIC_AUTH_METHOD = 'none';
 
 export interface ClientView {
   clientId: string;
@@ -19,6 +22,13 @@ export interface ClientView {
   enabled: boolean;
   grantTypes: string[];
   tokenEndpointAuthMethod: string;
+  /** Sign-in apps: where codes may be sent, and where people may go after logging out. */
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  /** A public client has no secret (token endpoint auth method "none"). */
+  public: boolean;
+  /** First-party apps skip the consent screen. */
+  firstParty: boolean;
   roles: string[];
   secrets: { id: string; createdAt: string; expiresAt: string | null }[];
   createdAt: string;
@@ -31,7 +41,10 @@ export async function requireClient(db: Db, ref: string): Promise<clients.Client
 }
 
 async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise<ClientView> {
-  const metadata = row.metadata as { grant_types?: string[]; token_endpoint_auth_method?: string };
+  const metadata = row.metadata as {
+    grant_types?: string[]; token_endpoint_auth_method?: string; redirect_uris?: string[];
+    post_logout_redirect_uris?: string[]; first_party?: boolean;
+  };
   const secrets = await clients.listClientSecrets(db, row.client_id);
   return {
     clientId: row.client_id,
@@ -39,6 +52,10 @@ async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise
     enabled: row.enabled,
     grantTypes: metadata.grant_types ?? [],
     tokenEndpointAuthMethod: metadata.token_endpoint_auth_method ?? 'client_secret_basic',
+    redirectUris: metadata.redirect_uris ?? [],
+    postLogoutRedirectUris: metadata.post_logout_redirect_uris ?? [],
+    public: metadata.token_endpoint_auth_method === PUBLIC_AUTH_METHOD,
+    firstParty: metadata.first_party === true,
     roles: (await roles.listRolesOfClient(db, row.client_id)).map((role) => role.name),
     secrets: secrets
       .filter((secret) => !secret.expires_at || secret.expires_at > now)
@@ -56,24 +73,78 @@ export interface CreateClientInput {
   grantTypes?: string[];
   roles?: string[];
   tokenEndpointAuthMethod?: string;
+  redirectUris?: string[];
+  postLogoutRedirectUris?: string[];
+  public?: boolean;
+  firstParty?: boolean;
 }
 
-export interface ClientWithSecret { client: ClientView; clientSecret: string }
+/** `clientSecret` is absent for public clients. */
+export interface ClientWithSecret { client: ClientView; clientSecret?: string }
 
-export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<ClientWithSecret> {
-  const name = checkName(input.name);
-  const grantTypes = [...new Set(input.grantTypes?.length ? input.grantTypes : ['client_credentials'])];
-  for (const grant of grantTypes) {
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Redirect URIs are compared exactly (RFC 6749 §3.1.2, OAuth 2.0 Security BCP §4.1.3): absolute,
+ * no fragment, https, or http on a loopback address; native public apps may also use a
+ * private-use scheme in reverse-domain form (RFC 8252 §7.1).
+ */
+export function checkRedirectUris(values: readonly string[], publicClient: boolean, field: string): string[] {
+  const uris = [...new Set(values)];
+  for (const value of uris) {
+    const url = URL.parse(value);
+    const problem = !url || value.includes('#') || /\s/.test(value) ? 'must be an absolute URI without a fragment'
+      : url.protocol === 'https:' ? undefined
+        : url.protocol === 'http:' ? (LOOPBACK_HOSTS.has(url.hostname) ? undefined : 'must use https (http only on a loopback address)')
+          : publicClient && /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:$/i.test(url.protocol) ? undefined
+            : 'must use https (or, for a public native app, a private-use scheme like com.example.app:/callback)';
+    if (problem) throw invalid(`redirect URI "${value}" ${problem}`, field);
+  }
+  return uris;
+}
+
+function checkGrantTypes(input: CreateClientInput): string[] {
+  const grants = new Set(input.grantTypes?.length ? input.grantTypes : ['client_credentials']);
+  for (const grant of grants) {
     if (!(SUPPORTED_GRANTS as readonly string[]).includes(grant)) {
       throw invalid(`unsupported grant type "${grant}" (supported: ${SUPPORTED_GRANTS.join(', ')})`, 'grantTypes');
     }
   }
-  const authMethod = input.tokenEndpointAuthMethod ?? 'client_secret_basic';
-  if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
+  // Sign-in apps get refresh tokens (when the person grants offline_access) without asking twice.
+  if (grants.has('authorization_code')) grants.add('refresh_token');
+  if (grants.has('refresh_token') && !grants.has('authorization_code')) {
+    throw invalid('the refresh_token grant needs authorization_code', 'grantTypes');
+  }
+  if (input.public && grants.has('client_credentials')) {
+    throw invalid('a public client has no credentials, so it cannot use client_credentials', 'grantTypes');
+  }
+  return [...grants];
+}
+
+export async function createClient(
+  db: Kysely<Tables>, input: CreateClientInput & { public?: false },
+): Promise<{ client: ClientView; clientSecret: string }>;
+export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<ClientWithSecret>;
+export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<ClientWithSecret> {
+  const name = checkName(input.name);
+  const grantTypes = checkGrantTypes(input);
+  const signIn = grantTypes.includes('authorization_code');
+  const publicClient = input.public === true;
+  const redirectUris = checkRedirectUris(input.redirectUris ?? [], publicClient, 'redirectUris');
+  const postLogoutRedirectUris = checkRedirectUris(input.postLogoutRedirectUris ?? [], publicClient, 'postLogoutRedirectUris');
+  if (signIn && redirectUris.length === 0) throw invalid('an authorization_code client needs at least one redirect URI', 'redirectUris');
+  if (!signIn && (redirectUris.length || postLogoutRedirectUris.length || input.firstParty)) {
+    throw invalid('redirect URIs and first-party apply only to authorization_code clients', 'redirectUris');
+  }
+  let authMethod = input.tokenEndpointAuthMethod ?? 'client_secret_basic';
+  if (publicClient) {
+    if (input.tokenEndpointAuthMethod !== undefined) throw invalid('a public client has no token endpoint auth method', 'tokenEndpointAuthMethod');
+    authMethod = PUBLIC_AUTH_METHOD;
+  } else if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
     throw invalid(`token endpoint auth method must be one of ${AUTH_METHODS.join(', ')}`, 'tokenEndpointAuthMethod');
   }
   const clientId = randomId();
-  const clientSecret = generateClientSecret();
+  const clientSecret = publicClient ? undefined : generateClientSecret();
   try {
     const client = await writeAndPropagate(db, async (trx) => {
       const roleRows = [];
@@ -89,14 +160,18 @@ export async function createClient(db: Kysely<Tables>, input: CreateClientInput)
           client_id: clientId,
           client_name: name,
           grant_types: grantTypes,
-          response_types: [],
-          redirect_uris: [],
+          response_types: signIn ? ['code'] : [],
+          redirect_uris: redirectUris,
+          ...(postLogoutRedirectUris.length ? { post_logout_redirect_uris: postLogoutRedirectUris } : {}),
           token_endpoint_auth_method: authMethod,
+          ...(input.firstParty ? { first_party: true } : {}),
         },
       });
-      await clients.insertClientSecret(trx, {
-        id: randomId('sec_'), clientId, secretHash: hashClientSecret(clientSecret),
-      });
+      if (clientSecret) {
+        await clients.insertClientSecret(trx, {
+          id: randomId('sec_'), clientId, secretHash: hashClientSecret(clientSecret),
+        });
+      }
       for (const role of roleRows) await roles.insertClientRole(trx, clientId, role.id);
       await publishChange(trx, { kind: 'client', clientId });
       return toView(trx, row);
@@ -202,7 +277,7 @@ export async function rotateClientSecret(
   ref: string,
   keepOldForSeconds = 0,
   now = new Date(),
-): Promise<ClientWithSecret & { oldSecretsExpireAt: string }> {
+): Promise<{ client: ClientView; clientSecret: string; oldSecretsExpireAt: string }> {
   if (!Number.isInteger(keepOldForSeconds) || keepOldForSeconds < 0 || keepOldForSeconds > 90 * 86400) {
     throw invalid('the overlap must be between 0 seconds and 90 days', 'keepOldFor');
   }
@@ -210,6 +285,9 @@ export async function rotateClientSecret(
   const expiresAt = new Date(now.getTime() + keepOldForSeconds * 1000);
   const client = await writeAndPropagate(db, async (trx) => {
     const row = await requireClient(trx, ref);
+    if ((row.metadata as { token_endpoint_auth_method?: string }).token_endpoint_auth_method === PUBLIC_AUTH_METHOD) {
+      throw invalid(`client "${row.name}" is public: it has no secret to rotate`, 'client');
+    }
     const id = randomId('sec_');
     await clients.insertClientSecret(trx, { id, clientId: row.client_id, secretHash: hashClientSecret(clientSecret) });
     await clients.expireClientSecrets(trx, row.client_id, expiresAt, id);

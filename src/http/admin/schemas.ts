@@ -55,6 +55,10 @@ export const createClientBody = z.strictObject({
   grantTypes: z.array(z.enum(SUPPORTED_GRANTS)).max(10).optional(),
   roles: z.array(ref).max(100).optional().meta({ description: 'role ids or names' }),
   tokenEndpointAuthMethod: z.enum(AUTH_METHODS).optional(),
+  redirectUris: z.array(z.string().max(2000)).max(50).optional().meta({ description: 'authorization_code clients: exact redirect URIs' }),
+  postLogoutRedirectUris: z.array(z.string().max(2000)).max(50).optional(),
+  public: z.boolean().optional().meta({ description: 'no secret: SPAs and native apps (PKCE only)' }),
+  firstParty: z.boolean().optional().meta({ description: 'skip the consent screen' }),
 }).meta({ id: 'CreateClient' });
 
 export const updateClientBody = z.strictObject({
@@ -103,6 +107,10 @@ export const clientView = z.object({
   enabled: z.boolean(),
   grantTypes: z.array(z.string()),
   tokenEndpointAuthMethod: z.string(),
+  redirectUris: z.array(z.string()),
+  postLogoutRedirectUris: z.array(z.string()),
+  public: z.boolean().meta({ description: 'a public client has no secret (PKCE only)' }),
+  firstParty: z.boolean().meta({ description: 'first-party apps skip the consent screen' }),
   roles: z.array(z.string()),
   secrets: z.array(z.object({ id: z.string(), createdAt: timestamp, expiresAt: timestamp.nullable() })),
   createdAt: timestamp,
@@ -110,7 +118,7 @@ export const clientView = z.object({
 
 export const clientWithSecret = z.object({
   client: clientView,
-  clientSecret: z.string().meta({ description: 'shown only in this response; Postern keeps a hash' }),
+  clientSecret: z.string().optional().meta({ description: 'shown only in this response; Postern keeps a hash (absent for public clients)' }),
 }).meta({ id: 'ClientWithSecret' });
 
 export const rotatedSecret = z.object({
@@ -125,6 +133,7 @@ export const roleView = z.object({
   description: z.string().nullable(),
   grants: z.array(z.object({ api: z.string(), scopes: z.array(z.string()) })),
   clients: z.array(z.string()).meta({ description: 'client ids' }),
+  users: z.array(z.string()).meta({ description: 'usernames' }),
   createdAt: timestamp,
 }).meta({ id: 'Role' }) satisfies z.ZodType<RoleView>;
 

@@ -1,0 +1,111 @@
+// `postern users ...` and `postern roles assign --user` as a user runs them, in child processes.
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
+import { cleanUp, describeRun, makeTempDir, postern, type Env } from './support/process.ts';
+
+let tdb: TestDatabase | undefined;
+let env: Env;
+
+beforeAll(async () => {
+  const home = makeTempDir('postern-users-');
+  if (onPostgres) {
+    tdb = await createTestDatabase();
+    env = { DATABASE_URL: tdb.url };
+  } else {
+    env = { POSTERN_DATA_DIR: path.join(home, 'data') };
+  }
+  const first = await postern(['migrate'], env, 120_000);
+  expect(first.code, describeRun(['migrate'], first)).toBe(0);
+}, 180_000);
+
+afterAll(async () => {
+  await cleanUp();
+  await tdb?.drop();
+}, 60_000);
+
+async function ok(args: string[], stdin?: string): Promise<string> {
+  const result = await postern(args, env, undefined, stdin);
+  expect(result.code, describeRun(args, result)).toBe(0);
+  return result.stdout;
+}
+
+async function refused(args: string[], stdin?: string): Promise<string> {
+  const result = await postern(args, env, undefined, stdin);
+  expect(result.code, describeRun(args, result)).toBe(1);
+  expect(result.stdout).toBe('');
+  expect(result.stderr).toMatch(/^postern: [^\n]+\n$/);
+  return result.stderr;
+}
+
+const GOOD = 'plum-orchard-quietly-42';
+
+describe('postern users', () => {
+  it('creates a person with the password from stdin, never echoing it', async () => {
+    const out = await ok(['users', 'create', 'alice', '--email', 'alice@example.com', '--name', 'Alice', '--password-stdin'], `${GOOD}\n`);
+    expect(out).toContain('user created');
+    expect(out).toContain('alice@example.com');
+    expect(out).not.toContain(GOOD);
+    const shown = JSON.parse(await ok(['--json', 'users', 'show', 'ALICE']));
+    expect(shown).toMatchObject({ username: 'alice', email: 'alice@example.com', name: 'Alice', enabled: true, roles: [] });
+    expect(JSON.stringify(shown)).not.toMatch(/argon2|password_hash/);
+  }, 120_000);
+
+  it('applies the password policy', async () => {
+    expect(await refused(['users', 'create', 'bob', '--password-stdin'], 'short\n')).toContain('at least 12 characters');
+    expect(await refused(['users', 'create', 'bob', '--password-stdin'], 'password1234\n')).toContain('commonly used');
+    expect(await refused(['users', 'create', 'bob', '--password-stdin'], 'iloveyou2024!!\n')).toContain('commonly used');
+    expect(await refused(['users', 'create', 'bobby', '--password-stdin'], 'bobby-is-my-name-ok\n')).toContain('username');
+    expect(await refused(['users', 'create', 'alice', '--password-stdin'], `${GOOD}\n`)).toContain('already exists');
+    expect(await refused(['users', 'create', 'carol', '--email', 'not-an-email', '--password-stdin'], `${GOOD}\n`)).toContain('email');
+  }, 120_000);
+
+  it('asks for a terminal when there is neither one nor --password-stdin', async () => {
+    expect(await refused(['users', 'create', 'dave'])).toContain('--password-stdin');
+  }, 120_000);
+
+  it('lists, disables, enables, sets a password, revokes sessions and deletes', async () => {
+    expect(await ok(['users', 'list'])).toMatch(/alice\s+alice@example.com\s+yes/);
+    expect(await ok(['users', 'disable', 'alice'])).toContain('user alice disabled');
+    expect(JSON.parse(await ok(['--json', 'users', 'show', 'alice'])).enabled).toBe(false);
+    expect(await ok(['users', 'enable', 'alice'])).toContain('user alice enabled');
+    expect(await ok(['users', 'set-password', 'alice', '--password-stdin'], 'another-long-passphrase-7\n')).toContain('password set');
+    expect(await ok(['users', 'revoke-sessions', 'alice'])).toContain('0 grant(s) revoked');
+    expect(await refused(['users', 'show', 'nobody'])).toContain('unknown user "nobody"');
+  }, 120_000);
+
+  it('assigns roles to people', async () => {
+    await ok(['apis', 'create', '--identifier', 'https://orders.internal', '--name', 'orders', '--scopes', 'orders:read']);
+    await ok(['roles', 'create', 'orders-reader', '--grant', 'orders orders:read']);
+    expect(await ok(['roles', 'assign', 'orders-reader', '--user', 'alice'])).toContain('assigned to user alice');
+    expect(JSON.parse(await ok(['--json', 'users', 'show', 'alice'])).roles).toEqual(['orders-reader']);
+    expect(JSON.parse(await ok(['--json', 'roles', 'show', 'orders-reader'])).users).toEqual(['alice']);
+    expect(await refused(['roles', 'assign', 'orders-reader'])).toContain('exactly one of --client');
+    expect(await ok(['roles', 'unassign', 'orders-reader', '--user', 'alice'])).toContain('removed from user alice');
+    expect(await ok(['users', 'delete', 'alice'])).toContain('user alice deleted');
+  }, 120_000);
+});
+
+describe('postern clients create for sign-in apps', () => {
+  it('registers a confidential web app, a public app, and refuses bad redirect URIs', async () => {
+    const web = JSON.parse(await ok(['--json', 'clients', 'create', '--name', 'webapp', '--grant', 'authorization_code',
+      '--redirect-uri', 'https://app.example/cb', '--post-logout-redirect-uri', 'https://app.example/', '--first-party']));
+    expect(web).toMatchObject({
+      grantTypes: ['authorization_code', 'refresh_token'], redirectUris: ['https://app.example/cb'], public: false, firstParty: true,
+    });
+    expect(web.clientSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+
+    const spa = JSON.parse(await ok(['--json', 'clients', 'create', '--name', 'spa', '--grant', 'authorization_code',
+      '--redirect-uri', 'http://localhost:5173/cb', '--public']));
+    expect(spa).toMatchObject({ public: true, tokenEndpointAuthMethod: 'none' });
+    expect(spa.clientSecret).toBeUndefined();
+    expect(await refused(['clients', 'rotate-secret', 'spa'])).toContain('public');
+
+    expect(await refused(['clients', 'create', '--name', 'x1', '--grant', 'authorization_code'])).toContain('redirect URI');
+    expect(await refused(['clients', 'create', '--name', 'x2', '--grant', 'authorization_code', '--redirect-uri', 'http://app.example/cb']))
+      .toContain('https');
+    expect(await refused(['clients', 'create', '--name', 'x3', '--grant', 'authorization_code', '--redirect-uri', 'https://app.example/cb#frag']))
+      .toContain('fragment');
+    expect(await refused(['clients', 'create', '--name', 'x4', '--public'])).toContain('client_credentials');
+  }, 120_000);
+});
