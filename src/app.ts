@@ -6,10 +6,13 @@ import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
 import { adminApi, adminApp } from './http/admin/router.ts';
 import { healthRoutes } from './http/health.ts';
+import { interactionRoutes } from './http/interactions.ts';
+import { createPages, providerPages } from './http/pages.ts';
 import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, notFound, requestId } from './http/middleware.ts';
 import type { Logger } from './logger.ts';
 import { Directory } from './oidc/directory.ts';
 import { createProvider } from './oidc/provider.ts';
+import { LoginProtection } from './services/login-protection.ts';
 import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
 import { pruneExpired } from './services/tokens.ts';
 
@@ -50,7 +53,10 @@ export async function buildApp(options: { config: Config; database: Database; lo
   // The directory subscribes first: it registers this process when the feed connects.
   const directory = new Directory(database.db, database.changes);
   await database.changes?.start();
+  const pages = createPages();
+  const protection = new LoginProtection(database.db, config.login);
   const { provider, fastPaths, verifyAccessToken } = createProvider(config, {
+    pages: providerPages(pages),
     db: database.db,
     directory,
     signingKeys: keys.signingKeys,
@@ -74,6 +80,16 @@ export async function buildApp(options: { config: Config; database: Database; lo
   const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
   koa.use(authorizationServerMetadataAlias(prefix));
   for (const fastPath of fastPaths) koa.use(fastPath);
+  koa.use(interactionRoutes({
+    provider: () => provider,
+    db: database.db,
+    pages,
+    protection,
+    logger,
+    issuerPath: prefix,
+    secureCookies: config.mode === 'production',
+    maxBodyBytes: config.maxBodyBytes,
+  }));
   koa.use(prefix ? mount(prefix, provider as unknown as Koa) : mount(provider as unknown as Koa));
   koa.use(notFound());
 
@@ -81,6 +97,7 @@ export async function buildApp(options: { config: Config; database: Database; lo
   if (config.pruneIntervalSeconds > 0) {
     prune = setInterval(() => {
       pruneExpired(database.db).catch((error: unknown) => logger.warn({ err: error }, 'pruning failed'));
+      protection.prune().catch((error: unknown) => logger.warn({ err: error }, 'pruning login failures failed'));
     }, config.pruneIntervalSeconds * 1000);
     prune.unref();
   }

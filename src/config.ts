@@ -25,6 +25,21 @@ export interface Config extends MasterKeySettings {
    * API is served by the public listener.
    */
   admin: { host: string; port: number } | undefined;
+  /** Brute-force protection of the login page (docs/users.md). */
+  login: LoginProtectionSettings;
+}
+
+export interface LoginProtectionSettings {
+  /** Failed logins for one username within `windowSeconds` before it is locked. */
+  maxFailures: number;
+  /** Failed logins from one source address within `windowSeconds` before it is locked. */
+  addressMaxFailures: number;
+  /** How long a lockout lasts. */
+  lockoutSeconds: number;
+  /** Failures older than this are forgotten. */
+  windowSeconds: number;
+  /** Failures after which each further attempt must wait (1 s, 2 s, 4 s, ...) before it is checked. */
+  slowDownAfter: number;
 }
 
 export interface ConfigResult {
@@ -55,6 +70,11 @@ const envSchema = z.object({
   POSTERN_MASTER_KEY: z.string().optional(),
   POSTERN_MASTER_KEY_FILE: z.string().min(1).optional(),
   POSTERN_NEW_MASTER_KEY: z.string().optional(),
+  LOGIN_MAX_FAILURES: intFrom(1, 1000).default(5),
+  LOGIN_ADDRESS_MAX_FAILURES: intFrom(1, 100_000).default(50),
+  LOGIN_LOCKOUT_SECONDS: intFrom(1, 86400).default(900),
+  LOGIN_FAILURE_WINDOW_SECONDS: intFrom(1, 86400).default(900),
+  LOGIN_SLOW_DOWN_AFTER: intFrom(1, 1000).default(2),
 });
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -145,6 +165,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxBodyBytes: e.MAX_BODY_BYTES,
     pruneIntervalSeconds: e.PRUNE_INTERVAL_SECONDS,
     admin: e.ADMIN_PORT === undefined ? undefined : { host: e.ADMIN_HOST, port: e.ADMIN_PORT },
+    login: {
+      maxFailures: e.LOGIN_MAX_FAILURES,
+      addressMaxFailures: e.LOGIN_ADDRESS_MAX_FAILURES,
+      lockoutSeconds: e.LOGIN_LOCKOUT_SECONDS,
+      windowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
+      slowDownAfter: e.LOGIN_SLOW_DOWN_AFTER,
+    },
     masterKey: masterKeys.masterKey,
     developmentMasterKeyFile: masterKeys.developmentMasterKeyFile,
     newMasterKey: masterKeys.newMasterKey,

@@ -246,7 +246,8 @@ describe('client credentials', () => {
         jwks_uri: `${server.url}/jwks`,
       });
       expect(metadata.grant_types_supported).toContain('client_credentials');
-      expect(metadata.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post']);
+      // `none` is for public sign-in apps (PKCE only); no secret-derived (HS*) method is offered.
+      expect(metadata.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'none']);
       expect(metadata.introspection_endpoint).toBeTypeOf('string');
       expect(metadata.revocation_endpoint).toBeTypeOf('string');
     }

@@ -2,8 +2,10 @@
 // comes from the clients table through the Directory.
 import type { Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { grantDigest } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import * as payloads from '../store/oidc-payloads.ts';
+import { insertRevokedGrant } from '../store/revocations.ts';
 import type { Directory } from './directory.ts';
 
 function toPayload(stored: payloads.StoredPayload | undefined): AdapterPayload | undefined {
@@ -96,7 +98,18 @@ class PayloadAdapter implements Adapter {
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    await payloads.deletePayloadsByGrantId(this.#db, grantId);
+    if (this.#model !== 'AccessToken') {
+      await payloads.deletePayloadsByGrantId(this.#db, grantId);
+      return;
+    }
+    // The provider revokes a grant model by model, AccessToken always among them. JWT access
+    // tokens are not stored: they carry the grant's digest, which goes on the revocation list
+    // (RFC 6749 §4.1.2: tokens issued from a replayed code should be revoked; RFC 9700 §4.14.2
+    // for refresh-token reuse).
+    await this.#db.transaction().execute(async (trx) => {
+      await insertRevokedGrant(trx, { digest: grantDigest(grantId), clientId: '' });
+      await payloads.deletePayloadsByGrantId(trx, grantId);
+    });
   }
 }
 

@@ -2,14 +2,14 @@
 import { randomBytes } from 'node:crypto';
 import type Koa from 'koa';
 import type { Kysely } from 'kysely';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.ts';
-import { secretMatchesAny } from '../crypto.ts';
+import { grantDigest, secretMatchesAny } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
+import { findAccount, personGrants, SCOPE_CLAIMS } from './accounts.ts';
 import { createAdapterFactory } from './adapter.ts';
 import type { Directory } from './directory.ts';
 import type { PrivateKey } from './keys.ts';
-import { renderErrorPage } from './error-page.ts';
 import { resourceIndicators } from './resource-policy.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
 import { TokenPolicy } from './token-policy.ts';
@@ -20,6 +20,16 @@ export interface ProviderDeps {
   signingKeys: PrivateKey[];
   cookieKeys: string[];
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
+  /** The browser-facing pages the provider renders itself (views/). */
+  pages: ProviderPages;
+}
+
+export interface ProviderPages {
+  /** An error in a browser flow: no stack, no internal detail. */
+  error(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }): void;
+  /** RP-initiated logout: "sign out?" with the provider's form action and anti-forgery value. */
+  logout(ctx: KoaContextWithOIDC, form: { action: string; xsrf: string; clientName?: string }): void;
+  loggedOut(ctx: KoaContextWithOIDC): void;
 }
 
 // Every lifetime is set here on purpose (the provider's defaults print notices and some are long).
@@ -62,6 +72,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   const accessTokenTtl = (_ctx: KoaContextWithOIDC, token: { resourceServer?: { accessTokenTTL?: number } }) =>
     token.resourceServer?.accessTokenTTL ?? DEFAULT_ACCESS_TOKEN_TTL;
 
+  const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
   const configuration: Configuration = {
     adapter: createAdapterFactory(deps.db, directory, randomBytes(32).toString('base64url')),
     clients: [],
@@ -71,7 +82,16 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       long: { httpOnly: true, sameSite: 'lax', secure: config.mode === 'production' },
       short: { httpOnly: true, sameSite: 'lax', secure: config.mode === 'production' },
     },
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    // `none`: public clients (SPAs, native apps), which PKCE protects (pkce.required below).
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    extraClientMetadata: {
+      properties: ['first_party'],
+      validator: (_ctx, key, value) => {
+        if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata('first_party must be a boolean');
+        }
+      },
+    },
     enabledJWA: {
       clientAuthSigningAlgValues: ASYMMETRIC_ALGS as never,
       requestObjectSigningAlgValues: ASYMMETRIC_ALGS as never,
@@ -91,21 +111,48 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
           return true;
         },
       },
-      resourceIndicators: resourceIndicators(directory) as never,
+      resourceIndicators: resourceIndicators(directory, deps.db) as never,
       registration: { enabled: false },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          // The provider's own form carries the anti-forgery value; our page renders it.
+          const action = /action="([^"]+)"/.exec(form)?.[1] ?? `${issuerPath}/session/end/confirm`;
+          const xsrf = /name="xsrf" value="([^"]+)"/.exec(form)?.[1] ?? '';
+          const client = ctx.oidc.client;
+          deps.pages.logout(ctx, { action, xsrf, clientName: client?.clientName ?? client?.clientId });
+        },
+        postLogoutSuccessSource: async (ctx) => deps.pages.loggedOut(ctx),
+      },
     },
+    interactions: {
+      url: (_ctx, interaction) => `${issuerPath}/interaction/${interaction.uid}`,
+    },
+    claims: SCOPE_CLAIMS,
+    // OAuth 2.0 Security BCP §4.14: a refresh token is good for one use; a replayed one revokes
+    // the grant (the provider's reuse detection), and the adapter's atomic consume lets exactly one
+    // of several parallel uses through.
+    rotateRefreshToken: true,
     extraTokenClaims: async (_ctx, token) => {
       const resourceServer = (token as { resourceServer?: { audience?: string } }).resourceServer;
       if (!resourceServer?.audience || !token.clientId) return undefined;
+      const { accountId, grantId } = token as { accountId?: string; grantId?: string };
+      if (accountId) {
+        // A person's token: their roles on this API, and the digest of the grant it came from so
+        // that revoking the grant (reuse detection, logout everywhere) revokes this JWT too.
+        const { roles } = await personGrants(deps.db, accountId, resourceServer.audience);
+        return { roles, ...(grantId ? { gid: grantDigest(grantId) } : {}) };
+      }
       const client = await directory.client(token.clientId);
       const roles = client?.grants.get(resourceServer.audience)?.roles;
       return { roles: roles ? [...roles].sort() : [] };
     },
-    findAccount: async () => undefined,
-    renderError: async (ctx, out) => renderErrorPage(ctx, out),
+    findAccount: findAccount(deps.db),
+    renderError: async (ctx, out) => deps.pages.error(ctx, out as { error: string; error_description?: string }),
+    // RFC 9700 §2.1.1: PKCE (S256, the only method enabled) for every client, confidential too.
     pkce: { required: () => true },
     responseTypes: ['code'],
-    scopes: ['openid', 'offline_access'],
+    scopes: ['openid', 'offline_access', 'profile', 'email', 'roles'],
     ttl: {
       ...TTL,
       AccessToken: accessTokenTtl as never,
@@ -128,7 +175,6 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
 
   provider.use(tokenPolicy.middleware());
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
-  const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
   return {
     provider,
     verifyAccessToken: async (token, audience) => {

@@ -1,7 +1,10 @@
 // Which API a token is for, and which scopes it carries. oidc-provider silently drops scopes a
 // resource server does not know and issues scope-less tokens when none is asked for; Postern
 // instead grants exactly what the client's roles allow on that API, and refuses the rest.
+import type { Kysely } from 'kysely';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Tables } from '../db/tables.ts';
+import { personGrants } from './accounts.ts';
 import type { ApiEntry, Directory } from './directory.ts';
 
 /** Postern's own API: its scopes are permissions on Postern itself. */
@@ -10,6 +13,16 @@ export const INTROSPECT_SCOPE = 'introspect';
 
 function isClientCredentials(ctx: KoaContextWithOIDC): boolean {
   return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
+}
+
+/**
+ * The person a token is being issued to at the token endpoint (authorization_code and
+ * refresh_token grants), from the code or refresh token being used.
+ */
+function tokenAccountId(ctx: KoaContextWithOIDC): string | undefined {
+  if (ctx.oidc.route !== 'token') return undefined;
+  const entities = ctx.oidc.entities as { AuthorizationCode?: { accountId?: string }; RefreshToken?: { accountId?: string } };
+  return entities.AuthorizationCode?.accountId ?? entities.RefreshToken?.accountId;
 }
 
 function resourceServerInfo(api: ApiEntry, scopes: Iterable<string>) {
@@ -22,7 +35,7 @@ function resourceServerInfo(api: ApiEntry, scopes: Iterable<string>) {
   };
 }
 
-export function resourceIndicators(directory: Directory) {
+export function resourceIndicators(directory: Directory, db: Kysely<Tables>) {
   return {
     enabled: true,
 
@@ -39,7 +52,14 @@ export function resourceIndicators(directory: Directory) {
     async getResourceServerInfo(ctx: KoaContextWithOIDC, resource: string, client: { clientId: string }) {
       const api = await directory.api(resource);
       if (!api) throw new errors.InvalidTarget('unknown resource');
-      if (!isClientCredentials(ctx)) return resourceServerInfo(api, api.scopes);
+      if (!isClientCredentials(ctx)) {
+        // A person's tokens carry what their roles grant now: a role taken away since consent
+        // is gone from the next token. The consent page already left out what they lack.
+        const accountId = tokenAccountId(ctx);
+        if (!accountId) return resourceServerInfo(api, api.scopes);
+        const { scopes } = await personGrants(db, accountId, api.identifier);
+        return resourceServerInfo(api, [...scopes].filter((scope) => api.scopes.has(scope)));
+      }
 
       const entry = await directory.client(client.clientId);
       const granted = entry?.grants.get(api.identifier)?.scopes;
@@ -63,8 +83,10 @@ export function resourceIndicators(directory: Directory) {
       return resourceServerInfo(api, granted);
     },
 
+    // At the token endpoint a sign-in app names the API it wants a token for (RFC 8707 §2.2);
+    // without `resource`, an OpenID request gets a token for userinfo (docs/users.md).
     async useGrantedResource() {
-      return true;
+      return false;
     },
   };
 }

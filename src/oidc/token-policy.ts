@@ -5,6 +5,7 @@
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type { Kysely } from 'kysely';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import { revokedGrantJti } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { awaitPropagation, publishChange } from '../store/changes.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
@@ -16,6 +17,8 @@ export interface AccessTokenClaims extends JWTPayload {
   client_id?: string;
   scope?: string;
   roles?: string[];
+  /** Digest of the grant a person's token was issued from (src/crypto.ts grantDigest). */
+  gid?: string;
   cnf?: { jkt?: string; 'x5t#S256'?: string };
 }
 
@@ -112,10 +115,17 @@ export class TokenPolicy {
     return payload;
   }
 
+  /** Revoked by its jti, or, for a person's token, through its grant (`gid`). */
+  async #isRevoked(claims: AccessTokenClaims): Promise<boolean> {
+    const { directory } = this.#deps;
+    if (await directory.isRevoked(claims.jti!)) return true;
+    return typeof claims.gid === 'string' && directory.isRevoked(revokedGrantJti(claims.gid));
+  }
+
   async introspectJwt(callerId: string, token: string): Promise<Record<string, unknown>> {
     const claims = await this.#verify(token);
     if (!claims?.jti || !claims.client_id) return { active: false };
-    if (await this.#deps.directory.isRevoked(claims.jti)) return { active: false };
+    if (await this.#isRevoked(claims)) return { active: false };
     if (!(await this.mayIntrospect(callerId, claims.client_id, claims.aud, claims.iat))) return { active: false };
     return {
       active: true,
@@ -142,7 +152,7 @@ export class TokenPolicy {
   async verifyAccessToken(token: string, audience: string): Promise<AccessTokenClaims | undefined> {
     const claims = await this.#verify(token);
     if (!claims?.jti || !claims.client_id || !audiences(claims.aud).includes(audience)) return undefined;
-    if (await this.#deps.directory.isRevoked(claims.jti)) return undefined;
+    if (await this.#isRevoked(claims)) return undefined;
     const client = await this.#deps.directory.client(claims.client_id);
     if (!client?.enabled || predatesCutOff(client, claims.iat)) return undefined;
     return claims;

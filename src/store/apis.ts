@@ -89,3 +89,20 @@ export async function findApiByIdentifier(db: Db, identifier: string): Promise<A
   const [api] = await withScopes(db, rows);
   return api;
 }
+
+/** The name of an API and the description of each of its scopes (null where none was given). */
+export async function findApiScopeDescriptions(
+  db: Db,
+  identifier: string,
+): Promise<{ name: string; descriptions: Map<string, string | null> } | undefined> {
+  const rows = await db.selectFrom('apis')
+    .leftJoin('api_scopes', 'api_scopes.api_id', 'apis.id')
+    .select(['apis.name', 'api_scopes.name as scope', 'api_scopes.description'])
+    .where('apis.identifier', '=', identifier)
+    .execute();
+  if (rows.length === 0) return undefined;
+  return {
+    name: rows[0]!.name,
+    descriptions: new Map(rows.filter((row) => row.scope !== null).map((row) => [row.scope!, row.description])),
+  };
+}

@@ -1,0 +1,51 @@
+// People as oidc-provider accounts: the claims of each scope, and the API scopes and roles their
+// roles give them. Read from the database on every use, so a disabled person or a removed role
+// counts at the next token request.
+import type { Kysely } from 'kysely';
+import type { Account, KoaContextWithOIDC } from 'oidc-provider';
+import type { Tables } from '../db/tables.ts';
+import { findUserById, listRoleNamesOfUser, listUserGrants } from '../store/users.ts';
+
+/** The claims each OpenID scope releases (OpenID Connect Core §5.4, plus Postern's `roles`). */
+export const SCOPE_CLAIMS = {
+  openid: ['sub'],
+  profile: ['name', 'preferred_username', 'updated_at'],
+  email: ['email', 'email_verified'],
+  roles: ['roles'],
+};
+
+export function findAccount(db: Kysely<Tables>) {
+  return async (_ctx: KoaContextWithOIDC, id: string): Promise<Account | undefined> => {
+    const user = await findUserById(db, id);
+    // A disabled or deleted person has no account: their refresh tokens and sessions stop working.
+    if (!user?.enabled) return undefined;
+    return {
+      accountId: user.id,
+      claims: async () => ({
+        sub: user.id,
+        name: user.name ?? undefined,
+        preferred_username: user.username,
+        updated_at: Math.floor(user.updated_at.getTime() / 1000),
+        email: user.email ?? undefined,
+        email_verified: user.email ? user.email_verified : undefined,
+        roles: await listRoleNamesOfUser(db, user.id),
+      }),
+    };
+  };
+}
+
+export interface PersonGrants {
+  /** The scopes the person's roles grant on the API. */
+  scopes: Set<string>;
+  /** The names of the roles that grant them. */
+  roles: string[];
+}
+
+/** What a person's roles grant on one API (by identifier). */
+export async function personGrants(db: Kysely<Tables>, userId: string, identifier: string): Promise<PersonGrants> {
+  const rows = (await listUserGrants(db, userId)).filter((row) => row.identifier === identifier);
+  return {
+    scopes: new Set(rows.map((row) => row.scope)),
+    roles: [...new Set(rows.map((row) => row.role_name))].sort(),
+  };
+}

@@ -1,0 +1,78 @@
+// Brute-force protection of the login page (docs/users.md). Failures are counted per username and
+// per source address in the database, so every process sees the same counts. After a few
+// failures each further attempt must wait a growing delay; at the threshold the username (or the
+// address) is locked out for a while. Unknown usernames are counted exactly like real ones, so
+// the answers never tell whether an account exists.
+import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { LoginProtectionSettings } from '../config.ts';
+import type { Tables } from '../db/tables.ts';
+import {
+  deleteLoginFailures, deleteStaleLoginFailures, findLoginFailures, recordLoginFailure, type LoginFailureRow,
+} from '../store/login-failures.ts';
+
+export type LoginGate = { allowed: true } | { allowed: false; retryAfterSeconds: number; locked: boolean };
+
+const MAX_DELAY_SECONDS = 60;
+
+// The counters are keyed by digests: the table never holds a username someone typed.
+const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest('base64url');
+const usernameKey = (username: string) => `user:${digest(username.trim().toLowerCase())}`;
+const addressKey = (address: string) => `addr:${digest(address)}`;
+
+export class LoginProtection {
+  #db: Kysely<Tables>;
+  #settings: LoginProtectionSettings;
+
+  constructor(db: Kysely<Tables>, settings: LoginProtectionSettings) {
+    this.#db = db;
+    this.#settings = settings;
+  }
+
+  #gate(row: LoginFailureRow, now: number): LoginGate {
+    if (row.locked_until && row.locked_until.getTime() > now) {
+      return { allowed: false, locked: true, retryAfterSeconds: Math.ceil((row.locked_until.getTime() - now) / 1000) };
+    }
+    const over = row.failures - this.#settings.slowDownAfter;
+    if (over >= 0 && row.first_at.getTime() > now - this.#settings.windowSeconds * 1000) {
+      const delay = Math.min(2 ** over, MAX_DELAY_SECONDS) * 1000;
+      const wait = row.last_at.getTime() + delay - now;
+      if (wait > 0) return { allowed: false, locked: false, retryAfterSeconds: Math.ceil(wait / 1000) };
+    }
+    return { allowed: true };
+  }
+
+  /** Whether an attempt for this username from this address may be checked now. */
+  async check(username: string, address: string, now = Date.now()): Promise<LoginGate> {
+    const rows = await findLoginFailures(this.#db, [usernameKey(username), addressKey(address)]);
+    let worst: LoginGate = { allowed: true };
+    for (const row of rows) {
+      const gate = this.#gate(row, now);
+      if (!gate.allowed && (worst.allowed || gate.retryAfterSeconds > worst.retryAfterSeconds)) worst = gate;
+    }
+    return worst;
+  }
+
+  /** Counts a failed attempt; says whether it locked the username or the address. */
+  async recordFailure(username: string, address: string): Promise<{ locked: boolean }> {
+    const { windowSeconds, lockoutSeconds } = this.#settings;
+    const [user, addr] = await Promise.all([
+      recordLoginFailure(this.#db, usernameKey(username), { threshold: this.#settings.maxFailures, windowSeconds, lockoutSeconds }),
+      recordLoginFailure(this.#db, addressKey(address), { threshold: this.#settings.addressMaxFailures, windowSeconds, lockoutSeconds }),
+    ]);
+    const now = Date.now();
+    return { locked: [user, addr].some((row) => row.locked_until !== null && row.locked_until.getTime() > now) };
+  }
+
+  /**
+   * A successful login clears the username's count. The address's count is left to expire: one
+   * account of an attacker's own must not reset the count of a password-spraying address.
+   */
+  async recordSuccess(username: string): Promise<void> {
+    await deleteLoginFailures(this.#db, usernameKey(username));
+  }
+
+  async prune(): Promise<number> {
+    return deleteStaleLoginFailures(this.#db, Math.max(this.#settings.windowSeconds, this.#settings.lockoutSeconds));
+  }
+}

@@ -1,0 +1,283 @@
+// Browser sign-in over real HTTP: login, consent, code + PKCE, tokens, userinfo, refresh
+// rotation, and every error path the issue names.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { revokeUserSessions } from '../src/services/users.ts';
+import { authorizeUrl, HttpBrowser, pkce } from './support/browser.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { startServer, type TestServer } from './support/server.ts';
+import {
+  AFTER_LOGOUT, CALLBACK, codeFrom, decodeJwt, exchangeCode, introspect, PASSWORD, refresh, signIn, signInWorld,
+  startAuthorization, type World,
+} from './support/sign-in.ts';
+
+let database: TestDatabase;
+let server: TestServer;
+let world: World;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  server = await startServer(database.database, { LOGIN_MAX_FAILURES: '3', LOGIN_SLOW_DOWN_AFTER: '10' });
+  world = await signInWorld(database.database.db);
+}, 60_000);
+
+afterAll(async () => {
+  await server?.close();
+  await database?.drop();
+});
+
+describe('the sign-in flow', () => {
+  it('logs in, asks consent in plain words, and returns a code that PKCE exchanges for tokens', async () => {
+    const flow = await startAuthorization(server.url, world);
+    expect(flow.page.status).toBe(200);
+    expect(flow.page.html).toContain('Sign in');
+    // Every sign-in page: no caching, strict CSP, no framing, no sniffing.
+    expect(flow.page.headers.get('cache-control')).toBe('no-store');
+    expect(flow.page.headers.get('content-security-policy')).toMatch(/default-src 'none'.*frame-ancestors 'none'/);
+    expect(flow.page.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(flow.page.html).not.toMatch(/<script|https?:\/\/(?!app\.example)[^"]*\.(css|js)/);
+
+    const consent = await flow.browser.submit(flow.page, { username: world.username, password: PASSWORD });
+    expect(consent.status).toBe(200);
+    expect(consent.html).toContain('See your email address');
+    expect(consent.html).toContain('Stay connected while you are away');
+    expect(consent.html).toContain('orders:read');
+    // Requested, but not granted by the person's roles: left out, and said so.
+    expect(consent.html).toMatch(/Not included[^<]*orders:write/);
+
+    const back = await flow.browser.submit(consent, { decision: 'allow' }, { stopAt: CALLBACK });
+    const code = codeFrom(back, flow.state);
+
+    const tokens = await exchangeCode(server.url, world, code, flow.verifier);
+    expect(tokens.status).toBe(200);
+    expect(tokens.body).toMatchObject({ token_type: 'Bearer', scope: expect.stringContaining('openid') });
+    expect(tokens.body.id_token).toBeTypeOf('string');
+    expect(tokens.body.refresh_token).toBeTypeOf('string');
+    const idToken = decodeJwt(tokens.body.id_token);
+    expect(idToken.sub).toBe(world.user.id);
+    expect(idToken.aud).toBe(world.client.id);
+
+    // Without `resource`: a token for userinfo, which returns the claims of the granted scopes.
+    const userinfo = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.body.access_token}` } });
+    expect(userinfo.status).toBe(200);
+    expect(await userinfo.json()).toEqual({
+      sub: world.user.id,
+      name: 'Alice Example',
+      preferred_username: world.username,
+      updated_at: expect.any(Number),
+      email: `${world.username}@example.com`,
+      email_verified: false,
+      roles: [world.role.name],
+    });
+
+    // A refresh names the API: a JWT with only what the person's roles grant, and their roles.
+    const forApi = await refresh(server.url, world, tokens.body.refresh_token, { resource: world.api.identifier });
+    expect(forApi.status).toBe(200);
+    const claims = decodeJwt(forApi.body.access_token);
+    expect(claims).toMatchObject({ sub: world.user.id, aud: world.api.identifier, scope: 'orders:read', roles: [world.role.name] });
+    expect(forApi.body.refresh_token).not.toBe(tokens.body.refresh_token);
+
+    const active = await introspect(server.url, world, forApi.body.access_token);
+    expect(active.body).toMatchObject({ active: true, sub: world.user.id, scope: 'orders:read' });
+  });
+
+  it('does not ask again for what was granted, unless the app asks for consent', async () => {
+    const first = await signIn(server.url, world);
+    expect(first.code).toBeTruthy();
+    const again = await startAuthorization(server.url, world, { prompt: '' }, first.browser);
+    // Same browser session, everything already granted: straight back to the app.
+    expect(codeFrom(again.page, again.state)).toBeTruthy();
+  });
+
+  it('skips consent for first-party apps', async () => {
+    const own = await signInWorld(database.database.db, { firstParty: true });
+    const flow = await startAuthorization(server.url, own);
+    const back = await flow.browser.submit(flow.page, { username: own.username, password: PASSWORD }, { stopAt: CALLBACK });
+    const tokens = await exchangeCode(server.url, own, codeFrom(back, flow.state), flow.verifier, { resource: own.api.identifier });
+    expect(tokens.status).toBe(200);
+    expect(decodeJwt(tokens.body.access_token).scope).toBe('orders:read');
+  });
+
+  it('serves public clients with PKCE and no secret', async () => {
+    const spa = await signInWorld(database.database.db, { public: true });
+    const flow = await signIn(server.url, spa);
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code', code: flow.code, code_verifier: flow.verifier, redirect_uri: CALLBACK, client_id: spa.client.id,
+      }),
+    });
+    expect(response.status).toBe(200);
+  });
+});
+
+describe('login errors', () => {
+  it('answers a wrong password and an unknown user with the same generic message', async () => {
+    const flow = await startAuthorization(server.url, world);
+    const wrong = await flow.browser.submit(flow.page, { username: world.username, password: 'not the password at all' });
+    const unknown = await flow.browser.submit(wrong, { username: 'nobody-here', password: 'not the password at all' });
+    expect(wrong.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(wrong.html).toContain('Wrong username or password.');
+    expect(unknown.html).toContain('Wrong username or password.');
+    expect(wrong.html).not.toContain('not the password at all');
+  });
+
+  it('locks a username after repeated failures, for real and unknown users alike, with Retry-After', async () => {
+    const locked = await signInWorld(database.database.db);
+    for (const username of [locked.username, 'ghost-user']) {
+      const browser = new HttpBrowser();
+      browser.forwardedFor = undefined;
+      const flow = await startAuthorization(server.url, { ...locked }, {}, browser);
+      let page = flow.page;
+      for (let i = 0; i < 3; i++) page = await browser.submit(page, { username, password: 'wrong password guess' });
+      expect(page.html).toContain('sign-in is paused');
+      const refused = await browser.submit(page, { username, password: PASSWORD });
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(800);
+      expect(refused.html).toMatch(/Too many failed sign-in attempts\. Try again in \d+ minutes/);
+    }
+  });
+
+  it('refuses a form without its CSRF token', async () => {
+    const flow = await startAuthorization(server.url, world);
+    const action = new URL(/action="([^"]+\/login)"/.exec(flow.page.html)![1]!, server.url).href;
+    const forged = await flow.browser.request(action, { form: { username: world.username, password: PASSWORD } });
+    expect(forged.status).toBe(403);
+    expect(forged.location).toBeUndefined();
+    const tampered = await flow.browser.request(action, { form: { csrf: 'x-forged', username: world.username, password: PASSWORD } });
+    expect(tampered.status).toBe(403);
+  });
+
+  it('shows an error page for a stale, unknown or replayed interaction', async () => {
+    const unknown = await new HttpBrowser().get(`${server.url}/interaction/does-not-exist`);
+    expect(unknown.status).toBe(400);
+    expect(unknown.html).toContain('has expired or was already used');
+    expect(unknown.html).not.toMatch(/at .*\.ts:\d+/);
+
+    const flow = await signIn(server.url, world);
+    // The interaction is over: posting to it again gets the same page, not a 500.
+    const replay = await flow.browser.request(`${server.url}/interaction/${'x'.repeat(21)}/login`, {
+      form: { csrf: 'x', username: world.username, password: PASSWORD },
+    });
+    expect(replay.status).toBe(400);
+  });
+});
+
+describe('authorization request errors', () => {
+  it('shows an error page, and does not redirect, for an unregistered redirect_uri', async () => {
+    const { challenge } = pkce();
+    const page = await new HttpBrowser().request(authorizeUrl(server.url, {
+      client_id: world.client.id, response_type: 'code', redirect_uri: 'https://evil.example/cb', scope: 'openid',
+      code_challenge: challenge, code_challenge_method: 'S256',
+    }));
+    expect(page.status).toBe(400);
+    expect(page.location).toBeUndefined();
+    expect(page.html).toContain('redirect_uri');
+    expect(page.headers.get('content-type')).toMatch(/html/);
+  });
+
+  it('requires PKCE of every client, confidential ones included', async () => {
+    const page = await new HttpBrowser().request(authorizeUrl(server.url, {
+      client_id: world.client.id, response_type: 'code', redirect_uri: CALLBACK, scope: 'openid', state: 's1',
+    }));
+    expect(page.status).toBe(303);
+    const url = new URL(page.location!);
+    expect(url.origin + url.pathname).toBe(CALLBACK);
+    expect(url.searchParams.get('error')).toBe('invalid_request');
+    expect(url.searchParams.get('error_description')).toMatch(/PKCE/);
+  });
+
+  it('refuses a code exchange with the wrong verifier', async () => {
+    const flow = await signIn(server.url, world);
+    const response = await exchangeCode(server.url, world, flow.code, pkce().verifier);
+    expect(response.status).toBe(400);
+    expect(response.body.error).toBe('invalid_grant');
+  });
+});
+
+describe('codes and refresh tokens are single-use', () => {
+  it('refuses a reused code and revokes what it issued', async () => {
+    const flow = await signIn(server.url, world);
+    const first = await exchangeCode(server.url, world, flow.code, flow.verifier, { resource: world.api.identifier });
+    expect(first.status).toBe(200);
+    expect((await introspect(server.url, world, first.body.access_token)).body.active).toBe(true);
+
+    const second = await exchangeCode(server.url, world, flow.code, flow.verifier, { resource: world.api.identifier });
+    expect(second.status).toBe(400);
+    expect(second.body.error).toBe('invalid_grant');
+    // RFC 6749 §4.1.2: the tokens issued from the code are revoked, JWT access token included.
+    expect((await introspect(server.url, world, first.body.access_token)).body.active).toBe(false);
+    expect((await refresh(server.url, world, first.body.refresh_token)).body.error).toBe('invalid_grant');
+  });
+
+  it('rotates refresh tokens and revokes the grant when a used one is replayed', async () => {
+    const flow = await signIn(server.url, world);
+    const tokens = (await exchangeCode(server.url, world, flow.code, flow.verifier)).body;
+    const next = await refresh(server.url, world, tokens.refresh_token, { resource: world.api.identifier });
+    expect(next.status).toBe(200);
+    expect(next.body.refresh_token).not.toBe(tokens.refresh_token);
+
+    const replay = await refresh(server.url, world, tokens.refresh_token);
+    expect(replay.status).toBe(400);
+    expect(replay.body.error).toBe('invalid_grant');
+    // The whole grant is gone: the new refresh token and the access token with it.
+    expect((await refresh(server.url, world, next.body.refresh_token)).body.error).toBe('invalid_grant');
+    expect((await introspect(server.url, world, next.body.access_token)).body.active).toBe(false);
+  });
+
+  it('lets exactly one of several parallel refreshes with one token through', async () => {
+    const flow = await signIn(server.url, world);
+    const tokens = (await exchangeCode(server.url, world, flow.code, flow.verifier)).body;
+    const results = await Promise.all(Array.from({ length: 6 }, () => refresh(server.url, world, tokens.refresh_token)));
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    for (const result of results.filter((r) => r.status !== 200)) expect(result.body.error).toBe('invalid_grant');
+  });
+});
+
+describe('logout', () => {
+  it('asks for confirmation and returns to a registered post-logout URI', async () => {
+    const flow = await signIn(server.url, world);
+    const tokens = (await exchangeCode(server.url, world, flow.code, flow.verifier)).body;
+    const url = new URL(`${server.url}/session/end`);
+    url.searchParams.set('id_token_hint', tokens.id_token);
+    url.searchParams.set('post_logout_redirect_uri', AFTER_LOGOUT);
+    url.searchParams.set('state', 'bye');
+    const confirm = await flow.browser.get(url.href);
+    expect(confirm.status).toBe(200);
+    expect(confirm.html).toContain('Sign out');
+    expect(confirm.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.html)![1]!;
+    const done = await flow.browser.request(new URL(/action="([^"]+)"/.exec(confirm.html)![1]!, server.url).href, {
+      form: { xsrf, logout: 'yes' },
+    });
+    expect(done.location).toBe(`${AFTER_LOGOUT}?state=bye`);
+    // Signed out: a new authorization asks for the password again.
+    const again = await startAuthorization(server.url, world, {}, flow.browser);
+    expect(again.page.html).toContain('name="password"');
+  });
+
+  it('refuses an unregistered post_logout_redirect_uri with an error page', async () => {
+    const flow = await signIn(server.url, world);
+    const tokens = (await exchangeCode(server.url, world, flow.code, flow.verifier)).body;
+    const url = new URL(`${server.url}/session/end`);
+    url.searchParams.set('id_token_hint', tokens.id_token);
+    url.searchParams.set('post_logout_redirect_uri', 'https://evil.example/bye');
+    const page = await flow.browser.request(url.href);
+    expect(page.status).toBe(400);
+    expect(page.location).toBeUndefined();
+    expect(page.html).toContain('post_logout_redirect_uri');
+  });
+
+  it('revoke-sessions ends every session and grant of a person', async () => {
+    const flow = await signIn(server.url, world);
+    const tokens = (await exchangeCode(server.url, world, flow.code, flow.verifier, { resource: world.api.identifier })).body;
+    const { revokedGrants } = await revokeUserSessions(database.database.db, world.username);
+    expect(revokedGrants).toBeGreaterThan(0);
+    expect((await refresh(server.url, world, tokens.refresh_token)).body.error).toBe('invalid_grant');
+    expect((await introspect(server.url, world, tokens.access_token)).body.active).toBe(false);
+    const again = await startAuthorization(server.url, world, {}, flow.browser);
+    expect(again.page.html).toContain('name="password"');
+  });
+});
