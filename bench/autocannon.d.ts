@@ -11,6 +11,20 @@ declare module 'autocannon' {
     duration?: number;
     /** Called with every response body; false counts as a mismatch. */
     verifyBody?: (body: string) => boolean;
+    /** A sequence of requests per connection, each able to change itself from the last answer. */
+    requests?: Request[];
+  }
+
+  /** Per connection: what the requests of one connection pass each other. */
+  type Context = Record<string, unknown>;
+
+  interface Request {
+    method?: 'GET' | 'POST';
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    setupRequest?: (request: { body?: string; headers?: Record<string, string> } & Record<string, unknown>, context: Context) => unknown;
+    onResponse?: (status: number, body: string, context: Context) => void;
   }
 
   interface Histogram {
@@ -20,7 +34,7 @@ declare module 'autocannon' {
     p99: number;
   }
 
-  interface Result {
+  export interface Result {
     requests: Histogram;
     /** Milliseconds. */
     latency: Histogram;

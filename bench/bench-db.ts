@@ -18,6 +18,8 @@ export interface BenchDatabase {
 export interface Credentials {
   clientId: string;
   clientSecret: string;
+  /** The role granting the benchmark's scopes (people get it too). */
+  role: string;
 }
 
 async function runAdmin(baseUrl: string, statement: string): Promise<void> {
@@ -59,7 +61,7 @@ export async function register(url: string): Promise<Credentials> {
       grants: [{ api: JWT_RESOURCE, scopes: SCOPES }, { api: OPAQUE_RESOURCE, scopes: SCOPES }],
     });
     const { client, clientSecret } = await createClient(db, { name: 'bench', roles: [role.name] });
-    return { clientId: client.clientId, clientSecret };
+    return { clientId: client.clientId, clientSecret, role: role.name };
   } finally {
     await database.close();
   }

@@ -14,6 +14,7 @@ import {
 } from './load.ts';
 import { failedRequests, machine, renderReport, type ScenarioResult } from './report.ts';
 import { ACCESS_TOKEN_TTL, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
+import { argon2Cost, measureLogins, measureRefresh, registerSignIn, renderSignIn, type SignInMeasurement } from './sign-in.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CONNECTIONS = 32;
@@ -136,6 +137,7 @@ async function main(): Promise<number> {
   const database = await createBenchDatabase(settings.baseUrl);
   undo.push({ what: `drop database ${database.name}`, run: database.drop });
   const credentials = await register(database.url);
+  const signInWorld = await registerSignIn(database.url, credentials.role);
   console.log(`database ${database.name} migrated and registered`);
 
   const posternPort = await freePort();
@@ -182,15 +184,27 @@ async function main(): Promise<number> {
     });
   }
 
+  const signIn: [string, SignInMeasurement][] = [];
+  for (const [name, run] of [
+    ['password login (POST login form)', measureLogins],
+    ['refresh-token grant, JWT ES256', measureRefresh],
+  ] as const) {
+    console.log(`measuring ${name} on Postern (${settings.duration} s)`);
+    signIn.push([name, await run(posternUrl, signInWorld, { connections: CONNECTIONS, duration: settings.duration })]);
+    if (postern.exited) throw postern.failure(`stopped while measuring ${name}`);
+  }
+  const cost = await argon2Cost();
+
   const providerPackage = readFileSync(path.join(ROOT, 'node_modules/oidc-provider/package.json'), 'utf8');
   const providerVersion = (JSON.parse(providerPackage) as { version: string }).version;
   console.log(`\n${renderReport(results)}\n`);
+  console.log(`${renderSignIn(signIn, cost)}\n`);
   console.log(`machine: ${machine()}`);
   console.log(`load: autocannon, ${CONNECTIONS} connections, ${settings.rounds} alternating rounds per server of `
     + `${settings.warmup} s warm-up + ${settings.duration} s (median round shown), load generator on the same machine; `
     + `oidc-provider ${providerVersion}`);
   // Targets may be missed (that is a result); failed requests make the numbers meaningless.
-  return results.some((s) => failedRequests(s) > 0) ? 1 : 0;
+  return results.some((s) => failedRequests(s) > 0) || signIn.some(([, m]) => m.failed > 0) ? 1 : 0;
 }
 
 let exitCode = 1;
