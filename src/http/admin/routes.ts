@@ -8,7 +8,9 @@ import * as clients from '../../services/clients.ts';
 import { listKeys } from '../../services/keys.ts';
 import * as roles from '../../services/roles.ts';
 import { revokeClientTokens } from '../../services/tokens.ts';
+import * as users from '../../services/users.ts';
 import * as s from './schemas.ts';
+import * as u from './user-schemas.ts';
 
 export interface AdminDeps {
   db: Kysely<Tables>;
@@ -26,7 +28,7 @@ export interface AdminRoute<P extends Schema | undefined = Schema | undefined,
   path: string;
   operationId: string;
   summary: string;
-  tag: 'apis' | 'clients' | 'roles' | 'keys' | 'meta';
+  tag: 'apis' | 'clients' | 'roles' | 'users' | 'keys' | 'meta';
   params?: P;
   query?: Q;
   body?: B;
@@ -155,6 +157,62 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     method: 'delete', path: '/roles/{id}/clients/{clientId}', operationId: 'unassignRole',
     summary: 'Remove a role from a client', tag: 'roles', params: s.roleClientParams, status: 200, response: s.roleView,
     handle: ({ params }, { db }) => roles.unassignRoleFromClient(db, params.id, params.clientId),
+  }),
+
+  route({
+    method: 'put', path: '/roles/{id}/users/{userId}', operationId: 'assignRoleToUser', summary: 'Assign a role to a person',
+    tag: 'roles', params: u.roleUserParams, status: 200, response: s.roleView,
+    handle: ({ params }, { db }) => roles.assignRoleToUser(db, params.id, params.userId),
+  }),
+  route({
+    method: 'delete', path: '/roles/{id}/users/{userId}', operationId: 'unassignRoleFromUser',
+    summary: 'Remove a role from a person', tag: 'roles', params: u.roleUserParams, status: 200, response: s.roleView,
+    handle: ({ params }, { db }) => roles.unassignRoleFromUser(db, params.id, params.userId),
+  }),
+
+  // People
+  route({
+    method: 'post', path: '/users', operationId: 'createUser', summary: 'Create a person (password checked against the policy)',
+    tag: 'users', body: u.createUserBody, status: 201, response: u.userView,
+    handle: ({ body }, { db }) => users.createUser(db, body),
+  }),
+  route({
+    method: 'get', path: '/users', operationId: 'listUsers', summary: 'List people', tag: 'users',
+    status: 200, response: s.list(u.userView),
+    handle: (_, { db }) => items(users.listUsers(db)),
+  }),
+  route({
+    method: 'get', path: '/users/{id}', operationId: 'getUser', summary: 'Show a person', tag: 'users',
+    params: s.idParams, status: 200, response: u.userView,
+    handle: ({ params }, { db }) => users.getUser(db, params.id),
+  }),
+  route({
+    method: 'patch', path: '/users/{id}', operationId: 'updateUser', summary: 'Change email or name; enable or disable',
+    tag: 'users', params: s.idParams, body: u.updateUserBody, status: 200, response: u.userView,
+    handle: async ({ params, body }, { db }) => {
+      const { enabled, ...details } = body;
+      let view = Object.values(details).some((value) => value !== undefined)
+        ? await users.updateUser(db, params.id, details) : await users.getUser(db, params.id);
+      if (enabled !== undefined && enabled !== view.enabled) view = await users.setUserEnabled(db, view.id, enabled);
+      return view;
+    },
+  }),
+  route({
+    method: 'put', path: '/users/{id}/password', operationId: 'setUserPassword',
+    summary: "Set a person's password; their sessions end", tag: 'users',
+    params: s.idParams, body: u.setPasswordBody, status: 200, response: u.userView,
+    handle: ({ params, body }, { db }) => users.setUserPassword(db, params.id, body.password),
+  }),
+  route({
+    method: 'post', path: '/users/{id}/revoke-sessions', operationId: 'revokeUserSessions',
+    summary: 'End every session of a person and revoke their grants and tokens', tag: 'users',
+    params: s.idParams, status: 200, response: u.revokedSessions,
+    handle: ({ params }, { db }) => users.revokeUserSessions(db, params.id),
+  }),
+  route({
+    method: 'delete', path: '/users/{id}', operationId: 'deleteUser', summary: 'Delete a person, their sessions and grants',
+    tag: 'users', params: s.idParams, status: 204,
+    handle: ({ params }, { db }) => users.deleteUser(db, params.id),
   }),
 
   // Keys and the API's own description
