@@ -86,7 +86,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     now,
     onSwap: (keys, previous) => {
       const signing = (set: typeof keys) => set.keys.filter((key) => key.signs).map((key) => key.kid);
-      logger.info({ signing: signing(keys), was: signing(previous), published: keys.keys.map((key) => key.kid) }, 'signing keys changed');
+      logger.info({ signing: signing(keys), was: signing(previous), published: keys.keys.map((key) => key.kid) }, 'signing key set changed');
       if (keys.unopened.length) {
         logger.error({ kids: keys.unopened }, 'signing keys this process cannot decrypt (published, never used to sign): restart it with the current master key');
       }
