@@ -133,8 +133,13 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     options.onKeyRotation?.(rotated);
     await providers.refresh();
   };
+  let checking: Promise<void> | undefined;
   if (rotationDays > 0) {
-    const check = () => void rotateIfDue().catch((error: unknown) => logger.error({ err: error }, 'scheduled key rotation failed'));
+    const check = () => {
+      checking ??= rotateIfDue()
+        .catch((error: unknown) => logger.error({ err: error }, 'scheduled key rotation failed'))
+        .finally(() => { checking = undefined; });
+    };
     rotation = setInterval(check, ROTATION_CHECK_MS);
     rotation.unref();
     check();
@@ -151,6 +156,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     close: async () => {
       if (prune) clearInterval(prune);
       if (rotation) clearInterval(rotation);
+      await checking;
       await providers.close();
       await directory.close();
       await database.changes?.close();
