@@ -1,6 +1,5 @@
 // The composition root: the only module that wires every layer together.
 import Koa from 'koa';
-import mount from 'koa-mount';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
@@ -12,13 +11,17 @@ import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, notFound, r
 import type { Logger } from './logger.ts';
 import { Directory } from './oidc/directory.ts';
 import { createProvider } from './oidc/provider.ts';
+import { ProviderHolder } from './oidc/provider-holder.ts';
+import { createKeySetLoader, rotateSigningKeysIfDue, type KeyRotation } from './services/key-rotation.ts';
 import { LoginProtection } from './services/login-protection.ts';
 import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
 import { pruneExpired } from './services/tokens.ts';
 
 export interface App {
   koa: Koa;
-  provider: Provider;
+  /** The provider serving now; it is replaced when the signing keys change (use `providers`). */
+  readonly provider: Provider;
+  providers: ProviderHolder;
   directory: Directory;
   /** The admin API alone, for its own listener when `config.admin` is set (else `koa` serves it). */
   adminKoa: Koa;
@@ -48,40 +51,74 @@ export async function prepareKeys(
   return { keys: await generateKeyMaterial(database.db, keyring[0]), generated: true, encrypted };
 }
 
-export async function buildApp(options: { config: Config; database: Database; logger: Logger; keys: KeyMaterial }): Promise<App> {
-  const { config, database, logger, keys } = options;
+/** How often each process checks whether the automatic key rotation is due. */
+const ROTATION_CHECK_MS = 60_000;
+
+export interface BuildAppOptions {
+  config: Config;
+  database: Database;
+  logger: Logger;
+  cookieKeys: string[];
+  /** Opens the private signing keys (`keyring[0]` seals new ones). */
+  keyring: Keyring;
+  /** The clock of key states and rotations (tests may move it). */
+  now?: () => number;
+  /** Told of every rotation this process made on schedule (an audit hook). */
+  onKeyRotation?(rotation: KeyRotation): void;
+}
+
+export async function buildApp(options: BuildAppOptions): Promise<App> {
+  const { config, database, logger, cookieKeys, keyring } = options;
+  const now = options.now ?? Date.now;
+  // The issuer's path is where the provider lives (oidc-provider requires them to match).
+  const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
   // The directory subscribes first: it registers this process when the feed connects.
   const directory = new Directory(database.db, database.changes);
   await database.changes?.start();
   const pages = createPages();
   const protection = new LoginProtection(database.db, config.login);
-  const { provider, fastPaths, verifyAccessToken } = createProvider(config, {
-    pages: providerPages(pages),
-    db: database.db,
-    directory,
-    signingKeys: keys.signingKeys,
-    cookieKeys: keys.cookieKeys,
-    onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
+  const providers = await ProviderHolder.create({
+    build: (keys) => createProvider(config, {
+      pages: providerPages(pages),
+      db: database.db,
+      directory,
+      keys,
+      cookieKeys,
+      onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
+    }),
+    load: createKeySetLoader(database.db, keyring),
+    prefix,
+    changes: database.changes,
+    now,
+    onSwap: (keys, previous) => {
+      const signing = (set: typeof keys) => set.keys.filter((key) => key.signs).map((key) => key.kid);
+      logger.info({ signing: signing(keys), was: signing(previous), published: keys.keys.map((key) => key.kid) }, 'signing key set changed');
+      if (keys.unopened.length) {
+        logger.error({ kids: keys.unopened }, 'signing keys this process cannot decrypt (published, never used to sign): restart it with the current master key');
+      }
+    },
+    onError: (error) => logger.error({ err: error }, 'reloading the signing keys failed; still serving with the previous ones'),
   });
 
-  const koa = new Koa({ proxy: config.trustProxy, keys: keys.cookieKeys });
+  const koa = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   koa.silent = true;
   koa.use(requestId());
   koa.use(errorBoundary(logger));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
   const admin = adminApi({
-    db: database.db, logger, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes, verifyAccessToken,
+    db: database.db,
+    logger,
+    issuer: config.issuer,
+    maxBodyBytes: config.maxBodyBytes,
+    verifyAccessToken: (token, audience) => providers.current().verifyAccessToken(token, audience),
   });
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);
   koa.use(bodyLimit(config.maxBodyBytes));
   koa.use(healthRoutes().routes());
-  // The issuer's path is where the provider lives (oidc-provider requires them to match).
-  const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
   koa.use(authorizationServerMetadataAlias(prefix));
-  for (const fastPath of fastPaths) koa.use(fastPath);
   koa.use(interactionRoutes({
-    provider: () => provider,
+    provider: () => providers.current().provider,
     db: database.db,
     pages,
     protection,
@@ -90,7 +127,8 @@ export async function buildApp(options: { config: Config; database: Database; lo
     secureCookies: config.mode === 'production',
     maxBodyBytes: config.maxBodyBytes,
   }));
-  koa.use(prefix ? mount(prefix, provider as unknown as Koa) : mount(provider as unknown as Koa));
+  // The fast paths and the provider of the current key set.
+  koa.use((ctx, next) => providers.current().middleware(ctx, next));
   koa.use(notFound());
 
   let prune: NodeJS.Timeout | undefined;
@@ -102,13 +140,41 @@ export async function buildApp(options: { config: Config; database: Database; lo
     prune.unref();
   }
 
+  // The automatic rotation: every process looks; the advisory lock lets one of them rotate.
+  let rotation: NodeJS.Timeout | undefined;
+  const { rotationDays, propagationSeconds } = config.keyRotation;
+  const rotateIfDue = async () => {
+    const rotated = await rotateSigningKeysIfDue(database.db, keyring, { rotationDays, propagationSeconds, now: now() });
+    if (!rotated) return;
+    logger.info({ rotation: rotated }, 'signing keys rotated on schedule');
+    options.onKeyRotation?.(rotated);
+    await providers.refresh();
+  };
+  let checking: Promise<void> | undefined;
+  if (rotationDays > 0) {
+    const check = () => {
+      checking ??= rotateIfDue()
+        .catch((error: unknown) => logger.error({ err: error }, 'scheduled key rotation failed'))
+        .finally(() => { checking = undefined; });
+    };
+    rotation = setInterval(check, ROTATION_CHECK_MS);
+    rotation.unref();
+    check();
+  }
+
   return {
     koa,
-    provider,
+    get provider() {
+      return providers.current().provider;
+    },
+    providers,
     directory,
     adminKoa: adminApp(admin.middleware, { proxy: config.trustProxy }),
     close: async () => {
       if (prune) clearInterval(prune);
+      if (rotation) clearInterval(rotation);
+      await checking;
+      await providers.close();
       await directory.close();
       await database.changes?.close();
     },

@@ -25,6 +25,15 @@ export interface Config extends MasterKeySettings {
    * API is served by the public listener.
    */
   admin: { host: string; port: number } | undefined;
+  /** Signing-key rotation (docs/keys.md, "Key rotation"). */
+  keyRotation: {
+    /** Rotate automatically when the newest key has signed for this many days (0: never). */
+    rotationDays: number;
+    /** Between a new key's publication and its first signature, in seconds. */
+    propagationSeconds: number;
+    /** Cache-Control max-age of the JWKS: always shorter than the propagation delay. */
+    jwksMaxAgeSeconds: number;
+  };
   /** Brute-force protection of the login page (docs/users.md). */
   login: LoginProtectionSettings;
 }
@@ -75,7 +84,14 @@ const envSchema = z.object({
   LOGIN_LOCKOUT_SECONDS: intFrom(1, 86400).default(900),
   LOGIN_FAILURE_WINDOW_SECONDS: intFrom(1, 86400).default(900),
   LOGIN_SLOW_DOWN_AFTER: intFrom(1, 1000).default(2),
+  KEY_ROTATION_DAYS: intFrom(0, 3650).default(30),
+  KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600),
 });
+
+/** The JWKS may be cached for at most ten minutes, and for at most half the propagation delay. */
+export function jwksMaxAge(propagationSeconds: number): number {
+  return Math.min(600, Math.floor(propagationSeconds / 2));
+}
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -175,6 +191,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     masterKey: masterKeys.masterKey,
     developmentMasterKeyFile: masterKeys.developmentMasterKeyFile,
     newMasterKey: masterKeys.newMasterKey,
+    keyRotation: {
+      rotationDays: e.KEY_ROTATION_DAYS,
+      propagationSeconds: e.KEY_PROPAGATION_SECONDS,
+      jwksMaxAgeSeconds: jwksMaxAge(e.KEY_PROPAGATION_SECONDS),
+    },
   };
   return { config, problems, conveniences };
 }

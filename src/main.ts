@@ -7,7 +7,7 @@ import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
 import { createLogger } from './logger.ts';
 import { resolveMasterKey, type ResolvedMasterKey } from './master-key.ts';
-import { hasSigningKeys, MasterKeyError } from './services/keys.ts';
+import { hasSigningKeys, MasterKeyError, type Keyring } from './services/keys.ts';
 
 function fail(lines: string[]): never {
   process.stderr.write(`Postern cannot start:\n${lines.map((line) => `  - ${line}`).join('\n')}\n`);
@@ -40,10 +40,13 @@ if (problems.length || !opened) {
 const database: Database = opened;
 
 let master: ResolvedMasterKey;
+let keyring: Keyring;
 let prepared;
 try {
   // The configured master key, or in development the generated one beside the embedded data.
   master = resolveMasterKey(config);
+  // POSTERN_NEW_MASTER_KEY may open keys too, so a restart during a master-key rotation works.
+  keyring = [master.key, ...(config.newMasterKey ? [config.newMasterKey] : [])];
 } catch (error) {
   await database.close().catch(() => {});
   fail([(error as Error).message]);
@@ -51,8 +54,7 @@ try {
 try {
   const applied = await migrate(database);
   if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
-  // POSTERN_NEW_MASTER_KEY may open keys too, so a restart during a master-key rotation works.
-  prepared = await prepareKeys(config, database, [master.key, ...(config.newMasterKey ? [config.newMasterKey] : [])]);
+  prepared = await prepareKeys(config, database, keyring);
   if (prepared.encrypted) logger.info({ rows: prepared.encrypted, masterKey: master.key.fingerprint }, 'encrypted key material stored in plaintext by an older version');
 } catch (error) {
   await database.close().catch(() => {});
@@ -60,7 +62,7 @@ try {
   fail([error instanceof MasterKeyError ? error.message : `database: ${(error as Error).message}`]);
 }
 
-const app = await buildApp({ config, database, logger, keys: prepared.keys });
+const app = await buildApp({ config, database, logger, cookieKeys: prepared.keys.cookieKeys, keyring });
 function createServer(handler: http.RequestListener): http.Server {
   const created = http.createServer(handler);
   created.headersTimeout = 10_000;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { embeddedServerPid } from '../src/db/database.ts';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
-import { cleanUp, describeRun, makeTempDir, postern, type Env, type RunResult } from './support/process.ts';
+import { cleanUp, CLI_TIMEOUT_MS, describeRun, makeTempDir, postern, type Env, type RunResult } from './support/process.ts';
 
 let tdb: TestDatabase | undefined;
 let env: Env;
@@ -88,7 +88,7 @@ const GROUPS: Record<string, string[]> = {
   roles: ['create', 'list', 'show', 'delete', 'grant', 'ungrant', 'assign', 'unassign'],
   clients: ['create', 'list', 'show', 'enable', 'disable', 'delete', 'rotate-secret'],
   tokens: ['prune'],
-  keys: ['generate', 'list', 'rotate-master'],
+  keys: ['generate', 'list', 'rotate', 'rotate-master'],
 };
 
 /** Options (or arguments) each command's help must mention. */
@@ -487,12 +487,12 @@ describe('operations', () => {
     expect(generated.map((key) => key.alg).sort()).toEqual(['ES256', 'EdDSA', 'RS256']);
 
     const table = await ok(['keys', 'list']);
-    expect(table.split('\n')[0]).toMatch(/^KID\s+ALG\s+KTY\s+STATE\s+CREATED$/);
+    expect(table.split('\n')[0]).toMatch(/^KID\s+ALG\s+KTY\s+STATE\s+PUBLISHED\s+SIGNS FROM\s+SIGNS UNTIL\s+PUBLISHED UNTIL$/);
     const keys = await json<Record<string, unknown>[]>(['keys', 'list']);
     expect(keys).toHaveLength(3);
     for (const key of keys) {
-      expect(Object.keys(key).sort()).toEqual(['alg', 'createdAt', 'kid', 'kty', 'state']);
-      expect(key.state).toBe('active');
+      expect(Object.keys(key).sort()).toEqual(['activatesAt', 'alg', 'createdAt', 'kid', 'kty', 'removeAfter', 'retiresAt', 'state']);
+      expect(key).toMatchObject({ state: 'active', retiresAt: null, removeAfter: null });
       expect(generated.map((g) => g.kid)).toContain(key.kid);
       expect(table).toContain(String(key.kid));
     }
@@ -504,6 +504,31 @@ describe('operations', () => {
     await refused(['keys', 'generate'], 'postern: signing keys exist already');
     expect(await json(['keys', 'generate', '--if-missing'])).toEqual({ created: false });
     expect(await json(['keys', 'list'])).toEqual(before);
+  }, 60_000);
+
+  it('keys rotate publishes new keys that sign after KEY_PROPAGATION_SECONDS, and refuses a second rotation meanwhile', async () => {
+    const before = await json<{ kid: string; alg: string }[]>(['keys', 'list']);
+    const args = ['keys', 'rotate'];
+    const result = await postern(args, { ...env, KEY_PROPAGATION_SECONDS: '7200' }, CLI_TIMEOUT_MS);
+    expect(result.code, describeRun(args, result)).toBe(0);
+    expect(result.stdout).toMatch(/^signing keys rotated: 3 new keys published now, signing from \S+ \(in 7200 s\)\n/);
+    expect(result.stdout).toContain('Running servers pick the new keys up by themselves; nothing needs a restart.');
+
+    const listed = await json<{ kid: string; alg: string; state: string; createdAt: string; activatesAt: string; retiresAt: string | null; removeAfter: string | null }[]>(['keys', 'list']);
+    expect(listed).toHaveLength(6);
+    const added = listed.filter((key) => !before.some((old) => old.kid === key.kid));
+    expect(added.map((key) => [key.alg, key.state]).sort()).toEqual([['ES256', 'next'], ['EdDSA', 'next'], ['RS256', 'next']]);
+    for (const key of added) {
+      expect(Date.parse(key.activatesAt) - Date.parse(key.createdAt)).toBe(7200_000);
+      expect(result.stdout).toContain(key.kid);
+    }
+    const activatesAt = added[0]!.activatesAt;
+    for (const key of listed.filter((each) => before.some((old) => old.kid === each.kid))) {
+      // Still signing until the new keys take over, then published for a day and five minutes.
+      expect(key).toMatchObject({ state: 'active', retiresAt: activatesAt });
+      expect(Date.parse(key.removeAfter!) - Date.parse(activatesAt)).toBe((86400 + 300) * 1000);
+    }
+    await refused(['keys', 'rotate'], `postern: a rotation is under way: ${added.map((key) => key.kid).join(', ')} become active at ${activatesAt}; rotate again after that`);
   }, 60_000);
 
   it.skipIf(!onPostgres)('keeps only the development master key in POSTERN_DATA_DIR when DATABASE_URL is set', () => {

@@ -45,4 +45,17 @@ describe('configuration', () => {
   it('keeps an issuer path and strips a trailing slash', () => {
     expect(loadConfig({ ISSUER: 'http://localhost:4000/auth/' }).config.issuer).toBe('http://localhost:4000/auth');
   });
+
+  it('rotates keys every 30 days with an hour of propagation by default; the JWKS max-age stays below the delay', () => {
+    expect(loadConfig({}).config.keyRotation).toEqual({ rotationDays: 30, propagationSeconds: 3600, jwksMaxAgeSeconds: 600 });
+    expect(loadConfig({ KEY_ROTATION_DAYS: '0', KEY_PROPAGATION_SECONDS: '6' }).config.keyRotation)
+      .toEqual({ rotationDays: 0, propagationSeconds: 6, jwksMaxAgeSeconds: 3 });
+    for (const seconds of [2, 3, 7, 1199, 1200, 86400]) {
+      const { jwksMaxAgeSeconds } = loadConfig({ KEY_PROPAGATION_SECONDS: String(seconds) }).config.keyRotation;
+      expect(jwksMaxAgeSeconds).toBeLessThan(seconds);
+      expect(jwksMaxAgeSeconds).toBeLessThanOrEqual(600);
+    }
+    const { problems } = loadConfig({ KEY_ROTATION_DAYS: '-1', KEY_PROPAGATION_SECONDS: '1' });
+    expect(problems.map((problem) => problem.split(':')[0]).sort()).toEqual(['KEY_PROPAGATION_SECONDS', 'KEY_ROTATION_DAYS']);
+  });
 });

@@ -12,7 +12,8 @@ import { openPostgres, wrapPGlite, type Database } from '../src/db/database.ts';
 import { listMigrations, migrate, MIGRATIONS_DIR } from '../src/db/migrator.ts';
 import { MasterKey } from '../src/key-encryption.ts';
 import { generateSigningKeys, type PrivateKey } from '../src/oidc/keys.ts';
-import { listKeys, openKeyMaterial } from '../src/services/keys.ts';
+import { listKeys } from '../src/services/key-rotation.ts';
+import { openKeyMaterial } from '../src/services/keys.ts';
 import { databaseUrl, TEST_DATABASE_URL } from './support/database.ts';
 
 const masterKey = MasterKey.generate('POSTERN_MASTER_KEY');

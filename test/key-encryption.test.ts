@@ -4,8 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import type { JWK } from 'jose';
 import { DecryptionError, MasterKey, openSecret, sealSecret } from '../src/key-encryption.ts';
+import { listKeys } from '../src/services/key-rotation.ts';
 import {
-  generateKeyMaterial, listKeys, MasterKeyError, openKeyMaterial, rotateMasterKey, type KeyMaterial,
+  generateKeyMaterial, MasterKeyError, openKeyMaterial, rotateMasterKey, type KeyMaterial,
 } from '../src/services/keys.ts';
 import type { Database } from '../src/db/database.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';

@@ -5,7 +5,8 @@ import { migrate, pendingMigrations } from '../db/migrator.ts';
 import { MasterKey } from '../key-encryption.ts';
 import { readMasterKeyFile, writeMasterKeyFile } from '../master-key.ts';
 import { invalid } from '../services/errors.ts';
-import { generateKeyMaterial, hasSigningKeys, listKeys, rotateMasterKey } from '../services/keys.ts';
+import { listKeys, rotateSigningKeys, type KeyRotation } from '../services/key-rotation.ts';
+import { generateKeyMaterial, hasSigningKeys, rotateMasterKey } from '../services/keys.ts';
 import { pruneExpired } from '../services/tokens.ts';
 import { action } from './context.ts';
 import { table } from './output.ts';
@@ -80,6 +81,16 @@ function rotateMasterCommand(): Command {
     }));
 }
 
+function describeRotation(r: KeyRotation, propagationSeconds: number): string {
+  return [
+    `signing keys rotated: ${r.added.length} new keys published now, signing from ${r.added[0]?.activatesAt} (in ${propagationSeconds} s)`,
+    table(['KID', 'ALG', 'KTY', 'SIGNS FROM'], r.added.map((k) => [k.kid, k.alg, k.kty, k.activatesAt])),
+    r.retiring.length ? `replaced keys: sign until ${r.retiring[0]!.retiresAt}, stay published until ${r.retiring[0]!.removeAfter}` : 'no keys replaced',
+    table(['KID', 'ALG', 'SIGNS UNTIL', 'PUBLISHED UNTIL'], r.retiring.map((k) => [k.kid, k.alg, k.retiresAt, k.removeAfter])),
+    'Running servers pick the new keys up by themselves; nothing needs a restart.',
+  ].join('\n');
+}
+
 export function keysCommand(): Command {
   const command = new Command('keys').description('signing keys and the master key that encrypts them');
   command.command('generate')
@@ -95,12 +106,18 @@ export function keysCommand(): Command {
       out.print(kids, (list) => `signing keys created\n${table(['KID', 'ALG'], list.map((k) => [k.kid, k.alg]))}`);
     }));
   command.command('list')
-    .description('list signing keys (public information only)')
+    .description('list signing keys with their state and dates (public information only)')
     .action(action(async ({ db, out }) => {
       out.print(await listKeys(db), (list) => table(
-        ['KID', 'ALG', 'KTY', 'STATE', 'CREATED'],
-        list.map((k) => [k.kid, k.alg, k.kty, k.state, k.createdAt]),
+        ['KID', 'ALG', 'KTY', 'STATE', 'PUBLISHED', 'SIGNS FROM', 'SIGNS UNTIL', 'PUBLISHED UNTIL'],
+        list.map((k) => [k.kid, k.alg, k.kty, k.state, k.createdAt, k.activatesAt, k.retiresAt ?? '-', k.removeAfter ?? '-']),
       ));
+    }));
+  command.command('rotate')
+    .description('add new signing keys: published now, signing after KEY_PROPAGATION_SECONDS; the current ones stay published until their tokens expire')
+    .action(action(async ({ db, out, config, keyring }) => {
+      const rotation = await rotateSigningKeys(db, keyring, { propagationSeconds: config.keyRotation.propagationSeconds });
+      out.print(rotation, (r) => describeRotation(r, config.keyRotation.propagationSeconds));
     }));
   command.addCommand(rotateMasterCommand());
   return command;

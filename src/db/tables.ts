@@ -90,8 +90,11 @@ export interface SigningKeysTable {
   /** The private JWK sealed with the master key (src/key-encryption.ts). */
   encrypted_private_jwk: string | null;
   public_jwk: Json<Record<string, unknown>>;
-  state: Generated<'next' | 'active' | 'retiring' | 'retired'>;
-  created_at: CreatedAt;
+  /** Published from created_at; signs from activates_at; stops at retires_at; unpublished at remove_after. */
+  created_at: ColumnType<Date, Date | undefined, never>;
+  activates_at: ColumnType<Date, Date | undefined, never>;
+  retires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  remove_after: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface ServerSecretsTable {

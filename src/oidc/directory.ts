@@ -170,6 +170,7 @@ export class Directory {
       this.#acknowledge();
       return;
     }
+    if (change.kind === 'keys') return; // the provider holder's business, not cached here
     this.#generation += 1;
     if (change.kind === 'client') {
       this.#clients.delete(change.clientId);

@@ -31,3 +31,54 @@ export function publicJwk(jwk: JWK): JWK {
   const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, k: _k, ...rest } = jwk as JWK & { oth?: unknown };
   return rest;
 }
+
+/**
+ * The longest a token signed by Postern stays valid: access tokens live at most 86400 s (the upper
+ * bound of an API's access-token lifetime) and ID tokens 3600 s (TTL.IdToken in provider.ts), plus
+ * five minutes for verifiers whose clocks run slow. A key stays published this long after it stops
+ * signing, so every token it signed can still be verified until it expires.
+ */
+export const SIGNED_TOKEN_MAX_LIFETIME_SECONDS = 86400 + 300;
+
+/** A key's place in its life (docs/keys.md). Only `retired` keys are unpublished. */
+export type KeyState = 'next' | 'active' | 'retiring' | 'retired';
+
+export interface PublishedKey {
+  kid: string;
+  alg: string;
+  state: Exclude<KeyState, 'retired'>;
+  publicJwk: JWK;
+  /** Undefined when this process's master key cannot open it (it can still publish and verify). */
+  privateJwk: JWK | undefined;
+  /** The one key of its type that signs. */
+  signs: boolean;
+}
+
+/** The keys a server publishes, verifies with and signs with, at one moment. */
+export interface KeySet {
+  /** Signing keys first, then `next`, then `retiring` ones. */
+  keys: PublishedKey[];
+  /** When time alone changes this set (epoch ms): the next activation, retirement or removal. */
+  changesAt: number | undefined;
+  /** Published keys this process's master key cannot open (published and verified with, never signing). */
+  unopened: string[];
+}
+
+/** Identifies what a provider built from this set would do; equal sets need no new provider. */
+export function describeKeySet(set: KeySet): string {
+  return JSON.stringify(set.keys.map((key) => [key.kid, key.state, key.signs, key.privateJwk !== undefined]));
+}
+
+/**
+ * The `jwks` option of the provider: every published key it can open, the signing key of each type
+ * first. The provider signs with the first key of the wanted type that allows `sign`
+ * (KeyStore.selectForSign filters on kty, crv, use and key_ops, then sorts stably), so the others
+ * carry key_ops ["verify"]: a `next` key is held for verification but never signs.
+ */
+export function providerJwks(set: KeySet): JWK[] {
+  const held = set.keys.filter((key) => key.privateJwk !== undefined);
+  return [
+    ...held.filter((key) => key.signs).map((key) => ({ ...key.privateJwk! })),
+    ...held.filter((key) => !key.signs).map((key) => ({ ...key.privateJwk!, key_ops: ['verify'] })),
+  ];
+}

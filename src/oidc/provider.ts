@@ -9,7 +9,7 @@ import type { Tables } from '../db/tables.ts';
 import { findAccount, personGrants, SCOPE_CLAIMS } from './accounts.ts';
 import { createAdapterFactory } from './adapter.ts';
 import type { Directory } from './directory.ts';
-import type { PrivateKey } from './keys.ts';
+import { providerJwks, type KeySet } from './keys.ts';
 import { resourceIndicators } from './resource-policy.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
 import { TokenPolicy } from './token-policy.ts';
@@ -17,7 +17,8 @@ import { TokenPolicy } from './token-policy.ts';
 export interface ProviderDeps {
   db: Kysely<Tables>;
   directory: Directory;
-  signingKeys: PrivateKey[];
+  /** The published signing keys; a new key set means a new provider (see provider-holder.ts). */
+  keys: KeySet;
   cookieKeys: string[];
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
   /** The browser-facing pages the provider renders itself (views/). */
@@ -61,13 +62,29 @@ export interface ProviderParts {
   verifyAccessToken(token: string, audience: string): Promise<{ clientId: string; scopes: string[] } | undefined>;
 }
 
+/**
+ * Serves every published key in the JWKS, including those this process cannot open, and tells
+ * clients how long they may cache it: less than the propagation delay, so that a client holding
+ * a cached set has fetched the next key before it signs anything.
+ */
+function publishJwks(keys: KeySet, maxAgeSeconds: number) {
+  const body = { keys: keys.keys.map((key) => key.publicJwk) };
+  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
+    await next();
+    if (ctx.oidc?.route !== 'jwks' || ctx.status !== 200) return;
+    ctx.body = body;
+    ctx.set('Cache-Control', `public, max-age=${maxAgeSeconds}`);
+  };
+}
+
 export function createProvider(config: Config, deps: ProviderDeps): ProviderParts {
   const { directory } = deps;
   const tokenPolicy = new TokenPolicy({
     db: deps.db,
     directory,
     issuer: config.issuer,
-    signingKeys: deps.signingKeys.map((key) => key.privateJwk),
+    // Every published key verifies, whichever process or key signed the token.
+    signingKeys: deps.keys.keys.map((key) => key.publicJwk),
   });
   const accessTokenTtl = (_ctx: KoaContextWithOIDC, token: { resourceServer?: { accessTokenTTL?: number } }) =>
     token.resourceServer?.accessTokenTTL ?? DEFAULT_ACCESS_TOKEN_TTL;
@@ -76,7 +93,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   const configuration: Configuration = {
     adapter: createAdapterFactory(deps.db, directory, randomBytes(32).toString('base64url')),
     clients: [],
-    jwks: { keys: deps.signingKeys.map((key) => key.privateJwk) as never },
+    jwks: { keys: providerJwks(deps.keys) as never },
     cookies: {
       keys: deps.cookieKeys,
       long: { httpOnly: true, sameSite: 'lax', secure: config.mode === 'production' },
@@ -174,6 +191,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
     };
 
   provider.use(tokenPolicy.middleware());
+  provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
   return {
     provider,

@@ -10,11 +10,12 @@ import { generateSigningKeys, publicJwk, type PrivateKey } from '../oidc/keys.ts
 import * as keys from '../store/keys.ts';
 import type { Db } from '../store/types.ts';
 import { conflict, invalid } from './errors.ts';
+import { deriveKeyState } from './key-state.ts';
 
 const COOKIE_KEYS = 'cookie_keys';
 
 // Each ciphertext is bound to its row: a value copied into another row fails to decrypt.
-const signingKeyContext = (kid: string) => `signing_keys:${kid}`;
+export const signingKeyContext = (kid: string) => `signing_keys:${kid}`;
 const serverSecretContext = (name: string) => `server_secrets:${name}`;
 
 export interface KeyMaterial {
@@ -61,7 +62,7 @@ function openValue(keyring: Keyring, envelope: string, context: string, what: st
   }
 }
 
-function readSigningKey(row: keys.SigningKeyRow, keyring: Keyring): PrivateKey {
+export function readSigningKey(row: keys.SigningKeyRow, keyring: Keyring): PrivateKey {
   const privateJwk = row.encrypted_private_jwk === null
     ? row.private_jwk
     : JSON.parse(openValue(keyring, row.encrypted_private_jwk, signingKeyContext(row.kid), `signing key ${row.kid}`));
@@ -112,7 +113,8 @@ export async function openKeyMaterial(db: Kysely<Tables>, keyring: Keyring): Pro
       await keys.setEncryptedServerSecret(trx, row.name, sealSecret(keyring[0], value, serverSecretContext(row.name)));
       encrypted += 1;
     }
-    const signingKeys = all.signingKeys.filter(({ row }) => row.state !== 'retired').map(({ key }) => key);
+    const now = Date.now();
+    const signingKeys = all.signingKeys.filter(({ row }) => deriveKeyState(row, now) !== 'retired').map(({ key }) => key);
     const cookie = all.secrets.find(({ row }) => row.name === COOKIE_KEYS)?.value;
     const material = signingKeys.length > 0 && cookie ? { signingKeys, cookieKeys: JSON.parse(cookie) as string[] } : undefined;
     return { material, encrypted };
@@ -179,17 +181,4 @@ export async function rotateMasterKey(db: Kysely<Tables>, keyring: Keyring, newK
     const check = await readAll(trx, [newKey]);
     return { signingKeys: check.signingKeys.length, serverSecrets: check.secrets.length, from: [...from], to: newKey.fingerprint };
   });
-}
-
-export interface KeyView { kid: string; alg: string; kty: string; state: string; createdAt: string }
-
-/** Public facts of each signing key; needs no master key and shows no private material. */
-export async function listKeys(db: Kysely<Tables>): Promise<KeyView[]> {
-  return (await keys.listSigningKeys(db)).map((row) => ({
-    kid: row.kid,
-    alg: row.alg,
-    kty: String(row.public_jwk.kty),
-    state: row.state,
-    createdAt: row.created_at.toISOString(),
-  }));
 }

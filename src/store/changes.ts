@@ -9,6 +9,8 @@ export type Change =
   | { kind: 'client'; clientId: string }
   | { kind: 'config' }
   | { kind: 'revoked'; jti: string; exp: number }
+  /** Signing keys were added or rescheduled: servers reload their published set. */
+  | { kind: 'keys' }
   /** Every change committed before this marker was assigned has been delivered before it. */
   | { kind: 'marker'; seq: number }
   /** A process checking that its own notifications still come back. */

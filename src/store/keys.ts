@@ -13,7 +13,8 @@ export type ServerSecretRow = Selectable<ServerSecretsTable>;
 const KEY_MATERIAL_LOCK = 727_002;
 
 /**
- * Serializes writers of key material (generation, encrypting plaintext rows, master-key rotation)
+ * Serializes writers of key material (generation, encrypting plaintext rows, master-key rotation,
+ * signing-key rotation)
  * across processes until the transaction `trx` ends.
  */
 export async function lockKeyMaterial(trx: Db): Promise<void> {
@@ -24,6 +25,14 @@ export async function listSigningKeys(db: Db): Promise<SigningKeyRow[]> {
   return db.selectFrom('signing_keys').selectAll().orderBy('created_at').orderBy('kid').execute();
 }
 
+/** The keys that are not retired at `now`: what a server publishes and signs with. */
+export async function listPublishedSigningKeys(db: Db, now: Date): Promise<SigningKeyRow[]> {
+  return db.selectFrom('signing_keys').selectAll()
+    .where((eb) => eb.or([eb('remove_after', 'is', null), eb('remove_after', '>', now)]))
+    .orderBy('created_at').orderBy('kid')
+    .execute();
+}
+
 /** Counts signing keys; works on every schema version (production checks it before migrating). */
 export async function countSigningKeys(db: Db): Promise<number> {
   const row = await db.selectFrom('signing_keys').select((eb) => eb.fn.countAll<string>().as('count')).executeTakeFirst();
@@ -32,7 +41,11 @@ export async function countSigningKeys(db: Db): Promise<number> {
 
 export async function insertSigningKey(
   db: Db,
-  key: { kid: string; alg: string; publicJwk: Record<string, unknown>; encryptedPrivateJwk: string },
+  key: {
+    kid: string; alg: string; publicJwk: Record<string, unknown>; encryptedPrivateJwk: string;
+    /** Both default to the database's now(): published and signing at once (first keys). */
+    createdAt?: Date; activatesAt?: Date;
+  },
 ): Promise<void> {
   await db.insertInto('signing_keys')
     .values({
@@ -40,7 +53,18 @@ export async function insertSigningKey(
       alg: key.alg,
       public_jwk: JSON.stringify(key.publicJwk),
       encrypted_private_jwk: key.encryptedPrivateJwk,
+      created_at: key.createdAt,
+      activates_at: key.activatesAt,
     })
+    .execute();
+}
+
+/** Sets when keys stop signing and when they leave the JWKS. */
+export async function scheduleRetirement(db: Db, kids: string[], retiresAt: Date, removeAfter: Date): Promise<void> {
+  if (kids.length === 0) return;
+  await db.updateTable('signing_keys')
+    .set({ retires_at: retiresAt, remove_after: removeAfter })
+    .where('kid', 'in', kids)
     .execute();
 }
 

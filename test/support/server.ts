@@ -1,7 +1,7 @@
 // Runs Postern in-process on a random loopback port, over a test database, speaking real HTTP.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { buildApp, prepareKeys, type App } from '../../src/app.ts';
+import { buildApp, prepareKeys, type App, type BuildAppOptions } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
 import { MasterKey } from '../../src/key-encryption.ts';
@@ -21,6 +21,7 @@ export async function startServer(
   database: Database,
   env: Record<string, string> = {},
   issuerPath = '',
+  options: Pick<BuildAppOptions, 'now' | 'onKeyRotation'> = {},
 ): Promise<TestServer> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -29,7 +30,9 @@ export async function startServer(
   const { config, problems } = loadConfig({ ISSUER: url, PORT: String(port), PRUNE_INTERVAL_SECONDS: '0', POSTERN_MASTER_KEY: TEST_MASTER_KEY, ...env });
   if (problems.length) throw new Error(problems.join('; '));
   const { keys } = await prepareKeys(config, database, [config.masterKey!]);
-  const app = await buildApp({ config, database, logger: createLogger('silent'), keys });
+  const app = await buildApp({
+    config, database, logger: createLogger('silent'), cookieKeys: keys.cookieKeys, keyring: [config.masterKey!], ...options,
+  });
   server.on('request', app.koa.callback());
   return {
     url,

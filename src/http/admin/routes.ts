@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import type { Tables } from '../../db/tables.ts';
 import * as apis from '../../services/apis.ts';
 import * as clients from '../../services/clients.ts';
-import { listKeys } from '../../services/keys.ts';
+import { listKeys } from '../../services/key-rotation.ts';
 import * as roles from '../../services/roles.ts';
 import { revokeClientTokens } from '../../services/tokens.ts';
 import * as users from '../../services/users.ts';
@@ -217,7 +217,8 @@ export const ADMIN_ROUTES: AdminRoute[] = [
 
   // Keys and the API's own description
   route({
-    method: 'get', path: '/keys', operationId: 'listKeys', summary: 'Signing keys (public information only)', tag: 'keys',
+    method: 'get', path: '/keys', operationId: 'listKeys',
+    summary: 'Signing keys with their state (next, active, retiring, retired) and dates; public information only', tag: 'keys',
     status: 200, response: s.list(s.keyView),
     handle: (_, { db }) => items(listKeys(db)),
   }),

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { ACCESS_TOKEN_ALGS, TOKEN_FORMATS, type ApiView } from '../../services/apis.ts';
 import { AUTH_METHODS, SUPPORTED_GRANTS, type ClientView } from '../../services/clients.ts';
-import type { KeyView } from '../../services/keys.ts';
+import type { KeyView } from '../../services/key-rotation.ts';
 import type { RoleView } from '../../services/roles.ts';
 import type { RevokeClientTokensResult } from '../../services/tokens.ts';
 
@@ -141,8 +141,12 @@ export const keyView = z.object({
   kid: z.string(),
   alg: z.string(),
   kty: z.string(),
-  state: z.string(),
-  createdAt: timestamp,
+  state: z.enum(['next', 'active', 'retiring', 'retired'])
+    .meta({ description: 'next: published, not signing yet; active: signing; retiring: published, no longer signing; retired: unpublished' }),
+  createdAt: timestamp.meta({ description: 'published in JWKS from then on' }),
+  activatesAt: timestamp.meta({ description: 'signs from then on' }),
+  retiresAt: timestamp.nullable().meta({ description: 'stops signing then; null while no newer key is scheduled' }),
+  removeAfter: timestamp.nullable().meta({ description: 'leaves the JWKS then, once every token it signed has expired' }),
 }).meta({ id: 'Key' }) satisfies z.ZodType<KeyView>;
 
 export const revokedTokens = z.object({
