@@ -59,7 +59,7 @@ export async function register(url: string): Promise<Credentials> {
       grants: [{ api: JWT_RESOURCE, scopes: SCOPES }, { api: OPAQUE_RESOURCE, scopes: SCOPES }],
     });
     const { client, clientSecret } = await createClient(db, { name: 'bench', roles: [role.name] });
-    return { clientId: client.clientId, clientSecret };
+    return { clientId: client.clientId, clientSecret: clientSecret! };
   } finally {
     await database.close();
   }

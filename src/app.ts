@@ -12,6 +12,7 @@ import { Directory } from './oidc/directory.ts';
 import { createProvider } from './oidc/provider.ts';
 import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
 import { pruneExpired } from './services/tokens.ts';
+import { recordClientNetworkRefused } from './security-events.ts';
 
 export interface App {
   koa: Koa;
@@ -56,6 +57,7 @@ export async function buildApp(options: { config: Config; database: Database; lo
     signingKeys: keys.signingKeys,
     cookieKeys: keys.cookieKeys,
     onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
+    onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, refusal),
   });
 
   const koa = new Koa({ proxy: config.trustProxy, keys: keys.cookieKeys });

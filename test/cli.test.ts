@@ -86,7 +86,7 @@ const SECRET = /^[A-Za-z0-9_-]{43}$/;
 const GROUPS: Record<string, string[]> = {
   apis: ['create', 'list', 'show', 'update', 'delete'],
   roles: ['create', 'list', 'show', 'delete', 'grant', 'ungrant', 'assign', 'unassign'],
-  clients: ['create', 'list', 'show', 'enable', 'disable', 'delete', 'rotate-secret'],
+  clients: ['create', 'list', 'show', 'update', 'enable', 'disable', 'delete', 'rotate-secret'],
   tokens: ['prune'],
   keys: ['generate', 'list', 'rotate-master'],
 };
@@ -105,7 +105,10 @@ const HELP_MENTIONS: Record<string, string[]> = {
   'roles ungrant': ['<role>', '<api>', '<scopes...>'],
   'roles assign': ['<role>', '--client <client>'],
   'roles unassign': ['<role>', '--client <client>'],
-  'clients create': ['--name <name>', '--role', '--grant', '--auth-method'],
+  'clients create': ['--name <name>', '--role', '--grant', '--auth-method', '--jwks-file <file>', '--jwks-uri <url>',
+    '--allowed-network <cidr>', '--require-dpop'],
+  'clients update': ['<client>', '--jwks-file <file>', '--jwks-uri <url>', '--allowed-network <cidr>', '--any-network',
+    '--require-dpop', '--no-require-dpop'],
   'clients show': ['<client>'],
   'clients enable': ['<client>'],
   'clients disable': ['<client>'],

@@ -6,7 +6,8 @@ import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-prov
 import type { Config } from '../config.ts';
 import { secretMatchesAny } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
-import { createAdapterFactory } from './adapter.ts';
+import { createAdapterFactory, type NetworkRefusal } from './adapter.ts';
+import { CLIENT_AUTH_ALGS } from './client-keys.ts';
 import type { Directory } from './directory.ts';
 import type { PrivateKey } from './keys.ts';
 import { renderErrorPage } from './error-page.ts';
@@ -20,6 +21,8 @@ export interface ProviderDeps {
   signingKeys: PrivateKey[];
   cookieKeys: string[];
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
+  /** A client tried to authenticate from outside its allowed networks (refused with 401). */
+  onNetworkRefused?: (refusal: NetworkRefusal) => void;
 }
 
 // Every lifetime is set here on purpose (the provider's defaults print notices and some are long).
@@ -63,7 +66,11 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
     token.resourceServer?.accessTokenTTL ?? DEFAULT_ACCESS_TOKEN_TTL;
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory(deps.db, directory, randomBytes(32).toString('base64url')),
+    adapter: createAdapterFactory(deps.db, directory, {
+      placeholderSecret: randomBytes(32).toString('base64url'),
+      trustProxy: config.trustProxy,
+      onNetworkRefused: deps.onNetworkRefused,
+    }),
     clients: [],
     jwks: { keys: deps.signingKeys.map((key) => key.privateJwk) as never },
     cookies: {
@@ -71,9 +78,9 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       long: { httpOnly: true, sameSite: 'lax', secure: config.mode === 'production' },
       short: { httpOnly: true, sameSite: 'lax', secure: config.mode === 'production' },
     },
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     enabledJWA: {
-      clientAuthSigningAlgValues: ASYMMETRIC_ALGS as never,
+      clientAuthSigningAlgValues: [...CLIENT_AUTH_ALGS] as never,
       requestObjectSigningAlgValues: ASYMMETRIC_ALGS as never,
     },
     features: {
@@ -102,6 +109,10 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       return { roles: roles ? [...roles].sort() : [] };
     },
     findAccount: async () => undefined,
+    // The provider's fetch refuses private and loopback addresses (an SSRF guard for dynamic
+    // registration, which is off). jwks_uri values are set only by administrators and usually
+    // point inside the network, so they are fetched as given (still with the 2.5 s timeout).
+    fetch: (url, options) => fetch(url, { ...options, dispatcher: undefined } as RequestInit),
     renderError: async (ctx, out) => renderErrorPage(ctx, out),
     pkce: { required: () => true },
     responseTypes: ['code'],
@@ -135,7 +146,10 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       const claims = await tokenPolicy.verifyAccessToken(token, audience);
       return claims && { clientId: claims.client_id!, scopes: (claims.scope ?? '').split(' ').filter(Boolean) };
     },
-    fastPaths: [introspectionFastPath(provider, tokenPolicy, `${issuerPath}/token/introspection`, config.maxBodyBytes)],
+    fastPaths: [introspectionFastPath(
+      provider, tokenPolicy, `${issuerPath}/token/introspection`, config.maxBodyBytes,
+      async (clientId) => (await directory.client(clientId))?.networks.length === 0,
+    )],
   };
 }
 

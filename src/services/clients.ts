@@ -1,4 +1,5 @@
-// Use-cases for clients: services that authenticate with a server-generated secret.
+// Use-cases for clients: services that authenticate with a server-generated secret, or with a
+// key pair of their own (private_key_jwt), optionally only from given networks.
 import type { Kysely } from 'kysely';
 import { generateClientSecret, hashClientSecret, randomId } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
@@ -6,12 +7,15 @@ import { publishChange } from '../store/changes.ts';
 import * as clients from '../store/clients.ts';
 import * as roles from '../store/roles.ts';
 import type { Db } from '../store/types.ts';
+import { checkClientJwks, checkJwksUri, checkNetworks, type ClientJwks } from './client-auth.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { checkName } from './validation.ts';
 
 export const SUPPORTED_GRANTS = ['client_credentials'] as const;
-export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
+/** Methods that present a secret Postern issued (the others have none). */
+const SECRET_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post'];
 
 export interface ClientView {
   clientId: string;
@@ -19,9 +23,24 @@ export interface ClientView {
   enabled: boolean;
   grantTypes: string[];
   tokenEndpointAuthMethod: string;
+  /** private_key_jwt: the registered public keys, or the URL they are fetched from. */
+  jwks: ClientJwks | null;
+  jwksUri: string | null;
+  /** CIDR ranges the client may authenticate from; empty: anywhere. */
+  allowedNetworks: string[];
+  /** Tokens of this client must be DPoP-bound (RFC 9449 §5.2 dpop_bound_access_tokens). */
+  requireDpop: boolean;
   roles: string[];
   secrets: { id: string; createdAt: string; expiresAt: string | null }[];
   createdAt: string;
+}
+
+interface StoredMetadata {
+  grant_types?: string[];
+  token_endpoint_auth_method?: string;
+  jwks?: ClientJwks;
+  jwks_uri?: string;
+  dpop_bound_access_tokens?: boolean;
 }
 
 export async function requireClient(db: Db, ref: string): Promise<clients.ClientRow> {
@@ -31,7 +50,7 @@ export async function requireClient(db: Db, ref: string): Promise<clients.Client
 }
 
 async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise<ClientView> {
-  const metadata = row.metadata as { grant_types?: string[]; token_endpoint_auth_method?: string };
+  const metadata = row.metadata as StoredMetadata;
   const secrets = await clients.listClientSecrets(db, row.client_id);
   return {
     clientId: row.client_id,
@@ -39,6 +58,10 @@ async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise
     enabled: row.enabled,
     grantTypes: metadata.grant_types ?? [],
     tokenEndpointAuthMethod: metadata.token_endpoint_auth_method ?? 'client_secret_basic',
+    jwks: metadata.jwks ?? null,
+    jwksUri: metadata.jwks_uri ?? null,
+    allowedNetworks: row.allowed_networks,
+    requireDpop: metadata.dpop_bound_access_tokens === true,
     roles: (await roles.listRolesOfClient(db, row.client_id)).map((role) => role.name),
     secrets: secrets
       .filter((secret) => !secret.expires_at || secret.expires_at > now)
@@ -55,12 +78,34 @@ export interface CreateClientInput {
   name: string;
   grantTypes?: string[];
   roles?: string[];
+  /** Defaults to private_key_jwt when jwks or jwksUri is given, else client_secret_basic. */
   tokenEndpointAuthMethod?: string;
+  /** private_key_jwt: public keys (a JWK Set), or where to fetch them; exactly one of the two. */
+  jwks?: unknown;
+  jwksUri?: string;
+  allowedNetworks?: string[];
+  requireDpop?: boolean;
 }
 
 export interface ClientWithSecret { client: ClientView; clientSecret: string }
+/** `clientSecret` is null for a client that authenticates with its own keys. */
+export interface CreatedClient { client: ClientView; clientSecret: string | null }
 
-export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<ClientWithSecret> {
+/** The metadata fields that carry private_key_jwt keys, checked against the auth method. */
+function keyMetadata(authMethod: string, jwks: unknown, jwksUri: string | undefined): Pick<StoredMetadata, 'jwks' | 'jwks_uri'> {
+  if (authMethod !== 'private_key_jwt') {
+    if (jwks !== undefined || jwksUri !== undefined) {
+      throw invalid('jwks and jwksUri are for private_key_jwt clients', jwks !== undefined ? 'jwks' : 'jwksUri');
+    }
+    return {};
+  }
+  if ((jwks === undefined) === (jwksUri === undefined)) {
+    throw invalid('a private_key_jwt client needs exactly one of jwks (its public keys) or jwksUri', 'jwks', 'jwksUri');
+  }
+  return jwks !== undefined ? { jwks: checkClientJwks(jwks) } : { jwks_uri: checkJwksUri(jwksUri!) };
+}
+
+export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<CreatedClient> {
   const name = checkName(input.name);
   const grantTypes = [...new Set(input.grantTypes?.length ? input.grantTypes : ['client_credentials'])];
   for (const grant of grantTypes) {
@@ -68,12 +113,16 @@ export async function createClient(db: Kysely<Tables>, input: CreateClientInput)
       throw invalid(`unsupported grant type "${grant}" (supported: ${SUPPORTED_GRANTS.join(', ')})`, 'grantTypes');
     }
   }
-  const authMethod = input.tokenEndpointAuthMethod ?? 'client_secret_basic';
+  const authMethod = input.tokenEndpointAuthMethod
+    ?? (input.jwks !== undefined || input.jwksUri !== undefined ? 'private_key_jwt' : 'client_secret_basic');
   if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
     throw invalid(`token endpoint auth method must be one of ${AUTH_METHODS.join(', ')}`, 'tokenEndpointAuthMethod');
   }
+  const keys = keyMetadata(authMethod, input.jwks, input.jwksUri);
+  const allowedNetworks = checkNetworks(input.allowedNetworks ?? []);
   const clientId = randomId();
-  const clientSecret = generateClientSecret();
+  // Only for secret-based methods: a private_key_jwt client has nothing that could be guessed.
+  const clientSecret = SECRET_METHODS.includes(authMethod) ? generateClientSecret() : null;
   try {
     const client = await writeAndPropagate(db, async (trx) => {
       const roleRows = [];
@@ -92,11 +141,16 @@ export async function createClient(db: Kysely<Tables>, input: CreateClientInput)
           response_types: [],
           redirect_uris: [],
           token_endpoint_auth_method: authMethod,
+          ...keys,
+          ...(input.requireDpop ? { dpop_bound_access_tokens: true } : {}),
         },
+        allowedNetworks,
       });
-      await clients.insertClientSecret(trx, {
-        id: randomId('sec_'), clientId, secretHash: hashClientSecret(clientSecret),
-      });
+      if (clientSecret !== null) {
+        await clients.insertClientSecret(trx, {
+          id: randomId('sec_'), clientId, secretHash: hashClientSecret(clientSecret),
+        });
+      }
       for (const role of roleRows) await roles.insertClientRole(trx, clientId, role.id);
       await publishChange(trx, { kind: 'client', clientId });
       return toView(trx, row);
@@ -159,17 +213,41 @@ export async function listClientsPage(db: Kysely<Tables>, query: ListClientsQuer
   return { items, nextCursor: more && rows.length ? encodeCursor(rows.at(-1)!.name) : null };
 }
 
-/** Renames, enables or disables a client; a disabled client is refused at once everywhere. */
-export async function updateClient(
-  db: Kysely<Tables>,
-  ref: string,
-  input: { name?: string; enabled?: boolean },
-): Promise<ClientView> {
+export interface UpdateClientInput {
+  name?: string;
+  enabled?: boolean;
+  /** private_key_jwt clients: replace the registered keys, or switch between jwks and jwksUri. */
+  jwks?: unknown;
+  jwksUri?: string;
+  /** Replaces the list; an empty list lifts the restriction. */
+  allowedNetworks?: string[];
+  requireDpop?: boolean;
+}
+
+/**
+ * Renames, enables or disables a client, replaces its keys or networks; every change holds at
+ * once everywhere (a disabled client is refused at once).
+ */
+export async function updateClient(db: Kysely<Tables>, ref: string, input: UpdateClientInput): Promise<ClientView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
+  const allowedNetworks = input.allowedNetworks === undefined ? undefined : checkNetworks(input.allowedNetworks);
   try {
     return await writeAndPropagate(db, async (trx) => {
       const client = await requireClient(trx, ref);
-      const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled });
+      let metadata: StoredMetadata & Record<string, unknown> | undefined;
+      if (input.jwks !== undefined || input.jwksUri !== undefined) {
+        metadata = { ...client.metadata };
+        const method = String(metadata.token_endpoint_auth_method ?? 'client_secret_basic');
+        delete metadata.jwks;
+        delete metadata.jwks_uri;
+        Object.assign(metadata, keyMetadata(method, input.jwks, input.jwksUri));
+      }
+      if (input.requireDpop !== undefined) {
+        metadata ??= { ...client.metadata };
+        if (input.requireDpop) metadata.dpop_bound_access_tokens = true;
+        else delete metadata.dpop_bound_access_tokens;
+      }
+      const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled, metadata, allowedNetworks });
       await publishChange(trx, { kind: 'client', clientId: client.client_id });
       return toView(trx, row ?? client);
     });
@@ -210,6 +288,10 @@ export async function rotateClientSecret(
   const expiresAt = new Date(now.getTime() + keepOldForSeconds * 1000);
   const client = await writeAndPropagate(db, async (trx) => {
     const row = await requireClient(trx, ref);
+    const method = (row.metadata as StoredMetadata).token_endpoint_auth_method ?? 'client_secret_basic';
+    if (!SECRET_METHODS.includes(method)) {
+      throw invalid(`client ${row.name} authenticates with ${method} and has no secret; update its keys instead`, 'client');
+    }
     const id = randomId('sec_');
     await clients.insertClientSecret(trx, { id, clientId: row.client_id, secretHash: hashClientSecret(clientSecret) });
     await clients.expireClientSecrets(trx, row.client_id, expiresAt, id);

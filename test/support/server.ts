@@ -5,7 +5,7 @@ import { buildApp, prepareKeys, type App } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
 import { MasterKey } from '../../src/key-encryption.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger, type Logger } from '../../src/logger.ts';
 
 /** The master key of in-process servers unless a test passes POSTERN_MASTER_KEY (one per test file). */
 export const TEST_MASTER_KEY = MasterKey.generate('POSTERN_MASTER_KEY').exportText();
@@ -21,6 +21,7 @@ export async function startServer(
   database: Database,
   env: Record<string, string> = {},
   issuerPath = '',
+  logger: Logger = createLogger('silent'),
 ): Promise<TestServer> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -29,7 +30,7 @@ export async function startServer(
   const { config, problems } = loadConfig({ ISSUER: url, PORT: String(port), PRUNE_INTERVAL_SECONDS: '0', POSTERN_MASTER_KEY: TEST_MASTER_KEY, ...env });
   if (problems.length) throw new Error(problems.join('; '));
   const { keys } = await prepareKeys(config, database, [config.masterKey!]);
-  const app = await buildApp({ config, database, logger: createLogger('silent'), keys });
+  const app = await buildApp({ config, database, logger, keys });
   server.on('request', app.koa.callback());
   return {
     url,

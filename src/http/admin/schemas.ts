@@ -12,6 +12,13 @@ const ref = z.string().min(1).max(2000);
 const name = z.string().min(1).max(100);
 const scopes = z.array(z.string().min(1).max(128)).max(100);
 const timestamp = z.string().meta({ format: 'date-time' });
+// Shapes only; the services check every key and network (src/services/client-auth.ts).
+const jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) })
+  .meta({ id: 'Jwks', description: 'a JWK Set of public keys (RFC 7517 §5)' });
+const jwksUri = z.string().min(1).max(2000).meta({ description: 'https URL of the client\'s JWK Set' });
+const networks = z.array(z.string().min(1).max(50)).max(100)
+  .meta({ description: 'CIDR ranges (IPv4 or IPv6) the client may authenticate from; empty: anywhere' });
+const requireDpop = z.boolean().meta({ description: 'its tokens must be DPoP-bound (RFC 9449 dpop_bound_access_tokens)' });
 
 // ---- path and query parameters
 export const idParams = z.strictObject({
@@ -54,12 +61,21 @@ export const createClientBody = z.strictObject({
   name,
   grantTypes: z.array(z.enum(SUPPORTED_GRANTS)).max(10).optional(),
   roles: z.array(ref).max(100).optional().meta({ description: 'role ids or names' }),
-  tokenEndpointAuthMethod: z.enum(AUTH_METHODS).optional(),
+  tokenEndpointAuthMethod: z.enum(AUTH_METHODS).optional()
+    .meta({ description: 'private_key_jwt when jwks or jwksUri is given, else client_secret_basic' }),
+  jwks: jwks.optional(),
+  jwksUri: jwksUri.optional(),
+  allowedNetworks: networks.optional(),
+  requireDpop: requireDpop.optional(),
 }).meta({ id: 'CreateClient' });
 
 export const updateClientBody = z.strictObject({
   name: name.optional(),
   enabled: z.boolean().optional(),
+  jwks: jwks.optional().meta({ description: 'private_key_jwt clients: replaces the keys (and any jwksUri)' }),
+  jwksUri: jwksUri.optional(),
+  allowedNetworks: networks.optional().meta({ description: 'replaces the list; [] lifts the restriction' }),
+  requireDpop: requireDpop.optional(),
 }).meta({ id: 'UpdateClient' });
 
 export const rotateSecretBody = z.strictObject({
@@ -103,6 +119,10 @@ export const clientView = z.object({
   enabled: z.boolean(),
   grantTypes: z.array(z.string()),
   tokenEndpointAuthMethod: z.string(),
+  jwks: jwks.nullable(),
+  jwksUri: z.string().nullable(),
+  allowedNetworks: z.array(z.string()),
+  requireDpop: z.boolean(),
   roles: z.array(z.string()),
   secrets: z.array(z.object({ id: z.string(), createdAt: timestamp, expiresAt: timestamp.nullable() })),
   createdAt: timestamp,
@@ -110,7 +130,8 @@ export const clientView = z.object({
 
 export const clientWithSecret = z.object({
   client: clientView,
-  clientSecret: z.string().meta({ description: 'shown only in this response; Postern keeps a hash' }),
+  clientSecret: z.string().nullable()
+    .meta({ description: 'shown only in this response; Postern keeps a hash. null for private_key_jwt clients' }),
 }).meta({ id: 'ClientWithSecret' });
 
 export const rotatedSecret = z.object({
