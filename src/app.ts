@@ -56,6 +56,7 @@ export async function buildApp(options: { config: Config; database: Database; lo
     directory,
     signingKeys: keys.signingKeys,
     cookieKeys: keys.cookieKeys,
+    dpopNonceSecret: keys.dpopNonceSecret,
     onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
     onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, refusal),
   });

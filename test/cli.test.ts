@@ -94,9 +94,10 @@ const GROUPS: Record<string, string[]> = {
 /** Options (or arguments) each command's help must mention. */
 const HELP_MENTIONS: Record<string, string[]> = {
   '': ['--json', 'apis', 'roles', 'clients', 'migrate', 'tokens', 'keys'],
-  'apis create': ['--identifier <uri>', '--name', '--scopes', '--token-format', '--alg', '--ttl', '--introspection-client'],
+  'apis create': ['--identifier <uri>', '--name', '--scopes', '--token-format', '--alg', '--ttl', '--introspection-client', '--require-dpop'],
   'apis show': ['<api>'],
-  'apis update': ['<api>', '--add-scopes', '--remove-scopes', '--token-format', '--ttl', '--no-introspection-client'],
+  'apis update': ['<api>', '--add-scopes', '--remove-scopes', '--token-format', '--ttl', '--no-introspection-client',
+    '--require-dpop', '--no-require-dpop'],
   'apis delete': ['<api>'],
   'roles create': ['<name>', '--description', '--grant'],
   'roles show': ['<role>'],

@@ -20,6 +20,8 @@ export interface ProviderDeps {
   directory: Directory;
   signingKeys: PrivateKey[];
   cookieKeys: string[];
+  /** HMAC key of DPoP nonces, the same on every process (base64url, 32 bytes). */
+  dpopNonceSecret: string;
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
   /** A client tried to authenticate from outside its allowed networks (refused with 401). */
   onNetworkRefused?: (refusal: NetworkRefusal) => void;
@@ -85,6 +87,14 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
     },
     features: {
       devInteractions: { enabled: false },
+      // RFC 9449. Nonces are stateless HMACs of a time window under a secret every process shares,
+      // so a nonce one process issues is accepted by any other.
+      dPoP: {
+        enabled: true,
+        nonceSecret: Buffer.from(deps.dpopNonceSecret, 'base64url'),
+        requireNonce: () => config.dpopRequireNonce,
+        allowReplay: false,
+      },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,

@@ -45,6 +45,7 @@ export const createApiBody = z.strictObject({
   signingAlg: z.enum(ACCESS_TOKEN_ALGS).optional(),
   accessTokenTtl: z.int().min(1).max(86400).optional(),
   introspectionClient: ref.optional().meta({ description: 'client id or name' }),
+  requireDpop: z.boolean().optional().meta({ description: 'token requests must carry a DPoP proof (RFC 9449)' }),
 }).meta({ id: 'CreateApi' });
 
 export const updateApiBody = z.strictObject({
@@ -55,6 +56,7 @@ export const updateApiBody = z.strictObject({
   signingAlg: z.enum(ACCESS_TOKEN_ALGS).optional(),
   accessTokenTtl: z.int().min(1).max(86400).optional(),
   introspectionClient: ref.nullable().optional().meta({ description: 'client id or name; null removes it' }),
+  requireDpop: z.boolean().optional().meta({ description: 'token requests must carry a DPoP proof (RFC 9449)' }),
 }).meta({ id: 'UpdateApi' });
 
 export const createClientBody = z.strictObject({
@@ -109,6 +111,7 @@ export const apiView = z.object({
   signingAlg: z.string(),
   accessTokenTtl: z.int(),
   introspectionClientId: z.string().nullable(),
+  requireDpop: z.boolean(),
   system: z.boolean(),
   createdAt: timestamp,
 }).meta({ id: 'Api' }) satisfies z.ZodType<ApiView>;
