@@ -7,6 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { cleanUp, describeRun, makeTempDir, postern, type Env } from './support/process.ts';
 
+/** Each test runs several commands one after the other (a few seconds each on a busy machine). */
+const CLI_STEPS_TIMEOUT_MS = 120_000;
+
 let tdb: TestDatabase | undefined;
 let env: Env;
 let home: string;
@@ -65,14 +68,14 @@ describe('postern clients create and update for key-authenticated, network-limit
     expect(out).not.toContain('client_secret');
     const shown = JSON.parse(await ok(['--json', 'clients', 'show', 'billing']));
     expect(shown).toMatchObject({ jwks: { keys: [jwk] }, jwksUri: null, allowedNetworks: ['10.0.0.0/8', 'fd00::/8'], requireDpop: true });
-  });
+  }, CLI_STEPS_TIMEOUT_MS);
 
   it('updates networks, keys and the DPoP requirement', async () => {
     let shown = JSON.parse(await ok(['--json', 'clients', 'update', 'billing', '--allowed-network', '192.0.2.0/24', '--no-require-dpop']));
     expect(shown).toMatchObject({ allowedNetworks: ['192.0.2.0/24'], requireDpop: false });
     shown = JSON.parse(await ok(['--json', 'clients', 'update', 'billing', '--any-network', '--jwks-uri', 'https://billing.internal/jwks.json']));
     expect(shown).toMatchObject({ allowedNetworks: [], jwks: null, jwksUri: 'https://billing.internal/jwks.json' });
-  });
+  }, CLI_STEPS_TIMEOUT_MS);
 
   it('refuses a bad network, a private key, an unreadable file, a secret rotation, with one line', async () => {
     await refused(['clients', 'create', '--name', 'x1', '--allowed-network', '10.0.0.0/33'], 'is not an IPv4 or IPv6 network');
@@ -83,5 +86,5 @@ describe('postern clients create and update for key-authenticated, network-limit
     await refused(['clients', 'create', '--name', 'x3', '--jwks-file', path.join(home, 'missing.json')], 'cannot read');
     await refused(['clients', 'rotate-secret', 'billing'], 'has no secret');
     await refused(['clients', 'create', '--name', 'x4', '--jwks-uri', 'http://keys.example.com/jwks'], 'must use https');
-  });
+  }, CLI_STEPS_TIMEOUT_MS);
 });
