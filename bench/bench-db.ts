@@ -61,7 +61,7 @@ export async function register(url: string): Promise<Credentials> {
       grants: [{ api: JWT_RESOURCE, scopes: SCOPES }, { api: OPAQUE_RESOURCE, scopes: SCOPES }],
     });
     const { client, clientSecret } = await createClient(db, { name: 'bench', roles: [role.name] });
-    return { clientId: client.clientId, clientSecret, role: role.name };
+    return { clientId: client.clientId, clientSecret: clientSecret!, role: role.name };
   } finally {
     await database.close();
   }

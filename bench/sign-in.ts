@@ -22,7 +22,7 @@ export async function registerSignIn(url: string, role: string): Promise<SignInW
     const { client, clientSecret } = await createClient(database.db, {
       name: 'bench-webapp', grantTypes: ['authorization_code'], redirectUris: [CALLBACK], firstParty: true,
     });
-    return { username: 'bench-person', clientId: client.clientId, clientSecret };
+    return { username: 'bench-person', clientId: client.clientId, clientSecret: clientSecret! };
   } finally {
     await database.close();
   }

@@ -16,6 +16,7 @@ import { createKeySetLoader, rotateSigningKeysIfDue, type KeyRotation } from './
 import { LoginProtection } from './services/login-protection.ts';
 import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
 import { pruneExpired } from './services/tokens.ts';
+import { recordClientNetworkRefused } from './security-events.ts';
 
 export interface App {
   koa: Koa;
@@ -59,6 +60,8 @@ export interface BuildAppOptions {
   database: Database;
   logger: Logger;
   cookieKeys: string[];
+  /** The HMAC key of DPoP nonces, the same in every process (RFC 9449 §8). */
+  dpopNonceSecret: string;
   /** Opens the private signing keys (`keyring[0]` seals new ones). */
   keyring: Keyring;
   /** The clock of key states and rotations (tests may move it). */
@@ -68,7 +71,7 @@ export interface BuildAppOptions {
 }
 
 export async function buildApp(options: BuildAppOptions): Promise<App> {
-  const { config, database, logger, cookieKeys, keyring } = options;
+  const { config, database, logger, cookieKeys, dpopNonceSecret, keyring } = options;
   const now = options.now ?? Date.now;
   // The issuer's path is where the provider lives (oidc-provider requires them to match).
   const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
@@ -84,7 +87,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       directory,
       keys,
       cookieKeys,
+      dpopNonceSecret,
       onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
+      onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, refusal),
     }),
     load: createKeySetLoader(database.db, keyring),
     prefix,
@@ -100,7 +105,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     onError: (error) => logger.error({ err: error }, 'reloading the signing keys failed; still serving with the previous ones'),
   });
 
-  const koa = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
+  // Behind a proxy, the client's address is the last X-Forwarded-For entry, the one the proxy
+  // appended: earlier entries are whatever the caller sent (login throttling counts by address).
+  const koa = new Koa({ proxy: config.trustProxy, maxIpsCount: 1, keys: cookieKeys });
   koa.silent = true;
   koa.use(requestId());
   koa.use(errorBoundary(logger));

@@ -25,6 +25,11 @@ export interface Config extends MasterKeySettings {
    * API is served by the public listener.
    */
   admin: { host: string; port: number } | undefined;
+  /**
+   * DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8): a proof made in
+   * advance by a compromised client is useless later. Costs a client one extra round trip.
+   */
+  dpopRequireNonce: boolean;
   /** Signing-key rotation (docs/keys.md, "Key rotation"). */
   keyRotation: {
     /** Rotate automatically when the newest key has signed for this many days (0: never). */
@@ -75,6 +80,7 @@ const envSchema = z.object({
   PRUNE_INTERVAL_SECONDS: intFrom(0, 86400).default(600),
   ADMIN_PORT: intFrom(1, 65535).optional(),
   ADMIN_HOST: z.string().min(1).default('127.0.0.1'),
+  DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0']).default('true'),
   // Encryption at rest of private keys (docs/keys.md). Values are never echoed in problems.
   POSTERN_MASTER_KEY: z.string().optional(),
   POSTERN_MASTER_KEY_FILE: z.string().min(1).optional(),
@@ -188,6 +194,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       windowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
       slowDownAfter: e.LOGIN_SLOW_DOWN_AFTER,
     },
+    dpopRequireNonce: e.DPOP_REQUIRE_NONCE === 'true' || e.DPOP_REQUIRE_NONCE === '1',
     masterKey: masterKeys.masterKey,
     developmentMasterKeyFile: masterKeys.developmentMasterKeyFile,
     newMasterKey: masterKeys.newMasterKey,

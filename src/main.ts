@@ -62,7 +62,9 @@ try {
   fail([error instanceof MasterKeyError ? error.message : `database: ${(error as Error).message}`]);
 }
 
-const app = await buildApp({ config, database, logger, cookieKeys: prepared.keys.cookieKeys, keyring });
+const app = await buildApp({
+  config, database, logger, cookieKeys: prepared.keys.cookieKeys, dpopNonceSecret: prepared.keys.dpopNonceSecret, keyring,
+});
 function createServer(handler: http.RequestListener): http.Server {
   const created = http.createServer(handler);
   created.headersTimeout = 10_000;

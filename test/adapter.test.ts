@@ -13,7 +13,7 @@ let directory: Directory;
 beforeAll(async () => {
   tdb = await createTestDatabase();
   directory = new Directory(tdb.database.db, null);
-  adapter = createAdapterFactory(tdb.database.db, directory, 'placeholder');
+  adapter = createAdapterFactory(tdb.database.db, directory, { placeholderSecret: 'placeholder', trustProxy: false });
 });
 
 afterAll(async () => {

@@ -106,7 +106,7 @@ describe.skipIf(!hasChromium)('sign-in in a real browser', () => {
       name: 'orders-web', grantTypes: ['authorization_code'],
       redirectUris: [`${appUrl}/cb`], postLogoutRedirectUris: [`${appUrl}/bye`],
     });
-    world = { username, clientId: created.client.clientId, clientSecret: created.clientSecret, apiIdentifier: orders.identifier, role: reader.name };
+    world = { username, clientId: created.client.clientId, clientSecret: created.clientSecret!, apiIdentifier: orders.identifier, role: reader.name };
 
     browser = await chromium.launch({
       executablePath: CHROMIUM,

@@ -86,7 +86,7 @@ const SECRET = /^[A-Za-z0-9_-]{43}$/;
 const GROUPS: Record<string, string[]> = {
   apis: ['create', 'list', 'show', 'update', 'delete'],
   roles: ['create', 'list', 'show', 'delete', 'grant', 'ungrant', 'assign', 'unassign'],
-  clients: ['create', 'list', 'show', 'enable', 'disable', 'delete', 'rotate-secret'],
+  clients: ['create', 'list', 'show', 'update', 'enable', 'disable', 'delete', 'rotate-secret'],
   tokens: ['prune'],
   keys: ['generate', 'list', 'rotate', 'rotate-master'],
 };
@@ -94,9 +94,10 @@ const GROUPS: Record<string, string[]> = {
 /** Options (or arguments) each command's help must mention. */
 const HELP_MENTIONS: Record<string, string[]> = {
   '': ['--json', 'apis', 'roles', 'clients', 'migrate', 'tokens', 'keys'],
-  'apis create': ['--identifier <uri>', '--name', '--scopes', '--token-format', '--alg', '--ttl', '--introspection-client'],
+  'apis create': ['--identifier <uri>', '--name', '--scopes', '--token-format', '--alg', '--ttl', '--introspection-client', '--require-dpop'],
   'apis show': ['<api>'],
-  'apis update': ['<api>', '--add-scopes', '--remove-scopes', '--token-format', '--ttl', '--no-introspection-client'],
+  'apis update': ['<api>', '--add-scopes', '--remove-scopes', '--token-format', '--ttl', '--no-introspection-client',
+    '--require-dpop', '--no-require-dpop'],
   'apis delete': ['<api>'],
   'roles create': ['<name>', '--description', '--grant'],
   'roles show': ['<role>'],
@@ -105,7 +106,10 @@ const HELP_MENTIONS: Record<string, string[]> = {
   'roles ungrant': ['<role>', '<api>', '<scopes...>'],
   'roles assign': ['<role>', '--client <client>'],
   'roles unassign': ['<role>', '--client <client>'],
-  'clients create': ['--name <name>', '--role', '--grant', '--auth-method'],
+  'clients create': ['--name <name>', '--role', '--grant', '--auth-method', '--jwks-file <file>', '--jwks-uri <url>',
+    '--allowed-network <cidr>', '--require-dpop'],
+  'clients update': ['<client>', '--jwks-file <file>', '--jwks-uri <url>', '--allowed-network <cidr>', '--any-network',
+    '--require-dpop', '--no-require-dpop'],
   'clients show': ['<client>'],
   'clients enable': ['<client>'],
   'clients disable': ['<client>'],

@@ -42,6 +42,12 @@ describe('configuration', () => {
     expect(problems.some((p) => p.startsWith('DATABASE_URL must be'))).toBe(true);
   });
 
+  it('requires DPoP nonces unless DPOP_REQUIRE_NONCE=false, and refuses other values', () => {
+    expect(loadConfig({}).config.dpopRequireNonce).toBe(true);
+    expect(loadConfig({ DPOP_REQUIRE_NONCE: 'false' }).config.dpopRequireNonce).toBe(false);
+    expect(loadConfig({ DPOP_REQUIRE_NONCE: 'maybe' }).problems.some((p) => p.startsWith('DPOP_REQUIRE_NONCE:'))).toBe(true);
+  });
+
   it('keeps an issuer path and strips a trailing slash', () => {
     expect(loadConfig({ ISSUER: 'http://localhost:4000/auth/' }).config.issuer).toBe('http://localhost:4000/auth');
   });

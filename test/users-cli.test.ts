@@ -98,7 +98,7 @@ describe('postern clients create for sign-in apps', () => {
     const spa = JSON.parse(await ok(['--json', 'clients', 'create', '--name', 'spa', '--grant', 'authorization_code',
       '--redirect-uri', 'http://localhost:5173/cb', '--public']));
     expect(spa).toMatchObject({ public: true, tokenEndpointAuthMethod: 'none' });
-    expect(spa.clientSecret).toBeUndefined();
+    expect(spa.clientSecret).toBeNull();
     expect(await refused(['clients', 'rotate-secret', 'spa'])).toContain('public');
 
     expect(await refused(['clients', 'create', '--name', 'x1', '--grant', 'authorization_code'])).toContain('redirect URI');

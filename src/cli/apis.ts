@@ -15,6 +15,7 @@ function show(api: apis.ApiView): string {
     ['signing alg', api.tokenFormat === 'jwt' ? api.signingAlg : '-'],
     ['token ttl', `${api.accessTokenTtl}s`],
     ['introspection client', api.introspectionClientId],
+    ['require dpop', api.requireDpop ? 'yes' : 'no'],
     ['built in', api.system ? 'yes' : 'no'],
   ]);
 }
@@ -33,9 +34,10 @@ export function apisCommand(): Command {
     .addOption(new Option('--alg <alg>', 'JWT signing algorithm').choices([...ACCESS_TOKEN_ALGS]).default('ES256'))
     .option('--ttl <duration>', 'access token lifetime (e.g. 300, 5m)', ttl, 300)
     .option('--introspection-client <client>', 'a client (id or name) that may introspect every token for this API')
+    .option('--require-dpop', 'token requests for it must carry a DPoP proof; its tokens are DPoP-bound (RFC 9449)')
     .action(action(async ({ db, out }, opts: {
       identifier: string; name?: string; scopes: string[]; tokenFormat: string; alg: string; ttl: number;
-      introspectionClient?: string;
+      introspectionClient?: string; requireDpop?: boolean;
     }) => {
       const api = await apis.createApi(db, {
         identifier: opts.identifier,
@@ -45,6 +47,7 @@ export function apisCommand(): Command {
         signingAlg: opts.alg,
         accessTokenTtl: opts.ttl,
         introspectionClient: opts.introspectionClient,
+        requireDpop: opts.requireDpop,
       });
       out.print(api, (value) => `API created\n${show(value)}`);
     }));
@@ -76,9 +79,11 @@ export function apisCommand(): Command {
     .option('--ttl <duration>', 'access token lifetime (e.g. 300, 5m)', ttl)
     .option('--introspection-client <client>', 'a client (id or name) that may introspect every token for this API')
     .option('--no-introspection-client', 'remove the introspection client')
+    .option('--require-dpop', 'token requests for it must carry a DPoP proof')
+    .option('--no-require-dpop', 'Bearer tokens are issued for it again')
     .action(action(async ({ db, out }, ref: string, opts: {
       name?: string; addScopes: string[]; removeScopes: string[]; tokenFormat?: string; alg?: string; ttl?: number;
-      introspectionClient?: string | false;
+      introspectionClient?: string | false; requireDpop?: boolean;
     }) => {
       const api = await apis.updateApi(db, ref, {
         name: opts.name,
@@ -88,6 +93,7 @@ export function apisCommand(): Command {
         signingAlg: opts.alg,
         accessTokenTtl: opts.ttl,
         introspectionClient: opts.introspectionClient === false ? null : opts.introspectionClient,
+        requireDpop: opts.requireDpop,
       });
       out.print(api, (value) => `API updated\n${show(value)}`);
     }));

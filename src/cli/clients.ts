@@ -1,4 +1,5 @@
 // postern clients ...
+import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import * as clients from '../services/clients.ts';
 import { action, collect, words } from './context.ts';
@@ -11,12 +12,36 @@ function show(client: clients.ClientView): string {
     ['enabled', client.enabled ? 'yes' : 'no'],
     ['grant types', client.grantTypes.join(' ')],
     ['auth method', client.public ? 'none (public client)' : client.tokenEndpointAuthMethod],
+    ...(client.jwks ? [['keys', client.jwks.keys.map(describeKey).join(', ')] as [string, string]] : []),
+    ...(client.jwksUri ? [['jwks_uri', client.jwksUri] as [string, string]] : []),
     ...(client.redirectUris.length ? [['redirect URIs', client.redirectUris.join(' ')] as [string, string]] : []),
     ...(client.postLogoutRedirectUris.length ? [['logout URIs', client.postLogoutRedirectUris.join(' ')] as [string, string]] : []),
     ...(client.grantTypes.includes('authorization_code') ? [['first-party', client.firstParty ? 'yes (no consent screen)' : 'no'] as [string, string]] : []),
+    ['networks', client.allowedNetworks.join(' ') || '(any)'],
+    ['require dpop', client.requireDpop ? 'yes' : 'no'],
     ['roles', client.roles.join(' ') || '(none)'],
-    ['secrets', client.secrets.map((s) => `${s.id} (created ${s.createdAt}${s.expiresAt ? `, expires ${s.expiresAt}` : ''})`).join('\n         ') || '(none)'],
+    ...(client.tokenEndpointAuthMethod === 'private_key_jwt' || client.public ? [] : [['secrets', client.secrets.map((s) => `${s.id} (created ${s.createdAt}${s.expiresAt ? `, expires ${s.expiresAt}` : ''})`).join('\n         ')] as [string, string]]),
   ]);
+}
+
+function describeKey(jwk: Record<string, unknown>): string {
+  const type = [jwk.kty, jwk.crv, jwk.alg].filter(Boolean).join(' ');
+  return jwk.kid ? `${String(jwk.kid)} (${type})` : type;
+}
+
+/** A JWK Set from a file; the service checks what is in it. */
+function readJwksFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${file} is not JSON (expected a JWK Set: {"keys": [...]})`);
+  }
 }
 
 const SECRET_NOTICE = 'Store the secret now: it is shown only once and Postern keeps only a hash.';
@@ -29,31 +54,68 @@ export function clientsCommand(): Command {
     .requiredOption('--name <name>', 'unique name')
     .option('--grant <grant>', 'grant type: client_credentials (default) or authorization_code (repeatable)', collect, [])
     .option('--role <role>', 'role to assign (repeatable)', collect, [])
-    .addOption(new Option('--auth-method <method>', 'how it authenticates at the token endpoint (default client_secret_basic)')
+    .addOption(new Option('--auth-method <method>', 'how it authenticates at the token endpoint '
+      + '(default: private_key_jwt with --jwks-file or --jwks-uri, else client_secret_basic)')
       .choices([...clients.AUTH_METHODS]))
+    .option('--jwks-file <file>', 'private_key_jwt: a JSON file with its public keys (a JWK Set)')
+    .option('--jwks-uri <url>', 'private_key_jwt: the https URL of its JWK Set')
+    .option('--allowed-network <cidr>', 'a network it may authenticate from, IPv4 or IPv6 (repeatable; default: any)', collect, [])
+    .option('--require-dpop', 'its access tokens must be DPoP-bound (RFC 9449)')
     .option('--redirect-uri <uri>', 'where authorization codes may be sent (repeatable; authorization_code)', collect, [])
     .option('--post-logout-redirect-uri <uri>', 'where people may return after logging out (repeatable)', collect, [])
     .option('--public', 'a public app (SPA, native) that cannot keep a secret: no secret, PKCE only')
     .option('--first-party', 'an app of your own: people are not asked for consent')
     .action(action(async ({ db, out }, opts: {
-      name: string; grant: string[]; role: string[]; authMethod?: string; redirectUri: string[];
-      postLogoutRedirectUri: string[]; public?: boolean; firstParty?: boolean;
+      name: string; grant: string[]; role: string[]; authMethod?: string; jwksFile?: string; jwksUri?: string;
+      allowedNetwork: string[]; requireDpop?: boolean; redirectUri: string[]; postLogoutRedirectUri: string[];
+      public?: boolean; firstParty?: boolean;
     }) => {
       const result = await clients.createClient(db, {
         name: opts.name,
         grantTypes: words(opts.grant),
         roles: words(opts.role),
         tokenEndpointAuthMethod: opts.authMethod,
+        jwks: opts.jwksFile === undefined ? undefined : readJwksFile(opts.jwksFile),
+        jwksUri: opts.jwksUri,
+        allowedNetworks: words(opts.allowedNetwork),
+        requireDpop: opts.requireDpop,
         redirectUris: opts.redirectUri,
         postLogoutRedirectUris: opts.postLogoutRedirectUri,
         public: opts.public,
         firstParty: opts.firstParty,
       });
       out.print(
-        { ...result.client, ...(result.clientSecret ? { clientSecret: result.clientSecret } : {}) },
-        () => `client created\n${show(result.client)}`
-          + (result.clientSecret ? `\nclient_secret: ${result.clientSecret}\n\n${SECRET_NOTICE}` : ''),
+        { ...result.client, clientSecret: result.clientSecret },
+        () => result.clientSecret !== null
+          ? `client created\n${show(result.client)}\nclient_secret: ${result.clientSecret}\n\n${SECRET_NOTICE}`
+          : result.client.public ? `client created\n${show(result.client)}`
+            : `client created\n${show(result.client)}\n\nIt authenticates with client assertions signed by its own keys (no secret).`,
       );
+    }));
+
+  command.command('update')
+    .description('replace a client\'s keys, networks or DPoP requirement (every process applies it before this returns)')
+    .argument('<client>', 'client id or name')
+    .option('--name <name>', 'new name')
+    .option('--jwks-file <file>', 'private_key_jwt: replace its public keys with this JWK Set')
+    .option('--jwks-uri <url>', 'private_key_jwt: fetch its keys from this https URL instead')
+    .option('--allowed-network <cidr>', 'replace its networks with these (repeatable)', collect, [])
+    .option('--any-network', 'lift the network restriction')
+    .option('--require-dpop', 'its access tokens must be DPoP-bound')
+    .option('--no-require-dpop', 'its access tokens may be Bearer tokens')
+    .action(action(async ({ db, out }, ref: string, opts: {
+      name?: string; jwksFile?: string; jwksUri?: string; allowedNetwork: string[]; anyNetwork?: boolean; requireDpop?: boolean;
+    }) => {
+      if (opts.anyNetwork && opts.allowedNetwork.length) throw new Error('--any-network and --allowed-network contradict each other');
+      const networks = words(opts.allowedNetwork);
+      const client = await clients.updateClient(db, ref, {
+        name: opts.name,
+        jwks: opts.jwksFile === undefined ? undefined : readJwksFile(opts.jwksFile),
+        jwksUri: opts.jwksUri,
+        allowedNetworks: opts.anyNetwork ? [] : networks.length ? networks : undefined,
+        requireDpop: opts.requireDpop,
+      });
+      out.print(client, (value) => `client updated\n${show(value)}`);
     }));
 
   command.command('list')

@@ -13,6 +13,8 @@ export interface ClientsTable {
   enabled: Generated<boolean>;
   /** Tokens of this client issued before this moment are inactive (migration 0003). */
   tokens_revoked_before: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** CIDR strings the client may authenticate from; empty: anywhere (migration 0007). */
+  allowed_networks: ColumnType<string[], string | undefined, string>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -34,6 +36,8 @@ export interface ApisTable {
   access_token_ttl: Generated<number>;
   introspection_client_id: string | null;
   system: Generated<boolean>;
+  /** Tokens for this API must be DPoP-bound (migration 0007). */
+  require_dpop: Generated<boolean>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

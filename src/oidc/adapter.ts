@@ -1,12 +1,22 @@
 // oidc-provider's storage adapter over the oidc_payloads table, for every model but Client, which
 // comes from the clients table through the Directory.
 import type { Kysely } from 'kysely';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { grantDigest } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import * as payloads from '../store/oidc-payloads.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
 import type { Directory } from './directory.ts';
+import { CLIENT_AUTH_ROUTES, isAddressAllowed, sourceAddress } from './network-policy.ts';
+
+/** A client limited to some networks tried to authenticate from another (no secrets inside). */
+export interface NetworkRefusal { clientId: string; address: string | undefined; route: string }
+
+export interface ClientAdapterOptions {
+  placeholderSecret: string;
+  trustProxy: boolean;
+  onNetworkRefused?: (refusal: NetworkRefusal) => void;
+}
 
 function toPayload(stored: payloads.StoredPayload | undefined): AdapterPayload | undefined {
   if (!stored) return undefined;
@@ -116,25 +126,42 @@ class PayloadAdapter implements Adapter {
 /** Read-only: clients are managed through the services layer, never by the provider. */
 class ClientAdapter implements Adapter {
   #directory: Directory;
-  #placeholderSecret: string;
+  #options: ClientAdapterOptions;
 
-  constructor(directory: Directory, placeholderSecret: string) {
+  constructor(directory: Directory, options: ClientAdapterOptions) {
     this.#directory = directory;
-    this.#placeholderSecret = placeholderSecret;
+    this.#options = options;
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
     const client = await this.#directory.client(id);
     // A disabled or deleted client does not exist for the provider: invalid_client.
     if (!client?.enabled) return undefined;
+    if (client.networks.length) this.#checkNetwork(id, client.networks);
     const metadata: AdapterPayload = { ...client.metadata };
     // The provider insists on a client_secret for secret-based auth methods. The real secrets are
     // only stored hashed and checked by compareClientSecret; this per-process random placeholder
     // is never accepted by anything (client_secret_jwt and HS* are disabled).
     if (String(metadata.token_endpoint_auth_method ?? 'client_secret_basic').startsWith('client_secret')) {
-      metadata.client_secret = this.#placeholderSecret;
+      metadata.client_secret = this.#options.placeholderSecret;
     }
     return metadata;
+  }
+
+  /**
+   * The lookup of the client a request authenticates as (on an endpoint where clients
+   * authenticate, before one is authenticated): from outside the client's networks it is
+   * invalid_client, 401 (RFC 6749 §5.2). Later lookups in the same request (the client a token
+   * belongs to, at introspection) are not about the caller and are not checked.
+   */
+  #checkNetwork(clientId: string, networks: Parameters<typeof isAddressAllowed>[1]): void {
+    const ctx = Provider.ctx;
+    const route = ctx?.oidc?.route;
+    if (!ctx || !route || !CLIENT_AUTH_ROUTES.has(route) || ctx.oidc.client) return;
+    const address = sourceAddress(ctx.req, this.#options.trustProxy);
+    if (isAddressAllowed(address, networks)) return;
+    this.#options.onNetworkRefused?.({ clientId, address, route });
+    throw new errors.InvalidClientAuth('source address outside the client\'s allowed networks');
   }
 
   async upsert(): Promise<void> {
@@ -151,8 +178,8 @@ class ClientAdapter implements Adapter {
   async revokeByGrantId(): Promise<void> {}
 }
 
-export function createAdapterFactory(db: Kysely<Tables>, directory: Directory, placeholderSecret: string) {
+export function createAdapterFactory(db: Kysely<Tables>, directory: Directory, options: ClientAdapterOptions) {
   const reader = new PayloadReader(db);
   return (model: string): Adapter =>
-    model === 'Client' ? new ClientAdapter(directory, placeholderSecret) : new PayloadAdapter(db, model, reader);
+    model === 'Client' ? new ClientAdapter(directory, options) : new PayloadAdapter(db, model, reader);
 }

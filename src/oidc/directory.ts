@@ -18,6 +18,7 @@ import {
 import { findClientById, listClientSecrets } from '../store/clients.ts';
 import { isTokenRevoked, listLiveRevocations } from '../store/revocations.ts';
 import { listClientGrants } from '../store/roles.ts';
+import { parseNetworks, type Network } from './network-policy.ts';
 
 export interface ClientEntry {
   clientId: string;
@@ -30,6 +31,8 @@ export interface ClientEntry {
   roles: Set<string>;
   /** Epoch ms: the client's tokens issued before this are inactive (admin revoke-tokens). */
   tokensRevokedBefore: number | null;
+  /** Where the client may authenticate from; empty: anywhere. */
+  networks: Network[];
 }
 
 export interface ApiEntry {
@@ -40,6 +43,8 @@ export interface ApiEntry {
   signingAlg: string;
   accessTokenTtl: number;
   introspectionClientId: string | null;
+  /** Tokens for this API must be DPoP-bound (RFC 9449). */
+  requireDpop: boolean;
 }
 
 export class Directory {
@@ -253,6 +258,7 @@ export class Directory {
       grants,
       roles,
       tokensRevokedBefore: row.tokens_revoked_before?.getTime() ?? null,
+      networks: parseNetworks(row.allowed_networks),
     };
   }
 
@@ -267,6 +273,7 @@ export class Directory {
       signingAlg: row.signing_alg,
       accessTokenTtl: row.access_token_ttl,
       introspectionClientId: row.introspection_client_id,
+      requireDpop: row.require_dpop,
     };
   }
 }

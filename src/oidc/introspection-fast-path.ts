@@ -2,7 +2,8 @@
 // authenticates the caller, then refuses every JWT by throwing unsupported_token_type, which
 // TokenPolicy.middleware() replaces with the real answer; the throw and its error handling cost
 // more than the answer itself. This path answers the plain case directly: a JWT-shaped token, a
-// caller authenticating with its client secret (Basic or in the body), nothing unusual. Anything
+// caller authenticating with its client secret (Basic or in the body) and not limited to some
+// networks (that check belongs to the provider's client lookup), nothing unusual. Anything
 // else, including every failure, goes to the provider untouched (its body is put back on the
 // stream), so every error response still comes from the provider.
 import type { IncomingMessage } from 'node:http';
@@ -80,6 +81,8 @@ export function introspectionFastPath(
   tokenPolicy: TokenPolicy,
   path: string,
   maxBodyBytes: number,
+  /** Whether a client may take this path: false for clients limited to some networks. */
+  mayUseFastPath: (clientId: string) => Promise<boolean>,
 ): Koa.Middleware {
   return async (ctx, next) => {
     if (ctx.method !== 'POST' || ctx.path !== path) return next();
@@ -98,7 +101,7 @@ export function introspectionFastPath(
       return next();
     }
     const caller = callerOf(ctx.get('authorization') || undefined, params);
-    if (!caller) return next();
+    if (!caller || !(await mayUseFastPath(caller.clientId))) return next();
     const client = await provider.Client.find(caller.clientId);
     if (!client || !SECRET_METHODS.has(client.tokenEndpointAuthMethod ?? '')
       || !(await (client as unknown as { compareClientSecret(secret: string): Promise<boolean> })

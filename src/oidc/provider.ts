@@ -7,7 +7,8 @@ import type { Config } from '../config.ts';
 import { grantDigest, secretMatchesAny } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { findAccount, personGrants, SCOPE_CLAIMS } from './accounts.ts';
-import { createAdapterFactory } from './adapter.ts';
+import { createAdapterFactory, type NetworkRefusal } from './adapter.ts';
+import { CLIENT_AUTH_ALGS } from './client-keys.ts';
 import type { Directory } from './directory.ts';
 import { providerJwks, type KeySet } from './keys.ts';
 import { resourceIndicators } from './resource-policy.ts';
@@ -20,7 +21,11 @@ export interface ProviderDeps {
   /** The published signing keys; a new key set means a new provider (see provider-holder.ts). */
   keys: KeySet;
   cookieKeys: string[];
+  /** HMAC key of DPoP nonces, the same on every process (base64url, 32 bytes). */
+  dpopNonceSecret: string;
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
+  /** A client tried to authenticate from outside its allowed networks (refused with 401). */
+  onNetworkRefused?: (refusal: NetworkRefusal) => void;
   /** The browser-facing pages the provider renders itself (views/). */
   pages: ProviderPages;
 }
@@ -91,7 +96,11 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
 
   const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
   const configuration: Configuration = {
-    adapter: createAdapterFactory(deps.db, directory, randomBytes(32).toString('base64url')),
+    adapter: createAdapterFactory(deps.db, directory, {
+      placeholderSecret: randomBytes(32).toString('base64url'),
+      trustProxy: config.trustProxy,
+      onNetworkRefused: deps.onNetworkRefused,
+    }),
     clients: [],
     jwks: { keys: providerJwks(deps.keys) as never },
     cookies: {
@@ -100,7 +109,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       short: { httpOnly: true, sameSite: 'lax', secure: config.mode === 'production' },
     },
     // `none`: public clients (SPAs, native apps), which PKCE protects (pkce.required below).
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     extraClientMetadata: {
       properties: ['first_party'],
       validator: (_ctx, key, value) => {
@@ -110,11 +119,19 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       },
     },
     enabledJWA: {
-      clientAuthSigningAlgValues: ASYMMETRIC_ALGS as never,
+      clientAuthSigningAlgValues: [...CLIENT_AUTH_ALGS] as never,
       requestObjectSigningAlgValues: ASYMMETRIC_ALGS as never,
     },
     features: {
       devInteractions: { enabled: false },
+      // RFC 9449. Nonces are stateless HMACs of a time window under a secret every process shares,
+      // so a nonce one process issues is accepted by any other.
+      dPoP: {
+        enabled: true,
+        nonceSecret: Buffer.from(deps.dpopNonceSecret, 'base64url'),
+        requireNonce: () => config.dpopRequireNonce,
+        allowReplay: false,
+      },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
@@ -165,6 +182,10 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       return { roles: roles ? [...roles].sort() : [] };
     },
     findAccount: findAccount(deps.db),
+    // The provider's fetch refuses private and loopback addresses (an SSRF guard for dynamic
+    // registration, which is off). jwks_uri values are set only by administrators and usually
+    // point inside the network, so they are fetched as given (still with the 2.5 s timeout).
+    fetch: (url, options) => fetch(url, { ...options, dispatcher: undefined } as RequestInit),
     renderError: async (ctx, out) => deps.pages.error(ctx, out as { error: string; error_description?: string }),
     // RFC 9700 §2.1.1: PKCE (S256, the only method enabled) for every client, confidential too.
     pkce: { required: () => true },
@@ -199,7 +220,10 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       const claims = await tokenPolicy.verifyAccessToken(token, audience);
       return claims && { clientId: claims.client_id!, scopes: (claims.scope ?? '').split(' ').filter(Boolean) };
     },
-    fastPaths: [introspectionFastPath(provider, tokenPolicy, `${issuerPath}/token/introspection`, config.maxBodyBytes)],
+    fastPaths: [introspectionFastPath(
+      provider, tokenPolicy, `${issuerPath}/token/introspection`, config.maxBodyBytes,
+      async (clientId) => (await directory.client(clientId))?.networks.length === 0,
+    )],
   };
 }
 

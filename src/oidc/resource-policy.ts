@@ -10,6 +10,7 @@ import type { ApiEntry, Directory } from './directory.ts';
 /** Postern's own API: its scopes are permissions on Postern itself. */
 export const POSTERN_API = 'urn:postern';
 export const INTROSPECT_SCOPE = 'introspect';
+const DPOP_PROOF_REQUIRED = 'a DPoP proof is required for this';
 
 function isClientCredentials(ctx: KoaContextWithOIDC): boolean {
   return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
@@ -52,6 +53,17 @@ export function resourceIndicators(directory: Directory, db: Kysely<Tables>) {
     async getResourceServerInfo(ctx: KoaContextWithOIDC, resource: string, client: { clientId: string }) {
       const api = await directory.api(resource);
       if (!api) throw new errors.InvalidTarget('unknown resource');
+      if (ctx.oidc.route === 'token' && !ctx.get('DPoP')) {
+        // RFC 9449 §5: a DPoP-bound token needs a proof with the request; without one no token is
+        // issued rather than a Bearer token. The request lacks what it needs: RFC 6749 §5.2
+        // invalid_request (the provider's own check for clients, which runs later, would say
+        // invalid_grant although nothing is wrong with the grant). A proof that is present but
+        // invalid is the provider's to refuse (invalid_dpop_proof).
+        if (api.requireDpop) throw new errors.InvalidRequest(`${DPOP_PROOF_REQUIRED} resource (RFC 9449)`);
+        if ((ctx.oidc.client as { dpopBoundAccessTokens?: boolean } | undefined)?.dpopBoundAccessTokens) {
+          throw new errors.InvalidRequest(`${DPOP_PROOF_REQUIRED} client (RFC 9449)`);
+        }
+      }
       if (!isClientCredentials(ctx)) {
         // A person's tokens carry what their roles grant now: a role taken away since consent
         // is gone from the next token. The consent page already left out what they lack.

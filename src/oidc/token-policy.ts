@@ -152,6 +152,9 @@ export class TokenPolicy {
   async verifyAccessToken(token: string, audience: string): Promise<AccessTokenClaims | undefined> {
     const claims = await this.#verify(token);
     if (!claims?.jti || !claims.client_id || !audiences(claims.aud).includes(audience)) return undefined;
+    // RFC 9449 §7.2 (and RFC 8705 §3): a sender-constrained token presented as a plain Bearer
+    // token is refused; the admin API takes no proofs, so it takes unbound tokens only.
+    if (claims.cnf) return undefined;
     if (await this.#isRevoked(claims)) return undefined;
     const client = await this.#deps.directory.client(claims.client_id);
     if (!client?.enabled || predatesCutOff(client, claims.iat)) return undefined;

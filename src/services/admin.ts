@@ -48,5 +48,6 @@ export async function bootstrapAdmin(
     name = `${DEFAULT_ADMIN_NAME}-${randomBytes(3).toString('hex')}`;
   }
   const created = await createClient(db, { name, roles: [role.name] });
-  return { ...created, role: role.name, resource: POSTERN_API };
+  // A client_secret_basic client always gets a secret.
+  return { client: created.client, clientSecret: created.clientSecret!, role: role.name, resource: POSTERN_API };
 }

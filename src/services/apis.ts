@@ -24,6 +24,8 @@ export interface ApiView {
   signingAlg: string;
   accessTokenTtl: number;
   introspectionClientId: string | null;
+  /** Token requests for this API must carry a DPoP proof; its tokens are DPoP-bound (RFC 9449). */
+  requireDpop: boolean;
   system: boolean;
   createdAt: string;
 }
@@ -38,6 +40,7 @@ function toView(row: apis.ApiWithScopes): ApiView {
     signingAlg: row.signing_alg,
     accessTokenTtl: row.access_token_ttl,
     introspectionClientId: row.introspection_client_id,
+    requireDpop: row.require_dpop,
     system: row.system,
     createdAt: row.created_at.toISOString(),
   };
@@ -75,6 +78,7 @@ export interface CreateApiInput {
   signingAlg?: string;
   accessTokenTtl?: number;
   introspectionClient?: string;
+  requireDpop?: boolean;
 }
 
 export async function createApi(db: Kysely<Tables>, input: CreateApiInput): Promise<ApiView> {
@@ -92,6 +96,7 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput): Prom
         : null;
       await apis.insertApi(trx, {
         id, identifier, name: name ?? identifier, tokenFormat, signingAlg, accessTokenTtl, introspectionClientId,
+        requireDpop: input.requireDpop === true,
       });
       await apis.insertApiScopes(trx, id, scopes);
       await publishChange(trx, { kind: 'config' });
@@ -120,6 +125,7 @@ export interface UpdateApiInput {
   accessTokenTtl?: number;
   /** A client id or name; null removes it. */
   introspectionClient?: string | null;
+  requireDpop?: boolean;
 }
 
 export async function updateApi(db: Kysely<Tables>, ref: string, input: UpdateApiInput): Promise<ApiView> {
@@ -135,6 +141,10 @@ export async function updateApi(db: Kysely<Tables>, ref: string, input: UpdateAp
         // The admin API accepts only JWTs for this API: opaque tokens would lock every admin out.
         throw new ServiceError('forbidden', `the ${api.name} API is built in: its tokens must stay JWTs`);
       }
+      if (api.system && input.requireDpop) {
+        // The admin API takes Bearer tokens only (it refuses DPoP-bound ones, RFC 9449 §7.2).
+        throw new ServiceError('forbidden', `the ${api.name} API is built in: its tokens cannot require DPoP`);
+      }
       const unknown = removeScopes.filter((scope) => !api.scopes.includes(scope));
       if (unknown.length) throw invalid(`API ${api.identifier} does not define ${unknown.join(', ')}`, 'removeScopes');
       await apis.updateApi(trx, api.id, {
@@ -145,6 +155,7 @@ export async function updateApi(db: Kysely<Tables>, ref: string, input: UpdateAp
         introspectionClientId: input.introspectionClient === undefined
           ? undefined
           : input.introspectionClient === null ? null : await resolveClientId(trx, input.introspectionClient),
+        requireDpop: input.requireDpop,
       });
       await apis.insertApiScopes(trx, api.id, addScopes);
       await apis.deleteApiScopes(trx, api.id, removeScopes);

@@ -1,5 +1,6 @@
-// Use-cases for clients: services that authenticate with a server-generated secret, and web or
-// native apps that sign people in (authorization code + PKCE).
+// Use-cases for clients: services that authenticate with a server-generated secret, or with a
+// key pair of their own (private_key_jwt), optionally only from given networks; and web or native
+// apps that sign people in (authorization code + PKCE).
 import type { Kysely } from 'kysely';
 import { generateClientSecret, hashClientSecret, randomId } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
@@ -7,14 +8,16 @@ import { publishChange } from '../store/changes.ts';
 import * as clients from '../store/clients.ts';
 import * as roles from '../store/roles.ts';
 import type { Db } from '../store/types.ts';
+import { checkClientJwks, checkJwksUri, checkNetworks, type ClientJwks } from './client-auth.ts';
+import { checkSignInSettings, PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { checkName } from './validation.ts';
 
 export const SUPPORTED_GRANTS = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
-export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
-/** Public clients (SPAs, native apps) cannot keep a secret: PKCE alone protects their codes. */
-const PUBLIC_AUTH_METHOD = 'none';
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
+/** Methods that present a secret Postern issued (the others have none). */
+const SECRET_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post'];
 
 export interface ClientView {
   clientId: string;
@@ -22,6 +25,13 @@ export interface ClientView {
   enabled: boolean;
   grantTypes: string[];
   tokenEndpointAuthMethod: string;
+  /** private_key_jwt: the registered public keys, or the URL they are fetched from. */
+  jwks: ClientJwks | null;
+  jwksUri: string | null;
+  /** CIDR ranges the client may authenticate from; empty: anywhere. */
+  allowedNetworks: string[];
+  /** Tokens of this client must be DPoP-bound (RFC 9449 §5.2 dpop_bound_access_tokens). */
+  requireDpop: boolean;
   /** Sign-in apps: where codes may be sent, and where people may go after logging out. */
   redirectUris: string[];
   postLogoutRedirectUris: string[];
@@ -34,6 +44,17 @@ export interface ClientView {
   createdAt: string;
 }
 
+interface StoredMetadata {
+  grant_types?: string[];
+  token_endpoint_auth_method?: string;
+  jwks?: ClientJwks;
+  jwks_uri?: string;
+  dpop_bound_access_tokens?: boolean;
+  redirect_uris?: string[];
+  post_logout_redirect_uris?: string[];
+  first_party?: boolean;
+}
+
 export async function requireClient(db: Db, ref: string): Promise<clients.ClientRow> {
   const client = (await clients.findClientById(db, ref)) ?? (await clients.findClientByName(db, ref));
   if (!client) throw notFound(`unknown client "${ref}"`);
@@ -41,10 +62,7 @@ export async function requireClient(db: Db, ref: string): Promise<clients.Client
 }
 
 async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise<ClientView> {
-  const metadata = row.metadata as {
-    grant_types?: string[]; token_endpoint_auth_method?: string; redirect_uris?: string[];
-    post_logout_redirect_uris?: string[]; first_party?: boolean;
-  };
+  const metadata = row.metadata as StoredMetadata;
   const secrets = await clients.listClientSecrets(db, row.client_id);
   return {
     clientId: row.client_id,
@@ -52,6 +70,10 @@ async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise
     enabled: row.enabled,
     grantTypes: metadata.grant_types ?? [],
     tokenEndpointAuthMethod: metadata.token_endpoint_auth_method ?? 'client_secret_basic',
+    jwks: metadata.jwks ?? null,
+    jwksUri: metadata.jwks_uri ?? null,
+    allowedNetworks: row.allowed_networks,
+    requireDpop: metadata.dpop_bound_access_tokens === true,
     redirectUris: metadata.redirect_uris ?? [],
     postLogoutRedirectUris: metadata.post_logout_redirect_uris ?? [],
     public: metadata.token_endpoint_auth_method === PUBLIC_AUTH_METHOD,
@@ -72,79 +94,56 @@ export interface CreateClientInput {
   name: string;
   grantTypes?: string[];
   roles?: string[];
+  /** Defaults to private_key_jwt when jwks or jwksUri is given, else client_secret_basic. */
   tokenEndpointAuthMethod?: string;
+  /** private_key_jwt: public keys (a JWK Set), or where to fetch them; exactly one of the two. */
+  jwks?: unknown;
+  jwksUri?: string;
+  allowedNetworks?: string[];
+  requireDpop?: boolean;
+  /** Sign-in apps (authorization_code). */
   redirectUris?: string[];
   postLogoutRedirectUris?: string[];
+  /** A SPA or native app: no secret, PKCE only. */
   public?: boolean;
+  /** An app of the deployer's own: no consent screen. */
   firstParty?: boolean;
 }
 
-/** `clientSecret` is absent for public clients. */
-export interface ClientWithSecret { client: ClientView; clientSecret?: string }
+export interface ClientWithSecret { client: ClientView; clientSecret: string }
+/** `clientSecret` is null for a client that authenticates with its own keys. */
+export interface CreatedClient { client: ClientView; clientSecret: string | null }
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-/**
- * Redirect URIs are compared exactly (RFC 6749 §3.1.2, OAuth 2.0 Security BCP §4.1.3): absolute,
- * no fragment, https, or http on a loopback address; native public apps may also use a
- * private-use scheme in reverse-domain form (RFC 8252 §7.1).
- */
-export function checkRedirectUris(values: readonly string[], publicClient: boolean, field: string): string[] {
-  const uris = [...new Set(values)];
-  for (const value of uris) {
-    const url = URL.parse(value);
-    const problem = !url || value.includes('#') || /\s/.test(value) ? 'must be an absolute URI without a fragment'
-      : url.protocol === 'https:' ? undefined
-        : url.protocol === 'http:' ? (LOOPBACK_HOSTS.has(url.hostname) ? undefined : 'must use https (http only on a loopback address)')
-          : publicClient && /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:$/i.test(url.protocol) ? undefined
-            : 'must use https (or, for a public native app, a private-use scheme like com.example.app:/callback)';
-    if (problem) throw invalid(`redirect URI "${value}" ${problem}`, field);
-  }
-  return uris;
-}
-
-function checkGrantTypes(input: CreateClientInput): string[] {
-  const grants = new Set(input.grantTypes?.length ? input.grantTypes : ['client_credentials']);
-  for (const grant of grants) {
-    if (!(SUPPORTED_GRANTS as readonly string[]).includes(grant)) {
-      throw invalid(`unsupported grant type "${grant}" (supported: ${SUPPORTED_GRANTS.join(', ')})`, 'grantTypes');
+/** The metadata fields that carry private_key_jwt keys, checked against the auth method. */
+function keyMetadata(authMethod: string, jwks: unknown, jwksUri: string | undefined): Pick<StoredMetadata, 'jwks' | 'jwks_uri'> {
+  if (authMethod !== 'private_key_jwt') {
+    if (jwks !== undefined || jwksUri !== undefined) {
+      throw invalid('jwks and jwksUri are for private_key_jwt clients', jwks !== undefined ? 'jwks' : 'jwksUri');
     }
+    return {};
   }
-  // Sign-in apps get refresh tokens (when the person grants offline_access) without asking twice.
-  if (grants.has('authorization_code')) grants.add('refresh_token');
-  if (grants.has('refresh_token') && !grants.has('authorization_code')) {
-    throw invalid('the refresh_token grant needs authorization_code', 'grantTypes');
+  if ((jwks === undefined) === (jwksUri === undefined)) {
+    throw invalid('a private_key_jwt client needs exactly one of jwks (its public keys) or jwksUri', 'jwks', 'jwksUri');
   }
-  if (input.public && grants.has('client_credentials')) {
-    throw invalid('a public client has no credentials, so it cannot use client_credentials', 'grantTypes');
-  }
-  return [...grants];
+  return jwks !== undefined ? { jwks: checkClientJwks(jwks) } : { jwks_uri: checkJwksUri(jwksUri!) };
 }
 
-export async function createClient(
-  db: Kysely<Tables>, input: CreateClientInput & { public?: false },
-): Promise<{ client: ClientView; clientSecret: string }>;
-export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<ClientWithSecret>;
-export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<ClientWithSecret> {
+export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<CreatedClient> {
   const name = checkName(input.name);
-  const grantTypes = checkGrantTypes(input);
-  const signIn = grantTypes.includes('authorization_code');
-  const publicClient = input.public === true;
-  const redirectUris = checkRedirectUris(input.redirectUris ?? [], publicClient, 'redirectUris');
-  const postLogoutRedirectUris = checkRedirectUris(input.postLogoutRedirectUris ?? [], publicClient, 'postLogoutRedirectUris');
-  if (signIn && redirectUris.length === 0) throw invalid('an authorization_code client needs at least one redirect URI', 'redirectUris');
-  if (!signIn && (redirectUris.length || postLogoutRedirectUris.length || input.firstParty)) {
-    throw invalid('redirect URIs and first-party apply only to authorization_code clients', 'redirectUris');
-  }
-  let authMethod = input.tokenEndpointAuthMethod ?? 'client_secret_basic';
-  if (publicClient) {
+  const { grantTypes, redirectUris, postLogoutRedirectUris, signIn } = checkSignInSettings(input, SUPPORTED_GRANTS);
+  let authMethod = input.tokenEndpointAuthMethod
+    ?? (input.jwks !== undefined || input.jwksUri !== undefined ? 'private_key_jwt' : 'client_secret_basic');
+  if (input.public) {
     if (input.tokenEndpointAuthMethod !== undefined) throw invalid('a public client has no token endpoint auth method', 'tokenEndpointAuthMethod');
     authMethod = PUBLIC_AUTH_METHOD;
   } else if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
     throw invalid(`token endpoint auth method must be one of ${AUTH_METHODS.join(', ')}`, 'tokenEndpointAuthMethod');
   }
+  const keys = keyMetadata(authMethod, input.jwks, input.jwksUri);
+  const allowedNetworks = checkNetworks(input.allowedNetworks ?? []);
   const clientId = randomId();
-  const clientSecret = publicClient ? undefined : generateClientSecret();
+  // Only for secret-based methods: a private_key_jwt client has nothing that could be guessed.
+  const clientSecret = SECRET_METHODS.includes(authMethod) ? generateClientSecret() : null;
   try {
     const client = await writeAndPropagate(db, async (trx) => {
       const roleRows = [];
@@ -164,10 +163,13 @@ export async function createClient(db: Kysely<Tables>, input: CreateClientInput)
           redirect_uris: redirectUris,
           ...(postLogoutRedirectUris.length ? { post_logout_redirect_uris: postLogoutRedirectUris } : {}),
           token_endpoint_auth_method: authMethod,
+          ...keys,
+          ...(input.requireDpop ? { dpop_bound_access_tokens: true } : {}),
           ...(input.firstParty ? { first_party: true } : {}),
         },
+        allowedNetworks,
       });
-      if (clientSecret) {
+      if (clientSecret !== null) {
         await clients.insertClientSecret(trx, {
           id: randomId('sec_'), clientId, secretHash: hashClientSecret(clientSecret),
         });
@@ -234,17 +236,41 @@ export async function listClientsPage(db: Kysely<Tables>, query: ListClientsQuer
   return { items, nextCursor: more && rows.length ? encodeCursor(rows.at(-1)!.name) : null };
 }
 
-/** Renames, enables or disables a client; a disabled client is refused at once everywhere. */
-export async function updateClient(
-  db: Kysely<Tables>,
-  ref: string,
-  input: { name?: string; enabled?: boolean },
-): Promise<ClientView> {
+export interface UpdateClientInput {
+  name?: string;
+  enabled?: boolean;
+  /** private_key_jwt clients: replace the registered keys, or switch between jwks and jwksUri. */
+  jwks?: unknown;
+  jwksUri?: string;
+  /** Replaces the list; an empty list lifts the restriction. */
+  allowedNetworks?: string[];
+  requireDpop?: boolean;
+}
+
+/**
+ * Renames, enables or disables a client, replaces its keys or networks; every change holds at
+ * once everywhere (a disabled client is refused at once).
+ */
+export async function updateClient(db: Kysely<Tables>, ref: string, input: UpdateClientInput): Promise<ClientView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
+  const allowedNetworks = input.allowedNetworks === undefined ? undefined : checkNetworks(input.allowedNetworks);
   try {
     return await writeAndPropagate(db, async (trx) => {
       const client = await requireClient(trx, ref);
-      const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled });
+      let metadata: StoredMetadata & Record<string, unknown> | undefined;
+      if (input.jwks !== undefined || input.jwksUri !== undefined) {
+        metadata = { ...client.metadata };
+        const method = String(metadata.token_endpoint_auth_method ?? 'client_secret_basic');
+        delete metadata.jwks;
+        delete metadata.jwks_uri;
+        Object.assign(metadata, keyMetadata(method, input.jwks, input.jwksUri));
+      }
+      if (input.requireDpop !== undefined) {
+        metadata ??= { ...client.metadata };
+        if (input.requireDpop) metadata.dpop_bound_access_tokens = true;
+        else delete metadata.dpop_bound_access_tokens;
+      }
+      const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled, metadata, allowedNetworks });
       await publishChange(trx, { kind: 'client', clientId: client.client_id });
       return toView(trx, row ?? client);
     });
@@ -277,7 +303,7 @@ export async function rotateClientSecret(
   ref: string,
   keepOldForSeconds = 0,
   now = new Date(),
-): Promise<{ client: ClientView; clientSecret: string; oldSecretsExpireAt: string }> {
+): Promise<ClientWithSecret & { oldSecretsExpireAt: string }> {
   if (!Number.isInteger(keepOldForSeconds) || keepOldForSeconds < 0 || keepOldForSeconds > 90 * 86400) {
     throw invalid('the overlap must be between 0 seconds and 90 days', 'keepOldFor');
   }
@@ -285,8 +311,10 @@ export async function rotateClientSecret(
   const expiresAt = new Date(now.getTime() + keepOldForSeconds * 1000);
   const client = await writeAndPropagate(db, async (trx) => {
     const row = await requireClient(trx, ref);
-    if ((row.metadata as { token_endpoint_auth_method?: string }).token_endpoint_auth_method === PUBLIC_AUTH_METHOD) {
-      throw invalid(`client "${row.name}" is public: it has no secret to rotate`, 'client');
+    const method = (row.metadata as StoredMetadata).token_endpoint_auth_method ?? 'client_secret_basic';
+    if (method === PUBLIC_AUTH_METHOD) throw invalid(`client ${row.name} is public: it has no secret to rotate`, 'client');
+    if (!SECRET_METHODS.includes(method)) {
+      throw invalid(`client ${row.name} authenticates with ${method} and has no secret; update its keys instead`, 'client');
     }
     const id = randomId('sec_');
     await clients.insertClientSecret(trx, { id, clientId: row.client_id, secretHash: hashClientSecret(clientSecret) });

@@ -13,6 +13,8 @@ import { conflict, invalid } from './errors.ts';
 import { deriveKeyState } from './key-state.ts';
 
 const COOKIE_KEYS = 'cookie_keys';
+/** HMAC key of DPoP server nonces (RFC 9449 §8): shared by every process, so any one accepts a nonce another issued. */
+const DPOP_NONCE_SECRET = 'dpop_nonce_secret';
 
 // Each ciphertext is bound to its row: a value copied into another row fails to decrypt.
 export const signingKeyContext = (kid: string) => `signing_keys:${kid}`;
@@ -21,7 +23,11 @@ const serverSecretContext = (name: string) => `server_secrets:${name}`;
 export interface KeyMaterial {
   signingKeys: PrivateKey[];
   cookieKeys: string[];
+  /** 32 bytes, base64url. */
+  dpopNonceSecret: string;
 }
+
+const newDpopNonceSecret = () => randomBytes(32).toString('base64url');
 
 /**
  * The configured master key cannot open the database's key material. Raised before anything is
@@ -116,8 +122,15 @@ export async function openKeyMaterial(db: Kysely<Tables>, keyring: Keyring): Pro
     const now = Date.now();
     const signingKeys = all.signingKeys.filter(({ row }) => deriveKeyState(row, now) !== 'retired').map(({ key }) => key);
     const cookie = all.secrets.find(({ row }) => row.name === COOKIE_KEYS)?.value;
-    const material = signingKeys.length > 0 && cookie ? { signingKeys, cookieKeys: JSON.parse(cookie) as string[] } : undefined;
-    return { material, encrypted };
+    if (signingKeys.length === 0 || !cookie) return { material: undefined, encrypted };
+    let dpopNonceSecret = all.secrets.find(({ row }) => row.name === DPOP_NONCE_SECRET)?.value;
+    if (!dpopNonceSecret) {
+      // Key material made before DPoP nonces: add the secret once, under the same lock.
+      dpopNonceSecret = newDpopNonceSecret();
+      await keys.insertServerSecret(trx, DPOP_NONCE_SECRET,
+        sealSecret(keyring[0], dpopNonceSecret, serverSecretContext(DPOP_NONCE_SECRET)));
+    }
+    return { material: { signingKeys, cookieKeys: JSON.parse(cookie) as string[], dpopNonceSecret }, encrypted };
   });
 }
 
@@ -130,6 +143,7 @@ export async function hasSigningKeys(db: Kysely<Tables>): Promise<boolean> {
 export async function generateKeyMaterial(db: Kysely<Tables>, masterKey: MasterKey): Promise<KeyMaterial> {
   const signingKeys = await generateSigningKeys();
   const cookieKeys = [randomBytes(32).toString('base64url')];
+  const dpopNonceSecret = newDpopNonceSecret();
   return db.transaction().execute(async (trx) => {
     // Under the lock: two development processes starting on one empty database make one set.
     await keys.lockKeyMaterial(trx);
@@ -145,7 +159,9 @@ export async function generateKeyMaterial(db: Kysely<Tables>, masterKey: MasterK
       });
     }
     await keys.insertServerSecret(trx, COOKIE_KEYS, sealSecret(masterKey, JSON.stringify(cookieKeys), serverSecretContext(COOKIE_KEYS)));
-    return { signingKeys, cookieKeys };
+    await keys.insertServerSecret(trx, DPOP_NONCE_SECRET,
+      sealSecret(masterKey, dpopNonceSecret, serverSecretContext(DPOP_NONCE_SECRET)));
+    return { signingKeys, cookieKeys, dpopNonceSecret };
   });
 }
 

@@ -14,6 +14,7 @@ export interface NewApi {
   signingAlg: string;
   accessTokenTtl: number;
   introspectionClientId: string | null;
+  requireDpop?: boolean;
 }
 
 export async function insertApi(db: Db, api: NewApi): Promise<void> {
@@ -25,6 +26,7 @@ export async function insertApi(db: Db, api: NewApi): Promise<void> {
     signing_alg: api.signingAlg,
     access_token_ttl: api.accessTokenTtl,
     introspection_client_id: api.introspectionClientId,
+    require_dpop: api.requireDpop ?? false,
   }).execute();
 }
 
@@ -67,7 +69,7 @@ export async function findApi(db: Db, ref: string): Promise<ApiWithScopes | unde
 export async function updateApi(
   db: Db,
   id: string,
-  changes: Partial<Pick<NewApi, 'name' | 'tokenFormat' | 'signingAlg' | 'accessTokenTtl' | 'introspectionClientId'>>,
+  changes: Partial<Pick<NewApi, 'name' | 'tokenFormat' | 'signingAlg' | 'accessTokenTtl' | 'introspectionClientId' | 'requireDpop'>>,
 ): Promise<void> {
   await db.updateTable('apis').set({
     ...(changes.name === undefined ? {} : { name: changes.name }),
@@ -75,6 +77,7 @@ export async function updateApi(
     ...(changes.signingAlg === undefined ? {} : { signing_alg: changes.signingAlg }),
     ...(changes.accessTokenTtl === undefined ? {} : { access_token_ttl: changes.accessTokenTtl }),
     ...(changes.introspectionClientId === undefined ? {} : { introspection_client_id: changes.introspectionClientId }),
+    ...(changes.requireDpop === undefined ? {} : { require_dpop: changes.requireDpop }),
     updated_at: new Date(),
   }).where('id', '=', id).execute();
 }

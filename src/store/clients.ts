@@ -7,10 +7,15 @@ export type ClientRow = Selectable<ClientsTable>;
 
 export async function insertClient(
   db: Db,
-  client: { clientId: string; name: string; metadata: Record<string, unknown> },
+  client: { clientId: string; name: string; metadata: Record<string, unknown>; allowedNetworks?: string[] },
 ): Promise<ClientRow> {
   return db.insertInto('clients')
-    .values({ client_id: client.clientId, name: client.name, metadata: JSON.stringify(client.metadata) })
+    .values({
+      client_id: client.clientId,
+      name: client.name,
+      metadata: JSON.stringify(client.metadata),
+      allowed_networks: JSON.stringify(client.allowedNetworks ?? []),
+    })
     .returningAll()
     .executeTakeFirstOrThrow();
 }
@@ -65,11 +70,12 @@ export async function setTokensRevokedBefore(db: Db, clientId: string, at: Date)
 export async function updateClient(
   db: Db,
   clientId: string,
-  changes: { enabled?: boolean; metadata?: Record<string, unknown>; name?: string },
+  changes: { enabled?: boolean; metadata?: Record<string, unknown>; name?: string; allowedNetworks?: string[] },
 ): Promise<ClientRow | undefined> {
   return db.updateTable('clients')
     .set({
       ...(changes.enabled === undefined ? {} : { enabled: changes.enabled }),
+      ...(changes.allowedNetworks === undefined ? {} : { allowed_networks: JSON.stringify(changes.allowedNetworks) }),
       ...(changes.metadata === undefined ? {} : { metadata: JSON.stringify(changes.metadata) }),
       ...(changes.name === undefined ? {} : { name: changes.name }),
       updated_at: new Date(),

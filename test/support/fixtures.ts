@@ -19,5 +19,5 @@ export async function role(db: Kysely<Tables>, grants: ScopeGrant[]) {
 /** A client_credentials client with the given roles; returns its id and secret. */
 export async function serviceClient(db: Kysely<Tables>, roles: string[] = []) {
   const { client, clientSecret } = await createClient(db, { name: unique('svc'), roles });
-  return { id: client.clientId, secret: clientSecret, name: client.name };
+  return { id: client.clientId, secret: clientSecret!, name: client.name };
 }

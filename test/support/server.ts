@@ -5,7 +5,7 @@ import { buildApp, prepareKeys, type App, type BuildAppOptions } from '../../src
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
 import { MasterKey } from '../../src/key-encryption.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger, type Logger } from '../../src/logger.ts';
 
 /** The master key of in-process servers unless a test passes POSTERN_MASTER_KEY (one per test file). */
 export const TEST_MASTER_KEY = MasterKey.generate('POSTERN_MASTER_KEY').exportText();
@@ -21,7 +21,7 @@ export async function startServer(
   database: Database,
   env: Record<string, string> = {},
   issuerPath = '',
-  options: Pick<BuildAppOptions, 'now' | 'onKeyRotation'> = {},
+  options: Pick<BuildAppOptions, 'now' | 'onKeyRotation'> & { logger?: Logger } = {},
 ): Promise<TestServer> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -30,8 +30,9 @@ export async function startServer(
   const { config, problems } = loadConfig({ ISSUER: url, PORT: String(port), PRUNE_INTERVAL_SECONDS: '0', POSTERN_MASTER_KEY: TEST_MASTER_KEY, ...env });
   if (problems.length) throw new Error(problems.join('; '));
   const { keys } = await prepareKeys(config, database, [config.masterKey!]);
+  const { logger = createLogger('silent'), ...rest } = options;
   const app = await buildApp({
-    config, database, logger: createLogger('silent'), cookieKeys: keys.cookieKeys, keyring: [config.masterKey!], ...options,
+    config, database, logger, cookieKeys: keys.cookieKeys, dpopNonceSecret: keys.dpopNonceSecret, keyring: [config.masterKey!], ...rest,
   });
   server.on('request', app.koa.callback());
   return {

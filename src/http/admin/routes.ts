@@ -90,7 +90,7 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     handle: ({ params }, { db }) => clients.getClient(db, params.id),
   }),
   route({
-    method: 'patch', path: '/clients/{id}', operationId: 'updateClient', summary: 'Rename, enable or disable a client',
+    method: 'patch', path: '/clients/{id}', operationId: 'updateClient', summary: 'Rename, enable or disable a client; replace its keys, networks or DPoP requirement',
     tag: 'clients', params: s.idParams, body: s.updateClientBody, status: 200, response: s.clientView,
     handle: ({ params, body }, { db }) => clients.updateClient(db, params.id, body),
   }),

@@ -12,6 +12,13 @@ const ref = z.string().min(1).max(2000);
 const name = z.string().min(1).max(100);
 const scopes = z.array(z.string().min(1).max(128)).max(100);
 const timestamp = z.string().meta({ format: 'date-time' });
+// Shapes only; the services check every key and network (src/services/client-auth.ts).
+const jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) })
+  .meta({ id: 'Jwks', description: 'a JWK Set of public keys (RFC 7517 §5)' });
+const jwksUri = z.string().min(1).max(2000).meta({ description: 'https URL of the client\'s JWK Set' });
+const networks = z.array(z.string().min(1).max(50)).max(100)
+  .meta({ description: 'CIDR ranges (IPv4 or IPv6) the client may authenticate from; empty: anywhere' });
+const requireDpop = z.boolean().meta({ description: 'its tokens must be DPoP-bound (RFC 9449 dpop_bound_access_tokens)' });
 
 // ---- path and query parameters
 export const idParams = z.strictObject({
@@ -38,6 +45,7 @@ export const createApiBody = z.strictObject({
   signingAlg: z.enum(ACCESS_TOKEN_ALGS).optional(),
   accessTokenTtl: z.int().min(1).max(86400).optional(),
   introspectionClient: ref.optional().meta({ description: 'client id or name' }),
+  requireDpop: z.boolean().optional().meta({ description: 'token requests must carry a DPoP proof (RFC 9449)' }),
 }).meta({ id: 'CreateApi' });
 
 export const updateApiBody = z.strictObject({
@@ -48,13 +56,19 @@ export const updateApiBody = z.strictObject({
   signingAlg: z.enum(ACCESS_TOKEN_ALGS).optional(),
   accessTokenTtl: z.int().min(1).max(86400).optional(),
   introspectionClient: ref.nullable().optional().meta({ description: 'client id or name; null removes it' }),
+  requireDpop: z.boolean().optional().meta({ description: 'token requests must carry a DPoP proof (RFC 9449)' }),
 }).meta({ id: 'UpdateApi' });
 
 export const createClientBody = z.strictObject({
   name,
   grantTypes: z.array(z.enum(SUPPORTED_GRANTS)).max(10).optional(),
   roles: z.array(ref).max(100).optional().meta({ description: 'role ids or names' }),
-  tokenEndpointAuthMethod: z.enum(AUTH_METHODS).optional(),
+  tokenEndpointAuthMethod: z.enum(AUTH_METHODS).optional()
+    .meta({ description: 'private_key_jwt when jwks or jwksUri is given, else client_secret_basic' }),
+  jwks: jwks.optional(),
+  jwksUri: jwksUri.optional(),
+  allowedNetworks: networks.optional(),
+  requireDpop: requireDpop.optional(),
   redirectUris: z.array(z.string().max(2000)).max(50).optional().meta({ description: 'authorization_code clients: exact redirect URIs' }),
   postLogoutRedirectUris: z.array(z.string().max(2000)).max(50).optional(),
   public: z.boolean().optional().meta({ description: 'no secret: SPAs and native apps (PKCE only)' }),
@@ -64,6 +78,10 @@ export const createClientBody = z.strictObject({
 export const updateClientBody = z.strictObject({
   name: name.optional(),
   enabled: z.boolean().optional(),
+  jwks: jwks.optional().meta({ description: 'private_key_jwt clients: replaces the keys (and any jwksUri)' }),
+  jwksUri: jwksUri.optional(),
+  allowedNetworks: networks.optional().meta({ description: 'replaces the list; [] lifts the restriction' }),
+  requireDpop: requireDpop.optional(),
 }).meta({ id: 'UpdateClient' });
 
 export const rotateSecretBody = z.strictObject({
@@ -97,6 +115,7 @@ export const apiView = z.object({
   signingAlg: z.string(),
   accessTokenTtl: z.int(),
   introspectionClientId: z.string().nullable(),
+  requireDpop: z.boolean(),
   system: z.boolean(),
   createdAt: timestamp,
 }).meta({ id: 'Api' }) satisfies z.ZodType<ApiView>;
@@ -107,6 +126,10 @@ export const clientView = z.object({
   enabled: z.boolean(),
   grantTypes: z.array(z.string()),
   tokenEndpointAuthMethod: z.string(),
+  jwks: jwks.nullable(),
+  jwksUri: z.string().nullable(),
+  allowedNetworks: z.array(z.string()),
+  requireDpop: z.boolean(),
   redirectUris: z.array(z.string()),
   postLogoutRedirectUris: z.array(z.string()),
   public: z.boolean().meta({ description: 'a public client has no secret (PKCE only)' }),
@@ -118,7 +141,8 @@ export const clientView = z.object({
 
 export const clientWithSecret = z.object({
   client: clientView,
-  clientSecret: z.string().optional().meta({ description: 'shown only in this response; Postern keeps a hash (absent for public clients)' }),
+  clientSecret: z.string().nullable()
+    .meta({ description: 'shown only in this response; Postern keeps a hash. null for private_key_jwt and public clients' }),
 }).meta({ id: 'ClientWithSecret' });
 
 export const rotatedSecret = z.object({

@@ -1,0 +1,90 @@
+// `postern clients create|update` for private_key_jwt keys, network allow-lists and the DPoP
+// requirement, run as a user runs them (child processes, on the test's database).
+import fs from 'node:fs';
+import path from 'node:path';
+import { exportJWK, generateKeyPair } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
+import { cleanUp, describeRun, makeTempDir, postern, type Env } from './support/process.ts';
+
+/** Each test runs several commands one after the other (a few seconds each on a busy machine). */
+const CLI_STEPS_TIMEOUT_MS = 120_000;
+
+let tdb: TestDatabase | undefined;
+let env: Env;
+let home: string;
+
+beforeAll(async () => {
+  home = makeTempDir('postern-cli-auth-');
+  if (onPostgres) {
+    tdb = await createTestDatabase();
+    env = { DATABASE_URL: tdb.url, POSTERN_DATA_DIR: path.join(home, 'unused') };
+  } else {
+    env = { POSTERN_DATA_DIR: path.join(home, 'data') };
+  }
+  const first = await postern(['migrate'], env, 120_000);
+  expect(first.code, describeRun(['migrate'], first)).toBe(0);
+}, 180_000);
+
+afterAll(async () => {
+  await cleanUp();
+  await tdb?.drop();
+}, 60_000);
+
+async function ok(args: string[]): Promise<string> {
+  const result = await postern(args, env);
+  const what = describeRun(args, result);
+  expect(result.code, what).toBe(0);
+  expect(result.stderr, what).toBe('');
+  return result.stdout;
+}
+
+async function refused(args: string[], message: string): Promise<void> {
+  const result = await postern(args, env);
+  const what = describeRun(args, result);
+  expect(result.code, what).toBe(1);
+  expect(result.stdout, what).toBe('');
+  expect(result.stderr, what).toMatch(/^postern: [^\n]+\n$/);
+  expect(result.stderr, what).toContain(message);
+}
+
+async function publicJwks(file: string): Promise<Record<string, unknown>> {
+  const { publicKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'billing-2026', alg: 'ES256', use: 'sig' };
+  fs.writeFileSync(file, JSON.stringify({ keys: [jwk] }));
+  return jwk;
+}
+
+describe('postern clients create and update for key-authenticated, network-limited clients', () => {
+  it('creates a private_key_jwt client from --jwks-file: no secret, its key and networks shown', async () => {
+    const file = path.join(home, 'keys.json');
+    const jwk = await publicJwks(file);
+    const out = await ok(['clients', 'create', '--name', 'billing', '--jwks-file', file,
+      '--allowed-network', '10.0.0.0/8', '--allowed-network', 'fd00::/8', '--require-dpop']);
+    expect(out).toMatch(/^auth method:\s+private_key_jwt$/m);
+    expect(out).toMatch(/^keys:\s+billing-2026 \(EC P-256 ES256\)$/m);
+    expect(out).toMatch(/^networks:\s+10\.0\.0\.0\/8 fd00::\/8$/m);
+    expect(out).toMatch(/^require dpop:\s+yes$/m);
+    expect(out).not.toContain('client_secret');
+    const shown = JSON.parse(await ok(['--json', 'clients', 'show', 'billing']));
+    expect(shown).toMatchObject({ jwks: { keys: [jwk] }, jwksUri: null, allowedNetworks: ['10.0.0.0/8', 'fd00::/8'], requireDpop: true });
+  }, CLI_STEPS_TIMEOUT_MS);
+
+  it('updates networks, keys and the DPoP requirement', async () => {
+    let shown = JSON.parse(await ok(['--json', 'clients', 'update', 'billing', '--allowed-network', '192.0.2.0/24', '--no-require-dpop']));
+    expect(shown).toMatchObject({ allowedNetworks: ['192.0.2.0/24'], requireDpop: false });
+    shown = JSON.parse(await ok(['--json', 'clients', 'update', 'billing', '--any-network', '--jwks-uri', 'https://billing.internal/jwks.json']));
+    expect(shown).toMatchObject({ allowedNetworks: [], jwks: null, jwksUri: 'https://billing.internal/jwks.json' });
+  }, CLI_STEPS_TIMEOUT_MS);
+
+  it('refuses a bad network, a private key, an unreadable file, a secret rotation, with one line', async () => {
+    await refused(['clients', 'create', '--name', 'x1', '--allowed-network', '10.0.0.0/33'], 'is not an IPv4 or IPv6 network');
+    const file = path.join(home, 'private.json');
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    fs.writeFileSync(file, JSON.stringify({ keys: [await exportJWK(privateKey)] }));
+    await refused(['clients', 'create', '--name', 'x2', '--jwks-file', file], 'contains private key material');
+    await refused(['clients', 'create', '--name', 'x3', '--jwks-file', path.join(home, 'missing.json')], 'cannot read');
+    await refused(['clients', 'rotate-secret', 'billing'], 'has no secret');
+    await refused(['clients', 'create', '--name', 'x4', '--jwks-uri', 'http://keys.example.com/jwks'], 'must use https');
+  }, CLI_STEPS_TIMEOUT_MS);
+});
