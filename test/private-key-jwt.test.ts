@@ -74,7 +74,7 @@ afterAll(async () => {
 
 describe('private_key_jwt with keys registered as a JWK Set', () => {
   it('advertises private_key_jwt and only asymmetric algorithms in discovery', () => {
-    expect(as.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
+    expect(as.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
     const algs = as.token_endpoint_auth_signing_alg_values_supported!;
     expect(algs).toContain('ES256');
     expect(algs.filter((alg) => alg.startsWith('HS') || alg === 'none')).toEqual([]);
