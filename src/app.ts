@@ -10,7 +10,9 @@ import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, notFound, r
 import type { Logger } from './logger.ts';
 import { Directory } from './oidc/directory.ts';
 import { createProvider } from './oidc/provider.ts';
+import { AuditLog, pruneAuditEvents } from './services/audit.ts';
 import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
+import * as registration from './services/registration.ts';
 import { pruneExpired } from './services/tokens.ts';
 
 export interface App {
@@ -19,6 +21,8 @@ export interface App {
   directory: Directory;
   /** The admin API alone, for its own listener when `config.admin` is set (else `koa` serves it). */
   adminKoa: Koa;
+  /** The audit log: `audit.record(...)` from any route; written in batches (flush() in tests). */
+  audit: AuditLog;
   /** Stops background work (not the database, which the caller owns). */
   close(): Promise<void>;
 }
@@ -50,9 +54,17 @@ export async function buildApp(options: { config: Config; database: Database; lo
   // The directory subscribes first: it registers this process when the feed connects.
   const directory = new Directory(database.db, database.changes);
   await database.changes?.start();
+  const audit = new AuditLog(database.db, { logger });
   const { provider, fastPaths, verifyAccessToken } = createProvider(config, {
     db: database.db,
     directory,
+    audit,
+    registration: {
+      findInitialAccessToken: (value) => registration.findUsableRegistrationToken(database.db, value),
+      create: (input) => registration.storeRegisteredClient(database.db, audit, input),
+      update: (input) => registration.updateRegisteredClient(database.db, audit, input),
+      remove: (input) => registration.deleteRegisteredClient(database.db, audit, input),
+    },
     signingKeys: keys.signingKeys,
     cookieKeys: keys.cookieKeys,
     onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
@@ -64,7 +76,7 @@ export async function buildApp(options: { config: Config; database: Database; lo
   koa.use(errorBoundary(logger));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
   const admin = adminApi({
-    db: database.db, logger, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes, verifyAccessToken,
+    db: database.db, logger, issuer: config.issuer, maxBodyBytes: config.maxBodyBytes, verifyAccessToken, auditLog: audit,
   });
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);
@@ -81,6 +93,8 @@ export async function buildApp(options: { config: Config; database: Database; lo
   if (config.pruneIntervalSeconds > 0) {
     prune = setInterval(() => {
       pruneExpired(database.db).catch((error: unknown) => logger.warn({ err: error }, 'pruning failed'));
+      pruneAuditEvents(database.db, config.auditRetentionDays, audit)
+        .catch((error: unknown) => logger.warn({ err: error }, 'pruning the audit log failed'));
     }, config.pruneIntervalSeconds * 1000);
     prune.unref();
   }
@@ -90,8 +104,10 @@ export async function buildApp(options: { config: Config; database: Database; lo
     provider,
     directory,
     adminKoa: adminApp(admin.middleware, { proxy: config.trustProxy }),
+    audit,
     close: async () => {
       if (prune) clearInterval(prune);
+      await audit.close();
       await directory.close();
       await database.changes?.close();
     },

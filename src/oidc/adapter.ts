@@ -2,9 +2,11 @@
 // comes from the clients table through the Directory.
 import type { Kysely } from 'kysely';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { hashClientSecret } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import * as payloads from '../store/oidc-payloads.ts';
 import type { Directory } from './directory.ts';
+import { requestContext, requestInfo, SERVICE_POLICY, toRegistrationError, type RegistrationHandlers } from './registration.ts';
 
 function toPayload(stored: payloads.StoredPayload | undefined): AdapterPayload | undefined {
   if (!stored) return undefined;
@@ -100,14 +102,73 @@ class PayloadAdapter implements Adapter {
   }
 }
 
-/** Read-only: clients are managed through the services layer, never by the provider. */
+/**
+ * Registration access tokens (RFC 7592) are bearer credentials: stored under the SHA-256 of their
+ * value, never the value itself (as client secrets).
+ */
+class HashedIdAdapter extends PayloadAdapter {
+  override async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    await super.upsert(hashClientSecret(id), { ...payload, jti: undefined }, expiresIn);
+  }
+
+  override async find(id: string): Promise<AdapterPayload | undefined> {
+    const payload = await super.find(hashClientSecret(id));
+    return payload && { ...payload, jti: id };
+  }
+
+  override async consume(id: string): Promise<void> {
+    await super.consume(hashClientSecret(id));
+  }
+
+  override async destroy(id: string): Promise<void> {
+    await super.destroy(hashClientSecret(id));
+  }
+}
+
+/** Initial access tokens live in their own table (hashed, counted uses), made by the services. */
+class InitialAccessTokenAdapter implements Adapter {
+  #handlers: RegistrationHandlers | undefined;
+
+  constructor(handlers: RegistrationHandlers | undefined) {
+    this.#handlers = handlers;
+  }
+
+  async find(value: string): Promise<AdapterPayload | undefined> {
+    const token = await this.#handlers?.findInitialAccessToken(value);
+    if (!token) return undefined;
+    return {
+      jti: value,
+      kind: 'InitialAccessToken',
+      iat: Math.floor(token.createdAt.getTime() / 1000),
+      exp: Math.floor(token.expiresAt.getTime() / 1000),
+      policies: [SERVICE_POLICY],
+    };
+  }
+
+  async upsert(): Promise<void> {
+    throw new Error('initial access tokens are made by `postern registration-tokens create`');
+  }
+
+  async findByUid(): Promise<undefined> { return undefined; }
+  async findByUserCode(): Promise<undefined> { return undefined; }
+  async consume(): Promise<void> {}
+  async destroy(): Promise<void> {}
+  async revokeByGrantId(): Promise<void> {}
+}
+
+/**
+ * Clients are managed through the services layer. The provider writes only for RFC 7591/7592
+ * requests, which this hands to the registration handlers; anything else is refused.
+ */
 class ClientAdapter implements Adapter {
   #directory: Directory;
   #placeholderSecret: string;
+  #handlers: RegistrationHandlers | undefined;
 
-  constructor(directory: Directory, placeholderSecret: string) {
+  constructor(directory: Directory, placeholderSecret: string, handlers: RegistrationHandlers | undefined) {
     this.#directory = directory;
     this.#placeholderSecret = placeholderSecret;
+    this.#handlers = handlers;
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -124,22 +185,51 @@ class ClientAdapter implements Adapter {
     return metadata;
   }
 
-  async upsert(): Promise<void> {
-    throw new Error('clients are read-only for the provider');
+  async upsert(clientId: string, metadata: AdapterPayload): Promise<void> {
+    const ctx = requestContext.getStore();
+    const route = ctx?.oidc?.route;
+    const request = requestInfo(ctx);
+    const initialAccessToken = ctx?.oidc?.entities.InitialAccessToken?.jti;
+    try {
+      if (route === 'registration' && this.#handlers && initialAccessToken) {
+        await this.#handlers.create({ clientId, metadata, initialAccessToken, request });
+      } else if (route === 'client_update' && this.#handlers) {
+        await this.#handlers.update({ clientId, metadata, request });
+      } else {
+        throw new Error('clients are read-only for the provider');
+      }
+    } catch (error) {
+      throw toRegistrationError(error);
+    }
   }
 
   async findByUid(): Promise<undefined> { return undefined; }
   async findByUserCode(): Promise<undefined> { return undefined; }
   async consume(): Promise<void> {}
-  async destroy(): Promise<void> {
-    throw new Error('clients are read-only for the provider');
+  async destroy(clientId: string): Promise<void> {
+    const ctx = requestContext.getStore();
+    if (ctx?.oidc?.route !== 'client_delete' || !this.#handlers) throw new Error('clients are read-only for the provider');
+    try {
+      await this.#handlers.remove({ clientId, request: requestInfo(ctx) });
+    } catch (error) {
+      throw toRegistrationError(error);
+    }
   }
 
   async revokeByGrantId(): Promise<void> {}
 }
 
-export function createAdapterFactory(db: Kysely<Tables>, directory: Directory, placeholderSecret: string) {
+export function createAdapterFactory(
+  db: Kysely<Tables>,
+  directory: Directory,
+  placeholderSecret: string,
+  registration?: RegistrationHandlers,
+) {
   const reader = new PayloadReader(db);
-  return (model: string): Adapter =>
-    model === 'Client' ? new ClientAdapter(directory, placeholderSecret) : new PayloadAdapter(db, model, reader);
+  return (model: string): Adapter => {
+    if (model === 'Client') return new ClientAdapter(directory, placeholderSecret, registration);
+    if (model === 'InitialAccessToken') return new InitialAccessTokenAdapter(registration);
+    if (model === 'RegistrationAccessToken') return new HashedIdAdapter(db, model, reader);
+    return new PayloadAdapter(db, model, reader);
+  };
 }

@@ -3,10 +3,13 @@ import { randomBytes } from 'node:crypto';
 import type Koa from 'koa';
 import type { Kysely } from 'kysely';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { NO_AUDIT, type AuditSink } from '../audit-events.ts';
 import type { Config } from '../config.ts';
 import { secretMatchesAny } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { createAdapterFactory } from './adapter.ts';
+import { auditProviderEvents } from './audit-events.ts';
+import { registrationFeatures, registrationMiddleware, type RegistrationHandlers } from './registration.ts';
 import type { Directory } from './directory.ts';
 import type { PrivateKey } from './keys.ts';
 import { renderErrorPage } from './error-page.ts';
@@ -20,6 +23,10 @@ export interface ProviderDeps {
   signingKeys: PrivateKey[];
   cookieKeys: string[];
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
+  /** Security events (token failures, revocations, registrations) and issuance counts. */
+  audit?: AuditSink;
+  /** Storage of self-registered clients (RFC 7591/7592); without it, registration always fails. */
+  registration?: RegistrationHandlers;
 }
 
 // Every lifetime is set here on purpose (the provider's defaults print notices and some are long).
@@ -63,7 +70,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
     token.resourceServer?.accessTokenTTL ?? DEFAULT_ACCESS_TOKEN_TTL;
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory(deps.db, directory, randomBytes(32).toString('base64url')),
+    adapter: createAdapterFactory(deps.db, directory, randomBytes(32).toString('base64url'), deps.registration),
     clients: [],
     jwks: { keys: deps.signingKeys.map((key) => key.privateJwk) as never },
     cookies: {
@@ -92,7 +99,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
         },
       },
       resourceIndicators: resourceIndicators(directory) as never,
-      registration: { enabled: false },
+      ...registrationFeatures(),
     },
     extraTokenClaims: async (_ctx, token) => {
       const resourceServer = (token as { resourceServer?: { audience?: string } }).resourceServer;
@@ -126,6 +133,9 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       return secretMatchesAny(actual, live);
     };
 
+  // Outermost first: the request context for registration, then the audit of final answers.
+  provider.use(registrationMiddleware());
+  auditProviderEvents(provider, deps.audit ?? NO_AUDIT);
   provider.use(tokenPolicy.middleware());
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
   const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');

@@ -6,9 +6,10 @@ import { publishChange } from '../store/changes.ts';
 import * as clients from '../store/clients.ts';
 import * as roles from '../store/roles.ts';
 import type { Db } from '../store/types.ts';
+import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
-import { checkName } from './validation.ts';
+import { changedFields, checkName } from './validation.ts';
 
 export const SUPPORTED_GRANTS = ['client_credentials'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
@@ -60,7 +61,11 @@ export interface CreateClientInput {
 
 export interface ClientWithSecret { client: ClientView; clientSecret: string }
 
-export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<ClientWithSecret> {
+/**
+ * The rules every client meets, however it is created (CLI, admin API, self-registration): a
+ * valid unique name, supported grant types only, a secret-based auth method.
+ */
+export function checkServiceClient(input: { name: string; grantTypes?: string[]; tokenEndpointAuthMethod?: string }) {
   const name = checkName(input.name);
   const grantTypes = [...new Set(input.grantTypes?.length ? input.grantTypes : ['client_credentials'])];
   for (const grant of grantTypes) {
@@ -72,34 +77,61 @@ export async function createClient(db: Kysely<Tables>, input: CreateClientInput)
   if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
     throw invalid(`token endpoint auth method must be one of ${AUTH_METHODS.join(', ')}`, 'tokenEndpointAuthMethod');
   }
+  return { name, grantTypes, authMethod };
+}
+
+/** Stores a checked client with the hash of its secret and its roles, inside `trx`. */
+export async function insertServiceClient(
+  trx: Db,
+  input: {
+    clientId: string; name: string; grantTypes: string[]; authMethod: string; clientSecret: string;
+    roleIds: string[]; registeredBy?: string; extraMetadata?: Record<string, unknown>;
+  },
+): Promise<ClientView> {
+  const { clientId, name } = input;
+  const row = await clients.insertClient(trx, {
+    clientId,
+    name,
+    registeredBy: input.registeredBy,
+    metadata: {
+      ...input.extraMetadata,
+      client_id: clientId,
+      client_name: name,
+      grant_types: input.grantTypes,
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: input.authMethod,
+    },
+  });
+  await clients.insertClientSecret(trx, {
+    id: randomId('sec_'), clientId, secretHash: hashClientSecret(input.clientSecret),
+  });
+  for (const roleId of input.roleIds) await roles.insertClientRole(trx, clientId, roleId);
+  await publishChange(trx, { kind: 'client', clientId });
+  return toView(trx, row);
+}
+
+export async function createClient(
+  db: Kysely<Tables>,
+  input: CreateClientInput,
+  audit: Auditor = NO_AUDITOR,
+): Promise<ClientWithSecret> {
+  const { name, grantTypes, authMethod } = checkServiceClient(input);
   const clientId = randomId();
   const clientSecret = generateClientSecret();
   try {
     const client = await writeAndPropagate(db, async (trx) => {
-      const roleRows = [];
+      const roleIds = [];
       for (const ref of input.roles ?? []) {
         const role = await roles.findRole(trx, ref);
         if (!role) throw notFound(`unknown role "${ref}"`);
-        roleRows.push(role);
+        roleIds.push(role.id);
       }
-      const row = await clients.insertClient(trx, {
-        clientId,
-        name,
-        metadata: {
-          client_id: clientId,
-          client_name: name,
-          grant_types: grantTypes,
-          response_types: [],
-          redirect_uris: [],
-          token_endpoint_auth_method: authMethod,
-        },
-      });
-      await clients.insertClientSecret(trx, {
-        id: randomId('sec_'), clientId, secretHash: hashClientSecret(clientSecret),
-      });
-      for (const role of roleRows) await roles.insertClientRole(trx, clientId, role.id);
-      await publishChange(trx, { kind: 'client', clientId });
-      return toView(trx, row);
+      return insertServiceClient(trx, { clientId, name, grantTypes, authMethod, clientSecret, roleIds });
+    });
+    audit.record({
+      type: 'client.created', target: { type: 'client', id: clientId },
+      details: { name, grantTypes, roles: client.roles, tokenEndpointAuthMethod: authMethod },
     });
     return { client, clientSecret };
   } catch (error) {
@@ -164,33 +196,46 @@ export async function updateClient(
   db: Kysely<Tables>,
   ref: string,
   input: { name?: string; enabled?: boolean },
+  audit: Auditor = NO_AUDITOR,
 ): Promise<ClientView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
   try {
-    return await writeAndPropagate(db, async (trx) => {
+    const updated = await writeAndPropagate(db, async (trx) => {
       const client = await requireClient(trx, ref);
       const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled });
       await publishChange(trx, { kind: 'client', clientId: client.client_id });
       return toView(trx, row ?? client);
     });
+    audit.record({
+      type: 'client.updated', target: { type: 'client', id: updated.clientId },
+      details: { name: updated.name, fields: changedFields(input), enabled: updated.enabled },
+    });
+    return updated;
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`a client named "${name}" already exists`);
     throw error;
   }
 }
 
-export async function setClientEnabled(db: Kysely<Tables>, ref: string, enabled: boolean): Promise<ClientView> {
-  return updateClient(db, ref, { enabled });
+export async function setClientEnabled(
+  db: Kysely<Tables>,
+  ref: string,
+  enabled: boolean,
+  audit: Auditor = NO_AUDITOR,
+): Promise<ClientView> {
+  return updateClient(db, ref, { enabled }, audit);
 }
 
-export async function deleteClient(db: Kysely<Tables>, ref: string): Promise<ClientView> {
-  return writeAndPropagate(db, async (trx) => {
+export async function deleteClient(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<ClientView> {
+  const view = await writeAndPropagate(db, async (trx) => {
     const client = await requireClient(trx, ref);
-    const view = await toView(trx, client);
+    const found = await toView(trx, client);
     await clients.deleteClient(trx, client.client_id);
     await publishChange(trx, { kind: 'client', clientId: client.client_id });
-    return view;
+    return found;
   });
+  audit.record({ type: 'client.deleted', target: { type: 'client', id: view.clientId }, details: { name: view.name } });
+  return view;
 }
 
 /**
@@ -202,6 +247,7 @@ export async function rotateClientSecret(
   ref: string,
   keepOldForSeconds = 0,
   now = new Date(),
+  audit: Auditor = NO_AUDITOR,
 ): Promise<ClientWithSecret & { oldSecretsExpireAt: string }> {
   if (!Number.isInteger(keepOldForSeconds) || keepOldForSeconds < 0 || keepOldForSeconds > 90 * 86400) {
     throw invalid('the overlap must be between 0 seconds and 90 days', 'keepOldFor');
@@ -215,6 +261,10 @@ export async function rotateClientSecret(
     await clients.expireClientSecrets(trx, row.client_id, expiresAt, id);
     await publishChange(trx, { kind: 'client', clientId: row.client_id });
     return toView(trx, row, now);
+  });
+  audit.record({
+    type: 'client.secret_rotated', target: { type: 'client', id: client.clientId },
+    details: { name: client.name, keepOldForSeconds, oldSecretsExpireAt: expiresAt },
   });
   return { client, clientSecret, oldSecretsExpireAt: expiresAt.toISOString() };
 }

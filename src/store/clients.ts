@@ -7,10 +7,15 @@ export type ClientRow = Selectable<ClientsTable>;
 
 export async function insertClient(
   db: Db,
-  client: { clientId: string; name: string; metadata: Record<string, unknown> },
+  client: { clientId: string; name: string; metadata: Record<string, unknown>; registeredBy?: string },
 ): Promise<ClientRow> {
   return db.insertInto('clients')
-    .values({ client_id: client.clientId, name: client.name, metadata: JSON.stringify(client.metadata) })
+    .values({
+      client_id: client.clientId,
+      name: client.name,
+      metadata: JSON.stringify(client.metadata),
+      registered_by: client.registeredBy ?? null,
+    })
     .returningAll()
     .executeTakeFirstOrThrow();
 }
