@@ -33,7 +33,7 @@ export function apisCommand(): Command {
     .addOption(new Option('--alg <alg>', 'JWT signing algorithm').choices([...ACCESS_TOKEN_ALGS]).default('ES256'))
     .option('--ttl <duration>', 'access token lifetime (e.g. 300, 5m)', ttl, 300)
     .option('--introspection-client <client>', 'a client (id or name) that may introspect every token for this API')
-    .action(action(async ({ db, out }, opts: {
+    .action(action(async ({ db, out, audit }, opts: {
       identifier: string; name?: string; scopes: string[]; tokenFormat: string; alg: string; ttl: number;
       introspectionClient?: string;
     }) => {
@@ -45,7 +45,7 @@ export function apisCommand(): Command {
         signingAlg: opts.alg,
         accessTokenTtl: opts.ttl,
         introspectionClient: opts.introspectionClient,
-      });
+      }, audit);
       out.print(api, (value) => `API created\n${show(value)}`);
     }));
 
@@ -76,7 +76,7 @@ export function apisCommand(): Command {
     .option('--ttl <duration>', 'access token lifetime (e.g. 300, 5m)', ttl)
     .option('--introspection-client <client>', 'a client (id or name) that may introspect every token for this API')
     .option('--no-introspection-client', 'remove the introspection client')
-    .action(action(async ({ db, out }, ref: string, opts: {
+    .action(action(async ({ db, out, audit }, ref: string, opts: {
       name?: string; addScopes: string[]; removeScopes: string[]; tokenFormat?: string; alg?: string; ttl?: number;
       introspectionClient?: string | false;
     }) => {
@@ -88,15 +88,15 @@ export function apisCommand(): Command {
         signingAlg: opts.alg,
         accessTokenTtl: opts.ttl,
         introspectionClient: opts.introspectionClient === false ? null : opts.introspectionClient,
-      });
+      }, audit);
       out.print(api, (value) => `API updated\n${show(value)}`);
     }));
 
   command.command('delete')
     .description('delete an API, its scopes and the grants of those scopes')
     .argument('<api>', 'id, identifier or name')
-    .action(action(async ({ db, out }, ref: string) => {
-      const api = await apis.deleteApi(db, ref);
+    .action(action(async ({ db, out, audit }, ref: string) => {
+      const api = await apis.deleteApi(db, ref, audit);
       out.print(api, (value) => `API ${value.identifier} deleted`);
     }));
 

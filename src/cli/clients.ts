@@ -28,13 +28,13 @@ export function clientsCommand(): Command {
     .option('--role <role>', 'role to assign (repeatable)', collect, [])
     .addOption(new Option('--auth-method <method>', 'how it authenticates at the token endpoint')
       .choices([...clients.AUTH_METHODS]).default('client_secret_basic'))
-    .action(action(async ({ db, out }, opts: { name: string; grant: string[]; role: string[]; authMethod: string }) => {
+    .action(action(async ({ db, out, audit }, opts: { name: string; grant: string[]; role: string[]; authMethod: string }) => {
       const result = await clients.createClient(db, {
         name: opts.name,
         grantTypes: words(opts.grant),
         roles: words(opts.role),
         tokenEndpointAuthMethod: opts.authMethod,
-      });
+      }, audit);
       out.print(
         { ...result.client, clientSecret: result.clientSecret },
         () => `client created\n${show(result.client)}\nclient_secret: ${result.clientSecret}\n\n${SECRET_NOTICE}`,
@@ -61,24 +61,24 @@ export function clientsCommand(): Command {
     command.command(name)
       .description(enabled ? 'let a disabled client get tokens again' : 'refuse the client at once (its tokens stop introspecting as active)')
       .argument('<client>', 'client id or name')
-      .action(action(async ({ db, out }, ref: string) => {
-        out.print(await clients.setClientEnabled(db, ref, enabled), (c) => `client ${c.name} ${name}d`);
+      .action(action(async ({ db, out, audit }, ref: string) => {
+        out.print(await clients.setClientEnabled(db, ref, enabled, audit), (c) => `client ${c.name} ${name}d`);
       }));
   }
 
   command.command('delete')
     .description('delete a client, its secrets and role assignments')
     .argument('<client>', 'client id or name')
-    .action(action(async ({ db, out }, ref: string) => {
-      out.print(await clients.deleteClient(db, ref), (c) => `client ${c.name} deleted`);
+    .action(action(async ({ db, out, audit }, ref: string) => {
+      out.print(await clients.deleteClient(db, ref, audit), (c) => `client ${c.name} deleted`);
     }));
 
   command.command('rotate-secret')
     .description('issue a new secret; the old ones keep working for --keep-old-for (default: they stop now)')
     .argument('<client>', 'client id or name')
     .option('--keep-old-for <duration>', 'overlap during which the old secrets still work (e.g. 24h)', parseDuration, 0)
-    .action(action(async ({ db, out }, ref: string, opts: { keepOldFor: number }) => {
-      const result = await clients.rotateClientSecret(db, ref, opts.keepOldFor);
+    .action(action(async ({ db, out, audit }, ref: string, opts: { keepOldFor: number }) => {
+      const result = await clients.rotateClientSecret(db, ref, opts.keepOldFor, new Date(), audit);
       out.print(
         { ...result.client, clientSecret: result.clientSecret, oldSecretsExpireAt: result.oldSecretsExpireAt },
         () => `secret rotated for ${result.client.name}\nclient_secret: ${result.clientSecret}\n`

@@ -32,10 +32,10 @@ export function rolesCommand(): Command {
     .argument('<name>', 'role name')
     .option('--description <text>', 'what the role is for')
     .option('--grant <grant>', 'scopes to grant: "<api> <scope> [scope...]" (repeatable)', collect, [])
-    .action(action(async ({ db, out }, name: string, opts: { description?: string; grant: string[] }) => {
+    .action(action(async ({ db, out, audit }, name: string, opts: { description?: string; grant: string[] }) => {
       const role = await roles.createRole(db, {
         name, description: opts.description, grants: opts.grant.map(parseGrant),
-      });
+      }, audit);
       out.print(role, (value) => `role created\n${show(value)}`);
     }));
 
@@ -62,8 +62,8 @@ export function rolesCommand(): Command {
   command.command('delete')
     .description('delete a role (clients lose what it granted)')
     .argument('<role>', 'id or name')
-    .action(action(async ({ db, out }, ref: string) => {
-      out.print(await roles.deleteRole(db, ref), (role) => `role ${role.name} deleted`);
+    .action(action(async ({ db, out, audit }, ref: string) => {
+      out.print(await roles.deleteRole(db, ref, audit), (role) => `role ${role.name} deleted`);
     }));
 
   command.command('grant')
@@ -71,8 +71,8 @@ export function rolesCommand(): Command {
     .argument('<role>', 'id or name')
     .argument('<api>', 'API id, identifier or name')
     .argument('<scopes...>', 'scopes of that API')
-    .action(action(async ({ db, out }, ref: string, api: string, scopes: string[]) => {
-      out.print(await roles.grantScopes(db, ref, { api, scopes }), (role) => `scopes granted\n${show(role)}`);
+    .action(action(async ({ db, out, audit }, ref: string, api: string, scopes: string[]) => {
+      out.print(await roles.grantScopes(db, ref, { api, scopes }, audit), (role) => `scopes granted\n${show(role)}`);
     }));
 
   command.command('ungrant')
@@ -80,24 +80,24 @@ export function rolesCommand(): Command {
     .argument('<role>', 'id or name')
     .argument('<api>', 'API id, identifier or name')
     .argument('<scopes...>', 'scopes of that API')
-    .action(action(async ({ db, out }, ref: string, api: string, scopes: string[]) => {
-      out.print(await roles.ungrantScopes(db, ref, { api, scopes }), (role) => `scopes taken back\n${show(role)}`);
+    .action(action(async ({ db, out, audit }, ref: string, api: string, scopes: string[]) => {
+      out.print(await roles.ungrantScopes(db, ref, { api, scopes }, audit), (role) => `scopes taken back\n${show(role)}`);
     }));
 
   command.command('assign')
     .description('assign a role to a client')
     .argument('<role>', 'id or name')
     .requiredOption('--client <client>', 'client id or name')
-    .action(action(async ({ db, out }, ref: string, opts: { client: string }) => {
-      out.print(await roles.assignRoleToClient(db, ref, opts.client), (role) => `role ${role.name} assigned to ${opts.client}`);
+    .action(action(async ({ db, out, audit }, ref: string, opts: { client: string }) => {
+      out.print(await roles.assignRoleToClient(db, ref, opts.client, audit), (role) => `role ${role.name} assigned to ${opts.client}`);
     }));
 
   command.command('unassign')
     .description('remove a role from a client')
     .argument('<role>', 'id or name')
     .requiredOption('--client <client>', 'client id or name')
-    .action(action(async ({ db, out }, ref: string, opts: { client: string }) => {
-      out.print(await roles.unassignRoleFromClient(db, ref, opts.client), (role) => `role ${role.name} removed from ${opts.client}`);
+    .action(action(async ({ db, out, audit }, ref: string, opts: { client: string }) => {
+      out.print(await roles.unassignRoleFromClient(db, ref, opts.client, audit), (role) => `role ${role.name} removed from ${opts.client}`);
     }));
 
   return command;

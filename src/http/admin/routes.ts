@@ -6,7 +6,8 @@ import type { Tables } from '../../db/tables.ts';
 import * as apis from '../../services/apis.ts';
 import * as clients from '../../services/clients.ts';
 import { listKeys } from '../../services/keys.ts';
-import type { Auditor } from '../../services/audit.ts';
+import { listAuditEvents, type Auditor } from '../../services/audit.ts';
+import * as registration from '../../services/registration.ts';
 import * as roles from '../../services/roles.ts';
 import { revokeClientTokens } from '../../services/tokens.ts';
 import * as s from './schemas.ts';
@@ -29,7 +30,7 @@ export interface AdminRoute<P extends Schema | undefined = Schema | undefined,
   path: string;
   operationId: string;
   summary: string;
-  tag: 'apis' | 'clients' | 'roles' | 'keys' | 'meta';
+  tag: 'apis' | 'clients' | 'roles' | 'keys' | 'audit' | 'registration' | 'meta';
   params?: P;
   query?: Q;
   body?: B;
@@ -159,6 +160,40 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     method: 'delete', path: '/roles/{id}/clients/{clientId}', operationId: 'unassignRole',
     summary: 'Remove a role from a client', tag: 'roles', params: s.roleClientParams, status: 200, response: s.roleView,
     handle: ({ params }, { db, audit }) => roles.unassignRoleFromClient(db, params.id, params.clientId, audit),
+  }),
+
+  // Self-registration: initial access tokens (RFC 7591 §3)
+  route({
+    method: 'post', path: '/registration-tokens', operationId: 'createRegistrationToken',
+    summary: 'Make an initial access token for self-registration (returned once)', tag: 'registration',
+    body: s.createRegistrationTokenBody, status: 201, response: s.registrationTokenWithValue,
+    handle: ({ body }, { db, audit }) => registration.createRegistrationToken(db, body, audit),
+  }),
+  route({
+    method: 'get', path: '/registration-tokens', operationId: 'listRegistrationTokens',
+    summary: 'List initial access tokens (never their values)', tag: 'registration',
+    status: 200, response: s.list(s.registrationTokenView),
+    handle: (_, { db }) => items(registration.listRegistrationTokens(db)),
+  }),
+  route({
+    method: 'get', path: '/registration-tokens/{id}', operationId: 'getRegistrationToken',
+    summary: 'Show an initial access token', tag: 'registration',
+    params: s.tokenIdParams, status: 200, response: s.registrationTokenView,
+    handle: ({ params }, { db }) => registration.getRegistrationToken(db, params.id),
+  }),
+  route({
+    method: 'post', path: '/registration-tokens/{id}/revoke', operationId: 'revokeRegistrationToken',
+    summary: 'Stop an initial access token from registering more clients', tag: 'registration',
+    params: s.tokenIdParams, status: 200, response: s.registrationTokenView,
+    handle: ({ params }, { db, audit }) => registration.revokeRegistrationToken(db, params.id, audit),
+  }),
+
+  // The audit log
+  route({
+    method: 'get', path: '/audit-events', operationId: 'listAuditEvents',
+    summary: 'Security events, newest first, filtered, a page at a time', tag: 'audit',
+    query: s.listAuditEventsQuery, status: 200, response: s.auditEventPage,
+    handle: ({ query }, { db }) => listAuditEvents(db, query),
   }),
 
   // Keys and the API's own description
