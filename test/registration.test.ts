@@ -2,6 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashClientSecret } from '../src/crypto.ts';
 import { createRegistrationToken } from '../src/services/registration.ts';
+import * as schemas from '../src/http/admin/schemas.ts';
+import { adminCall, adminClient, adminClientFor, tokenFor } from './support/admin.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, unique } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
@@ -166,5 +168,49 @@ describe('registration management (RFC 7592)', () => {
     const gone = await postForm(`${server.url}/token`, { grant_type: 'client_credentials' }, { id: created.client_id, secret: created.client_secret });
     expect(gone.status).toBe(401);
     expect((await manage('GET', uri, rat)).status).toBe(401);
+  });
+});
+
+describe('admin API: registration tokens', () => {
+  it('creates (value shown once), lists, shows and revokes a token; a revoked token registers nothing', async () => {
+    const call = adminClientFor(server.url, await tokenFor(server.url, await adminClient(tdb.database.db)));
+    const created = await call('POST', '/registration-tokens', { roles: [readerRole], maxUses: 2, ttlSeconds: 600, description: 'ci' });
+    expect(created.status).toBe(201);
+    const { registrationToken, token: value } = schemas.registrationTokenWithValue.parse(created.body);
+    expect(registrationToken).toMatchObject({ roles: [readerRole], maxUses: 2, uses: 0, state: 'active', description: 'ci', revokedAt: null });
+    expect(Date.parse(registrationToken.expiresAt) - Date.now()).toBeGreaterThan(590_000);
+
+    const listed = schemas.list(schemas.registrationTokenView).parse((await call('GET', '/registration-tokens')).body);
+    expect(listed.items.map((t) => t.id)).toContain(registrationToken.id);
+    expect(JSON.stringify(listed)).not.toContain(value);
+
+    expect((await register({ client_name: unique('via-admin') }, value)).status).toBe(201);
+    const shown = schemas.registrationTokenView.parse((await call('GET', `/registration-tokens/${registrationToken.id}`)).body);
+    expect(shown.uses).toBe(1);
+
+    const revoked = await call('POST', `/registration-tokens/${registrationToken.id}/revoke`);
+    expect(revoked.status).toBe(200);
+    expect(schemas.registrationTokenView.parse(revoked.body)).toMatchObject({ state: 'revoked' });
+    expect((await register({ client_name: unique('late') }, value)).status).toBe(401);
+  });
+
+  it('answers errors in the admin format: 400, 404, 401, 403', async () => {
+    const call = adminClientFor(server.url, await tokenFor(server.url, await adminClient(tdb.database.db)));
+    const bad = await call('POST', '/registration-tokens', { maxUses: 0 });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ error: 'invalid_input', fields: ['body.maxUses'] });
+    const short = await call('POST', '/registration-tokens', { ttlSeconds: 5 });
+    expect(short.body.fields).toEqual(['body.ttlSeconds']);
+    const extra = await call('POST', '/registration-tokens', { token: 'mine' });
+    expect(extra.body.fields).toEqual(['body.token']);
+    expect((await call('POST', '/registration-tokens', { roles: ['no-such-role'] })).status).toBe(404);
+    expect((await call('GET', '/registration-tokens/rt_nope')).status).toBe(404);
+    expect((await call('POST', '/registration-tokens/rt_nope/revoke')).status).toBe(404);
+    expect((await adminCall(server.url, 'GET', '/registration-tokens')).status).toBe(401);
+    const reader = await tokenFor(server.url, await adminClient(tdb.database.db, ['admin:read']));
+    expect((await adminCall(server.url, 'GET', '/registration-tokens', { token: reader })).status).toBe(200);
+    const denied = await adminCall(server.url, 'POST', '/registration-tokens', { token: reader, body: {} });
+    expect(denied.status).toBe(403);
+    expect(denied.body.error).toBe('insufficient_scope');
   });
 });

@@ -36,6 +36,8 @@ export function auditProviderEvents(provider: Provider, sink: AuditSink): void {
   const failure = (type: 'token.failure' | 'registration.failure') => (ctx: KoaContextWithOIDC, error: ProviderError) => {
     // server_error is logged with its stack by the caller; the audit log records refusals.
     if (!error?.statusCode || error.statusCode >= 500) return;
+    // JWT access tokens are refused this way by the provider and then answered by TokenPolicy.
+    if (error.error === 'unsupported_token_type' && type === 'token.failure' && ctx.oidc?.route !== 'token') return;
     const clientId = claimedClientId(ctx);
     sink.record({
       type,

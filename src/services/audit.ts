@@ -62,12 +62,14 @@ const short = (value: string | null | undefined, max = 200) => (value == null ? 
 
 function toRow(event: AuditEventInput, at: Date): store.NewAuditEvent {
   const { actor, target } = event;
+  // The client (user) concerned: the target if it is one, else the actor. Filters also match the
+  // actor column, so an admin client acting on another client is found under both.
   const clientId = event.clientId
-    ?? (actor.type === 'client' ? actor.id : undefined)
-    ?? (target?.type === 'client' ? target.id : undefined);
+    ?? (target?.type === 'client' ? target.id : undefined)
+    ?? (actor.type === 'client' ? actor.id : undefined);
   const userId = event.userId
-    ?? (actor.type === 'user' ? actor.id : undefined)
-    ?? (target?.type === 'user' ? target.id : undefined);
+    ?? (target?.type === 'user' ? target.id : undefined)
+    ?? (actor.type === 'user' ? actor.id : undefined);
   return {
     occurred_at: at,
     type: event.type,
@@ -160,8 +162,12 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  /** Writes what is buffered (and waits for a write under way). Never throws. */
-  flush(): Promise<void> {
+  /**
+   * Writes what is buffered (and waits for a write under way). Never throws. With `issuance`, the
+   * token counts so far are written too instead of at the end of their interval.
+   */
+  flush(options: { issuance?: boolean } = {}): Promise<void> {
+    if (options.issuance) this.#moveIssuanceCounts();
     this.#flushing = this.#flushing.then(() => this.#write());
     return this.#flushing;
   }

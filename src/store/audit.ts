@@ -35,8 +35,19 @@ export async function listAuditEvents(db: Db, query: AuditQuery): Promise<{ rows
   if (query.until) select = select.where('occurred_at', '<', query.until);
   if (query.types?.length) select = select.where('type', 'in', query.types);
   if (query.actorId !== undefined) select = select.where('actor_id', '=', query.actorId);
-  if (query.clientId !== undefined) select = select.where('client_id', '=', query.clientId);
-  if (query.userId !== undefined) select = select.where('user_id', '=', query.userId);
+  const { clientId, userId } = query;
+  if (clientId !== undefined) {
+    select = select.where((eb) => eb.or([
+      eb('client_id', '=', clientId),
+      eb.and([eb('actor_type', '=', 'client'), eb('actor_id', '=', clientId)]),
+    ]));
+  }
+  if (userId !== undefined) {
+    select = select.where((eb) => eb.or([
+      eb('user_id', '=', userId),
+      eb.and([eb('actor_type', '=', 'user'), eb('actor_id', '=', userId)]),
+    ]));
+  }
   const rows = await select.orderBy('id', query.order).limit(query.limit + 1).execute();
   return { rows: rows.slice(0, query.limit), more: rows.length > query.limit };
 }
