@@ -1,6 +1,7 @@
 // Self-registration (RFC 7591) with initial access tokens and RFC 7592 management, over real HTTP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashClientSecret } from '../src/crypto.ts';
+import { deleteClient } from '../src/services/clients.ts';
 import { createRegistrationToken } from '../src/services/registration.ts';
 import * as schemas from '../src/http/admin/schemas.ts';
 import { adminCall, adminClient, adminClientFor, tokenFor } from './support/admin.ts';
@@ -168,6 +169,19 @@ describe('registration management (RFC 7592)', () => {
     const gone = await postForm(`${server.url}/token`, { grant_type: 'client_credentials' }, { id: created.client_id, secret: created.client_secret });
     expect(gone.status).toBe(401);
     expect((await manage('GET', uri, rat)).status).toBe(401);
+  });
+});
+
+describe('a registered client deleted by an operator', () => {
+  it('takes its registration access token with it', async () => {
+    const created = (await register({ client_name: unique('ops-deleted') }, await token())).body;
+    const stored = () => tdb.database.db.selectFrom('oidc_payloads').select('id')
+      .where('id', '=', hashClientSecret(created.registration_access_token)).execute();
+    expect(await stored()).toHaveLength(1);
+    await deleteClient(tdb.database.db, created.client_id);
+    // Gone at once, not only when it is next presented.
+    expect(await stored()).toEqual([]);
+    expect((await manage('GET', created.registration_client_uri, created.registration_access_token)).status).toBe(401);
   });
 });
 

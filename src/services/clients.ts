@@ -4,6 +4,7 @@ import { generateClientSecret, hashClientSecret, randomId } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { publishChange } from '../store/changes.ts';
 import * as clients from '../store/clients.ts';
+import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as roles from '../store/roles.ts';
 import type { Db } from '../store/types.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
@@ -231,6 +232,8 @@ export async function deleteClient(db: Kysely<Tables>, ref: string, audit: Audit
     const client = await requireClient(trx, ref);
     const found = await toView(trx, client);
     await clients.deleteClient(trx, client.client_id);
+    // Its stored tokens, and the registration access token of a self-registered client, go too.
+    await deletePayloadsByClientId(trx, client.client_id);
     await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return found;
   });
