@@ -10,7 +10,8 @@ import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, notFound, r
 import type { Logger } from './logger.ts';
 import { Directory } from './oidc/directory.ts';
 import { createProvider } from './oidc/provider.ts';
-import { AuditLog, pruneAuditEvents } from './services/audit.ts';
+import { AuditLog } from './services/audit.ts';
+import { pruneAuditEvents } from './services/audit-queries.ts';
 import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
 import * as registration from './services/registration.ts';
 import { pruneExpired } from './services/tokens.ts';

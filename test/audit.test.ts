@@ -4,7 +4,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as s from '../src/http/admin/schemas.ts';
-import { AuditLog, pruneAuditEvents } from '../src/services/audit.ts';
+import { pruneAuditEvents } from '../src/services/audit-queries.ts';
+import { AuditLog } from '../src/services/audit.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { adminCall, adminClient, adminClientFor, tokenFor } from './support/admin.ts';
 import { unique } from './support/fixtures.ts';

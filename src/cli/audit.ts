@@ -1,6 +1,6 @@
 // postern audit tail [--follow] [--type ...] [--limit n]
 import { Command } from 'commander';
-import { tailAuditEvents, type AuditEventView } from '../services/audit.ts';
+import { tailAuditEvents, type AuditEventView } from '../services/audit-queries.ts';
 import { action, collect, words } from './context.ts';
 
 function line(event: AuditEventView): string {
