@@ -14,7 +14,10 @@ import { createProvider } from './oidc/provider.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
 import { createKeySetLoader, rotateSigningKeysIfDue, type KeyRotation } from './services/key-rotation.ts';
 import { LoginProtection } from './services/login-protection.ts';
+import { AuditLog } from './services/audit.ts';
+import { pruneAuditEvents } from './services/audit-queries.ts';
 import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
+import * as registration from './services/registration.ts';
 import { pruneExpired } from './services/tokens.ts';
 import { recordClientNetworkRefused } from './security-events.ts';
 
@@ -26,6 +29,8 @@ export interface App {
   directory: Directory;
   /** The admin API alone, for its own listener when `config.admin` is set (else `koa` serves it). */
   adminKoa: Koa;
+  /** The audit log: `audit.record(...)` from any route; written in batches (flush() in tests). */
+  audit: AuditLog;
   /** Stops background work (not the database, which the caller owns). */
   close(): Promise<void>;
 }
@@ -78,6 +83,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   // The directory subscribes first: it registers this process when the feed connects.
   const directory = new Directory(database.db, database.changes);
   await database.changes?.start();
+  const audit = new AuditLog(database.db, { logger });
   const pages = createPages();
   const protection = new LoginProtection(database.db, config.login);
   const providers = await ProviderHolder.create({
@@ -90,6 +96,13 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       dpopNonceSecret,
       onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
       onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, refusal),
+      audit,
+      registration: {
+        findInitialAccessToken: (value) => registration.findUsableRegistrationToken(database.db, value),
+        create: (input) => registration.storeRegisteredClient(database.db, audit, input),
+        update: (input) => registration.updateRegisteredClient(database.db, audit, input),
+        remove: (input) => registration.deleteRegisteredClient(database.db, audit, input),
+      },
     }),
     load: createKeySetLoader(database.db, keyring),
     prefix,
@@ -118,6 +131,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     issuer: config.issuer,
     maxBodyBytes: config.maxBodyBytes,
     verifyAccessToken: (token, audience) => providers.current().verifyAccessToken(token, audience),
+    auditLog: audit,
   });
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);
@@ -143,6 +157,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     prune = setInterval(() => {
       pruneExpired(database.db).catch((error: unknown) => logger.warn({ err: error }, 'pruning failed'));
       protection.prune().catch((error: unknown) => logger.warn({ err: error }, 'pruning login failures failed'));
+      pruneAuditEvents(database.db, config.auditRetentionDays, audit)
+        .catch((error: unknown) => logger.warn({ err: error }, 'pruning the audit log failed'));
     }, config.pruneIntervalSeconds * 1000);
     prune.unref();
   }
@@ -177,11 +193,13 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     providers,
     directory,
     adminKoa: adminApp(admin.middleware, { proxy: config.trustProxy }),
+    audit,
     close: async () => {
       if (prune) clearInterval(prune);
       if (rotation) clearInterval(rotation);
       await checking;
       await providers.close();
+      await audit.close();
       await directory.close();
       await database.changes?.close();
     },

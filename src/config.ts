@@ -20,6 +20,8 @@ export interface Config extends MasterKeySettings {
   maxBodyBytes: number;
   /** How often expired tokens, codes and revocations are pruned, in seconds (0: never). */
   pruneIntervalSeconds: number;
+  /** Audit events older than this many days are deleted by the prune timer (0: kept forever). */
+  auditRetentionDays: number;
   /**
    * A separate listener for the admin API (/admin/v1), kept off the public one. Unset: the admin
    * API is served by the public listener.
@@ -78,6 +80,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_BODY_BYTES: intFrom(1024, 1024 * 1024).default(32 * 1024),
   PRUNE_INTERVAL_SECONDS: intFrom(0, 86400).default(600),
+  AUDIT_RETENTION_DAYS: intFrom(0, 36500).default(365),
   ADMIN_PORT: intFrom(1, 65535).optional(),
   ADMIN_HOST: z.string().min(1).default('127.0.0.1'),
   DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0']).default('true'),
@@ -186,6 +189,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     maxBodyBytes: e.MAX_BODY_BYTES,
     pruneIntervalSeconds: e.PRUNE_INTERVAL_SECONDS,
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     admin: e.ADMIN_PORT === undefined ? undefined : { host: e.ADMIN_HOST, port: e.ADMIN_PORT },
     login: {
       maxFailures: e.LOGIN_MAX_FAILURES,

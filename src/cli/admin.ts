@@ -11,8 +11,8 @@ export function adminCommand(): Command {
     .description('create the first admin client (admin:read admin:write on urn:postern); prints its secret once')
     .option('--name <name>', `client name (default ${DEFAULT_ADMIN_NAME})`)
     .option('--force', 'create another admin client even though one exists')
-    .action(action(async ({ db, out }, opts: { name?: string; force?: boolean }) => {
-      const result = await bootstrapAdmin(db, { name: opts.name, force: opts.force });
+    .action(action(async ({ db, out, audit }, opts: { name?: string; force?: boolean }) => {
+      const result = await bootstrapAdmin(db, { name: opts.name, force: opts.force }, audit);
       out.print(
         {
           clientId: result.client.clientId,

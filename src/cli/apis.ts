@@ -35,7 +35,7 @@ export function apisCommand(): Command {
     .option('--ttl <duration>', 'access token lifetime (e.g. 300, 5m)', ttl, 300)
     .option('--introspection-client <client>', 'a client (id or name) that may introspect every token for this API')
     .option('--require-dpop', 'token requests for it must carry a DPoP proof; its tokens are DPoP-bound (RFC 9449)')
-    .action(action(async ({ db, out }, opts: {
+    .action(action(async ({ db, out, audit }, opts: {
       identifier: string; name?: string; scopes: string[]; tokenFormat: string; alg: string; ttl: number;
       introspectionClient?: string; requireDpop?: boolean;
     }) => {
@@ -48,7 +48,7 @@ export function apisCommand(): Command {
         accessTokenTtl: opts.ttl,
         introspectionClient: opts.introspectionClient,
         requireDpop: opts.requireDpop,
-      });
+      }, audit);
       out.print(api, (value) => `API created\n${show(value)}`);
     }));
 
@@ -81,7 +81,7 @@ export function apisCommand(): Command {
     .option('--no-introspection-client', 'remove the introspection client')
     .option('--require-dpop', 'token requests for it must carry a DPoP proof')
     .option('--no-require-dpop', 'Bearer tokens are issued for it again')
-    .action(action(async ({ db, out }, ref: string, opts: {
+    .action(action(async ({ db, out, audit }, ref: string, opts: {
       name?: string; addScopes: string[]; removeScopes: string[]; tokenFormat?: string; alg?: string; ttl?: number;
       introspectionClient?: string | false; requireDpop?: boolean;
     }) => {
@@ -94,15 +94,15 @@ export function apisCommand(): Command {
         accessTokenTtl: opts.ttl,
         introspectionClient: opts.introspectionClient === false ? null : opts.introspectionClient,
         requireDpop: opts.requireDpop,
-      });
+      }, audit);
       out.print(api, (value) => `API updated\n${show(value)}`);
     }));
 
   command.command('delete')
     .description('delete an API, its scopes and the grants of those scopes')
     .argument('<api>', 'id, identifier or name')
-    .action(action(async ({ db, out }, ref: string) => {
-      const api = await apis.deleteApi(db, ref);
+    .action(action(async ({ db, out, audit }, ref: string) => {
+      const api = await apis.deleteApi(db, ref, audit);
       out.print(api, (value) => `API ${value.identifier} deleted`);
     }));
 

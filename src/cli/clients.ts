@@ -65,7 +65,7 @@ export function clientsCommand(): Command {
     .option('--post-logout-redirect-uri <uri>', 'where people may return after logging out (repeatable)', collect, [])
     .option('--public', 'a public app (SPA, native) that cannot keep a secret: no secret, PKCE only')
     .option('--first-party', 'an app of your own: people are not asked for consent')
-    .action(action(async ({ db, out }, opts: {
+    .action(action(async ({ db, out, audit }, opts: {
       name: string; grant: string[]; role: string[]; authMethod?: string; jwksFile?: string; jwksUri?: string;
       allowedNetwork: string[]; requireDpop?: boolean; redirectUri: string[]; postLogoutRedirectUri: string[];
       public?: boolean; firstParty?: boolean;
@@ -83,7 +83,7 @@ export function clientsCommand(): Command {
         postLogoutRedirectUris: opts.postLogoutRedirectUri,
         public: opts.public,
         firstParty: opts.firstParty,
-      });
+      }, audit);
       out.print(
         { ...result.client, clientSecret: result.clientSecret },
         () => result.clientSecret !== null
@@ -138,24 +138,24 @@ export function clientsCommand(): Command {
     command.command(name)
       .description(enabled ? 'let a disabled client get tokens again' : 'refuse the client at once (its tokens stop introspecting as active)')
       .argument('<client>', 'client id or name')
-      .action(action(async ({ db, out }, ref: string) => {
-        out.print(await clients.setClientEnabled(db, ref, enabled), (c) => `client ${c.name} ${name}d`);
+      .action(action(async ({ db, out, audit }, ref: string) => {
+        out.print(await clients.setClientEnabled(db, ref, enabled, audit), (c) => `client ${c.name} ${name}d`);
       }));
   }
 
   command.command('delete')
     .description('delete a client, its secrets and role assignments')
     .argument('<client>', 'client id or name')
-    .action(action(async ({ db, out }, ref: string) => {
-      out.print(await clients.deleteClient(db, ref), (c) => `client ${c.name} deleted`);
+    .action(action(async ({ db, out, audit }, ref: string) => {
+      out.print(await clients.deleteClient(db, ref, audit), (c) => `client ${c.name} deleted`);
     }));
 
   command.command('rotate-secret')
     .description('issue a new secret; the old ones keep working for --keep-old-for (default: they stop now)')
     .argument('<client>', 'client id or name')
     .option('--keep-old-for <duration>', 'overlap during which the old secrets still work (e.g. 24h)', parseDuration, 0)
-    .action(action(async ({ db, out }, ref: string, opts: { keepOldFor: number }) => {
-      const result = await clients.rotateClientSecret(db, ref, opts.keepOldFor);
+    .action(action(async ({ db, out, audit }, ref: string, opts: { keepOldFor: number }) => {
+      const result = await clients.rotateClientSecret(db, ref, opts.keepOldFor, new Date(), audit);
       out.print(
         { ...result.client, clientSecret: result.clientSecret, oldSecretsExpireAt: result.oldSecretsExpireAt },
         () => `secret rotated for ${result.client.name}\nclient_secret: ${result.clientSecret}\n`

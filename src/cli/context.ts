@@ -1,4 +1,5 @@
 // What every command needs: the configured database (migrated) and the output format.
+import os from 'node:os';
 import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { loadConfig, type Config } from '../config.ts';
@@ -6,6 +7,7 @@ import { openDatabase, type Database } from '../db/database.ts';
 import { migrate } from '../db/migrator.ts';
 import type { Tables } from '../db/tables.ts';
 import { resolveMasterKey } from '../master-key.ts';
+import { AuditLog, auditorFor, type Auditor } from '../services/audit.ts';
 import { openKeyMaterial, type Keyring } from '../services/keys.ts';
 import { createOutput, type Output } from './output.ts';
 
@@ -16,6 +18,17 @@ export interface CommandContext {
   config: Config;
   /** The master key (first) and POSTERN_NEW_MASTER_KEY when set: the keys that open key material. */
   keyring: Keyring;
+  /** Records changes as the operator (the OS user running the command); written before exit. */
+  audit: Auditor;
+}
+
+/** Who runs the CLI: the OS user (the audit log's actor for every change made here). */
+export function operatorName(): string {
+  try {
+    return os.userInfo().username || `uid:${process.getuid?.() ?? 'unknown'}`;
+  } catch {
+    return `uid:${process.getuid?.() ?? 'unknown'}`;
+  }
 }
 
 /**
@@ -37,7 +50,14 @@ export function action<A extends unknown[]>(
       // The same key as the server's: configured, or in development the file beside the data.
       const keyring: Keyring = [resolveMasterKey(config).key, ...(config.newMasterKey ? [config.newMasterKey] : [])];
       await openKeyMaterial(database.db, keyring);
-      await run({ db: database.db, database, out, config, keyring }, ...args);
+      // No timer: one command's events are written together when it ends.
+      const auditLog = new AuditLog(database.db, { flushIntervalMs: 0, issuanceIntervalMs: 0 });
+      const audit = auditorFor(auditLog, { actor: { type: 'operator', id: operatorName() } });
+      try {
+        await run({ db: database.db, database, out, config, keyring, audit }, ...args);
+      } finally {
+        await auditLog.close();
+      }
     } finally {
       await database.close();
     }

@@ -2,8 +2,10 @@
 import { Command, CommanderError } from 'commander';
 import { ServiceError } from '../services/errors.ts';
 import { adminCommand } from './admin.ts';
+import { auditCommand } from './audit.ts';
 import { apisCommand } from './apis.ts';
 import { clientsCommand } from './clients.ts';
+import { registrationTokensCommand } from './registration-tokens.ts';
 import { rolesCommand } from './roles.ts';
 import { usersCommand } from './users.ts';
 import { keysCommand, migrateCommand, tokensCommand } from './system.ts';
@@ -20,7 +22,8 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON for scripts')
     .exitOverride()
     .configureOutput({ outputError: writeUsageError });
-  for (const command of [apisCommand(), rolesCommand(), clientsCommand(), usersCommand(), migrateCommand(), tokensCommand(), keysCommand(), adminCommand()]) {
+  for (const command of [apisCommand(), rolesCommand(), clientsCommand(), usersCommand(), migrateCommand(), tokensCommand(), keysCommand(),
+    adminCommand(), registrationTokensCommand(), auditCommand()]) {
     program.addCommand(command);
   }
   // Subcommands get the same exit and error handling.

@@ -40,10 +40,10 @@ export function rolesCommand(): Command {
     .argument('<name>', 'role name')
     .option('--description <text>', 'what the role is for')
     .option('--grant <grant>', 'scopes to grant: "<api> <scope> [scope...]" (repeatable)', collect, [])
-    .action(action(async ({ db, out }, name: string, opts: { description?: string; grant: string[] }) => {
+    .action(action(async ({ db, out, audit }, name: string, opts: { description?: string; grant: string[] }) => {
       const role = await roles.createRole(db, {
         name, description: opts.description, grants: opts.grant.map(parseGrant),
-      });
+      }, audit);
       out.print(role, (value) => `role created\n${show(value)}`);
     }));
 
@@ -70,8 +70,8 @@ export function rolesCommand(): Command {
   command.command('delete')
     .description('delete a role (clients lose what it granted)')
     .argument('<role>', 'id or name')
-    .action(action(async ({ db, out }, ref: string) => {
-      out.print(await roles.deleteRole(db, ref), (role) => `role ${role.name} deleted`);
+    .action(action(async ({ db, out, audit }, ref: string) => {
+      out.print(await roles.deleteRole(db, ref, audit), (role) => `role ${role.name} deleted`);
     }));
 
   command.command('grant')
@@ -79,8 +79,8 @@ export function rolesCommand(): Command {
     .argument('<role>', 'id or name')
     .argument('<api>', 'API id, identifier or name')
     .argument('<scopes...>', 'scopes of that API')
-    .action(action(async ({ db, out }, ref: string, api: string, scopes: string[]) => {
-      out.print(await roles.grantScopes(db, ref, { api, scopes }), (role) => `scopes granted\n${show(role)}`);
+    .action(action(async ({ db, out, audit }, ref: string, api: string, scopes: string[]) => {
+      out.print(await roles.grantScopes(db, ref, { api, scopes }, audit), (role) => `scopes granted\n${show(role)}`);
     }));
 
   command.command('ungrant')
@@ -88,8 +88,8 @@ export function rolesCommand(): Command {
     .argument('<role>', 'id or name')
     .argument('<api>', 'API id, identifier or name')
     .argument('<scopes...>', 'scopes of that API')
-    .action(action(async ({ db, out }, ref: string, api: string, scopes: string[]) => {
-      out.print(await roles.ungrantScopes(db, ref, { api, scopes }), (role) => `scopes taken back\n${show(role)}`);
+    .action(action(async ({ db, out, audit }, ref: string, api: string, scopes: string[]) => {
+      out.print(await roles.ungrantScopes(db, ref, { api, scopes }, audit), (role) => `scopes taken back\n${show(role)}`);
     }));
 
   command.command('assign')
@@ -97,11 +97,11 @@ export function rolesCommand(): Command {
     .argument('<role>', 'id or name')
     .option('--client <client>', 'client id or name')
     .option('--user <user>', 'user id or username')
-    .action(action(async ({ db, out }, ref: string, opts: { client?: string; user?: string }) => {
+    .action(action(async ({ db, out, audit }, ref: string, opts: { client?: string; user?: string }) => {
       const target = holder(opts);
       const role = target.kind === 'client'
-        ? await roles.assignRoleToClient(db, ref, target.ref)
-        : await roles.assignRoleToUser(db, ref, target.ref);
+        ? await roles.assignRoleToClient(db, ref, target.ref, audit)
+        : await roles.assignRoleToUser(db, ref, target.ref, audit);
       out.print(role, (value) => `role ${value.name} assigned to ${target.kind} ${target.ref}`);
     }));
 
@@ -110,11 +110,11 @@ export function rolesCommand(): Command {
     .argument('<role>', 'id or name')
     .option('--client <client>', 'client id or name')
     .option('--user <user>', 'user id or username')
-    .action(action(async ({ db, out }, ref: string, opts: { client?: string; user?: string }) => {
+    .action(action(async ({ db, out, audit }, ref: string, opts: { client?: string; user?: string }) => {
       const target = holder(opts);
       const role = target.kind === 'client'
-        ? await roles.unassignRoleFromClient(db, ref, target.ref)
-        : await roles.unassignRoleFromUser(db, ref, target.ref);
+        ? await roles.unassignRoleFromClient(db, ref, target.ref, audit)
+        : await roles.unassignRoleFromUser(db, ref, target.ref, audit);
       out.print(role, (value) => `role ${value.name} removed from ${target.kind} ${target.ref}`);
     }));
 

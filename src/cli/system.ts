@@ -40,7 +40,7 @@ function rotateMasterCommand(): Command {
     .description('re-encrypt every private key under a new master key, in one transaction (running servers are not disturbed)')
     .option('--new-key-file <path>', 'file holding the new key (with --generate: where to write it)')
     .option('--generate', 'generate the new key and write it to a new file (mode 0600)')
-    .action(action(async ({ db, out, config, keyring }, opts: RotateOptions) => {
+    .action(action(async ({ db, out, config, keyring, audit }, opts: RotateOptions) => {
       // The new key is on disk (or in the environment) before anything is re-encrypted with it.
       let newKey: MasterKey;
       let newKeyFile: string | undefined;
@@ -63,6 +63,7 @@ function rotateMasterCommand(): Command {
         throw invalid('give the new master key: --new-key-file <path>, POSTERN_NEW_MASTER_KEY, or --generate');
       }
       const result = await rotateMasterKey(db, keyring, newKey);
+      audit.record({ type: 'master_key.rotated', details: { count: result.signingKeys + result.serverSecrets } });
       const configure = newKeyFile
         ? `POSTERN_MASTER_KEY_FILE=${newKeyFile} (or POSTERN_MASTER_KEY set to its content)`
         : 'POSTERN_MASTER_KEY set to the value of POSTERN_NEW_MASTER_KEY';
@@ -96,13 +97,14 @@ export function keysCommand(): Command {
   command.command('generate')
     .description('create the signing keys and cookie keys (once, before the first production start)')
     .option('--if-missing', 'succeed without doing anything when keys exist (for deployment scripts)')
-    .action(action(async ({ db, out, keyring }, opts: { ifMissing?: boolean }) => {
+    .action(action(async ({ db, out, keyring, audit }, opts: { ifMissing?: boolean }) => {
       if (opts.ifMissing && (await hasSigningKeys(db))) {
         out.print({ created: false }, () => 'signing keys exist already; nothing to do');
         return;
       }
       const material = await generateKeyMaterial(db, keyring[0]);
       const kids = material.signingKeys.map((key) => ({ kid: key.kid, alg: key.alg }));
+      for (const key of kids) audit.record({ type: 'key.generated', target: { type: 'key', id: key.kid }, details: { alg: key.alg } });
       out.print(kids, (list) => `signing keys created\n${table(['KID', 'ALG'], list.map((k) => [k.kid, k.alg]))}`);
     }));
   command.command('list')

@@ -15,6 +15,8 @@ export interface ClientsTable {
   tokens_revoked_before: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** CIDR strings the client may authenticate from; empty: anywhere (migration 0007). */
   allowed_networks: ColumnType<string[], string | undefined, string>;
+  /** The registration token a self-registered client used (migration 0008); null: an operator's. */
+  registered_by: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -148,6 +150,38 @@ export interface SchemaMigrationsTable {
   applied_at: CreatedAt;
 }
 
+export interface AuditEventsTable {
+  id: ColumnType<string, never, never>;
+  occurred_at: ColumnType<Date, Date | string | undefined, never>;
+  type: string;
+  actor_type: string;
+  actor_id: string | null;
+  target_type: string | null;
+  target_id: string | null;
+  client_id: string | null;
+  user_id: string | null;
+  outcome: 'success' | 'failure';
+  source_address: string | null;
+  request_id: string | null;
+  details: Json<Record<string, unknown>>;
+}
+
+export interface RegistrationTokensTable {
+  id: string;
+  token_hash: string;
+  description: string | null;
+  max_uses: number;
+  uses: Generated<number>;
+  expires_at: Date;
+  revoked_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  created_at: CreatedAt;
+}
+
+export interface RegistrationTokenRolesTable {
+  token_id: string;
+  role_id: string;
+}
+
 export interface Tables {
   clients: ClientsTable;
   client_secrets: ClientSecretsTable;
@@ -165,4 +199,7 @@ export interface Tables {
   users: UsersTable;
   user_roles: UserRolesTable;
   login_failures: LoginFailuresTable;
+  audit_events: AuditEventsTable;
+  registration_tokens: RegistrationTokensTable;
+  registration_token_roles: RegistrationTokenRolesTable;
 }

@@ -2,12 +2,13 @@
 // comes from the clients table through the Directory.
 import type { Kysely } from 'kysely';
 import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import { grantDigest } from '../crypto.ts';
+import { grantDigest, hashClientSecret } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import * as payloads from '../store/oidc-payloads.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
 import type { Directory } from './directory.ts';
 import { CLIENT_AUTH_ROUTES, isAddressAllowed, sourceAddress } from './network-policy.ts';
+import { requestContext, requestInfo, SERVICE_POLICY, toRegistrationError, type RegistrationHandlers } from './registration.ts';
 
 /** A client limited to some networks tried to authenticate from another (no secrets inside). */
 export interface NetworkRefusal { clientId: string; address: string | undefined; route: string }
@@ -16,6 +17,8 @@ export interface ClientAdapterOptions {
   placeholderSecret: string;
   trustProxy: boolean;
   onNetworkRefused?: (refusal: NetworkRefusal) => void;
+  /** Storage of self-registered clients (RFC 7591/7592); without it, registration always fails. */
+  registration?: RegistrationHandlers;
 }
 
 function toPayload(stored: payloads.StoredPayload | undefined): AdapterPayload | undefined {
@@ -123,7 +126,64 @@ class PayloadAdapter implements Adapter {
   }
 }
 
-/** Read-only: clients are managed through the services layer, never by the provider. */
+/**
+ * Registration access tokens (RFC 7592) are bearer credentials: stored under the SHA-256 of their
+ * value, never the value itself (as client secrets).
+ */
+class HashedIdAdapter extends PayloadAdapter {
+  override async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    await super.upsert(hashClientSecret(id), { ...payload, jti: undefined }, expiresIn);
+  }
+
+  override async find(id: string): Promise<AdapterPayload | undefined> {
+    const payload = await super.find(hashClientSecret(id));
+    return payload && { ...payload, jti: id };
+  }
+
+  override async consume(id: string): Promise<void> {
+    await super.consume(hashClientSecret(id));
+  }
+
+  override async destroy(id: string): Promise<void> {
+    await super.destroy(hashClientSecret(id));
+  }
+}
+
+/** Initial access tokens live in their own table (hashed, counted uses), made by the services. */
+class InitialAccessTokenAdapter implements Adapter {
+  #handlers: RegistrationHandlers | undefined;
+
+  constructor(handlers: RegistrationHandlers | undefined) {
+    this.#handlers = handlers;
+  }
+
+  async find(value: string): Promise<AdapterPayload | undefined> {
+    const token = await this.#handlers?.findInitialAccessToken(value);
+    if (!token) return undefined;
+    return {
+      jti: value,
+      kind: 'InitialAccessToken',
+      iat: Math.floor(token.createdAt.getTime() / 1000),
+      exp: Math.floor(token.expiresAt.getTime() / 1000),
+      policies: [SERVICE_POLICY],
+    };
+  }
+
+  async upsert(): Promise<void> {
+    throw new Error('initial access tokens are made by `postern registration-tokens create`');
+  }
+
+  async findByUid(): Promise<undefined> { return undefined; }
+  async findByUserCode(): Promise<undefined> { return undefined; }
+  async consume(): Promise<void> {}
+  async destroy(): Promise<void> {}
+  async revokeByGrantId(): Promise<void> {}
+}
+
+/**
+ * Clients are managed through the services layer. The provider writes only for RFC 7591/7592
+ * requests, which this hands to the registration handlers; anything else is refused.
+ */
 class ClientAdapter implements Adapter {
   #directory: Directory;
   #options: ClientAdapterOptions;
@@ -164,15 +224,37 @@ class ClientAdapter implements Adapter {
     throw new errors.InvalidClientAuth('source address outside the client\'s allowed networks');
   }
 
-  async upsert(): Promise<void> {
-    throw new Error('clients are read-only for the provider');
+  async upsert(clientId: string, metadata: AdapterPayload): Promise<void> {
+    const handlers = this.#options.registration;
+    const ctx = requestContext.getStore();
+    const route = ctx?.oidc?.route;
+    const request = requestInfo(ctx);
+    const initialAccessToken = ctx?.oidc?.entities.InitialAccessToken?.jti;
+    try {
+      if (route === 'registration' && handlers && initialAccessToken) {
+        await handlers.create({ clientId, metadata, initialAccessToken, request });
+      } else if (route === 'client_update' && handlers) {
+        await handlers.update({ clientId, metadata, request });
+      } else {
+        throw new Error('clients are read-only for the provider');
+      }
+    } catch (error) {
+      throw toRegistrationError(error);
+    }
   }
 
   async findByUid(): Promise<undefined> { return undefined; }
   async findByUserCode(): Promise<undefined> { return undefined; }
   async consume(): Promise<void> {}
-  async destroy(): Promise<void> {
-    throw new Error('clients are read-only for the provider');
+  async destroy(clientId: string): Promise<void> {
+    const handlers = this.#options.registration;
+    const ctx = requestContext.getStore();
+    if (ctx?.oidc?.route !== 'client_delete' || !handlers) throw new Error('clients are read-only for the provider');
+    try {
+      await handlers.remove({ clientId, request: requestInfo(ctx) });
+    } catch (error) {
+      throw toRegistrationError(error);
+    }
   }
 
   async revokeByGrantId(): Promise<void> {}
@@ -180,6 +262,10 @@ class ClientAdapter implements Adapter {
 
 export function createAdapterFactory(db: Kysely<Tables>, directory: Directory, options: ClientAdapterOptions) {
   const reader = new PayloadReader(db);
-  return (model: string): Adapter =>
-    model === 'Client' ? new ClientAdapter(directory, options) : new PayloadAdapter(db, model, reader);
+  return (model: string): Adapter => {
+    if (model === 'Client') return new ClientAdapter(directory, options);
+    if (model === 'InitialAccessToken') return new InitialAccessTokenAdapter(options.registration);
+    if (model === 'RegistrationAccessToken') return new HashedIdAdapter(db, model, reader);
+    return new PayloadAdapter(db, model, reader);
+  };
 }

@@ -3,12 +3,15 @@ import { randomBytes } from 'node:crypto';
 import type Koa from 'koa';
 import type { Kysely } from 'kysely';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { NO_AUDIT, type AuditSink } from '../audit-events.ts';
 import type { Config } from '../config.ts';
 import { grantDigest, secretMatchesAny } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { findAccount, personGrants, SCOPE_CLAIMS } from './accounts.ts';
 import { createAdapterFactory, type NetworkRefusal } from './adapter.ts';
 import { CLIENT_AUTH_ALGS } from './client-keys.ts';
+import { auditProviderEvents } from './audit-events.ts';
+import { registrationFeatures, registrationMiddleware, type RegistrationHandlers } from './registration.ts';
 import type { Directory } from './directory.ts';
 import { providerJwks, type KeySet } from './keys.ts';
 import { resourceIndicators } from './resource-policy.ts';
@@ -24,6 +27,10 @@ export interface ProviderDeps {
   /** HMAC key of DPoP nonces, the same on every process (base64url, 32 bytes). */
   dpopNonceSecret: string;
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
+  /** Security events (token failures, revocations, registrations) and issuance counts. */
+  audit?: AuditSink;
+  /** Storage of self-registered clients (RFC 7591/7592); without it, registration always fails. */
+  registration?: RegistrationHandlers;
   /** A client tried to authenticate from outside its allowed networks (refused with 401). */
   onNetworkRefused?: (refusal: NetworkRefusal) => void;
   /** The browser-facing pages the provider renders itself (views/). */
@@ -100,6 +107,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       placeholderSecret: randomBytes(32).toString('base64url'),
       trustProxy: config.trustProxy,
       onNetworkRefused: deps.onNetworkRefused,
+      registration: deps.registration,
     }),
     clients: [],
     jwks: { keys: providerJwks(deps.keys) as never },
@@ -146,7 +154,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
         },
       },
       resourceIndicators: resourceIndicators(directory, deps.db) as never,
-      registration: { enabled: false },
+      ...registrationFeatures(),
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {
@@ -211,6 +219,9 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       return secretMatchesAny(actual, live);
     };
 
+  // Outermost first: the request context for registration, then the audit of final answers.
+  provider.use(registrationMiddleware());
+  auditProviderEvents(provider, deps.audit ?? NO_AUDIT);
   provider.use(tokenPolicy.middleware());
   provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);

@@ -10,6 +10,7 @@ import { requireApi } from './apis.ts';
 import { createClient, type ClientWithSecret } from './clients.ts';
 import { conflict } from './errors.ts';
 import { createRole, grantScopes } from './roles.ts';
+import { NO_AUDITOR, type Auditor } from './audit.ts';
 
 export { POSTERN_API };
 /** Scopes of `urn:postern` that the admin API requires: reading for GET, writing for the rest. */
@@ -32,6 +33,7 @@ export interface BootstrapResult extends ClientWithSecret {
 export async function bootstrapAdmin(
   db: Kysely<Tables>,
   input: { name?: string; force?: boolean } = {},
+  audit: Auditor = NO_AUDITOR,
 ): Promise<BootstrapResult> {
   const api = await requireApi(db, POSTERN_API);
   const admins = await listClientsGrantedScope(db, api.id, ADMIN_WRITE_SCOPE);
@@ -40,14 +42,14 @@ export async function bootstrapAdmin(
   }
   const grant = { api: POSTERN_API, scopes: ADMIN_SCOPES };
   const role = (await findRole(db, DEFAULT_ADMIN_NAME))
-    ? await grantScopes(db, DEFAULT_ADMIN_NAME, grant)
-    : await createRole(db, { name: DEFAULT_ADMIN_NAME, description: 'Postern administrators', grants: [grant] });
+    ? await grantScopes(db, DEFAULT_ADMIN_NAME, grant, audit)
+    : await createRole(db, { name: DEFAULT_ADMIN_NAME, description: 'Postern administrators', grants: [grant] }, audit);
   let name = input.name ?? DEFAULT_ADMIN_NAME;
   if (input.name === undefined && (await findClientByName(db, name))) {
     // --force without a name: the default one is taken, so make the next one distinct.
     name = `${DEFAULT_ADMIN_NAME}-${randomBytes(3).toString('hex')}`;
   }
-  const created = await createClient(db, { name, roles: [role.name] });
+  const created = await createClient(db, { name, roles: [role.name] }, audit);
   // A client_secret_basic client always gets a secret.
   return { client: created.client, clientSecret: created.clientSecret!, role: role.name, resource: POSTERN_API };
 }

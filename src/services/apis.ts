@@ -7,9 +7,10 @@ import * as apis from '../store/apis.ts';
 import { publishChange } from '../store/changes.ts';
 import { findClientById, findClientByName } from '../store/clients.ts';
 import type { Db } from '../store/types.ts';
+import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
-import { checkName, checkResourceIdentifier, checkScopes, checkTtl } from './validation.ts';
+import { changedFields, checkName, checkResourceIdentifier, checkScopes, checkTtl } from './validation.ts';
 
 export { ACCESS_TOKEN_ALGS };
 export const TOKEN_FORMATS = ['jwt', 'opaque'] as const;
@@ -81,7 +82,7 @@ export interface CreateApiInput {
   requireDpop?: boolean;
 }
 
-export async function createApi(db: Kysely<Tables>, input: CreateApiInput): Promise<ApiView> {
+export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
   const identifier = checkResourceIdentifier(input.identifier);
   const name = input.name === undefined ? undefined : checkName(input.name);
   const scopes = checkScopes(input.scopes ?? []);
@@ -89,7 +90,7 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput): Prom
   const signingAlg = checkAlg(input.signingAlg ?? DEFAULT_ACCESS_TOKEN_ALG);
   const accessTokenTtl = checkTtl(input.accessTokenTtl ?? 300);
   try {
-    return await writeAndPropagate(db, async (trx) => {
+    const api = await writeAndPropagate(db, async (trx) => {
       const id = randomId('api_');
       const introspectionClientId = input.introspectionClient
         ? await resolveClientId(trx, input.introspectionClient)
@@ -102,6 +103,11 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput): Prom
       await publishChange(trx, { kind: 'config' });
       return toView(await requireApi(trx, id));
     });
+    audit.record({
+      type: 'api.created', target: { type: 'api', id: api.id },
+      details: { identifier: api.identifier, name: api.name, scopes: api.scopes },
+    });
+    return api;
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`an API with identifier or name "${name ?? identifier}" already exists`);
     throw error;
@@ -128,11 +134,16 @@ export interface UpdateApiInput {
   requireDpop?: boolean;
 }
 
-export async function updateApi(db: Kysely<Tables>, ref: string, input: UpdateApiInput): Promise<ApiView> {
+export async function updateApi(
+  db: Kysely<Tables>,
+  ref: string,
+  input: UpdateApiInput,
+  audit: Auditor = NO_AUDITOR,
+): Promise<ApiView> {
   const addScopes = checkScopes(input.addScopes ?? [], 'addScopes');
   const removeScopes = checkScopes(input.removeScopes ?? [], 'removeScopes');
   try {
-    return await writeAndPropagate(db, async (trx) => {
+    const updated = await writeAndPropagate(db, async (trx) => {
       const api = await requireApi(trx, ref);
       if (api.system && (input.name !== undefined || removeScopes.length || addScopes.length)) {
         throw new ServiceError('forbidden', `the ${api.name} API is built in: its name and scopes cannot change`);
@@ -162,18 +173,25 @@ export async function updateApi(db: Kysely<Tables>, ref: string, input: UpdateAp
       await publishChange(trx, { kind: 'config' });
       return toView(await requireApi(trx, api.id));
     });
+    audit.record({
+      type: 'api.updated', target: { type: 'api', id: updated.id },
+      details: { identifier: updated.identifier, fields: changedFields(input), scopes: updated.scopes },
+    });
+    return updated;
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`an API named "${input.name}" already exists`);
     throw error;
   }
 }
 
-export async function deleteApi(db: Kysely<Tables>, ref: string): Promise<ApiView> {
-  return writeAndPropagate(db, async (trx) => {
+export async function deleteApi(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
+  const deleted = await writeAndPropagate(db, async (trx) => {
     const api = await requireApi(trx, ref);
     if (api.system) throw new ServiceError('forbidden', `the ${api.name} API is built in and cannot be deleted`);
     await apis.deleteApi(trx, api.id);
     await publishChange(trx, { kind: 'config' });
     return toView(api);
   });
+  audit.record({ type: 'api.deleted', target: { type: 'api', id: deleted.id }, details: { identifier: deleted.identifier } });
+  return deleted;
 }

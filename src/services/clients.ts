@@ -6,13 +6,15 @@ import { generateClientSecret, hashClientSecret, randomId } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { publishChange } from '../store/changes.ts';
 import * as clients from '../store/clients.ts';
+import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as roles from '../store/roles.ts';
 import type { Db } from '../store/types.ts';
 import { checkClientJwks, checkJwksUri, checkNetworks, type ClientJwks } from './client-auth.ts';
 import { checkSignInSettings, PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
+import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
-import { checkName } from './validation.ts';
+import { changedFields, checkName } from './validation.ts';
 
 export const SUPPORTED_GRANTS = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
@@ -128,7 +130,61 @@ function keyMetadata(authMethod: string, jwks: unknown, jwksUri: string | undefi
   return jwks !== undefined ? { jwks: checkClientJwks(jwks) } : { jwks_uri: checkJwksUri(jwksUri!) };
 }
 
-export async function createClient(db: Kysely<Tables>, input: CreateClientInput): Promise<CreatedClient> {
+/**
+ * The rules a self-registered client meets (RFC 7591): a valid unique name, client_credentials
+ * only, a secret Postern issues. Everything else is for operators (CLI, admin API).
+ */
+export function checkServiceClient(input: { name: string; grantTypes?: string[]; tokenEndpointAuthMethod?: string }) {
+  const name = checkName(input.name);
+  const grantTypes = [...new Set(input.grantTypes?.length ? input.grantTypes : ['client_credentials'])];
+  for (const grant of grantTypes) {
+    if (grant !== 'client_credentials') {
+      throw invalid(`unsupported grant type "${grant}" (a registered service uses client_credentials)`, 'grantTypes');
+    }
+  }
+  const authMethod = input.tokenEndpointAuthMethod ?? 'client_secret_basic';
+  if (!SECRET_METHODS.includes(authMethod)) {
+    throw invalid(`token endpoint auth method must be one of ${SECRET_METHODS.join(', ')}`, 'tokenEndpointAuthMethod');
+  }
+  return { name, grantTypes, authMethod };
+}
+
+/** Stores a checked service client with the hash of its secret and its roles, inside `trx`. */
+export async function insertServiceClient(
+  trx: Db,
+  input: {
+    clientId: string; name: string; grantTypes: string[]; authMethod: string; clientSecret: string;
+    roleIds: string[]; registeredBy?: string; extraMetadata?: Record<string, unknown>;
+  },
+): Promise<ClientView> {
+  const { clientId, name } = input;
+  const row = await clients.insertClient(trx, {
+    clientId,
+    name,
+    registeredBy: input.registeredBy,
+    metadata: {
+      ...input.extraMetadata,
+      client_id: clientId,
+      client_name: name,
+      grant_types: input.grantTypes,
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: input.authMethod,
+    },
+  });
+  await clients.insertClientSecret(trx, {
+    id: randomId('sec_'), clientId, secretHash: hashClientSecret(input.clientSecret),
+  });
+  for (const roleId of input.roleIds) await roles.insertClientRole(trx, clientId, roleId);
+  await publishChange(trx, { kind: 'client', clientId });
+  return toView(trx, row);
+}
+
+export async function createClient(
+  db: Kysely<Tables>,
+  input: CreateClientInput,
+  audit: Auditor = NO_AUDITOR,
+): Promise<CreatedClient> {
   const name = checkName(input.name);
   const { grantTypes, redirectUris, postLogoutRedirectUris, signIn } = checkSignInSettings(input, SUPPORTED_GRANTS);
   let authMethod = input.tokenEndpointAuthMethod
@@ -177,6 +233,10 @@ export async function createClient(db: Kysely<Tables>, input: CreateClientInput)
       for (const role of roleRows) await roles.insertClientRole(trx, clientId, role.id);
       await publishChange(trx, { kind: 'client', clientId });
       return toView(trx, row);
+    });
+    audit.record({
+      type: 'client.created', target: { type: 'client', id: clientId },
+      details: { name, grantTypes, roles: client.roles, tokenEndpointAuthMethod: authMethod },
     });
     return { client, clientSecret };
   } catch (error) {
@@ -251,11 +311,16 @@ export interface UpdateClientInput {
  * Renames, enables or disables a client, replaces its keys or networks; every change holds at
  * once everywhere (a disabled client is refused at once).
  */
-export async function updateClient(db: Kysely<Tables>, ref: string, input: UpdateClientInput): Promise<ClientView> {
+export async function updateClient(
+  db: Kysely<Tables>,
+  ref: string,
+  input: UpdateClientInput,
+  audit: Auditor = NO_AUDITOR,
+): Promise<ClientView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
   const allowedNetworks = input.allowedNetworks === undefined ? undefined : checkNetworks(input.allowedNetworks);
   try {
-    return await writeAndPropagate(db, async (trx) => {
+    const updated = await writeAndPropagate(db, async (trx) => {
       const client = await requireClient(trx, ref);
       let metadata: StoredMetadata & Record<string, unknown> | undefined;
       if (input.jwks !== undefined || input.jwksUri !== undefined) {
@@ -274,24 +339,38 @@ export async function updateClient(db: Kysely<Tables>, ref: string, input: Updat
       await publishChange(trx, { kind: 'client', clientId: client.client_id });
       return toView(trx, row ?? client);
     });
+    audit.record({
+      type: 'client.updated', target: { type: 'client', id: updated.clientId },
+      details: { name: updated.name, fields: changedFields(input), enabled: updated.enabled },
+    });
+    return updated;
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`a client named "${name}" already exists`);
     throw error;
   }
 }
 
-export async function setClientEnabled(db: Kysely<Tables>, ref: string, enabled: boolean): Promise<ClientView> {
-  return updateClient(db, ref, { enabled });
+export async function setClientEnabled(
+  db: Kysely<Tables>,
+  ref: string,
+  enabled: boolean,
+  audit: Auditor = NO_AUDITOR,
+): Promise<ClientView> {
+  return updateClient(db, ref, { enabled }, audit);
 }
 
-export async function deleteClient(db: Kysely<Tables>, ref: string): Promise<ClientView> {
-  return writeAndPropagate(db, async (trx) => {
+export async function deleteClient(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<ClientView> {
+  const view = await writeAndPropagate(db, async (trx) => {
     const client = await requireClient(trx, ref);
-    const view = await toView(trx, client);
+    const found = await toView(trx, client);
     await clients.deleteClient(trx, client.client_id);
+    // Its stored tokens, and the registration access token of a self-registered client, go too.
+    await deletePayloadsByClientId(trx, client.client_id);
     await publishChange(trx, { kind: 'client', clientId: client.client_id });
-    return view;
+    return found;
   });
+  audit.record({ type: 'client.deleted', target: { type: 'client', id: view.clientId }, details: { name: view.name } });
+  return view;
 }
 
 /**
@@ -303,6 +382,7 @@ export async function rotateClientSecret(
   ref: string,
   keepOldForSeconds = 0,
   now = new Date(),
+  audit: Auditor = NO_AUDITOR,
 ): Promise<ClientWithSecret & { oldSecretsExpireAt: string }> {
   if (!Number.isInteger(keepOldForSeconds) || keepOldForSeconds < 0 || keepOldForSeconds > 90 * 86400) {
     throw invalid('the overlap must be between 0 seconds and 90 days', 'keepOldFor');
@@ -321,6 +401,10 @@ export async function rotateClientSecret(
     await clients.expireClientSecrets(trx, row.client_id, expiresAt, id);
     await publishChange(trx, { kind: 'client', clientId: row.client_id });
     return toView(trx, row, now);
+  });
+  audit.record({
+    type: 'client.secret_rotated', target: { type: 'client', id: client.clientId },
+    details: { name: client.name, keepOldForSeconds, oldSecretsExpireAt: expiresAt },
   });
   return { client, clientSecret, oldSecretsExpireAt: expiresAt.toISOString() };
 }

@@ -9,9 +9,10 @@ import * as users from '../store/users.ts';
 import { requireApi } from './apis.ts';
 import { requireClient } from './clients.ts';
 import { requireUser } from './users.ts';
+import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
-import { checkName, checkScopes } from './validation.ts';
+import { changedFields, checkName, checkScopes } from './validation.ts';
 
 export interface ScopeGrant {
   /** API id, identifier or name. */
@@ -67,10 +68,11 @@ async function resolveGrant(db: Db, grant: ScopeGrant): Promise<{ apiId: string;
 export async function createRole(
   db: Kysely<Tables>,
   input: { name: string; description?: string; grants?: ScopeGrant[] },
+  audit: Auditor = NO_AUDITOR,
 ): Promise<RoleView> {
   const name = checkName(input.name);
   try {
-    return await writeAndPropagate(db, async (trx) => {
+    const role = await writeAndPropagate(db, async (trx) => {
       const id = randomId('role_');
       await roles.insertRole(trx, { id, name, description: input.description ?? null });
       for (const grant of input.grants ?? []) {
@@ -80,11 +82,16 @@ export async function createRole(
       await publishChange(trx, { kind: 'config' });
       return toView(trx, await requireRole(trx, id));
     });
+    audit.record({ type: 'role.created', target: { type: 'role', id: role.id }, details: { name, scopes: grantList(role) } });
+    return role;
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`a role named "${name}" already exists`);
     throw error;
   }
 }
+
+/** "api scope" pairs, for the audit log. */
+const grantList = (role: RoleView) => role.grants.flatMap((g) => g.scopes.map((scope) => `${g.api} ${scope}`));
 
 export async function listRoles(db: Kysely<Tables>): Promise<RoleView[]> {
   const rows = await roles.listRoles(db);
@@ -99,91 +106,147 @@ export async function updateRole(
   db: Kysely<Tables>,
   ref: string,
   input: { name?: string; description?: string | null },
+  audit: Auditor = NO_AUDITOR,
 ): Promise<RoleView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
   try {
-    return await writeAndPropagate(db, async (trx) => {
+    const role = await writeAndPropagate(db, async (trx) => {
       const role = await requireRole(trx, ref);
       await roles.updateRole(trx, role.id, { name, description: input.description });
       // Role names appear in tokens (the roles claim): caches must drop them.
       await publishChange(trx, { kind: 'config' });
       return toView(trx, await requireRole(trx, role.id));
     });
+    audit.record({ type: 'role.updated', target: { type: 'role', id: role.id }, details: { name: role.name, fields: changedFields(input) } });
+    return role;
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`a role named "${name}" already exists`);
     throw error;
   }
 }
 
-export async function deleteRole(db: Kysely<Tables>, ref: string): Promise<RoleView> {
-  return writeAndPropagate(db, async (trx) => {
+export async function deleteRole(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+  const view = await writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, ref);
-    const view = await toView(trx, role);
+    const found = await toView(trx, role);
     await roles.deleteRole(trx, role.id);
     await publishChange(trx, { kind: 'config' });
-    return view;
+    return found;
   });
+  audit.record({ type: 'role.deleted', target: { type: 'role', id: view.id }, details: { name: view.name } });
+  return view;
 }
 
-export async function grantScopes(db: Kysely<Tables>, ref: string, grant: ScopeGrant): Promise<RoleView> {
-  return writeAndPropagate(db, async (trx) => {
+export async function grantScopes(
+  db: Kysely<Tables>,
+  ref: string,
+  grant: ScopeGrant,
+  audit: Auditor = NO_AUDITOR,
+): Promise<RoleView> {
+  let api = '';
+  let granted: string[] = [];
+  const view = await writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, ref);
     const { apiId, scopes } = await resolveGrant(trx, grant);
     await roles.insertRoleScopes(trx, role.id, apiId, scopes);
     await publishChange(trx, { kind: 'config' });
+    api = (await requireApi(trx, apiId)).identifier;
+    granted = scopes;
     return toView(trx, role);
   });
+  audit.record({ type: 'role.scopes_granted', target: { type: 'role', id: view.id }, details: { name: view.name, api, scopes: granted } });
+  return view;
 }
 
-export async function ungrantScopes(db: Kysely<Tables>, ref: string, grant: ScopeGrant): Promise<RoleView> {
-  return writeAndPropagate(db, async (trx) => {
+export async function ungrantScopes(
+  db: Kysely<Tables>,
+  ref: string,
+  grant: ScopeGrant,
+  audit: Auditor = NO_AUDITOR,
+): Promise<RoleView> {
+  let api = '';
+  const scopes = checkScopes(grant.scopes, 'grant');
+  const view = await writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, ref);
-    const api = await requireApi(trx, grant.api);
-    await roles.deleteRoleScopes(trx, role.id, api.id, checkScopes(grant.scopes, 'grant'));
+    const found = await requireApi(trx, grant.api);
+    api = found.identifier;
+    await roles.deleteRoleScopes(trx, role.id, found.id, scopes);
     await publishChange(trx, { kind: 'config' });
     return toView(trx, role);
   });
+  audit.record({ type: 'role.scopes_removed', target: { type: 'role', id: view.id }, details: { name: view.name, api, scopes } });
+  return view;
 }
 
-export async function assignRoleToClient(db: Kysely<Tables>, roleRef: string, clientRef: string): Promise<RoleView> {
-  return writeAndPropagate(db, async (trx) => {
+export async function assignRoleToClient(
+  db: Kysely<Tables>,
+  roleRef: string,
+  clientRef: string,
+  audit: Auditor = NO_AUDITOR,
+): Promise<RoleView> {
+  let clientId = '';
+  const view = await writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, roleRef);
     const client = await requireClient(trx, clientRef);
+    clientId = client.client_id;
     await roles.insertClientRole(trx, client.client_id, role.id);
     await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return toView(trx, role);
   });
+  audit.record({ type: 'role.assigned', target: { type: 'client', id: clientId }, details: { role: view.name } });
+  return view;
 }
 
-export async function unassignRoleFromClient(db: Kysely<Tables>, roleRef: string, clientRef: string): Promise<RoleView> {
-  return writeAndPropagate(db, async (trx) => {
+export async function unassignRoleFromClient(
+  db: Kysely<Tables>,
+  roleRef: string,
+  clientRef: string,
+  audit: Auditor = NO_AUDITOR,
+): Promise<RoleView> {
+  let clientId = '';
+  const view = await writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, roleRef);
     const client = await requireClient(trx, clientRef);
+    clientId = client.client_id;
     if (!(await roles.deleteClientRole(trx, client.client_id, role.id))) {
       throw notFound(`role "${role.name}" is not assigned to client "${client.name}"`);
     }
     await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return toView(trx, role);
   });
+  audit.record({ type: 'role.unassigned', target: { type: 'client', id: clientId }, details: { role: view.name } });
+  return view;
 }
 
 /** People's roles are read when they sign in and when tokens are issued: nothing is cached. */
-export async function assignRoleToUser(db: Kysely<Tables>, roleRef: string, userRef: string): Promise<RoleView> {
-  return db.transaction().execute(async (trx) => {
+export async function assignRoleToUser(
+  db: Kysely<Tables>, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR,
+): Promise<RoleView> {
+  let userId = '';
+  const view = await db.transaction().execute(async (trx) => {
     const role = await requireRole(trx, roleRef);
     const user = await requireUser(trx, userRef);
+    userId = user.id;
     await users.insertUserRole(trx, user.id, role.id);
     return toView(trx, role);
   });
+  audit.record({ type: 'user.role_assigned', target: { type: 'user', id: userId }, details: { role: view.name } });
+  return view;
 }
 
-export async function unassignRoleFromUser(db: Kysely<Tables>, roleRef: string, userRef: string): Promise<RoleView> {
-  return db.transaction().execute(async (trx) => {
+export async function unassignRoleFromUser(
+  db: Kysely<Tables>, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR,
+): Promise<RoleView> {
+  let userId = '';
+  const view = await db.transaction().execute(async (trx) => {
     const role = await requireRole(trx, roleRef);
     const user = await requireUser(trx, userRef);
+    userId = user.id;
     if (!(await users.deleteUserRole(trx, user.id, role.id))) {
       throw notFound(`role "${role.name}" is not assigned to user "${user.username}"`);
     }
     return toView(trx, role);
   });
+  audit.record({ type: 'user.role_unassigned', target: { type: 'user', id: userId }, details: { role: view.name } });
+  return view;
 }

@@ -6,6 +6,7 @@ import { deleteExpiredClientSecrets, setTokensRevokedBefore } from '../store/cli
 import { deleteExpiredPayloads, deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import { deleteExpiredRevocations } from '../store/revocations.ts';
 import { requireClient } from './clients.ts';
+import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
 
 export interface PruneResult { artifacts: number; revocations: number; clientSecrets: number }
@@ -36,12 +37,18 @@ export async function revokeClientTokens(
   db: Kysely<Tables>,
   ref: string,
   now = new Date(),
+  audit: Auditor = NO_AUDITOR,
 ): Promise<RevokeClientTokensResult> {
-  return writeAndPropagate(db, async (trx) => {
+  const result = await writeAndPropagate(db, async (trx) => {
     const client = await requireClient(trx, ref);
     const revokedBefore = await setTokensRevokedBefore(trx, client.client_id, now);
     const deletedArtifacts = await deletePayloadsByClientId(trx, client.client_id);
     await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return { clientId: client.client_id, revokedBefore: revokedBefore.toISOString(), deletedArtifacts };
   });
+  audit.record({
+    type: 'client.tokens_revoked', target: { type: 'client', id: result.clientId },
+    details: { revokedBefore: result.revokedBefore, deletedArtifacts: result.deletedArtifacts },
+  });
+  return result;
 }

@@ -38,3 +38,9 @@ export function checkTtl(value: number, field = 'ttl'): number {
   }
   return value;
 }
+
+/** The names of the fields an update sets (for the audit log: which, never their values). */
+export function changedFields(input: object): string[] {
+  return Object.entries(input).filter(([, value]) => value !== undefined
+    && !(Array.isArray(value) && value.length === 0)).map(([key]) => key);
+}

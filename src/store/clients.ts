@@ -7,7 +7,7 @@ export type ClientRow = Selectable<ClientsTable>;
 
 export async function insertClient(
   db: Db,
-  client: { clientId: string; name: string; metadata: Record<string, unknown>; allowedNetworks?: string[] },
+  client: { clientId: string; name: string; metadata: Record<string, unknown>; allowedNetworks?: string[]; registeredBy?: string },
 ): Promise<ClientRow> {
   return db.insertInto('clients')
     .values({
@@ -15,6 +15,7 @@ export async function insertClient(
       name: client.name,
       metadata: JSON.stringify(client.metadata),
       allowed_networks: JSON.stringify(client.allowedNetworks ?? []),
+      registered_by: client.registeredBy ?? null,
     })
     .returningAll()
     .executeTakeFirstOrThrow();

@@ -6,7 +6,9 @@ import compose from 'koa-compose';
 import getRawBody from 'raw-body';
 import type { z } from 'zod';
 import type { Logger } from '../../logger.ts';
+import { NO_AUDIT, type AuditSink } from '../../audit-events.ts';
 import { POSTERN_API } from '../../services/admin.ts';
+import { auditorFor } from '../../services/audit.ts';
 import { requestId } from '../middleware.ts';
 import { AdminError, adminErrors, fromZodError } from './errors.ts';
 import { ADMIN_PREFIX, buildOpenApiDocument, requiredScope } from './openapi.ts';
@@ -18,6 +20,8 @@ export type VerifyAccessToken = (token: string, audience: string) =>
 
 export interface AdminApiDeps {
   db: AdminDeps['db'];
+  /** Where audit events go (app.ts passes the AuditLog); none: not recorded. */
+  auditLog?: AuditSink;
   logger: Logger;
   issuer: string;
   maxBodyBytes: number;
@@ -28,18 +32,28 @@ export interface AdminApiDeps {
 const challenge = (error: string, scope?: string) =>
   `Bearer realm="postern-admin", error="${error}"${scope ? `, scope="${scope}"` : ''}`;
 
-function authenticate(route: AdminRoute, verify: VerifyAccessToken): Koa.Middleware {
+function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: AuditSink = NO_AUDIT): Koa.Middleware {
   const scope = requiredScope(route);
   return async (ctx, next) => {
     const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(ctx.get('authorization'));
     const caller = match ? await verify(match[1]!, POSTERN_API) : undefined;
+    const denied = (reason: 'invalid_token' | 'insufficient_scope', status: number) => auditLog.record({
+      type: 'admin.access_denied',
+      actor: caller ? { type: 'client', id: caller.clientId } : { type: 'anonymous' },
+      outcome: 'failure',
+      sourceAddress: ctx.ip,
+      requestId: ctx.state.requestId,
+      details: { reason, status, method: ctx.method, route: `${route.method.toUpperCase()} ${route.path}`, ...(reason === 'insufficient_scope' ? { scopes: [scope] } : {}) },
+    });
     if (!caller) {
+      denied('invalid_token', 401);
       throw new AdminError('invalid_token', 'a valid Postern access token for urn:postern is required', {
         // RFC 6750 §3.1: no error code when the request carried no token at all.
         headers: { 'WWW-Authenticate': match ? challenge('invalid_token') : 'Bearer realm="postern-admin"' },
       });
     }
     if (!caller.scopes.includes(scope)) {
+      denied('insufficient_scope', 403);
       throw new AdminError('insufficient_scope', `this request needs the ${scope} scope`, {
         headers: { 'WWW-Authenticate': challenge('insufficient_scope', scope) },
       });
@@ -81,12 +95,17 @@ function parse(schema: z.ZodType | undefined, value: unknown, where: 'path' | 'q
   return result.data;
 }
 
-function handler(route: AdminRoute, deps: AdminApiDeps & AdminDeps): Koa.Middleware {
+function handler(route: AdminRoute, deps: AdminApiDeps & Omit<AdminDeps, 'audit'>): Koa.Middleware {
   return async (ctx) => {
     const params = parse(route.params, ctx.params, 'path');
     const query = parse(route.query, ctx.query, 'query');
     const body = parse(route.body, route.body ? await readJson(ctx, deps.maxBodyBytes) : undefined, 'body');
-    const result = await route.handle({ params, query, body } as never, deps);
+    const audit = auditorFor(deps.auditLog ?? NO_AUDIT, {
+      actor: { type: 'client', id: ctx.state.adminClientId ?? null },
+      sourceAddress: ctx.ip,
+      requestId: ctx.state.requestId,
+    });
+    const result = await route.handle({ params, query, body } as never, { ...deps, audit });
     ctx.set('Cache-Control', 'no-store');
     ctx.status = route.status;
     if (route.status !== 204) ctx.body = result;
@@ -98,13 +117,13 @@ export const toRouterPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
 
 export function adminRouter(deps: AdminApiDeps): Router {
   let document: Record<string, unknown> | undefined;
-  const full: AdminApiDeps & AdminDeps = {
+  const full: AdminApiDeps & Omit<AdminDeps, 'audit'> = {
     ...deps,
     openApiDocument: () => (document ??= buildOpenApiDocument(deps.issuer)),
   };
   const router = new Router({ prefix: ADMIN_PREFIX });
   for (const route of ADMIN_ROUTES) {
-    const stack = route.public ? [handler(route, full)] : [authenticate(route, deps.verifyAccessToken), handler(route, full)];
+    const stack = route.public ? [handler(route, full)] : [authenticate(route, deps.verifyAccessToken, deps.auditLog), handler(route, full)];
     router[route.method](toRouterPath(route.path), ...stack);
   }
   return router;

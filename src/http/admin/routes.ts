@@ -6,6 +6,9 @@ import type { Tables } from '../../db/tables.ts';
 import * as apis from '../../services/apis.ts';
 import * as clients from '../../services/clients.ts';
 import { listKeys } from '../../services/key-rotation.ts';
+import { listAuditEvents } from '../../services/audit-queries.ts';
+import type { Auditor } from '../../services/audit.ts';
+import * as registration from '../../services/registration.ts';
 import * as roles from '../../services/roles.ts';
 import { revokeClientTokens } from '../../services/tokens.ts';
 import * as users from '../../services/users.ts';
@@ -14,6 +17,8 @@ import * as u from './user-schemas.ts';
 
 export interface AdminDeps {
   db: Kysely<Tables>;
+  /** Records what this request changes, as the calling admin client, with its request id. */
+  audit: Auditor;
   /** The OpenAPI document of this API (built from this table). */
   openApiDocument(): Record<string, unknown>;
 }
@@ -28,7 +33,7 @@ export interface AdminRoute<P extends Schema | undefined = Schema | undefined,
   path: string;
   operationId: string;
   summary: string;
-  tag: 'apis' | 'clients' | 'roles' | 'users' | 'keys' | 'meta';
+  tag: 'apis' | 'clients' | 'roles' | 'users' | 'keys' | 'audit' | 'registration' | 'meta';
   params?: P;
   query?: Q;
   body?: B;
@@ -50,7 +55,7 @@ export const ADMIN_ROUTES: AdminRoute[] = [
   route({
     method: 'post', path: '/apis', operationId: 'createApi', summary: 'Register an API', tag: 'apis',
     body: s.createApiBody, status: 201, response: s.apiView,
-    handle: ({ body }, { db }) => apis.createApi(db, body),
+    handle: ({ body }, { db, audit }) => apis.createApi(db, body, audit),
   }),
   route({
     method: 'get', path: '/apis', operationId: 'listApis', summary: 'List APIs', tag: 'apis',
@@ -65,19 +70,19 @@ export const ADMIN_ROUTES: AdminRoute[] = [
   route({
     method: 'patch', path: '/apis/{id}', operationId: 'updateApi', summary: 'Change an API', tag: 'apis',
     params: s.idParams, body: s.updateApiBody, status: 200, response: s.apiView,
-    handle: ({ params, body }, { db }) => apis.updateApi(db, params.id, body),
+    handle: ({ params, body }, { db, audit }) => apis.updateApi(db, params.id, body, audit),
   }),
   route({
     method: 'delete', path: '/apis/{id}', operationId: 'deleteApi', summary: 'Delete an API and its grants', tag: 'apis',
     params: s.idParams, status: 204,
-    handle: ({ params }, { db }) => apis.deleteApi(db, params.id),
+    handle: ({ params }, { db, audit }) => apis.deleteApi(db, params.id, audit),
   }),
 
   // Clients
   route({
     method: 'post', path: '/clients', operationId: 'createClient', summary: 'Register a client (returns its secret once)',
     tag: 'clients', body: s.createClientBody, status: 201, response: s.clientWithSecret,
-    handle: ({ body }, { db }) => clients.createClient(db, body),
+    handle: ({ body }, { db, audit }) => clients.createClient(db, body, audit),
   }),
   route({
     method: 'get', path: '/clients', operationId: 'listClients', summary: 'List clients, a page at a time', tag: 'clients',
@@ -92,31 +97,32 @@ export const ADMIN_ROUTES: AdminRoute[] = [
   route({
     method: 'patch', path: '/clients/{id}', operationId: 'updateClient', summary: 'Rename, enable or disable a client; replace its keys, networks or DPoP requirement',
     tag: 'clients', params: s.idParams, body: s.updateClientBody, status: 200, response: s.clientView,
-    handle: ({ params, body }, { db }) => clients.updateClient(db, params.id, body),
+    handle: ({ params, body }, { db, audit }) => clients.updateClient(db, params.id, body, audit),
   }),
   route({
     method: 'delete', path: '/clients/{id}', operationId: 'deleteClient', summary: 'Delete a client', tag: 'clients',
     params: s.idParams, status: 204,
-    handle: ({ params }, { db }) => clients.deleteClient(db, params.id),
+    handle: ({ params }, { db, audit }) => clients.deleteClient(db, params.id, audit),
   }),
   route({
     method: 'post', path: '/clients/{id}/rotate-secret', operationId: 'rotateClientSecret',
     summary: 'Issue a new secret (returned once); older ones keep working for keepOldForSeconds', tag: 'clients',
     params: s.idParams, body: s.rotateSecretBody, status: 200, response: s.rotatedSecret,
-    handle: ({ params, body }, { db }) => clients.rotateClientSecret(db, params.id, body.keepOldForSeconds ?? 0),
+    handle: ({ params, body }, { db, audit }) =>
+      clients.rotateClientSecret(db, params.id, body.keepOldForSeconds ?? 0, new Date(), audit),
   }),
   route({
     method: 'post', path: '/clients/{id}/revoke-tokens', operationId: 'revokeClientTokens',
     summary: 'Revoke every token of a client (JWTs by an issued-before cut-off)', tag: 'clients',
     params: s.idParams, status: 200, response: s.revokedTokens,
-    handle: ({ params }, { db }) => revokeClientTokens(db, params.id),
+    handle: ({ params }, { db, audit }) => revokeClientTokens(db, params.id, new Date(), audit),
   }),
 
   // Roles
   route({
     method: 'post', path: '/roles', operationId: 'createRole', summary: 'Create a role', tag: 'roles',
     body: s.createRoleBody, status: 201, response: s.roleView,
-    handle: ({ body }, { db }) => roles.createRole(db, body),
+    handle: ({ body }, { db, audit }) => roles.createRole(db, body, audit),
   }),
   route({
     method: 'get', path: '/roles', operationId: 'listRoles', summary: 'List roles', tag: 'roles',
@@ -131,32 +137,66 @@ export const ADMIN_ROUTES: AdminRoute[] = [
   route({
     method: 'patch', path: '/roles/{id}', operationId: 'updateRole', summary: 'Rename a role or change its description',
     tag: 'roles', params: s.idParams, body: s.updateRoleBody, status: 200, response: s.roleView,
-    handle: ({ params, body }, { db }) => roles.updateRole(db, params.id, body),
+    handle: ({ params, body }, { db, audit }) => roles.updateRole(db, params.id, body, audit),
   }),
   route({
     method: 'delete', path: '/roles/{id}', operationId: 'deleteRole', summary: 'Delete a role', tag: 'roles',
     params: s.idParams, status: 204,
-    handle: ({ params }, { db }) => roles.deleteRole(db, params.id),
+    handle: ({ params }, { db, audit }) => roles.deleteRole(db, params.id, audit),
   }),
   route({
     method: 'post', path: '/roles/{id}/grants', operationId: 'grantScopes', summary: 'Grant scopes of an API to a role',
     tag: 'roles', params: s.idParams, body: s.grantBody, status: 200, response: s.roleView,
-    handle: ({ params, body }, { db }) => roles.grantScopes(db, params.id, body),
+    handle: ({ params, body }, { db, audit }) => roles.grantScopes(db, params.id, body, audit),
   }),
   route({
     method: 'delete', path: '/roles/{id}/grants', operationId: 'ungrantScopes', summary: 'Take scopes of an API back from a role',
     tag: 'roles', params: s.idParams, body: s.grantBody, status: 200, response: s.roleView,
-    handle: ({ params, body }, { db }) => roles.ungrantScopes(db, params.id, body),
+    handle: ({ params, body }, { db, audit }) => roles.ungrantScopes(db, params.id, body, audit),
   }),
   route({
     method: 'put', path: '/roles/{id}/clients/{clientId}', operationId: 'assignRole', summary: 'Assign a role to a client',
     tag: 'roles', params: s.roleClientParams, status: 200, response: s.roleView,
-    handle: ({ params }, { db }) => roles.assignRoleToClient(db, params.id, params.clientId),
+    handle: ({ params }, { db, audit }) => roles.assignRoleToClient(db, params.id, params.clientId, audit),
   }),
   route({
     method: 'delete', path: '/roles/{id}/clients/{clientId}', operationId: 'unassignRole',
     summary: 'Remove a role from a client', tag: 'roles', params: s.roleClientParams, status: 200, response: s.roleView,
-    handle: ({ params }, { db }) => roles.unassignRoleFromClient(db, params.id, params.clientId),
+    handle: ({ params }, { db, audit }) => roles.unassignRoleFromClient(db, params.id, params.clientId, audit),
+  }),
+
+  // Self-registration: initial access tokens (RFC 7591 §3)
+  route({
+    method: 'post', path: '/registration-tokens', operationId: 'createRegistrationToken',
+    summary: 'Make an initial access token for self-registration (returned once)', tag: 'registration',
+    body: s.createRegistrationTokenBody, status: 201, response: s.registrationTokenWithValue,
+    handle: ({ body }, { db, audit }) => registration.createRegistrationToken(db, body, audit),
+  }),
+  route({
+    method: 'get', path: '/registration-tokens', operationId: 'listRegistrationTokens',
+    summary: 'List initial access tokens (never their values)', tag: 'registration',
+    status: 200, response: s.list(s.registrationTokenView),
+    handle: (_, { db }) => items(registration.listRegistrationTokens(db)),
+  }),
+  route({
+    method: 'get', path: '/registration-tokens/{id}', operationId: 'getRegistrationToken',
+    summary: 'Show an initial access token', tag: 'registration',
+    params: s.tokenIdParams, status: 200, response: s.registrationTokenView,
+    handle: ({ params }, { db }) => registration.getRegistrationToken(db, params.id),
+  }),
+  route({
+    method: 'post', path: '/registration-tokens/{id}/revoke', operationId: 'revokeRegistrationToken',
+    summary: 'Stop an initial access token from registering more clients', tag: 'registration',
+    params: s.tokenIdParams, status: 200, response: s.registrationTokenView,
+    handle: ({ params }, { db, audit }) => registration.revokeRegistrationToken(db, params.id, audit),
+  }),
+
+  // The audit log
+  route({
+    method: 'get', path: '/audit-events', operationId: 'listAuditEvents',
+    summary: 'Security events, newest first, filtered, a page at a time', tag: 'audit',
+    query: s.listAuditEventsQuery, status: 200, response: s.auditEventPage,
+    handle: ({ query }, { db }) => listAuditEvents(db, query),
   }),
 
   route({

@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { ACCESS_TOKEN_ALGS, TOKEN_FORMATS, type ApiView } from '../../services/apis.ts';
 import { AUTH_METHODS, SUPPORTED_GRANTS, type ClientView } from '../../services/clients.ts';
 import type { KeyView } from '../../services/key-rotation.ts';
+import type { AuditEventView } from '../../services/audit-queries.ts';
+import { MAX_TOKEN_TTL_SECONDS, type RegistrationTokenView } from '../../services/registration.ts';
 import type { RoleView } from '../../services/roles.ts';
 import type { RevokeClientTokensResult } from '../../services/tokens.ts';
 
@@ -36,7 +38,29 @@ export const listClientsQuery = z.strictObject({
   role: ref.optional().meta({ description: 'only clients holding this role (id or name)' }),
 });
 
+const isoDate = z.iso.datetime({ offset: true }).transform((value) => new Date(value));
+export const listAuditEventsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).optional().meta({ description: 'page size, 100 by default' }),
+  cursor: z.string().min(1).max(100).optional().meta({ description: 'nextCursor of the previous page' }),
+  since: isoDate.optional().meta({ description: 'events at or after this time (RFC 3339)' }),
+  until: isoDate.optional().meta({ description: 'events before this time (RFC 3339)' }),
+  type: z.string().min(1).max(2000).optional()
+    .transform((value) => value?.split(',').map((item) => item.trim()).filter(Boolean))
+    .meta({ description: 'event types, comma-separated; "client.*" names a family' }),
+  actor: ref.optional().meta({ description: 'actor id: a client id, a user id, an operator (OS user)' }),
+  client: ref.optional().meta({ description: 'client id or name: events where it is actor or target' }),
+  user: ref.optional().meta({ description: 'user id' }),
+});
+export const tokenIdParams = z.strictObject({ id: ref.meta({ description: 'registration token id (rt_...)' }) });
+
 // ---- request bodies
+export const createRegistrationTokenBody = z.strictObject({
+  roles: z.array(ref).max(100).optional().meta({ description: 'roles a client registered with it gets (ids or names)' }),
+  maxUses: z.int().min(1).max(100_000).optional().meta({ description: 'how many clients it may register; 1 by default' }),
+  ttlSeconds: z.int().min(60).max(MAX_TOKEN_TTL_SECONDS).optional().meta({ description: 'lifetime; 3600 by default' }),
+  description: z.string().max(1000).optional(),
+}).meta({ id: 'CreateRegistrationToken' });
+
 export const createApiBody = z.strictObject({
   identifier: ref.meta({ description: 'resource indicator (RFC 8707), the `aud` of its tokens' }),
   name: name.optional(),
@@ -178,6 +202,42 @@ export const revokedTokens = z.object({
   revokedBefore: timestamp.meta({ description: 'tokens of the client issued before this are inactive' }),
   deletedArtifacts: z.int().meta({ description: 'stored opaque/refresh tokens, codes and grants deleted' }),
 }).meta({ id: 'RevokedTokens' }) satisfies z.ZodType<RevokeClientTokensResult>;
+
+export const auditEventView = z.object({
+  id: z.string(),
+  occurredAt: timestamp,
+  type: z.string(),
+  actor: z.object({ type: z.string(), id: z.string().nullable() }),
+  target: z.object({ type: z.string(), id: z.string().nullable() }).nullable(),
+  clientId: z.string().nullable(),
+  userId: z.string().nullable(),
+  outcome: z.enum(['success', 'failure']),
+  sourceAddress: z.string().nullable(),
+  requestId: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()).meta({ description: 'allow-listed details; never a secret or token' }),
+}).meta({ id: 'AuditEvent' }) satisfies z.ZodType<AuditEventView>;
+
+export const auditEventPage = z.object({
+  items: z.array(auditEventView),
+  nextCursor: z.string().nullable().meta({ description: 'pass as cursor for the next (older) page; null on the last' }),
+}).meta({ id: 'AuditEventPage' });
+
+export const registrationTokenView = z.object({
+  id: z.string(),
+  description: z.string().nullable(),
+  roles: z.array(z.string()),
+  maxUses: z.int(),
+  uses: z.int(),
+  expiresAt: timestamp,
+  revokedAt: timestamp.nullable(),
+  createdAt: timestamp,
+  state: z.enum(['active', 'used', 'expired', 'revoked']),
+}).meta({ id: 'RegistrationToken' }) satisfies z.ZodType<RegistrationTokenView>;
+
+export const registrationTokenWithValue = z.object({
+  registrationToken: registrationTokenView,
+  token: z.string().meta({ description: 'the initial access token, shown only in this response; Postern keeps a hash' }),
+}).meta({ id: 'RegistrationTokenWithValue' });
 
 export const list = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
 export const clientPage = z.object({

@@ -1,0 +1,69 @@
+// The closed vocabulary of the audit log: event types, actor kinds, and the detail keys that may
+// be stored. A leaf module (like config.ts) so that every layer, oidc/ included, can name events
+// without importing the service that writes them.
+
+export const AUDIT_EVENT_TYPES = [
+  'api.created', 'api.updated', 'api.deleted',
+  'client.created', 'client.updated', 'client.deleted', 'client.secret_rotated', 'client.tokens_revoked',
+  'role.created', 'role.updated', 'role.deleted', 'role.scopes_granted', 'role.scopes_removed',
+  'role.assigned', 'role.unassigned',
+  'user.created', 'user.updated', 'user.deleted', 'user.role_assigned', 'user.role_unassigned',
+  'login.success', 'login.failure', 'login.lockout',
+  /** A token endpoint request refused: invalid_client, invalid_grant, invalid_scope, ... */
+  'token.failure',
+  /** Tokens issued, counted per client and written once per interval (never one row per token). */
+  'token.issued',
+  'token.revoked',
+  'admin.access_denied',
+  'registration_token.created', 'registration_token.revoked',
+  'registration.created', 'registration.updated', 'registration.deleted', 'registration.failure',
+  'key.generated', 'key.rotated', 'master_key.rotated',
+  'audit.pruned', 'audit.dropped',
+] as const;
+
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
+export const ACTOR_TYPES = ['client', 'user', 'operator', 'registration_token', 'anonymous', 'system'] as const;
+export type ActorType = (typeof ACTOR_TYPES)[number];
+
+/** Who did it: a client (admin API, token endpoint), a user, an operator at the CLI (OS user). */
+export interface Actor { type: ActorType; id?: string | null }
+
+export interface AuditTarget { type: string; id: string }
+
+/**
+ * The only keys `details` may hold. Anything else is dropped on record(): a secret, password, code
+ * or token cannot reach the table by mistake through a generic object.
+ */
+export const AUDIT_DETAIL_KEYS = [
+  'name', 'identifier', 'grantTypes', 'tokenEndpointAuthMethod', 'roles', 'role', 'api', 'scopes',
+  'enabled', 'fields', 'changes', 'keepOldForSeconds', 'oldSecretsExpireAt', 'revokedBefore', 'deletedArtifacts',
+  'error', 'errorDescription', 'grantType', 'status', 'reason', 'method', 'path', 'route',
+  'count', 'since', 'until', 'resource', 'tokenTypeHint', 'maxUses', 'expiresAt', 'description',
+  'registrationToken', 'kid', 'alg', 'deleted', 'before', 'dropped', 'username', 'attempts',
+] as const;
+
+export type AuditDetails = Partial<Record<(typeof AUDIT_DETAIL_KEYS)[number], unknown>>;
+
+export interface AuditEventInput {
+  type: AuditEventType;
+  actor: Actor;
+  target?: AuditTarget | null;
+  /** success unless said otherwise */
+  outcome?: 'success' | 'failure';
+  details?: AuditDetails;
+  sourceAddress?: string | null;
+  requestId?: string | null;
+  /** The client the event concerns when it is neither actor nor target (e.g. a failed login's app). */
+  clientId?: string | null;
+  userId?: string | null;
+}
+
+/** What a layer that reports events needs: a sink that never throws and never waits. */
+export interface AuditSink {
+  record(event: AuditEventInput): void;
+  /** One token issued to `clientId`: counted in memory, written in periodic batches. */
+  countTokenIssued(clientId: string): void;
+}
+
+export const NO_AUDIT: AuditSink = { record() {}, countTokenIssued() {} };

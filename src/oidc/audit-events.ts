@@ -1,0 +1,86 @@
+// What the provider reports to the audit log: refused token requests (from its events), successful
+// revocations (it emits no event for them, so a middleware looks at the final answer), registration
+// failures, and token issuance, which is only counted (no write on the token path).
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { AuditSink } from '../audit-events.ts';
+
+interface ProviderError { error?: string; error_description?: string; statusCode?: number }
+
+const where = (ctx: KoaContextWithOIDC) => ({
+  sourceAddress: ctx.ip,
+  requestId: (ctx.state?.requestId as string | undefined) ?? null,
+});
+
+/**
+ * The client a refused request named: the authenticated one, or the id it claimed (from the body or
+ * the Basic header; the password part is never read). A client id is not a secret.
+ */
+function claimedClientId(ctx: KoaContextWithOIDC): string | undefined {
+  if (ctx.oidc?.client?.clientId) return ctx.oidc.client.clientId;
+  const fromBody = (ctx.oidc?.params as { client_id?: unknown } | undefined)?.client_id;
+  if (typeof fromBody === 'string' && fromBody) return fromBody.slice(0, 200);
+  const basic = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(ctx.get('authorization'));
+  if (!basic) return undefined;
+  const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 1) return undefined;
+  try {
+    return decodeURIComponent(decoded.slice(0, colon)).slice(0, 200);
+  } catch {
+    return undefined;
+  }
+}
+
+export function auditProviderEvents(provider: Provider, sink: AuditSink): void {
+  const failure = (type: 'token.failure' | 'registration.failure') => (ctx: KoaContextWithOIDC, error: ProviderError) => {
+    // server_error is logged with its stack by the caller; the audit log records refusals.
+    if (!error?.statusCode || error.statusCode >= 500) return;
+    // JWT access tokens are refused this way by the provider and then answered by TokenPolicy.
+    if (error.error === 'unsupported_token_type' && type === 'token.failure' && ctx.oidc?.route !== 'token') return;
+    const clientId = claimedClientId(ctx);
+    sink.record({
+      type,
+      actor: clientId ? { type: 'client', id: clientId } : { type: 'anonymous' },
+      outcome: 'failure',
+      ...where(ctx),
+      details: {
+        error: error.error,
+        errorDescription: error.error_description,
+        status: error.statusCode,
+        route: ctx.oidc?.route,
+        grantType: (ctx.oidc?.params as { grant_type?: unknown } | undefined)?.grant_type,
+      },
+    });
+  };
+  // RFC 6749 §5.2 errors of the token endpoint: invalid_client, invalid_grant, invalid_scope, ...
+  provider.on('grant.error', failure('token.failure'));
+  provider.on('revocation.error', failure('token.failure'));
+  provider.on('introspection.error', failure('token.failure'));
+  const on = provider.on.bind(provider) as (event: string, listener: (...args: never[]) => void) => void;
+  for (const event of ['registration_create.error', 'registration_read.error', 'registration_update.error', 'registration_delete.error']) {
+    on(event, failure('registration.failure'));
+  }
+
+  const issued = (token: { clientId?: string }) => {
+    if (token.clientId) sink.countTokenIssued(token.clientId);
+  };
+  for (const event of ['access_token.issued', 'access_token.saved', 'client_credentials.issued', 'client_credentials.saved']) {
+    on(event, issued);
+  }
+
+  provider.use(async (koaCtx, next) => {
+    await next();
+    const ctx = koaCtx as unknown as KoaContextWithOIDC;
+    // RFC 7009 §2.2: 200 means revoked (or not a valid token); the token itself is never recorded.
+    if (ctx.oidc?.route === 'revocation' && ctx.status === 200 && ctx.oidc.client) {
+      const hint = (ctx.oidc.params as { token_type_hint?: unknown } | undefined)?.token_type_hint;
+      sink.record({
+        type: 'token.revoked',
+        actor: { type: 'client', id: ctx.oidc.client.clientId },
+        ...where(ctx),
+        details: { tokenTypeHint: typeof hint === 'string' ? hint : undefined },
+      });
+    }
+  });
+}

@@ -1,0 +1,214 @@
+// The audit log: security events recorded off the request path. record() only appends to a bounded
+// in-memory buffer (it never throws and never waits); the buffer is written in batches on an
+// interval and on close(). Token issuance is only counted, and written as one `token.issued` row
+// per client per interval, so that issuing a token adds no database write.
+import type { Kysely } from 'kysely';
+import {
+  AUDIT_DETAIL_KEYS, AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType,
+  type AuditSink,
+} from '../audit-events.ts';
+import type { Tables } from '../db/tables.ts';
+import type { Logger } from '../logger.ts';
+import * as store from '../store/audit.ts';
+
+export { AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType, type AuditSink };
+
+const TYPES = new Set<string>(AUDIT_EVENT_TYPES);
+const DETAIL_KEYS = new Set<string>(AUDIT_DETAIL_KEYS);
+const MAX_STRING = 300;
+const MAX_LIST = 50;
+
+/**
+ * Strings that look like credentials are masked even under an allowed key: a JWT, or a long run of
+ * base64url characters mixing cases and digits (secrets and opaque tokens are 43 such characters).
+ */
+function maskCredentials(value: string): string {
+  return value
+    .replace(/eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, '[redacted]')
+    .replace(/[A-Za-z0-9_-]{32,}/g, (run) => (/[a-z]/.test(run) && /[A-Z]/.test(run) && /[0-9]/.test(run) ? '[redacted]' : run));
+}
+
+function safeScalar(value: unknown): unknown {
+  if (typeof value === 'string') return maskCredentials(value.slice(0, MAX_STRING));
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value === 'boolean' || value === null) return value;
+  if (value instanceof Date) return value.toISOString();
+  return undefined;
+}
+
+function safeValue(value: unknown, nested: boolean): unknown {
+  if (Array.isArray(value)) return value.slice(0, MAX_LIST).map(safeScalar).filter((item) => item !== undefined);
+  if (typeof value === 'object' && value !== null && !(value instanceof Date)) {
+    // One level of nesting (e.g. `changes: {name, enabled}`), under the same allow-list.
+    return nested ? undefined : safeDetails(value as Record<string, unknown>, true);
+  }
+  return safeScalar(value);
+}
+
+/** Keeps allow-listed keys with plain values only. */
+export function safeDetails(details: Record<string, unknown> | undefined, nested = false): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(details ?? {})) {
+    if (!DETAIL_KEYS.has(key)) continue;
+    const safe = safeValue(value, nested);
+    if (safe !== undefined) out[key] = safe;
+  }
+  return out;
+}
+
+const short = (value: string | null | undefined, max = 200) => (value == null ? null : String(value).slice(0, max));
+
+function toRow(event: AuditEventInput, at: Date): store.NewAuditEvent {
+  const { actor, target } = event;
+  // The client (user) concerned: the target if it is one, else the actor. Filters also match the
+  // actor column, so an admin client acting on another client is found under both.
+  const clientId = event.clientId
+    ?? (target?.type === 'client' ? target.id : undefined)
+    ?? (actor.type === 'client' ? actor.id : undefined);
+  const userId = event.userId
+    ?? (target?.type === 'user' ? target.id : undefined)
+    ?? (actor.type === 'user' ? actor.id : undefined);
+  return {
+    occurred_at: at,
+    type: event.type,
+    actor_type: actor.type,
+    actor_id: short(actor.id),
+    target_type: short(target?.type, 50),
+    target_id: short(target?.id),
+    client_id: short(clientId),
+    user_id: short(userId),
+    outcome: event.outcome ?? 'success',
+    source_address: short(event.sourceAddress, 100),
+    request_id: short(event.requestId, 100),
+    details: JSON.stringify(safeDetails(event.details as Record<string, unknown>)),
+  };
+}
+
+export interface AuditLogOptions {
+  logger?: Logger;
+  /** How often buffered events are written (ms). */
+  flushIntervalMs?: number;
+  /** How often token issuance counts are written, one row per client (ms). */
+  issuanceIntervalMs?: number;
+  /** Events held at most; past it the oldest are dropped (and the drop is itself recorded). */
+  maxBuffered?: number;
+  /** Rows per INSERT. */
+  batchSize?: number;
+}
+
+export class AuditLog implements AuditSink {
+  #db: Kysely<Tables>;
+  #logger: Logger | undefined;
+  #buffer: store.NewAuditEvent[] = [];
+  #max: number;
+  #batchSize: number;
+  #dropped = 0;
+  #issued = new Map<string, number>();
+  #issuedSince = new Date();
+  #timers: NodeJS.Timeout[] = [];
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(db: Kysely<Tables>, options: AuditLogOptions = {}) {
+    this.#db = db;
+    this.#logger = options.logger;
+    this.#max = options.maxBuffered ?? 10_000;
+    this.#batchSize = options.batchSize ?? 500;
+    const flushEvery = options.flushIntervalMs ?? 1000;
+    const countEvery = options.issuanceIntervalMs ?? 60_000;
+    if (flushEvery > 0) this.#timers.push(setInterval(() => void this.flush(), flushEvery));
+    if (countEvery > 0) this.#timers.push(setInterval(() => this.#moveIssuanceCounts(), countEvery));
+    for (const timer of this.#timers) timer.unref();
+  }
+
+  record(event: AuditEventInput): void {
+    try {
+      if (!TYPES.has(event.type)) throw new Error(`unknown audit event type "${event.type}"`);
+      this.#push(toRow(event, new Date()));
+    } catch (error) {
+      // Never into the caller: an audit problem must not fail the request it describes.
+      this.#logger?.warn({ err: error, type: event?.type }, 'audit event not recorded');
+    }
+  }
+
+  countTokenIssued(clientId: string): void {
+    this.#issued.set(clientId, (this.#issued.get(clientId) ?? 0) + 1);
+  }
+
+  /** Events buffered and not yet written (for tests and health). */
+  get pending(): number {
+    return this.#buffer.length + this.#issued.size;
+  }
+
+  #push(row: store.NewAuditEvent): void {
+    this.#buffer.push(row);
+    if (this.#buffer.length > this.#max) {
+      this.#buffer.shift();
+      this.#dropped += 1;
+    }
+  }
+
+  #moveIssuanceCounts(): void {
+    const until = new Date();
+    const since = this.#issuedSince;
+    const counts = this.#issued;
+    this.#issued = new Map();
+    this.#issuedSince = until;
+    for (const [clientId, count] of counts) {
+      this.#push(toRow({
+        type: 'token.issued', actor: { type: 'client', id: clientId }, details: { count, since, until },
+      }, until));
+    }
+  }
+
+  /**
+   * Writes what is buffered (and waits for a write under way). Never throws. With `issuance`, the
+   * token counts so far are written too instead of at the end of their interval.
+   */
+  flush(options: { issuance?: boolean } = {}): Promise<void> {
+    if (options.issuance) this.#moveIssuanceCounts();
+    this.#flushing = this.#flushing.then(() => this.#write());
+    return this.#flushing;
+  }
+
+  async #write(): Promise<void> {
+    if (this.#dropped) {
+      const dropped = this.#dropped;
+      this.#dropped = 0;
+      this.#logger?.warn({ dropped }, 'audit buffer full: oldest events dropped');
+      this.#buffer.push(toRow({ type: 'audit.dropped', actor: { type: 'system' }, outcome: 'failure', details: { dropped } }, new Date()));
+    }
+    while (this.#buffer.length) {
+      const batch = this.#buffer.splice(0, this.#batchSize);
+      try {
+        await store.insertAuditEvents(this.#db, batch);
+      } catch (error) {
+        // Keep them for the next round (the bound still applies), in order.
+        this.#buffer.unshift(...batch.slice(0, Math.max(0, this.#max - this.#buffer.length)));
+        this.#logger?.warn({ err: error, pending: this.#buffer.length }, 'audit events not written; will retry');
+        return;
+      }
+    }
+  }
+
+  /** Stops the timers and writes everything, issuance counts included. */
+  async close(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#timers = [];
+    this.#moveIssuanceCounts();
+    await this.flush();
+  }
+}
+
+/** Binds who is acting (and from where) so that services need only say what happened. */
+export interface Auditor {
+  record(event: Omit<AuditEventInput, 'actor' | 'sourceAddress' | 'requestId'>): void;
+}
+
+export function auditorFor(
+  sink: AuditSink,
+  who: { actor: Actor; sourceAddress?: string | null; requestId?: string | null },
+): Auditor {
+  return { record: (event) => sink.record({ ...event, ...who }) };
+}
+
+export const NO_AUDITOR: Auditor = auditorFor(NO_AUDIT, { actor: { type: 'system' } });

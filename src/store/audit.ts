@@ -1,0 +1,62 @@
+// SQL for the audit log. The table refuses UPDATE and DELETE (migration 0008) except for the
+// retention path below, which identifies itself for the length of its transaction.
+import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
+import type { AuditEventsTable, Tables } from '../db/tables.ts';
+import type { Db } from './types.ts';
+
+export type AuditEventRow = Selectable<AuditEventsTable>;
+export type NewAuditEvent = Insertable<AuditEventsTable>;
+
+export async function insertAuditEvents(db: Db, rows: NewAuditEvent[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.insertInto('audit_events').values(rows).execute();
+}
+
+export interface AuditQuery {
+  limit: number;
+  /** Keyset paging by id: rows before (newest first) or after (oldest first) this id. */
+  beforeId?: string;
+  afterId?: string;
+  order: 'desc' | 'asc';
+  since?: Date;
+  until?: Date;
+  types?: string[];
+  actorId?: string;
+  clientId?: string;
+  userId?: string;
+}
+
+/** One page of events; asks for one row more to tell whether another page follows. */
+export async function listAuditEvents(db: Db, query: AuditQuery): Promise<{ rows: AuditEventRow[]; more: boolean }> {
+  let select = db.selectFrom('audit_events').selectAll();
+  if (query.beforeId !== undefined) select = select.where('id', '<', query.beforeId as never);
+  if (query.afterId !== undefined) select = select.where('id', '>', query.afterId as never);
+  if (query.since) select = select.where('occurred_at', '>=', query.since);
+  if (query.until) select = select.where('occurred_at', '<', query.until);
+  if (query.types?.length) select = select.where('type', 'in', query.types);
+  if (query.actorId !== undefined) select = select.where('actor_id', '=', query.actorId);
+  const { clientId, userId } = query;
+  if (clientId !== undefined) {
+    select = select.where((eb) => eb.or([
+      eb('client_id', '=', clientId),
+      eb.and([eb('actor_type', '=', 'client'), eb('actor_id', '=', clientId)]),
+    ]));
+  }
+  if (userId !== undefined) {
+    select = select.where((eb) => eb.or([
+      eb('user_id', '=', userId),
+      eb.and([eb('actor_type', '=', 'user'), eb('actor_id', '=', userId)]),
+    ]));
+  }
+  const rows = await select.orderBy('id', query.order).limit(query.limit + 1).execute();
+  return { rows: rows.slice(0, query.limit), more: rows.length > query.limit };
+}
+
+/** The retention path: deletes events older than `before`, the only DELETE the table allows. */
+export async function deleteAuditEventsBefore(db: Kysely<Tables>, before: Date): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select set_config('postern.audit_retention', 'on', true)`.execute(trx);
+    const result = await trx.deleteFrom('audit_events').where('occurred_at', '<', before).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  });
+}
