@@ -95,7 +95,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       cookieKeys,
       dpopNonceSecret,
       onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
-      onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, refusal),
+      onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, audit, refusal),
       audit,
       registration: {
         findInitialAccessToken: (value) => registration.findUsableRegistrationToken(database.db, value),
@@ -147,6 +147,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     issuerPath: prefix,
     secureCookies: config.mode === 'production',
     maxBodyBytes: config.maxBodyBytes,
+    audit,
   }));
   // The fast paths and the provider of the current key set.
   koa.use((ctx, next) => providers.current().middleware(ctx, next));
@@ -170,6 +171,12 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     const rotated = await rotateSigningKeysIfDue(database.db, keyring, { rotationDays, propagationSeconds, now: now() });
     if (!rotated) return;
     logger.info({ rotation: rotated }, 'signing keys rotated on schedule');
+    for (const key of rotated.added) {
+      audit.record({
+        type: 'key.rotated', actor: { type: 'system' }, target: { type: 'key', id: key.kid },
+        details: { alg: key.alg, since: key.activatesAt, reason: 'schedule' },
+      });
+    }
     options.onKeyRotation?.(rotated);
     await providers.refresh();
   };

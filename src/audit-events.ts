@@ -5,9 +5,13 @@
 export const AUDIT_EVENT_TYPES = [
   'api.created', 'api.updated', 'api.deleted',
   'client.created', 'client.updated', 'client.deleted', 'client.secret_rotated', 'client.tokens_revoked',
+  /** A client limited to some networks tried to authenticate from another (401 invalid_client). */
+  'client.network_refused',
   'role.created', 'role.updated', 'role.deleted', 'role.scopes_granted', 'role.scopes_removed',
   'role.assigned', 'role.unassigned',
   'user.created', 'user.updated', 'user.deleted', 'user.role_assigned', 'user.role_unassigned',
+  /** Every session and grant of a person ended (revoke-sessions, disable, password change). */
+  'user.sessions_revoked',
   'login.success', 'login.failure', 'login.lockout',
   /** A token endpoint request refused: invalid_client, invalid_grant, invalid_scope, ... */
   'token.failure',

@@ -1,6 +1,7 @@
-// Security events that the audit log will record. Each function is the one place an event is
-// reported; until the audit log is wired in here, they are logged as warnings. Only identifiers
-// and addresses are passed: never secrets, tokens, assertions or headers.
+// Security events reported from deep inside the protocol engine: each function is the one place
+// an event is logged and recorded in the audit log. Only identifiers and addresses are passed:
+// never secrets, tokens, assertions or headers.
+import type { AuditSink } from './audit-events.ts';
 import type { Logger } from './logger.ts';
 
 export interface ClientNetworkRefused {
@@ -12,7 +13,10 @@ export interface ClientNetworkRefused {
 }
 
 /** A client limited to some networks tried to authenticate from another; it got 401 invalid_client. */
-export function recordClientNetworkRefused(logger: Logger, event: ClientNetworkRefused): void {
-  // Audit log: record event `client.network_refused` with these fields here.
+export function recordClientNetworkRefused(logger: Logger, audit: AuditSink, event: ClientNetworkRefused): void {
+  audit.record({
+    type: 'client.network_refused', actor: { type: 'client', id: event.clientId }, outcome: 'failure',
+    sourceAddress: event.address ?? null, details: { route: event.route },
+  });
   logger.warn({ event: 'client.network_refused', ...event }, 'client authentication refused: source address outside the allowed networks');
 }

@@ -281,3 +281,22 @@ describe('logout', () => {
     expect(again.page.html).toContain('name="password"');
   });
 });
+
+describe('the audit log of sign-ins', () => {
+  it('records login success, failure and lockout with who, where and which app, and never a password', async () => {
+    const audited = await signInWorld(database.database.db);
+    const flow = await startAuthorization(server.url, audited);
+    const wrong = 'audit-wrong-password-1';
+    await flow.browser.submit(flow.page, { username: audited.username, password: wrong });
+    await signIn(server.url, audited);
+    await server.app.audit.flush();
+    const rows = await database.database.db.selectFrom('audit_events').selectAll()
+      .where('type', 'like', 'login.%').where('client_id', '=', audited.client.id).orderBy('id').execute();
+    expect(rows.map((row) => [row.type, row.outcome])).toEqual([['login.failure', 'failure'], ['login.success', 'success']]);
+    expect(rows[0]).toMatchObject({ actor_type: 'anonymous', source_address: '127.0.0.1' });
+    expect(rows[1]).toMatchObject({ actor_type: 'user', actor_id: audited.user.id, user_id: audited.user.id });
+    expect(rows[1]!.request_id).toBeTruthy();
+    const everything = JSON.stringify(await database.database.db.selectFrom('audit_events').selectAll().execute());
+    for (const secret of [PASSWORD, wrong, audited.client.secret]) expect(everything).not.toContain(secret);
+  });
+});

@@ -117,8 +117,11 @@ export function keysCommand(): Command {
     }));
   command.command('rotate')
     .description('add new signing keys: published now, signing after KEY_PROPAGATION_SECONDS; the current ones stay published until their tokens expire')
-    .action(action(async ({ db, out, config, keyring }) => {
+    .action(action(async ({ db, out, config, keyring, audit }) => {
       const rotation = await rotateSigningKeys(db, keyring, { propagationSeconds: config.keyRotation.propagationSeconds });
+      for (const key of rotation.added) {
+        audit.record({ type: 'key.rotated', target: { type: 'key', id: key.kid }, details: { alg: key.alg, since: key.activatesAt } });
+      }
       out.print(rotation, (r) => describeRotation(r, config.keyRotation.propagationSeconds));
     }));
   command.addCommand(rotateMasterCommand());

@@ -47,9 +47,9 @@ export function usersCommand(): Command {
     .option('--email <email>', 'email address')
     .option('--name <name>', 'full name, shown to apps with the profile scope')
     .option('--password-stdin', 'read the password from standard input')
-    .action(action(async ({ db, out }, username: string, opts: { email?: string; name?: string; passwordStdin?: boolean }) => {
+    .action(action(async ({ db, out, audit }, username: string, opts: { email?: string; name?: string; passwordStdin?: boolean }) => {
       const password = await newPassword(Boolean(opts.passwordStdin));
-      const user = await users.createUser(db, { username, password, email: opts.email, name: opts.name });
+      const user = await users.createUser(db, { username, password, email: opts.email, name: opts.name }, audit);
       out.print(user, (value) => `user created\n${show(value)}`);
     }));
 
@@ -65,7 +65,7 @@ export function usersCommand(): Command {
   command.command('show')
     .description('show a person')
     .argument('<user>', 'user id or username')
-    .action(action(async ({ db, out }, ref: string) => {
+    .action(action(async ({ db, out, audit }, ref: string) => {
       out.print(await users.getUser(db, ref), show);
     }));
 
@@ -75,16 +75,16 @@ export function usersCommand(): Command {
     .option('--email <email>', 'new email address (marked unverified)')
     .option('--email-verified', 'mark the email address verified')
     .option('--name <name>', 'new full name')
-    .action(action(async ({ db, out }, ref: string, opts: { email?: string; emailVerified?: boolean; name?: string }) => {
-      out.print(await users.updateUser(db, ref, opts), (value) => `user updated\n${show(value)}`);
+    .action(action(async ({ db, out, audit }, ref: string, opts: { email?: string; emailVerified?: boolean; name?: string }) => {
+      out.print(await users.updateUser(db, ref, opts, audit), (value) => `user updated\n${show(value)}`);
     }));
 
   for (const [name, enabled] of [['enable', true], ['disable', false]] as const) {
     command.command(name)
       .description(enabled ? 'let a disabled person sign in again' : 'refuse sign-in and end every session and grant at once')
       .argument('<user>', 'user id or username')
-      .action(action(async ({ db, out }, ref: string) => {
-        out.print(await users.setUserEnabled(db, ref, enabled), (u) => `user ${u.username} ${name}d`);
+      .action(action(async ({ db, out, audit }, ref: string) => {
+        out.print(await users.setUserEnabled(db, ref, enabled, audit), (u) => `user ${u.username} ${name}d`);
       }));
   }
 
@@ -92,24 +92,24 @@ export function usersCommand(): Command {
     .description("set a person's password (asked twice, or --password-stdin); their sessions end")
     .argument('<user>', 'user id or username')
     .option('--password-stdin', 'read the password from standard input')
-    .action(action(async ({ db, out }, ref: string, opts: { passwordStdin?: boolean }) => {
+    .action(action(async ({ db, out, audit }, ref: string, opts: { passwordStdin?: boolean }) => {
       const password = await newPassword(Boolean(opts.passwordStdin));
-      out.print(await users.setUserPassword(db, ref, password), (u) => `password set for ${u.username}`);
+      out.print(await users.setUserPassword(db, ref, password, audit), (u) => `password set for ${u.username}`);
     }));
 
   command.command('revoke-sessions')
     .description("end every session of a person and revoke their grants and tokens")
     .argument('<user>', 'user id or username')
-    .action(action(async ({ db, out }, ref: string) => {
-      const result = await users.revokeUserSessions(db, ref);
+    .action(action(async ({ db, out, audit }, ref: string) => {
+      const result = await users.revokeUserSessions(db, ref, audit);
       out.print(result, (r) => `sessions of ${r.user.username} ended; ${r.revokedGrants} grant(s) revoked`);
     }));
 
   command.command('delete')
     .description('delete a person, their roles, sessions and grants')
     .argument('<user>', 'user id or username')
-    .action(action(async ({ db, out }, ref: string) => {
-      out.print(await users.deleteUser(db, ref), (u) => `user ${u.username} deleted`);
+    .action(action(async ({ db, out, audit }, ref: string) => {
+      out.print(await users.deleteUser(db, ref, audit), (u) => `user ${u.username} deleted`);
     }));
 
   return command;

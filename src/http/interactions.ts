@@ -6,6 +6,7 @@ import type Koa from 'koa';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import getRawBody from 'raw-body';
+import type { AuditSink } from '../audit-events.ts';
 import type { Tables } from '../db/tables.ts';
 import type { Logger } from '../logger.ts';
 import { describeConsent } from '../services/consent.ts';
@@ -23,6 +24,8 @@ export interface InteractionDeps {
   issuerPath: string;
   secureCookies: boolean;
   maxBodyBytes: number;
+  /** login.success, login.failure and login.lockout go here. */
+  audit: AuditSink;
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -175,6 +178,22 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
     }, { formTargets: [originOf(details.params.redirect_uri)].filter(Boolean) as string[] });
   });
 
+  /** A login event: who (when known), from where, for which app; never the password. */
+  function recordLogin(ctx: Koa.Context, details: Details, event: {
+    type: 'login.success' | 'login.failure' | 'login.lockout'; username: string; userId?: string; retryAfter?: number;
+  }): void {
+    deps.audit.record({
+      type: event.type,
+      actor: event.userId ? { type: 'user', id: event.userId } : { type: 'anonymous' },
+      outcome: event.type === 'login.success' ? 'success' : 'failure',
+      clientId: String(details.params.client_id),
+      userId: event.userId ?? null,
+      sourceAddress: ctx.ip,
+      requestId: ctx.state.requestId as string,
+      details: { username: event.username.slice(0, 100), ...(event.retryAfter ? { reason: `retry after ${event.retryAfter} s` } : {}) },
+    });
+  }
+
   router.post('/:uid/login', async (ctx) => {
     const details = await interaction(ctx, 'login');
     const form = await readForm(ctx);
@@ -187,6 +206,7 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
     }
     const gate = await deps.protection.check(username, ctx.ip);
     if (!gate.allowed) {
+      if (gate.locked) recordLogin(ctx, details, { type: 'login.lockout', username, retryAfter: gate.retryAfterSeconds });
       ctx.set('Retry-After', String(gate.retryAfterSeconds));
       renderLogin(ctx, details, name, {
         status: 429, username,
@@ -197,6 +217,7 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
     const user = await authenticateUser(deps.db, username, password);
     if (!user) {
       const { locked } = await deps.protection.recordFailure(username, ctx.ip);
+      recordLogin(ctx, details, { type: locked ? 'login.lockout' : 'login.failure', username });
       renderLogin(ctx, details, name, {
         status: 401, username,
         // The same words whether the username exists or not.
@@ -206,6 +227,7 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
       return;
     }
     await deps.protection.recordSuccess(username);
+    recordLogin(ctx, details, { type: 'login.success', username: user.username, userId: user.id });
     await finish(ctx, { login: { accountId: user.id } });
   });
 

@@ -8,9 +8,10 @@ import { insertRevokedGrant } from '../store/revocations.ts';
 import type { Db } from '../store/types.ts';
 import * as users from '../store/users.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
+import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { checkPassword } from './password-policy.ts';
 import { writeAndPropagate } from './propagation.ts';
-import { checkName } from './validation.ts';
+import { changedFields, checkName } from './validation.ts';
 
 export interface UserView {
   id: string;
@@ -75,14 +76,14 @@ export interface CreateUserInput {
   roles?: string[];
 }
 
-export async function createUser(db: Kysely<Tables>, input: CreateUserInput): Promise<UserView> {
+export async function createUser(db: Kysely<Tables>, input: CreateUserInput, audit: Auditor = NO_AUDITOR): Promise<UserView> {
   const username = checkName(input.username, 'username');
   const email = checkEmail(input.email) ?? null;
   const name = checkDisplayName(input.name) ?? null;
   checkPassword(input.password, { username, email });
   const passwordHash = await hashPassword(input.password);
   try {
-    return await db.transaction().execute(async (trx) => {
+    const view = await db.transaction().execute(async (trx) => {
       const row = await users.insertUser(trx, { id: randomId('usr_'), username, email, name, passwordHash });
       for (const ref of input.roles ?? []) {
         const role = await trx.selectFrom('roles').select('id')
@@ -92,6 +93,8 @@ export async function createUser(db: Kysely<Tables>, input: CreateUserInput): Pr
       }
       return toView(trx, row);
     });
+    audit.record({ type: 'user.created', target: { type: 'user', id: view.id }, details: { username, roles: view.roles } });
+    return view;
   } catch (error) {
     return uniqueViolation(error, username);
   }
@@ -110,6 +113,7 @@ export async function updateUser(
   db: Kysely<Tables>,
   ref: string,
   input: { email?: string | null; name?: string | null; emailVerified?: boolean },
+  audit: Auditor = NO_AUDITOR,
 ): Promise<UserView> {
   const email = checkEmail(input.email);
   const name = checkDisplayName(input.name);
@@ -121,6 +125,7 @@ export async function updateUser(
       // A new address is not verified until said otherwise.
       emailVerified: input.emailVerified ?? (email !== undefined && email !== user.email ? false : undefined),
     });
+    audit.record({ type: 'user.updated', target: { type: 'user', id: user.id }, details: { username: user.username, fields: changedFields(input) } });
     return toView(db, row ?? user);
   } catch (error) {
     return uniqueViolation(error, user.username);
@@ -139,44 +144,58 @@ async function endSessions(trx: Db, userId: string): Promise<number> {
   return grants.length;
 }
 
-export async function revokeUserSessions(db: Kysely<Tables>, ref: string): Promise<{ user: UserView; revokedGrants: number }> {
-  return writeAndPropagate(db, async (trx) => {
+export async function revokeUserSessions(
+  db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR,
+): Promise<{ user: UserView; revokedGrants: number }> {
+  const result = await writeAndPropagate(db, async (trx) => {
     const user = await requireUser(trx, ref);
     const revokedGrants = await endSessions(trx, user.id);
     return { user: await toView(trx, user), revokedGrants };
   });
+  audit.record({
+    type: 'user.sessions_revoked', target: { type: 'user', id: result.user.id },
+    details: { username: result.user.username, count: result.revokedGrants },
+  });
+  return result;
 }
 
 /** A disabled person cannot sign in, and their sessions and tokens end at once. */
-export async function setUserEnabled(db: Kysely<Tables>, ref: string, enabled: boolean): Promise<UserView> {
-  return writeAndPropagate(db, async (trx) => {
+export async function setUserEnabled(db: Kysely<Tables>, ref: string, enabled: boolean, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+  const view = await writeAndPropagate(db, async (trx) => {
     const user = await requireUser(trx, ref);
     const row = await users.updateUser(trx, user.id, { enabled });
     if (!enabled) await endSessions(trx, user.id);
     return toView(trx, row ?? user);
   });
+  audit.record({ type: 'user.updated', target: { type: 'user', id: view.id }, details: { username: view.username, enabled } });
+  return view;
 }
 
 /** Sets a new password (policy-checked); the person's sessions and grants end. */
-export async function setUserPassword(db: Kysely<Tables>, ref: string, password: string): Promise<UserView> {
+export async function setUserPassword(db: Kysely<Tables>, ref: string, password: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
   const user = await requireUser(db, ref);
   checkPassword(password, user);
   const hash = await hashPassword(password);
-  return writeAndPropagate(db, async (trx) => {
+  const view = await writeAndPropagate(db, async (trx) => {
     await users.setPasswordHash(trx, user.id, hash);
     await endSessions(trx, user.id);
     return toView(trx, (await users.findUserById(trx, user.id)) ?? user);
   });
+  // The field that changed, never its value.
+  audit.record({ type: 'user.updated', target: { type: 'user', id: view.id }, details: { username: view.username, fields: ['password'] } });
+  return view;
 }
 
-export async function deleteUser(db: Kysely<Tables>, ref: string): Promise<UserView> {
-  return writeAndPropagate(db, async (trx) => {
+export async function deleteUser(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+  const deleted = await writeAndPropagate(db, async (trx) => {
     const user = await requireUser(trx, ref);
     const view = await toView(trx, user);
     await endSessions(trx, user.id);
     await users.deleteUser(trx, user.id);
     return view;
   });
+  audit.record({ type: 'user.deleted', target: { type: 'user', id: deleted.id }, details: { username: deleted.username } });
+  return deleted;
 }
 
 /**

@@ -202,19 +202,19 @@ export const ADMIN_ROUTES: AdminRoute[] = [
   route({
     method: 'put', path: '/roles/{id}/users/{userId}', operationId: 'assignRoleToUser', summary: 'Assign a role to a person',
     tag: 'roles', params: u.roleUserParams, status: 200, response: s.roleView,
-    handle: ({ params }, { db }) => roles.assignRoleToUser(db, params.id, params.userId),
+    handle: ({ params }, { db, audit }) => roles.assignRoleToUser(db, params.id, params.userId, audit),
   }),
   route({
     method: 'delete', path: '/roles/{id}/users/{userId}', operationId: 'unassignRoleFromUser',
     summary: 'Remove a role from a person', tag: 'roles', params: u.roleUserParams, status: 200, response: s.roleView,
-    handle: ({ params }, { db }) => roles.unassignRoleFromUser(db, params.id, params.userId),
+    handle: ({ params }, { db, audit }) => roles.unassignRoleFromUser(db, params.id, params.userId, audit),
   }),
 
   // People
   route({
     method: 'post', path: '/users', operationId: 'createUser', summary: 'Create a person (password checked against the policy)',
     tag: 'users', body: u.createUserBody, status: 201, response: u.userView,
-    handle: ({ body }, { db }) => users.createUser(db, body),
+    handle: ({ body }, { db, audit }) => users.createUser(db, body, audit),
   }),
   route({
     method: 'get', path: '/users', operationId: 'listUsers', summary: 'List people', tag: 'users',
@@ -229,11 +229,11 @@ export const ADMIN_ROUTES: AdminRoute[] = [
   route({
     method: 'patch', path: '/users/{id}', operationId: 'updateUser', summary: 'Change email or name; enable or disable',
     tag: 'users', params: s.idParams, body: u.updateUserBody, status: 200, response: u.userView,
-    handle: async ({ params, body }, { db }) => {
+    handle: async ({ params, body }, { db, audit }) => {
       const { enabled, ...details } = body;
       let view = Object.values(details).some((value) => value !== undefined)
-        ? await users.updateUser(db, params.id, details) : await users.getUser(db, params.id);
-      if (enabled !== undefined && enabled !== view.enabled) view = await users.setUserEnabled(db, view.id, enabled);
+        ? await users.updateUser(db, params.id, details, audit) : await users.getUser(db, params.id);
+      if (enabled !== undefined && enabled !== view.enabled) view = await users.setUserEnabled(db, view.id, enabled, audit);
       return view;
     },
   }),
@@ -241,18 +241,18 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     method: 'put', path: '/users/{id}/password', operationId: 'setUserPassword',
     summary: "Set a person's password; their sessions end", tag: 'users',
     params: s.idParams, body: u.setPasswordBody, status: 200, response: u.userView,
-    handle: ({ params, body }, { db }) => users.setUserPassword(db, params.id, body.password),
+    handle: ({ params, body }, { db, audit }) => users.setUserPassword(db, params.id, body.password, audit),
   }),
   route({
     method: 'post', path: '/users/{id}/revoke-sessions', operationId: 'revokeUserSessions',
     summary: 'End every session of a person and revoke their grants and tokens', tag: 'users',
     params: s.idParams, status: 200, response: u.revokedSessions,
-    handle: ({ params }, { db }) => users.revokeUserSessions(db, params.id),
+    handle: ({ params }, { db, audit }) => users.revokeUserSessions(db, params.id, audit),
   }),
   route({
     method: 'delete', path: '/users/{id}', operationId: 'deleteUser', summary: 'Delete a person, their sessions and grants',
     tag: 'users', params: s.idParams, status: 204,
-    handle: ({ params }, { db }) => users.deleteUser(db, params.id),
+    handle: ({ params }, { db, audit }) => users.deleteUser(db, params.id, audit),
   }),
 
   // Keys and the API's own description
