@@ -6,11 +6,17 @@ import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
 import { adminApi, adminApp } from './http/admin/router.ts';
 import { healthRoutes } from './http/health.ts';
+import { metricsEndpoint, observeRequests } from './http/metrics.ts';
+import { rateLimits } from './http/rate-limit.ts';
 import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, notFound, requestId } from './http/middleware.ts';
 import type { Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { pendingMigrations } from './db/migrator.ts';
+import { pingDatabase } from './store/health.ts';
 import { Directory } from './oidc/directory.ts';
 import { createProvider } from './oidc/provider.ts';
-import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
+import { generateKeyMaterial, listKeys, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
+import { createRequestLimiters, openLimiterStore, type RequestLimiters } from './services/rate-limits.ts';
 import { pruneExpired } from './services/tokens.ts';
 
 export interface App {
@@ -19,6 +25,11 @@ export interface App {
   directory: Directory;
   /** The admin API alone, for its own listener when `config.admin` is set (else `koa` serves it). */
   adminKoa: Koa;
+  metrics: Metrics;
+  /** Request limits (login protection takes its limiter from here). */
+  limiters: RequestLimiters;
+  /** From now on /readyz answers 503 and responses close their connections (shutdown). */
+  drain(): void;
   /** Stops background work (not the database, which the caller owns). */
   close(): Promise<void>;
 }
@@ -45,8 +56,18 @@ export async function prepareKeys(
   return { keys: await generateKeyMaterial(database.db, keyring[0]), generated: true, encrypted };
 }
 
-export async function buildApp(options: { config: Config; database: Database; logger: Logger; keys: KeyMaterial }): Promise<App> {
+export async function buildApp(options: {
+  config: Config; database: Database; logger: Logger; keys: KeyMaterial; metrics?: Metrics;
+}): Promise<App> {
   const { config, database, logger, keys } = options;
+  const metrics = options.metrics ?? createMetrics();
+  metrics.watchPool(database.pool);
+  metrics.watchSigningKeys(async () => (await listKeys(database.db))
+    .filter((key) => key.state !== 'retired')
+    .map((key) => ({ kid: key.kid, createdAt: new Date(key.createdAt) })));
+  const limiterStore = openLimiterStore({ redisUrl: config.redisUrl, pool: database.pool });
+  const limiters = createRequestLimiters(limiterStore, config.rateLimits);
+  let draining = false;
   // The directory subscribes first: it registers this process when the feed connects.
   const directory = new Directory(database.db, database.changes);
   await database.changes?.start();
@@ -56,11 +77,19 @@ export async function buildApp(options: { config: Config; database: Database; lo
     signingKeys: keys.signingKeys,
     cookieKeys: keys.cookieKeys,
     onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
+    onTokenIssued: (grantType, api) => metrics.tokensIssued.inc({ grant_type: grantType, api }),
   });
+  const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
 
   const koa = new Koa({ proxy: config.trustProxy, keys: keys.cookieKeys });
   koa.silent = true;
   koa.use(requestId());
+  koa.use(async (ctx, next) => {
+    // While shutting down, answer what is in flight and let each connection go after it.
+    if (draining) ctx.set('Connection', 'close');
+    await next();
+  });
+  koa.use(observeRequests(metrics, logger, prefix));
   koa.use(errorBoundary(logger));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
   const admin = adminApi({
@@ -69,9 +98,15 @@ export async function buildApp(options: { config: Config; database: Database; lo
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);
   koa.use(bodyLimit(config.maxBodyBytes));
-  koa.use(healthRoutes().routes());
+  koa.use(healthRoutes({
+    database: () => pingDatabase(database.db),
+    pendingMigrations: () => pendingMigrations(database),
+    keysLoaded: () => keys.signingKeys.length > 0,
+    draining: () => draining,
+  }, logger).routes());
+  koa.use(metricsEndpoint(metrics, { open: config.metrics.open, token: config.metrics.token }));
+  koa.use(rateLimits({ limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics, logger }));
   // The issuer's path is where the provider lives (oidc-provider requires them to match).
-  const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
   koa.use(authorizationServerMetadataAlias(prefix));
   for (const fastPath of fastPaths) koa.use(fastPath);
   koa.use(prefix ? mount(prefix, provider as unknown as Koa) : mount(provider as unknown as Koa));
@@ -90,8 +125,12 @@ export async function buildApp(options: { config: Config; database: Database; lo
     provider,
     directory,
     adminKoa: adminApp(admin.middleware, { proxy: config.trustProxy }),
+    metrics,
+    limiters,
+    drain: () => { draining = true; },
     close: async () => {
       if (prune) clearInterval(prune);
+      await limiterStore.close();
       await directory.close();
       await database.changes?.close();
     },

@@ -23,6 +23,8 @@ export interface Database {
   changes: ChangeFeed | null;
   /** Runs multi-statement SQL scripts inside one transaction (migrations). */
   runScripts: ScriptRunner;
+  /** The connection pool (Postgres only): shared rate-limit counters and pool metrics use it. */
+  pool?: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -108,6 +110,7 @@ export function openPostgres(
     kind: 'postgres',
     db,
     changes,
+    pool,
     runScripts: async (fn) => {
       const client = await pool.connect();
       try {

@@ -20,6 +20,8 @@ export interface ProviderDeps {
   signingKeys: PrivateKey[];
   cookieKeys: string[];
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
+  /** Each access token issued, by grant type and API (for metrics). */
+  onTokenIssued?: (grantType: string, api: string) => void;
 }
 
 // Every lifetime is set here on purpose (the provider's defaults print notices and some are long).
@@ -128,6 +130,18 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
 
   provider.use(tokenPolicy.middleware());
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
+  const { onTokenIssued } = deps;
+  if (onTokenIssued) {
+    // JWT tokens are "issued", opaque ones "saved"; each token emits exactly one of the two.
+    type Issued = { gty?: string; aud?: unknown; resourceServer?: { audience?: string } };
+    const apiOf = (token: Issued) => token.resourceServer?.audience ?? (typeof token.aud === 'string' ? token.aud : 'none');
+    const access = (token: unknown) => onTokenIssued((token as Issued).gty ?? 'unknown', apiOf(token as Issued));
+    const service = (token: unknown) => onTokenIssued('client_credentials', apiOf(token as Issued));
+    provider.on('access_token.issued', access);
+    provider.on('access_token.saved', access);
+    provider.on('client_credentials.issued', service);
+    provider.on('client_credentials.saved', service);
+  }
   const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
   return {
     provider,
