@@ -66,6 +66,9 @@ export async function buildApp(options: {
     .filter((key) => key.state !== 'retired')
     .map((key) => ({ kid: key.kid, createdAt: new Date(key.createdAt) })));
   const limiterStore = openLimiterStore({ redisUrl: config.redisUrl, pool: database.pool });
+  if (!(await limiterStore.ready(5000))) {
+    logger.warn('Redis did not answer within 5 s; each process counts request limits on its own until it does');
+  }
   const limiters = createRequestLimiters(limiterStore, config.rateLimits);
   let draining = false;
   // The directory subscribes first: it registers this process when the feed connects.

@@ -36,6 +36,7 @@ export interface Config extends MasterKeySettings {
 }
 
 export interface RateLimitSettings {
+  keyPrefix: string;
   windowSeconds: number;
   /** 0: no limit. */
   perClient: number;
@@ -94,6 +95,7 @@ export const envSchema = z.object({
   METRICS_HOST: z.string().min(1).default('127.0.0.1').describe('Address of the metrics listener.'),
   METRICS_TOKEN: z.string().min(16).optional().describe('Serve `/metrics` on the public listener to `Authorization: Bearer <token>` (at least 16 characters). With neither this nor METRICS_PORT, `/metrics` is served openly in development and not at all in production.'),
   REDIS_URL: z.string().min(1).optional().describe('`redis://` URL for rate-limit counters shared by every process. Unset: Postgres holds them (or memory on the embedded database).'),
+  RATE_LIMIT_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/).default('postern').describe('Prefix of the rate-limit counters: deployments sharing one Redis need different ones.'),
   RATE_LIMIT_WINDOW_SECONDS: intFrom(1, 3600).default(60).describe('Window of every request limit below.'),
   RATE_LIMIT_CLIENT: intFrom(0, 10_000_000).default(60_000).describe('Requests per window per client_id on the token, introspection and revocation endpoints (0: no limit).'),
   RATE_LIMIT_CLIENT_OVERRIDES: z.string().default('').describe('Per-client limits overriding RATE_LIMIT_CLIENT: `client_id=requests,...` (`0`: no limit for that client).'),
@@ -219,6 +221,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     redisUrl: e.REDIS_URL,
     rateLimits: {
+      keyPrefix: e.RATE_LIMIT_KEY_PREFIX,
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
       perClient: e.RATE_LIMIT_CLIENT,
       perClientOverrides: overrides ?? new Map(),

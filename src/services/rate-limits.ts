@@ -13,6 +13,8 @@ export interface LimiterStore {
   kind: LimiterStoreKind;
   redis?: Redis;
   pool?: pg.Pool;
+  /** Resolves once the store answers (Redis connects), or after `timeoutMs` regardless. */
+  ready(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -23,10 +25,16 @@ export function openLimiterStore(options: { redisUrl?: string; pool?: pg.Pool })
     // limiter answers, instead of requests waiting for a reconnect.
     const redis = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
     redis.on('error', () => {}); // reconnects by itself; failures surface as insurance use
-    return { kind: 'redis', redis, close: async () => { redis.disconnect(); } };
+    const ready = (timeoutMs: number) => new Promise<boolean>((resolve) => {
+      if (redis.status === 'ready') return resolve(true);
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      redis.once('ready', () => { clearTimeout(timer); resolve(true); });
+    });
+    return { kind: 'redis', redis, ready, close: async () => { redis.disconnect(); } };
   }
-  if (options.pool) return { kind: 'postgres', pool: options.pool, close: async () => {} };
-  return { kind: 'memory', close: async () => {} };
+  const ready = async () => true;
+  if (options.pool) return { kind: 'postgres', pool: options.pool, ready, close: async () => {} };
+  return { kind: 'memory', ready, close: async () => {} };
 }
 
 export interface LimiterOptions {
@@ -105,6 +113,8 @@ export function createLimiter(store: LimiterStore, options: LimiterOptions): Lim
 }
 
 export interface RequestLimitSettings {
+  /** Namespace of the counters in the store. */
+  keyPrefix: string;
   windowSeconds: number;
   perClient: number;
   perClientOverrides: Map<string, number>;
@@ -131,7 +141,7 @@ export function createRequestLimiters(store: LimiterStore, settings: RequestLimi
   const clientLimiter = (points: number) => {
     let limiter = byPoints.get(points);
     if (!limiter) {
-      limiter = createLimiter(store, { keyPrefix: 'client', points, duration });
+      limiter = createLimiter(store, { keyPrefix: `${settings.keyPrefix}:client`, points, duration });
       byPoints.set(points, limiter);
     }
     return limiter;
@@ -139,10 +149,10 @@ export function createRequestLimiters(store: LimiterStore, settings: RequestLimi
   return {
     store: store.kind,
     client: (clientId) => clientLimiter(settings.perClientOverrides.get(clientId) ?? settings.perClient),
-    address: createLimiter(store, { keyPrefix: 'address', points: settings.perAddress, duration }),
-    signInAddress: createLimiter(store, { keyPrefix: 'sign_in_address', points: settings.signInPerAddress, duration }),
+    address: createLimiter(store, { keyPrefix: `${settings.keyPrefix}:address`, points: settings.perAddress, duration }),
+    signInAddress: createLimiter(store, { keyPrefix: `${settings.keyPrefix}:sign_in_address`, points: settings.signInPerAddress, duration }),
     invalidClient: createLimiter(store, {
-      keyPrefix: 'invalid_client',
+      keyPrefix: `${settings.keyPrefix}:invalid_client`,
       points: settings.invalidClient,
       duration,
       blockDuration: settings.invalidClientBlockSeconds,
