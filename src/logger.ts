@@ -7,7 +7,7 @@ export type { Logger };
 // Field names that may hold a credential, at the top level of a log line and one level down.
 const SECRET_FIELDS = [
   'authorization', 'cookie', 'password', 'secret', 'client_secret', 'clientSecret', 'client_assertion',
-  'token', 'access_token', 'refresh_token', 'id_token', 'code', 'code_verifier', 'assertion',
+  'token', 'access_token', 'refresh_token', 'id_token', 'code_verifier', 'assertion',
   'masterKey', 'POSTERN_MASTER_KEY', 'POSTERN_NEW_MASTER_KEY', 'DATABASE_URL', 'REDIS_URL', 'METRICS_TOKEN',
 ];
 
@@ -20,6 +20,8 @@ export const REDACTED_PATHS = [
   'headers.cookie',
   ...SECRET_FIELDS,
   ...SECRET_FIELDS.map((field) => `*.${field}`),
+  // An authorization code; not `*.code`, which would hide the codes of errors (ECONNREFUSED).
+  'code', 'params.code', 'body.code', 'query.code',
 ];
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {

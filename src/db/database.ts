@@ -104,6 +104,10 @@ export function openPostgres(
   // An idle client that loses its connection emits 'error' on the pool; without a listener that
   // would crash the process. The next query reconnects.
   pool.on('error', () => {});
+  // A client checked out of the pool has no 'error' listener (the pool removes its own): a
+  // connection lost mid-query would emit an unhandled 'error' and end the process. The query
+  // itself still rejects, so this listener only keeps the process alive.
+  pool.on('connect', (client) => { client.on('error', () => {}); });
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
   const changes = options.listen === false ? null : new PostgresChangeFeed(connectionString);
   return {

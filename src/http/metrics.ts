@@ -51,7 +51,7 @@ export function observeRequests(metrics: Metrics, logger: Logger, issuerPath: st
         }
         if (route === '/token/revocation') metrics.revocations.inc({ result: ctx.status === 200 ? 'ok' : 'error' });
       }
-      const level = ctx.status >= 500 ? 'error' : 'info';
+      const level = ctx.status === 500 ? 'error' : ctx.status >= 500 ? 'warn' : 'info';
       logger[level]({
         requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, route, status: ctx.status,
         ms: Math.round(seconds * 10_000) / 10,
