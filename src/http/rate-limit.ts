@@ -59,8 +59,24 @@ export interface RateLimitDeps {
   logger: Logger;
 }
 
+/** Client ids in back-off, remembered by this process (bounded). */
+const MAX_BACKED_OFF = 10_000;
+
 export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
   const { limiters, issuerPath, metrics, logger } = deps;
+  // Set when counting an invalid_client finds the client_id over the limit. Kept here rather
+  // than read from the shared store on every request: that would cost a query per request for
+  // the rare case. Another process learns of the back-off at the next failure it sees itself.
+  const backedOff = new Map<string, number>();
+  const backOffLeft = (clientId: string): number => {
+    const until = backedOff.get(clientId);
+    if (until === undefined) return 0;
+    if (until <= Date.now()) {
+      backedOff.delete(clientId);
+      return 0;
+    }
+    return Math.ceil((until - Date.now()) / 1000);
+  };
   const protocol = new Set(['/token', '/token/introspection', '/token/revocation'].map((p) => `${issuerPath}${p}`));
   const registration = `${issuerPath}/reg`;
   const interaction = `${issuerPath}/interaction/`;
@@ -89,18 +105,27 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
     if (!result.allowed) return tooManyRequests(ctx, result);
     const clientId = await presentedClientId(ctx, deps.maxBodyBytes);
     if (clientId !== undefined) {
-      result = await limit('invalid_client', () => limiters.invalidClient.check(clientId));
-      if (!result.allowed) return tooManyRequests(ctx, result);
+      const left = backOffLeft(clientId);
+      if (left > 0) {
+        metrics.rateLimited.inc({ limiter: 'invalid_client' });
+        return tooManyRequests(ctx, { allowed: false, retryAfterSeconds: left });
+      }
       result = await limit('client', () => limiters.client(clientId).consume(clientId));
       if (!result.allowed) return tooManyRequests(ctx, result);
     }
     await next();
     const body = ctx.body as { error?: unknown } | undefined;
     if (clientId !== undefined && ctx.status === 401 && body?.error === 'invalid_client') {
-      // RFC 6749 §2.3.1: endpoints taking client passwords must resist brute force; repeated failed authentication for one client_id backs off.
-      await limiters.invalidClient.consume(clientId).catch((error: unknown) => {
+      // RFC 6749 §2.3.1: endpoints taking client passwords must resist brute force; repeated
+      // failed authentication for one client_id backs off.
+      const counted = await limiters.invalidClient.consume(clientId).catch((error: unknown) => {
         logger.warn({ err: error }, 'rate limiter failed to count an invalid_client');
+        return { allowed: true } as const;
       });
+      if (!counted.allowed) {
+        if (backedOff.size >= MAX_BACKED_OFF) backedOff.delete(backedOff.keys().next().value!);
+        backedOff.set(clientId, Date.now() + counted.retryAfterSeconds * 1000);
+      }
     }
   };
 }
