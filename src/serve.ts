@@ -1,5 +1,6 @@
 // One serving process: the public listener (and the admin and metrics listeners when configured),
 // and its graceful stop on SIGTERM. Run by main.ts, alone or as a cluster worker.
+import cluster from 'node:cluster';
 import http from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
 import { buildApp } from './app.ts';
@@ -36,7 +37,9 @@ function failStart(lines: string[]): never {
 }
 
 export async function serve(options: ServeOptions): Promise<void> {
-  const { config, database, logger } = options;
+  const { config, database } = options;
+  // In a cluster, each line says which worker wrote it.
+  const logger = options.clustered && cluster.worker ? options.logger.child({ worker: cluster.worker.id }) : options.logger;
   const app = await buildApp({ config, database, logger, keys: options.keys });
   if (options.clustered) {
     // Constructing one installs the worker's answer to the primary's metrics requests.
