@@ -101,8 +101,6 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
     }
     if (!protocol.has(ctx.path)) return next();
 
-    let result = await limit('address', () => limiters.address.consume(ctx.ip));
-    if (!result.allowed) return tooManyRequests(ctx, result);
     const clientId = await presentedClientId(ctx, deps.maxBodyBytes);
     if (clientId !== undefined) {
       const left = backOffLeft(clientId);
@@ -110,9 +108,14 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
         metrics.rateLimited.inc({ limiter: 'invalid_client' });
         return tooManyRequests(ctx, { allowed: false, retryAfterSeconds: left });
       }
-      result = await limit('client', () => limiters.client(clientId).consume(clientId));
-      if (!result.allowed) return tooManyRequests(ctx, result);
     }
+    // Both counters at once: each is a round trip to the shared store.
+    const [byAddress, byClient] = await Promise.all([
+      limit('address', () => limiters.address.consume(ctx.ip)),
+      clientId === undefined ? { allowed: true } as const : limit('client', () => limiters.client(clientId).consume(clientId)),
+    ]);
+    if (!byAddress.allowed) return tooManyRequests(ctx, byAddress);
+    if (!byClient.allowed) return tooManyRequests(ctx, byClient);
     await next();
     const body = ctx.body as { error?: unknown } | undefined;
     if (clientId !== undefined && ctx.status === 401 && body?.error === 'invalid_client') {
