@@ -64,7 +64,7 @@ export function runPrimary(config: Config, logger: Logger, banner: string | unde
       if (worker.isConnected()) worker.send(STOP_MESSAGE);
     }
     // Each worker bounds its own shutdown; this is the backstop for one that hangs.
-    const force = setTimeout(() => workers.forEach((worker) => worker.process.kill('SIGKILL')), (config.shutdownTimeoutSeconds + 10) * 1000);
+    const force = setTimeout(() => workers.forEach((worker) => worker.process.kill('SIGKILL')), (config.shutdownDelaySeconds + config.shutdownTimeoutSeconds + 10) * 1000);
     force.unref();
     await Promise.all(exited);
     logger.info('stopped');

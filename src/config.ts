@@ -28,10 +28,12 @@ export interface Config extends MasterKeySettings {
   admin: { host: string; port: number } | undefined;
   /** Processes serving on this machine (1: no cluster). */
   workers: number;
+  shutdownDelaySeconds: number;
   shutdownTimeoutSeconds: number;
   /** Prometheus metrics: a listener of their own, or a bearer token on the public one. */
   metrics: { port: number | undefined; host: string; token: string | undefined; open: boolean };
   redisUrl: string | undefined;
+  rateLimitStore: 'memory' | 'postgres' | 'redis';
   rateLimits: RateLimitSettings;
 }
 
@@ -90,11 +92,13 @@ export const envSchema = z.object({
   POSTERN_NEW_MASTER_KEY: z.string().optional().describe('The next master key, during a master-key rotation.'),
   // Operations (docs/deployment.md).
   WORKERS: intFrom(1, 256).optional().describe('Processes serving on this machine (a cluster sharing the ports). Default: the number of CPUs in production, 1 in development. Above 1 needs DATABASE_URL.'),
+  SHUTDOWN_DELAY_SECONDS: intFrom(0, 120).default(0).describe('On SIGTERM, keep serving this long with /readyz at 503 before refusing connections, so that a load balancer polling readiness stops sending first (set it to its polling interval times its failure threshold).'),
   SHUTDOWN_TIMEOUT_SECONDS: intFrom(1, 600).default(20).describe('On SIGTERM, how long in-flight requests may take before their connections are cut.'),
   METRICS_PORT: intFrom(1, 65535).optional().describe('Serve Prometheus `/metrics` on a listener of its own (all workers aggregated).'),
   METRICS_HOST: z.string().min(1).default('127.0.0.1').describe('Address of the metrics listener.'),
   METRICS_TOKEN: z.string().min(16).optional().describe('Serve `/metrics` on the public listener to `Authorization: Bearer <token>` (at least 16 characters). With neither this nor METRICS_PORT, `/metrics` is served openly in development and not at all in production.'),
-  REDIS_URL: z.string().min(1).optional().describe('`redis://` URL for rate-limit counters shared by every process. Unset: Postgres holds them (or memory on the embedded database).'),
+  REDIS_URL: z.string().min(1).optional().describe('`redis://` URL of a Redis holding the rate-limit counters, shared by every process.'),
+  RATE_LIMIT_STORE: z.enum(['memory', 'postgres', 'redis']).optional().describe('Where the rate-limit counters live: `redis` (the default with REDIS_URL), `postgres` (table rate_limits: shared, one write per limit per request), or `memory` (the default otherwise: each process counts on its own).'),
   RATE_LIMIT_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/).default('postern').describe('Prefix of the rate-limit counters: deployments sharing one Redis need different ones.'),
   RATE_LIMIT_WINDOW_SECONDS: intFrom(1, 3600).default(60).describe('Window of every request limit below.'),
   RATE_LIMIT_CLIENT: intFrom(0, 10_000_000).default(60_000).describe('Requests per window per client_id on the token, introspection and revocation endpoints (0: no limit).'),
@@ -181,6 +185,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.REDIS_URL && !/^rediss?:$/.test(URL.parse(e.REDIS_URL)?.protocol ?? '')) {
     problems.push('REDIS_URL must be a redis:// or rediss:// URL');
   }
+  const rateLimitStore = e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : 'memory');
+  if (rateLimitStore === 'redis' && !e.REDIS_URL) problems.push('RATE_LIMIT_STORE=redis needs REDIS_URL');
+  if (rateLimitStore === 'postgres' && !e.DATABASE_URL) {
+    problems.push('RATE_LIMIT_STORE=postgres needs DATABASE_URL (the embedded database is one process: memory counts the same)');
+  }
   const overrides = parseOverrides(e.RATE_LIMIT_CLIENT_OVERRIDES);
   if (!overrides) problems.push('RATE_LIMIT_CLIENT_OVERRIDES must read client_id=requests,client_id=requests,...');
 
@@ -211,6 +220,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     developmentMasterKeyFile: masterKeys.developmentMasterKeyFile,
     newMasterKey: masterKeys.newMasterKey,
     workers,
+    shutdownDelaySeconds: e.SHUTDOWN_DELAY_SECONDS,
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
     metrics: {
       port: e.METRICS_PORT,
@@ -220,6 +230,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       open: mode === 'development' && e.METRICS_PORT === undefined && e.METRICS_TOKEN === undefined,
     },
     redisUrl: e.REDIS_URL,
+    rateLimitStore,
     rateLimits: {
       keyPrefix: e.RATE_LIMIT_KEY_PREFIX,
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,

@@ -80,15 +80,20 @@ export async function serve(options: ServeOptions): Promise<void> {
 
   let stopping = false;
   /**
-   * Graceful stop: refuse new connections, let in-flight requests finish (each connection closes
-   * after its response) within SHUTDOWN_TIMEOUT_SECONDS, then stop background work (flushing what
-   * is buffered) and close the pool.
+   * Graceful stop: report unready and keep serving for SHUTDOWN_DELAY_SECONDS (a load balancer
+   * stops sending meanwhile; connections it opened still get answers), then refuse new
+   * connections, let in-flight requests finish (each connection closes after its response)
+   * within SHUTDOWN_TIMEOUT_SECONDS, stop background work (flushing what is buffered) and close
+   * the pool.
    */
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
     app.drain();
+    if (config.shutdownDelaySeconds > 0) {
+      await new Promise((resolve) => setTimeout(resolve, config.shutdownDelaySeconds * 1000));
+    }
     const closed = listeners.map((each) => new Promise((resolve) => each.once('close', resolve)));
     for (const each of listeners) each.close();
     // A keep-alive connection between two requests holds no work: let each go once idle.

@@ -31,7 +31,9 @@ let namespaces = 0;
 const namespace = () => `test-${process.pid}-${Date.now()}-${++namespaces}`;
 
 async function server(env: Record<string, string>): Promise<TestServer> {
-  const started = await startServer(tdb.database, { RATE_LIMIT_WINDOW_SECONDS: '60', RATE_LIMIT_KEY_PREFIX: namespace(), ...env });
+  const started = await startServer(tdb.database, {
+    RATE_LIMIT_WINDOW_SECONDS: '60', RATE_LIMIT_KEY_PREFIX: namespace(), ...(onPostgres ? { RATE_LIMIT_STORE: 'postgres', DATABASE_URL: tdb.url! } : {}), ...env,
+  });
   servers.push(started);
   return started;
 }
@@ -123,12 +125,17 @@ const withRedis = await redisAvailable();
 
 describe.skipIf(!withRedis)('rate limits shared through Redis', () => {
   it('holds one limit across two servers', async () => {
-    const env = { REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_CLIENT: '4', RATE_LIMIT_KEY_PREFIX: namespace() };
+    const env = { REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_STORE: 'redis', RATE_LIMIT_CLIENT: '4', RATE_LIMIT_KEY_PREFIX: namespace() };
     const [one, two] = [await server(env), await server(env)];
     const a = await newClient();
     const statuses: number[] = [];
     for (let i = 0; i < 6; i += 1) statuses.push((await token((i % 2 ? two : one).url, a)).status);
     expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
     expect(one.app.limiters.store).toBe('redis');
+  });
+
+  it('counts in memory unless a shared store is configured', async () => {
+    const local = await server({ RATE_LIMIT_STORE: 'memory' });
+    expect(local.app.limiters.store).toBe('memory');
   });
 });

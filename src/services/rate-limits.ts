@@ -1,6 +1,6 @@
-// Request limits with counters shared by every process: in Redis when REDIS_URL is set, else in
-// Postgres (table rate_limits, migration 0009), else in memory (the embedded database is one
-// process). Used by the protocol endpoints here and by sign-in protection.
+// Request limits, with counters shared by every process in Redis or in Postgres (table
+// rate_limits, migration 0009) when so configured, else in each process's memory. Used by the
+// protocol endpoints and by sign-in protection.
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import {
@@ -18,9 +18,9 @@ export interface LimiterStore {
   close(): Promise<void>;
 }
 
-/** Redis when a URL is given, else the Postgres pool when there is one, else memory. */
-export function openLimiterStore(options: { redisUrl?: string; pool?: pg.Pool }): LimiterStore {
-  if (options.redisUrl) {
+/** The configured store; memory when the one asked for has no connection. */
+export function openLimiterStore(options: { kind: LimiterStoreKind; redisUrl?: string; pool?: pg.Pool }): LimiterStore {
+  if (options.kind === 'redis' && options.redisUrl) {
     // No offline queue: while Redis is away a call fails at once and the in-memory insurance
     // limiter answers, instead of requests waiting for a reconnect.
     const redis = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
@@ -33,7 +33,7 @@ export function openLimiterStore(options: { redisUrl?: string; pool?: pg.Pool })
     return { kind: 'redis', redis, ready, close: async () => { redis.disconnect(); } };
   }
   const ready = async () => true;
-  if (options.pool) return { kind: 'postgres', pool: options.pool, ready, close: async () => {} };
+  if (options.kind === 'postgres' && options.pool) return { kind: 'postgres', pool: options.pool, ready, close: async () => {} };
   return { kind: 'memory', ready, close: async () => {} };
 }
 
