@@ -148,8 +148,7 @@ async function main(): Promise<number> {
     POSTERN_MASTER_KEY: randomBytes(32).toString('base64'),
     DATABASE_URL: database.url,
     LOG_LEVEL: 'warn',
-    // The limits stay on (their counters cost a Postgres write each) but high enough that the
-    // load does not reach them.
+    // The request limits stay on (counted in memory, the default) but out of the load's reach.
     RATE_LIMIT_CLIENT: '10000000',
     RATE_LIMIT_ADDRESS: '10000000',
     WORKERS: '1',
