@@ -65,7 +65,7 @@ export async function buildApp(options: {
   metrics.watchSigningKeys(async () => (await listKeys(database.db))
     .filter((key) => key.state !== 'retired')
     .map((key) => ({ kid: key.kid, createdAt: new Date(key.createdAt) })));
-  const limiterStore = openLimiterStore({ kind: config.rateLimitStore, redisUrl: config.redisUrl, pool: database.pool });
+  const limiterStore = await openLimiterStore({ kind: config.rateLimitStore, redisUrl: config.redisUrl, pool: database.pool });
   if (!(await limiterStore.ready(5000))) {
     logger.warn('Redis did not answer within 5 s; each process counts request limits on its own until it does');
   }

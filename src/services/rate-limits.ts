@@ -1,7 +1,7 @@
 // Request limits, with counters shared by every process in Redis or in Postgres (table
 // rate_limits, migration 0009) when so configured, else in each process's memory. Used by the
 // protocol endpoints and by sign-in protection.
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import {
   RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract,
@@ -19,8 +19,10 @@ export interface LimiterStore {
 }
 
 /** The configured store; memory when the one asked for has no connection. */
-export function openLimiterStore(options: { kind: LimiterStoreKind; redisUrl?: string; pool?: pg.Pool }): LimiterStore {
+export async function openLimiterStore(options: { kind: LimiterStoreKind; redisUrl?: string; pool?: pg.Pool }): Promise<LimiterStore> {
   if (options.kind === 'redis' && options.redisUrl) {
+    // Loaded only when used: it adds to every start otherwise.
+    const { Redis } = await import('ioredis');
     // No offline queue: while Redis is away a call fails at once and the in-memory insurance
     // limiter answers, instead of requests waiting for a reconnect.
     const redis = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
