@@ -1,4 +1,5 @@
-# Postern: small, non-root, production image.
+# Postern: small, non-root, production image. Node runs the TypeScript sources directly (type
+# stripping), so there is no build step: the first stage only installs production dependencies.
 FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
@@ -14,6 +15,10 @@ COPY src ./src
 COPY migrations ./migrations
 COPY views ./views
 USER node
-EXPOSE 3000
+# 3000: public listener; 9464: METRICS_PORT when set.
+EXPOSE 3000 9464
+# SIGTERM drains in-flight requests (SHUTDOWN_TIMEOUT_SECONDS, default 20 s); give the container
+# longer than that before it is killed (docker stop -t 30, Kubernetes terminationGracePeriodSeconds).
+STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:3000/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "src/main.ts"]

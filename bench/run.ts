@@ -1,5 +1,6 @@
 // `npm run bench`: Postern (a child process on a fresh Postgres database) against bare
-// oidc-provider (bench/bare-provider.ts), same requests, same load, one run.
+// oidc-provider (bench/bare-provider.ts), same requests, same load, one run; then Postern with
+// WORKERS=1 against WORKERS=2 (bench/cluster.ts).
 //   BENCH_DATABASE_URL  Postgres server to create the throw-away database on
 //   BENCH_DURATION      seconds measured per scenario and server (default 10)
 //   BENCH_WARMUP        seconds of unreported load before each measurement (default 2)
@@ -8,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createBenchDatabase, register } from './bench-db.ts';
+import { memoryOf, renderClusterReport, type ClusterResult } from './cluster.ts';
 import { Child, freePort } from './children.ts';
 import {
   check, introspectionProbe, issueToken, measure, tokenProbe, type Measurement, type Probe, type Server,
@@ -142,15 +144,19 @@ async function main(): Promise<number> {
 
   const posternPort = await freePort();
   const posternUrl = `http://127.0.0.1:${posternPort}`;
-  const postern = await startServer('Postern', 'src/main.ts', {
+  const posternEnv = {
     NODE_ENV: 'development', // generates its signing keys on first start
     // A throw-away master key: the data folder's development key file stays untouched.
     POSTERN_MASTER_KEY: randomBytes(32).toString('base64'),
     DATABASE_URL: database.url,
-    PORT: String(posternPort),
-    ISSUER: posternUrl,
     LOG_LEVEL: 'warn',
-  }, '/healthz');
+    // The request limits stay on (counted in memory, the default) but out of the load's reach.
+    RATE_LIMIT_CLIENT: '10000000',
+    RATE_LIMIT_ADDRESS: '10000000',
+    RATE_LIMIT_SIGN_IN_ADDRESS: '0', // the login benchmark posts one form again and again
+    WORKERS: '1',
+  };
+  const postern = await startServer('Postern', 'src/main.ts', { ...posternEnv, PORT: String(posternPort), ISSUER: posternUrl }, '/healthz');
 
   const bareCredentials = { clientId: 'bench-baseline', clientSecret: randomBytes(32).toString('base64url') };
   const barePort = await freePort();
@@ -194,17 +200,42 @@ async function main(): Promise<number> {
     if (postern.exited) throw postern.failure(`stopped while measuring ${name}`);
   }
   const cost = await argon2Cost();
+  // The same Postern as a cluster of two workers (the database and its keys are ready).
+  const clusterPort = await freePort();
+  const clusterUrl = `http://127.0.0.1:${clusterPort}`;
+  const cluster = await startServer('Postern WORKERS=2', 'src/main.ts', {
+    ...posternEnv, WORKERS: '2', PORT: String(clusterPort), ISSUER: clusterUrl,
+  }, '/healthz');
+  // /healthz answers once one worker listens; give the second one time to start too.
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const byWorkers: Record<1 | 2, { child: typeof postern; server: Server; rounds: Measurement[] }> = {
+    1: { child: postern, server: { label: 'Postern WORKERS=1', url: posternUrl, ...credentials }, rounds: [] },
+    2: { child: cluster, server: { label: 'Postern WORKERS=2', url: clusterUrl, ...credentials }, rounds: [] },
+  };
+  for (let round = 0; round < settings.rounds; round += 1) {
+    for (const workers of round % 2 === 0 ? [1, 2] as const : [2, 1] as const) {
+      const { child, server, rounds } = byWorkers[workers];
+      rounds.push(await measureOn(settings, child, server, clientCredentials, `client credentials on ${server.label}`));
+    }
+  }
+  const clusterResults: ClusterResult[] = ([1, 2] as const).map((workers) => ({
+    workers,
+    result: median(byWorkers[workers].rounds),
+    ...memoryOf(byWorkers[workers].child.pid!, workers),
+  }));
 
   const providerPackage = readFileSync(path.join(ROOT, 'node_modules/oidc-provider/package.json'), 'utf8');
   const providerVersion = (JSON.parse(providerPackage) as { version: string }).version;
   console.log(`\n${renderReport(results)}\n`);
   console.log(`${renderSignIn(signIn, cost)}\n`);
+  console.log(`${renderClusterReport(clusterResults)}\n`);
   console.log(`machine: ${machine()}`);
   console.log(`load: autocannon, ${CONNECTIONS} connections, ${settings.rounds} alternating rounds per server of `
     + `${settings.warmup} s warm-up + ${settings.duration} s (median round shown), load generator on the same machine; `
     + `oidc-provider ${providerVersion}`);
   // Targets may be missed (that is a result); failed requests make the numbers meaningless.
-  return results.some((s) => failedRequests(s) > 0) || signIn.some(([, m]) => m.failed > 0) ? 1 : 0;
+  const clusterFailures = clusterResults.some((r) => r.result.non2xx + r.result.otherFailures > 0);
+  return results.some((s) => failedRequests(s) > 0) || signIn.some(([, m]) => m.failed > 0) || clusterFailures ? 1 : 0;
 }
 
 let exitCode = 1;

@@ -7,16 +7,22 @@ import { adminApi, adminApp } from './http/admin/router.ts';
 import { healthRoutes } from './http/health.ts';
 import { interactionRoutes } from './http/interactions.ts';
 import { createPages, providerPages } from './http/pages.ts';
+import { metricsEndpoint, observeRequests } from './http/metrics.ts';
+import { rateLimits } from './http/rate-limit.ts';
 import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, notFound, requestId } from './http/middleware.ts';
 import type { Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { pendingMigrations } from './db/migrator.ts';
+import { pingDatabase } from './store/health.ts';
 import { Directory } from './oidc/directory.ts';
 import { createProvider } from './oidc/provider.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
-import { createKeySetLoader, rotateSigningKeysIfDue, type KeyRotation } from './services/key-rotation.ts';
+import { createKeySetLoader, listKeys, rotateSigningKeysIfDue, type KeyRotation } from './services/key-rotation.ts';
 import { LoginProtection } from './services/login-protection.ts';
 import { AuditLog } from './services/audit.ts';
 import { pruneAuditEvents } from './services/audit-queries.ts';
 import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
+import { createRequestLimiters, openLimiterStore, type RequestLimiters } from './services/rate-limits.ts';
 import * as registration from './services/registration.ts';
 import { pruneExpired } from './services/tokens.ts';
 import { recordClientNetworkRefused } from './security-events.ts';
@@ -31,6 +37,11 @@ export interface App {
   adminKoa: Koa;
   /** The audit log: `audit.record(...)` from any route; written in batches (flush() in tests). */
   audit: AuditLog;
+  metrics: Metrics;
+  /** Request limits (login protection takes its limiter from here). */
+  limiters: RequestLimiters;
+  /** From now on /readyz answers 503 and responses close their connections (shutdown). */
+  drain(): void;
   /** Stops background work (not the database, which the caller owns). */
   close(): Promise<void>;
 }
@@ -73,11 +84,24 @@ export interface BuildAppOptions {
   now?: () => number;
   /** Told of every rotation this process made on schedule (an audit hook). */
   onKeyRotation?(rotation: KeyRotation): void;
+  /** A cluster worker's metrics registry (the primary aggregates them); a new one by default. */
+  metrics?: Metrics;
 }
 
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config, database, logger, cookieKeys, dpopNonceSecret, keyring } = options;
   const now = options.now ?? Date.now;
+  const metrics = options.metrics ?? createMetrics();
+  metrics.watchPool(database.pool);
+  metrics.watchSigningKeys(async () => (await listKeys(database.db, now()))
+    .filter((key) => key.state !== 'retired')
+    .map((key) => ({ kid: key.kid, createdAt: new Date(key.createdAt) })));
+  const limiterStore = await openLimiterStore({ kind: config.rateLimitStore, redisUrl: config.redisUrl, pool: database.pool });
+  if (!(await limiterStore.ready(5000))) {
+    logger.warn('Redis did not answer within 5 s; each process counts request limits on its own until it does');
+  }
+  const limiters = createRequestLimiters(limiterStore, config.rateLimits);
+  let draining = false;
   // The issuer's path is where the provider lives (oidc-provider requires them to match).
   const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
   // The directory subscribes first: it registers this process when the feed connects.
@@ -96,6 +120,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       dpopNonceSecret,
       onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
       onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, audit, refusal),
+      onTokenIssued: (grantType, api) => metrics.tokensIssued.inc({ grant_type: grantType, api }),
       audit,
       registration: {
         findInitialAccessToken: (value) => registration.findUsableRegistrationToken(database.db, value),
@@ -123,6 +148,12 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const koa = new Koa({ proxy: config.trustProxy, maxIpsCount: 1, keys: cookieKeys });
   koa.silent = true;
   koa.use(requestId());
+  koa.use(async (ctx, next) => {
+    // While shutting down, answer what is in flight and let each connection go after it.
+    if (draining) ctx.set('Connection', 'close');
+    await next();
+  });
+  koa.use(observeRequests(metrics, logger, prefix));
   koa.use(errorBoundary(logger));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
   const admin = adminApi({
@@ -136,7 +167,14 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);
   koa.use(bodyLimit(config.maxBodyBytes));
-  koa.use(healthRoutes().routes());
+  koa.use(healthRoutes({
+    database: () => pingDatabase(database.db),
+    pendingMigrations: () => pendingMigrations(database),
+    keysLoaded: () => providers.current().keys.keys.length > 0,
+    draining: () => draining,
+  }, logger).routes());
+  koa.use(metricsEndpoint(metrics, { open: config.metrics.open, token: config.metrics.token }));
+  koa.use(rateLimits({ limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics, logger }));
   koa.use(authorizationServerMetadataAlias(prefix));
   koa.use(interactionRoutes({
     provider: () => providers.current().provider,
@@ -148,6 +186,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     secureCookies: config.mode === 'production',
     maxBodyBytes: config.maxBodyBytes,
     audit,
+    metrics,
   }));
   // The fast paths and the provider of the current key set.
   koa.use((ctx, next) => providers.current().middleware(ctx, next));
@@ -201,12 +240,16 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     directory,
     adminKoa: adminApp(admin.middleware, { proxy: config.trustProxy }),
     audit,
+    metrics,
+    limiters,
+    drain: () => { draining = true; },
     close: async () => {
       if (prune) clearInterval(prune);
       if (rotation) clearInterval(rotation);
       await checking;
       await providers.close();
       await audit.close();
+      await limiterStore.close();
       await directory.close();
       await database.changes?.close();
     },

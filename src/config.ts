@@ -1,4 +1,5 @@
 // The only reader of process.env. Everything else receives a Config.
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { readMasterKeySettings, type MasterKeySettings } from './master-key.ts';
@@ -43,6 +44,15 @@ export interface Config extends MasterKeySettings {
   };
   /** Brute-force protection of the login page (docs/users.md). */
   login: LoginProtectionSettings;
+  /** Processes serving on this machine (1: no cluster). */
+  workers: number;
+  shutdownDelaySeconds: number;
+  shutdownTimeoutSeconds: number;
+  /** Prometheus metrics: a listener of their own, or a bearer token on the public one. */
+  metrics: { port: number | undefined; host: string; token: string | undefined; open: boolean };
+  redisUrl: string | undefined;
+  rateLimitStore: 'memory' | 'postgres' | 'redis';
+  rateLimits: RateLimitSettings;
 }
 
 export interface LoginProtectionSettings {
@@ -58,6 +68,29 @@ export interface LoginProtectionSettings {
   slowDownAfter: number;
 }
 
+export interface RateLimitSettings {
+  keyPrefix: string;
+  windowSeconds: number;
+  /** 0: no limit. */
+  perClient: number;
+  perClientOverrides: Map<string, number>;
+  perAddress: number;
+  signInPerAddress: number;
+  invalidClient: number;
+  invalidClientBlockSeconds: number;
+}
+
+/** `a=10,b=0` to a map; undefined when malformed. */
+function parseOverrides(text: string): Map<string, number> | undefined {
+  const result = new Map<string, number>();
+  for (const item of text.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const match = /^([^=\s]+)=(\d{1,8})$/.exec(item);
+    if (!match) return undefined;
+    result.set(match[1]!, Number(match[2]));
+  }
+  return result;
+}
+
 export interface ConfigResult {
   config: Config;
   /** Every reason this configuration may not run, listed together. */
@@ -68,40 +101,61 @@ export interface ConfigResult {
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-const envSchema = z.object({
-  NODE_ENV: z.string().optional(),
-  ISSUER: z.string().optional(),
-  HOST: z.string().min(1).optional(),
-  PORT: intFrom(0, 65535).default(3000),
-  DATABASE_URL: z.string().min(1).optional(),
-  DATABASE_POOL_SIZE: intFrom(1, 200).default(10),
-  POSTERN_DATA_DIR: z.string().min(1).default('.postern-data'),
-  TRUST_PROXY: z.enum(['true', 'false', '1', '0']).default('false'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  MAX_BODY_BYTES: intFrom(1024, 1024 * 1024).default(32 * 1024),
-  PRUNE_INTERVAL_SECONDS: intFrom(0, 86400).default(600),
-  AUDIT_RETENTION_DAYS: intFrom(0, 36500).default(365),
-  ADMIN_PORT: intFrom(1, 65535).optional(),
-  ADMIN_HOST: z.string().min(1).default('127.0.0.1'),
-  DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0']).default('true'),
+// Every variable Postern reads, with what it does: docs/deployment.md's table is generated from
+// these descriptions (`npm run docs:env`), and a test keeps it in step.
+export const envSchema = z.object({
+  NODE_ENV: z.string().optional().describe('`production` refuses every development default; anything else is development mode.'),
+  ISSUER: z.string().optional().describe('Public URL of the server (https in production); its path is where the endpoints live. Development: `http://localhost:$PORT`.'),
+  HOST: z.string().min(1).optional().describe('Address of the public listener. Default `127.0.0.1` in development, `0.0.0.0` in production.'),
+  PORT: intFrom(0, 65535).default(3000).describe('Port of the public listener.'),
+  DATABASE_URL: z.string().min(1).optional().describe('`postgres://` URL of the store of record. Unset: the embedded database (development only, one process).'),
+  DATABASE_POOL_SIZE: intFrom(1, 200).default(10).describe('Connections per process in the Postgres pool.'),
+  POSTERN_DATA_DIR: z.string().min(1).default('.postern-data').describe('Folder of the embedded database and of the development master key.'),
+  TRUST_PROXY: z.enum(['true', 'false', '1', '0']).default('false').describe('Trust `X-Forwarded-For`/`-Proto`/`-Host` from a proxy in front (client address, https URLs).'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Level of the JSON logs on stdout.'),
+  MAX_BODY_BYTES: intFrom(1024, 1024 * 1024).default(32 * 1024).describe('Largest request body accepted (413 above it).'),
+  PRUNE_INTERVAL_SECONDS: intFrom(0, 86400).default(600).describe('How often expired tokens, codes and revocations are deleted (0: never).'),
+  ADMIN_PORT: intFrom(1, 65535).optional().describe('A separate listener for the admin API; unset: the public listener serves it.'),
+  ADMIN_HOST: z.string().min(1).default('127.0.0.1').describe('Address of the admin listener.'),
   // Encryption at rest of private keys (docs/keys.md). Values are never echoed in problems.
-  POSTERN_MASTER_KEY: z.string().optional(),
-  POSTERN_MASTER_KEY_FILE: z.string().min(1).optional(),
-  POSTERN_NEW_MASTER_KEY: z.string().optional(),
-  LOGIN_MAX_FAILURES: intFrom(1, 1000).default(5),
-  LOGIN_ADDRESS_MAX_FAILURES: intFrom(1, 100_000).default(50),
-  LOGIN_LOCKOUT_SECONDS: intFrom(1, 86400).default(900),
-  LOGIN_FAILURE_WINDOW_SECONDS: intFrom(1, 86400).default(900),
-  LOGIN_SLOW_DOWN_AFTER: intFrom(1, 1000).default(2),
-  KEY_ROTATION_DAYS: intFrom(0, 3650).default(30),
-  KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600),
+  POSTERN_MASTER_KEY: z.string().optional().describe('Master key encrypting private keys at rest (base64, 32 bytes); see docs/keys.md.'),
+  POSTERN_MASTER_KEY_FILE: z.string().min(1).optional().describe('File holding the master key, instead of POSTERN_MASTER_KEY.'),
+  POSTERN_NEW_MASTER_KEY: z.string().optional().describe('The next master key, during a master-key rotation.'),
+  // Operations (docs/deployment.md).
+  WORKERS: intFrom(1, 256).optional().describe('Processes serving on this machine (a cluster sharing the ports). Default: the number of CPUs in production, 1 in development. Above 1 needs DATABASE_URL.'),
+  SHUTDOWN_DELAY_SECONDS: intFrom(0, 120).default(0).describe('On SIGTERM, keep serving this long with /readyz at 503 before refusing connections, so that a load balancer polling readiness stops sending first (set it to its polling interval times its failure threshold).'),
+  SHUTDOWN_TIMEOUT_SECONDS: intFrom(1, 600).default(20).describe('On SIGTERM, how long in-flight requests may take before their connections are cut.'),
+  METRICS_PORT: intFrom(1, 65535).optional().describe('Serve Prometheus `/metrics` on a listener of its own (all workers aggregated).'),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1').describe('Address of the metrics listener.'),
+  METRICS_TOKEN: z.string().min(16).optional().describe('Serve `/metrics` on the public listener to `Authorization: Bearer <token>` (at least 16 characters). With neither this nor METRICS_PORT, `/metrics` is served openly in development and not at all in production.'),
+  REDIS_URL: z.string().min(1).optional().describe('`redis://` URL of a Redis holding the rate-limit counters, shared by every process.'),
+  RATE_LIMIT_STORE: z.enum(['memory', 'postgres', 'redis']).optional().describe('Where the rate-limit counters live: `redis` (the default with REDIS_URL), `postgres` (table rate_limits: shared, one write per limit per request), or `memory` (the default otherwise: each process counts on its own).'),
+  RATE_LIMIT_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/).default('postern').describe('Prefix of the rate-limit counters: deployments sharing one Redis need different ones.'),
+  RATE_LIMIT_WINDOW_SECONDS: intFrom(1, 3600).default(60).describe('Window of every request limit below.'),
+  RATE_LIMIT_CLIENT: intFrom(0, 10_000_000).default(60_000).describe('Requests per window per client_id on the token, introspection and revocation endpoints (0: no limit).'),
+  RATE_LIMIT_CLIENT_OVERRIDES: z.string().default('').describe('Per-client limits overriding RATE_LIMIT_CLIENT: `client_id=requests,...` (`0`: no limit for that client).'),
+  RATE_LIMIT_ADDRESS: intFrom(0, 10_000_000).default(120_000).describe('Requests per window per source address on the token, introspection and revocation endpoints (0: no limit).'),
+  RATE_LIMIT_SIGN_IN_ADDRESS: intFrom(0, 10_000_000).default(60).describe('Requests per window per source address on registration and sign-in (0: no limit).'),
+  RATE_LIMIT_INVALID_CLIENT: intFrom(0, 10_000).default(10).describe('`invalid_client` answers per window for one client_id before it backs off (0: never).'),
+  RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS: intFrom(1, 86400).default(60).describe('How long a client_id backs off after too many `invalid_client` answers.'),
+  // Sign-in (docs/users.md).
+  LOGIN_MAX_FAILURES: intFrom(1, 1000).default(5).describe('Failed logins of one username before it is locked out.'),
+  LOGIN_ADDRESS_MAX_FAILURES: intFrom(1, 100_000).default(50).describe('Failed logins from one source address before it is locked out.'),
+  LOGIN_LOCKOUT_SECONDS: intFrom(1, 86400).default(900).describe('How long a login lockout lasts.'),
+  LOGIN_FAILURE_WINDOW_SECONDS: intFrom(1, 86400).default(900).describe('Failed logins older than this are forgotten.'),
+  LOGIN_SLOW_DOWN_AFTER: intFrom(1, 1000).default(2).describe('Failed logins after which each attempt must wait 1 s, 2 s, 4 s, ... (at most 60 s).'),
+  // Keys (docs/keys.md).
+  KEY_ROTATION_DAYS: intFrom(0, 3650).default(30).describe('Rotate the signing keys automatically when the newest has signed this many days (0: only by hand).'),
+  KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600).describe('A new signing key is published this long before it signs; the JWKS max-age is half of it, at most 600.'),
+  // Sender-constrained tokens (docs/sender-constrained-tokens.md) and the audit log (docs/audit.md).
+  DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0']).default('true').describe('DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8).'),
+  AUDIT_RETENTION_DAYS: intFrom(0, 36500).default(365).describe('Audit events older than this are deleted by the prune timer (0: kept forever).'),
 });
 
 /** The JWKS may be cached for at most ten minutes, and for at most half the propagation delay. */
 export function jwksMaxAge(propagationSeconds: number): number {
   return Math.min(600, Math.floor(propagationSeconds / 2));
 }
-
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 export function isLoopbackHost(hostname: string): boolean {
@@ -167,6 +221,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push(`ADMIN_PORT must differ from PORT (${port}): the admin API gets a listener of its own`);
   }
 
+  const workers = e.WORKERS ?? (mode === 'production' ? os.availableParallelism() : 1);
+  // (Production without DATABASE_URL is refused above already.)
+  if (workers > 1 && !e.DATABASE_URL && e.WORKERS !== undefined) {
+    problems.push(`WORKERS=${workers} needs DATABASE_URL: the embedded database can be open in one process only`);
+  }
+  const metricsPorts = [port, e.ADMIN_PORT];
+  if (e.METRICS_PORT !== undefined && metricsPorts.includes(e.METRICS_PORT)) {
+    problems.push(`METRICS_PORT must differ from PORT and ADMIN_PORT (${e.METRICS_PORT})`);
+  }
+  if (e.REDIS_URL && !/^rediss?:$/.test(URL.parse(e.REDIS_URL)?.protocol ?? '')) {
+    problems.push('REDIS_URL must be a redis:// or rediss:// URL');
+  }
+  const rateLimitStore = e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : 'memory');
+  if (rateLimitStore === 'redis' && !e.REDIS_URL) problems.push('RATE_LIMIT_STORE=redis needs REDIS_URL');
+  if (rateLimitStore === 'postgres' && !e.DATABASE_URL) {
+    problems.push('RATE_LIMIT_STORE=postgres needs DATABASE_URL (the embedded database is one process: memory counts the same)');
+  }
+  const overrides = parseOverrides(e.RATE_LIMIT_CLIENT_OVERRIDES);
+  if (!overrides) problems.push('RATE_LIMIT_CLIENT_OVERRIDES must read client_id=requests,client_id=requests,...');
+
   const masterKeys = readMasterKeySettings({
     mode,
     dataDir: path.resolve(e.POSTERN_DATA_DIR),
@@ -206,6 +280,28 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       rotationDays: e.KEY_ROTATION_DAYS,
       propagationSeconds: e.KEY_PROPAGATION_SECONDS,
       jwksMaxAgeSeconds: jwksMaxAge(e.KEY_PROPAGATION_SECONDS),
+    },
+    workers,
+    shutdownDelaySeconds: e.SHUTDOWN_DELAY_SECONDS,
+    shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
+    metrics: {
+      port: e.METRICS_PORT,
+      host: e.METRICS_HOST,
+      token: e.METRICS_TOKEN,
+      // Metrics say who calls and how often: open only in development, when nothing else is set.
+      open: mode === 'development' && e.METRICS_PORT === undefined && e.METRICS_TOKEN === undefined,
+    },
+    redisUrl: e.REDIS_URL,
+    rateLimitStore,
+    rateLimits: {
+      keyPrefix: e.RATE_LIMIT_KEY_PREFIX,
+      windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
+      perClient: e.RATE_LIMIT_CLIENT,
+      perClientOverrides: overrides ?? new Map(),
+      perAddress: e.RATE_LIMIT_ADDRESS,
+      signInPerAddress: e.RATE_LIMIT_SIGN_IN_ADDRESS,
+      invalidClient: e.RATE_LIMIT_INVALID_CLIENT,
+      invalidClientBlockSeconds: e.RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS,
     },
   };
   return { config, problems, conveniences };

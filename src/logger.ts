@@ -4,19 +4,24 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
+// Field names that may hold a credential, at the top level of a log line and one level down.
+const SECRET_FIELDS = [
+  'authorization', 'cookie', 'password', 'secret', 'client_secret', 'clientSecret', 'client_assertion',
+  'token', 'access_token', 'refresh_token', 'id_token', 'code_verifier', 'assertion',
+  'masterKey', 'POSTERN_MASTER_KEY', 'POSTERN_NEW_MASTER_KEY', 'DATABASE_URL', 'REDIS_URL', 'METRICS_TOKEN',
+];
+
 export const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
   'res.headers["set-cookie"]',
-  '*.client_secret',
-  '*.password',
-  '*.token',
-  '*.access_token',
-  '*.refresh_token',
-  '*.id_token',
-  '*.code',
-  '*.secret',
-  '*.clientSecret',
+  'headers.authorization',
+  'headers.cookie',
+  ...SECRET_FIELDS,
+  ...SECRET_FIELDS.map((field) => `*.${field}`),
+  // An authorization code; not `*.code`, which would hide the codes of errors (ECONNREFUSED).
+  'code', 'params.code', 'body.code', 'query.code',
 ];
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {

@@ -1,12 +1,16 @@
-// Starts the server: configuration, database, migrations, keys, HTTP.
-import http from 'node:http';
+// Starts the server: configuration, database, migrations, keys, HTTP. With WORKERS > 1 this
+// process becomes the primary of a cluster (src/cluster.ts): it prepares the database once, then
+// each worker runs this same file and serves the shared ports.
+import cluster from 'node:cluster';
 import { sql } from 'kysely';
-import { buildApp, MissingKeysError, prepareKeys } from './app.ts';
+import { MissingKeysError, prepareKeys } from './app.ts';
 import { loadConfig } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrator.ts';
 import { createLogger } from './logger.ts';
 import { resolveMasterKey, type ResolvedMasterKey } from './master-key.ts';
+import { runPrimary } from './cluster.ts';
+import { serve } from './serve.ts';
 import { hasSigningKeys, MasterKeyError, type Keyring } from './services/keys.ts';
 
 function fail(lines: string[]): never {
@@ -41,7 +45,7 @@ const database: Database = opened;
 
 let master: ResolvedMasterKey;
 let keyring: Keyring;
-let prepared;
+let prepared: Awaited<ReturnType<typeof prepareKeys>>;
 try {
   // The configured master key, or in development the generated one beside the embedded data.
   master = resolveMasterKey(config);
@@ -62,39 +66,18 @@ try {
   fail([error instanceof MasterKeyError ? error.message : `database: ${(error as Error).message}`]);
 }
 
-const app = await buildApp({
-  config, database, logger, cookieKeys: prepared.keys.cookieKeys, dpopNonceSecret: prepared.keys.dpopNonceSecret, keyring,
-});
-function createServer(handler: http.RequestListener): http.Server {
-  const created = http.createServer(handler);
-  created.headersTimeout = 10_000;
-  created.requestTimeout = 30_000;
-  created.keepAliveTimeout = 5_000;
-  return created;
+const clustered = config.workers > 1;
+if (clustered && cluster.isPrimary) {
+  // The database is migrated and the keys exist: the workers find everything ready.
+  await database.close();
+  runPrimary(config, logger, config.mode === 'development' ? banner() : undefined);
+} else {
+  await serve({ config, database, logger, keys: prepared.keys, keyring, clustered, banner: config.mode === 'development' && !clustered ? banner() : undefined });
 }
 
-async function listenOrFail(target: http.Server, host: string, port: number, what: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    target.once('error', reject);
-    target.listen(port, host, () => resolve());
-  }).catch(async (error: Error) => {
-    server.close();
-    await database.close();
-    fail([`cannot listen${what ? ` ${what}` : ''} on ${host}:${port}: ${error.message}`]);
-  });
-}
-
-const server = createServer(app.koa.callback());
-// The admin API's own listener (ADMIN_PORT), apart from the public endpoints.
-const adminServer = config.admin ? createServer(app.adminKoa.callback()) : undefined;
-await listenOrFail(server, config.host, config.port, '');
-if (adminServer && config.admin) {
-  await listenOrFail(adminServer, config.admin.host, config.admin.port, 'for the admin API');
-}
-
-if (config.mode === 'development') {
+function banner(): string {
   const bar = '='.repeat(78);
-  process.stdout.write(`${bar}
+  return `${bar}
  Postern is running in DEVELOPMENT mode at ${config.issuer}
  Development conveniences in use (production refuses all of them):
 ${conveniences.map((item) => `   - ${item}`).join('\n')}
@@ -107,27 +90,6 @@ ${prepared.generated ? '   - signing keys were just generated and stored in the 
  then get a token:
    curl -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials ${config.issuer}/token
 ${bar}
-`);
+`;
 }
-logger.info({ issuer: config.issuer, host: config.host, port: config.port, admin: config.admin ?? 'public listener', mode: config.mode, store: database.kind }, 'listening');
 
-let stopping = false;
-async function stop(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, 'stopping');
-  const servers = adminServer ? [server, adminServer] : [server];
-  const closed = servers.map((each) => new Promise((resolve) => each.once('close', resolve)));
-  for (const each of servers) {
-    each.close();
-    each.closeIdleConnections();
-  }
-  const force = setTimeout(() => servers.forEach((each) => each.closeAllConnections()), 10_000);
-  force.unref();
-  await Promise.all(closed);
-  await app.close();
-  await database.close();
-  process.exit(0);
-}
-process.on('SIGTERM', () => void stop('SIGTERM'));
-process.on('SIGINT', () => void stop('SIGINT'));

@@ -65,3 +65,36 @@ describe('configuration', () => {
     expect(problems.map((problem) => problem.split(':')[0]).sort()).toEqual(['KEY_PROPAGATION_SECONDS', 'KEY_ROTATION_DAYS']);
   });
 });
+
+describe('operations settings', () => {
+  it('defaults to one worker in development and refuses more on the embedded database', () => {
+    expect(loadConfig({}).config.workers).toBe(1);
+    expect(loadConfig({ WORKERS: '2' }).problems).toEqual([
+      'WORKERS=2 needs DATABASE_URL: the embedded database can be open in one process only',
+    ]);
+    expect(loadConfig({ WORKERS: '2', DATABASE_URL: 'postgres://db/postern' })).toMatchObject({ problems: [], config: { workers: 2 } });
+  });
+
+  it('serves metrics openly only in development with nothing configured', () => {
+    expect(loadConfig({}).config.metrics).toMatchObject({ open: true, port: undefined, token: undefined });
+    expect(loadConfig({ METRICS_PORT: '9464' }).config.metrics).toMatchObject({ open: false, port: 9464, host: '127.0.0.1' });
+    const production = loadConfig({
+      NODE_ENV: 'production', ISSUER: 'https://auth.example.com', DATABASE_URL: 'postgres://db/postern', POSTERN_MASTER_KEY: MASTER_KEY,
+    });
+    expect(production.problems).toEqual([]);
+    expect(production.config.metrics.open).toBe(false);
+    expect(loadConfig({ METRICS_TOKEN: 'short' }).problems.some((p) => p.startsWith('METRICS_TOKEN:'))).toBe(true);
+    expect(loadConfig({ METRICS_PORT: '3000' }).problems).toEqual(['METRICS_PORT must differ from PORT and ADMIN_PORT (3000)']);
+  });
+
+  it('reads the request limits, with per-client overrides', () => {
+    const { config, problems } = loadConfig({ RATE_LIMIT_CLIENT: '100', RATE_LIMIT_CLIENT_OVERRIDES: 'a=5, b=0' });
+    expect(problems).toEqual([]);
+    expect(config.rateLimits).toMatchObject({ perClient: 100, windowSeconds: 60, keyPrefix: 'postern' });
+    expect([...config.rateLimits.perClientOverrides]).toEqual([['a', 5], ['b', 0]]);
+    expect(loadConfig({ RATE_LIMIT_CLIENT_OVERRIDES: 'a=lots' }).problems).toEqual([
+      'RATE_LIMIT_CLIENT_OVERRIDES must read client_id=requests,client_id=requests,...',
+    ]);
+    expect(loadConfig({ REDIS_URL: 'http://x' }).problems).toEqual(['REDIS_URL must be a redis:// or rediss:// URL']);
+  });
+});

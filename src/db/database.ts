@@ -23,6 +23,8 @@ export interface Database {
   changes: ChangeFeed | null;
   /** Runs multi-statement SQL scripts inside one transaction (migrations). */
   runScripts: ScriptRunner;
+  /** The connection pool (Postgres only): shared rate-limit counters and pool metrics use it. */
+  pool?: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -102,12 +104,17 @@ export function openPostgres(
   // An idle client that loses its connection emits 'error' on the pool; without a listener that
   // would crash the process. The next query reconnects.
   pool.on('error', () => {});
+  // A client checked out of the pool has no 'error' listener (the pool removes its own): a
+  // connection lost mid-query would emit an unhandled 'error' and end the process. The query
+  // itself still rejects, so this listener only keeps the process alive.
+  pool.on('connect', (client) => { client.on('error', () => {}); });
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
   const changes = options.listen === false ? null : new PostgresChangeFeed(connectionString);
   return {
     kind: 'postgres',
     db,
     changes,
+    pool,
     runScripts: async (fn) => {
       const client = await pool.connect();
       try {

@@ -9,6 +9,7 @@ import getRawBody from 'raw-body';
 import type { AuditSink } from '../audit-events.ts';
 import type { Tables } from '../db/tables.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import { describeConsent } from '../services/consent.ts';
 import type { LoginProtection } from '../services/login-protection.ts';
 import { authenticateUser } from '../services/users.ts';
@@ -26,6 +27,8 @@ export interface InteractionDeps {
   maxBodyBytes: number;
   /** login.success, login.failure and login.lockout go here. */
   audit: AuditSink;
+  /** Logins by outcome, and lockouts. */
+  metrics: Pick<Metrics, 'logins' | 'lockouts'>;
 }
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -182,6 +185,8 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
   function recordLogin(ctx: Koa.Context, details: Details, event: {
     type: 'login.success' | 'login.failure' | 'login.lockout'; username: string; userId?: string; retryAfter?: number;
   }): void {
+    deps.metrics.logins.inc({ outcome: event.type.slice('login.'.length) });
+    if (event.type === 'login.lockout') deps.metrics.lockouts.inc();
     deps.audit.record({
       type: event.type,
       actor: event.userId ? { type: 'user', id: event.userId } : { type: 'anonymous' },

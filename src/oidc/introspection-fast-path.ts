@@ -6,47 +6,16 @@
 // networks (that check belongs to the provider's client lookup), nothing unusual. Anything
 // else, including every failure, goes to the provider untouched (its body is put back on the
 // stream), so every error response still comes from the provider.
-import type { IncomingMessage } from 'node:http';
 import { decodeProtectedHeader } from 'jose';
 import type Koa from 'koa';
 import type Provider from 'oidc-provider';
+import { peekBody } from '../peek-body.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 const ALLOWED_PARAMS = new Set(['token', 'token_type_hint', 'client_id', 'client_secret']);
 // Values that would need decoding go to the provider, which knows the rules (RFC 6749 §2.3.1).
 const PLAIN = /^[A-Za-z0-9._~-]+$/;
-
-/**
- * Reads a body of known length and puts it back at the front of the stream, so that a later
- * reader (the provider) gets it whole. Resolves undefined if the stream does not deliver it.
- */
-function peekBody(req: IncomingMessage, length: number): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (complete: boolean) => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onEnd);
-      req.pause();
-      const all = Buffer.concat(chunks, size);
-      // Putting data back is possible only before 'end' has been emitted, which is the case when
-      // the whole declared body arrived; a stream that ended short is broken anyway.
-      if (complete) req.unshift(all);
-      resolve(complete ? all : undefined);
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size >= length) finish(size === length);
-    };
-    const onEnd = () => finish(false);
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('error', onEnd);
-  });
-}
 
 interface Caller { clientId: string; secret: string; method: 'client_secret_basic' | 'client_secret_post' }
 

@@ -27,6 +27,8 @@ export interface ProviderDeps {
   /** HMAC key of DPoP nonces, the same on every process (base64url, 32 bytes). */
   dpopNonceSecret: string;
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
+  /** Each access token issued, by grant type and API (for metrics). */
+  onTokenIssued?: (grantType: string, api: string) => void;
   /** Security events (token failures, revocations, registrations) and issuance counts. */
   audit?: AuditSink;
   /** Storage of self-registered clients (RFC 7591/7592); without it, registration always fails. */
@@ -225,6 +227,18 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   provider.use(tokenPolicy.middleware());
   provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
+  const { onTokenIssued } = deps;
+  if (onTokenIssued) {
+    // JWT tokens are "issued", opaque ones "saved"; each token emits exactly one of the two.
+    type Issued = { gty?: string; aud?: unknown; resourceServer?: { audience?: string } };
+    const apiOf = (token: Issued) => token.resourceServer?.audience ?? (typeof token.aud === 'string' ? token.aud : 'none');
+    const access = (token: unknown) => onTokenIssued((token as Issued).gty ?? 'unknown', apiOf(token as Issued));
+    const service = (token: unknown) => onTokenIssued('client_credentials', apiOf(token as Issued));
+    provider.on('access_token.issued', access);
+    provider.on('access_token.saved', access);
+    provider.on('client_credentials.issued', service);
+    provider.on('client_credentials.saved', service);
+  }
   return {
     provider,
     verifyAccessToken: async (token, audience) => {

@@ -1,0 +1,87 @@
+// Request metrics and the access log for every request, and the /metrics endpoint.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type Koa from 'koa';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+
+const EXACT = new Set([
+  '/token', '/token/introspection', '/token/revocation', '/jwks', '/.well-known/openid-configuration', '/auth',
+  '/me', '/session/end', '/reg', '/request', '/healthz', '/readyz', '/metrics',
+]);
+
+/** A bounded route name for labels: never the raw path, which an attacker chooses. */
+export function routeOf(path: string, issuerPath: string): string {
+  if (path.startsWith('/.well-known/oauth-authorization-server')) return '/.well-known/oauth-authorization-server';
+  if (path === '/admin' || path.startsWith('/admin/')) return '/admin';
+  if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path;
+  if (issuerPath && !path.startsWith(`${issuerPath}/`)) return 'other';
+  const rest = path.slice(issuerPath.length);
+  if (EXACT.has(rest)) return rest;
+  if (rest.startsWith('/interaction/')) return '/interaction/:uid';
+  if (rest.startsWith('/auth/')) return '/auth/:uid';
+  return 'other';
+}
+
+function errorCode(body: unknown): string {
+  const error = (body as { error?: unknown } | undefined)?.error;
+  return typeof error === 'string' && /^[a-z_]{1,40}$/.test(error) ? error : 'other';
+}
+
+/**
+ * Counts and times every request, counts protocol outcomes (token errors, introspection and
+ * revocation results), and writes one access-log line with the request id. The query string is
+ * never logged: it can carry codes and tokens.
+ */
+export function observeRequests(metrics: Metrics, logger: Logger, issuerPath: string): Koa.Middleware {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const route = routeOf(ctx.path, issuerPath);
+      const labels = { route, method: ctx.method, status: String(ctx.status) };
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.httpRequests.inc(labels);
+      metrics.httpDuration.observe(labels, seconds);
+      if (ctx.method === 'POST' && ctx.status !== 429) {
+        if (route === '/token' && ctx.status >= 400) metrics.tokenErrors.inc({ error: errorCode(ctx.body) });
+        if (route === '/token/introspection') {
+          const active = (ctx.body as { active?: unknown } | undefined)?.active;
+          metrics.introspections.inc({ result: ctx.status !== 200 ? 'error' : active === true ? 'active' : 'inactive' });
+        }
+        if (route === '/token/revocation') metrics.revocations.inc({ result: ctx.status === 200 ? 'ok' : 'error' });
+      }
+      const level = ctx.status === 500 ? 'error' : ctx.status >= 500 ? 'warn' : 'info';
+      logger[level]({
+        requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, route, status: ctx.status,
+        ms: Math.round(seconds * 10_000) / 10,
+      }, 'request');
+    }
+  };
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/**
+ * GET /metrics on the public listener: openly in development (nothing else configured), behind
+ * `Authorization: Bearer METRICS_TOKEN` when set, else not at all (404 from later middleware).
+ */
+export function metricsEndpoint(metrics: Metrics, access: { open: boolean; token: string | undefined }): Koa.Middleware {
+  const expected = access.token ? digest(access.token) : undefined;
+  return async (ctx, next) => {
+    if (ctx.path !== '/metrics' || ctx.method !== 'GET' || (!access.open && !expected)) return next();
+    if (expected) {
+      const [scheme, presented] = ctx.get('authorization').split(' ');
+      if (scheme?.toLowerCase() !== 'bearer' || !presented || !timingSafeEqual(digest(presented), expected)) {
+        ctx.status = 401;
+        ctx.set('WWW-Authenticate', 'Bearer realm="metrics"');
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { error: 'invalid_token', error_description: 'metrics need the metrics bearer token' };
+        return;
+      }
+    }
+    ctx.set('Content-Type', metrics.registry.contentType);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = await metrics.registry.metrics();
+  };
+}

@@ -1,0 +1,134 @@
+// Request limits in front of the protocol endpoints (token, introspection, revocation: per client
+// and per source address) and of registration and sign-in (per address). Over a limit: 429 with
+// Retry-After (RFC 6585 §4) and an RFC 6749-style JSON error body.
+import type Koa from 'koa';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { peekBody } from '../peek-body.ts';
+import type { LimitResult, RequestLimiters } from '../services/rate-limits.ts';
+
+const MAX_CLIENT_ID = 200;
+
+/** RFC 6749 §2.3.1: Basic credentials are form-encoded before base64. */
+function formDecode(value: string): string | undefined {
+  try {
+    return decodeURIComponent(value.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The client_id a request presents (Basic credentials, else client_id in a form body), unverified:
+ * the limit applies to whoever claims the id. Only a small form body of declared length is read.
+ */
+async function presentedClientId(ctx: Koa.Context, maxBodyBytes: number): Promise<string | undefined> {
+  const authorization = ctx.get('authorization');
+  let id: string | undefined;
+  if (authorization) {
+    const [scheme, value] = authorization.split(' ');
+    if (scheme?.toLowerCase() !== 'basic' || !value) return undefined;
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    id = colon > 0 ? formDecode(decoded.slice(0, colon)) : undefined;
+  } else {
+    const length = Number(ctx.get('content-length'));
+    if (!ctx.is('application/x-www-form-urlencoded') || !(length > 0 && length <= maxBodyBytes)) return undefined;
+    const body = await peekBody(ctx.req, length);
+    id = body ? new URLSearchParams(body.toString('utf8')).get('client_id') ?? undefined : undefined;
+  }
+  return id && id.length <= MAX_CLIENT_ID ? id : undefined;
+}
+
+function tooManyRequests(ctx: Koa.Context, result: Extract<LimitResult, { allowed: false }>): void {
+  ctx.status = 429;
+  ctx.set('Retry-After', String(result.retryAfterSeconds));
+  ctx.set('Cache-Control', 'no-store');
+  // RFC 6749 has no code for this; temporarily_unavailable (§4.1.2.1) is the one that means it.
+  ctx.body = {
+    error: 'temporarily_unavailable',
+    error_description: `too many requests; retry after ${result.retryAfterSeconds} s`,
+  };
+}
+
+export interface RateLimitDeps {
+  limiters: RequestLimiters;
+  issuerPath: string;
+  maxBodyBytes: number;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/** Client ids in back-off, remembered by this process (bounded). */
+const MAX_BACKED_OFF = 10_000;
+
+export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
+  const { limiters, issuerPath, metrics, logger } = deps;
+  // Set when counting an invalid_client finds the client_id over the limit. Kept here rather
+  // than read from the shared store on every request: that would cost a query per request for
+  // the rare case. Another process learns of the back-off at the next failure it sees itself.
+  const backedOff = new Map<string, number>();
+  const backOffLeft = (clientId: string): number => {
+    const until = backedOff.get(clientId);
+    if (until === undefined) return 0;
+    if (until <= Date.now()) {
+      backedOff.delete(clientId);
+      return 0;
+    }
+    return Math.ceil((until - Date.now()) / 1000);
+  };
+  const protocol = new Set(['/token', '/token/introspection', '/token/revocation'].map((p) => `${issuerPath}${p}`));
+  const registration = `${issuerPath}/reg`;
+  const interaction = `${issuerPath}/interaction/`;
+  // A failing limiter lets the request through (and says so): the limits protect the service,
+  // they must not take it down.
+  const limit = async (what: string, run: () => Promise<LimitResult>): Promise<LimitResult> => {
+    try {
+      const result = await run();
+      if (!result.allowed) metrics.rateLimited.inc({ limiter: what });
+      return result;
+    } catch (error) {
+      logger.warn({ err: error, limiter: what }, 'rate limiter failed; request let through');
+      return { allowed: true };
+    }
+  };
+
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST') return next();
+    if (ctx.path === registration || ctx.path.startsWith(interaction)) {
+      const result = await limit('sign_in_address', () => limiters.signInAddress.consume(ctx.ip));
+      return result.allowed ? next() : tooManyRequests(ctx, result);
+    }
+    if (!protocol.has(ctx.path)) return next();
+
+    const clientId = await presentedClientId(ctx, deps.maxBodyBytes);
+    if (clientId !== undefined) {
+      const left = backOffLeft(clientId);
+      if (left > 0) {
+        metrics.rateLimited.inc({ limiter: 'invalid_client' });
+        return tooManyRequests(ctx, { allowed: false, retryAfterSeconds: left });
+      }
+    }
+    // Both counters at once: each is a round trip to the shared store.
+    const [byAddress, byClient] = await Promise.all([
+      limit('address', () => limiters.address.consume(ctx.ip)),
+      clientId === undefined ? { allowed: true } as const : limit('client', () => limiters.client(clientId).consume(clientId)),
+    ]);
+    if (!byAddress.allowed) return tooManyRequests(ctx, byAddress);
+    if (!byClient.allowed) return tooManyRequests(ctx, byClient);
+    await next();
+    const body = ctx.body as { error?: unknown } | undefined;
+    if (clientId !== undefined && ctx.status === 401 && body?.error === 'invalid_client') {
+      // RFC 6749 §2.3.1: endpoints taking client passwords must resist brute force; repeated
+      // failed authentication for one client_id backs off.
+      const counted = await limiters.invalidClient.consume(clientId).catch((error: unknown) => {
+        logger.warn({ err: error }, 'rate limiter failed to count an invalid_client');
+        return { allowed: true } as const;
+      });
+      if (!counted.allowed) {
+        if (backedOff.size >= MAX_BACKED_OFF) backedOff.delete(backedOff.keys().next().value!);
+        backedOff.set(clientId, Date.now() + counted.retryAfterSeconds * 1000);
+      }
+    }
+  };
+}

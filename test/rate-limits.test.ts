@@ -1,0 +1,141 @@
+// Request limits on the protocol endpoints, over real HTTP: the request past a limit gets 429
+// with Retry-After and an RFC 6749-style body; per client, per address, per-client overrides,
+// the invalid_client back-off; and counters shared by two servers through Redis.
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
+import { api, role, serviceClient } from './support/fixtures.ts';
+import { postForm, startServer, type TestServer } from './support/server.ts';
+
+type Credentials = { id: string; secret: string };
+
+let tdb: TestDatabase;
+const servers: TestServer[] = [];
+let resource: string;
+let roleName: string;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  const orders = await api(tdb.database.db, { scopes: ['orders:read'] });
+  resource = orders.identifier;
+  roleName = (await role(tdb.database.db, [{ api: resource, scopes: ['orders:read'] }])).name;
+});
+
+afterAll(async () => {
+  for (const server of servers) await server.close();
+  await tdb.drop();
+});
+
+let namespaces = 0;
+/** Counters of one test: its own key prefix, since Redis and the test database outlive a test. */
+const namespace = () => `test-${process.pid}-${Date.now()}-${++namespaces}`;
+
+async function server(env: Record<string, string>): Promise<TestServer> {
+  const started = await startServer(tdb.database, {
+    RATE_LIMIT_WINDOW_SECONDS: '60', RATE_LIMIT_KEY_PREFIX: namespace(), ...(onPostgres ? { RATE_LIMIT_STORE: 'postgres', DATABASE_URL: tdb.url! } : {}), ...env,
+  });
+  servers.push(started);
+  return started;
+}
+
+const newClient = () => serviceClient(tdb.database.db, [roleName]);
+const token = (url: string, client: Credentials) =>
+  postForm(`${url}/token`, { grant_type: 'client_credentials', resource }, client);
+
+function expectTooMany(res: Awaited<ReturnType<typeof postForm>>) {
+  expect(res.status, JSON.stringify(res.body)).toBe(429);
+  const retryAfter = Number(res.headers.get('retry-after'));
+  expect(retryAfter).toBeGreaterThanOrEqual(1);
+  expect(retryAfter).toBeLessThanOrEqual(60);
+  expect(res.headers.get('cache-control')).toBe('no-store');
+  expect(res.body).toEqual({ error: 'temporarily_unavailable', error_description: `too many requests; retry after ${retryAfter} s` });
+}
+
+describe(`rate limits (${onPostgres ? 'Postgres' : 'memory'} counters)`, () => {
+  it('refuses the request past the per-client limit, for that client only', async () => {
+    const { url } = await server({ RATE_LIMIT_CLIENT: '3' });
+    const [a, b] = [await newClient(), await newClient()];
+    for (let i = 0; i < 3; i += 1) expect((await token(url, a)).status).toBe(200);
+    expectTooMany(await token(url, a));
+    // Introspection and revocation count against the same limit.
+    expectTooMany(await postForm(`${url}/token/introspection`, { token: 'x' }, a));
+    expect((await token(url, b)).status).toBe(200);
+    // client_secret_post is counted too (the id is read from the form body).
+    const post = await postForm(`${url}/token`, { grant_type: 'client_credentials', resource, client_id: a.id, client_secret: a.secret });
+    expectTooMany(post);
+  });
+
+  it('gives a client its own limit when configured', async () => {
+    const [a, b] = [await newClient(), await newClient()];
+    const { url } = await server({ RATE_LIMIT_CLIENT: '2', RATE_LIMIT_CLIENT_OVERRIDES: `${a.id}=5,${b.id}=0` });
+    for (let i = 0; i < 5; i += 1) expect((await token(url, a)).status).toBe(200);
+    expectTooMany(await token(url, a));
+    for (let i = 0; i < 8; i += 1) expect((await token(url, b)).status).toBe(200);
+  });
+
+  it('refuses the request past the per-address limit, whichever client sends it', async () => {
+    const { url } = await server({ RATE_LIMIT_ADDRESS: '4', RATE_LIMIT_CLIENT: '0' });
+    const clients = [await newClient(), await newClient()];
+    for (let i = 0; i < 4; i += 1) expect((await token(url, clients[i % 2]!)).status).toBe(200);
+    expectTooMany(await token(url, clients[0]!));
+    expectTooMany(await postForm(`${url}/token/revocation`, { token: 'x' }, clients[1]!));
+    // Discovery and JWKS are not limited.
+    expect((await fetch(`${url}/jwks`)).status).toBe(200);
+  });
+
+  it('backs off a client_id after repeated invalid_client, even with the right secret', async () => {
+    const { url } = await server({ RATE_LIMIT_INVALID_CLIENT: '2', RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS: '30' });
+    const [a, b] = [await newClient(), await newClient()];
+    const wrong = { id: a.id, secret: 'wrong-secret' };
+    for (let i = 0; i < 3; i += 1) {
+      const res = await token(url, wrong);
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('invalid_client');
+    }
+    const blocked = await token(url, a);
+    expectTooMany(blocked);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(20);
+    expect((await token(url, b)).status).toBe(200);
+  });
+
+  it('counts refusals and tokens in /metrics', async () => {
+    const { url } = await server({ RATE_LIMIT_CLIENT: '1' });
+    const a = await newClient();
+    expect((await token(url, a)).status).toBe(200);
+    expectTooMany(await token(url, a));
+    const text = await (await fetch(`${url}/metrics`)).text();
+    expect(text).toContain('postern_rate_limited_total{limiter="client"} 1');
+    expect(text).toContain(`postern_tokens_issued_total{grant_type="client_credentials",api="${resource}"} 1`);
+    expect(text).toMatch(/postern_http_requests_total\{route="\/token",method="POST",status="429"\} 1/);
+    expect(text).toMatch(/postern_http_request_duration_seconds_bucket\{le="\+Inf",route="\/token",method="POST",status="200"\} 1/);
+  });
+});
+
+async function redisAvailable(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(6379, '127.0.0.1');
+    socket.setTimeout(500);
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => { socket.destroy(); resolve(false); });
+  });
+}
+
+const withRedis = await redisAvailable();
+
+describe.skipIf(!withRedis)('rate limits shared through Redis', () => {
+  it('holds one limit across two servers', async () => {
+    const env = { REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_STORE: 'redis', RATE_LIMIT_CLIENT: '4', RATE_LIMIT_KEY_PREFIX: namespace() };
+    const [one, two] = [await server(env), await server(env)];
+    const a = await newClient();
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) statuses.push((await token((i % 2 ? two : one).url, a)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+    expect(one.app.limiters.store).toBe('redis');
+  });
+
+  it('counts in memory unless a shared store is configured', async () => {
+    const local = await server({ RATE_LIMIT_STORE: 'memory' });
+    expect(local.app.limiters.store).toBe('memory');
+  });
+});
