@@ -40,6 +40,11 @@ function failStart(lines: string[]): never {
 
 export async function serve(options: ServeOptions): Promise<void> {
   const { config, database } = options;
+  // A cluster primary asks its workers to stop with a message, possibly while this one is still
+  // starting: remember it, and stop as soon as there is something to stop.
+  let stopRequested = false;
+  let onStopMessage = () => { stopRequested = true; };
+  process.on('message', (message) => { if (message === STOP_MESSAGE) onStopMessage(); });
   // In a cluster, each line says which worker wrote it.
   const logger = options.clustered && cluster.worker ? options.logger.child({ worker: cluster.worker.id }) : options.logger;
   const app = await buildApp({
@@ -117,6 +122,6 @@ export async function serve(options: ServeOptions): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  // A cluster primary asks its workers to stop with a message.
-  process.on('message', (message) => { if (message === STOP_MESSAGE) void stop('primary'); });
+  onStopMessage = () => void stop('primary');
+  if (stopRequested) onStopMessage();
 }

@@ -102,7 +102,7 @@ export function rolesCommand(): Command {
       const role = target.kind === 'client'
         ? await roles.assignRoleToClient(db, ref, target.ref, audit)
         : await roles.assignRoleToUser(db, ref, target.ref, audit);
-      out.print(role, (value) => `role ${value.name} assigned to ${target.kind} ${target.ref}`);
+      out.print(role, (value) => `role ${value.name} assigned to ${target.kind === 'user' ? 'user ' : ''}${target.ref}`);
     }));
 
   command.command('unassign')
@@ -115,7 +115,7 @@ export function rolesCommand(): Command {
       const role = target.kind === 'client'
         ? await roles.unassignRoleFromClient(db, ref, target.ref, audit)
         : await roles.unassignRoleFromUser(db, ref, target.ref, audit);
-      out.print(role, (value) => `role ${value.name} removed from ${target.kind} ${target.ref}`);
+      out.print(role, (value) => `role ${value.name} removed from ${target.kind === 'user' ? 'user ' : ''}${target.ref}`);
     }));
 
   return command;
