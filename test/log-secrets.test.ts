@@ -1,6 +1,7 @@
 // Every flow the project has, against a server process logging at `trace`: the CLI, the token
 // endpoint (JWT and opaque, Basic and form credentials), introspection, revocation, failed
-// authentication, the admin API (a new client and a rotated secret), probes and metrics, and
+// authentication, browser sign-in (passwords, codes, ID, access and refresh tokens, cookies), the
+// admin API (a new client and a rotated secret), probes and metrics, and
 // requests carrying cookies and tokens in the query string. Then every secret and token used
 // is searched for in everything the server wrote: none may appear. Each request line carries the
 // request id that the response carried.
@@ -8,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { cleanUp, freePort, makeTempDir, postern, ServerProcess, type Env } from './support/process.ts';
 import { postForm, TEST_MASTER_KEY } from './support/server.ts';
+import { authorizeUrl, HttpBrowser, pkce } from './support/browser.ts';
 
 let tdb: TestDatabase | undefined;
 let server: ServerProcess;
@@ -127,6 +129,41 @@ describe(`logs hold no secrets (${onPostgres ? 'Postgres' : 'embedded'})`, () =>
     expect(rotatedByApi.status).toBe(200);
     remember(((await rotatedByApi.json()) as any).clientSecret);
     expect((await call('/admin/v1/clients', { headers: { authorization: `Bearer ${jwtToken}` } })).status).toBe(401);
+
+    // Browser sign-in: a person, a web app, a wrong and a right password, consent, the code, every
+    // token, a refresh, userinfo and logout.
+    const password = remember('sign-in-password-quiet-lake-7');
+    const created2 = await postern(['--json', 'users', 'create', 'logged-person', '--password-stdin'], env, undefined, `${password}\n`);
+    expect(created2.code, created2.stderr).toBe(0);
+    await cli(['roles', 'assign', 'runner', '--user', 'logged-person']);
+    const webapp = await cli(['clients', 'create', '--name', 'logged-web', '--grant', 'authorization_code', '--redirect-uri', 'https://app.example/cb']);
+    const web = { id: webapp.clientId as string, secret: remember(webapp.clientSecret) };
+    const browser = new HttpBrowser();
+    const { verifier, challenge } = pkce();
+    remember(verifier);
+    let page = await browser.get(authorizeUrl(url, {
+      client_id: web.id, response_type: 'code', redirect_uri: 'https://app.example/cb', scope: 'openid profile offline_access jobs:run',
+      resource: jwtApi, prompt: 'consent', state: remember('state-value-for-the-logs'), code_challenge: challenge, code_challenge_method: 'S256',
+    }), 'https://app.example/');
+    page = await browser.submit(page, { username: 'logged-person', password: remember('a-wrong-sign-in-password-9') });
+    expect(page.status).toBe(401);
+    page = await browser.submit(page, { username: 'logged-person', password }, { stopAt: 'https://app.example/' });
+    page = await browser.submit(page, { decision: 'allow' }, { stopAt: 'https://app.example/' });
+    const code = remember(new URL(page.location!).searchParams.get('code'));
+    // The session id and the CSRF secret (interaction cookies hold the interaction's id, which is
+    // in the page's path by design).
+    for (const [name, value] of browser.cookies) if (name === '_session' || name === 'postern.csrf') remember(value);
+    const signedIn = await form('/token', { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: 'https://app.example/cb' },
+      { authorization: basic(web.id, web.secret) });
+    expect(signedIn.status).toBe(200);
+    for (const key of ['access_token', 'id_token', 'refresh_token']) remember(signedIn.body[key]);
+    expect((await call('/me', { headers: { authorization: `Bearer ${signedIn.body.access_token}` } })).status).toBe(200);
+    const refreshed = await form('/token', { grant_type: 'refresh_token', refresh_token: signedIn.body.refresh_token, resource: jwtApi },
+      { authorization: basic(web.id, web.secret) });
+    expect(refreshed.status).toBe(200);
+    for (const key of ['access_token', 'id_token', 'refresh_token']) remember(refreshed.body[key]);
+    const logout = await browser.get(`${url}/session/end?id_token_hint=${signedIn.body.id_token}`);
+    expect(logout.status).toBe(200);
 
     // Probes and metrics (with and without the metrics token).
     expect((await call('/readyz')).status).toBe(200);
