@@ -170,7 +170,7 @@ describe('registering an API, a role and a client, as the README shows', () => {
     });
     expect(ledger.id).toMatch(/^api_/);
     expect(Date.parse(ledger.createdAt)).not.toBeNaN();
-  }, 60_000);
+  }, 180_000);
 
   it('apis list and show, in text and JSON, include the built-in urn:postern', async () => {
     const table = await ok(['apis', 'list']);
@@ -189,7 +189,7 @@ describe('registering an API, a role and a client, as the README shows', () => {
     expect(await json(['apis', 'show', 'https://orders.internal'])).toMatchObject({
       identifier: 'https://orders.internal', scopes: ['orders:read', 'orders:write'], tokenFormat: 'jwt', accessTokenTtl: 300,
     });
-  }, 60_000);
+  }, 180_000);
 
   it('roles create grants scopes of an API', async () => {
     const out = await ok(['roles', 'create', 'orders-reader', '--grant', 'https://orders.internal orders:read']);
@@ -207,7 +207,7 @@ describe('registering an API, a role and a client, as the README shows', () => {
       clients: [],
     });
     expect(role.id).toMatch(/^role_/);
-  }, 60_000);
+  }, 180_000);
 
   it('clients create shows the client_id and the client_secret once', async () => {
     const out = await ok(['clients', 'create', '--name', 'billing', '--role', 'orders-reader']);
@@ -237,7 +237,7 @@ describe('registering an API, a role and a client, as the README shows', () => {
     expect(created.secrets).toHaveLength(1);
     expect(created.secrets[0]).toMatchObject({ expiresAt: null });
     reports = { id: created.clientId, secret: created.clientSecret };
-  }, 60_000);
+  }, 180_000);
 
   it('clients list and show never print a secret', async () => {
     const table = await ok(['clients', 'list']);
@@ -261,7 +261,7 @@ describe('registering an API, a role and a client, as the README shows', () => {
       expect(text).not.toContain(billing.secret);
       expect(text).not.toContain(reports.secret);
     }
-  }, 60_000);
+  }, 180_000);
 
   it('roles assign and unassign --client', async () => {
     expect(await ok(['roles', 'assign', 'ledger-writer', '--client', 'reports'])).toBe('role ledger-writer assigned to reports\n');
@@ -278,7 +278,7 @@ describe('registering an API, a role and a client, as the README shows', () => {
 
     await refused(['roles', 'unassign', 'orders-reader', '--client', 'reports'],
       'postern: role "orders-reader" is not assigned to client "reports"');
-  }, 90_000);
+  }, 180_000);
 
   it('roles grant and ungrant', async () => {
     const granted = await ok(['roles', 'grant', 'orders-reader', 'https://orders.internal', 'orders:write']);
@@ -299,7 +299,7 @@ describe('registering an API, a role and a client, as the README shows', () => {
     const list = await ok(['roles', 'list']);
     expect(list).toMatch(/^orders-reader\s+https:\/\/orders\.internal orders:read\s+1$/m);
     expect(list).toMatch(/^ledger-writer\s+https:\/\/ledger\.internal ledger:read ledger:write\s+0$/m);
-  }, 90_000);
+  }, 180_000);
 
   it('clients disable and enable', async () => {
     expect(await ok(['clients', 'disable', 'billing'])).toBe('client billing disabled\n');
@@ -307,7 +307,7 @@ describe('registering an API, a role and a client, as the README shows', () => {
     expect(await ok(['clients', 'list'])).toMatch(new RegExp(`^${billing.id}\\s+billing\\s+no\\s`, 'm'));
     expect(await json(['clients', 'enable', billing.id])).toMatchObject({ clientId: billing.id, enabled: true });
     expect(await json(['clients', 'show', 'billing'])).toMatchObject({ enabled: true });
-  }, 60_000);
+  }, 180_000);
 
   it('clients rotate-secret --keep-old-for 24h prints a new secret and keeps the old one for 24 hours', async () => {
     const before = Date.now();

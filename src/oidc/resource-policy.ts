@@ -6,10 +6,10 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Tables } from '../db/tables.ts';
 import { personGrants } from './accounts.ts';
 import type { ApiEntry, Directory } from './directory.ts';
+import { INTROSPECT_SCOPE, POSTERN_API } from './postern-api.ts';
 
-/** Postern's own API: its scopes are permissions on Postern itself. */
-export const POSTERN_API = 'urn:postern';
-export const INTROSPECT_SCOPE = 'introspect';
+export { INTROSPECT_SCOPE, POSTERN_API };
+
 const DPOP_PROOF_REQUIRED = 'a DPoP proof is required for this';
 
 function isClientCredentials(ctx: KoaContextWithOIDC): boolean {
