@@ -18,10 +18,13 @@ export function runPrimary(config: Config, logger: Logger, banner: string | unde
   let stopping = false;
   const crashes: number[] = [];
   let listening = 0;
+  /** Workers that listen, and so have installed their answer to STOP_MESSAGE. */
+  const ready = new WeakSet<Worker>();
 
   const fork = (): Worker => {
     const worker = cluster.fork();
     worker.once('listening', () => {
+      ready.add(worker);
       listening += 1;
       if (listening === config.workers && banner) process.stdout.write(banner);
     });
@@ -60,8 +63,12 @@ export function runPrimary(config: Config, logger: Logger, banner: string | unde
     metrics?.close();
     const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
     const exited = workers.map((worker) => new Promise((resolve) => worker.once('exit', resolve)));
+    const tell = (worker: Worker) => { if (worker.isConnected()) worker.send(STOP_MESSAGE); };
     for (const worker of workers) {
-      if (worker.isConnected()) worker.send(STOP_MESSAGE);
+      // A worker still starting up has no one listening for the message yet: it is told once it
+      // listens (a message with no listener is lost).
+      if (ready.has(worker)) tell(worker);
+      else worker.once('listening', () => tell(worker));
     }
     // Each worker bounds its own shutdown; this is the backstop for one that hangs.
     const force = setTimeout(() => workers.forEach((worker) => worker.process.kill('SIGKILL')), (config.shutdownDelaySeconds + config.shutdownTimeoutSeconds + 10) * 1000);
