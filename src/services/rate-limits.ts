@@ -3,6 +3,7 @@
 // protocol endpoints and by sign-in protection.
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
+import type { RateLimitSettings } from '../config.ts';
 import {
   RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
@@ -114,18 +115,6 @@ export function createLimiter(store: LimiterStore, options: LimiterOptions): Lim
   };
 }
 
-export interface RequestLimitSettings {
-  /** Namespace of the counters in the store. */
-  keyPrefix: string;
-  windowSeconds: number;
-  perClient: number;
-  perClientOverrides: Map<string, number>;
-  perAddress: number;
-  signInPerAddress: number;
-  invalidClient: number;
-  invalidClientBlockSeconds: number;
-}
-
 /** The limits of the protocol and sign-in endpoints, from the configuration. */
 export interface RequestLimiters {
   store: LimiterStoreKind;
@@ -137,7 +126,7 @@ export interface RequestLimiters {
   invalidClient: Limiter;
 }
 
-export function createRequestLimiters(store: LimiterStore, settings: RequestLimitSettings): RequestLimiters {
+export function createRequestLimiters(store: LimiterStore, settings: RateLimitSettings): RequestLimiters {
   const duration = settings.windowSeconds;
   const byPoints = new Map<number, Limiter>();
   const clientLimiter = (points: number) => {

@@ -218,35 +218,36 @@ export async function unassignRoleFromClient(
   return view;
 }
 
-/** People's roles are read when they sign in and when tokens are issued: nothing is cached. */
-export async function assignRoleToUser(
-  db: Kysely<Tables>, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR,
+/**
+ * Gives or takes a role of a person, in one transaction, and audits it. People's roles are read
+ * when they sign in and when tokens are issued: nothing is cached, so nothing is propagated.
+ */
+async function changeUserRole(
+  db: Kysely<Tables>,
+  refs: { role: string; user: string },
+  type: 'user.role_assigned' | 'user.role_unassigned',
+  audit: Auditor,
 ): Promise<RoleView> {
   let userId = '';
   const view = await db.transaction().execute(async (trx) => {
-    const role = await requireRole(trx, roleRef);
-    const user = await requireUser(trx, userRef);
+    const role = await requireRole(trx, refs.role);
+    const user = await requireUser(trx, refs.user);
     userId = user.id;
-    await users.insertUserRole(trx, user.id, role.id);
-    return toView(trx, role);
-  });
-  audit.record({ type: 'user.role_assigned', target: { type: 'user', id: userId }, details: { role: view.name } });
-  return view;
-}
-
-export async function unassignRoleFromUser(
-  db: Kysely<Tables>, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR,
-): Promise<RoleView> {
-  let userId = '';
-  const view = await db.transaction().execute(async (trx) => {
-    const role = await requireRole(trx, roleRef);
-    const user = await requireUser(trx, userRef);
-    userId = user.id;
-    if (!(await users.deleteUserRole(trx, user.id, role.id))) {
+    if (type === 'user.role_assigned') {
+      await users.insertUserRole(trx, user.id, role.id);
+    } else if (!(await users.deleteUserRole(trx, user.id, role.id))) {
       throw notFound(`role "${role.name}" is not assigned to user "${user.username}"`);
     }
     return toView(trx, role);
   });
-  audit.record({ type: 'user.role_unassigned', target: { type: 'user', id: userId }, details: { role: view.name } });
+  audit.record({ type, target: { type: 'user', id: userId }, details: { role: view.name } });
   return view;
+}
+
+export function assignRoleToUser(db: Kysely<Tables>, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+  return changeUserRole(db, { role: roleRef, user: userRef }, 'user.role_assigned', audit);
+}
+
+export function unassignRoleFromUser(db: Kysely<Tables>, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+  return changeUserRole(db, { role: roleRef, user: userRef }, 'user.role_unassigned', audit);
 }
