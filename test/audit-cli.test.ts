@@ -2,34 +2,16 @@
 // on the test's Postgres database or on a fresh embedded data folder.
 import { spawn } from 'node:child_process';
 import os from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
-import { cleanUp, CLI, describeRun, makeTempDir, postern, type Env } from './support/process.ts';
+import { describe, expect, it } from 'vitest';
+import { useCliStore } from './support/cli.ts';
+import { onPostgres } from './support/database.ts';
+import { CLI, describeRun, postern } from './support/process.ts';
 
-let tdb: TestDatabase | undefined;
-let env: Env;
-
-beforeAll(async () => {
-  const home = makeTempDir('postern-aud-');
-  if (onPostgres) {
-    tdb = await createTestDatabase();
-    env = { DATABASE_URL: tdb.url, POSTERN_DATA_DIR: path.join(home, 'unused') };
-  } else {
-    env = { POSTERN_DATA_DIR: path.join(home, 'data') };
-  }
-  const first = await postern(['migrate'], env, 120_000);
-  expect(first.code, describeRun(['migrate'], first)).toBe(0);
-}, 180_000);
-
-afterAll(async () => {
-  await cleanUp();
-  await tdb?.drop();
-}, 60_000);
+const store = useCliStore('postern-aud-');
 
 // Generous: an embedded command on a loaded two-core machine can take many seconds.
 const TIMEOUT_MS = 60_000;
-const run = (args: string[]) => postern(args, env, TIMEOUT_MS);
+const run = (args: string[]) => postern(args, store.env, TIMEOUT_MS);
 
 async function ok(args: string[]): Promise<string> {
   const result = await run(args);
@@ -89,7 +71,7 @@ describe('postern registration-tokens', () => {
   // another command writes needs Postgres.
   it.skipIf(!onPostgres)('follows new events with --follow until interrupted', async () => {
     const child = spawn(process.execPath, [CLI, 'audit', 'tail', '--follow', '--limit', '1', '--type', 'role.*'], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...store.env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });

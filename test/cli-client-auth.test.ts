@@ -3,36 +3,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
-import { cleanUp, describeRun, makeTempDir, postern, type Env } from './support/process.ts';
+import { describe, expect, it } from 'vitest';
+import { useCliStore } from './support/cli.ts';
+import { describeRun, postern } from './support/process.ts';
 
 /** Each test runs several commands one after the other (a few seconds each on a busy machine). */
 const CLI_STEPS_TIMEOUT_MS = 120_000;
 
-let tdb: TestDatabase | undefined;
-let env: Env;
-let home: string;
-
-beforeAll(async () => {
-  home = makeTempDir('postern-cli-auth-');
-  if (onPostgres) {
-    tdb = await createTestDatabase();
-    env = { DATABASE_URL: tdb.url, POSTERN_DATA_DIR: path.join(home, 'unused') };
-  } else {
-    env = { POSTERN_DATA_DIR: path.join(home, 'data') };
-  }
-  const first = await postern(['migrate'], env, 120_000);
-  expect(first.code, describeRun(['migrate'], first)).toBe(0);
-}, 180_000);
-
-afterAll(async () => {
-  await cleanUp();
-  await tdb?.drop();
-}, 60_000);
+const store = useCliStore('postern-cli-auth-');
 
 async function ok(args: string[]): Promise<string> {
-  const result = await postern(args, env);
+  const result = await postern(args, store.env);
   const what = describeRun(args, result);
   expect(result.code, what).toBe(0);
   expect(result.stderr, what).toBe('');
@@ -40,7 +21,7 @@ async function ok(args: string[]): Promise<string> {
 }
 
 async function refused(args: string[], message: string): Promise<void> {
-  const result = await postern(args, env);
+  const result = await postern(args, store.env);
   const what = describeRun(args, result);
   expect(result.code, what).toBe(1);
   expect(result.stdout, what).toBe('');
@@ -57,7 +38,7 @@ async function publicJwks(file: string): Promise<Record<string, unknown>> {
 
 describe('postern clients create and update for key-authenticated, network-limited clients', () => {
   it('creates a private_key_jwt client from --jwks-file: no secret, its key and networks shown', async () => {
-    const file = path.join(home, 'keys.json');
+    const file = path.join(store.home, 'keys.json');
     const jwk = await publicJwks(file);
     const out = await ok(['clients', 'create', '--name', 'billing', '--jwks-file', file,
       '--allowed-network', '10.0.0.0/8', '--allowed-network', 'fd00::/8', '--require-dpop']);
@@ -79,11 +60,11 @@ describe('postern clients create and update for key-authenticated, network-limit
 
   it('refuses a bad network, a private key, an unreadable file, a secret rotation, with one line', async () => {
     await refused(['clients', 'create', '--name', 'x1', '--allowed-network', '10.0.0.0/33'], 'is not an IPv4 or IPv6 network');
-    const file = path.join(home, 'private.json');
+    const file = path.join(store.home, 'private.json');
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });
     fs.writeFileSync(file, JSON.stringify({ keys: [await exportJWK(privateKey)] }));
     await refused(['clients', 'create', '--name', 'x2', '--jwks-file', file], 'contains private key material');
-    await refused(['clients', 'create', '--name', 'x3', '--jwks-file', path.join(home, 'missing.json')], 'cannot read');
+    await refused(['clients', 'create', '--name', 'x3', '--jwks-file', path.join(store.home, 'missing.json')], 'cannot read');
     await refused(['clients', 'rotate-secret', 'billing'], 'has no secret');
     await refused(['clients', 'create', '--name', 'x4', '--jwks-uri', 'http://keys.example.com/jwks'], 'must use https');
   }, CLI_STEPS_TIMEOUT_MS);

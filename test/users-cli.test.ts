@@ -1,37 +1,18 @@
 // `postern users ...` and `postern roles assign --user` as a user runs them, in child processes.
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
-import { cleanUp, describeRun, makeTempDir, postern, type Env } from './support/process.ts';
+import { describe, expect, it } from 'vitest';
+import { useCliStore } from './support/cli.ts';
+import { describeRun, postern } from './support/process.ts';
 
-let tdb: TestDatabase | undefined;
-let env: Env;
-
-beforeAll(async () => {
-  const home = makeTempDir('postern-users-');
-  if (onPostgres) {
-    tdb = await createTestDatabase();
-    env = { DATABASE_URL: tdb.url };
-  } else {
-    env = { POSTERN_DATA_DIR: path.join(home, 'data') };
-  }
-  const first = await postern(['migrate'], env, 120_000);
-  expect(first.code, describeRun(['migrate'], first)).toBe(0);
-}, 180_000);
-
-afterAll(async () => {
-  await cleanUp();
-  await tdb?.drop();
-}, 60_000);
+const store = useCliStore('postern-users-');
 
 async function ok(args: string[], stdin?: string): Promise<string> {
-  const result = await postern(args, env, undefined, stdin);
+  const result = await postern(args, store.env, undefined, stdin);
   expect(result.code, describeRun(args, result)).toBe(0);
   return result.stdout;
 }
 
 async function refused(args: string[], stdin?: string): Promise<string> {
-  const result = await postern(args, env, undefined, stdin);
+  const result = await postern(args, store.env, undefined, stdin);
   expect(result.code, describeRun(args, result)).toBe(1);
   expect(result.stdout).toBe('');
   expect(result.stderr).toMatch(/^postern: [^\n]+\n$/);
