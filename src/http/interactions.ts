@@ -100,9 +100,13 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
     return details;
   }
 
-  async function clientName(details: Details): Promise<string> {
+  /** The app the person is signing in to: the name to show, and whether it is first-party. */
+  async function clientOf(details: Details): Promise<{ name: string; firstParty: boolean }> {
     const client = await deps.provider().Client.find(String(details.params.client_id));
-    return client?.clientName ?? String(details.params.client_id);
+    return {
+      name: client?.clientName ?? String(details.params.client_id),
+      firstParty: (client as { first_party?: boolean } | undefined)?.first_party === true,
+    };
   }
 
   async function finish(ctx: Koa.Context, result: Record<string, unknown>): Promise<void> {
@@ -156,14 +160,13 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
 
   router.get('/:uid', async (ctx) => {
     const details = await interaction(ctx);
-    const name = await clientName(details);
+    const { name, firstParty } = await clientOf(details);
     if (details.prompt.name === 'login') {
       renderLogin(ctx, details, name);
       return;
     }
     if (details.prompt.name !== 'consent') throw new PageError(400, 'invalid_request', EXPIRED);
-    const client = await deps.provider().Client.find(String(details.params.client_id));
-    if ((client as { first_party?: boolean } | undefined)?.first_party === true) {
+    if (firstParty) {
       // First-party apps are the deployer's own: no consent screen.
       const grantId = await grantConsent(details);
       await finish(ctx, { consent: grantId ? { grantId } : {} });
@@ -204,7 +207,7 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
     const form = await readForm(ctx);
     const username = (form.get('username') ?? '').trim();
     const password = form.get('password') ?? '';
-    const name = await clientName(details);
+    const { name } = await clientOf(details);
     if (!username || !password) {
       renderLogin(ctx, details, name, { status: 400, error: 'Enter your username and password.', username });
       return;

@@ -41,11 +41,29 @@ export interface PersonGrants {
   roles: string[];
 }
 
-/** What a person's roles grant on one API (by identifier). */
-export async function personGrants(db: Kysely<Tables>, userId: string, identifier: string): Promise<PersonGrants> {
+/** One token request asks twice (the scopes, then the roles claim): one query per request. */
+const perRequest = new WeakMap<object, Map<string, Promise<PersonGrants>>>();
+
+async function loadPersonGrants(db: Kysely<Tables>, userId: string, identifier: string): Promise<PersonGrants> {
   const rows = (await listUserGrants(db, userId)).filter((row) => row.identifier === identifier);
   return {
     scopes: new Set(rows.map((row) => row.scope)),
     roles: [...new Set(rows.map((row) => row.role_name))].sort(),
   };
+}
+
+/** What a person's roles grant on one API (by identifier), read once per request `ctx`. */
+export function personGrants(ctx: object, db: Kysely<Tables>, userId: string, identifier: string): Promise<PersonGrants> {
+  let cache = perRequest.get(ctx);
+  if (!cache) {
+    cache = new Map();
+    perRequest.set(ctx, cache);
+  }
+  const key = `${userId}\n${identifier}`;
+  let grants = cache.get(key);
+  if (!grants) {
+    grants = loadPersonGrants(db, userId, identifier);
+    cache.set(key, grants);
+  }
+  return grants;
 }

@@ -177,14 +177,14 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
     // the grant (the provider's reuse detection), and the adapter's atomic consume lets exactly one
     // of several parallel uses through.
     rotateRefreshToken: true,
-    extraTokenClaims: async (_ctx, token) => {
+    extraTokenClaims: async (ctx, token) => {
       const resourceServer = (token as { resourceServer?: { audience?: string } }).resourceServer;
       if (!resourceServer?.audience || !token.clientId) return undefined;
       const { accountId, grantId } = token as { accountId?: string; grantId?: string };
       if (accountId) {
         // A person's token: their roles on this API, and the digest of the grant it came from so
         // that revoking the grant (reuse detection, logout everywhere) revokes this JWT too.
-        const { roles } = await personGrants(deps.db, accountId, resourceServer.audience);
+        const { roles } = await personGrants(ctx, deps.db, accountId, resourceServer.audience);
         return { roles, ...(grantId ? { gid: grantDigest(grantId) } : {}) };
       }
       const client = await directory.client(token.clientId);

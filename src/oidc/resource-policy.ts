@@ -69,7 +69,7 @@ export function resourceIndicators(directory: Directory, db: Kysely<Tables>) {
         // is gone from the next token. The consent page already left out what they lack.
         const accountId = tokenAccountId(ctx);
         if (!accountId) return resourceServerInfo(api, api.scopes);
-        const { scopes } = await personGrants(db, accountId, api.identifier);
+        const { scopes } = await personGrants(ctx, db, accountId, api.identifier);
         return resourceServerInfo(api, [...scopes].filter((scope) => api.scopes.has(scope)));
       }
 
