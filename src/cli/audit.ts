@@ -30,8 +30,11 @@ export function auditCommand(): Command {
     .option('-f, --follow', 'keep printing new events as they are written (Ctrl-C stops)')
     .action(action(async ({ db, out }, opts: { type: string[]; limit: number; follow?: boolean }) => {
       const type = words(opts.type);
+      // Followed events are printed as they come; otherwise with the command's result.
       const print = (events: AuditEventView[]) => {
-        for (const event of events) process.stdout.write(`${out.json ? JSON.stringify(event) : line(event)}\n`);
+        const text = events.map((event) => `${out.json ? JSON.stringify(event) : line(event)}\n`).join('');
+        if (opts.follow) process.stdout.write(text);
+        else out.write(text);
       };
       const first = await tailAuditEvents(db, { limit: opts.limit, type });
       print(first);

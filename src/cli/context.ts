@@ -61,6 +61,7 @@ export function action<A extends unknown[]>(
     } finally {
       await database.close();
     }
+    out.flush();
   };
 }
 

@@ -2,15 +2,30 @@
 
 export interface Output {
   json: boolean;
-  /** Prints a value: as JSON, or through `human` as text. */
+  /**
+   * Prints a value: as JSON, or through `human` as text. The text is held until `flush`, which
+   * a command calls once its changes are written and the database is closed: what it reports has
+   * happened, and the process exits right after its last line.
+   */
   print<T>(value: T, human: (value: T) => string): void;
+  /** Holds text already formatted (lines of JSON or of text) until `flush`. */
+  write(text: string): void;
+  flush(): void;
 }
 
 export function createOutput(json: boolean, write = (text: string) => process.stdout.write(text)): Output {
+  let held = '';
   return {
     json,
     print(value, human) {
-      write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human(value)}\n`);
+      held += json ? `${JSON.stringify(value, null, 2)}\n` : `${human(value)}\n`;
+    },
+    write(text) {
+      held += text;
+    },
+    flush() {
+      if (held) write(held);
+      held = '';
     },
   };
 }
