@@ -1,4 +1,5 @@
 // The composition root: the only module that wires every layer together.
+import type { X509Certificate } from 'node:crypto';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.ts';
@@ -15,6 +16,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { pendingMigrations } from './db/migrator.ts';
 import { pingDatabase } from './store/health.ts';
 import { Directory } from './oidc/directory.ts';
+import { ClientCertificates } from './oidc/client-certificates.ts';
 import { createProvider } from './oidc/provider.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
 import { createKeySetLoader, listKeys, rotateSigningKeysIfDue, type KeyRotation } from './services/key-rotation.ts';
@@ -40,6 +42,8 @@ export interface App {
   metrics: Metrics;
   /** Request limits (login protection takes its limiter from here). */
   limiters: RequestLimiters;
+  /** Client certificates of requests (RFC 8705); its CAs are replaced when the CA file changes. */
+  clientCertificates: ClientCertificates;
   /** From now on /readyz answers 503 and responses close their connections (shutdown). */
   drain(): void;
   /** Stops background work (not the database, which the caller owns). */
@@ -86,6 +90,8 @@ export interface BuildAppOptions {
   onKeyRotation?(rotation: KeyRotation): void;
   /** A cluster worker's metrics registry (the primary aggregates them); a new one by default. */
   metrics?: Metrics;
+  /** The CAs of TLS_CLIENT_CA_FILE: tls_client_auth accepts certificates they issued. */
+  clientAuthorities?: X509Certificate[];
 }
 
 export async function buildApp(options: BuildAppOptions): Promise<App> {
@@ -109,6 +115,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await database.changes?.start();
   const audit = new AuditLog(database.db, { logger });
   const pages = createPages();
+  const clientCertificates = new ClientCertificates(config.mtls, options.clientAuthorities);
   const protection = new LoginProtection(database.db, config.login);
   const providers = await ProviderHolder.create({
     build: (keys) => createProvider(config, {
@@ -118,6 +125,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       keys,
       cookieKeys,
       dpopNonceSecret,
+      clientCertificates,
       onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
       onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, audit, refusal),
       onTokenIssued: (grantType, api) => metrics.tokensIssued.inc({ grant_type: grantType, api }),
@@ -161,7 +169,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     logger,
     issuer: config.issuer,
     maxBodyBytes: config.maxBodyBytes,
-    verifyAccessToken: (token, audience) => providers.current().verifyAccessToken(token, audience),
+    verifyAccessToken: (token, audience, request) => providers.current()
+      .verifyAccessToken(token, audience, clientCertificates.fromRequest(request)?.thumbprint),
     auditLog: audit,
   });
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
@@ -242,6 +251,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     audit,
     metrics,
     limiters,
+    clientCertificates,
     drain: () => { draining = true; },
     close: async () => {
       if (prune) clearInterval(prune);

@@ -1,6 +1,7 @@
 // The only reader of process.env. Everything else receives a Config.
 import os from 'node:os';
 import path from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { readMasterKeySettings, type MasterKeySettings } from './master-key.ts';
 
@@ -33,6 +34,17 @@ export interface Config extends MasterKeySettings {
    * advance by a compromised client is useless later. Costs a client one extra round trip.
    */
   dpopRequireNonce: boolean;
+  /** HTTPS on the public listener: PEM files, re-read when they change (docs/mtls.md). */
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** Mutual TLS (RFC 8705): which CAs issue client certificates, and proxies that forward them. */
+  mtls: {
+    /** PEM bundle of the CAs whose certificates tls_client_auth accepts. */
+    caFile: string | undefined;
+    /** The header a TLS-terminating proxy puts the client certificate in. */
+    header: string | undefined;
+    /** CIDR ranges of the proxies trusted to set that header. */
+    proxies: string[];
+  };
   /** Signing-key rotation (docs/keys.md, "Key rotation"). */
   keyRotation: {
     /** Rotate automatically when the newest key has signed for this many days (0: never). */
@@ -149,6 +161,12 @@ export const envSchema = z.object({
   KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600).describe('A new signing key is published this long before it signs; the JWKS max-age is half of it, at most 600.'),
   // Sender-constrained tokens (docs/sender-constrained-tokens.md) and the audit log (docs/audit.md).
   DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0']).default('true').describe('DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8).'),
+  // TLS and mutual TLS (docs/mtls.md).
+  TLS_CERT_FILE: z.string().min(1).optional().describe('PEM certificate (chain) of the public listener: with TLS_KEY_FILE, Postern serves HTTPS itself. Replaced files are picked up within 10 s.'),
+  TLS_KEY_FILE: z.string().min(1).optional().describe('PEM private key of TLS_CERT_FILE.'),
+  TLS_CLIENT_CA_FILE: z.string().min(1).optional().describe('PEM bundle of the CAs that issue client certificates for `tls_client_auth` (RFC 8705 §2.1). The HTTPS listener asks every client for a certificate (optional at the TLS level).'),
+  TLS_CLIENT_CERT_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,100}$/).optional().describe('Header in which a TLS-terminating proxy forwards the client certificate (PEM, URL-encoded PEM or base64 DER), e.g. `X-Client-Cert`. Believed only from TLS_CLIENT_CERT_PROXIES.'),
+  TLS_CLIENT_CERT_PROXIES: z.string().default('').describe('Addresses (CIDR, comma-separated) of the proxies allowed to set TLS_CLIENT_CERT_HEADER: the TCP peer must be one of them.'),
   AUDIT_RETENTION_DAYS: intFrom(0, 36500).default(365).describe('Audit events older than this are deleted by the prune timer (0: kept forever).'),
 });
 
@@ -156,6 +174,17 @@ export const envSchema = z.object({
 export function jwksMaxAge(propagationSeconds: number): number {
   return Math.min(600, Math.floor(propagationSeconds / 2));
 }
+/** An IPv4 or IPv6 address, or a CIDR range. */
+function isCidr(value: string): boolean {
+  try {
+    if (value.includes('/')) ipaddr.parseCIDR(value);
+    else ipaddr.parse(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 export function isLoopbackHost(hostname: string): boolean {
@@ -184,21 +213,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const mode: Mode = e.NODE_ENV === 'production' ? 'production' : 'development';
   const port = e.PORT;
 
+  const tls = e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: path.resolve(e.TLS_CERT_FILE), keyFile: path.resolve(e.TLS_KEY_FILE) } : undefined;
+  if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) problems.push('TLS_CERT_FILE and TLS_KEY_FILE go together: set both, or neither');
+  const scheme = tls ? 'https' : 'http';
   let issuer = e.ISSUER;
   if (!issuer) {
     if (mode === 'production') {
       problems.push('ISSUER is required in production (the public https URL of this server)');
     } else {
-      conveniences.push(`issuer defaults to http://localhost:${port}`);
+      conveniences.push(`issuer defaults to ${scheme}://localhost:${port}`);
     }
-    issuer = `http://localhost:${port}`;
+    issuer = `${scheme}://localhost:${port}`;
   }
   const url = URL.parse(issuer);
   if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
     problems.push(`ISSUER must be an http(s) URL without query or fragment, got "${issuer}"`);
   } else {
     issuer = url.href.replace(/\/$/, '');
-    if (url.protocol === 'http:') {
+    if (url.protocol === 'http:' && tls) {
+      problems.push(`ISSUER must use https when Postern serves TLS itself (TLS_CERT_FILE), got "${issuer}"`);
+    } else if (url.protocol === 'http:') {
       if (mode === 'production' && !isLoopbackHost(url.hostname)) {
         problems.push(`ISSUER must use https in production, got "${issuer}"`);
       } else {
@@ -241,6 +275,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const overrides = parseOverrides(e.RATE_LIMIT_CLIENT_OVERRIDES);
   if (!overrides) problems.push('RATE_LIMIT_CLIENT_OVERRIDES must read client_id=requests,client_id=requests,...');
 
+  const proxyEntries = e.TLS_CLIENT_CERT_PROXIES.split(',').map((item) => item.trim()).filter(Boolean);
+  const badProxies = proxyEntries.filter((item) => !isCidr(item));
+  // A bare address is one host.
+  const proxies = proxyEntries.filter(isCidr)
+    .map((item) => (item.includes('/') ? item : `${item}/${ipaddr.parse(item).kind() === 'ipv4' ? 32 : 128}`));
+  if (badProxies.length) problems.push(`TLS_CLIENT_CERT_PROXIES: not an address or CIDR range: ${badProxies.join(', ')}`);
+  if (e.TLS_CLIENT_CERT_HEADER && proxies.length === 0) {
+    problems.push('TLS_CLIENT_CERT_HEADER needs TLS_CLIENT_CERT_PROXIES: the addresses of the proxies allowed to set it');
+  }
+  if (e.TLS_CLIENT_CA_FILE && !tls && !e.TLS_CLIENT_CERT_HEADER) {
+    problems.push('TLS_CLIENT_CA_FILE needs TLS_CERT_FILE (Postern serves TLS) or TLS_CLIENT_CERT_HEADER (a proxy forwards certificates)');
+  }
+
   const masterKeys = readMasterKeySettings({
     mode,
     dataDir: path.resolve(e.POSTERN_DATA_DIR),
@@ -273,6 +320,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       slowDownAfter: e.LOGIN_SLOW_DOWN_AFTER,
     },
     dpopRequireNonce: e.DPOP_REQUIRE_NONCE === 'true' || e.DPOP_REQUIRE_NONCE === '1',
+    tls,
+    mtls: {
+      caFile: e.TLS_CLIENT_CA_FILE ? path.resolve(e.TLS_CLIENT_CA_FILE) : undefined,
+      header: e.TLS_CLIENT_CERT_HEADER?.toLowerCase(),
+      proxies,
+    },
     masterKey: masterKeys.masterKey,
     developmentMasterKeyFile: masterKeys.developmentMasterKeyFile,
     newMasterKey: masterKeys.newMasterKey,

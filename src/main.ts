@@ -11,6 +11,7 @@ import { createLogger } from './logger.ts';
 import { resolveMasterKey, type ResolvedMasterKey } from './master-key.ts';
 import { runPrimary } from './cluster.ts';
 import { serve } from './serve.ts';
+import { loadTlsMaterial, type TlsMaterial } from './tls.ts';
 import { hasSigningKeys, MasterKeyError, type Keyring } from './services/keys.ts';
 
 function fail(lines: string[]): never {
@@ -20,6 +21,13 @@ function fail(lines: string[]): never {
 
 const { config, problems, conveniences } = loadConfig();
 const logger = createLogger(config.logLevel);
+
+let tlsMaterial: TlsMaterial = { server: undefined, authorities: [] };
+try {
+  tlsMaterial = loadTlsMaterial(config);
+} catch (error) {
+  problems.push((error as Error).message);
+}
 
 // Open the database when the configuration names one we may use, even if other settings are
 // wrong, so that its problems (unreachable, no keys in production) are listed with the rest.
@@ -72,7 +80,7 @@ if (clustered && cluster.isPrimary) {
   await database.close();
   runPrimary(config, logger, config.mode === 'development' ? banner() : undefined);
 } else {
-  await serve({ config, database, logger, keys: prepared.keys, keyring, clustered, banner: config.mode === 'development' && !clustered ? banner() : undefined });
+  await serve({ config, database, logger, keys: prepared.keys, keyring, clustered, tls: tlsMaterial, banner: config.mode === 'development' && !clustered ? banner() : undefined });
 }
 
 function banner(): string {

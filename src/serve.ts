@@ -2,6 +2,7 @@
 // and its graceful stop on SIGTERM. Run by main.ts, alone or as a cluster worker.
 import cluster from 'node:cluster';
 import http from 'node:http';
+import https from 'node:https';
 import { AggregatorRegistry } from 'prom-client';
 import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
@@ -9,11 +10,12 @@ import type { Database } from './db/database.ts';
 import { metricsServer } from './http/metrics-server.ts';
 import type { Logger } from './logger.ts';
 import type { KeyMaterial, Keyring } from './services/keys.ts';
+import { httpsOptions, watchTlsFiles, type TlsMaterial } from './tls.ts';
 
 export const STOP_MESSAGE = 'postern:stop';
 
-function createServer(handler: http.RequestListener): http.Server {
-  const created = http.createServer(handler);
+function createServer(handler: http.RequestListener, tlsOptions?: https.ServerOptions): http.Server {
+  const created = tlsOptions ? https.createServer(tlsOptions, handler) : http.createServer(handler);
   created.headersTimeout = 10_000;
   created.requestTimeout = 30_000;
   created.keepAliveTimeout = 5_000;
@@ -31,6 +33,8 @@ export interface ServeOptions {
   clustered: boolean;
   /** Printed on stdout once listening (development). */
   banner: string | undefined;
+  /** The certificate of the public listener (HTTPS) and the CAs of client certificates. */
+  tls: TlsMaterial;
 }
 
 function failStart(lines: string[]): never {
@@ -49,6 +53,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   const logger = options.clustered && cluster.worker ? options.logger.child({ worker: cluster.worker.id }) : options.logger;
   const app = await buildApp({
     config, database, logger, cookieKeys: options.keys.cookieKeys, dpopNonceSecret: options.keys.dpopNonceSecret, keyring: options.keyring,
+    clientAuthorities: options.tls.authorities,
   });
   if (options.clustered) {
     // Constructing one installs the worker's answer to the primary's metrics requests.
@@ -56,7 +61,13 @@ export async function serve(options: ServeOptions): Promise<void> {
     AggregatorRegistry.setRegistries([app.metrics.registry]);
   }
 
-  const server = createServer(app.koa.callback());
+  const server = createServer(app.koa.callback(), options.tls.server ? httpsOptions(options.tls) : undefined);
+  // Renewed certificate, key or CA files: new connections use them, without a restart.
+  const stopWatching = watchTlsFiles(config, (material) => {
+    if (material.server && server instanceof https.Server) server.setSecureContext(httpsOptions(material));
+    app.clientCertificates.setAuthorities(material.authorities);
+    logger.info({ authorities: material.authorities.length }, 'TLS files reloaded');
+  }, (error) => logger.error({ err: error }, 'the changed TLS files cannot be used; still serving with the previous ones'));
   // The admin API's own listener (ADMIN_PORT), apart from the public endpoints.
   const adminServer = config.admin ? createServer(app.adminKoa.callback()) : undefined;
   const metricsListener = config.metrics.port !== undefined && !options.clustered
@@ -83,7 +94,7 @@ export async function serve(options: ServeOptions): Promise<void> {
 
   if (options.banner) process.stdout.write(options.banner);
   logger.info({
-    issuer: config.issuer, host: config.host, port: config.port, admin: config.admin ?? 'public listener',
+    issuer: config.issuer, host: config.host, port: config.port, admin: config.admin ?? 'public listener', tls: Boolean(options.tls.server),
     mode: config.mode, store: database.kind, limits: app.limiters.store,
   }, 'listening');
 
@@ -103,6 +114,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     if (config.shutdownDelaySeconds > 0) {
       await new Promise((resolve) => setTimeout(resolve, config.shutdownDelaySeconds * 1000));
     }
+    stopWatching();
     const closed = listeners.map((each) => new Promise((resolve) => each.once('close', resolve)));
     for (const each of listeners) each.close();
     // A keep-alive connection between two requests holds no work: let each go once idle.

@@ -1,9 +1,11 @@
-// `postern clients create|update` for private_key_jwt keys, network allow-lists and the DPoP
-// requirement, run as a user runs them (child processes, on the test's database).
+// `postern clients create|update` for private_key_jwt keys, TLS client certificates (RFC 8705),
+// network allow-lists and the DPoP requirement, run as a user runs them (child processes, on the
+// test's database).
 import fs from 'node:fs';
 import path from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { createAuthority, selfSigned, writePem } from './support/certificates.ts';
 import { useCliStore } from './support/cli.ts';
 import { describeRun, postern } from './support/process.ts';
 
@@ -67,5 +69,35 @@ describe('postern clients create and update for key-authenticated, network-limit
     await refused(['clients', 'create', '--name', 'x3', '--jwks-file', path.join(store.home, 'missing.json')], 'cannot read');
     await refused(['clients', 'rotate-secret', 'billing'], 'has no secret');
     await refused(['clients', 'create', '--name', 'x4', '--jwks-uri', 'http://keys.example.com/jwks'], 'must use https');
+  }, CLI_STEPS_TIMEOUT_MS);
+
+  it('creates tls_client_auth and self_signed_tls_client_auth clients: no secret, tokens bound by default', async () => {
+    let out = await ok(['clients', 'create', '--name', 'orders', '--tls-subject-dn', 'CN=orders,O=Example']);
+    expect(out).toMatch(/^auth method:\s+tls_client_auth$/m);
+    expect(out).toMatch(/^certificate subject:\s+subject_dn CN=orders,O=Example$/m);
+    expect(out).toMatch(/^require mtls:\s+yes/m);
+    expect(out).not.toContain('client_secret');
+
+    const cert = await selfSigned('CN=reports');
+    out = await ok(['clients', 'create', '--name', 'reports', '--certificate-file', writePem(store.home, 'reports.pem', cert.cert)]);
+    expect(out).toMatch(/^auth method:\s+self_signed_tls_client_auth$/m);
+    expect(out).toContain(`certificates: ${cert.thumbprint} (CN=reports, expires `);
+
+    const next = await selfSigned('CN=reports');
+    const shown = JSON.parse(await ok(['--json', 'clients', 'update', 'reports', '--no-require-mtls',
+      '--certificate-file', writePem(store.home, 'next.pem', `${cert.cert}${next.cert}`)]));
+    expect(shown).toMatchObject({ requireMtls: false, certificates: [{ thumbprint: cert.thumbprint }, { thumbprint: next.thumbprint }] });
+  }, CLI_STEPS_TIMEOUT_MS);
+
+  it('refuses two subjects, a malformed DN, a subject with another method, a private key as certificate, an expired one', async () => {
+    await refused(['clients', 'create', '--name', 'x5', '--tls-subject-dn', 'CN=a', '--tls-san-dns', 'a.internal'], 'give one of --tls-subject-dn');
+    await refused(['clients', 'create', '--name', 'x6', '--tls-subject-dn', 'orders'], 'is not a distinguished name (RFC 4514)');
+    await refused(['clients', 'create', '--name', 'x7', '--auth-method', 'client_secret_basic', '--tls-san-dns', 'a.internal'],
+      'tlsSubject is for tls_client_auth clients');
+    const authority = await createAuthority();
+    await refused(['clients', 'create', '--name', 'x8', '--certificate-file', writePem(store.home, 'key.pem', authority.key)],
+      'holds no PEM certificate');
+    const expired = await selfSigned('CN=old', { days: -1 });
+    await refused(['clients', 'create', '--name', 'x9', '--certificate-file', writePem(store.home, 'old.pem', expired.cert)], 'expired on');
   }, CLI_STEPS_TIMEOUT_MS);
 });

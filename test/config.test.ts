@@ -97,4 +97,22 @@ describe('operations settings', () => {
     ]);
     expect(loadConfig({ REDIS_URL: 'http://x' }).problems).toEqual(['REDIS_URL must be a redis:// or rediss:// URL']);
   });
+
+  it('reads the TLS and mutual TLS settings, and says what is missing', () => {
+    expect(loadConfig({ TLS_CERT_FILE: 'cert.pem', TLS_KEY_FILE: 'key.pem', TLS_CLIENT_CA_FILE: 'ca.pem' })).toMatchObject({
+      problems: [],
+      config: { issuer: 'https://localhost:3000', tls: { certFile: expect.stringMatching(/cert\.pem$/) }, mtls: { caFile: expect.stringMatching(/ca\.pem$/) } },
+    });
+    expect(loadConfig({ TLS_CERT_FILE: 'cert.pem' }).problems).toEqual(['TLS_CERT_FILE and TLS_KEY_FILE go together: set both, or neither']);
+    expect(loadConfig({ TLS_CERT_FILE: 'c.pem', TLS_KEY_FILE: 'k.pem', ISSUER: 'http://localhost:3000' }).problems)
+      .toEqual(['ISSUER must use https when Postern serves TLS itself (TLS_CERT_FILE), got "http://localhost:3000"']);
+    expect(loadConfig({ TLS_CLIENT_CA_FILE: 'ca.pem' }).problems)
+      .toEqual(['TLS_CLIENT_CA_FILE needs TLS_CERT_FILE (Postern serves TLS) or TLS_CLIENT_CERT_HEADER (a proxy forwards certificates)']);
+    expect(loadConfig({ TLS_CLIENT_CERT_HEADER: 'X-Client-Cert' }).problems)
+      .toEqual(['TLS_CLIENT_CERT_HEADER needs TLS_CLIENT_CERT_PROXIES: the addresses of the proxies allowed to set it']);
+    expect(loadConfig({ TLS_CLIENT_CERT_HEADER: 'X-Client-Cert', TLS_CLIENT_CERT_PROXIES: '10.0.0.0/8, 192.0.2.7, bogus' }).problems)
+      .toEqual(['TLS_CLIENT_CERT_PROXIES: not an address or CIDR range: bogus']);
+    expect(loadConfig({ TLS_CLIENT_CERT_HEADER: 'X-Client-Cert', TLS_CLIENT_CERT_PROXIES: '10.0.0.0/8,192.0.2.7' }).config.mtls)
+      .toEqual({ caFile: undefined, header: 'x-client-cert', proxies: ['10.0.0.0/8', '192.0.2.7/32'] });
+  });
 });

@@ -16,6 +16,7 @@ function show(api: apis.ApiView): string {
     ['token ttl', `${api.accessTokenTtl}s`],
     ['introspection client', api.introspectionClientId],
     ['require dpop', api.requireDpop ? 'yes' : 'no'],
+    ['require mtls', api.requireMtls ? 'yes' : 'no'],
     ['built in', api.system ? 'yes' : 'no'],
   ]);
 }
@@ -35,9 +36,10 @@ export function apisCommand(): Command {
     .option('--ttl <duration>', 'access token lifetime (e.g. 300, 5m)', ttl, 300)
     .option('--introspection-client <client>', 'a client (id or name) that may introspect every token for this API')
     .option('--require-dpop', 'token requests for it must carry a DPoP proof; its tokens are DPoP-bound (RFC 9449)')
+    .option('--require-mtls', 'its tokens must be bound to the client\'s TLS certificate (RFC 8705)')
     .action(action(async ({ db, out, audit }, opts: {
       identifier: string; name?: string; scopes: string[]; tokenFormat: string; alg: string; ttl: number;
-      introspectionClient?: string; requireDpop?: boolean;
+      introspectionClient?: string; requireDpop?: boolean; requireMtls?: boolean;
     }) => {
       const api = await apis.createApi(db, {
         identifier: opts.identifier,
@@ -48,6 +50,7 @@ export function apisCommand(): Command {
         accessTokenTtl: opts.ttl,
         introspectionClient: opts.introspectionClient,
         requireDpop: opts.requireDpop,
+        requireMtls: opts.requireMtls,
       }, audit);
       out.print(api, (value) => `API created\n${show(value)}`);
     }));
@@ -81,9 +84,11 @@ export function apisCommand(): Command {
     .option('--no-introspection-client', 'remove the introspection client')
     .option('--require-dpop', 'token requests for it must carry a DPoP proof')
     .option('--no-require-dpop', 'Bearer tokens are issued for it again')
+    .option('--require-mtls', 'its tokens must be bound to the client\'s TLS certificate (RFC 8705)')
+    .option('--no-require-mtls', 'its tokens need not be certificate-bound')
     .action(action(async ({ db, out, audit }, ref: string, opts: {
       name?: string; addScopes: string[]; removeScopes: string[]; tokenFormat?: string; alg?: string; ttl?: number;
-      introspectionClient?: string | false; requireDpop?: boolean;
+      introspectionClient?: string | false; requireDpop?: boolean; requireMtls?: boolean;
     }) => {
       const api = await apis.updateApi(db, ref, {
         name: opts.name,
@@ -94,6 +99,7 @@ export function apisCommand(): Command {
         accessTokenTtl: opts.ttl,
         introspectionClient: opts.introspectionClient === false ? null : opts.introspectionClient,
         requireDpop: opts.requireDpop,
+        requireMtls: opts.requireMtls,
       }, audit);
       out.print(api, (value) => `API updated\n${show(value)}`);
     }));

@@ -12,15 +12,18 @@ function show(client: clients.ClientView): string {
     ['enabled', client.enabled ? 'yes' : 'no'],
     ['grant types', client.grantTypes.join(' ')],
     ['auth method', client.public ? 'none (public client)' : client.tokenEndpointAuthMethod],
-    ...(client.jwks ? [['keys', client.jwks.keys.map(describeKey).join(', ')] as [string, string]] : []),
+    ...(client.jwks && !client.certificates.length ? [['keys', client.jwks.keys.map(describeKey).join(', ')] as [string, string]] : []),
     ...(client.jwksUri ? [['jwks_uri', client.jwksUri] as [string, string]] : []),
     ...(client.redirectUris.length ? [['redirect URIs', client.redirectUris.join(' ')] as [string, string]] : []),
     ...(client.postLogoutRedirectUris.length ? [['logout URIs', client.postLogoutRedirectUris.join(' ')] as [string, string]] : []),
     ...(client.grantTypes.includes('authorization_code') ? [['first-party', client.firstParty ? 'yes (no consent screen)' : 'no'] as [string, string]] : []),
     ['networks', client.allowedNetworks.join(' ') || '(any)'],
+    ...(client.tlsSubject ? [['certificate subject', `${client.tlsSubject.field} ${client.tlsSubject.value}`] as [string, string]] : []),
+    ...(client.certificates.length ? [['certificates', client.certificates.map((c) => `${c.thumbprint} (${c.subject}, expires ${c.expiresAt})`).join('\n              ')] as [string, string]] : []),
     ['require dpop', client.requireDpop ? 'yes' : 'no'],
+    ['require mtls', client.requireMtls ? 'yes (tokens bound to its certificate)' : 'no'],
     ['roles', client.roles.join(' ') || '(none)'],
-    ...(client.tokenEndpointAuthMethod === 'private_key_jwt' || client.public ? [] : [['secrets', client.secrets.map((s) => `${s.id} (created ${s.createdAt}${s.expiresAt ? `, expires ${s.expiresAt}` : ''})`).join('\n         ')] as [string, string]]),
+    ...(!client.tokenEndpointAuthMethod.startsWith('client_secret') || client.public ? [] : [['secrets', client.secrets.map((s) => `${s.id} (created ${s.createdAt}${s.expiresAt ? `, expires ${s.expiresAt}` : ''})`).join('\n         ')] as [string, string]]),
   ]);
 }
 
@@ -44,18 +47,68 @@ function readJwksFile(file: string): unknown {
   }
 }
 
+/** A file's certificates (PEM); the service checks them. */
+function readCertificateFiles(files: string[]): string[] | undefined {
+  if (files.length === 0) return undefined;
+  return files.flatMap((file) => {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new Error(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+    if (!blocks) throw new Error(`${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    return blocks;
+  });
+}
+
+const TLS_SUBJECT_OPTIONS = [
+  ['tlsSubjectDn', 'subject_dn'], ['tlsSanDns', 'san_dns'], ['tlsSanIp', 'san_ip'], ['tlsSanEmail', 'san_email'], ['tlsSanUri', 'san_uri'],
+] as const;
+type TlsSubjectOptions = Partial<Record<(typeof TLS_SUBJECT_OPTIONS)[number][0], string>>;
+
+/** The one --tls-subject-dn / --tls-san-* option given, if any. */
+function tlsSubjectOf(opts: TlsSubjectOptions): clients.TlsSubject | undefined {
+  const given = TLS_SUBJECT_OPTIONS.filter(([key]) => opts[key] !== undefined);
+  if (given.length > 1) throw new Error('give one of --tls-subject-dn, --tls-san-dns, --tls-san-ip, --tls-san-email, --tls-san-uri (RFC 8705 §2.1.2)');
+  const [entry] = given;
+  return entry ? { field: entry[1], value: opts[entry[0]]! } : undefined;
+}
+
+/** The options that say how a client proves itself with a TLS certificate. */
+function withCertificateOptions(command: Command, verb: 'create' | 'update'): Command {
+  const replace = verb === 'update' ? 'replace: ' : '';
+  return command
+    .option('--tls-subject-dn <dn>', `tls_client_auth: ${replace}the subject DN its certificate carries, RFC 4514 (e.g. "CN=orders,O=Example")`)
+    .option('--tls-san-dns <name>', `tls_client_auth: ${replace}a DNS name in its certificate's subjectAltName`)
+    .option('--tls-san-ip <address>', `tls_client_auth: ${replace}an IP address in its certificate's subjectAltName`)
+    .option('--tls-san-email <email>', `tls_client_auth: ${replace}an email address in its certificate's subjectAltName`)
+    .option('--tls-san-uri <uri>', `tls_client_auth: ${replace}a URI in its certificate's subjectAltName (e.g. a SPIFFE ID)`)
+    .option('--certificate-file <file>', `self_signed_tls_client_auth: ${replace}its certificate(s), PEM (repeatable)`, collect, [])
+    .option('--require-mtls', 'bind its access tokens to its TLS certificate (RFC 8705; the default for certificate authentication)')
+    .option('--no-require-mtls', 'issue it unbound tokens');
+}
+
+const NO_SECRET_NOTICE: Record<string, string> = {
+  private_key_jwt: 'It authenticates with client assertions signed by its own keys (no secret).',
+  tls_client_auth: 'It authenticates with a certificate from a CA of TLS_CLIENT_CA_FILE carrying that subject (no secret).',
+  self_signed_tls_client_auth: 'It authenticates with one of these certificates (no secret).',
+};
+
 const SECRET_NOTICE = 'Store the secret now: it is shown only once and Postern keeps only a hash.';
 
 export function clientsCommand(): Command {
   const command = new Command('clients').description('clients: services that get tokens with their own credentials');
 
-  command.command('create')
+  const create = command.command('create')
     .description('register a client; prints its client_id and a new secret once')
     .requiredOption('--name <name>', 'unique name')
     .option('--grant <grant>', 'grant type: client_credentials (default) or authorization_code (repeatable)', collect, [])
     .option('--role <role>', 'role to assign (repeatable)', collect, [])
-    .addOption(new Option('--auth-method <method>', 'how it authenticates at the token endpoint '
-      + '(default: private_key_jwt with --jwks-file or --jwks-uri, else client_secret_basic)')
+    .addOption(new Option('--auth-method <method>', 'how it authenticates at the token endpoint (default: private_key_jwt with '
+      + '--jwks-file or --jwks-uri, tls_client_auth with --tls-subject-dn or --tls-san-*, self_signed_tls_client_auth with '
+      + '--certificate-file, else client_secret_basic)')
       .choices([...clients.AUTH_METHODS]))
     .option('--jwks-file <file>', 'private_key_jwt: a JSON file with its public keys (a JWK Set)')
     .option('--jwks-uri <url>', 'private_key_jwt: the https URL of its JWK Set')
@@ -64,11 +117,12 @@ export function clientsCommand(): Command {
     .option('--redirect-uri <uri>', 'where authorization codes may be sent (repeatable; authorization_code)', collect, [])
     .option('--post-logout-redirect-uri <uri>', 'where people may return after logging out (repeatable)', collect, [])
     .option('--public', 'a public app (SPA, native) that cannot keep a secret: no secret, PKCE only')
-    .option('--first-party', 'an app of your own: people are not asked for consent')
-    .action(action(async ({ db, out, audit }, opts: {
+    .option('--first-party', 'an app of your own: people are not asked for consent');
+  withCertificateOptions(create, 'create')
+    .action(action(async ({ db, out, audit }, opts: TlsSubjectOptions & {
       name: string; grant: string[]; role: string[]; authMethod?: string; jwksFile?: string; jwksUri?: string;
       allowedNetwork: string[]; requireDpop?: boolean; redirectUri: string[]; postLogoutRedirectUri: string[];
-      public?: boolean; firstParty?: boolean;
+      public?: boolean; firstParty?: boolean; certificateFile: string[]; requireMtls?: boolean;
     }) => {
       const result = await clients.createClient(db, {
         name: opts.name,
@@ -77,8 +131,11 @@ export function clientsCommand(): Command {
         tokenEndpointAuthMethod: opts.authMethod,
         jwks: opts.jwksFile === undefined ? undefined : readJwksFile(opts.jwksFile),
         jwksUri: opts.jwksUri,
+        tlsSubject: tlsSubjectOf(opts),
+        certificates: readCertificateFiles(opts.certificateFile),
         allowedNetworks: words(opts.allowedNetwork),
         requireDpop: opts.requireDpop,
+        requireMtls: opts.requireMtls,
         redirectUris: opts.redirectUri,
         postLogoutRedirectUris: opts.postLogoutRedirectUri,
         public: opts.public,
@@ -89,12 +146,12 @@ export function clientsCommand(): Command {
         () => result.clientSecret !== null
           ? `client created\n${show(result.client)}\nclient_secret: ${result.clientSecret}\n\n${SECRET_NOTICE}`
           : result.client.public ? `client created\n${show(result.client)}`
-            : `client created\n${show(result.client)}\n\nIt authenticates with client assertions signed by its own keys (no secret).`,
+            : `client created\n${show(result.client)}\n\n${NO_SECRET_NOTICE[result.client.tokenEndpointAuthMethod] ?? ''}`,
       );
     }));
 
-  command.command('update')
-    .description('replace a client\'s keys, networks or DPoP requirement (every process applies it before this returns)')
+  const update = command.command('update')
+    .description('replace a client\'s keys, certificates, networks or token binding (every process applies it before this returns)')
     .argument('<client>', 'client id or name')
     .option('--name <name>', 'new name')
     .option('--jwks-file <file>', 'private_key_jwt: replace its public keys with this JWK Set')
@@ -102,9 +159,11 @@ export function clientsCommand(): Command {
     .option('--allowed-network <cidr>', 'replace its networks with these (repeatable)', collect, [])
     .option('--any-network', 'lift the network restriction')
     .option('--require-dpop', 'its access tokens must be DPoP-bound')
-    .option('--no-require-dpop', 'its access tokens may be Bearer tokens')
-    .action(action(async ({ db, out }, ref: string, opts: {
+    .option('--no-require-dpop', 'its access tokens may be Bearer tokens');
+  withCertificateOptions(update, 'update')
+    .action(action(async ({ db, out, audit }, ref: string, opts: TlsSubjectOptions & {
       name?: string; jwksFile?: string; jwksUri?: string; allowedNetwork: string[]; anyNetwork?: boolean; requireDpop?: boolean;
+      certificateFile: string[]; requireMtls?: boolean;
     }) => {
       if (opts.anyNetwork && opts.allowedNetwork.length) throw new Error('--any-network and --allowed-network contradict each other');
       const networks = words(opts.allowedNetwork);
@@ -112,9 +171,12 @@ export function clientsCommand(): Command {
         name: opts.name,
         jwks: opts.jwksFile === undefined ? undefined : readJwksFile(opts.jwksFile),
         jwksUri: opts.jwksUri,
+        tlsSubject: tlsSubjectOf(opts),
+        certificates: readCertificateFiles(opts.certificateFile),
         allowedNetworks: opts.anyNetwork ? [] : networks.length ? networks : undefined,
         requireDpop: opts.requireDpop,
-      });
+        requireMtls: opts.requireMtls,
+      }, audit);
       out.print(client, (value) => `client updated\n${show(value)}`);
     }));
 

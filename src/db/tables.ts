@@ -40,6 +40,7 @@ export interface ApisTable {
   system: Generated<boolean>;
   /** Tokens for this API must be DPoP-bound (migration 0007). */
   require_dpop: Generated<boolean>;
+  require_mtls: Generated<boolean>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

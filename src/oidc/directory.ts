@@ -45,6 +45,8 @@ export interface ApiEntry {
   introspectionClientId: string | null;
   /** Tokens for this API must be DPoP-bound (RFC 9449). */
   requireDpop: boolean;
+  /** Tokens for this API must be bound to the client's certificate (RFC 8705 §3). */
+  requireMtls: boolean;
 }
 
 export class Directory {
@@ -274,6 +276,7 @@ export class Directory {
       accessTokenTtl: row.access_token_ttl,
       introspectionClientId: row.introspection_client_id,
       requireDpop: row.require_dpop,
+      requireMtls: row.require_mtls,
     };
   }
 }

@@ -10,6 +10,8 @@ import type { Tables } from '../db/tables.ts';
 import { findAccount, personGrants, SCOPE_CLAIMS } from './accounts.ts';
 import { createAdapterFactory, type NetworkRefusal } from './adapter.ts';
 import { CLIENT_AUTH_ALGS } from './client-keys.ts';
+import { certificateMatchesSubject, TLS_SUBJECT_FIELDS, type TlsSubjectField } from './certificates.ts';
+import { ClientCertificates } from './client-certificates.ts';
 import { auditProviderEvents } from './audit-events.ts';
 import { registrationFeatures, registrationMiddleware, type RegistrationHandlers } from './registration.ts';
 import type { Directory } from './directory.ts';
@@ -37,6 +39,8 @@ export interface ProviderDeps {
   onNetworkRefused?: (refusal: NetworkRefusal) => void;
   /** The browser-facing pages the provider renders itself (views/). */
   pages: ProviderPages;
+  /** Client certificates of requests (mutual TLS, RFC 8705); without it, requests have none. */
+  clientCertificates?: ClientCertificates;
 }
 
 export interface ProviderPages {
@@ -73,7 +77,9 @@ export interface ProviderParts {
    * Checks a Bearer token presented to Postern itself (the admin API): one of our JWT access
    * tokens for `audience`, usable now. Resolves its client id and scopes, or undefined.
    */
-  verifyAccessToken(token: string, audience: string): Promise<{ clientId: string; scopes: string[] } | undefined>;
+  verifyAccessToken(
+    token: string, audience: string, certificateThumbprint?: string,
+  ): Promise<{ clientId: string; scopes: string[] } | undefined>;
 }
 
 /**
@@ -104,6 +110,9 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
     token.resourceServer?.accessTokenTTL ?? DEFAULT_ACCESS_TOKEN_TTL;
 
   const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
+  const certificates = deps.clientCertificates ?? new ClientCertificates({ header: undefined, proxies: [] });
+  const presented = (ctx: KoaContextWithOIDC) => certificates.fromRequest(ctx.req);
+  const subjectFields = new Map(Object.entries(TLS_SUBJECT_FIELDS).map(([field, property]) => [property as string, field as TlsSubjectField]));
   const configuration: Configuration = {
     adapter: createAdapterFactory(deps.db, directory, {
       placeholderSecret: randomBytes(32).toString('base64url'),
@@ -119,7 +128,10 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       short: { httpOnly: true, sameSite: 'lax', secure: config.mode === 'production' },
     },
     // `none`: public clients (SPAs, native apps), which PKCE protects (pkce.required below).
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    // tls_client_auth and self_signed_tls_client_auth: RFC 8705 §2 (docs/mtls.md).
+    clientAuthMethods: [
+      'client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none',
+    ],
     extraClientMetadata: {
       properties: ['first_party'],
       validator: (_ctx, key, value) => {
@@ -142,6 +154,21 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
         requireNonce: () => config.dpopRequireNonce,
         allowReplay: false,
       },
+      // RFC 8705. A request's certificate comes from Postern's TLS listener or a trusted proxy
+      // (client-certificates.ts); tls_client_auth also needs it issued by a configured CA.
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        tlsClientAuth: true,
+        selfSignedTlsClientAuth: true,
+        getCertificate: (ctx) => presented(ctx)?.cert,
+        certificateAuthorized: (ctx) => presented(ctx)?.trusted === true,
+        certificateSubjectMatches: (ctx, property, expected) => {
+          const cert = presented(ctx)?.cert;
+          const field = subjectFields.get(property);
+          return Boolean(cert && field && typeof expected === 'string' && certificateMatchesSubject(cert, field, expected));
+        },
+      },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
@@ -155,7 +182,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
           return true;
         },
       },
-      resourceIndicators: resourceIndicators(directory, deps.db) as never,
+      resourceIndicators: resourceIndicators(directory, deps.db, (ctx) => presented(ctx) !== undefined) as never,
       ...registrationFeatures(),
       rpInitiatedLogout: {
         enabled: true,
@@ -241,8 +268,8 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   }
   return {
     provider,
-    verifyAccessToken: async (token, audience) => {
-      const claims = await tokenPolicy.verifyAccessToken(token, audience);
+    verifyAccessToken: async (token, audience, certificateThumbprint) => {
+      const claims = await tokenPolicy.verifyAccessToken(token, audience, certificateThumbprint);
       return claims && { clientId: claims.client_id!, scopes: (claims.scope ?? '').split(' ').filter(Boolean) };
     },
     fastPaths: [introspectionFastPath(

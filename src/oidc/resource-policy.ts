@@ -11,6 +11,7 @@ import { INTROSPECT_SCOPE, POSTERN_API } from './postern-api.ts';
 export { INTROSPECT_SCOPE, POSTERN_API };
 
 const DPOP_PROOF_REQUIRED = 'a DPoP proof is required for this';
+const CERTIFICATE_REQUIRED = 'a client certificate is required for this';
 
 function isClientCredentials(ctx: KoaContextWithOIDC): boolean {
   return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
@@ -36,7 +37,25 @@ function resourceServerInfo(api: ApiEntry, scopes: Iterable<string>) {
   };
 }
 
-export function resourceIndicators(directory: Directory, db: Kysely<Tables>) {
+/**
+ * RFC 8705 §3: tokens for an API that requires it must be bound to the client's certificate.
+ * The provider binds a client's tokens when the client is registered for it (require mTLS,
+ * `tls_client_certificate_bound_access_tokens`), so the client must be, and must present one.
+ * Refused as invalid_request before anything is issued, like a missing DPoP proof.
+ */
+function checkCertificateBinding(ctx: KoaContextWithOIDC, api: ApiEntry, hasCertificate: boolean): void {
+  const bindsTokens = (ctx.oidc.client as { tlsClientCertificateBoundAccessTokens?: boolean } | undefined)
+    ?.tlsClientCertificateBoundAccessTokens === true;
+  if (api.requireMtls && !bindsTokens) {
+    throw new errors.InvalidRequest('tokens for this resource must be bound to a client certificate (RFC 8705), '
+      + 'and this client is not registered for certificate-bound tokens');
+  }
+  if (!hasCertificate && (api.requireMtls || bindsTokens)) {
+    throw new errors.InvalidRequest(`${CERTIFICATE_REQUIRED} ${api.requireMtls ? 'resource' : 'client'} (RFC 8705)`);
+  }
+}
+
+export function resourceIndicators(directory: Directory, db: Kysely<Tables>, hasCertificate: (ctx: KoaContextWithOIDC) => boolean) {
   return {
     enabled: true,
 
@@ -64,6 +83,7 @@ export function resourceIndicators(directory: Directory, db: Kysely<Tables>) {
           throw new errors.InvalidRequest(`${DPOP_PROOF_REQUIRED} client (RFC 9449)`);
         }
       }
+      if (ctx.oidc.route === 'token') checkCertificateBinding(ctx, api, hasCertificate(ctx));
       if (!isClientCredentials(ctx)) {
         // A person's tokens carry what their roles grant now: a role taken away since consent
         // is gone from the next token. The consent page already left out what they lack.

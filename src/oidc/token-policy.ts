@@ -149,12 +149,15 @@ export class TokenPolicy {
    * expiry, not revoked, its client enabled and the token newer than the client's cut-off. The
    * admin API accepts exactly these; undefined for anything else.
    */
-  async verifyAccessToken(token: string, audience: string): Promise<AccessTokenClaims | undefined> {
+  async verifyAccessToken(token: string, audience: string, certificateThumbprint?: string): Promise<AccessTokenClaims | undefined> {
     const claims = await this.#verify(token);
     if (!claims?.jti || !claims.client_id || !audiences(claims.aud).includes(audience)) return undefined;
-    // RFC 9449 §7.2 (and RFC 8705 §3): a sender-constrained token presented as a plain Bearer
-    // token is refused; the admin API takes no proofs, so it takes unbound tokens only.
-    if (claims.cnf) return undefined;
+    // RFC 9449 §7.2: a DPoP-bound token presented as a plain Bearer token is refused; the admin
+    // API takes no proofs. RFC 8705 §3: a certificate-bound token is accepted only over a
+    // connection presenting that very certificate.
+    if (claims.cnf?.jkt) return undefined;
+    const boundTo = claims.cnf?.['x5t#S256'];
+    if (claims.cnf && (!boundTo || boundTo !== certificateThumbprint)) return undefined;
     if (await this.#isRevoked(claims)) return undefined;
     const client = await this.#deps.directory.client(claims.client_id);
     if (!client?.enabled || predatesCutOff(client, claims.iat)) return undefined;

@@ -27,6 +27,8 @@ export interface ApiView {
   introspectionClientId: string | null;
   /** Token requests for this API must carry a DPoP proof; its tokens are DPoP-bound (RFC 9449). */
   requireDpop: boolean;
+  /** Its tokens must be bound to the client's certificate (RFC 8705 §3). */
+  requireMtls: boolean;
   system: boolean;
   createdAt: string;
 }
@@ -42,6 +44,7 @@ function toView(row: apis.ApiWithScopes): ApiView {
     accessTokenTtl: row.access_token_ttl,
     introspectionClientId: row.introspection_client_id,
     requireDpop: row.require_dpop,
+    requireMtls: row.require_mtls,
     system: row.system,
     createdAt: row.created_at.toISOString(),
   };
@@ -80,6 +83,7 @@ export interface CreateApiInput {
   accessTokenTtl?: number;
   introspectionClient?: string;
   requireDpop?: boolean;
+  requireMtls?: boolean;
 }
 
 export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
@@ -98,6 +102,7 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit
       await apis.insertApi(trx, {
         id, identifier, name: name ?? identifier, tokenFormat, signingAlg, accessTokenTtl, introspectionClientId,
         requireDpop: input.requireDpop === true,
+        requireMtls: input.requireMtls === true,
       });
       await apis.insertApiScopes(trx, id, scopes);
       await publishChange(trx, { kind: 'config' });
@@ -132,6 +137,7 @@ export interface UpdateApiInput {
   /** A client id or name; null removes it. */
   introspectionClient?: string | null;
   requireDpop?: boolean;
+  requireMtls?: boolean;
 }
 
 export async function updateApi(
@@ -167,6 +173,7 @@ export async function updateApi(
           ? undefined
           : input.introspectionClient === null ? null : await resolveClientId(trx, input.introspectionClient),
         requireDpop: input.requireDpop,
+        requireMtls: input.requireMtls,
       });
       await apis.insertApiScopes(trx, api.id, addScopes);
       await apis.deleteApiScopes(trx, api.id, removeScopes);

@@ -3,6 +3,9 @@
 // CLI and the admin API refuse the same things.
 import ipaddr from 'ipaddr.js';
 import { isLoopbackHost } from '../config.ts';
+import {
+  certificateThumbprint, parseCertificate, parseDistinguishedName, TLS_SUBJECT_FIELDS, type TlsSubject, type TlsSubjectField,
+} from '../oidc/certificates.ts';
 import { CLIENT_AUTH_ALGS, CLIENT_KEY_TYPES } from '../oidc/client-keys.ts';
 import { invalid } from './errors.ts';
 
@@ -94,4 +97,86 @@ export function checkNetworks(values: readonly string[], field = 'allowedNetwork
   }
   if (networks.size > MAX_NETWORKS) throw invalid(`at most ${MAX_NETWORKS} networks per client`, field);
   return [...networks];
+}
+
+// ---- mutual TLS (RFC 8705 §2)
+
+const MAX_CERTIFICATES = 20;
+
+/**
+ * The subject a tls_client_auth client must present: one of the subject DN or a SAN entry
+ * (RFC 8705 §2.1.2), checked for form and stored as written (an IP address normalized).
+ */
+export function checkTlsSubject(value: unknown, field = 'tlsSubject'): TlsSubject {
+  const subject = value as Partial<TlsSubject> | null;
+  if (typeof subject !== 'object' || subject === null || !(String(subject.field) in TLS_SUBJECT_FIELDS)) {
+    throw invalid(`${field} must name one of ${Object.keys(TLS_SUBJECT_FIELDS).join(', ')} with its value`, field);
+  }
+  const kind = subject.field as TlsSubjectField;
+  const text = typeof subject.value === 'string' ? subject.value.trim() : '';
+  if (!text || text.length > 1000) throw invalid(`${field}: the ${kind} value must be 1 to 1000 characters`, field);
+  switch (kind) {
+    case 'subject_dn':
+      try {
+        parseDistinguishedName(text);
+      } catch (error) {
+        throw invalid(`${field}: "${text}" is not a distinguished name (RFC 4514): ${(error as Error).message}`, field);
+      }
+      return { field: kind, value: text };
+    case 'san_dns':
+      if (!/^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/.test(text)) {
+        throw invalid(`${field}: "${text}" is not a DNS name (wildcards are not matched)`, field);
+      }
+      return { field: kind, value: text.toLowerCase() };
+    case 'san_ip':
+      try {
+        return { field: kind, value: ipaddr.process(text).toString() };
+      } catch {
+        throw invalid(`${field}: "${text}" is not an IPv4 or IPv6 address`, field);
+      }
+    case 'san_email':
+      if (!/^[^\s@]+@[^\s@]+$/.test(text)) throw invalid(`${field}: "${text}" is not an email address`, field);
+      return { field: kind, value: text };
+    case 'san_uri':
+      if (!URL.parse(text)?.protocol) throw invalid(`${field}: "${text}" is not an absolute URI`, field);
+      return { field: kind, value: text };
+  }
+}
+
+/**
+ * The certificates of a self_signed_tls_client_auth client (PEM), registered as a JWK Set with
+ * each certificate in `x5c` (RFC 8705 §2.2.2): the provider matches the presented certificate
+ * by its SHA-256 thumbprint. Expired certificates are refused.
+ */
+export function checkClientCertificates(values: readonly string[], field = 'certificates', now = Date.now()): ClientJwks {
+  if (values.length === 0 || values.length > MAX_CERTIFICATES) throw invalid(`${field} must hold 1 to ${MAX_CERTIFICATES} certificates`, field);
+  const seen = new Set<string>();
+  const keys = values.map((pem, index) => {
+    const where = `${field}: certificate ${index + 1}`;
+    const cert = typeof pem === 'string' ? parseCertificate(pem) : undefined;
+    if (!cert) throw invalid(`${where} is not a PEM certificate`, field);
+    if (Date.parse(cert.validTo) < now) throw invalid(`${where} expired on ${new Date(cert.validTo).toISOString()}`, field);
+    const thumbprint = certificateThumbprint(cert);
+    if (seen.has(thumbprint)) throw invalid(`${where} is listed twice`, field);
+    seen.add(thumbprint);
+    const jwk = cert.publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+    if (!(CLIENT_KEY_TYPES as readonly unknown[]).includes(jwk.kty)) {
+      throw invalid(`${where} has a ${String(jwk.kty)} key; accepted: ${CLIENT_KEY_TYPES.join(', ')}`, field);
+    }
+    return { ...jwk, kid: thumbprint, 'x5t#S256': thumbprint, x5c: [cert.raw.toString('base64')] };
+  });
+  return { keys };
+}
+
+/** What a client view says of its certificates (self_signed_tls_client_auth). */
+export function describeClientCertificates(jwks: ClientJwks | undefined): { thumbprint: string; subject: string; expiresAt: string }[] {
+  return (jwks?.keys ?? []).flatMap((key) => {
+    const der = Array.isArray(key.x5c) && typeof key.x5c[0] === 'string' ? key.x5c[0] : undefined;
+    const cert = der ? parseCertificate(der) : undefined;
+    return cert ? [{
+      thumbprint: certificateThumbprint(cert),
+      subject: cert.subject.split('\n').reverse().join(','),
+      expiresAt: new Date(cert.validTo).toISOString(),
+    }] : [];
+  });
 }

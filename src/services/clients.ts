@@ -9,7 +9,12 @@ import * as clients from '../store/clients.ts';
 import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as roles from '../store/roles.ts';
 import type { Db } from '../store/types.ts';
-import { checkClientJwks, checkJwksUri, checkNetworks, type ClientJwks } from './client-auth.ts';
+import {
+  checkClientCertificates, checkClientJwks, checkJwksUri, checkNetworks, checkTlsSubject, describeClientCertificates, type ClientJwks,
+} from './client-auth.ts';
+import { TLS_SUBJECT_FIELDS, type TlsSubject } from '../oidc/certificates.ts';
+
+export type { TlsSubject };
 import { checkSignInSettings, PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
@@ -17,7 +22,11 @@ import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { changedFields, checkName } from './validation.ts';
 
 export const SUPPORTED_GRANTS = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
-export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
+export const AUTH_METHODS = [
+  'client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth',
+] as const;
+/** Methods that authenticate with a TLS client certificate (RFC 8705 §2). */
+const CERTIFICATE_METHODS: readonly string[] = ['tls_client_auth', 'self_signed_tls_client_auth'];
 /** Methods that present a secret Postern issued (the others have none). */
 const SECRET_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post'];
 
@@ -34,6 +43,12 @@ export interface ClientView {
   allowedNetworks: string[];
   /** Tokens of this client must be DPoP-bound (RFC 9449 §5.2 dpop_bound_access_tokens). */
   requireDpop: boolean;
+  /** tls_client_auth: the certificate subject it must present (RFC 8705 §2.1.2). */
+  tlsSubject: TlsSubject | null;
+  /** self_signed_tls_client_auth: its registered certificates. */
+  certificates: { thumbprint: string; subject: string; expiresAt: string }[];
+  /** Its access tokens are bound to its TLS certificate (RFC 8705 §3 tls_client_certificate_bound_access_tokens). */
+  requireMtls: boolean;
   /** Sign-in apps: where codes may be sent, and where people may go after logging out. */
   redirectUris: string[];
   postLogoutRedirectUris: string[];
@@ -52,6 +67,12 @@ interface StoredMetadata {
   jwks?: ClientJwks;
   jwks_uri?: string;
   dpop_bound_access_tokens?: boolean;
+  tls_client_certificate_bound_access_tokens?: boolean;
+  tls_client_auth_subject_dn?: string;
+  tls_client_auth_san_dns?: string;
+  tls_client_auth_san_ip?: string;
+  tls_client_auth_san_email?: string;
+  tls_client_auth_san_uri?: string;
   redirect_uris?: string[];
   post_logout_redirect_uris?: string[];
   first_party?: boolean;
@@ -76,6 +97,9 @@ async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise
     jwksUri: metadata.jwks_uri ?? null,
     allowedNetworks: row.allowed_networks,
     requireDpop: metadata.dpop_bound_access_tokens === true,
+    tlsSubject: storedTlsSubject(metadata),
+    certificates: metadata.token_endpoint_auth_method === 'self_signed_tls_client_auth' ? describeClientCertificates(metadata.jwks) : [],
+    requireMtls: metadata.tls_client_certificate_bound_access_tokens === true,
     redirectUris: metadata.redirect_uris ?? [],
     postLogoutRedirectUris: metadata.post_logout_redirect_uris ?? [],
     public: metadata.token_endpoint_auth_method === PUBLIC_AUTH_METHOD,
@@ -92,17 +116,34 @@ async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise
   };
 }
 
+function storedTlsSubject(metadata: StoredMetadata): TlsSubject | null {
+  for (const [field, property] of Object.entries(TLS_SUBJECT_FIELDS)) {
+    const value = metadata[property];
+    if (typeof value === 'string') return { field: field as TlsSubject['field'], value };
+  }
+  return null;
+}
+
 export interface CreateClientInput {
   name: string;
   grantTypes?: string[];
   roles?: string[];
-  /** Defaults to private_key_jwt when jwks or jwksUri is given, else client_secret_basic. */
+  /**
+   * Defaults to private_key_jwt when jwks or jwksUri is given, tls_client_auth with tlsSubject,
+   * self_signed_tls_client_auth with certificates, else client_secret_basic.
+   */
   tokenEndpointAuthMethod?: string;
   /** private_key_jwt: public keys (a JWK Set), or where to fetch them; exactly one of the two. */
   jwks?: unknown;
   jwksUri?: string;
+  /** tls_client_auth: the subject DN or SAN entry its certificate carries. */
+  tlsSubject?: TlsSubject;
+  /** self_signed_tls_client_auth: its certificates (PEM). */
+  certificates?: string[];
   allowedNetworks?: string[];
   requireDpop?: boolean;
+  /** Bind its tokens to its TLS certificate; by default yes for certificate authentication. */
+  requireMtls?: boolean;
   /** Sign-in apps (authorization_code). */
   redirectUris?: string[];
   postLogoutRedirectUris?: string[];
@@ -116,18 +157,48 @@ export interface ClientWithSecret { client: ClientView; clientSecret: string }
 /** `clientSecret` is null for a client that authenticates with its own keys. */
 export interface CreatedClient { client: ClientView; clientSecret: string | null }
 
-/** The metadata fields that carry private_key_jwt keys, checked against the auth method. */
-function keyMetadata(authMethod: string, jwks: unknown, jwksUri: string | undefined): Pick<StoredMetadata, 'jwks' | 'jwks_uri'> {
-  if (authMethod !== 'private_key_jwt') {
-    if (jwks !== undefined || jwksUri !== undefined) {
-      throw invalid('jwks and jwksUri are for private_key_jwt clients', jwks !== undefined ? 'jwks' : 'jwksUri');
+interface Credentials { jwks?: unknown; jwksUri?: string; tlsSubject?: unknown; certificates?: string[] }
+const CREDENTIAL_PROPERTIES = ['jwks', 'jwks_uri', ...Object.values(TLS_SUBJECT_FIELDS)] as const;
+
+/**
+ * The metadata that says how a client proves itself beyond its method: private_key_jwt keys, a
+ * tls_client_auth subject, self-signed certificates; each only with its method.
+ */
+function credentialMetadata(authMethod: string, given: Credentials): Partial<StoredMetadata> {
+  const present = (Object.keys(given) as (keyof Credentials)[]).filter((key) => given[key] !== undefined);
+  const allowed: Record<string, (keyof Credentials)[]> = {
+    private_key_jwt: ['jwks', 'jwksUri'],
+    tls_client_auth: ['tlsSubject'],
+    self_signed_tls_client_auth: ['certificates', 'jwksUri'],
+  };
+  const stray = present.find((key) => !(allowed[authMethod] ?? []).includes(key));
+  if (stray) {
+    const owner = Object.entries(allowed).filter(([, keys]) => keys.includes(stray)).map(([method]) => method).join(' or ');
+    throw invalid(`${stray} is for ${owner} clients`, stray);
+  }
+  switch (authMethod) {
+    case 'private_key_jwt':
+      if ((given.jwks === undefined) === (given.jwksUri === undefined)) {
+        throw invalid('a private_key_jwt client needs exactly one of jwks (its public keys) or jwksUri', 'jwks', 'jwksUri');
+      }
+      return given.jwks !== undefined ? { jwks: checkClientJwks(given.jwks) } : { jwks_uri: checkJwksUri(given.jwksUri!) };
+    case 'tls_client_auth': {
+      if (given.tlsSubject === undefined) {
+        throw invalid('a tls_client_auth client needs the subject DN or a SAN entry its certificate carries (tlsSubject)', 'tlsSubject');
+      }
+      const subject = checkTlsSubject(given.tlsSubject);
+      return { [TLS_SUBJECT_FIELDS[subject.field]]: subject.value };
     }
-    return {};
+    case 'self_signed_tls_client_auth':
+      if ((given.certificates === undefined) === (given.jwksUri === undefined)) {
+        throw invalid('a self_signed_tls_client_auth client needs exactly one of certificates (PEM) or jwksUri', 'certificates', 'jwksUri');
+      }
+      return given.certificates !== undefined
+        ? { jwks: checkClientCertificates(given.certificates) }
+        : { jwks_uri: checkJwksUri(given.jwksUri!) };
+    default:
+      return {};
   }
-  if ((jwks === undefined) === (jwksUri === undefined)) {
-    throw invalid('a private_key_jwt client needs exactly one of jwks (its public keys) or jwksUri', 'jwks', 'jwksUri');
-  }
-  return jwks !== undefined ? { jwks: checkClientJwks(jwks) } : { jwks_uri: checkJwksUri(jwksUri!) };
 }
 
 /**
@@ -188,14 +259,21 @@ export async function createClient(
   const name = checkName(input.name);
   const { grantTypes, redirectUris, postLogoutRedirectUris, signIn } = checkSignInSettings(input, SUPPORTED_GRANTS);
   let authMethod = input.tokenEndpointAuthMethod
-    ?? (input.jwks !== undefined || input.jwksUri !== undefined ? 'private_key_jwt' : 'client_secret_basic');
+    ?? (input.tlsSubject !== undefined ? 'tls_client_auth'
+      : input.certificates !== undefined ? 'self_signed_tls_client_auth'
+        : input.jwks !== undefined || input.jwksUri !== undefined ? 'private_key_jwt' : 'client_secret_basic');
   if (input.public) {
     if (input.tokenEndpointAuthMethod !== undefined) throw invalid('a public client has no token endpoint auth method', 'tokenEndpointAuthMethod');
     authMethod = PUBLIC_AUTH_METHOD;
   } else if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
     throw invalid(`token endpoint auth method must be one of ${AUTH_METHODS.join(', ')}`, 'tokenEndpointAuthMethod');
   }
-  const keys = keyMetadata(authMethod, input.jwks, input.jwksUri);
+  const keys = credentialMetadata(authMethod, {
+    jwks: input.jwks, jwksUri: input.jwksUri, tlsSubject: input.tlsSubject, certificates: input.certificates,
+  });
+  // RFC 8705 §3: a client that authenticates with its certificate gets tokens bound to it,
+  // unless asked otherwise; any other client only when asked.
+  const requireMtls = input.requireMtls ?? CERTIFICATE_METHODS.includes(authMethod);
   const allowedNetworks = checkNetworks(input.allowedNetworks ?? []);
   const clientId = randomId();
   // Only for secret-based methods: a private_key_jwt client has nothing that could be guessed.
@@ -221,6 +299,7 @@ export async function createClient(
           token_endpoint_auth_method: authMethod,
           ...keys,
           ...(input.requireDpop ? { dpop_bound_access_tokens: true } : {}),
+          ...(requireMtls ? { tls_client_certificate_bound_access_tokens: true } : {}),
           ...(input.firstParty ? { first_party: true } : {}),
         },
         allowedNetworks,
@@ -302,9 +381,14 @@ export interface UpdateClientInput {
   /** private_key_jwt clients: replace the registered keys, or switch between jwks and jwksUri. */
   jwks?: unknown;
   jwksUri?: string;
+  /** tls_client_auth clients: replace the subject. */
+  tlsSubject?: TlsSubject;
+  /** self_signed_tls_client_auth clients: replace the certificates (PEM). */
+  certificates?: string[];
   /** Replaces the list; an empty list lifts the restriction. */
   allowedNetworks?: string[];
   requireDpop?: boolean;
+  requireMtls?: boolean;
 }
 
 /**
@@ -323,17 +407,22 @@ export async function updateClient(
     const updated = await writeAndPropagate(db, async (trx) => {
       const client = await requireClient(trx, ref);
       let metadata: StoredMetadata & Record<string, unknown> | undefined;
-      if (input.jwks !== undefined || input.jwksUri !== undefined) {
+      const given = { jwks: input.jwks, jwksUri: input.jwksUri, tlsSubject: input.tlsSubject, certificates: input.certificates };
+      if (Object.values(given).some((value) => value !== undefined)) {
         metadata = { ...client.metadata };
         const method = String(metadata.token_endpoint_auth_method ?? 'client_secret_basic');
-        delete metadata.jwks;
-        delete metadata.jwks_uri;
-        Object.assign(metadata, keyMetadata(method, input.jwks, input.jwksUri));
+        for (const property of CREDENTIAL_PROPERTIES) delete metadata[property];
+        Object.assign(metadata, credentialMetadata(method, given));
       }
       if (input.requireDpop !== undefined) {
         metadata ??= { ...client.metadata };
         if (input.requireDpop) metadata.dpop_bound_access_tokens = true;
         else delete metadata.dpop_bound_access_tokens;
+      }
+      if (input.requireMtls !== undefined) {
+        metadata ??= { ...client.metadata };
+        if (input.requireMtls) metadata.tls_client_certificate_bound_access_tokens = true;
+        else delete metadata.tls_client_certificate_bound_access_tokens;
       }
       const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled, metadata, allowedNetworks });
       await publishChange(trx, { kind: 'client', clientId: client.client_id });

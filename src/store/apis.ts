@@ -15,6 +15,7 @@ export interface NewApi {
   accessTokenTtl: number;
   introspectionClientId: string | null;
   requireDpop?: boolean;
+  requireMtls?: boolean;
 }
 
 export async function insertApi(db: Db, api: NewApi): Promise<void> {
@@ -27,6 +28,7 @@ export async function insertApi(db: Db, api: NewApi): Promise<void> {
     access_token_ttl: api.accessTokenTtl,
     introspection_client_id: api.introspectionClientId,
     require_dpop: api.requireDpop ?? false,
+    require_mtls: api.requireMtls ?? false,
   }).execute();
 }
 
@@ -69,7 +71,7 @@ export async function findApi(db: Db, ref: string): Promise<ApiWithScopes | unde
 export async function updateApi(
   db: Db,
   id: string,
-  changes: Partial<Pick<NewApi, 'name' | 'tokenFormat' | 'signingAlg' | 'accessTokenTtl' | 'introspectionClientId' | 'requireDpop'>>,
+  changes: Partial<Pick<NewApi, 'name' | 'tokenFormat' | 'signingAlg' | 'accessTokenTtl' | 'introspectionClientId' | 'requireDpop' | 'requireMtls'>>,
 ): Promise<void> {
   await db.updateTable('apis').set({
     ...(changes.name === undefined ? {} : { name: changes.name }),
@@ -78,6 +80,7 @@ export async function updateApi(
     ...(changes.accessTokenTtl === undefined ? {} : { access_token_ttl: changes.accessTokenTtl }),
     ...(changes.introspectionClientId === undefined ? {} : { introspection_client_id: changes.introspectionClientId }),
     ...(changes.requireDpop === undefined ? {} : { require_dpop: changes.requireDpop }),
+    ...(changes.requireMtls === undefined ? {} : { require_mtls: changes.requireMtls }),
     updated_at: new Date(),
   }).where('id', '=', id).execute();
 }

@@ -1,11 +1,13 @@
 // Runs Postern in-process on a random loopback port, over a test database, speaking real HTTP.
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { buildApp, prepareKeys, type App, type BuildAppOptions } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
 import { MasterKey } from '../../src/key-encryption.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
+import { httpsOptions, type TlsMaterial } from '../../src/tls.ts';
 
 /** The master key of in-process servers unless a test passes POSTERN_MASTER_KEY (one per test file). */
 export const TEST_MASTER_KEY = MasterKey.generate('POSTERN_MASTER_KEY').exportText();
@@ -21,20 +23,22 @@ export async function startServer(
   database: Database,
   env: Record<string, string> = {},
   issuerPath = '',
-  options: Pick<BuildAppOptions, 'now' | 'onKeyRotation'> & { logger?: Logger } = {},
+  options: Pick<BuildAppOptions, 'now' | 'onKeyRotation'> & { logger?: Logger; tls?: TlsMaterial } = {},
 ): Promise<TestServer> {
-  const server = http.createServer();
+  // With `tls`: HTTPS as src/serve.ts serves it (client certificates asked for, never required).
+  const server = options.tls?.server ? https.createServer(httpsOptions(options.tls)) : http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}${issuerPath}`;
+  const url = `${options.tls?.server ? 'https' : 'http'}://127.0.0.1:${port}${issuerPath}`;
   const { config, problems } = loadConfig({ ISSUER: url, PORT: String(port), PRUNE_INTERVAL_SECONDS: '0', POSTERN_MASTER_KEY: TEST_MASTER_KEY,
     // Sign-in suites post many forms from one address; the limit has tests of its own.
     RATE_LIMIT_SIGN_IN_ADDRESS: '0', ...env });
   if (problems.length) throw new Error(problems.join('; '));
   const { keys } = await prepareKeys(config, database, [config.masterKey!]);
-  const { logger = createLogger('silent'), ...rest } = options;
+  const { logger = createLogger('silent'), tls, ...rest } = options;
   const app = await buildApp({
-    config, database, logger, cookieKeys: keys.cookieKeys, dpopNonceSecret: keys.dpopNonceSecret, keyring: [config.masterKey!], ...rest,
+    config, database, logger, cookieKeys: keys.cookieKeys, dpopNonceSecret: keys.dpopNonceSecret, keyring: [config.masterKey!],
+    clientAuthorities: tls?.authorities, ...rest,
   });
   server.on('request', app.koa.callback());
   return {

@@ -1,5 +1,6 @@
 // The admin API over HTTP: a router built from the route table, behind Bearer-token checks, with
 // strict JSON bodies. Served under /admin/v1 by the public app, or by a listener of its own.
+import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
@@ -14,8 +15,11 @@ import { AdminError, adminErrors, fromZodError } from './errors.ts';
 import { ADMIN_PREFIX, buildOpenApiDocument, requiredScope } from './openapi.ts';
 import { ADMIN_ROUTES, type AdminDeps, type AdminRoute } from './routes.ts';
 
-/** Checks a Bearer token for `audience`; resolves its client and scopes when it is usable. */
-export type VerifyAccessToken = (token: string, audience: string) =>
+/**
+ * Checks a Bearer token for `audience`, presented with this request (whose client certificate a
+ * certificate-bound token must match); resolves its client and scopes when it is usable.
+ */
+export type VerifyAccessToken = (token: string, audience: string, request: IncomingMessage) =>
   Promise<{ clientId: string; scopes: string[] } | undefined>;
 
 export interface AdminApiDeps {
@@ -36,7 +40,7 @@ function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: Au
   const scope = requiredScope(route);
   return async (ctx, next) => {
     const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(ctx.get('authorization'));
-    const caller = match ? await verify(match[1]!, POSTERN_API) : undefined;
+    const caller = match ? await verify(match[1]!, POSTERN_API, ctx.req) : undefined;
     const denied = (reason: 'invalid_token' | 'insufficient_scope', status: number) => auditLog.record({
       type: 'admin.access_denied',
       actor: caller ? { type: 'client', id: caller.clientId } : { type: 'anonymous' },

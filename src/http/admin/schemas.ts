@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ACCESS_TOKEN_ALGS, TOKEN_FORMATS, type ApiView } from '../../services/apis.ts';
 import { AUTH_METHODS, SUPPORTED_GRANTS, type ClientView } from '../../services/clients.ts';
 import type { KeyView } from '../../services/key-rotation.ts';
+import { TLS_SUBJECT_FIELDS, type TlsSubjectField } from '../../oidc/certificates.ts';
 import type { AuditEventView } from '../../services/audit-queries.ts';
 import { MAX_TOKEN_TTL_SECONDS, type RegistrationTokenView } from '../../services/registration.ts';
 import type { RoleView } from '../../services/roles.ts';
@@ -21,6 +22,19 @@ const jwksUri = z.string().min(1).max(2000).meta({ description: 'https URL of th
 const networks = z.array(z.string().min(1).max(50)).max(100)
   .meta({ description: 'CIDR ranges (IPv4 or IPv6) the client may authenticate from; empty: anywhere' });
 const requireDpop = z.boolean().meta({ description: 'its tokens must be DPoP-bound (RFC 9449 dpop_bound_access_tokens)' });
+const requireMtls = z.boolean().meta({
+  description: 'its tokens are bound to its TLS certificate (RFC 8705 tls_client_certificate_bound_access_tokens); '
+    + 'by default yes for tls_client_auth and self_signed_tls_client_auth clients',
+});
+const tlsSubject = z.strictObject({
+  field: z.enum(Object.keys(TLS_SUBJECT_FIELDS) as [TlsSubjectField, ...TlsSubjectField[]]),
+  value: z.string().min(1).max(1000),
+}).meta({
+  id: 'TlsSubject',
+  description: 'tls_client_auth: the subject DN (RFC 4514, e.g. "CN=orders,O=Example") or the SAN entry its certificate must carry (RFC 8705 §2.1.2)',
+});
+const certificates = z.array(z.string().min(1).max(20_000)).min(1).max(20)
+  .meta({ description: 'self_signed_tls_client_auth: its certificates, PEM (RFC 8705 §2.2)' });
 
 // ---- path and query parameters
 export const idParams = z.strictObject({
@@ -70,6 +84,7 @@ export const createApiBody = z.strictObject({
   accessTokenTtl: z.int().min(1).max(86400).optional(),
   introspectionClient: ref.optional().meta({ description: 'client id or name' }),
   requireDpop: z.boolean().optional().meta({ description: 'token requests must carry a DPoP proof (RFC 9449)' }),
+  requireMtls: z.boolean().optional().meta({ description: 'its tokens must be bound to the client\'s TLS certificate (RFC 8705 §3)' }),
 }).meta({ id: 'CreateApi' });
 
 export const updateApiBody = z.strictObject({
@@ -81,6 +96,7 @@ export const updateApiBody = z.strictObject({
   accessTokenTtl: z.int().min(1).max(86400).optional(),
   introspectionClient: ref.nullable().optional().meta({ description: 'client id or name; null removes it' }),
   requireDpop: z.boolean().optional().meta({ description: 'token requests must carry a DPoP proof (RFC 9449)' }),
+  requireMtls: z.boolean().optional().meta({ description: 'its tokens must be bound to the client\'s TLS certificate (RFC 8705 §3)' }),
 }).meta({ id: 'UpdateApi' });
 
 export const createClientBody = z.strictObject({
@@ -88,11 +104,14 @@ export const createClientBody = z.strictObject({
   grantTypes: z.array(z.enum(SUPPORTED_GRANTS)).max(10).optional(),
   roles: z.array(ref).max(100).optional().meta({ description: 'role ids or names' }),
   tokenEndpointAuthMethod: z.enum(AUTH_METHODS).optional()
-    .meta({ description: 'private_key_jwt when jwks or jwksUri is given, else client_secret_basic' }),
+    .meta({ description: 'private_key_jwt when jwks or jwksUri is given, tls_client_auth with tlsSubject, self_signed_tls_client_auth with certificates, else client_secret_basic' }),
   jwks: jwks.optional(),
   jwksUri: jwksUri.optional(),
+  tlsSubject: tlsSubject.optional(),
+  certificates: certificates.optional(),
   allowedNetworks: networks.optional(),
   requireDpop: requireDpop.optional(),
+  requireMtls: requireMtls.optional(),
   redirectUris: z.array(z.string().max(2000)).max(50).optional().meta({ description: 'authorization_code clients: exact redirect URIs' }),
   postLogoutRedirectUris: z.array(z.string().max(2000)).max(50).optional(),
   public: z.boolean().optional().meta({ description: 'no secret: SPAs and native apps (PKCE only)' }),
@@ -104,8 +123,11 @@ export const updateClientBody = z.strictObject({
   enabled: z.boolean().optional(),
   jwks: jwks.optional().meta({ description: 'private_key_jwt clients: replaces the keys (and any jwksUri)' }),
   jwksUri: jwksUri.optional(),
+  tlsSubject: tlsSubject.optional().meta({ description: 'tls_client_auth clients: replaces the subject' }),
+  certificates: certificates.optional().meta({ description: 'self_signed_tls_client_auth clients: replaces the certificates' }),
   allowedNetworks: networks.optional().meta({ description: 'replaces the list; [] lifts the restriction' }),
   requireDpop: requireDpop.optional(),
+  requireMtls: requireMtls.optional(),
 }).meta({ id: 'UpdateClient' });
 
 export const rotateSecretBody = z.strictObject({
@@ -140,6 +162,7 @@ export const apiView = z.object({
   accessTokenTtl: z.int(),
   introspectionClientId: z.string().nullable(),
   requireDpop: z.boolean(),
+  requireMtls: z.boolean(),
   system: z.boolean(),
   createdAt: timestamp,
 }).meta({ id: 'Api' }) satisfies z.ZodType<ApiView>;
@@ -154,6 +177,9 @@ export const clientView = z.object({
   jwksUri: z.string().nullable(),
   allowedNetworks: z.array(z.string()),
   requireDpop: z.boolean(),
+  tlsSubject: tlsSubject.nullable(),
+  certificates: z.array(z.object({ thumbprint: z.string().meta({ description: 'x5t#S256' }), subject: z.string(), expiresAt: timestamp })),
+  requireMtls: z.boolean(),
   redirectUris: z.array(z.string()),
   postLogoutRedirectUris: z.array(z.string()),
   public: z.boolean().meta({ description: 'a public client has no secret (PKCE only)' }),

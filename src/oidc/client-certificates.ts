@@ -1,0 +1,81 @@
+// Where a request's client certificate comes from (RFC 8705): the TLS connection when Postern
+// serves HTTPS itself, or a header set by a TLS-terminating proxy, believed only when the
+// connection comes from one of the configured proxy addresses.
+import type { IncomingMessage } from 'node:http';
+import { TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import { certificateThumbprint, issuedByTrustedCa, parseCertificate } from './certificates.ts';
+import { isAddressAllowed, parseNetworks, type Network } from './network-policy.ts';
+
+export interface PresentedCertificate {
+  cert: X509Certificate;
+  /** x5t#S256 (RFC 8705 §3.1). */
+  thumbprint: string;
+  /** Issued by one of the CAs of TLS_CLIENT_CA_FILE and valid now (what tls_client_auth needs). */
+  trusted: boolean;
+}
+
+export interface ClientCertificateSettings {
+  /** The header a TLS-terminating proxy puts the client certificate in (lower case). */
+  header: string | undefined;
+  /** Addresses of the proxies trusted to set it (CIDR). */
+  proxies: readonly string[];
+}
+
+export class ClientCertificates {
+  #header: string | undefined;
+  #proxies: Network[];
+  #authorities: readonly X509Certificate[] = [];
+  #byConnection = new WeakMap<object, PresentedCertificate | null>();
+  #byRequest = new WeakMap<IncomingMessage, PresentedCertificate | null>();
+
+  constructor(settings: ClientCertificateSettings, authorities: readonly X509Certificate[] = []) {
+    this.#header = settings.header?.toLowerCase();
+    this.#proxies = parseNetworks(settings.proxies);
+    this.#authorities = authorities;
+  }
+
+  /** The CAs whose certificates tls_client_auth accepts (replaced when the CA file changes). */
+  setAuthorities(authorities: readonly X509Certificate[]): void {
+    this.#authorities = authorities;
+    this.#byConnection = new WeakMap();
+    this.#byRequest = new WeakMap();
+  }
+
+  get hasAuthorities(): boolean {
+    return this.#authorities.length > 0;
+  }
+
+  /** The client certificate of this request, if it has one. */
+  fromRequest(req: IncomingMessage): PresentedCertificate | undefined {
+    const socket = req.socket;
+    if (socket instanceof TLSSocket) {
+      let known = this.#byConnection.get(socket);
+      if (known === undefined) {
+        const cert = socket.getPeerX509Certificate();
+        // TLS verified the chain against TLS_CLIENT_CA_FILE (the listener's only CAs); without
+        // that file it would have used the system's public CAs, which prove nothing here.
+        known = cert ? { cert, thumbprint: certificateThumbprint(cert), trusted: socket.authorized && this.hasAuthorities } : null;
+        this.#byConnection.set(socket, known);
+      }
+      if (known) return known;
+    }
+    if (!this.#header) return undefined;
+    let known = this.#byRequest.get(req);
+    if (known === undefined) {
+      known = this.#fromProxyHeader(req);
+      this.#byRequest.set(req, known);
+    }
+    return known ?? undefined;
+  }
+
+  #fromProxyHeader(req: IncomingMessage): PresentedCertificate | null {
+    const value = req.headers[this.#header!];
+    if (typeof value !== 'string' || !value) return null;
+    // The TCP peer, never X-Forwarded-For: only the proxy itself may vouch for the certificate.
+    if (this.#proxies.length === 0 || !isAddressAllowed(req.socket.remoteAddress, this.#proxies)) return null;
+    const cert = parseCertificate(value);
+    if (!cert) return null;
+    return { cert, thumbprint: certificateThumbprint(cert), trusted: issuedByTrustedCa(cert, this.#authorities) };
+  }
+}

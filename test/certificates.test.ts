@@ -1,0 +1,67 @@
+// Reading certificates and matching them against a tls_client_auth client's registered subject
+// (RFC 8705 §2.1.2): distinguished names as RFC 4514 writes them, SAN entries, forwarded forms.
+import { X509Certificate } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { certificateMatchesSubject, parseCertificate, parseDistinguishedName } from '../src/oidc/certificates.ts';
+import { createAuthority, type Authority } from './support/certificates.ts';
+
+let ca: Authority;
+beforeAll(async () => {
+  ca = await createAuthority();
+});
+
+describe('distinguished names (RFC 4514)', () => {
+  it('reads attributes with escapes, in any case of the type, and multi-valued RDNs', () => {
+    expect(parseDistinguishedName('CN=orders, O=Acme\\, Inc.,c=DE')).toEqual(['CN=orders', 'O=Acme, Inc.', 'C=DE']);
+    expect(parseDistinguishedName('CN=a\\2Bb\\22+OU=x')).toEqual(['CN=a+b"', 'OU=x']);
+    expect(parseDistinguishedName('2.5.4.3=orders')).toEqual(['2.5.4.3=orders']);
+    expect(parseDistinguishedName('CN=Ren\\C3\\A9')).toEqual(['CN=René']);
+  });
+
+  it('refuses what is not one', () => {
+    for (const text of ['orders', 'CN=', '=orders', 'CN=a,,O=b', 'CN=#0403616263', 'C N=x']) {
+      expect(() => parseDistinguishedName(text), text).toThrow();
+    }
+  });
+
+  it('matches a certificate whose subject has exactly those attributes, in any order', async () => {
+    const cert = new X509Certificate((await ca.issue('C=DE,O=Acme\\, Inc.,OU=payments,CN=ledger')).cert);
+    expect(certificateMatchesSubject(cert, 'subject_dn', 'CN=ledger,OU=payments,O=Acme\\, Inc.,C=DE')).toBe(true);
+    expect(certificateMatchesSubject(cert, 'subject_dn', 'C=DE,O=Acme\\, Inc.,OU=payments,CN=ledger')).toBe(true);
+    expect(certificateMatchesSubject(cert, 'subject_dn', 'CN=ledger,OU=payments,O=Acme\\, Inc.')).toBe(false);
+    expect(certificateMatchesSubject(cert, 'subject_dn', 'CN=Ledger,OU=payments,O=Acme\\, Inc.,C=DE')).toBe(false);
+    expect(certificateMatchesSubject(cert, 'subject_dn', 'not a dn')).toBe(false);
+  });
+});
+
+describe('SAN entries', () => {
+  it('match exactly: DNS without case and never by wildcard, IP in any notation, URI and email as written', async () => {
+    const cert = new X509Certificate((await ca.issue('CN=x', {
+      san: [
+        { type: 'dns', value: '*.shop.internal' }, { type: 'dns', value: 'stock.internal' }, { type: 'ip', value: '2001:db8::1' },
+        { type: 'url', value: 'spiffe://example.org/ns/a,b' }, { type: 'email', value: 'ops@example.org' },
+      ],
+    })).cert);
+    expect(certificateMatchesSubject(cert, 'san_dns', 'STOCK.internal')).toBe(true);
+    expect(certificateMatchesSubject(cert, 'san_dns', 'cart.shop.internal')).toBe(false);
+    expect(certificateMatchesSubject(cert, 'san_ip', '2001:0db8:0:0::1')).toBe(true);
+    expect(certificateMatchesSubject(cert, 'san_ip', '2001:db8::2')).toBe(false);
+    expect(certificateMatchesSubject(cert, 'san_uri', 'spiffe://example.org/ns/a,b')).toBe(true);
+    expect(certificateMatchesSubject(cert, 'san_uri', 'spiffe://example.org/ns/a')).toBe(false);
+    expect(certificateMatchesSubject(cert, 'san_email', 'ops@example.org')).toBe(true);
+    expect(certificateMatchesSubject(cert, 'san_dns', 'x')).toBe(false);
+  });
+});
+
+describe('forwarded certificates', () => {
+  it('are read as PEM, URL-encoded PEM, base64 DER; anything else is no certificate', async () => {
+    const { cert: pem } = await ca.issue('CN=x');
+    const der = pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, '');
+    for (const form of [pem, encodeURIComponent(pem), der, pem.replace(/\n/g, ' ')]) {
+      expect(parseCertificate(form)?.subject, form.slice(0, 40)).toBe('CN=x');
+    }
+    for (const junk of ['', 'abc', '%E0%A4%A', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----']) {
+      expect(parseCertificate(junk)).toBeUndefined();
+    }
+  });
+});

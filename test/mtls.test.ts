@@ -1,0 +1,336 @@
+// Mutual TLS (RFC 8705), end to end over real TLS with certificates made here: tls_client_auth
+// (subject DN and SAN entries, only from a configured CA), self_signed_tls_client_auth, tokens
+// bound to the certificate (cnf.x5t#S256) and refused with another one where binding is checked,
+// the per-API and per-client requirement, and certificates forwarded by a trusted proxy.
+import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_SCOPES, POSTERN_API } from '../src/services/admin.ts';
+import { updateApi } from '../src/services/apis.ts';
+import { createClient, updateClient } from '../src/services/clients.ts';
+import { createRole } from '../src/services/roles.ts';
+import { loadTlsMaterial } from '../src/tls.ts';
+import { createAuthority, selfSigned, tlsRequest, writePem, type Authority, type Issued } from './support/certificates.ts';
+import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
+import { api, role, serviceClient, unique } from './support/fixtures.ts';
+import { cleanUp, freePort, makeTempDir, MAIN, run, ServerProcess } from './support/process.ts';
+import { TEST_MASTER_KEY } from './support/server.ts';
+import { postForm, startServer, type TestServer } from './support/server.ts';
+
+let tdb: TestDatabase;
+let server: TestServer;
+let ca: Authority;
+let serverCert: Issued;
+let orders: Awaited<ReturnType<typeof api>>;
+let readers: Awaited<ReturnType<typeof role>>;
+let dir: string;
+
+/** A client-credentials request over TLS, presenting `cert` when given. */
+function tokenRequest(clientId: string, cert?: Issued, form: Record<string, string> = {}) {
+  return tlsRequest(`${server.url}/token`, {
+    ca: ca.cert, client: cert, form: { grant_type: 'client_credentials', client_id: clientId, ...form },
+  });
+}
+
+async function certificateClient(input: Parameters<typeof createClient>[1]) {
+  const { client } = await createClient(tdb.database.db, { roles: [readers.name], ...input });
+  return client.clientId;
+}
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+  dir = makeTempDir('postern-mtls-');
+  ca = await createAuthority();
+  serverCert = await ca.issue('CN=127.0.0.1', { server: true, san: [{ type: 'ip', value: '127.0.0.1' }, { type: 'dns', value: 'localhost' }] });
+  const tls = {
+    tls: { certFile: writePem(dir, 'server.pem', serverCert.cert), keyFile: writePem(dir, 'server.key', serverCert.key) },
+    mtls: { caFile: writePem(dir, 'ca.pem', ca.cert), header: undefined, proxies: [] },
+  };
+  server = await startServer(tdb.database, {}, '', { tls: loadTlsMaterial(tls) });
+  orders = await api(tdb.database.db, { scopes: ['orders:read'] });
+  readers = await role(tdb.database.db, [{ api: orders.identifier, scopes: ['orders:read'] }]);
+}, 60_000);
+
+afterAll(async () => {
+  await server?.close();
+  await tdb?.drop();
+  await cleanUp();
+});
+
+describe('tls_client_auth (RFC 8705 §2.1)', () => {
+  let ordersId: string;
+  let ordersCert: Issued;
+
+  beforeAll(async () => {
+    ordersCert = await ca.issue('CN=orders,O=Example', { san: [{ type: 'dns', value: 'orders.internal' }] });
+    ordersId = await certificateClient({ name: unique('orders'), tlsSubject: { field: 'subject_dn', value: 'CN=orders,O=Example' } });
+  });
+
+  it('gives a client presenting a CA-issued certificate with its subject a token bound to that certificate', async () => {
+    const res = await tokenRequest(ordersId, ordersCert);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.token_type).toBe('Bearer');
+    const jwks = await tlsRequest(`${server.url}/jwks`, { ca: ca.cert });
+    const { payload } = await jwtVerify(res.body.access_token, createLocalJWKSet(jwks.body as { keys: JWK[] }), {
+      issuer: server.url, audience: orders.identifier, typ: 'at+jwt',
+    });
+    expect(payload.client_id).toBe(ordersId);
+    expect(payload.cnf).toEqual({ 'x5t#S256': ordersCert.thumbprint });
+  });
+
+  it('returns cnf from introspection (RFC 8705 §3.2)', async () => {
+    const token = (await tokenRequest(ordersId, ordersCert)).body.access_token as string;
+    const res = await tlsRequest(`${server.url}/token/introspection`, {
+      ca: ca.cert, client: ordersCert, form: { client_id: ordersId, token },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ active: true, client_id: ordersId, cnf: { 'x5t#S256': ordersCert.thumbprint } });
+  });
+
+  it('refuses it without a certificate, with another subject, from another CA, or expired (401 invalid_client)', async () => {
+    const other = await createAuthority('CN=Somebody Else CA');
+    const cases: [string, Issued | undefined][] = [
+      ['no certificate', undefined],
+      ['another subject', await ca.issue('CN=billing,O=Example')],
+      ['the same subject from a CA Postern does not trust', await other.issue('CN=orders,O=Example')],
+      ['an expired certificate', await ca.issue('CN=orders,O=Example', { days: -1 })],
+      ['a self-signed certificate with the subject', await selfSigned('CN=orders,O=Example')],
+    ];
+    for (const [what, cert] of cases) {
+      const res = await tokenRequest(ordersId, cert);
+      expect(res.status, what).toBe(401);
+      expect(res.body.error, what).toBe('invalid_client');
+    }
+  });
+
+  it('matches a subject DN whatever the order and escaping of its attributes', async () => {
+    const cert = await ca.issue('C=DE,O=Acme\\, Inc.,OU=payments,CN=ledger');
+    const id = await certificateClient({ name: unique('ledger'), tlsSubject: { field: 'subject_dn', value: 'CN=ledger,OU=payments,O=Acme\\, Inc.,C=DE' } });
+    expect((await tokenRequest(id, cert)).status).toBe(200);
+    // One attribute more or less is another subject.
+    expect((await tokenRequest(id, await ca.issue('C=DE,O=Acme\\, Inc.,CN=ledger'))).status).toBe(401);
+  });
+
+  it('matches a SAN entry: DNS name, IP address, URI (a SPIFFE ID), email address', async () => {
+    const cert = await ca.issue('CN=anything', {
+      san: [
+        { type: 'dns', value: 'stock.internal' }, { type: 'ip', value: '10.1.2.3' },
+        { type: 'url', value: 'spiffe://example.org/ns/shop/sa/stock' }, { type: 'email', value: 'stock@example.org' },
+      ],
+    });
+    for (const [field, value, wrong] of [
+      ['san_dns', 'stock.internal', 'other.internal'],
+      ['san_ip', '10.1.2.3', '10.1.2.4'],
+      ['san_uri', 'spiffe://example.org/ns/shop/sa/stock', 'spiffe://example.org/ns/shop/sa/other'],
+      ['san_email', 'stock@example.org', 'other@example.org'],
+    ] as const) {
+      const good = await certificateClient({ name: unique(field), tlsSubject: { field, value } });
+      expect((await tokenRequest(good, cert)).status, field).toBe(200);
+      const bad = await certificateClient({ name: unique(field), tlsSubject: { field, value: wrong } });
+      expect((await tokenRequest(bad, cert)).status, `${field} ${wrong}`).toBe(401);
+    }
+  });
+});
+
+describe('self_signed_tls_client_auth (RFC 8705 §2.2)', () => {
+  it('accepts exactly the registered certificates, and binds the token to the one presented', async () => {
+    const [first, second, stranger] = await Promise.all([selfSigned('CN=reports'), selfSigned('CN=reports'), selfSigned('CN=reports')]);
+    const id = await certificateClient({ name: unique('reports'), certificates: [first.cert, second.cert] });
+    for (const cert of [first, second]) {
+      const res = await tokenRequest(id, cert);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(decodeJwt(res.body.access_token).cnf).toEqual({ 'x5t#S256': cert.thumbprint });
+    }
+    expect((await tokenRequest(id, stranger)).status).toBe(401);
+    expect((await tokenRequest(id)).status).toBe(401);
+
+    // Replacing the certificates takes effect at once.
+    await updateClient(tdb.database.db, id, { certificates: [stranger.cert] });
+    expect((await tokenRequest(id, first)).status).toBe(401);
+    expect((await tokenRequest(id, stranger)).status).toBe(200);
+  });
+});
+
+describe('certificate-bound tokens (RFC 8705 §3)', () => {
+  it('the admin API accepts a bound token only with the certificate it is bound to', async () => {
+    const admins = await createRole(tdb.database.db, { name: unique('admins'), grants: [{ api: POSTERN_API, scopes: ADMIN_SCOPES }] });
+    const cert = await ca.issue('CN=automation,O=Example');
+    const { client } = await createClient(tdb.database.db, {
+      name: unique('automation'), roles: [admins.name], tlsSubject: { field: 'subject_dn', value: 'CN=automation,O=Example' },
+    });
+    const issued = await tokenRequest(client.clientId, cert, { resource: POSTERN_API });
+    expect(issued.status, JSON.stringify(issued.body)).toBe(200);
+    const token = issued.body.access_token as string;
+    const call = (presented?: Issued) => tlsRequest(`${server.url}/admin/v1/apis`, {
+      ca: ca.cert, client: presented, headers: { authorization: `Bearer ${token}` },
+    });
+    expect((await call(cert)).status).toBe(200);
+    expect((await call(await ca.issue('CN=automation,O=Example'))).status).toBe(401);
+    expect((await call()).status).toBe(401);
+  });
+
+  it('an API that requires them refuses a client that is not registered for them, or sends no certificate', async () => {
+    const ledger = await api(tdb.database.db, { scopes: ['ledger:read'], requireMtls: true });
+    const ledgerReaders = await role(tdb.database.db, [{ api: ledger.identifier, scopes: ['ledger:read'] }]);
+    const billing = await serviceClient(tdb.database.db, [ledgerReaders.name]);
+    const cert = await selfSigned('CN=billing');
+    const withSecret = (presented?: Issued) => tlsRequest(`${server.url}/token`, {
+      ca: ca.cert, client: presented, form: { grant_type: 'client_credentials' },
+      headers: { authorization: `Basic ${Buffer.from(`${billing.id}:${billing.secret}`).toString('base64')}` },
+    });
+
+    let res = await withSecret(cert);
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      error: 'invalid_request',
+      error_description: 'tokens for this resource must be bound to a client certificate (RFC 8705), and this client is not registered for certificate-bound tokens',
+    });
+
+    // A client with a secret may have its tokens bound to whatever certificate it presents.
+    await updateClient(tdb.database.db, billing.id, { requireMtls: true });
+    res = await withSecret();
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ error: 'invalid_request', error_description: 'a client certificate is required for this resource (RFC 8705)' });
+    res = await withSecret(cert);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(decodeJwt(res.body.access_token).cnf).toEqual({ 'x5t#S256': cert.thumbprint });
+
+    // Lifting the requirement: unbound tokens again for clients that do not ask for binding.
+    await updateApi(tdb.database.db, ledger.id, { requireMtls: false });
+    await updateClient(tdb.database.db, billing.id, { requireMtls: false });
+    res = await withSecret();
+    expect(res.status).toBe(200);
+    expect(decodeJwt(res.body.access_token).cnf).toBeUndefined();
+  });
+
+  it('a certificate client registered without binding gets unbound tokens', async () => {
+    const cert = await ca.issue('CN=legacy,O=Example');
+    const id = await certificateClient({ name: unique('legacy'), tlsSubject: { field: 'subject_dn', value: 'CN=legacy,O=Example' }, requireMtls: false });
+    const res = await tokenRequest(id, cert);
+    expect(res.status).toBe(200);
+    expect(decodeJwt(res.body.access_token).cnf).toBeUndefined();
+  });
+});
+
+describe('behind a TLS-terminating proxy', () => {
+  let proxied: TestServer;
+  let untrusted: TestServer;
+  let id: string;
+  let cert: Issued;
+  const HEADER = 'x-client-cert';
+
+  beforeAll(async () => {
+    const authorities = loadTlsMaterial({ tls: undefined, mtls: { caFile: writePem(dir, 'ca-proxy.pem', ca.cert), header: HEADER, proxies: [] } });
+    proxied = await startServer(tdb.database, { TLS_CLIENT_CERT_HEADER: 'X-Client-Cert', TLS_CLIENT_CERT_PROXIES: '127.0.0.1' }, '', { tls: authorities });
+    untrusted = await startServer(tdb.database, { TLS_CLIENT_CERT_HEADER: 'X-Client-Cert', TLS_CLIENT_CERT_PROXIES: '10.0.0.0/8' }, '', { tls: authorities });
+    cert = await ca.issue('CN=payments,O=Example');
+    id = await certificateClient({ name: unique('payments'), tlsSubject: { field: 'subject_dn', value: 'CN=payments,O=Example' } });
+  });
+
+  afterAll(async () => {
+    await proxied?.close();
+    await untrusted?.close();
+  });
+
+  const viaProxy = (target: TestServer, value: string) => fetch(`${target.url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', [HEADER]: value },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: id }).toString(),
+  }).then(async (res) => ({ status: res.status, body: await res.json() as Record<string, unknown> }));
+
+  it('takes the certificate from the header (URL-encoded PEM, or base64 DER) when the proxy is trusted', async () => {
+    const der = cert.cert.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, '');
+    for (const value of [encodeURIComponent(cert.cert), der]) {
+      const res = await viaProxy(proxied, value);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(decodeJwt(res.body.access_token as string).cnf).toEqual({ 'x5t#S256': cert.thumbprint });
+    }
+  });
+
+  it('ignores the header from an address that is not a configured proxy, and a header that is not a certificate', async () => {
+    expect((await viaProxy(untrusted, encodeURIComponent(cert.cert))).status).toBe(401);
+    const res = await viaProxy(proxied, 'not a certificate');
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('invalid_client');
+  });
+
+  it('still verifies the issuer itself: a forwarded certificate from another CA is refused', async () => {
+    const other = await (await createAuthority('CN=Elsewhere CA')).issue('CN=payments,O=Example');
+    expect((await viaProxy(proxied, encodeURIComponent(other.cert))).status).toBe(401);
+  });
+
+  it('answers a plain request without a certificate as before (no mTLS needed for secret clients)', async () => {
+    const billing = await serviceClient(tdb.database.db, [readers.name]);
+    const res = await postForm(`${proxied.url}/token`, { grant_type: 'client_credentials' }, billing);
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('node src/main.ts with TLS_CERT_FILE', () => {
+  /** The certificate a new connection to `port` is served (its SHA-256 fingerprint). */
+  const servedCertificate = (port: number) => new Promise<string>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: ca.cert, servername: 'localhost' }, () => {
+      resolve(new X509Certificate(socket.getPeerCertificate().raw).fingerprint256);
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+
+  it('refuses to start with a file it cannot use, saying which', async () => {
+    const env = { POSTERN_DATA_DIR: path.join(dir, 'never'), POSTERN_MASTER_KEY: TEST_MASTER_KEY };
+    let result = await run([MAIN], {
+      env: { ...env, TLS_CERT_FILE: path.join(dir, 'server.pem'), TLS_KEY_FILE: path.join(dir, 'missing.key') }, timeoutMs: 30_000,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`Postern cannot start:\n  - TLS_KEY_FILE: cannot read ${path.join(dir, 'missing.key')} (ENOENT)\n`);
+    const leaf = await ca.issue('CN=not a ca');
+    result = await run([MAIN], {
+      env: { ...env, TLS_CERT_FILE: path.join(dir, 'server.pem'), TLS_KEY_FILE: path.join(dir, 'server.key'), TLS_CLIENT_CA_FILE: writePem(dir, 'leaf.pem', leaf.cert) },
+      timeoutMs: 30_000,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('Postern cannot start:\n  - TLS_CLIENT_CA_FILE: CN=not a ca is not a CA certificate\n');
+    expect(fs.existsSync(path.join(dir, 'never'))).toBe(false);
+  }, 70_000);
+
+  it('serves HTTPS, advertises the mTLS methods, and serves a renewed certificate without a restart', async () => {
+    const port = await freePort();
+    const certFile = writePem(dir, 'process.pem', serverCert.cert);
+    const keyFile = writePem(dir, 'process.key', serverCert.key);
+    const child = new ServerProcess({
+      PORT: String(port), POSTERN_MASTER_KEY: TEST_MASTER_KEY, TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile,
+      TLS_CLIENT_CA_FILE: path.join(dir, 'ca.pem'), ISSUER: `https://localhost:${port}`,
+      ...(onPostgres ? { DATABASE_URL: tdb.url } : { POSTERN_DATA_DIR: path.join(dir, 'process-data') }),
+    });
+    const url = `https://localhost:${port}`;
+    const deadline = Date.now() + 60_000;
+    let discovery: Awaited<ReturnType<typeof tlsRequest>> | undefined;
+    while (Date.now() < deadline && child.running) {
+      discovery = await tlsRequest(`${url}/.well-known/openid-configuration`, { ca: ca.cert }).catch(() => undefined);
+      if (discovery?.status === 200) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(discovery?.status, child.output).toBe(200);
+    expect(discovery!.body).toMatchObject({
+      issuer: url,
+      tls_client_certificate_bound_access_tokens: true,
+      token_endpoint_auth_methods_supported: expect.arrayContaining(['tls_client_auth', 'self_signed_tls_client_auth']),
+    });
+    expect(await servedCertificate(port)).toBe(new X509Certificate(serverCert.cert).fingerprint256);
+
+    // Renewal: new files in place; new connections get the new certificate (checked every 10 s).
+    const renewed = await ca.issue('CN=127.0.0.1', { server: true, san: [{ type: 'dns', value: 'localhost' }] });
+    fs.writeFileSync(keyFile, renewed.key);
+    fs.writeFileSync(certFile, renewed.cert);
+    const expected = new X509Certificate(renewed.cert).fingerprint256;
+    const until = Date.now() + 20_000;
+    let served = '';
+    while (Date.now() < until && (served = await servedCertificate(port)) !== expected) await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(served).toBe(expected);
+    expect(child.stdout).toContain('"msg":"TLS files reloaded"');
+    expect(await child.stop()).toMatchObject({ code: 0 });
+  }, 120_000);
+});
