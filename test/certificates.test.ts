@@ -54,13 +54,14 @@ describe('SAN entries', () => {
 });
 
 describe('forwarded certificates', () => {
-  it('are read as PEM, URL-encoded PEM, base64 DER; anything else is no certificate', async () => {
+  it('are read as PEM, URL-encoded PEM, base64 DER, an Envoy X-Forwarded-Client-Cert; anything else is no certificate', async () => {
     const { cert: pem } = await ca.issue('CN=x');
     const der = pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, '');
-    for (const form of [pem, encodeURIComponent(pem), der, pem.replace(/\n/g, ' ')]) {
+    const xfcc = `By=spiffe://example.org/ns/default/sa/postern;Hash=abc;Cert="${encodeURIComponent(pem)}";Subject="CN=x";URI=`;
+    for (const form of [pem, encodeURIComponent(pem), der, pem.replace(/\n/g, ' '), xfcc]) {
       expect(parseCertificate(form)?.subject, form.slice(0, 40)).toBe('CN=x');
     }
-    for (const junk of ['', 'abc', '%E0%A4%A', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----']) {
+    for (const junk of [`${xfcc},${xfcc}`, '', 'abc', '%E0%A4%A', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----']) {
       expect(parseCertificate(junk)).toBeUndefined();
     }
   });

@@ -247,7 +247,9 @@ describe('client credentials', () => {
       });
       expect(metadata.grant_types_supported).toContain('client_credentials');
       // `none` is for public sign-in apps (PKCE only); no secret-derived (HS*) method is offered.
-      expect(metadata.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
+      expect(metadata.token_endpoint_auth_methods_supported).toEqual([
+      'client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none',
+    ]);
       // Assertions only with asymmetric algorithms: HS* would need the plaintext secret.
       expect((metadata.token_endpoint_auth_signing_alg_values_supported as string[]).filter((alg) => /^HS|^none$/.test(alg))).toEqual([]);
       expect(metadata.introspection_endpoint).toBeTypeOf('string');

@@ -74,7 +74,9 @@ afterAll(async () => {
 
 describe('private_key_jwt with keys registered as a JWK Set', () => {
   it('advertises private_key_jwt and only asymmetric algorithms in discovery', () => {
-    expect(as.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
+    expect(as.token_endpoint_auth_methods_supported).toEqual([
+      'client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none',
+    ]);
     const algs = as.token_endpoint_auth_signing_alg_values_supported!;
     expect(algs).toContain('ES256');
     expect(algs.filter((alg) => alg.startsWith('HS') || alg === 'none')).toEqual([]);

@@ -21,10 +21,17 @@ export function certificateThumbprint(cert: X509Certificate): string {
 
 /**
  * A certificate as PEM, as base64 DER, or URL-encoded (how TLS-terminating proxies forward it:
- * nginx `$ssl_client_escaped_cert`, Envoy, cloud load balancers). Undefined when unreadable.
+ * nginx `$ssl_client_escaped_cert`, cloud load balancers), or the `Cert` of an Envoy
+ * X-Forwarded-Client-Cert element. Undefined when unreadable.
  */
 export function parseCertificate(text: string): X509Certificate | undefined {
   let value = text.trim();
+  // Envoy/Istio: `By=...;Hash=...;Cert="<URL-encoded PEM>";Subject=...`, one element when the
+  // proxy sets the header (SANITIZE_SET). Several elements (a chain of proxies appending) do not
+  // say which one is the caller's: no certificate.
+  const xfcc = [...value.matchAll(/(?:^|[;,])Cert="?([^";,]+)"?/g)];
+  if (xfcc.length > 1) return undefined;
+  if (xfcc.length === 1) value = xfcc[0]![1]!;
   if (value.includes('%')) {
     try {
       value = decodeURIComponent(value);
