@@ -194,8 +194,11 @@ describe('DPoP proofs and nonces', () => {
     expect((await postWithProof(url, form, billing, once)).status).toBe(200);
     const replay = await postWithProof(url, form, billing, once);
     expect(replay.status).toBe(400);
-    // The provider refuses a replayed proof as invalid_grant (its detail stays in the log).
-    expect(replay.body.error).toBe('invalid_grant');
+    expect(replay.body).toEqual({ error: 'invalid_dpop_proof', error_description: 'this DPoP proof was used before (RFC 9449 §11.1)' });
+    // Sent in parallel, one proof still gets exactly one token.
+    const shared = await proof(key, url, { nonce });
+    const parallel = await Promise.all(Array.from({ length: 6 }, () => postWithProof(url, form, billing, shared)));
+    expect(parallel.map((answer) => answer.status).sort()).toEqual([200, 400, 400, 400, 400, 400]);
 
     const madeUp = await postWithProof(url, form, billing, await proof(key, url, { nonce: 'x'.repeat(43) }));
     expect(madeUp.status).toBe(400);

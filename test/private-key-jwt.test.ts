@@ -142,6 +142,16 @@ describe('private_key_jwt with keys registered as a JWK Set', () => {
     expect(withSecret.body.error).toBe('invalid_client');
   });
 
+  it('lets exactly one of several parallel requests with one assertion through', async () => {
+    const { privateKey, jwk } = await keyPair('ES256');
+    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } });
+    const once = await assertion(client.clientId, privateKey, 'ES256');
+    const answers = await Promise.all(Array.from({ length: 8 }, () => postForm(`${server.url}/token`, {
+      grant_type: 'client_credentials', resource: orders.identifier, client_assertion_type: ASSERTION_TYPE, client_assertion: once,
+    })));
+    expect(answers.map((answer) => answer.status).sort()).toEqual([200, 401, 401, 401, 401, 401, 401, 401]);
+  });
+
   it('refuses an assertion with an HMAC algorithm or without expiry', async () => {
     const { privateKey, jwk } = await keyPair('ES256');
     const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } });

@@ -126,6 +126,29 @@ class PayloadAdapter implements Adapter {
   }
 }
 
+/** How long a claimed jti is held before the provider records its real expiry (moments later). */
+const REPLAY_CLAIM_SECONDS = 600;
+
+/**
+ * The jti of client assertions (RFC 7523 §3) and DPoP proofs (RFC 9449 §11.1), each usable once.
+ * The provider asks `find` whether a jti was seen, then saves it: two parallel requests with one
+ * assertion would both be told "not seen". Here `find` claims the jti atomically instead, so
+ * exactly one of them goes on; `upsert` then stores its real expiry.
+ */
+class ReplayDetectionAdapter extends PayloadAdapter {
+  #db: Kysely<Tables>;
+
+  constructor(db: Kysely<Tables>, reader: PayloadReader) {
+    super(db, 'ReplayDetection', reader);
+    this.#db = db;
+  }
+
+  override async find(id: string): Promise<AdapterPayload | undefined> {
+    const claimed = await payloads.claimPayloadId(this.#db, 'ReplayDetection', id, new Date(Date.now() + REPLAY_CLAIM_SECONDS * 1000));
+    return claimed ? undefined : { jti: id };
+  }
+}
+
 /**
  * Registration access tokens (RFC 7592) are bearer credentials: stored under the SHA-256 of their
  * value, never the value itself (as client secrets).
@@ -266,6 +289,7 @@ export function createAdapterFactory(db: Kysely<Tables>, directory: Directory, o
     if (model === 'Client') return new ClientAdapter(directory, options);
     if (model === 'InitialAccessToken') return new InitialAccessTokenAdapter(options.registration);
     if (model === 'RegistrationAccessToken') return new HashedIdAdapter(db, model, reader);
+    if (model === 'ReplayDetection') return new ReplayDetectionAdapter(db, reader);
     return new PayloadAdapter(db, model, reader);
   };
 }

@@ -97,6 +97,23 @@ function publishJwks(keys: KeySet, maxAgeSeconds: number) {
   };
 }
 
+/**
+ * RFC 9449 §11.1: a DPoP proof whose jti was seen before is invalid_dpop_proof. The provider
+ * refuses it at the token endpoint as invalid_grant, which tells a client its grant is bad.
+ */
+function replayedProofAnswer(provider: Provider) {
+  const replayed = new WeakSet<object>();
+  provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error_detail?: string }) => {
+    if (error.error_detail === 'DPoP proof JWT Replay detected') replayed.add(ctx);
+  });
+  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
+    await next();
+    if (replayed.has(ctx) && ctx.status === 400) {
+      ctx.body = { error: 'invalid_dpop_proof', error_description: 'this DPoP proof was used before (RFC 9449 §11.1)' };
+    }
+  };
+}
+
 export function createProvider(config: Config, deps: ProviderDeps): ProviderParts {
   const { directory } = deps;
   const tokenPolicy = new TokenPolicy({
@@ -252,6 +269,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   provider.use(registrationMiddleware());
   auditProviderEvents(provider, deps.audit ?? NO_AUDIT);
   provider.use(tokenPolicy.middleware());
+  provider.use(replayedProofAnswer(provider));
   provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
   const { onTokenIssued } = deps;

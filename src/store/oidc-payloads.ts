@@ -37,6 +37,21 @@ export async function upsertPayload(
     .execute();
 }
 
+/**
+ * Claims an id for the first time: inserts it, or takes over a row that has expired. Atomic: of
+ * concurrent claims of one live id, exactly one returns true.
+ */
+export async function claimPayloadId(db: Db, model: string, id: string, expiresAt: Date): Promise<boolean> {
+  const claimed = await db.insertInto('oidc_payloads')
+    .values({ model, id, payload: JSON.stringify({}), expires_at: expiresAt })
+    .onConflict((oc) => oc.columns(['model', 'id'])
+      .doUpdateSet({ payload: JSON.stringify({}), expires_at: expiresAt, consumed_at: null })
+      .where('oidc_payloads.expires_at', '<=', sql<Date>`now()`))
+    .returning('id')
+    .executeTakeFirst();
+  return claimed !== undefined;
+}
+
 type Column = 'uid' | 'user_code';
 
 async function findBy(db: Db, model: string, column: Column, value: string): Promise<StoredPayload | undefined> {
