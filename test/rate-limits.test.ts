@@ -83,6 +83,25 @@ describe(`rate limits (${onPostgres ? 'Postgres' : 'memory'} counters)`, () => {
     expect((await fetch(`${url}/jwks`)).status).toBe(200);
   });
 
+  it('limits posts to the sign-in pages and registration per address: a page for people, JSON for clients', async () => {
+    const { url } = await server({ RATE_LIMIT_SIGN_IN_ADDRESS: '2' });
+    const post = (path: string) => fetch(`${url}${path}`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=a&password=b',
+    });
+    // Under the limit the request goes on (an unknown interaction: its own error page).
+    for (let i = 0; i < 2; i += 1) expect((await post('/interaction/nope/login')).status).not.toBe(429);
+    const page = await post('/interaction/nope/login');
+    expect(page.status).toBe(429);
+    expect(Number(page.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    expect(html).toContain('Too many attempts');
+    expect(html).toMatch(/Try again in \d+ seconds\./);
+    const registration = await post('/reg');
+    expect(registration.status).toBe(429);
+    expect(await registration.json()).toMatchObject({ error: 'temporarily_unavailable' });
+  });
+
   it('backs off a client_id after repeated invalid_client, even with the right secret', async () => {
     const { url } = await server({ RATE_LIMIT_INVALID_CLIENT: '2', RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS: '30' });
     const [a, b] = [await newClient(), await newClient()];

@@ -57,6 +57,8 @@ export interface RateLimitDeps {
   maxBodyBytes: number;
   metrics: Metrics;
   logger: Logger;
+  /** Answers a browser on a sign-in page over its limit (a page, not JSON); 429 is set already. */
+  signInRefused?(ctx: Koa.Context, retryAfterSeconds: number): void;
 }
 
 /** Client ids in back-off, remembered by this process (bounded). */
@@ -97,7 +99,11 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
     if (ctx.method !== 'POST') return next();
     if (ctx.path === registration || ctx.path.startsWith(interaction)) {
       const result = await limit('sign_in_address', () => limiters.signInAddress.consume(ctx.ip));
-      return result.allowed ? next() : tooManyRequests(ctx, result);
+      if (result.allowed) return next();
+      tooManyRequests(ctx, result);
+      // A person at a login or consent form gets a page; registration clients get the JSON.
+      if (ctx.path !== registration && deps.signInRefused) deps.signInRefused(ctx, result.retryAfterSeconds);
+      return undefined;
     }
     if (!protocol.has(ctx.path)) return next();
 
