@@ -5,5 +5,7 @@ if (major < 22 || (major === 22 && minor < 18)) {
   process.stderr.write(`postern: Node.js 22.18 or newer is required (this is ${process.version})\n`);
   process.exit(1);
 }
+// Each command is a new process: keep the compiled (and type-stripped) modules between runs.
+(await import('node:module')).enableCompileCache?.();
 const { runCli } = await import('../src/cli/main.ts');
 process.exitCode = await runCli(process.argv.slice(2));
