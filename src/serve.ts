@@ -61,15 +61,19 @@ export async function serve(options: ServeOptions): Promise<void> {
     AggregatorRegistry.setRegistries([app.metrics.registry]);
   }
 
-  const server = createServer(app.koa.callback(), options.tls.server ? httpsOptions(options.tls) : undefined);
+  const tlsOptions = options.tls.server ? httpsOptions(options.tls) : undefined;
+  const server = createServer(app.koa.callback(), tlsOptions);
+  // The admin API's own listener (ADMIN_PORT), apart from the public endpoints; HTTPS as well when
+  // Postern serves TLS, so that certificate-bound admin tokens work there too.
+  const adminServer = config.admin ? createServer(app.adminKoa.callback(), tlsOptions) : undefined;
   // Renewed certificate, key or CA files: new connections use them, without a restart.
   const stopWatching = watchTlsFiles(config, (material) => {
-    if (material.server && server instanceof https.Server) server.setSecureContext(httpsOptions(material));
+    for (const listener of [server, adminServer]) {
+      if (material.server && listener instanceof https.Server) listener.setSecureContext(httpsOptions(material));
+    }
     app.clientCertificates.setAuthorities(material.authorities);
     logger.info({ authorities: material.authorities.length }, 'TLS files reloaded');
   }, (error) => logger.error({ err: error }, 'the changed TLS files cannot be used; still serving with the previous ones'));
-  // The admin API's own listener (ADMIN_PORT), apart from the public endpoints.
-  const adminServer = config.admin ? createServer(app.adminKoa.callback()) : undefined;
   const metricsListener = config.metrics.port !== undefined && !options.clustered
     ? metricsServer(() => app.metrics.registry.metrics(), app.metrics.registry.contentType)
     : undefined;

@@ -296,13 +296,14 @@ describe('node src/main.ts with TLS_CERT_FILE', () => {
     expect(fs.existsSync(path.join(dir, 'never'))).toBe(false);
   }, 70_000);
 
-  it('serves HTTPS, advertises the mTLS methods, and serves a renewed certificate without a restart', async () => {
+  it('serves HTTPS (the admin listener too), advertises the mTLS methods, and serves a renewed certificate without a restart', async () => {
     const port = await freePort();
+    const adminPort = await freePort();
     const certFile = writePem(dir, 'process.pem', serverCert.cert);
     const keyFile = writePem(dir, 'process.key', serverCert.key);
     const child = new ServerProcess({
       PORT: String(port), POSTERN_MASTER_KEY: TEST_MASTER_KEY, TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile,
-      TLS_CLIENT_CA_FILE: path.join(dir, 'ca.pem'), ISSUER: `https://localhost:${port}`,
+      TLS_CLIENT_CA_FILE: path.join(dir, 'ca.pem'), ISSUER: `https://localhost:${port}`, ADMIN_PORT: String(adminPort),
       ...(onPostgres ? { DATABASE_URL: tdb.url } : { POSTERN_DATA_DIR: path.join(dir, 'process-data') }),
     });
     const url = `https://localhost:${port}`;
@@ -320,6 +321,8 @@ describe('node src/main.ts with TLS_CERT_FILE', () => {
       token_endpoint_auth_methods_supported: expect.arrayContaining(['tls_client_auth', 'self_signed_tls_client_auth']),
     });
     expect(await servedCertificate(port)).toBe(new X509Certificate(serverCert.cert).fingerprint256);
+    const admin = await tlsRequest(`https://localhost:${adminPort}/admin/v1/apis`, { ca: ca.cert });
+    expect(admin.status).toBe(401);
 
     // Renewal: new files in place; new connections get the new certificate (checked every 10 s).
     const renewed = await ca.issue('CN=127.0.0.1', { server: true, san: [{ type: 'dns', value: 'localhost' }] });
