@@ -26,10 +26,14 @@ afterAll(async () => {
 describe('admin API: APIs', () => {
   it('creates, lists, shows (by id, identifier or name), updates and deletes an API', async () => {
     const identifier = `https://${unique('orders')}.internal`;
-    const created = await call('POST', '/apis', { identifier, name: 'orders', scopes: ['orders:read'], accessTokenTtl: 120 });
+    const created = await call('POST', '/apis', {
+      identifier, name: 'orders', scopes: ['orders:read'], accessTokenTtl: 120, scopeDescriptions: { 'orders:read': 'See your orders' },
+    });
     expect(created.status).toBe(201);
     const api = s.apiView.parse(created.body);
-    expect(api).toMatchObject({ identifier, name: 'orders', scopes: ['orders:read'], tokenFormat: 'jwt', accessTokenTtl: 120 });
+    expect(api).toMatchObject({
+      identifier, name: 'orders', scopes: ['orders:read'], scopeDescriptions: { 'orders:read': 'See your orders' }, tokenFormat: 'jwt', accessTokenTtl: 120,
+    });
 
     const listed = await call('GET', '/apis');
     expect(listed.status).toBe(200);
@@ -45,6 +49,12 @@ describe('admin API: APIs', () => {
     const updated = await call('PATCH', `/apis/${api.id}`, { addScopes: ['orders:write'], signingAlg: 'EdDSA', tokenFormat: 'opaque' });
     expect(updated.status).toBe(200);
     expect(s.apiView.parse(updated.body)).toMatchObject({ scopes: ['orders:read', 'orders:write'], signingAlg: 'EdDSA', tokenFormat: 'opaque' });
+    // A description names a scope of the API; null removes one.
+    const undefinedScope = await call('PATCH', `/apis/${api.id}`, { scopeDescriptions: { 'orders:delete': 'Delete orders' } });
+    expect(undefinedScope.status).toBe(400);
+    expect(undefinedScope.body).toMatchObject({ error: 'invalid_input', fields: ['scopeDescriptions'] });
+    const described = await call('PATCH', `/apis/${api.id}`, { scopeDescriptions: { 'orders:read': null, 'orders:write': 'Place orders' } });
+    expect(described.body.scopeDescriptions).toEqual({ 'orders:write': 'Place orders' });
     const removed = await call('PATCH', `/apis/${api.id}`, { removeScopes: ['orders:read'] });
     expect(removed.body.scopes).toEqual(['orders:write']);
 

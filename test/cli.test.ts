@@ -50,7 +50,7 @@ const GROUPS: Record<string, string[]> = {
 /** Options (or arguments) each command's help must mention. */
 const HELP_MENTIONS: Record<string, string[]> = {
   '': ['--json', 'apis', 'roles', 'clients', 'migrate', 'tokens', 'keys'],
-  'apis create': ['--identifier <uri>', '--name', '--scopes', '--token-format', '--alg', '--ttl', '--introspection-client', '--require-dpop',
+  'apis create': ['--identifier <uri>', '--name', '--scopes', '--describe-scope <scope=text>', '--token-format', '--alg', '--ttl', '--introspection-client', '--require-dpop',
     '--require-mtls'],
   'apis show': ['<api>'],
   'apis update': ['<api>', '--add-scopes', '--remove-scopes', '--token-format', '--ttl', '--no-introspection-client',
@@ -310,9 +310,10 @@ describe('registering an API, a role and a client, as the README shows', () => {
   it('apis update --add-scopes, --remove-scopes (with their grants) and --ttl', async () => {
     await ok(['roles', 'grant', 'orders-reader', 'https://orders.internal', 'orders:write']);
     const out = await ok(['apis', 'update', 'https://orders.internal', '--add-scopes', 'orders:admin orders:audit',
-      '--remove-scopes', 'orders:write', '--ttl', '2m']);
+      '--remove-scopes', 'orders:write', '--ttl', '2m', '--describe-scope', 'orders:read=See your orders']);
     expect(out).toMatch(/^API updated\n/);
     expect(field(out, 'scopes')).toBe('orders:admin orders:audit orders:read');
+    expect(field(out, '  orders:read')).toBe('See your orders');
     expect(field(out, 'token ttl')).toBe('120s');
     // Removing a scope removed its grant.
     expect((await json(['roles', 'show', 'orders-reader'])).grants)
@@ -322,7 +323,7 @@ describe('registering an API, a role and a client, as the README shows', () => {
       '--ttl', '900', '--token-format', 'opaque', '--name', 'orders']);
     expect(updated).toMatchObject({
       identifier: 'https://orders.internal', name: 'orders', scopes: ['orders:admin', 'orders:read'],
-      accessTokenTtl: 900, tokenFormat: 'opaque',
+      scopeDescriptions: { 'orders:read': 'See your orders' }, accessTokenTtl: 900, tokenFormat: 'opaque',
     });
     expect(await json(['apis', 'show', 'orders'])).toEqual(updated);
   }, 60_000);

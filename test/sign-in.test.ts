@@ -1,6 +1,7 @@
 // Browser sign-in over real HTTP: login, consent, code + PKCE, tokens, userinfo, refresh
 // rotation, and every error path the issue names.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { updateApi } from '../src/services/apis.ts';
 import { revokeUserSessions } from '../src/services/users.ts';
 import { authorizeUrl, HttpBrowser, pkce } from './support/browser.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -78,6 +79,16 @@ describe('the sign-in flow', () => {
 
     const active = await introspect(server.url, world, forApi.body.access_token);
     expect(active.body).toMatchObject({ active: true, sub: world.user.id, scope: 'orders:read' });
+  });
+
+  it('shows the words an administrator wrote for an API scope, escaped', async () => {
+    const other = await signInWorld(database.database.db);
+    await updateApi(database.database.db, other.api.id, { scopeDescriptions: { 'orders:read': 'See your <orders> & invoices' } });
+    const flow = await startAuthorization(server.url, other);
+    const consent = await flow.browser.submit(flow.page, { username: other.username, password: PASSWORD });
+    expect(consent.status).toBe(200);
+    expect(consent.html).toContain('See your &lt;orders&gt; &amp; invoices');
+    expect(consent.html).not.toContain('Use &quot;orders:read&quot;');
   });
 
   it('does not ask again for what was granted, unless the app asks for consent', async () => {

@@ -11,6 +11,7 @@ function show(api: apis.ApiView): string {
     ['identifier', api.identifier],
     ['name', api.name],
     ['scopes', api.scopes.join(' ') || '(none)'],
+    ...Object.entries(api.scopeDescriptions).map(([scope, text]) => [`  ${scope}`, text] as [string, string]),
     ['token format', api.tokenFormat],
     ['signing alg', api.tokenFormat === 'jwt' ? api.signingAlg : '-'],
     ['token ttl', `${api.accessTokenTtl}s`],
@@ -23,6 +24,20 @@ function show(api: apis.ApiView): string {
 
 const ttl = (value: string) => parseDuration(value);
 
+/** `--describe-scope "orders:read=See your orders"`, repeatable; an empty text (update) removes it. */
+function scopeDescriptions(values: string[], allowRemoval: boolean): Record<string, string | null> | undefined {
+  if (values.length === 0) return undefined;
+  const result: Record<string, string | null> = {};
+  for (const value of values) {
+    const at = value.indexOf('=');
+    if (at <= 0) throw new Error(`--describe-scope takes scope=text, got "${value}"`);
+    const text = value.slice(at + 1).trim();
+    if (!text && !allowRemoval) throw new Error(`--describe-scope ${value.slice(0, at)}= needs a text`);
+    result[value.slice(0, at)] = text || null;
+  }
+  return result;
+}
+
 export function apisCommand(): Command {
   const command = new Command('apis').description('APIs (resource servers): the audience of tokens and the scopes they define');
 
@@ -31,6 +46,7 @@ export function apisCommand(): Command {
     .requiredOption('--identifier <uri>', 'resource indicator, and the `aud` of its tokens (e.g. https://orders.internal)')
     .option('--name <name>', 'a short name (defaults to the identifier)')
     .option('--scopes <scopes>', 'scopes it defines, space-separated (repeatable)', collect, [])
+    .option('--describe-scope <scope=text>', 'what a scope allows, in plain words for the consent page (repeatable)', collect, [])
     .addOption(new Option('--token-format <format>', 'access token format').choices(['jwt', 'opaque']).default('jwt'))
     .addOption(new Option('--alg <alg>', 'JWT signing algorithm').choices([...ACCESS_TOKEN_ALGS]).default('ES256'))
     .option('--ttl <duration>', 'access token lifetime (e.g. 300, 5m)', ttl, 300)
@@ -39,12 +55,13 @@ export function apisCommand(): Command {
     .option('--require-mtls', 'its tokens must be bound to the client\'s TLS certificate (RFC 8705)')
     .action(action(async ({ db, out, audit }, opts: {
       identifier: string; name?: string; scopes: string[]; tokenFormat: string; alg: string; ttl: number;
-      introspectionClient?: string; requireDpop?: boolean; requireMtls?: boolean;
+      introspectionClient?: string; requireDpop?: boolean; requireMtls?: boolean; describeScope: string[];
     }) => {
       const api = await apis.createApi(db, {
         identifier: opts.identifier,
         name: opts.name,
         scopes: words(opts.scopes),
+        scopeDescriptions: scopeDescriptions(opts.describeScope, false) as Record<string, string> | undefined,
         tokenFormat: opts.tokenFormat,
         signingAlg: opts.alg,
         accessTokenTtl: opts.ttl,
@@ -77,6 +94,7 @@ export function apisCommand(): Command {
     .option('--name <name>', 'new name')
     .option('--add-scopes <scopes>', 'scopes to define, space-separated (repeatable)', collect, [])
     .option('--remove-scopes <scopes>', 'scopes to remove, with their grants (repeatable)', collect, [])
+    .option('--describe-scope <scope=text>', 'what a scope allows, for the consent page; "scope=" removes it (repeatable)', collect, [])
     .addOption(new Option('--token-format <format>', 'access token format').choices(['jwt', 'opaque']))
     .addOption(new Option('--alg <alg>', 'JWT signing algorithm').choices([...ACCESS_TOKEN_ALGS]))
     .option('--ttl <duration>', 'access token lifetime (e.g. 300, 5m)', ttl)
@@ -88,12 +106,13 @@ export function apisCommand(): Command {
     .option('--no-require-mtls', 'its tokens need not be certificate-bound')
     .action(action(async ({ db, out, audit }, ref: string, opts: {
       name?: string; addScopes: string[]; removeScopes: string[]; tokenFormat?: string; alg?: string; ttl?: number;
-      introspectionClient?: string | false; requireDpop?: boolean; requireMtls?: boolean;
+      introspectionClient?: string | false; requireDpop?: boolean; requireMtls?: boolean; describeScope: string[];
     }) => {
       const api = await apis.updateApi(db, ref, {
         name: opts.name,
         addScopes: words(opts.addScopes),
         removeScopes: words(opts.removeScopes),
+        scopeDescriptions: scopeDescriptions(opts.describeScope, true),
         tokenFormat: opts.tokenFormat,
         signingAlg: opts.alg,
         accessTokenTtl: opts.ttl,

@@ -21,6 +21,8 @@ export interface ApiView {
   identifier: string;
   name: string;
   scopes: string[];
+  /** Plain words for what a scope allows, shown on the consent page (scopes without one: none). */
+  scopeDescriptions: Record<string, string>;
   tokenFormat: TokenFormat;
   signingAlg: string;
   accessTokenTtl: number;
@@ -39,6 +41,7 @@ function toView(row: apis.ApiWithScopes): ApiView {
     identifier: row.identifier,
     name: row.name,
     scopes: row.scopes,
+    scopeDescriptions: row.scopeDescriptions,
     tokenFormat: row.token_format,
     signingAlg: row.signing_alg,
     accessTokenTtl: row.access_token_ttl,
@@ -48,6 +51,29 @@ function toView(row: apis.ApiWithScopes): ApiView {
     system: row.system,
     createdAt: row.created_at.toISOString(),
   };
+}
+
+const MAX_DESCRIPTION = 200;
+
+/** Descriptions name scopes the API defines, in 1 to 200 printable characters (null: remove). */
+function checkScopeDescriptions<T extends string | null>(
+  descriptions: Record<string, T> | undefined,
+  scopes: readonly string[],
+): Record<string, T> {
+  const checked: Record<string, T> = {};
+  for (const [scope, text] of Object.entries(descriptions ?? {})) {
+    if (!scopes.includes(scope)) throw invalid(`scope "${scope}" is not defined by this API: describe only its scopes`, 'scopeDescriptions');
+    if (text === null) {
+      checked[scope] = text;
+      continue;
+    }
+    const trimmed = typeof text === 'string' ? text.trim() : '';
+    if (!trimmed || trimmed.length > MAX_DESCRIPTION || /[\u0000-\u001f\u007f]/.test(trimmed)) {
+      throw invalid(`the description of "${scope}" must be 1 to ${MAX_DESCRIPTION} characters on one line`, 'scopeDescriptions');
+    }
+    checked[scope] = trimmed as T;
+  }
+  return checked;
 }
 
 function checkFormat(value: string): TokenFormat {
@@ -78,6 +104,8 @@ export interface CreateApiInput {
   identifier: string;
   name?: string;
   scopes?: string[];
+  /** Scope name to plain words (1 to 200 characters), for the consent page. */
+  scopeDescriptions?: Record<string, string>;
   tokenFormat?: string;
   signingAlg?: string;
   accessTokenTtl?: number;
@@ -105,6 +133,7 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit
         requireMtls: input.requireMtls === true,
       });
       await apis.insertApiScopes(trx, id, scopes);
+      await apis.setApiScopeDescriptions(trx, id, checkScopeDescriptions(input.scopeDescriptions, scopes));
       await publishChange(trx, { kind: 'config' });
       return toView(await requireApi(trx, id));
     });
@@ -131,6 +160,8 @@ export interface UpdateApiInput {
   name?: string;
   addScopes?: string[];
   removeScopes?: string[];
+  /** Scope name to plain words; null removes a description. */
+  scopeDescriptions?: Record<string, string | null>;
   tokenFormat?: string;
   signingAlg?: string;
   accessTokenTtl?: number;
@@ -177,6 +208,8 @@ export async function updateApi(
       });
       await apis.insertApiScopes(trx, api.id, addScopes);
       await apis.deleteApiScopes(trx, api.id, removeScopes);
+      const remaining = [...api.scopes, ...addScopes].filter((scope) => !removeScopes.includes(scope));
+      await apis.setApiScopeDescriptions(trx, api.id, checkScopeDescriptions(input.scopeDescriptions, remaining));
       await publishChange(trx, { kind: 'config' });
       return toView(await requireApi(trx, api.id));
     });

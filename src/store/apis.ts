@@ -4,7 +4,11 @@ import type { ApisTable } from '../db/tables.ts';
 import type { Db } from './types.ts';
 
 export type ApiRow = Selectable<ApisTable>;
-export interface ApiWithScopes extends ApiRow { scopes: string[] }
+export interface ApiWithScopes extends ApiRow {
+  scopes: string[];
+  /** What each scope lets a client or a person do, where one was written (the consent page shows it). */
+  scopeDescriptions: Record<string, string>;
+}
 
 export interface NewApi {
   id: string;
@@ -40,6 +44,13 @@ export async function insertApiScopes(db: Db, apiId: string, scopes: readonly st
     .execute();
 }
 
+/** Sets (or, with null, clears) the description of each named scope of an API. */
+export async function setApiScopeDescriptions(db: Db, apiId: string, descriptions: Record<string, string | null>): Promise<void> {
+  for (const [name, description] of Object.entries(descriptions)) {
+    await db.updateTable('api_scopes').set({ description }).where('api_id', '=', apiId).where('name', '=', name).execute();
+  }
+}
+
 export async function deleteApiScopes(db: Db, apiId: string, scopes: readonly string[]): Promise<void> {
   if (scopes.length === 0) return;
   await db.deleteFrom('api_scopes').where('api_id', '=', apiId).where('name', 'in', scopes).execute();
@@ -48,11 +59,18 @@ export async function deleteApiScopes(db: Db, apiId: string, scopes: readonly st
 async function withScopes(db: Db, rows: ApiRow[]): Promise<ApiWithScopes[]> {
   if (rows.length === 0) return [];
   const scopes = await db.selectFrom('api_scopes')
-    .select(['api_id', 'name'])
+    .select(['api_id', 'name', 'description'])
     .where('api_id', 'in', rows.map((row) => row.id))
     .orderBy('name')
     .execute();
-  return rows.map((row) => ({ ...row, scopes: scopes.filter((s) => s.api_id === row.id).map((s) => s.name) }));
+  return rows.map((row) => {
+    const own = scopes.filter((s) => s.api_id === row.id);
+    return {
+      ...row,
+      scopes: own.map((s) => s.name),
+      scopeDescriptions: Object.fromEntries(own.filter((s) => s.description !== null).map((s) => [s.name, s.description!])),
+    };
+  });
 }
 
 export async function listApis(db: Db): Promise<ApiWithScopes[]> {

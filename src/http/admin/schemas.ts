@@ -75,10 +75,13 @@ export const createRegistrationTokenBody = z.strictObject({
   description: z.string().max(1000).optional(),
 }).meta({ id: 'CreateRegistrationToken' });
 
+const scopeDescription = z.string().min(1).max(200);
 export const createApiBody = z.strictObject({
   identifier: ref.meta({ description: 'resource indicator (RFC 8707), the `aud` of its tokens' }),
   name: name.optional(),
   scopes: scopes.optional(),
+  scopeDescriptions: z.record(z.string().max(128), scopeDescription).optional()
+    .meta({ description: 'scope name to plain words, shown on the consent page' }),
   tokenFormat: z.enum(TOKEN_FORMATS).optional(),
   signingAlg: z.enum(ACCESS_TOKEN_ALGS).optional(),
   accessTokenTtl: z.int().min(1).max(86400).optional(),
@@ -91,6 +94,8 @@ export const updateApiBody = z.strictObject({
   name: name.optional(),
   addScopes: scopes.optional(),
   removeScopes: scopes.optional().meta({ description: 'removing a scope removes its grants' }),
+  scopeDescriptions: z.record(z.string().max(128), scopeDescription.nullable()).optional()
+    .meta({ description: 'scope name to plain words for the consent page; null removes one' }),
   tokenFormat: z.enum(TOKEN_FORMATS).optional(),
   signingAlg: z.enum(ACCESS_TOKEN_ALGS).optional(),
   accessTokenTtl: z.int().min(1).max(86400).optional(),
@@ -157,6 +162,7 @@ export const apiView = z.object({
   identifier: z.string(),
   name: z.string(),
   scopes: z.array(z.string()),
+  scopeDescriptions: z.record(z.string(), z.string()),
   tokenFormat: z.enum(TOKEN_FORMATS),
   signingAlg: z.string(),
   accessTokenTtl: z.int(),
