@@ -19,6 +19,7 @@ import { api, role, serviceClient, unique } from './support/fixtures.ts';
 import { cleanUp, freePort, makeTempDir, MAIN, run, ServerProcess } from './support/process.ts';
 import { TEST_MASTER_KEY } from './support/server.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
+import { CALLBACK, signIn, signInWorld } from './support/sign-in.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -260,6 +261,43 @@ describe('behind a TLS-terminating proxy', () => {
   it('still verifies the issuer itself: a forwarded certificate from another CA is refused', async () => {
     const other = await (await createAuthority('CN=Elsewhere CA')).issue('CN=payments,O=Example');
     expect((await viaProxy(proxied, encodeURIComponent(other.cert))).status).toBe(401);
+  });
+
+  it('binds a person\'s tokens to the web app\'s certificate: userinfo checks it, refresh needs one', async () => {
+    const world = await signInWorld(tdb.database.db);
+    await updateClient(tdb.database.db, world.client.id, { requireMtls: true });
+    const basic = `Basic ${Buffer.from(`${world.client.id}:${world.client.secret}`).toString('base64')}`;
+    const send = (path: string, presented: Issued | undefined, init: { form?: Record<string, string>; bearer?: string }) =>
+      fetch(`${proxied.url}${path}`, {
+        method: init.form ? 'POST' : 'GET',
+        headers: {
+          ...(init.form ? { 'content-type': 'application/x-www-form-urlencoded', authorization: basic } : { authorization: `Bearer ${init.bearer}` }),
+          ...(presented ? { [HEADER]: encodeURIComponent(presented.cert) } : {}),
+        },
+        body: init.form ? new URLSearchParams(init.form).toString() : undefined,
+      }).then(async (res) => ({ status: res.status, body: await res.json() as Record<string, any> }));
+    const appCert = await ca.issue('CN=webapp,O=Example');
+    const { code, verifier } = await signIn(proxied.url, world);
+    const exchange = { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: CALLBACK };
+
+    expect((await send('/token', undefined, { form: exchange })).body.error).toBe('invalid_grant');
+    const { code: code2, verifier: verifier2 } = await signIn(proxied.url, world);
+    const tokens = await send('/token', appCert, { form: { ...exchange, code: code2, code_verifier: verifier2 } });
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    expect(tokens.body.refresh_token).toBeTruthy();
+
+    expect((await send('/me', appCert, { bearer: tokens.body.access_token })).body.sub).toBe(world.user.id);
+    for (const presented of [await ca.issue('CN=webapp,O=Example'), undefined]) {
+      const refused = await send('/me', presented, { bearer: tokens.body.access_token });
+      expect(refused.status).toBe(401);
+      expect(refused.body.error).toBe('invalid_token');
+    }
+
+    const refreshForm = { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token };
+    expect((await send('/token', undefined, { form: refreshForm })).body.error).toBe('invalid_grant');
+    const refreshed = await send('/token', appCert, { form: refreshForm });
+    expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
+    expect((await send('/me', appCert, { bearer: refreshed.body.access_token })).status).toBe(200);
   });
 
   it('answers a plain request without a certificate as before (no mTLS needed for secret clients)', async () => {
