@@ -185,6 +185,19 @@ function isCidr(value: string): boolean {
   }
 }
 
+/**
+ * A CIDR range in the form connections are compared in: a bare address is one host, and an
+ * IPv4-mapped IPv6 range is the IPv4 one (a dual-stack socket reports IPv4 peers as IPv4).
+ */
+function normalizeCidr(value: string): string {
+  let [address, bits] = value.includes('/') ? ipaddr.parseCIDR(value) : [ipaddr.parse(value), ipaddr.parse(value).kind() === 'ipv4' ? 32 : 128];
+  if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
+    address = (address as ipaddr.IPv6).toIPv4Address();
+    bits -= 96;
+  }
+  return `${address.toString()}/${bits}`;
+}
+
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 export function isLoopbackHost(hostname: string): boolean {
@@ -278,8 +291,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const proxyEntries = e.TLS_CLIENT_CERT_PROXIES.split(',').map((item) => item.trim()).filter(Boolean);
   const badProxies = proxyEntries.filter((item) => !isCidr(item));
   // A bare address is one host.
-  const proxies = proxyEntries.filter(isCidr)
-    .map((item) => (item.includes('/') ? item : `${item}/${ipaddr.parse(item).kind() === 'ipv4' ? 32 : 128}`));
+  const proxies = proxyEntries.filter(isCidr).map(normalizeCidr);
   if (badProxies.length) problems.push(`TLS_CLIENT_CERT_PROXIES: not an address or CIDR range: ${badProxies.join(', ')}`);
   if (e.TLS_CLIENT_CERT_HEADER && proxies.length === 0) {
     problems.push('TLS_CLIENT_CERT_HEADER needs TLS_CLIENT_CERT_PROXIES: the addresses of the proxies allowed to set it');

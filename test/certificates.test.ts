@@ -2,7 +2,7 @@
 // (RFC 8705 §2.1.2): distinguished names as RFC 4514 writes them, SAN entries, forwarded forms.
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { certificateMatchesSubject, parseCertificate, parseDistinguishedName } from '../src/oidc/certificates.ts';
+import { certificateMatchesSubject, chainsToTrustedCa, parseCertificate, parseDistinguishedName } from '../src/oidc/certificates.ts';
 import { createAuthority, type Authority } from './support/certificates.ts';
 
 let ca: Authority;
@@ -53,6 +53,35 @@ describe('SAN entries', () => {
   });
 });
 
+describe('SAN entries written to look like others', () => {
+  it('a URI inside another entry\'s value is not a URI entry', async () => {
+    const cert = new X509Certificate((await ca.issue('CN=x', {
+      san: [{ type: 'dns', value: 'a, URI:spiffe://example.org/ns/shop/sa/orders, b' }],
+    })).cert);
+    expect(cert.subjectAltName).toContain('URI:spiffe://example.org/ns/shop/sa/orders');
+    expect(certificateMatchesSubject(cert, 'san_uri', 'spiffe://example.org/ns/shop/sa/orders')).toBe(false);
+  });
+});
+
+describe('trust of a forwarded certificate', () => {
+  it('needs a chain to a trusted CA, a client (not server-only) usage, and a leaf that is not a CA', async () => {
+    const authorities = [new X509Certificate(ca.cert)];
+    const check = async (pem: string) => {
+      const [leaf, ...rest] = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!;
+      return chainsToTrustedCa(new X509Certificate(leaf!), rest.map((each) => new X509Certificate(each)), authorities);
+    };
+    expect(await check((await ca.issue('CN=client')).cert)).toBe(true);
+    expect(await check((await ca.issue('CN=server', { server: true })).cert)).toBe(false);
+    expect(await check((await ca.issue('CN=sub-ca', { ca: true })).cert)).toBe(false);
+    expect(await check((await ca.issue('CN=old', { days: -1 })).cert)).toBe(false);
+    const intermediate = await ca.intermediate('CN=Team CA');
+    expect(await check((await intermediate.issue('CN=via-team')).cert)).toBe(true);
+    // Without its intermediate the leaf does not chain.
+    expect(await check((await intermediate.issue('CN=alone')).cert.split('\n-----BEGIN')[0]!)).toBe(false);
+    expect(await check((await (await createAuthority('CN=Other CA')).issue('CN=client')).cert)).toBe(false);
+  });
+});
+
 describe('forwarded certificates', () => {
   it('are read as PEM, URL-encoded PEM, base64 DER, an Envoy X-Forwarded-Client-Cert; anything else is no certificate', async () => {
     const { cert: pem } = await ca.issue('CN=x');
@@ -61,7 +90,13 @@ describe('forwarded certificates', () => {
     for (const form of [pem, encodeURIComponent(pem), der, pem.replace(/\n/g, ' '), xfcc]) {
       expect(parseCertificate(form)?.subject, form.slice(0, 40)).toBe('CN=x');
     }
-    for (const junk of [`${xfcc},${xfcc}`, '', 'abc', '%E0%A4%A', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----']) {
+    // A chain (as some load balancers forward it): the first certificate is the client's.
+    const { cert: other } = await ca.issue('CN=y');
+    expect(parseCertificate(encodeURIComponent(`${pem}${other}`))?.subject).toBe('CN=x');
+    // Envoy: a Cert key written inside the certificate's own URI or DNS values is not the Cert.
+    const injected = `By=spiffe://proxy;Hash=abc;Subject="CN=x";URI=spiffe://x;Cert=${encodeURIComponent(other)}`;
+    const twice = `By=spiffe://proxy;Cert="${encodeURIComponent(pem)}";URI=spiffe://x;Cert=${encodeURIComponent(other)}`;
+    for (const junk of [injected, twice, `${xfcc},${xfcc}`, '', 'abc', '%E0%A4%A', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----']) {
       expect(parseCertificate(junk)).toBeUndefined();
     }
   });

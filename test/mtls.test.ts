@@ -5,6 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import https from 'node:https';
 import tls from 'node:tls';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,6 +108,32 @@ describe('tls_client_auth (RFC 8705 §2.1)', () => {
     }
   });
 
+  it('accepts a certificate issued by an intermediate CA the client sends along', async () => {
+    const team = await ca.intermediate('CN=Team CA,O=Example');
+    const cert = await team.issue('CN=inventory,O=Example');
+    const id = await certificateClient({ name: unique('inventory'), tlsSubject: { field: 'subject_dn', value: 'CN=inventory,O=Example' } });
+    const res = await tokenRequest(id, cert);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(decodeJwt(res.body.access_token).cnf).toEqual({ 'x5t#S256': cert.thumbprint });
+  });
+
+  it('stops trusting a CA taken out of the CA file, on connections already open too', async () => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    const overOneConnection = () => tlsRequest(`${server.url}/token`, {
+      ca: ca.cert, client: ordersCert, agent, form: { grant_type: 'client_credentials', client_id: ordersId },
+    });
+    try {
+      expect((await overOneConnection()).status).toBe(200);
+      // The file now holds another CA only.
+      server.app.clientCertificates.setAuthorities([new X509Certificate((await createAuthority('CN=Replacement CA')).cert)]);
+      expect((await overOneConnection()).status).toBe(401);
+    } finally {
+      server.app.clientCertificates.setAuthorities([new X509Certificate(ca.cert)]);
+      agent.destroy();
+    }
+    expect((await tokenRequest(ordersId, ordersCert)).status).toBe(200);
+  });
+
   it('matches a subject DN whatever the order and escaping of its attributes', async () => {
     const cert = await ca.issue('C=DE,O=Acme\\, Inc.,OU=payments,CN=ledger');
     const id = await certificateClient({ name: unique('ledger'), tlsSubject: { field: 'subject_dn', value: 'CN=ledger,OU=payments,O=Acme\\, Inc.,C=DE' } });
@@ -205,6 +232,20 @@ describe('certificate-bound tokens (RFC 8705 §3)', () => {
     res = await withSecret();
     expect(res.status).toBe(200);
     expect(decodeJwt(res.body.access_token).cnf).toBeUndefined();
+  });
+
+  it('refuses to bind one client\'s or one API\'s tokens both to DPoP and to a certificate', async () => {
+    const db = tdb.database.db;
+    const both = 'tokens can be bound to a DPoP key or to a TLS certificate, not both';
+    await expect(createClient(db, { name: unique('both'), tlsSubject: { field: 'san_dns', value: 'both.internal' }, requireDpop: true, requireMtls: true }))
+      .rejects.toThrow(both);
+    // A certificate client that asks for DPoP gets DPoP binding, not both.
+    const { client } = await createClient(db, { name: unique('dpop-cert'), tlsSubject: { field: 'san_dns', value: 'dpop.internal' }, requireDpop: true });
+    expect(client).toMatchObject({ requireDpop: true, requireMtls: false });
+    await expect(updateClient(db, client.clientId, { requireMtls: true })).rejects.toThrow(both);
+    await expect(api(db, { scopes: ['x:read'], requireDpop: true, requireMtls: true })).rejects.toThrow(both);
+    const dpopApi = await api(db, { scopes: ['x:read'], requireDpop: true });
+    await expect(updateApi(db, dpopApi.id, { requireMtls: true })).rejects.toThrow(both);
   });
 
   it('a certificate client registered without binding gets unbound tokens', async () => {

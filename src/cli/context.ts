@@ -45,6 +45,9 @@ export function action<A extends unknown[]>(
     const dbProblems = problems.filter((problem) => problem.startsWith('DATABASE') || problem.startsWith('POSTERN_'));
     if (dbProblems.length) throw new Error(dbProblems.join('; '));
     const database = await openDatabase(config, 'cli');
+    // What a command has done is reported even if closing afterwards fails: a new secret is
+    // shown once.
+    let completed = false;
     try {
       await migrate(database);
       // The same key as the server's: configured, or in development the file beside the data.
@@ -55,13 +58,17 @@ export function action<A extends unknown[]>(
       const audit = auditorFor(auditLog, { actor: { type: 'operator', id: operatorName() } });
       try {
         await run({ db: database.db, database, out, config, keyring, audit }, ...args);
+        completed = true;
       } finally {
         await auditLog.close();
       }
     } finally {
-      await database.close();
+      try {
+        await database.close();
+      } finally {
+        if (completed) out.flush();
+      }
     }
-    out.flush();
   };
 }
 

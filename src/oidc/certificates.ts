@@ -20,18 +20,52 @@ export function certificateThumbprint(cert: X509Certificate): string {
 }
 
 /**
+ * The elements of an Envoy X-Forwarded-Client-Cert header, each the list of its key (lower case)
+ * and value pairs in order: elements are separated by `,`, pairs by `;`, and a value may be a
+ * quoted string in which those separators (and `\"`) are plain text. Undefined when the header
+ * is not one.
+ */
+function parseForwardedClientCert(text: string): [string, string][][] | undefined {
+  const elements: [string, string][][] = [];
+  let current: [string, string][] = [];
+  const pair = /\s*([A-Za-z]+)=("(?:[^"\\]|\\.)*"|[^;,"]*)\s*([;,]|$)/y;
+  while (pair.lastIndex < text.length) {
+    const at = pair.lastIndex;
+    const match = pair.exec(text);
+    if (!match || pair.lastIndex === at) return undefined;
+    const raw = match[2]!;
+    current.push([match[1]!.toLowerCase(), raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw]);
+    if (match[3] !== ';') {
+      elements.push(current);
+      current = [];
+    }
+  }
+  return elements;
+}
+
+/**
  * A certificate as PEM, as base64 DER, or URL-encoded (how TLS-terminating proxies forward it:
  * nginx `$ssl_client_escaped_cert`, cloud load balancers), or the `Cert` of an Envoy
- * X-Forwarded-Client-Cert element. Undefined when unreadable.
+ * X-Forwarded-Client-Cert element. The first certificate of a chain is the client's. Undefined
+ * when unreadable.
  */
 export function parseCertificate(text: string): X509Certificate | undefined {
   let value = text.trim();
-  // Envoy/Istio: `By=...;Hash=...;Cert="<URL-encoded PEM>";Subject=...`, one element when the
-  // proxy sets the header (SANITIZE_SET). Several elements (a chain of proxies appending) do not
-  // say which one is the caller's: no certificate.
-  const xfcc = [...value.matchAll(/(?:^|[;,])Cert="?([^";,]+)"?/g)];
-  if (xfcc.length > 1) return undefined;
-  if (xfcc.length === 1) value = xfcc[0]![1]!;
+  if (/^(By|Hash|Cert|Chain|Subject|URI|DNS)=/i.test(value)) {
+    // Envoy/Istio: one element when the proxy sets the header (SANITIZE_SET), with the `Cert`
+    // key (set_current_client_cert_details). Several elements (proxies appending) do not say
+    // which one is the caller's. Envoy writes By, Hash, Cert, Chain, then Subject, URI and DNS,
+    // whose values come from the certificate and are not all quoted: a `;Cert=` there could be
+    // the client's own text. So exactly one Cert, before any of those, or no certificate.
+    const elements = parseForwardedClientCert(value);
+    if (elements?.length !== 1) return undefined;
+    const keys = elements[0]!.map(([key]) => key);
+    const at = keys.indexOf('cert');
+    if (at < 0 || keys.lastIndexOf('cert') !== at || keys.slice(0, at).some((key) => ['subject', 'uri', 'dns'].includes(key))) {
+      return undefined;
+    }
+    value = elements[0]![at]![1];
+  }
   if (value.includes('%')) {
     try {
       value = decodeURIComponent(value);
@@ -39,6 +73,9 @@ export function parseCertificate(text: string): X509Certificate | undefined {
       return undefined;
     }
   }
+  // A forwarded chain (AWS ALB in passthrough mode): the first block is the client's.
+  const first = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(value);
+  if (first) value = first[0];
   const body = value.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
   if (!body || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(body)) return undefined;
   try {
@@ -63,14 +100,35 @@ function isCurrent(cert: X509Certificate, now: number): boolean {
   return Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo);
 }
 
+const CLIENT_AUTH_EKU = '1.3.6.1.5.5.7.3.2';
+const ANY_EKU = '2.5.29.37.0';
+const MAX_CHAIN = 4;
+
 /**
- * Whether one of the trusted CA certificates issued `cert` (name, signature, CA flag) and both
- * are valid now. Used for certificates a proxy forwards; a certificate presented to Postern's own
- * TLS listener is verified by TLS itself.
+ * Whether `cert` is a client certificate that chains to one of the trusted CA certificates,
+ * through the intermediates given (as a client sends them), every link valid now: issuer name,
+ * signature, CA flag. The leaf must not be a CA and, when it names extended key usages, must
+ * allow client authentication (as TLS itself checks a client certificate).
  */
-export function issuedByTrustedCa(cert: X509Certificate, authorities: readonly X509Certificate[], now = Date.now()): boolean {
-  if (!isCurrent(cert, now)) return false;
-  return authorities.some((ca) => ca.ca && isCurrent(ca, now) && cert.checkIssued(ca) && cert.verify(ca.publicKey));
+export function chainsToTrustedCa(
+  cert: X509Certificate,
+  intermediates: readonly X509Certificate[],
+  authorities: readonly X509Certificate[],
+  now = Date.now(),
+): boolean {
+  if (!isCurrent(cert, now) || cert.ca) return false;
+  const usages = cert.keyUsage;
+  if (usages && usages.length && !usages.includes(CLIENT_AUTH_EKU) && !usages.includes(ANY_EKU)) return false;
+  const issues = (issuer: X509Certificate, subject: X509Certificate) =>
+    issuer.ca && isCurrent(issuer, now) && subject.checkIssued(issuer) && subject.verify(issuer.publicKey);
+  let current = cert;
+  for (let depth = 0; depth <= MAX_CHAIN; depth += 1) {
+    if (authorities.some((ca) => issues(ca, current))) return true;
+    const next = intermediates.find((candidate) => candidate !== current && issues(candidate, current));
+    if (!next) return false;
+    current = next;
+  }
+  return false;
 }
 
 // ---- distinguished names (RFC 4514)
@@ -164,15 +222,25 @@ const sameMultiset = (a: string[], b: string[]) => {
   return [...a].sort().every((item, index) => item === sortedB[index]);
 };
 
-/** URI entries of the subjectAltName (values with separators in them are JSON-quoted by Node). */
+/**
+ * URI entries of the subjectAltName. Node prints entries as `TYPE:value` joined by `, ` and
+ * JSON-quotes a value holding a separator; the entries are read one after the other from the
+ * start, so text inside another entry's quoted value is never taken for an entry. Anything
+ * unreadable gives no URI at all.
+ */
 function sanUris(cert: X509Certificate): string[] {
+  const text = cert.subjectAltName ?? '';
+  const entry = /([^:,"]+):("(?:[^"\\]|\\.)*"|[^,"]*)(?:, |$)/y;
   const uris: string[] = [];
-  for (const match of (cert.subjectAltName ?? '').matchAll(/(?:^|, )URI:("(?:[^"\\]|\\.)*"|[^,]*)/g)) {
-    const raw = match[1]!;
+  while (entry.lastIndex < text.length) {
+    const at = entry.lastIndex;
+    const match = entry.exec(text);
+    if (!match || entry.lastIndex === at) return [];
+    if (match[1] !== 'URI') continue;
     try {
-      uris.push(raw.startsWith('"') ? JSON.parse(raw) as string : raw);
+      uris.push(match[2]!.startsWith('"') ? JSON.parse(match[2]!) as string : match[2]!);
     } catch {
-      // An entry Node could not print plainly and we cannot read: it matches nothing.
+      return [];
     }
   }
   return uris;

@@ -3,8 +3,8 @@
 // connection comes from one of the configured proxy addresses.
 import type { IncomingMessage } from 'node:http';
 import { TLSSocket } from 'node:tls';
-import type { X509Certificate } from 'node:crypto';
-import { certificateThumbprint, issuedByTrustedCa, parseCertificate } from './certificates.ts';
+import { X509Certificate } from 'node:crypto';
+import { certificateThumbprint, chainsToTrustedCa, parseCertificate } from './certificates.ts';
 import { isAddressAllowed, parseNetworks, type Network } from './network-policy.ts';
 
 export interface PresentedCertificate {
@@ -46,36 +46,56 @@ export class ClientCertificates {
     return this.#authorities.length > 0;
   }
 
-  /** The client certificate of this request, if it has one. */
+  /**
+   * The client certificate of this request, if it has one: from a configured proxy, the one it
+   * forwards (its own connection certificate is the proxy's); otherwise the connection's.
+   */
   fromRequest(req: IncomingMessage): PresentedCertificate | undefined {
-    const socket = req.socket;
-    if (socket instanceof TLSSocket) {
-      let known = this.#byConnection.get(socket);
+    // The TCP peer, never X-Forwarded-For: only the proxy itself may vouch for a certificate.
+    if (this.#header && this.#proxies.length && isAddressAllowed(req.socket.remoteAddress, this.#proxies)) {
+      let known = this.#byRequest.get(req);
       if (known === undefined) {
-        const cert = socket.getPeerX509Certificate();
-        // TLS verified the chain against TLS_CLIENT_CA_FILE (the listener's only CAs); without
-        // that file it would have used the system's public CAs, which prove nothing here.
-        known = cert ? { cert, thumbprint: certificateThumbprint(cert), trusted: socket.authorized && this.hasAuthorities } : null;
-        this.#byConnection.set(socket, known);
+        known = this.#fromProxyHeader(req);
+        this.#byRequest.set(req, known);
       }
-      if (known) return known;
+      return known ?? undefined;
     }
-    if (!this.#header) return undefined;
-    let known = this.#byRequest.get(req);
+    const socket = req.socket;
+    if (!(socket instanceof TLSSocket)) return undefined;
+    let known = this.#byConnection.get(socket);
     if (known === undefined) {
-      known = this.#fromProxyHeader(req);
-      this.#byRequest.set(req, known);
+      known = this.#fromConnection(socket);
+      this.#byConnection.set(socket, known);
     }
     return known ?? undefined;
+  }
+
+  #fromConnection(socket: TLSSocket): PresentedCertificate | null {
+    const cert = socket.getPeerX509Certificate();
+    if (!cert) return null;
+    // TLS verified the chain when the connection opened. It is checked again against the CAs
+    // of now: a CA taken out of TLS_CLIENT_CA_FILE must stop counting on connections that stay
+    // open (the cache is emptied when the file changes). Without the file, TLS used the
+    // system's public CAs, which prove nothing here.
+    let trusted = false;
+    if (socket.authorized && this.hasAuthorities) {
+      const intermediates: X509Certificate[] = [];
+      let link = socket.getPeerCertificate(true)?.issuerCertificate;
+      for (let depth = 0; link?.raw && depth < 5; depth += 1) {
+        intermediates.push(new X509Certificate(link.raw));
+        if (link.issuerCertificate === link) break;
+        link = link.issuerCertificate;
+      }
+      trusted = chainsToTrustedCa(cert, intermediates, this.#authorities);
+    }
+    return { cert, thumbprint: certificateThumbprint(cert), trusted };
   }
 
   #fromProxyHeader(req: IncomingMessage): PresentedCertificate | null {
     const value = req.headers[this.#header!];
     if (typeof value !== 'string' || !value) return null;
-    // The TCP peer, never X-Forwarded-For: only the proxy itself may vouch for the certificate.
-    if (this.#proxies.length === 0 || !isAddressAllowed(req.socket.remoteAddress, this.#proxies)) return null;
     const cert = parseCertificate(value);
     if (!cert) return null;
-    return { cert, thumbprint: certificateThumbprint(cert), trusted: issuedByTrustedCa(cert, this.#authorities) };
+    return { cert, thumbprint: certificateThumbprint(cert), trusted: chainsToTrustedCa(cert, [], this.#authorities) };
   }
 }

@@ -10,7 +10,7 @@ import type { Db } from '../store/types.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
-import { changedFields, checkName, checkResourceIdentifier, checkScopes, checkTtl } from './validation.ts';
+import { changedFields, checkName, checkOneBinding, checkResourceIdentifier, checkScopes, checkTtl } from './validation.ts';
 
 export { ACCESS_TOKEN_ALGS };
 export const TOKEN_FORMATS = ['jwt', 'opaque'] as const;
@@ -121,6 +121,7 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit
   const tokenFormat = checkFormat(input.tokenFormat ?? 'jwt');
   const signingAlg = checkAlg(input.signingAlg ?? DEFAULT_ACCESS_TOKEN_ALG);
   const accessTokenTtl = checkTtl(input.accessTokenTtl ?? 300);
+  checkOneBinding(input.requireDpop === true, input.requireMtls === true, 'an API');
   try {
     const api = await writeAndPropagate(db, async (trx) => {
       const id = randomId('api_');
@@ -193,6 +194,7 @@ export async function updateApi(
         // The admin API takes Bearer tokens only (it refuses DPoP-bound ones, RFC 9449 §7.2).
         throw new ServiceError('forbidden', `the ${api.name} API is built in: its tokens cannot require DPoP`);
       }
+      checkOneBinding(input.requireDpop ?? api.require_dpop, input.requireMtls ?? api.require_mtls, 'an API');
       const unknown = removeScopes.filter((scope) => !api.scopes.includes(scope));
       if (unknown.length) throw invalid(`API ${api.identifier} does not define ${unknown.join(', ')}`, 'removeScopes');
       await apis.updateApi(trx, api.id, {

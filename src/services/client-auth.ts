@@ -159,7 +159,13 @@ export function checkClientCertificates(values: readonly string[], field = 'cert
     const thumbprint = certificateThumbprint(cert);
     if (seen.has(thumbprint)) throw invalid(`${where} is listed twice`, field);
     seen.add(thumbprint);
-    const jwk = cert.publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+    let jwk: Record<string, unknown>;
+    try {
+      jwk = cert.publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+    } catch {
+      // DSA keys and curves a JWK cannot name (brainpool, ...).
+      throw invalid(`${where} has a key type a JWK cannot carry; use an EC (P-256, P-384, P-521), RSA or Ed25519 key`, field);
+    }
     if (!(CLIENT_KEY_TYPES as readonly unknown[]).includes(jwk.kty)) {
       throw invalid(`${where} has a ${String(jwk.kty)} key; accepted: ${CLIENT_KEY_TYPES.join(', ')}`, field);
     }

@@ -19,7 +19,7 @@ import { checkSignInSettings, PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
-import { changedFields, checkName } from './validation.ts';
+import { changedFields, checkName, checkOneBinding } from './validation.ts';
 
 export const SUPPORTED_GRANTS = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
 export const AUTH_METHODS = [
@@ -272,8 +272,9 @@ export async function createClient(
     jwks: input.jwks, jwksUri: input.jwksUri, tlsSubject: input.tlsSubject, certificates: input.certificates,
   });
   // RFC 8705 §3: a client that authenticates with its certificate gets tokens bound to it,
-  // unless asked otherwise; any other client only when asked.
-  const requireMtls = input.requireMtls ?? CERTIFICATE_METHODS.includes(authMethod);
+  // unless asked otherwise (or bound to a DPoP key instead); any other client only when asked.
+  const requireMtls = input.requireMtls ?? (CERTIFICATE_METHODS.includes(authMethod) && !input.requireDpop);
+  checkOneBinding(Boolean(input.requireDpop), requireMtls);
   const allowedNetworks = checkNetworks(input.allowedNetworks ?? []);
   const clientId = randomId();
   // Only for secret-based methods: a private_key_jwt client has nothing that could be guessed.
@@ -424,6 +425,7 @@ export async function updateClient(
         if (input.requireMtls) metadata.tls_client_certificate_bound_access_tokens = true;
         else delete metadata.tls_client_certificate_bound_access_tokens;
       }
+      if (metadata) checkOneBinding(metadata.dpop_bound_access_tokens === true, metadata.tls_client_certificate_bound_access_tokens === true);
       const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled, metadata, allowedNetworks });
       await publishChange(trx, { kind: 'client', clientId: client.client_id });
       return toView(trx, row ?? client);

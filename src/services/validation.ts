@@ -44,3 +44,14 @@ export function changedFields(input: object): string[] {
   return Object.entries(input).filter(([, value]) => value !== undefined
     && !(Array.isArray(value) && value.length === 0)).map(([key]) => key);
 }
+
+/**
+ * A token can be bound to one key only: a DPoP key or the TLS certificate (the provider refuses a
+ * client that requires both, and could never issue it a token).
+ */
+export function checkOneBinding(requireDpop: boolean, requireMtls: boolean, what: 'a client' | 'an API' = 'a client'): void {
+  if (requireDpop && requireMtls) {
+    throw invalid(`${what}'s tokens can be bound to a DPoP key or to a TLS certificate, not both: `
+      + 'lift one requirement (--no-require-dpop or --no-require-mtls)', 'requireDpop', 'requireMtls');
+  }
+}

@@ -26,6 +26,8 @@ export interface Issued {
 
 export interface Authority extends Issued {
   issue(subject: string, options?: IssueOptions): Promise<Issued>;
+  /** A CA issued by this one; what it issues chains through it (`chain`: leaf then intermediate, PEM). */
+  intermediate(name: string): Promise<Authority>;
 }
 
 export interface IssueOptions {
@@ -34,9 +36,47 @@ export interface IssueOptions {
   days?: number;
   /** A server certificate (serverAuth) rather than a client one. */
   server?: boolean;
+  /** Marked as a CA (what a client certificate must not be). */
+  ca?: boolean;
 }
 
 const keyPair = () => webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as Promise<KeyPair>;
+
+async function newAuthority(name: string, keys: KeyPair, parent?: { cert: x509.X509Certificate; key: Key }): Promise<Authority> {
+  const extensions = [
+    new x509.BasicConstraintsExtension(true, parent ? 0 : 1, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+  ];
+  const ca = parent
+    ? await x509.X509CertificateGenerator.create({
+      subject: name, issuer: parent.cert.subject, publicKey: keys.publicKey, signingKey: parent.key, signingAlgorithm: ALG,
+      ...validity(365), extensions: [...extensions, await x509.AuthorityKeyIdentifierExtension.create(parent.cert)],
+    })
+    : await x509.X509CertificateGenerator.createSelfSigned({ name, keys, signingAlgorithm: ALG, ...validity(365), extensions });
+  const own = issued(ca, await pemKey(keys.privateKey));
+  return {
+    ...own,
+    async issue(subject, options = {}) {
+      const leaf = await keyPair();
+      const cert = await x509.X509CertificateGenerator.create({
+        subject,
+        issuer: ca.subject,
+        publicKey: leaf.publicKey,
+        signingKey: keys.privateKey,
+        signingAlgorithm: ALG,
+        ...validity(options.days),
+        extensions: [...leafExtensions(options), await x509.AuthorityKeyIdentifierExtension.create(ca)],
+      });
+      const result = issued(cert, await pemKey(leaf.privateKey));
+      // A client behind an intermediate sends it along: the chain, leaf first.
+      return parent ? { ...result, cert: `${result.cert}\n${own.cert}` } : result;
+    },
+    async intermediate(subName) {
+      return newAuthority(subName, await keyPair(), { cert: ca, key: keys.privateKey });
+    },
+  };
+}
 
 async function pemKey(key: Key): Promise<string> {
   const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
@@ -56,8 +96,8 @@ function validity(days = 30): { notBefore: Date; notAfter: Date } {
 
 function leafExtensions(options: IssueOptions): x509.Extension[] {
   return [
-    new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.BasicConstraintsExtension(Boolean(options.ca), undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | (options.ca ? x509.KeyUsageFlags.keyCertSign : 0), true),
     new x509.ExtendedKeyUsageExtension([options.server ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
     ...(options.san?.length ? [new x509.SubjectAlternativeNameExtension(options.san)] : []),
   ];
@@ -65,34 +105,7 @@ function leafExtensions(options: IssueOptions): x509.Extension[] {
 
 /** A CA that issues client (and server) certificates. */
 export async function createAuthority(name = 'CN=Test Services CA,O=Example'): Promise<Authority> {
-  const keys = await keyPair();
-  const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    name,
-    keys,
-    signingAlgorithm: ALG,
-    ...validity(365),
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  return {
-    ...issued(ca, await pemKey(keys.privateKey)),
-    async issue(subject, options = {}) {
-      const leaf = await keyPair();
-      const cert = await x509.X509CertificateGenerator.create({
-        subject,
-        issuer: ca.subject,
-        publicKey: leaf.publicKey,
-        signingKey: keys.privateKey,
-        signingAlgorithm: ALG,
-        ...validity(options.days),
-        extensions: [...leafExtensions(options), await x509.AuthorityKeyIdentifierExtension.create(ca)],
-      });
-      return issued(cert, await pemKey(leaf.privateKey));
-    },
-  };
+  return newAuthority(name, await keyPair());
 }
 
 /** A self-signed client certificate (self_signed_tls_client_auth). */
@@ -119,7 +132,11 @@ export interface TlsReply { status: number; headers: Record<string, string | str
  */
 export function tlsRequest(
   url: string,
-  options: { ca: string; client?: { cert: string; key: string }; method?: string; form?: Record<string, string>; headers?: Record<string, string> },
+  options: {
+    ca: string; client?: { cert: string; key: string }; method?: string; form?: Record<string, string>; headers?: Record<string, string>;
+    /** A keep-alive agent, to send several requests over one connection (new connection each time otherwise). */
+    agent?: https.Agent;
+  },
 ): Promise<TlsReply> {
   const body = options.form ? new URLSearchParams(options.form).toString() : undefined;
   return new Promise((resolve, reject) => {
@@ -127,7 +144,7 @@ export function tlsRequest(
       method: options.method ?? (body ? 'POST' : 'GET'),
       ca: options.ca,
       ...(options.client ? { cert: options.client.cert, key: options.client.key } : {}),
-      agent: false,
+      agent: options.agent ?? false,
       headers: {
         ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
         ...options.headers,
