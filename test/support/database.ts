@@ -1,7 +1,11 @@
 // A fresh, migrated database for each test file: a new database on the Postgres server named by
 // TEST_DATABASE_URL when it is set, else an in-memory embedded PGlite (loaded from a migrated
 // template, which is much faster than migrating each time).
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { openPostgres, wrapPGlite, type Database } from '../../src/db/database.ts';
@@ -19,13 +23,41 @@ export interface TestDatabase {
 
 let template: Blob | File | undefined;
 
-async function embedded(): Promise<TestDatabase> {
-  if (!template) {
-    const pglite = await PGlite.create();
-    await migrate(wrapPGlite(pglite));
-    template = await pglite.dumpDataDir('none');
-    await pglite.close();
+const MIGRATIONS = path.resolve(fileURLToPath(import.meta.url), '../../../migrations');
+
+/**
+ * Where the migrated template is kept between test files (each runs in a process of its own,
+ * and creating a PGlite cluster takes seconds): named by the migrations and the PGlite version,
+ * so a changed migration makes a new one.
+ */
+function templateFile(): string {
+  const hash = createHash('sha256');
+  let dir = path.dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite')));
+  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+  hash.update(JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version);
+  for (const name of fs.readdirSync(MIGRATIONS).sort()) hash.update(name).update(fs.readFileSync(path.join(MIGRATIONS, name)));
+  return path.join(os.tmpdir(), `postern-test-template-${hash.digest('hex').slice(0, 16)}.tar`);
+}
+
+async function loadTemplate(): Promise<Blob> {
+  const file = templateFile();
+  try {
+    return new Blob([fs.readFileSync(file)]);
+  } catch {
+    // Not made yet: make it, and write it whole under its name (another process may race).
   }
+  const pglite = await PGlite.create();
+  await migrate(wrapPGlite(pglite));
+  const dump = await pglite.dumpDataDir('none');
+  await pglite.close();
+  const partial = `${file}.${process.pid}`;
+  fs.writeFileSync(partial, Buffer.from(await dump.arrayBuffer()));
+  fs.renameSync(partial, file);
+  return dump;
+}
+
+async function embedded(): Promise<TestDatabase> {
+  template ??= await loadTemplate();
   const pglite = await PGlite.create({ loadDataDir: template });
   const database = wrapPGlite(pglite);
   return { database, url: undefined, drop: () => database.close() };
