@@ -53,6 +53,12 @@ async function loadTemplate(): Promise<Blob> {
   const partial = `${file}.${process.pid}`;
   fs.writeFileSync(partial, Buffer.from(await dump.arrayBuffer()));
   fs.renameSync(partial, file);
+  // Templates of earlier migrations are of no more use (about 40 MB each).
+  for (const name of fs.readdirSync(path.dirname(file))) {
+    if (name.startsWith('postern-test-template-') && name.endsWith('.tar') && name !== path.basename(file)) {
+      fs.rmSync(path.join(path.dirname(file), name), { force: true });
+    }
+  }
   return dump;
 }
 
