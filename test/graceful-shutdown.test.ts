@@ -155,8 +155,17 @@ describe.skipIf(!onPostgres)('two processes sharing Postgres', () => {
     };
     const stopper = (async () => {
       await new Promise((resolve) => setTimeout(resolve, 1500));
+      // One request surely in flight at the signal (the loops' may all be between requests, or
+      // have left A already if its readiness probe was slow on a busy machine): sent, then the
+      // signal; it must still be answered.
+      const inFlight = tokenOnNewConnection(urlA, worker).then(
+        (res) => { if (res.status === 200) counts.aAfterStop += 1; else failures.push(`A (in flight at its stop) answered ${res.status}`); },
+        (error: Error) => { failures.push(`A (in flight at its stop): ${error.message}`); },
+      );
       stopSentAt = Date.now();
-      return a.stop('SIGTERM', 20_000);
+      const exit = await a.stop('SIGTERM', 20_000);
+      await inFlight;
+      return exit;
     })();
     await Promise.all([...Array.from({ length: 8 }, (_, n) => loop(n)), stopper]);
     clearInterval(poller);
