@@ -174,28 +174,27 @@ export const envSchema = z.object({
 export function jwksMaxAge(propagationSeconds: number): number {
   return Math.min(600, Math.floor(propagationSeconds / 2));
 }
-/** An IPv4 or IPv6 address, or a CIDR range. */
-function isCidr(value: string): boolean {
-  try {
-    if (value.includes('/')) ipaddr.parseCIDR(value);
-    else ipaddr.parse(value);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * A CIDR range in the form connections are compared in: a bare address is one host, and an
- * IPv4-mapped IPv6 range is the IPv4 one (a dual-stack socket reports IPv4 peers as IPv4).
+ * A network (RFC 4632; RFC 4291 §2.3) in the form connections are compared in, or undefined when
+ * `value` is not one: a bare address is one host, an IPv4-mapped IPv6 range is the IPv4 one (a
+ * dual-stack socket reports IPv4 peers as IPv4), and "10.1.2.3/8" is "10.0.0.0/8".
  */
-function normalizeCidr(value: string): string {
-  let [address, bits] = value.includes('/') ? ipaddr.parseCIDR(value) : [ipaddr.parse(value), ipaddr.parse(value).kind() === 'ipv4' ? 32 : 128];
+export function normalizeCidr(value: string): string | undefined {
+  let address: ipaddr.IPv4 | ipaddr.IPv6;
+  let bits: number;
+  try {
+    [address, bits] = value.includes('/') ? ipaddr.parseCIDR(value) : [ipaddr.parse(value), ipaddr.parse(value).kind() === 'ipv4' ? 32 : 128];
+  } catch {
+    return undefined;
+  }
   if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
     address = (address as ipaddr.IPv6).toIPv4Address();
     bits -= 96;
   }
-  return `${address.toString()}/${bits}`;
+  const network = address.kind() === 'ipv4'
+    ? ipaddr.IPv4.networkAddressFromCIDR(`${address.toString()}/${bits}`)
+    : ipaddr.IPv6.networkAddressFromCIDR(`${address.toString()}/${bits}`);
+  return `${network.toString()}/${bits}`;
 }
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -289,9 +288,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!overrides) problems.push('RATE_LIMIT_CLIENT_OVERRIDES must read client_id=requests,client_id=requests,...');
 
   const proxyEntries = e.TLS_CLIENT_CERT_PROXIES.split(',').map((item) => item.trim()).filter(Boolean);
-  const badProxies = proxyEntries.filter((item) => !isCidr(item));
-  // A bare address is one host.
-  const proxies = proxyEntries.filter(isCidr).map(normalizeCidr);
+  const badProxies = proxyEntries.filter((item) => normalizeCidr(item) === undefined);
+  const proxies = proxyEntries.map(normalizeCidr).filter((item) => item !== undefined);
   if (badProxies.length) problems.push(`TLS_CLIENT_CERT_PROXIES: not an address or CIDR range: ${badProxies.join(', ')}`);
   if (e.TLS_CLIENT_CERT_HEADER && proxies.length === 0) {
     problems.push('TLS_CLIENT_CERT_HEADER needs TLS_CLIENT_CERT_PROXIES: the addresses of the proxies allowed to set it');

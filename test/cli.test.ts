@@ -1,39 +1,13 @@
 // The `postern` command as a user runs it: `node bin/postern.js ...` in a child process, on the
 // test's Postgres database (DATABASE_URL) or on a fresh embedded data folder that no server holds.
 // Help, and the README's flow; refusals and operations are in cli-operations.test.ts.
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../src/cli/main.ts';
-import { embeddedServerPid } from '../src/db/database.ts';
-import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
-import { cliCommands, field } from './support/cli.ts';
-import { cleanUp, describeRun, makeTempDir, postern, type Env } from './support/process.ts';
+import { cliCommands, field, useCliStore } from './support/cli.ts';
+import { describeRun } from './support/process.ts';
 
-let tdb: TestDatabase | undefined;
-let env: Env;
-
-beforeAll(async () => {
-  const home = makeTempDir('postern-cli-');
-  if (onPostgres) {
-    tdb = await createTestDatabase();
-    // POSTERN_DATA_DIR is set too, to a folder nothing uses: DATABASE_URL must win.
-    env = { DATABASE_URL: tdb.url, POSTERN_DATA_DIR: path.join(home, 'unused') };
-  } else {
-    const dataDir = path.join(home, 'data');
-    env = { POSTERN_DATA_DIR: dataDir };
-    expect(embeddedServerPid(dataDir)).toBeUndefined();
-  }
-  // The first command creates the embedded data folder (initdb takes several seconds).
-  const first = await postern(['migrate'], env, 120_000);
-  expect(first.code, describeRun(['migrate'], first)).toBe(0);
-}, 180_000);
-
-afterAll(async () => {
-  await cleanUp();
-  await tdb?.drop();
-}, 60_000);
-
-const { cli, ok, json, refused } = cliCommands(() => env);
+const store = useCliStore('postern-cli-');
+const { cli, ok, json, refused } = cliCommands(() => store.env);
 
 const SECRET = /^[A-Za-z0-9_-]{43}$/;
 

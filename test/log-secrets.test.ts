@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { cleanUp, freePort, makeTempDir, postern, ServerProcess, type Env } from './support/process.ts';
-import { postForm, TEST_MASTER_KEY } from './support/server.ts';
+import { TEST_MASTER_KEY } from './support/server.ts';
 import { authorizeUrl, HttpBrowser, pkce } from './support/browser.ts';
 
 let tdb: TestDatabase | undefined;

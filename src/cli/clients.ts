@@ -1,6 +1,7 @@
 // postern clients ...
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
+import { pemCertificates } from '../services/client-auth.ts';
 import * as clients from '../services/clients.ts';
 import { action, collect, words } from './context.ts';
 import { fields, parseDuration, table } from './output.ts';
@@ -57,8 +58,8 @@ function readCertificateFiles(files: string[]): string[] | undefined {
     } catch (error) {
       throw new Error(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
-    const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
-    if (!blocks) throw new Error(`${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    const blocks = pemCertificates(text);
+    if (!blocks.length) throw new Error(`${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
     return blocks;
   });
 }

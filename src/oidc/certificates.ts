@@ -19,6 +19,11 @@ export function certificateThumbprint(cert: X509Certificate): string {
   return createHash('sha256').update(cert.raw).digest('base64url');
 }
 
+/** The PEM certificate blocks of a text, in order (a file, a bundle, a forwarded chain). */
+export function pemCertificates(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
 /**
  * The elements of an Envoy X-Forwarded-Client-Cert header, each the list of its key (lower case)
  * and value pairs in order: elements are separated by `,`, pairs by `;`, and a value may be a
@@ -74,8 +79,8 @@ export function parseCertificate(text: string): X509Certificate | undefined {
     }
   }
   // A forwarded chain (AWS ALB in passthrough mode): the first block is the client's.
-  const first = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(value);
-  if (first) value = first[0];
+  const [first] = pemCertificates(value);
+  if (first) value = first;
   const body = value.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
   if (!body || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(body)) return undefined;
   try {
@@ -87,7 +92,7 @@ export function parseCertificate(text: string): X509Certificate | undefined {
 
 /** Every certificate in a PEM bundle (a CA file). Throws when there is none or one is unreadable. */
 export function parseCertificateBundle(pem: string, what: string): X509Certificate[] {
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = pemCertificates(pem);
   if (blocks.length === 0) throw new Error(`${what} holds no PEM certificate`);
   return blocks.map((block, index) => {
     const cert = parseCertificate(block);

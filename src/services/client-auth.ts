@@ -2,10 +2,12 @@
 // (`jwks` or `jwks_uri`) and network allow-lists. Used by createClient and updateClient, so the
 // CLI and the admin API refuse the same things.
 import ipaddr from 'ipaddr.js';
-import { isLoopbackHost } from '../config.ts';
+import { isLoopbackHost, normalizeCidr } from '../config.ts';
 import {
-  certificateThumbprint, parseCertificate, parseDistinguishedName, TLS_SUBJECT_FIELDS, type TlsSubject, type TlsSubjectField,
+  certificateThumbprint, parseCertificate, parseDistinguishedName, pemCertificates, TLS_SUBJECT_FIELDS, type TlsSubject, type TlsSubjectField,
 } from '../oidc/certificates.ts';
+
+export { pemCertificates };
 import { CLIENT_AUTH_ALGS, CLIENT_KEY_TYPES } from '../oidc/client-keys.ts';
 import { invalid } from './errors.ts';
 
@@ -78,22 +80,9 @@ export function checkJwksUri(value: string, field = 'jwksUri'): string {
 export function checkNetworks(values: readonly string[], field = 'allowedNetworks'): string[] {
   const networks = new Set<string>();
   for (const raw of values.flatMap((value) => value.split(/[\s,]+/)).filter(Boolean)) {
-    let range: [ipaddr.IPv4 | ipaddr.IPv6, number];
-    try {
-      range = raw.includes('/') ? ipaddr.parseCIDR(raw) : [ipaddr.parse(raw), ipaddr.parse(raw).kind() === 'ipv4' ? 32 : 128];
-    } catch {
-      throw invalid(`"${raw}" is not an IPv4 or IPv6 network in CIDR notation (like 10.0.0.0/8 or fd00::/8)`, field);
-    }
-    let [address, bits] = range;
-    // An IPv4-mapped IPv6 range means the IPv4 one; connections are compared the same way.
-    if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
-      address = (address as ipaddr.IPv6).toIPv4Address();
-      bits -= 96;
-    }
-    const network = address.kind() === 'ipv4'
-      ? ipaddr.IPv4.networkAddressFromCIDR(`${address.toString()}/${bits}`)
-      : ipaddr.IPv6.networkAddressFromCIDR(`${address.toString()}/${bits}`);
-    networks.add(`${network.toString()}/${bits}`);
+    const network = normalizeCidr(raw);
+    if (!network) throw invalid(`"${raw}" is not an IPv4 or IPv6 network in CIDR notation (like 10.0.0.0/8 or fd00::/8)`, field);
+    networks.add(network);
   }
   if (networks.size > MAX_NETWORKS) throw invalid(`at most ${MAX_NETWORKS} networks per client`, field);
   return [...networks];

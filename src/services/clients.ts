@@ -124,7 +124,22 @@ function storedTlsSubject(metadata: StoredMetadata): TlsSubject | null {
   return null;
 }
 
-export interface CreateClientInput {
+/** How a client proves itself beyond its auth method; each field goes with one method. */
+export interface ClientCredentialsInput {
+  /** private_key_jwt: public keys (a JWK Set), or where to fetch them; exactly one of the two. */
+  jwks?: unknown;
+  jwksUri?: string;
+  /** tls_client_auth: the subject DN or SAN entry its certificate carries. */
+  tlsSubject?: TlsSubject;
+  /** self_signed_tls_client_auth: its certificates (PEM). */
+  certificates?: string[];
+}
+
+/** Only the credential fields of an input (the rules below look at which are present). */
+const credentialsOf = ({ jwks, jwksUri, tlsSubject, certificates }: ClientCredentialsInput): ClientCredentialsInput =>
+  ({ jwks, jwksUri, tlsSubject, certificates });
+
+export interface CreateClientInput extends ClientCredentialsInput {
   name: string;
   grantTypes?: string[];
   roles?: string[];
@@ -133,13 +148,6 @@ export interface CreateClientInput {
    * self_signed_tls_client_auth with certificates, else client_secret_basic.
    */
   tokenEndpointAuthMethod?: string;
-  /** private_key_jwt: public keys (a JWK Set), or where to fetch them; exactly one of the two. */
-  jwks?: unknown;
-  jwksUri?: string;
-  /** tls_client_auth: the subject DN or SAN entry its certificate carries. */
-  tlsSubject?: TlsSubject;
-  /** self_signed_tls_client_auth: its certificates (PEM). */
-  certificates?: string[];
   allowedNetworks?: string[];
   requireDpop?: boolean;
   /** Bind its tokens to its TLS certificate; by default yes for certificate authentication. */
@@ -157,16 +165,15 @@ export interface ClientWithSecret { client: ClientView; clientSecret: string }
 /** `clientSecret` is null for a client that authenticates with its own keys. */
 export interface CreatedClient { client: ClientView; clientSecret: string | null }
 
-interface Credentials { jwks?: unknown; jwksUri?: string; tlsSubject?: unknown; certificates?: string[] }
 const CREDENTIAL_PROPERTIES = ['jwks', 'jwks_uri', ...Object.values(TLS_SUBJECT_FIELDS)] as const;
 
 /**
  * The metadata that says how a client proves itself beyond its method: private_key_jwt keys, a
  * tls_client_auth subject, self-signed certificates; each only with its method.
  */
-function credentialMetadata(authMethod: string, given: Credentials): Partial<StoredMetadata> {
-  const present = (Object.keys(given) as (keyof Credentials)[]).filter((key) => given[key] !== undefined);
-  const allowed: Record<string, (keyof Credentials)[]> = {
+function credentialMetadata(authMethod: string, given: ClientCredentialsInput): Partial<StoredMetadata> {
+  const present = (Object.keys(given) as (keyof ClientCredentialsInput)[]).filter((key) => given[key] !== undefined);
+  const allowed: Record<string, (keyof ClientCredentialsInput)[]> = {
     private_key_jwt: ['jwks', 'jwksUri'],
     tls_client_auth: ['tlsSubject'],
     self_signed_tls_client_auth: ['certificates', 'jwksUri'],
@@ -268,9 +275,7 @@ export async function createClient(
   } else if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
     throw invalid(`token endpoint auth method must be one of ${AUTH_METHODS.join(', ')}`, 'tokenEndpointAuthMethod');
   }
-  const keys = credentialMetadata(authMethod, {
-    jwks: input.jwks, jwksUri: input.jwksUri, tlsSubject: input.tlsSubject, certificates: input.certificates,
-  });
+  const keys = credentialMetadata(authMethod, credentialsOf(input));
   // RFC 8705 §3: a client that authenticates with its certificate gets tokens bound to it,
   // unless asked otherwise (or bound to a DPoP key instead); any other client only when asked.
   const requireMtls = input.requireMtls ?? (CERTIFICATE_METHODS.includes(authMethod) && !input.requireDpop);
@@ -376,16 +381,10 @@ export async function listClientsPage(db: Kysely<Tables>, query: ListClientsQuer
   return { items, nextCursor: more && rows.length ? encodeCursor(rows.at(-1)!.name) : null };
 }
 
-export interface UpdateClientInput {
+/** The credential fields replace the client's (for its own auth method). */
+export interface UpdateClientInput extends ClientCredentialsInput {
   name?: string;
   enabled?: boolean;
-  /** private_key_jwt clients: replace the registered keys, or switch between jwks and jwksUri. */
-  jwks?: unknown;
-  jwksUri?: string;
-  /** tls_client_auth clients: replace the subject. */
-  tlsSubject?: TlsSubject;
-  /** self_signed_tls_client_auth clients: replace the certificates (PEM). */
-  certificates?: string[];
   /** Replaces the list; an empty list lifts the restriction. */
   allowedNetworks?: string[];
   requireDpop?: boolean;
@@ -408,7 +407,7 @@ export async function updateClient(
     const updated = await writeAndPropagate(db, async (trx) => {
       const client = await requireClient(trx, ref);
       let metadata: StoredMetadata & Record<string, unknown> | undefined;
-      const given = { jwks: input.jwks, jwksUri: input.jwksUri, tlsSubject: input.tlsSubject, certificates: input.certificates };
+      const given = credentialsOf(input);
       if (Object.values(given).some((value) => value !== undefined)) {
         metadata = { ...client.metadata };
         const method = String(metadata.token_endpoint_auth_method ?? 'client_secret_basic');

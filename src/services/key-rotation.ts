@@ -5,7 +5,7 @@
 import type { Kysely } from 'kysely';
 import type { JWK } from 'jose';
 import type { Tables } from '../db/tables.ts';
-import { envelopeFingerprint, sealSecret, type MasterKey } from '../key-encryption.ts';
+import { envelopeFingerprint, type MasterKey } from '../key-encryption.ts';
 import {
   generateSigningKeys, publicJwk, SIGNED_TOKEN_MAX_LIFETIME_SECONDS, type KeySet, type KeyState, type PublishedKey,
 } from '../oidc/keys.ts';
@@ -14,7 +14,7 @@ import * as keys from '../store/keys.ts';
 import type { Db } from '../store/types.ts';
 import { conflict } from './errors.ts';
 import { deriveKeyState, nextKeyTransition } from './key-state.ts';
-import { MasterKeyError, readSigningKey, signingKeyContext, type Keyring } from './keys.ts';
+import { insertSealedSigningKey, MasterKeyError, readSigningKey, type Keyring } from './keys.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -115,16 +115,7 @@ async function rotate(
     const removeAfter = new Date(activatesAt.getTime() + SIGNED_TOKEN_MAX_LIFETIME_SECONDS * 1000);
     const replaced = rows.filter((row) => deriveKeyState(row, now) === 'active');
     await keys.scheduleRetirement(trx, replaced.map((row) => row.kid), activatesAt, removeAfter);
-    for (const key of fresh) {
-      await keys.insertSigningKey(trx, {
-        kid: key.kid,
-        alg: key.alg,
-        publicJwk: publicJwk(key.privateJwk) as Record<string, unknown>,
-        encryptedPrivateJwk: sealSecret(masterKey, JSON.stringify(key.privateJwk), signingKeyContext(key.kid)),
-        createdAt: rotatedAt,
-        activatesAt,
-      });
-    }
+    for (const key of fresh) await insertSealedSigningKey(trx, masterKey, key, { createdAt: rotatedAt, activatesAt });
     // Delivered at commit: every server reloads its keys and publishes the new ones.
     await publishChange(trx, { kind: 'keys' });
     return {

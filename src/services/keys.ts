@@ -18,6 +18,29 @@ const DPOP_NONCE_SECRET = 'dpop_nonce_secret';
 
 // Each ciphertext is bound to its row: a value copied into another row fails to decrypt.
 export const signingKeyContext = (kid: string) => `signing_keys:${kid}`;
+
+/** A signing key's private JWK sealed under `masterKey`, bound to its kid. */
+const sealSigningKey = (masterKey: MasterKey, key: PrivateKey) =>
+  sealSecret(masterKey, JSON.stringify(key.privateJwk), signingKeyContext(key.kid));
+
+/**
+ * Stores a new signing key: its public JWK, and its private JWK sealed under `masterKey`.
+ * Without dates it is published and signs at once (the first keys).
+ */
+export async function insertSealedSigningKey(
+  trx: Db,
+  masterKey: MasterKey,
+  key: PrivateKey,
+  dates: { createdAt?: Date; activatesAt?: Date } = {},
+): Promise<void> {
+  await keys.insertSigningKey(trx, {
+    kid: key.kid,
+    alg: key.alg,
+    publicJwk: publicJwk(key.privateJwk) as Record<string, unknown>,
+    encryptedPrivateJwk: sealSigningKey(masterKey, key),
+    ...dates,
+  });
+}
 const serverSecretContext = (name: string) => `server_secrets:${name}`;
 
 export interface KeyMaterial {
@@ -111,7 +134,7 @@ export async function openKeyMaterial(db: Kysely<Tables>, keyring: Keyring): Pro
     let encrypted = 0;
     for (const { row, key } of all.signingKeys) {
       if (row.encrypted_private_jwk !== null) continue;
-      await keys.setEncryptedPrivateJwk(trx, row.kid, sealSecret(keyring[0], JSON.stringify(key.privateJwk), signingKeyContext(row.kid)));
+      await keys.setEncryptedPrivateJwk(trx, row.kid, sealSigningKey(keyring[0], key));
       encrypted += 1;
     }
     for (const { row, value } of all.secrets) {
@@ -150,14 +173,7 @@ export async function generateKeyMaterial(db: Kysely<Tables>, masterKey: MasterK
     if ((await keys.countSigningKeys(trx)) > 0) {
       throw conflict('signing keys exist already');
     }
-    for (const key of signingKeys) {
-      await keys.insertSigningKey(trx, {
-        kid: key.kid,
-        alg: key.alg,
-        publicJwk: publicJwk(key.privateJwk) as Record<string, unknown>,
-        encryptedPrivateJwk: sealSecret(masterKey, JSON.stringify(key.privateJwk), signingKeyContext(key.kid)),
-      });
-    }
+    for (const key of signingKeys) await insertSealedSigningKey(trx, masterKey, key);
     await keys.insertServerSecret(trx, COOKIE_KEYS, sealSecret(masterKey, JSON.stringify(cookieKeys), serverSecretContext(COOKIE_KEYS)));
     await keys.insertServerSecret(trx, DPOP_NONCE_SECRET,
       sealSecret(masterKey, dpopNonceSecret, serverSecretContext(DPOP_NONCE_SECRET)));
@@ -187,7 +203,7 @@ export async function rotateMasterKey(db: Kysely<Tables>, keyring: Keyring, newK
     const from = new Set<string>();
     for (const { row, key } of all.signingKeys) {
       from.add(row.encrypted_private_jwk === null ? 'plaintext' : envelopeFingerprint(row.encrypted_private_jwk)!);
-      await keys.setEncryptedPrivateJwk(trx, row.kid, sealSecret(newKey, JSON.stringify(key.privateJwk), signingKeyContext(row.kid)));
+      await keys.setEncryptedPrivateJwk(trx, row.kid, sealSigningKey(newKey, key));
     }
     for (const { row, value } of all.secrets) {
       from.add(row.encrypted_value === null ? 'plaintext' : envelopeFingerprint(row.encrypted_value)!);

@@ -178,44 +178,39 @@ export async function ungrantScopes(
   return view;
 }
 
-export async function assignRoleToClient(
+/**
+ * Gives or takes a role of a client, in one transaction, and audits it; every process learns of
+ * it before this returns (clients' grants are cached).
+ */
+async function changeClientRole(
   db: Kysely<Tables>,
-  roleRef: string,
-  clientRef: string,
-  audit: Auditor = NO_AUDITOR,
+  refs: { role: string; client: string },
+  type: 'role.assigned' | 'role.unassigned',
+  audit: Auditor,
 ): Promise<RoleView> {
   let clientId = '';
   const view = await writeAndPropagate(db, async (trx) => {
-    const role = await requireRole(trx, roleRef);
-    const client = await requireClient(trx, clientRef);
+    const role = await requireRole(trx, refs.role);
+    const client = await requireClient(trx, refs.client);
     clientId = client.client_id;
-    await roles.insertClientRole(trx, client.client_id, role.id);
-    await publishChange(trx, { kind: 'client', clientId: client.client_id });
-    return toView(trx, role);
-  });
-  audit.record({ type: 'role.assigned', target: { type: 'client', id: clientId }, details: { role: view.name } });
-  return view;
-}
-
-export async function unassignRoleFromClient(
-  db: Kysely<Tables>,
-  roleRef: string,
-  clientRef: string,
-  audit: Auditor = NO_AUDITOR,
-): Promise<RoleView> {
-  let clientId = '';
-  const view = await writeAndPropagate(db, async (trx) => {
-    const role = await requireRole(trx, roleRef);
-    const client = await requireClient(trx, clientRef);
-    clientId = client.client_id;
-    if (!(await roles.deleteClientRole(trx, client.client_id, role.id))) {
+    if (type === 'role.assigned') {
+      await roles.insertClientRole(trx, client.client_id, role.id);
+    } else if (!(await roles.deleteClientRole(trx, client.client_id, role.id))) {
       throw notFound(`role "${role.name}" is not assigned to client "${client.name}"`);
     }
     await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return toView(trx, role);
   });
-  audit.record({ type: 'role.unassigned', target: { type: 'client', id: clientId }, details: { role: view.name } });
+  audit.record({ type, target: { type: 'client', id: clientId }, details: { role: view.name } });
   return view;
+}
+
+export function assignRoleToClient(db: Kysely<Tables>, roleRef: string, clientRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+  return changeClientRole(db, { role: roleRef, client: clientRef }, 'role.assigned', audit);
+}
+
+export function unassignRoleFromClient(db: Kysely<Tables>, roleRef: string, clientRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+  return changeClientRole(db, { role: roleRef, client: clientRef }, 'role.unassigned', audit);
 }
 
 /**

@@ -3,6 +3,7 @@
 // dropped afterwards.
 import path from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
+import { embeddedServerPid } from '../../src/db/database.ts';
 import { createTestDatabase, onPostgres, type TestDatabase } from './database.ts';
 import { cleanUp, describeRun, makeTempDir, postern, type Env, type RunResult } from './process.ts';
 
@@ -25,6 +26,8 @@ export function useCliStore(prefix: string): CliStore {
       env = { DATABASE_URL: tdb.url, POSTERN_DATA_DIR: path.join(home, 'unused') };
     } else {
       env = { POSTERN_DATA_DIR: path.join(home, 'data') };
+      // A fresh folder that no server holds: the commands open it themselves.
+      expect(embeddedServerPid(env.POSTERN_DATA_DIR!)).toBeUndefined();
     }
     // The first command creates the embedded data folder (initdb takes several seconds).
     const first = await postern(['migrate'], env, 120_000);
