@@ -12,6 +12,18 @@ export function randomId(prefix = ''): string {
   }
 }
 
+/** The shape of every randomId() without a prefix: 22 base64url characters, not starting with "-". */
+export const RANDOM_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{21}$/;
+
+/**
+ * Whether `value` could be an identifier Postern generated (a client id, say). Values that cannot
+ * be are refused before any lookup, so a caller's string never becomes a database query or a
+ * cache key.
+ */
+export function isRandomId(value: unknown): value is string {
+  return typeof value === 'string' && RANDOM_ID_PATTERN.test(value);
+}
+
 /** A client secret: 256 bits from the CSPRNG, base64url (43 characters). */
 export function generateClientSecret(): string {
   return randomBytes(32).toString('base64url');
