@@ -160,6 +160,32 @@ describe('login errors', () => {
     expect(tampered.status).toBe(403);
   });
 
+  it('refuses a consent decision or a cancellation without its CSRF token, and the interaction goes on', async () => {
+    const flow = await startAuthorization(server.url, world);
+    const abort = new URL(/action="([^"]+\/abort)"/.exec(flow.page.html)![1]!, server.url).href;
+    for (const form of [{}, { csrf: 'x-forged' }]) {
+      const refused = await flow.browser.request(abort, { form });
+      expect(refused.status).toBe(403);
+      expect(refused.location).toBeUndefined();
+    }
+
+    const consent = await flow.browser.submit(flow.page, { username: world.username, password: PASSWORD });
+    const confirm = new URL(/action="([^"]+\/confirm)"/.exec(consent.html)![1]!, server.url).href;
+    for (const form of [{ decision: 'allow' }, { csrf: 'x-forged', decision: 'allow' }, { decision: 'deny' }]) {
+      const refused = await flow.browser.request(confirm, { form });
+      expect(refused.status).toBe(403);
+      expect(refused.location).toBeUndefined();
+    }
+    // Another browser's valid token is no good either: it is bound to that browser's cookie.
+    const other = await startAuthorization(server.url, world);
+    const othersToken = /name="csrf" value="([^"]+)"/.exec(other.page.html)![1]!;
+    expect((await flow.browser.request(confirm, { form: { csrf: othersToken, decision: 'allow' } })).status).toBe(403);
+
+    // None of that answered the interaction: the real form still completes it.
+    const back = await flow.browser.submit(consent, { decision: 'allow' }, { stopAt: CALLBACK });
+    expect(codeFrom(back, flow.state)).toBeTruthy();
+  });
+
   it('shows an error page for a stale, unknown or replayed interaction', async () => {
     const unknown = await new HttpBrowser().get(`${server.url}/interaction/does-not-exist`);
     expect(unknown.status).toBe(400);
