@@ -16,6 +16,7 @@ import { auditProviderEvents } from './audit-events.ts';
 import { registrationFeatures, registrationMiddleware, type RegistrationHandlers } from './registration.ts';
 import type { Directory } from './directory.ts';
 import { providerJwks, type KeySet } from './keys.ts';
+import { checkBeforeConsuming, redemptionCheck } from './redemption-check.ts';
 import { resourceIndicators } from './resource-policy.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
 import { TokenPolicy } from './token-policy.ts';
@@ -129,14 +130,16 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
   const certificates = deps.clientCertificates ?? new ClientCertificates({ header: undefined, proxies: [] });
   const presented = (ctx: KoaContextWithOIDC) => certificates.fromRequest(ctx.req);
+  const hasCertificate = (ctx: KoaContextWithOIDC) => presented(ctx) !== undefined;
   const subjectFields = new Map(Object.entries(TLS_SUBJECT_FIELDS).map(([field, property]) => [property as string, field as TlsSubjectField]));
   const configuration: Configuration = {
-    adapter: createAdapterFactory(deps.db, directory, {
+    // A code or refresh token is consumed only once nothing more would refuse the request.
+    adapter: checkBeforeConsuming(createAdapterFactory(deps.db, directory, {
       placeholderSecret: randomBytes(32).toString('base64url'),
       trustProxy: config.trustProxy,
       onNetworkRefused: deps.onNetworkRefused,
       registration: deps.registration,
-    }),
+    }), redemptionCheck(directory, hasCertificate)),
     clients: [],
     jwks: { keys: providerJwks(deps.keys) as never },
     cookies: {
@@ -199,7 +202,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
           return true;
         },
       },
-      resourceIndicators: resourceIndicators(directory, deps.db, (ctx) => presented(ctx) !== undefined) as never,
+      resourceIndicators: resourceIndicators(directory, deps.db, hasCertificate) as never,
       ...registrationFeatures(),
       rpInitiatedLogout: {
         enabled: true,
