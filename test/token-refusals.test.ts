@@ -140,6 +140,7 @@ describe('a refused refresh leaves the refresh token usable and the grant whole'
     const first = await tokensOf(world, { dpop: key });
     const refused = await tokenRequest(world, refreshWith(first.refresh_token));
     expect(refused.status).toBe(400);
+    expect(refused.body).toEqual({ error: 'invalid_request', error_description: 'a DPoP proof is required for this client (RFC 9449)' });
     const retried = await tokenRequest(world, refreshWith(first.refresh_token), { dpop: key });
     expect(retried.status, JSON.stringify(retried.body)).toBe(200);
     await expectActive(world, retried.body.refresh_token);
@@ -152,6 +153,7 @@ describe('a refused refresh leaves the refresh token usable and the grant whole'
     const first = await tokensOf(world, { cert });
     const refused = await tokenRequest(world, refreshWith(first.refresh_token));
     expect(refused.status).toBe(400);
+    expect(refused.body).toEqual({ error: 'invalid_request', error_description: 'a client certificate is required for this client (RFC 8705)' });
     const retried = await tokenRequest(world, refreshWith(first.refresh_token), { cert });
     expect(retried.status, JSON.stringify(retried.body)).toBe(200);
     await expectActive(world, retried.body.refresh_token);
@@ -231,9 +233,22 @@ describe('a refused code exchange leaves the code usable', () => {
     const flow = await signIn(server.url, world);
     const refused = await tokenRequest(world, exchange(world, flow));
     expect(refused.status).toBe(400);
+    expect(refused.body).toEqual({ error: 'invalid_request', error_description: 'a client certificate is required for this client (RFC 8705)' });
     const retried = await tokenRequest(world, exchange(world, flow), { cert: await ca.issue('CN=webapp,O=Example') });
     expect(retried.status, JSON.stringify(retried.body)).toBe(200);
     await expectActive(world, retried.body.refresh_token);
+  });
+
+  it('no DPoP proof from an app that requires DPoP', async () => {
+    const world = await signInWorld(tdb.database.db);
+    await updateClient(tdb.database.db, world.client.id, { requireDpop: true });
+    const flow = await signIn(server.url, world);
+    const refused = await tokenRequest(world, exchange(world, flow));
+    expect(refused.status).toBe(400);
+    expect(refused.body).toEqual({ error: 'invalid_request', error_description: 'a DPoP proof is required for this client (RFC 9449)' });
+    const retried = await tokenRequest(world, exchange(world, flow), { dpop: await dpopKey() });
+    expect(retried.status, JSON.stringify(retried.body)).toBe(200);
+    expect(retried.body.token_type).toBe('DPoP');
   });
 
   it('is still good for one exchange only', async () => {
@@ -244,5 +259,57 @@ describe('a refused code exchange leaves the code usable', () => {
     const again = await tokenRequest(world, exchange(world, flow, { resource: 'https://unknown.example/' }));
     expect(again.body.error).toBe('invalid_grant');
     expect((await introspect(server.url, world, first.body.refresh_token)).body.active).toBe(false);
+  });
+});
+
+describe('a public app\'s refresh token bound to its DPoP key (RFC 9449 §5)', () => {
+  it('without a proof: told so, and the refresh token still works with one; with another key: invalid_grant', async () => {
+    const world = await signInWorld(tdb.database.db, { public: true });
+    const key = await dpopKey();
+    const first = await tokensOf(world, { dpop: key });
+    const refused = await tokenRequest(world, refreshWith(first.refresh_token));
+    expect(refused.status).toBe(400);
+    expect(refused.body).toEqual({ error: 'invalid_request', error_description: 'a DPoP proof is required for this refresh token (RFC 9449 §5)' });
+    const otherKey = await tokenRequest(world, refreshWith(first.refresh_token), { dpop: await dpopKey() });
+    expect(otherKey.status).toBe(400);
+    expect(otherKey.body).toEqual({ error: 'invalid_grant', error_description: 'grant request is invalid' });
+    const retried = await tokenRequest(world, refreshWith(first.refresh_token), { dpop: key });
+    expect(retried.status, JSON.stringify(retried.body)).toBe(200);
+  });
+});
+
+describe('the audit log records the answer the client got', () => {
+  it('for a replayed DPoP proof, and for a missing one', async () => {
+    const world = await signInWorld(tdb.database.db);
+    await updateClient(tdb.database.db, world.client.id, { requireDpop: true });
+    const key = await dpopKey();
+    const first = await tokensOf(world, { dpop: key });
+    // The same proof twice: made once, sent with the nonce the server gave.
+    const url = `${server.url}/token`;
+    const proof = await new SignJWT({ htm: 'POST', htu: url, jti: randomUUID(), nonce: key.nonce })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: key.publicJwk }).setIssuedAt().sign(key.privateKey);
+    const send = (refreshToken: string) => fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded', dpop: proof,
+        authorization: `Basic ${Buffer.from(`${world.client.id}:${world.client.secret}`).toString('base64')}`,
+      },
+      body: new URLSearchParams(refreshWith(refreshToken)).toString(),
+    }).then(async (response) => ({ status: response.status, body: await response.json() as any }));
+    const once = await send(first.refresh_token);
+    expect(once.status, JSON.stringify(once.body)).toBe(200);
+    const replayed = await send(once.body.refresh_token);
+    expect(replayed.status).toBe(400);
+    expect(replayed.body).toEqual({ error: 'invalid_dpop_proof', error_description: 'this DPoP proof was used before (RFC 9449 §11.1)' });
+    const missing = await tokenRequest(world, refreshWith(once.body.refresh_token));
+    expect(missing.body.error).toBe('invalid_request');
+
+    await server.app.audit.flush();
+    const rows = await tdb.database.db.selectFrom('audit_events').selectAll()
+      .where('type', '=', 'token.failure').where('client_id', '=', world.client.id).orderBy('id').execute();
+    // (The code exchange before was told to use a nonce first: recorded too.)
+    expect(rows.map((row) => row.details).filter((details) => details.grantType === 'refresh_token')).toEqual([replayed, missing].map((answer) => ({
+      error: answer.body.error, errorDescription: answer.body.error_description, status: 400, route: 'token', grantType: 'refresh_token',
+    })));
   });
 });

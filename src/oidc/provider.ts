@@ -19,6 +19,7 @@ import { providerJwks, type KeySet } from './keys.ts';
 import { checkBeforeConsuming, redemptionCheck } from './redemption-check.ts';
 import { resourceIndicators } from './resource-policy.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
+import { tokenErrorAnswers } from './token-errors.ts';
 import { TokenPolicy } from './token-policy.ts';
 
 export interface ProviderDeps {
@@ -95,23 +96,6 @@ function publishJwks(keys: KeySet, maxAgeSeconds: number) {
     if (ctx.oidc?.route !== 'jwks' || ctx.status !== 200) return;
     ctx.body = body;
     ctx.set('Cache-Control', `public, max-age=${maxAgeSeconds}`);
-  };
-}
-
-/**
- * RFC 9449 §11.1: a DPoP proof whose jti was seen before is invalid_dpop_proof. The provider
- * refuses it at the token endpoint as invalid_grant, which tells a client its grant is bad.
- */
-function replayedProofAnswer(provider: Provider) {
-  const replayed = new WeakSet<object>();
-  provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error_detail?: string }) => {
-    if (error.error_detail === 'DPoP proof JWT Replay detected') replayed.add(ctx);
-  });
-  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
-    await next();
-    if (replayed.has(ctx) && ctx.status === 400) {
-      ctx.body = { error: 'invalid_dpop_proof', error_description: 'this DPoP proof was used before (RFC 9449 §11.1)' };
-    }
   };
 }
 
@@ -272,7 +256,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   provider.use(registrationMiddleware());
   auditProviderEvents(provider, deps.audit ?? NO_AUDIT);
   provider.use(tokenPolicy.middleware());
-  provider.use(replayedProofAnswer(provider));
+  provider.use(tokenErrorAnswers(provider));
   provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
   const { onTokenIssued } = deps;
