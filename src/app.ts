@@ -10,7 +10,7 @@ import { interactionRoutes } from './http/interactions.ts';
 import { createPages, providerPages } from './http/pages.ts';
 import { metricsEndpoint, observeRequests } from './http/metrics.ts';
 import { rateLimits } from './http/rate-limit.ts';
-import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, notFound, requestId } from './http/middleware.ts';
+import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { pendingMigrations } from './db/migrator.ts';
@@ -156,6 +156,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const koa = new Koa({ proxy: config.trustProxy, maxIpsCount: 1, keys: cookieKeys });
   koa.silent = true;
   koa.use(requestId());
+  // Outside everything that answers, errors included.
+  koa.use(noCachePragma());
   koa.use(async (ctx, next) => {
     // While shutting down, answer what is in flight and let each connection go after it.
     if (draining) ctx.set('Connection', 'close');

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { updateApi } from '../src/services/apis.ts';
 import { createClient } from '../src/services/clients.ts';
 import { adminCall } from './support/admin.ts';
@@ -39,11 +39,12 @@ async function introspect(caller: { id: string; secret: string }, token: string)
     await oauth.introspectionRequest(as, { client_id: caller.id }, oauth.ClientSecretBasic(caller.secret), token, insecure));
 }
 
-/** A DPoP proof made by hand (RFC 9449 §4.2). */
+/** A DPoP proof made by hand (RFC 9449 §4.2), issued now unless `iat` says otherwise. */
 async function proof(key: { privateKey: CryptoKey; publicJwk: JWK }, htu: string, claims: Record<string, unknown> = {}) {
-  return new SignJWT({ htm: 'POST', htu, jti: randomUUID(), ...claims })
+  const { iat, ...rest } = claims;
+  return new SignJWT({ htm: 'POST', htu, jti: randomUUID(), ...rest })
     .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: key.publicJwk })
-    .setIssuedAt()
+    .setIssuedAt(typeof iat === 'number' ? iat : undefined)
     .sign(key.privateKey);
 }
 
@@ -211,6 +212,60 @@ describe('DPoP proofs and nonces', () => {
       const res = await postWithProof(url, { grant_type: 'client_credentials' }, billing, header);
       expect(res.status, header).toBe(400);
       expect(res.body.error, header).toBe('invalid_dpop_proof');
+    }
+  });
+});
+
+describe('how long a proof is good for (RFC 9449 §11.1)', () => {
+  it('with a nonce Postern issued, the nonce bounds it, whatever the iat', async () => {
+    const key = await proofKey();
+    const url = `${server.url}/token`;
+    const form = { grant_type: 'client_credentials', resource: orders.identifier };
+    const nonce = (await postWithProof(url, form, billing, await proof(key, url))).headers.get('dpop-nonce')!;
+    const hourOld = await proof(key, url, { nonce, iat: Math.floor(Date.now() / 1000) - 3600 });
+    expect((await postWithProof(url, form, billing, hourOld)).status).toBe(200);
+    // Without a nonce, an iat further than 300 s from the server's clock is not recent enough:
+    // the client is told to use a nonce.
+    const relaxed = await startServer(tdb.database, { DPOP_REQUIRE_NONCE: 'false' });
+    try {
+      const relaxedUrl = `${relaxed.url}/token`;
+      for (const offset of [-301, 301]) {
+        const far = await postWithProof(relaxedUrl, form, billing, await proof(key, relaxedUrl, { iat: Math.floor(Date.now() / 1000) + offset }));
+        expect(far.status, String(offset)).toBe(400);
+        expect(far.body, String(offset)).toEqual({
+          error: 'use_dpop_nonce', error_description: 'DPoP proof iat is not recent enough, use a DPoP nonce instead',
+        });
+        expect(far.headers.get('dpop-nonce'), String(offset)).toBeTruthy();
+      }
+    } finally {
+      await relaxed.close();
+    }
+  });
+
+  it('without nonces, a used proof is refused for as long as its iat would let it through', async () => {
+    const relaxed = await startServer(tdb.database, { DPOP_REQUIRE_NONCE: 'false' });
+    try {
+      const key = await proofKey();
+      const url = `${relaxed.url}/token`;
+      const form = { grant_type: 'client_credentials', resource: orders.identifier };
+      // First used when the server's clock read 300 s before the proof's iat (as early as it is
+      // accepted), then again 305 s later, when it is still within 300 s of its iat.
+      const iat = Math.floor(Date.now() / 1000) - 5;
+      const early = await proof(key, url, { iat });
+      vi.useFakeTimers({ toFake: ['Date'] });
+      let first: Awaited<ReturnType<typeof postWithProof>>;
+      try {
+        vi.setSystemTime((iat - 300) * 1000);
+        first = await postWithProof(url, form, billing, early);
+      } finally {
+        vi.useRealTimers();
+      }
+      expect(first.status, JSON.stringify(first.body)).toBe(200);
+      const replay = await postWithProof(url, form, billing, early);
+      expect(replay.status).toBe(400);
+      expect(replay.body).toEqual({ error: 'invalid_dpop_proof', error_description: 'this DPoP proof was used before (RFC 9449 §11.1)' });
+    } finally {
+      await relaxed.close();
     }
   });
 });

@@ -321,9 +321,9 @@ describe('behind a TLS-terminating proxy', () => {
     const { code, verifier } = await signIn(proxied.url, world);
     const exchange = { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: CALLBACK };
 
-    expect((await send('/token', undefined, { form: exchange })).body.error).toBe('invalid_grant');
-    const { code: code2, verifier: verifier2 } = await signIn(proxied.url, world);
-    const tokens = await send('/token', appCert, { form: { ...exchange, code: code2, code_verifier: verifier2 } });
+    const required = { error: 'invalid_request', error_description: 'a client certificate is required for this client (RFC 8705)' };
+    expect((await send('/token', undefined, { form: exchange })).body).toEqual(required);
+    const tokens = await send('/token', appCert, { form: exchange }); // the same code: refused, not spent
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
     expect(tokens.body.refresh_token).toBeTruthy();
 
@@ -335,7 +335,7 @@ describe('behind a TLS-terminating proxy', () => {
     }
 
     const refreshForm = { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token };
-    expect((await send('/token', undefined, { form: refreshForm })).body.error).toBe('invalid_grant');
+    expect((await send('/token', undefined, { form: refreshForm })).body).toEqual(required);
     const refreshed = await send('/token', appCert, { form: refreshForm });
     expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
     expect((await send('/me', appCert, { bearer: refreshed.body.access_token })).status).toBe(200);

@@ -2,6 +2,7 @@
 // rotation, and every error path the issue names.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateApi } from '../src/services/apis.ts';
+import { grantScopes, ungrantScopes } from '../src/services/roles.ts';
 import { revokeUserSessions } from '../src/services/users.ts';
 import { authorizeUrl, HttpBrowser, pkce } from './support/browser.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -270,6 +271,27 @@ describe('codes and refresh tokens are single-use', () => {
     const statuses = results.map((r) => r.status).sort();
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
     for (const result of results.filter((r) => r.status !== 200)) expect(result.body.error).toBe('invalid_grant');
+  });
+});
+
+describe('a person\'s roles count at every refresh', () => {
+  it('a scope taken from their role is gone from the next token', async () => {
+    const db = database.database.db;
+    const person = await signInWorld(db);
+    const resource = person.api.identifier;
+    await grantScopes(db, person.role.name, { api: resource, scopes: ['orders:write'] });
+    const flow = await signIn(server.url, person);
+    const tokens = await exchangeCode(server.url, person, flow.code, flow.verifier, { resource });
+    expect(tokens.status).toBe(200);
+    const scopesOf = (answer: { body: { access_token: string } }) => String(decodeJwt(answer.body.access_token).scope ?? '').split(' ').filter(Boolean).sort();
+    expect(scopesOf(tokens)).toEqual(['orders:read', 'orders:write']);
+
+    await ungrantScopes(db, person.role.name, { api: resource, scopes: ['orders:write'] });
+    const next = await refresh(server.url, person, tokens.body.refresh_token, { resource });
+    expect(next.status).toBe(200);
+    expect(scopesOf(next)).toEqual(['orders:read']);
+    expect(decodeJwt(next.body.access_token).roles).toEqual([person.role.name]);
+    expect((await introspect(server.url, person, next.body.access_token)).body.scope).toBe('orders:read');
   });
 });
 

@@ -15,6 +15,21 @@ export function requestId(): Koa.Middleware {
   };
 }
 
+/**
+ * RFC 6749 §5.1: a response carrying credentials says `Cache-Control: no-store` and, for HTTP/1.0
+ * caches, `Pragma: no-cache`. Whoever answers (the provider, a fast path, the admin API, a limit,
+ * an error) sets the first; this adds the second to every such response, whatever the route.
+ */
+export function noCachePragma(): Koa.Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } finally {
+      if (/(^|,)\s*no-store\s*(,|$)/i.test(ctx.response.get('Cache-Control'))) ctx.set('Pragma', 'no-cache');
+    }
+  };
+}
+
 function jsonError(ctx: Koa.Context, status: number, error: string, description: string): void {
   ctx.status = status;
   ctx.set('Cache-Control', 'no-store');

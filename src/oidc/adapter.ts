@@ -126,8 +126,14 @@ class PayloadAdapter implements Adapter {
   }
 }
 
-/** How long a claimed jti is held before the provider records its real expiry (moments later). */
-const REPLAY_CLAIM_SECONDS = 600;
+/**
+ * How long a used jti is remembered, at least. The provider asks for 300 s from first use, but a
+ * DPoP proof without a nonce is accepted while its iat is within 300 s of the clock either way:
+ * one first used 300 s before its iat stays acceptable 600 s (RFC 9449 §11.1). Proofs with a
+ * nonce are accepted at most 240 s after the nonce was issued. Plus a minute for clocks of
+ * processes that disagree.
+ */
+const REPLAY_MEMORY_SECONDS = 2 * 300 + 60;
 
 /**
  * The jti of client assertions (RFC 7523 §3) and DPoP proofs (RFC 9449 §11.1), each usable once.
@@ -144,8 +150,12 @@ class ReplayDetectionAdapter extends PayloadAdapter {
   }
 
   override async find(id: string): Promise<AdapterPayload | undefined> {
-    const claimed = await payloads.claimPayloadId(this.#db, 'ReplayDetection', id, new Date(Date.now() + REPLAY_CLAIM_SECONDS * 1000));
+    const claimed = await payloads.claimPayloadId(this.#db, 'ReplayDetection', id, new Date(Date.now() + REPLAY_MEMORY_SECONDS * 1000));
     return claimed ? undefined : { jti: id };
+  }
+
+  override async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    await super.upsert(id, payload, Math.max(expiresIn, REPLAY_MEMORY_SECONDS));
   }
 }
 

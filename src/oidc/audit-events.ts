@@ -1,6 +1,7 @@
-// What the provider reports to the audit log: refused token requests (from its events), successful
-// revocations (it emits no event for them, so a middleware looks at the final answer), registration
-// failures, and token issuance, which is only counted (no write on the token path).
+// What the provider reports to the audit log: refused token requests and registration failures
+// (its error events say which requests; what is recorded is the answer the client finally got,
+// after Postern's own middleware reworded or replaced it), successful revocations (it emits no
+// event for them), and token issuance, which is only counted (no write on the token path).
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditSink } from '../audit-events.ts';
@@ -32,26 +33,42 @@ function claimedClientId(ctx: KoaContextWithOIDC): string | undefined {
   }
 }
 
+type FailureType = 'token.failure' | 'registration.failure';
+
+/**
+ * Records a refused request as the client was answered: the final status and JSON error, which
+ * may differ from the provider's error (a JWT refused as unsupported_token_type and then
+ * introspected by TokenPolicy is no failure at all; a replayed DPoP proof is answered
+ * invalid_dpop_proof, not invalid_grant).
+ */
+function recordFailure(sink: AuditSink, ctx: KoaContextWithOIDC, type: FailureType, error: ProviderError): void {
+  // server_error is logged with its stack by the caller; the audit log records refusals.
+  if (ctx.status < 400 || ctx.status >= 500) return;
+  const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+  const answer = body && typeof body === 'object' && typeof body.error === 'string'
+    ? { error: body.error, description: typeof body.error_description === 'string' ? body.error_description : undefined }
+    : { error: error.error, description: error.error_description };
+  const clientId = claimedClientId(ctx);
+  sink.record({
+    type,
+    actor: clientId ? { type: 'client', id: clientId } : { type: 'anonymous' },
+    outcome: 'failure',
+    ...where(ctx),
+    details: {
+      error: answer.error,
+      errorDescription: answer.description,
+      status: ctx.status,
+      route: ctx.oidc?.route,
+      grantType: (ctx.oidc?.params as { grant_type?: unknown } | undefined)?.grant_type,
+    },
+  });
+}
+
 export function auditProviderEvents(provider: Provider, sink: AuditSink): void {
-  const failure = (type: 'token.failure' | 'registration.failure') => (ctx: KoaContextWithOIDC, error: ProviderError) => {
-    // server_error is logged with its stack by the caller; the audit log records refusals.
-    if (!error?.statusCode || error.statusCode >= 500) return;
-    // JWT access tokens are refused this way by the provider and then answered by TokenPolicy.
-    if (error.error === 'unsupported_token_type' && type === 'token.failure' && ctx.oidc?.route !== 'token') return;
-    const clientId = claimedClientId(ctx);
-    sink.record({
-      type,
-      actor: clientId ? { type: 'client', id: clientId } : { type: 'anonymous' },
-      outcome: 'failure',
-      ...where(ctx),
-      details: {
-        error: error.error,
-        errorDescription: error.error_description,
-        status: error.statusCode,
-        route: ctx.oidc?.route,
-        grantType: (ctx.oidc?.params as { grant_type?: unknown } | undefined)?.grant_type,
-      },
-    });
+  // Which requests were refused, and how; recorded once their answer is final (below).
+  const refused = new WeakMap<object, { type: FailureType; error: ProviderError }>();
+  const failure = (type: FailureType) => (ctx: KoaContextWithOIDC, error: ProviderError) => {
+    if (error?.statusCode && error.statusCode < 500) refused.set(ctx, { type, error });
   };
   // RFC 6749 §5.2 errors of the token endpoint: invalid_client, invalid_grant, invalid_scope, ...
   provider.on('grant.error', failure('token.failure'));
@@ -72,6 +89,8 @@ export function auditProviderEvents(provider: Provider, sink: AuditSink): void {
   provider.use(async (koaCtx, next) => {
     await next();
     const ctx = koaCtx as unknown as KoaContextWithOIDC;
+    const failed = refused.get(ctx);
+    if (failed) recordFailure(sink, ctx, failed.type, failed.error);
     // RFC 7009 §2.2: 200 means revoked (or not a valid token); the token itself is never recorded.
     if (ctx.oidc?.route === 'revocation' && ctx.status === 200 && ctx.oidc.client) {
       const hint = (ctx.oidc.params as { token_type_hint?: unknown } | undefined)?.token_type_hint;

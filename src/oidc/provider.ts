@@ -16,8 +16,10 @@ import { auditProviderEvents } from './audit-events.ts';
 import { registrationFeatures, registrationMiddleware, type RegistrationHandlers } from './registration.ts';
 import type { Directory } from './directory.ts';
 import { providerJwks, type KeySet } from './keys.ts';
+import { checkBeforeConsuming, redemptionCheck } from './redemption-check.ts';
 import { resourceIndicators } from './resource-policy.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
+import { tokenErrorAnswers } from './token-errors.ts';
 import { TokenPolicy } from './token-policy.ts';
 
 export interface ProviderDeps {
@@ -97,23 +99,6 @@ function publishJwks(keys: KeySet, maxAgeSeconds: number) {
   };
 }
 
-/**
- * RFC 9449 §11.1: a DPoP proof whose jti was seen before is invalid_dpop_proof. The provider
- * refuses it at the token endpoint as invalid_grant, which tells a client its grant is bad.
- */
-function replayedProofAnswer(provider: Provider) {
-  const replayed = new WeakSet<object>();
-  provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error_detail?: string }) => {
-    if (error.error_detail === 'DPoP proof JWT Replay detected') replayed.add(ctx);
-  });
-  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
-    await next();
-    if (replayed.has(ctx) && ctx.status === 400) {
-      ctx.body = { error: 'invalid_dpop_proof', error_description: 'this DPoP proof was used before (RFC 9449 §11.1)' };
-    }
-  };
-}
-
 export function createProvider(config: Config, deps: ProviderDeps): ProviderParts {
   const { directory } = deps;
   const tokenPolicy = new TokenPolicy({
@@ -129,14 +114,16 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
   const certificates = deps.clientCertificates ?? new ClientCertificates({ header: undefined, proxies: [] });
   const presented = (ctx: KoaContextWithOIDC) => certificates.fromRequest(ctx.req);
+  const hasCertificate = (ctx: KoaContextWithOIDC) => presented(ctx) !== undefined;
   const subjectFields = new Map(Object.entries(TLS_SUBJECT_FIELDS).map(([field, property]) => [property as string, field as TlsSubjectField]));
   const configuration: Configuration = {
-    adapter: createAdapterFactory(deps.db, directory, {
+    // A code or refresh token is consumed only once nothing more would refuse the request.
+    adapter: checkBeforeConsuming(createAdapterFactory(deps.db, directory, {
       placeholderSecret: randomBytes(32).toString('base64url'),
       trustProxy: config.trustProxy,
       onNetworkRefused: deps.onNetworkRefused,
       registration: deps.registration,
-    }),
+    }), redemptionCheck(directory, hasCertificate)),
     clients: [],
     jwks: { keys: providerJwks(deps.keys) as never },
     cookies: {
@@ -199,7 +186,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
           return true;
         },
       },
-      resourceIndicators: resourceIndicators(directory, deps.db, (ctx) => presented(ctx) !== undefined) as never,
+      resourceIndicators: resourceIndicators(directory, deps.db, hasCertificate) as never,
       ...registrationFeatures(),
       rpInitiatedLogout: {
         enabled: true,
@@ -269,7 +256,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   provider.use(registrationMiddleware());
   auditProviderEvents(provider, deps.audit ?? NO_AUDIT);
   provider.use(tokenPolicy.middleware());
-  provider.use(replayedProofAnswer(provider));
+  provider.use(tokenErrorAnswers(provider));
   provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
   const { onTokenIssued } = deps;

@@ -55,6 +55,33 @@ function checkCertificateBinding(ctx: KoaContextWithOIDC, api: ApiEntry, hasCert
   }
 }
 
+/**
+ * The API a token request names, refused whatever the client's roles when it is unknown, or when
+ * the request lacks the proof or certificate the API or client requires. Asked by
+ * getResourceServerInfo, and for codes and refresh tokens before they are spent
+ * (redemption-check.ts): all of it can be cured by a retry.
+ */
+export async function requireApi(
+  ctx: KoaContextWithOIDC, directory: Directory, resource: string, hasCertificate: (ctx: KoaContextWithOIDC) => boolean,
+): Promise<ApiEntry> {
+  const api = await directory.api(resource);
+  if (!api) throw new errors.InvalidTarget('unknown resource');
+  if (ctx.oidc.route !== 'token') return api;
+  if (!ctx.get('DPoP')) {
+    // RFC 9449 §5: a DPoP-bound token needs a proof with the request; without one no token is
+    // issued rather than a Bearer token. The request lacks what it needs: RFC 6749 §5.2
+    // invalid_request (the provider's own check for clients would say invalid_grant although
+    // nothing is wrong with the grant). A proof that is present but invalid is the provider's to
+    // refuse (invalid_dpop_proof).
+    if (api.requireDpop) throw new errors.InvalidRequest(`${DPOP_PROOF_REQUIRED} resource (RFC 9449)`);
+    if ((ctx.oidc.client as { dpopBoundAccessTokens?: boolean } | undefined)?.dpopBoundAccessTokens) {
+      throw new errors.InvalidRequest(`${DPOP_PROOF_REQUIRED} client (RFC 9449)`);
+    }
+  }
+  checkCertificateBinding(ctx, api, hasCertificate(ctx));
+  return api;
+}
+
 export function resourceIndicators(directory: Directory, db: Kysely<Tables>, hasCertificate: (ctx: KoaContextWithOIDC) => boolean) {
   return {
     enabled: true,
@@ -70,20 +97,7 @@ export function resourceIndicators(directory: Directory, db: Kysely<Tables>, has
     },
 
     async getResourceServerInfo(ctx: KoaContextWithOIDC, resource: string, client: { clientId: string }) {
-      const api = await directory.api(resource);
-      if (!api) throw new errors.InvalidTarget('unknown resource');
-      if (ctx.oidc.route === 'token' && !ctx.get('DPoP')) {
-        // RFC 9449 §5: a DPoP-bound token needs a proof with the request; without one no token is
-        // issued rather than a Bearer token. The request lacks what it needs: RFC 6749 §5.2
-        // invalid_request (the provider's own check for clients, which runs later, would say
-        // invalid_grant although nothing is wrong with the grant). A proof that is present but
-        // invalid is the provider's to refuse (invalid_dpop_proof).
-        if (api.requireDpop) throw new errors.InvalidRequest(`${DPOP_PROOF_REQUIRED} resource (RFC 9449)`);
-        if ((ctx.oidc.client as { dpopBoundAccessTokens?: boolean } | undefined)?.dpopBoundAccessTokens) {
-          throw new errors.InvalidRequest(`${DPOP_PROOF_REQUIRED} client (RFC 9449)`);
-        }
-      }
-      if (ctx.oidc.route === 'token') checkCertificateBinding(ctx, api, hasCertificate(ctx));
+      const api = await requireApi(ctx, directory, resource, hasCertificate);
       if (!isClientCredentials(ctx)) {
         // A person's tokens carry what their roles grant now: a role taken away since consent
         // is gone from the next token. The consent page already left out what they lack.

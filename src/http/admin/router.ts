@@ -10,7 +10,7 @@ import type { Logger } from '../../logger.ts';
 import { NO_AUDIT, type AuditSink } from '../../audit-events.ts';
 import { POSTERN_API } from '../../services/admin.ts';
 import { auditorFor } from '../../services/audit.ts';
-import { requestId } from '../middleware.ts';
+import { noCachePragma, requestId } from '../middleware.ts';
 import { AdminError, adminErrors, fromZodError } from './errors.ts';
 import { ADMIN_PREFIX, buildOpenApiDocument, requiredScope } from './openapi.ts';
 import { ADMIN_ROUTES, type AdminDeps, type AdminRoute } from './routes.ts';
@@ -155,6 +155,7 @@ export function adminApp(middleware: Koa.Middleware, options: { proxy: boolean }
   const koa = new Koa({ proxy: options.proxy });
   koa.silent = true;
   koa.use(requestId());
+  koa.use(noCachePragma());
   koa.use(async (ctx, next) => {
     await middleware(ctx, next);
     // Off the admin prefix there is nothing here.
