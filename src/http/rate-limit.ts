@@ -2,6 +2,7 @@
 // and per source address) and of registration and sign-in (per address). Over a limit: 429 with
 // Retry-After (RFC 6585 §4) and an RFC 6749-style JSON error body.
 import type Koa from 'koa';
+import { escapeRegExp, INTERACTION_PATH, PROVIDER_ROUTES } from '../endpoints.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { peekBody } from '../peek-body.ts';
@@ -61,6 +62,25 @@ export interface RateLimitDeps {
   signInRefused?(ctx: Koa.Context, retryAfterSeconds: number): void;
 }
 
+type LimitedEndpoint = 'protocol' | 'registration' | 'sign_in';
+
+/**
+ * Which limited endpoint a request will reach, if any. Paths compare exactly: no router serves
+ * another spelling of them (src/endpoints.ts), so no spelling escapes its limit.
+ */
+function limitedEndpoints(issuerPath: string): (method: string, path: string) => LimitedEndpoint | undefined {
+  const { token, introspection, revocation, registration } = PROVIDER_ROUTES;
+  const protocol = new Set([token, introspection, revocation].map((path) => `${issuerPath}${path}`));
+  // The form posts of src/http/interactions.ts; the uid is whatever the router would take.
+  const signIn = new RegExp(`^${escapeRegExp(`${issuerPath}${INTERACTION_PATH}`)}/[^/]+/(?:login|confirm|abort)$`);
+  return (method, path) => {
+    if (method !== 'POST') return undefined;
+    if (protocol.has(path)) return 'protocol';
+    if (path === `${issuerPath}${registration}`) return 'registration';
+    return signIn.test(path) ? 'sign_in' : undefined;
+  };
+}
+
 /** Client ids in back-off, remembered by this process (bounded). */
 const MAX_BACKED_OFF = 10_000;
 
@@ -79,9 +99,7 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
     }
     return Math.ceil((until - Date.now()) / 1000);
   };
-  const protocol = new Set(['/token', '/token/introspection', '/token/revocation'].map((p) => `${issuerPath}${p}`));
-  const registration = `${issuerPath}/reg`;
-  const interaction = `${issuerPath}/interaction/`;
+  const limited = limitedEndpoints(issuerPath);
   // A failing limiter lets the request through (and says so): the limits protect the service,
   // they must not take it down.
   const limit = async (what: string, run: () => Promise<LimitResult>): Promise<LimitResult> => {
@@ -96,16 +114,16 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
   };
 
   return async (ctx, next) => {
-    if (ctx.method !== 'POST') return next();
-    if (ctx.path === registration || ctx.path.startsWith(interaction)) {
+    const endpoint = limited(ctx.method, ctx.path);
+    if (endpoint === undefined) return next();
+    if (endpoint === 'registration' || endpoint === 'sign_in') {
       const result = await limit('sign_in_address', () => limiters.signInAddress.consume(ctx.ip));
       if (result.allowed) return next();
       tooManyRequests(ctx, result);
       // A person at a login or consent form gets a page; registration clients get the JSON.
-      if (ctx.path !== registration && deps.signInRefused) deps.signInRefused(ctx, result.retryAfterSeconds);
+      if (endpoint === 'sign_in' && deps.signInRefused) deps.signInRefused(ctx, result.retryAfterSeconds);
       return undefined;
     }
-    if (!protocol.has(ctx.path)) return next();
 
     const clientId = await presentedClientId(ctx, deps.maxBodyBytes);
     if (clientId !== undefined) {
