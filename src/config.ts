@@ -88,6 +88,8 @@ export interface RateLimitSettings {
   perClientOverrides: Map<string, number>;
   perAddress: number;
   signInPerAddress: number;
+  /** The authorization and logout endpoints, which write rows for anonymous requests. */
+  authorizePerAddress: number;
   invalidClient: number;
   invalidClientBlockSeconds: number;
 }
@@ -148,6 +150,7 @@ export const envSchema = z.object({
   RATE_LIMIT_CLIENT_OVERRIDES: z.string().default('').describe('Per-client limits overriding RATE_LIMIT_CLIENT: `client_id=requests,...` (`0`: no limit for that client).'),
   RATE_LIMIT_ADDRESS: intFrom(0, 10_000_000).default(120_000).describe('Requests per window per source address on the token, introspection and revocation endpoints (0: no limit).'),
   RATE_LIMIT_SIGN_IN_ADDRESS: intFrom(0, 10_000_000).default(60).describe('Requests per window per source address on registration and sign-in (0: no limit).'),
+  RATE_LIMIT_AUTHORIZE_ADDRESS: intFrom(0, 10_000_000).default(300).describe('Requests per window per source address on the authorization endpoint (`/auth`) and logout (`/session/end`, `/session/end/confirm`), each of which may store a row for a caller without any credentials (0: no limit).'),
   RATE_LIMIT_INVALID_CLIENT: intFrom(0, 10_000).default(10).describe('`invalid_client` answers per window for one client_id before it backs off (0: never).'),
   RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS: intFrom(1, 86400).default(60).describe('How long a client_id backs off after too many `invalid_client` answers.'),
   // Sign-in (docs/users.md).
@@ -363,6 +366,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perClientOverrides: overrides ?? new Map(),
       perAddress: e.RATE_LIMIT_ADDRESS,
       signInPerAddress: e.RATE_LIMIT_SIGN_IN_ADDRESS,
+      authorizePerAddress: e.RATE_LIMIT_AUTHORIZE_ADDRESS,
       invalidClient: e.RATE_LIMIT_INVALID_CLIENT,
       invalidClientBlockSeconds: e.RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS,
     },

@@ -102,6 +102,9 @@ function limitedEndpoints(client: Credentials): Endpoint[] {
     { method: 'POST', path: '/interaction/nope/login', form: { username: 'a', password: 'b' } },
     { method: 'POST', path: '/interaction/nope/confirm', form: { decision: 'allow' } },
     { method: 'POST', path: '/interaction/nope/abort', form: {} },
+    { method: 'GET', path: '/auth', form: {} },
+    { method: 'GET', path: '/session/end', form: {} },
+    { method: 'POST', path: '/session/end/confirm', form: { xsrf: 'x' } },
   ];
 }
 
@@ -137,19 +140,24 @@ describe.each(['', '/issuer'])('endpoint spellings (issuer path "%s")', (issuerP
   });
 
   it('counts every request that reaches a limited endpoint in its bucket', async () => {
-    const { url } = await server(issuerPath, { RATE_LIMIT_ADDRESS: '2', RATE_LIMIT_CLIENT: '0', RATE_LIMIT_SIGN_IN_ADDRESS: '2' });
+    const { url } = await server(issuerPath, {
+      RATE_LIMIT_ADDRESS: '2', RATE_LIMIT_CLIENT: '0', RATE_LIMIT_SIGN_IN_ADDRESS: '2', RATE_LIMIT_AUTHORIZE_ADDRESS: '2',
+    });
     const origin = new URL(url).origin;
     const client = await serviceClient(tdb.database.db, [roleName]);
-    const form = { grant_type: 'client_credentials', resource };
-    const login = { username: 'a', password: 'b' };
+    const buckets: { method: string; path: string; form?: Record<string, string>; served: number }[] = [
+      { method: 'POST', path: '/token', form: { grant_type: 'client_credentials', resource }, served: 200 },
+      { method: 'POST', path: '/interaction/nope/login', form: { username: 'a', password: 'b' }, served: 400 },
+      { method: 'GET', path: '/session/end', served: 200 },
+    ];
     // Spellings interleaved with the real requests: refused, and the bucket holds exactly two.
-    for (const [path, body] of [['/token', form], ['/interaction/nope/login', login]] as const) {
+    for (const { method, path, form, served } of buckets) {
       const canonical = `${issuerPath}${path}`;
       const statuses: number[] = [];
       for (const spelling of [...variants(canonical).slice(0, 4), canonical, canonical, canonical, ...variants(canonical)]) {
-        statuses.push((await send(origin, 'POST', spelling, { form: body, client })).status);
+        statuses.push((await send(origin, method, spelling, { form, client })).status);
       }
-      expect(statuses.filter((status) => status !== 404), canonical).toEqual([path === '/token' ? 200 : 400, path === '/token' ? 200 : 400, 429]);
+      expect(statuses.filter((status) => status !== 404), canonical).toEqual([served, served, 429]);
     }
   });
 });

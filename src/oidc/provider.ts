@@ -252,6 +252,10 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       ...TTL,
       AccessToken: accessTokenTtl as never,
       ClientCredentials: accessTokenTtl as never,
+      // A session nobody signed in to (an anonymous visit to logout) only carries the logout
+      // form's anti-forgery value to the next request: minutes, not a day. The lifetime is
+      // worked out again at every save, so signing in gives the full one.
+      Session: ((_ctx: unknown, session: { accountId?: string }) => (session.accountId ? TTL.Session : TTL.Interaction)) as never,
     },
   };
 
