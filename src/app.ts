@@ -116,7 +116,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const audit = new AuditLog(database.db, { logger });
   const pages = createPages();
   const clientCertificates = new ClientCertificates(config.mtls, options.clientAuthorities);
-  const protection = new LoginProtection(database.db, config.login);
+  const protection = new LoginProtection(database.db, config.login, now);
   const providers = await ProviderHolder.create({
     build: (keys) => createProvider(config, {
       pages: providerPages(pages),

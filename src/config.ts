@@ -155,10 +155,10 @@ export const envSchema = z.object({
   RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS: intFrom(1, 86400).default(60).describe('How long a client_id backs off after too many `invalid_client` answers.'),
   // Sign-in (docs/users.md).
   LOGIN_MAX_FAILURES: intFrom(1, 1000).default(5).describe('Failed logins of one username before it is locked out.'),
-  LOGIN_ADDRESS_MAX_FAILURES: intFrom(1, 100_000).default(50).describe('Failed logins from one source address before it is locked out.'),
+  LOGIN_ADDRESS_MAX_FAILURES: intFrom(1, 100_000).default(50).describe('Failed logins from one source address, whatever the usernames, before it is locked out. An address is never slowed down: it may be a whole office behind one NAT.'),
   LOGIN_LOCKOUT_SECONDS: intFrom(1, 86400).default(900).describe('How long a login lockout lasts.'),
   LOGIN_FAILURE_WINDOW_SECONDS: intFrom(1, 86400).default(900).describe('Failed logins older than this are forgotten.'),
-  LOGIN_SLOW_DOWN_AFTER: intFrom(1, 1000).default(2).describe('Failed logins after which each attempt must wait 1 s, 2 s, 4 s, ... (at most 60 s).'),
+  LOGIN_SLOW_DOWN_AFTER: intFrom(1, 1000).default(2).describe('Failed logins of one username after which each further attempt at that username must wait 1 s, 2 s, 4 s, ... (at most 60 s).'),
   // Keys (docs/keys.md).
   KEY_ROTATION_DAYS: intFrom(0, 3650).default(30).describe('Rotate the signing keys automatically when the newest has signed this many days (0: only by hand).'),
   KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600).describe('A new signing key is published this long before it signs; the JWKS max-age is half of it, at most 600.'),
