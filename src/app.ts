@@ -116,7 +116,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const audit = new AuditLog(database.db, { logger });
   const pages = createPages();
   const clientCertificates = new ClientCertificates(config.mtls, options.clientAuthorities);
-  const protection = new LoginProtection(database.db, config.login);
+  const protection = new LoginProtection(database.db, config.login, now);
   const providers = await ProviderHolder.create({
     build: (keys) => createProvider(config, {
       pages: providerPages(pages),
@@ -187,7 +187,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   koa.use(metricsEndpoint(metrics, { open: config.metrics.open, token: config.metrics.token }));
   koa.use(rateLimits({
     limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics, logger,
-    signInRefused: (ctx, seconds) => pages.error(ctx, 429, {
+    pageRefused: (ctx, seconds) => pages.error(ctx, 429, {
       heading: 'Too many attempts',
       message: `Too many requests came from your network. Try again in ${seconds < 120 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`}.`,
       code: 'too_many_requests',

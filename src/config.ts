@@ -88,6 +88,8 @@ export interface RateLimitSettings {
   perClientOverrides: Map<string, number>;
   perAddress: number;
   signInPerAddress: number;
+  /** The authorization and logout endpoints, which write rows for anonymous requests. */
+  authorizePerAddress: number;
   invalidClient: number;
   invalidClientBlockSeconds: number;
 }
@@ -148,14 +150,15 @@ export const envSchema = z.object({
   RATE_LIMIT_CLIENT_OVERRIDES: z.string().default('').describe('Per-client limits overriding RATE_LIMIT_CLIENT: `client_id=requests,...` (`0`: no limit for that client).'),
   RATE_LIMIT_ADDRESS: intFrom(0, 10_000_000).default(120_000).describe('Requests per window per source address on the token, introspection and revocation endpoints (0: no limit).'),
   RATE_LIMIT_SIGN_IN_ADDRESS: intFrom(0, 10_000_000).default(60).describe('Requests per window per source address on registration and sign-in (0: no limit).'),
+  RATE_LIMIT_AUTHORIZE_ADDRESS: intFrom(0, 10_000_000).default(300).describe('Requests per window per source address on the authorization endpoint (`/auth`) and logout (`/session/end`, `/session/end/confirm`), each of which may store a row for a caller without any credentials (0: no limit).'),
   RATE_LIMIT_INVALID_CLIENT: intFrom(0, 10_000).default(10).describe('`invalid_client` answers per window for one client_id before it backs off (0: never).'),
   RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS: intFrom(1, 86400).default(60).describe('How long a client_id backs off after too many `invalid_client` answers.'),
   // Sign-in (docs/users.md).
   LOGIN_MAX_FAILURES: intFrom(1, 1000).default(5).describe('Failed logins of one username before it is locked out.'),
-  LOGIN_ADDRESS_MAX_FAILURES: intFrom(1, 100_000).default(50).describe('Failed logins from one source address before it is locked out.'),
+  LOGIN_ADDRESS_MAX_FAILURES: intFrom(1, 100_000).default(50).describe('Failed logins from one source address, whatever the usernames, before it is locked out. An address is never slowed down: it may be a whole office behind one NAT.'),
   LOGIN_LOCKOUT_SECONDS: intFrom(1, 86400).default(900).describe('How long a login lockout lasts.'),
   LOGIN_FAILURE_WINDOW_SECONDS: intFrom(1, 86400).default(900).describe('Failed logins older than this are forgotten.'),
-  LOGIN_SLOW_DOWN_AFTER: intFrom(1, 1000).default(2).describe('Failed logins after which each attempt must wait 1 s, 2 s, 4 s, ... (at most 60 s).'),
+  LOGIN_SLOW_DOWN_AFTER: intFrom(1, 1000).default(2).describe('Failed logins of one username after which each further attempt at that username must wait 1 s, 2 s, 4 s, ... (at most 60 s).'),
   // Keys (docs/keys.md).
   KEY_ROTATION_DAYS: intFrom(0, 3650).default(30).describe('Rotate the signing keys automatically when the newest has signed this many days (0: only by hand).'),
   KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600).describe('A new signing key is published this long before it signs; the JWKS max-age is half of it, at most 600.'),
@@ -363,6 +366,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perClientOverrides: overrides ?? new Map(),
       perAddress: e.RATE_LIMIT_ADDRESS,
       signInPerAddress: e.RATE_LIMIT_SIGN_IN_ADDRESS,
+      authorizePerAddress: e.RATE_LIMIT_AUTHORIZE_ADDRESS,
       invalidClient: e.RATE_LIMIT_INVALID_CLIENT,
       invalidClientBlockSeconds: e.RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS,
     },

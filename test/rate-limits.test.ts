@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
+import { authorizeUrl, pkce } from './support/browser.ts';
+import { CALLBACK, signInWorld } from './support/sign-in.ts';
 
 type Credentials = { id: string; secret: string };
 
@@ -100,6 +102,40 @@ describe(`rate limits (${onPostgres ? 'Postgres' : 'memory'} counters)`, () => {
     const registration = await post('/reg');
     expect(registration.status).toBe(429);
     expect(await registration.json()).toMatchObject({ error: 'temporarily_unavailable' });
+  });
+
+  it('limits the authorization and logout endpoints per address, with a page, before anything is stored', async () => {
+    const { url } = await server({ RATE_LIMIT_AUTHORIZE_ADDRESS: '4', RATE_LIMIT_SIGN_IN_ADDRESS: '100' });
+    const world = await signInWorld(tdb.database.db);
+    const { db } = tdb.database;
+    const rows = async (model: string) => Number((await db.selectFrom('oidc_payloads').where('model', '=', model)
+      .select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const authorize = () => fetch(authorizeUrl(url, {
+      client_id: world.client.id, response_type: 'code', redirect_uri: CALLBACK, scope: 'openid',
+      code_challenge: pkce().challenge, code_challenge_method: 'S256', state: 'x'.repeat(200),
+    }), { redirect: 'manual' });
+    const [interactions, sessions] = [await rows('Interaction'), await rows('Session')];
+    // No cookies, no credentials: each of these stores a row.
+    expect((await authorize()).status).toBe(303);
+    expect((await authorize()).status).toBe(303);
+    expect((await fetch(`${url}/session/end`)).status).toBe(200);
+    expect((await fetch(`${url}/session/end/confirm`, { method: 'POST', body: new URLSearchParams({ xsrf: 'x' }) })).status).toBe(400);
+    expect(await rows('Interaction')).toBe(interactions + 2);
+    expect(await rows('Session')).toBe(sessions + 1);
+    // Past the limit: a page for the person, Retry-After, and nothing stored.
+    for (const refused of [await authorize(), await fetch(`${url}/session/end`), await fetch(`${url}/session/end/confirm`, { method: 'POST' })]) {
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(refused.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await refused.text()).toMatch(/Too many attempts[\s\S]*Try again in \d+ seconds\./);
+    }
+    expect(await rows('Interaction')).toBe(interactions + 2);
+    expect(await rows('Session')).toBe(sessions + 1);
+    // A bucket of its own: the sign-in forms and the token endpoint still answer.
+    expect((await postForm(`${url}/interaction/nope/login`, { username: 'a', password: 'b' })).status).toBe(400);
+    expect((await token(url, await newClient())).status).toBe(200);
+    const text = await (await fetch(`${url}/metrics`)).text();
+    expect(text).toContain('postern_rate_limited_total{limiter="authorize_address"} 3');
   });
 
   it('backs off a client_id after repeated invalid_client, even with the right secret', async () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateApi } from '../src/services/apis.ts';
 import { grantScopes, ungrantScopes } from '../src/services/roles.ts';
 import { revokeUserSessions } from '../src/services/users.ts';
-import { authorizeUrl, HttpBrowser, pkce } from './support/browser.ts';
+import { authorizeUrl, formAction, hiddenValue, HttpBrowser, pkce } from './support/browser.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { startServer, type TestServer } from './support/server.ts';
 import {
@@ -315,6 +315,31 @@ describe('logout', () => {
     // Signed out: a new authorization asks for the password again.
     const again = await startAuthorization(server.url, world, {}, flow.browser);
     expect(again.page.html).toContain('name="password"');
+  });
+
+  it('keeps what an anonymous visit to logout stores for minutes, not a day, and still returns to the app', async () => {
+    const browser = new HttpBrowser();
+    const url = new URL(`${server.url}/session/end`);
+    url.searchParams.set('client_id', world.client.id);
+    url.searchParams.set('post_logout_redirect_uri', AFTER_LOGOUT);
+    url.searchParams.set('state', 'bye');
+    const page = await browser.get(url.href);
+    expect(page.status).toBe(200);
+    const stored = await database.database.db.selectFrom('oidc_payloads').select('expires_at')
+      .where('model', '=', 'Session').where('id', '=', browser.cookies.get('_session')!).executeTakeFirstOrThrow();
+    const lifetime = (stored.expires_at!.getTime() - Date.now()) / 1000;
+    expect(lifetime).toBeGreaterThan(500);
+    expect(lifetime).toBeLessThanOrEqual(600);
+    // RP-Initiated Logout 1.0 §3: back to the registered URI with the state.
+    const done = await browser.request(new URL(formAction(page), server.url).href, {
+      form: { xsrf: hiddenValue(page, 'xsrf')!, logout: hiddenValue(page, 'logout')! },
+    });
+    expect(done.location).toBe(`${AFTER_LOGOUT}?state=bye`);
+    // A person who signs in gets the full day.
+    const flow = await signIn(server.url, world);
+    const session = await database.database.db.selectFrom('oidc_payloads').select('expires_at')
+      .where('model', '=', 'Session').where('id', '=', flow.browser.cookies.get('_session')!).executeTakeFirstOrThrow();
+    expect(session.expires_at!.getTime() - Date.now()).toBeGreaterThan(23 * 3600 * 1000);
   });
 
   it('refuses an unregistered post_logout_redirect_uri with an error page', async () => {

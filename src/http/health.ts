@@ -2,6 +2,7 @@
 // readiness (/readyz: the database answers, its migrations are current, keys are loaded, and
 // the process is not shutting down).
 import Router from '@koa/router';
+import { STRICT_ROUTING } from '../endpoints.ts';
 import type { Logger } from '../logger.ts';
 
 export interface ReadinessChecks {
@@ -42,7 +43,7 @@ export async function checkReadiness(checks: ReadinessChecks, logger?: Logger): 
 }
 
 export function healthRoutes(checks?: ReadinessChecks, logger?: Logger): Router {
-  const router = new Router();
+  const router = new Router(STRICT_ROUTING);
   router.get('/healthz', (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { status: 'ok' };

@@ -10,6 +10,7 @@ import type { AuditSink } from '../audit-events.ts';
 import type { Tables } from '../db/tables.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import { INTERACTION_PATH, STRICT_ROUTING } from '../endpoints.ts';
 import { describeConsent } from '../services/consent.ts';
 import type { LoginProtection } from '../services/login-protection.ts';
 import { authenticateUser } from '../services/users.ts';
@@ -55,8 +56,29 @@ function formatWait(seconds: number): string {
 }
 
 export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
-  const router = new Router({ prefix: `${deps.issuerPath}/interaction` });
-  const cookiePath = `${deps.issuerPath}/interaction`;
+  const cookiePath = `${deps.issuerPath}${INTERACTION_PATH}`;
+  // Exact paths only (src/endpoints.ts): the sign-in limit counts these and no other spelling.
+  const router = new Router({ prefix: cookiePath, ...STRICT_ROUTING });
+
+  /**
+   * A route's handler whose failures are pages. Wrapped route by route rather than with
+   * router.use(), whose layer may match other paths than the routes do: a route reached without
+   * it would answer a PageError with a 500.
+   */
+  function page(handler: (ctx: Koa.Context) => Promise<void>): Koa.Middleware {
+    return async (ctx) => {
+      try {
+        await handler(ctx);
+      } catch (error) {
+        if (error instanceof PageError) {
+          deps.pages.error(ctx, error.status, { message: error.message, code: error.code });
+          return;
+        }
+        deps.logger.error({ err: error, requestId: ctx.state.requestId }, 'sign-in page failed');
+        deps.pages.error(ctx, 500, { message: 'Something went wrong on our side. Try again in a moment.', code: 'server_error' });
+      }
+    };
+  }
 
   function csrfToken(ctx: Koa.Context): string {
     let secret = ctx.cookies.get(CSRF_COOKIE, { signed: true });
@@ -145,20 +167,7 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
     return details.grantId ? undefined : grantId;
   }
 
-  router.use(async (ctx, next) => {
-    try {
-      await next();
-    } catch (error) {
-      if (error instanceof PageError) {
-        deps.pages.error(ctx, error.status, { message: error.message, code: error.code });
-        return;
-      }
-      deps.logger.error({ err: error, requestId: ctx.state.requestId }, 'sign-in page failed');
-      deps.pages.error(ctx, 500, { message: 'Something went wrong on our side. Try again in a moment.', code: 'server_error' });
-    }
-  });
-
-  router.get('/:uid', async (ctx) => {
+  router.get('/:uid', page(async (ctx) => {
     const details = await interaction(ctx);
     const { name, firstParty } = await clientOf(details);
     if (details.prompt.name === 'login') {
@@ -182,7 +191,7 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
       csrf: csrfToken(ctx),
       action: `${cookiePath}/${details.uid}/confirm`,
     }, { formTargets: [originOf(details.params.redirect_uri)].filter(Boolean) as string[] });
-  });
+  }));
 
   /** A login event: who (when known), from where, for which app; never the password. */
   function recordLogin(ctx: Koa.Context, details: Details, event: {
@@ -202,7 +211,7 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
     });
   }
 
-  router.post('/:uid/login', async (ctx) => {
+  router.post('/:uid/login', page(async (ctx) => {
     const details = await interaction(ctx, 'login');
     const form = await readForm(ctx);
     const username = (form.get('username') ?? '').trim();
@@ -237,9 +246,9 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
     await deps.protection.recordSuccess(username);
     recordLogin(ctx, details, { type: 'login.success', username: user.username, userId: user.id });
     await finish(ctx, { login: { accountId: user.id } });
-  });
+  }));
 
-  router.post('/:uid/confirm', async (ctx) => {
+  router.post('/:uid/confirm', page(async (ctx) => {
     const details = await interaction(ctx, 'consent');
     const form = await readForm(ctx);
     if (form.get('decision') !== 'allow') {
@@ -248,13 +257,13 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
     }
     const grantId = await grantConsent(details);
     await finish(ctx, { consent: grantId ? { grantId } : {} });
-  });
+  }));
 
-  router.post('/:uid/abort', async (ctx) => {
+  router.post('/:uid/abort', page(async (ctx) => {
     await interaction(ctx);
     await readForm(ctx);
     await finish(ctx, { error: 'access_denied', error_description: 'the person cancelled the sign-in' });
-  });
+  }));
 
   return router.routes() as Koa.Middleware;
 }

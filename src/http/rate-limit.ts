@@ -1,7 +1,9 @@
 // Request limits in front of the protocol endpoints (token, introspection, revocation: per client
-// and per source address) and of registration and sign-in (per address). Over a limit: 429 with
-// Retry-After (RFC 6585 §4) and an RFC 6749-style JSON error body.
+// and per source address), of registration and sign-in (per address), and of the authorization
+// and logout endpoints (per address). Over a limit: 429 with Retry-After (RFC 6585 §4) and an
+// RFC 6749-style JSON error body, or a page for a person's browser.
 import type Koa from 'koa';
+import { escapeRegExp, INTERACTION_PATH, PROVIDER_ROUTES } from '../endpoints.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { peekBody } from '../peek-body.ts';
@@ -57,8 +59,34 @@ export interface RateLimitDeps {
   maxBodyBytes: number;
   metrics: Metrics;
   logger: Logger;
-  /** Answers a browser on a sign-in page over its limit (a page, not JSON); 429 is set already. */
-  signInRefused?(ctx: Koa.Context, retryAfterSeconds: number): void;
+  /**
+   * Answers a person's browser over a limit (sign-in pages, authorization, logout) with a page
+   * instead of JSON; 429 and Retry-After are set already.
+   */
+  pageRefused?(ctx: Koa.Context, retryAfterSeconds: number): void;
+}
+
+type LimitedEndpoint = 'protocol' | 'registration' | 'sign_in' | 'authorize';
+
+/**
+ * Which limited endpoint a request will reach, if any. Paths compare exactly: no router serves
+ * another spelling of them (src/endpoints.ts), so no spelling escapes its limit.
+ */
+function limitedEndpoints(issuerPath: string): (method: string, path: string) => LimitedEndpoint | undefined {
+  const { token, introspection, revocation, registration, authorization, end_session: endSession } = PROVIDER_ROUTES;
+  const protocol = new Set([token, introspection, revocation].map((path) => `${issuerPath}${path}`));
+  // Each may store a row for a caller with no credentials at all: an Interaction (RFC 6749 §4.1.1
+  // requests), a Session holding the logout form's anti-forgery value. Every method counts.
+  const authorize = new Set([authorization, endSession, `${endSession}/confirm`].map((path) => `${issuerPath}${path}`));
+  // The form posts of src/http/interactions.ts; the uid is whatever the router would take.
+  const signIn = new RegExp(`^${escapeRegExp(`${issuerPath}${INTERACTION_PATH}`)}/[^/]+/(?:login|confirm|abort)$`);
+  return (method, path) => {
+    if (authorize.has(path)) return 'authorize';
+    if (method !== 'POST') return undefined;
+    if (protocol.has(path)) return 'protocol';
+    if (path === `${issuerPath}${registration}`) return 'registration';
+    return signIn.test(path) ? 'sign_in' : undefined;
+  };
 }
 
 /** Client ids in back-off, remembered by this process (bounded). */
@@ -79,9 +107,7 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
     }
     return Math.ceil((until - Date.now()) / 1000);
   };
-  const protocol = new Set(['/token', '/token/introspection', '/token/revocation'].map((p) => `${issuerPath}${p}`));
-  const registration = `${issuerPath}/reg`;
-  const interaction = `${issuerPath}/interaction/`;
+  const limited = limitedEndpoints(issuerPath);
   // A failing limiter lets the request through (and says so): the limits protect the service,
   // they must not take it down.
   const limit = async (what: string, run: () => Promise<LimitResult>): Promise<LimitResult> => {
@@ -96,16 +122,18 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
   };
 
   return async (ctx, next) => {
-    if (ctx.method !== 'POST') return next();
-    if (ctx.path === registration || ctx.path.startsWith(interaction)) {
-      const result = await limit('sign_in_address', () => limiters.signInAddress.consume(ctx.ip));
+    const endpoint = limited(ctx.method, ctx.path);
+    if (endpoint === undefined) return next();
+    if (endpoint !== 'protocol') {
+      const result = endpoint === 'authorize'
+        ? await limit('authorize_address', () => limiters.authorizeAddress.consume(ctx.ip))
+        : await limit('sign_in_address', () => limiters.signInAddress.consume(ctx.ip));
       if (result.allowed) return next();
       tooManyRequests(ctx, result);
-      // A person at a login or consent form gets a page; registration clients get the JSON.
-      if (ctx.path !== registration && deps.signInRefused) deps.signInRefused(ctx, result.retryAfterSeconds);
+      // A person's browser gets a page; registration clients get the JSON.
+      if (endpoint !== 'registration' && deps.pageRefused) deps.pageRefused(ctx, result.retryAfterSeconds);
       return undefined;
     }
-    if (!protocol.has(ctx.path)) return next();
 
     const clientId = await presentedClientId(ctx, deps.maxBodyBytes);
     if (clientId !== undefined) {

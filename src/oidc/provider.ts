@@ -6,6 +6,7 @@ import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'o
 import { NO_AUDIT, type AuditSink } from '../audit-events.ts';
 import type { Config } from '../config.ts';
 import { grantDigest, secretMatchesAny } from '../crypto.ts';
+import { PROVIDER_ROUTES } from '../endpoints.ts';
 import type { Tables } from '../db/tables.ts';
 import { findAccount, personGrants, SCOPE_CLAIMS } from './accounts.ts';
 import { createAdapterFactory, type NetworkRefusal } from './adapter.ts';
@@ -204,6 +205,8 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       url: (_ctx, interaction) => `${issuerPath}/interaction/${interaction.uid}`,
     },
     claims: SCOPE_CLAIMS,
+    // Given explicitly: the same table decides which paths reach the provider (src/endpoints.ts).
+    routes: PROVIDER_ROUTES,
     // OAuth 2.0 Security BCP §4.14: a refresh token is good for one use; a replayed one revokes
     // the grant (the provider's reuse detection), and the adapter's atomic consume lets exactly one
     // of several parallel uses through.
@@ -236,6 +239,10 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       ...TTL,
       AccessToken: accessTokenTtl as never,
       ClientCredentials: accessTokenTtl as never,
+      // A session nobody signed in to (an anonymous visit to logout) only carries the logout
+      // form's anti-forgery value to the next request: minutes, not a day. The lifetime is
+      // worked out again at every save, so signing in gives the full one.
+      Session: ((_ctx: unknown, session: { accountId?: string }) => (session.accountId ? TTL.Session : TTL.Interaction)) as never,
     },
   };
 
@@ -278,7 +285,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       return claims && { clientId: claims.client_id!, scopes: (claims.scope ?? '').split(' ').filter(Boolean) };
     },
     fastPaths: [introspectionFastPath(
-      provider, tokenPolicy, `${issuerPath}/token/introspection`, config.maxBodyBytes,
+      provider, tokenPolicy, `${issuerPath}${PROVIDER_ROUTES.introspection}`, config.maxBodyBytes,
       async (clientId) => (await directory.client(clientId))?.networks.length === 0,
     )],
   };

@@ -1,8 +1,10 @@
 // Brute-force protection of the login page (docs/users.md). Failures are counted per username and
 // per source address in the database, so every process sees the same counts. After a few
-// failures each further attempt must wait a growing delay; at the threshold the username (or the
-// address) is locked out for a while. Unknown usernames are counted exactly like real ones, so
-// the answers never tell whether an account exists.
+// failures of one username each further attempt at it must wait a growing delay, and at its
+// threshold the username is locked out for a while. An address is only locked out, at a far
+// higher threshold: it may be a whole office behind one NAT, where two typos of one person must
+// not hold up everyone else. Unknown usernames are counted exactly like real ones, so the answers
+// never tell whether an account exists.
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { LoginProtectionSettings } from '../config.ts';
@@ -23,16 +25,19 @@ const addressKey = (address: string) => `addr:${digest(address)}`;
 export class LoginProtection {
   #db: Kysely<Tables>;
   #settings: LoginProtectionSettings;
+  #now: () => number;
 
-  constructor(db: Kysely<Tables>, settings: LoginProtectionSettings) {
+  /** `now`: the clock of every count and check (tests may move it). */
+  constructor(db: Kysely<Tables>, settings: LoginProtectionSettings, now: () => number = Date.now) {
     this.#db = db;
     this.#settings = settings;
+    this.#now = now;
   }
 
-  #gate(row: LoginFailureRow, now: number): LoginGate {
-    if (row.locked_until && row.locked_until.getTime() > now) {
-      return { allowed: false, locked: true, retryAfterSeconds: Math.ceil((row.locked_until.getTime() - now) / 1000) };
-    }
+  /** A username's counter: locked, or waiting out the delay after its last failure. */
+  #gateUsername(row: LoginFailureRow, now: number): LoginGate {
+    const locked = this.#lockout(row, now);
+    if (!locked.allowed) return locked;
     const over = row.failures - this.#settings.slowDownAfter;
     if (over >= 0 && row.first_at.getTime() > now - this.#settings.windowSeconds * 1000) {
       const delay = Math.min(2 ** over, MAX_DELAY_SECONDS) * 1000;
@@ -42,12 +47,22 @@ export class LoginProtection {
     return { allowed: true };
   }
 
+  /** Whether a counter is locked out; an address's is never slowed down (see the top of this file). */
+  #lockout(row: LoginFailureRow, now: number): LoginGate {
+    if (row.locked_until && row.locked_until.getTime() > now) {
+      return { allowed: false, locked: true, retryAfterSeconds: Math.ceil((row.locked_until.getTime() - now) / 1000) };
+    }
+    return { allowed: true };
+  }
+
   /** Whether an attempt for this username from this address may be checked now. */
-  async check(username: string, address: string, now = Date.now()): Promise<LoginGate> {
-    const rows = await findLoginFailures(this.#db, [usernameKey(username), addressKey(address)]);
+  async check(username: string, address: string): Promise<LoginGate> {
+    const now = this.#now();
+    const [userKey, addrKey] = [usernameKey(username), addressKey(address)];
+    const rows = await findLoginFailures(this.#db, [userKey, addrKey]);
     let worst: LoginGate = { allowed: true };
     for (const row of rows) {
-      const gate = this.#gate(row, now);
+      const gate = row.key === userKey ? this.#gateUsername(row, now) : this.#lockout(row, now);
       if (!gate.allowed && (worst.allowed || gate.retryAfterSeconds > worst.retryAfterSeconds)) worst = gate;
     }
     return worst;
@@ -56,11 +71,12 @@ export class LoginProtection {
   /** Counts a failed attempt; says whether it locked the username or the address. */
   async recordFailure(username: string, address: string): Promise<{ locked: boolean }> {
     const { windowSeconds, lockoutSeconds } = this.#settings;
+    const now = this.#now();
+    const at = new Date(now);
     const [user, addr] = await Promise.all([
-      recordLoginFailure(this.#db, usernameKey(username), { threshold: this.#settings.maxFailures, windowSeconds, lockoutSeconds }),
-      recordLoginFailure(this.#db, addressKey(address), { threshold: this.#settings.addressMaxFailures, windowSeconds, lockoutSeconds }),
+      recordLoginFailure(this.#db, usernameKey(username), { threshold: this.#settings.maxFailures, windowSeconds, lockoutSeconds }, at),
+      recordLoginFailure(this.#db, addressKey(address), { threshold: this.#settings.addressMaxFailures, windowSeconds, lockoutSeconds }, at),
     ]);
-    const now = Date.now();
     return { locked: [user, addr].some((row) => row.locked_until !== null && row.locked_until.getTime() > now) };
   }
 
@@ -73,6 +89,6 @@ export class LoginProtection {
   }
 
   async prune(): Promise<number> {
-    return deleteStaleLoginFailures(this.#db, Math.max(this.#settings.windowSeconds, this.#settings.lockoutSeconds));
+    return deleteStaleLoginFailures(this.#db, Math.max(this.#settings.windowSeconds, this.#settings.lockoutSeconds), new Date(this.#now()));
   }
 }

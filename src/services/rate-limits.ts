@@ -122,6 +122,8 @@ export interface RequestLimiters {
   client(clientId: string): Limiter;
   address: Limiter;
   signInAddress: Limiter;
+  /** The authorization and logout endpoints, per address. */
+  authorizeAddress: Limiter;
   /** Counts invalid_client answers per client_id; over the limit, the client_id backs off. */
   invalidClient: Limiter;
 }
@@ -142,6 +144,7 @@ export function createRequestLimiters(store: LimiterStore, settings: RateLimitSe
     client: (clientId) => clientLimiter(settings.perClientOverrides.get(clientId) ?? settings.perClient),
     address: createLimiter(store, { keyPrefix: `${settings.keyPrefix}:address`, points: settings.perAddress, duration }),
     signInAddress: createLimiter(store, { keyPrefix: `${settings.keyPrefix}:sign_in_address`, points: settings.signInPerAddress, duration }),
+    authorizeAddress: createLimiter(store, { keyPrefix: `${settings.keyPrefix}:authorize_address`, points: settings.authorizePerAddress, duration }),
     invalidClient: createLimiter(store, {
       keyPrefix: `${settings.keyPrefix}:invalid_client`,
       points: settings.invalidClient,

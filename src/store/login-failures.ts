@@ -10,27 +10,29 @@ export async function findLoginFailures(db: Db, keys: readonly string[]): Promis
 }
 
 /**
- * Counts one failure, atomically (concurrent failures all count). A counter whose window has
- * passed and which is not locked starts again at one; reaching `threshold` locks it until
- * `lockoutSeconds` from now.
+ * Counts one failure at `now`, atomically (concurrent failures all count). A counter whose window
+ * has passed and which is not locked starts again at one; reaching `threshold` locks it until
+ * `lockoutSeconds` from now. Times are the caller's clock, the one its checks compare them with.
  */
 export async function recordLoginFailure(
   db: Db,
   key: string,
   policy: { threshold: number; windowSeconds: number; lockoutSeconds: number },
+  now: Date,
 ): Promise<LoginFailureRow> {
+  const at = sql`${now.toISOString()}::timestamptz`;
   const window = sql`make_interval(secs => ${policy.windowSeconds})`;
-  const lockout = sql`now() + make_interval(secs => ${policy.lockoutSeconds})`;
-  const stale = sql`(login_failures.first_at < now() - ${window}
-    and (login_failures.locked_until is null or login_failures.locked_until < now()))`;
+  const lockout = sql`${at} + make_interval(secs => ${policy.lockoutSeconds})`;
+  const stale = sql`(login_failures.first_at < ${at} - ${window}
+    and (login_failures.locked_until is null or login_failures.locked_until < ${at}))`;
   const failures = sql`case when ${stale} then 1 else login_failures.failures + 1 end`;
   const { rows } = await sql<LoginFailureRow>`
     insert into login_failures (key, failures, first_at, last_at, locked_until)
-    values (${key}, 1, now(), now(), case when 1 >= ${policy.threshold} then ${lockout} end)
+    values (${key}, 1, ${at}, ${at}, case when 1 >= ${policy.threshold} then ${lockout} end)
     on conflict (key) do update set
       failures = ${failures},
-      first_at = case when ${stale} then now() else login_failures.first_at end,
-      last_at = now(),
+      first_at = case when ${stale} then ${at} else login_failures.first_at end,
+      last_at = ${at},
       locked_until = case when ${failures} >= ${policy.threshold} then ${lockout} else login_failures.locked_until end
     returning *
   `.execute(db);
@@ -41,10 +43,11 @@ export async function deleteLoginFailures(db: Db, key: string): Promise<void> {
   await db.deleteFrom('login_failures').where('key', '=', key).execute();
 }
 
-export async function deleteStaleLoginFailures(db: Db, windowSeconds: number): Promise<number> {
+export async function deleteStaleLoginFailures(db: Db, windowSeconds: number, now: Date): Promise<number> {
+  const at = sql<Date>`${now.toISOString()}::timestamptz`;
   const result = await db.deleteFrom('login_failures')
-    .where('last_at', '<', sql<Date>`now() - make_interval(secs => ${windowSeconds})`)
-    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', sql<Date>`now()`)]))
+    .where('last_at', '<', sql<Date>`${at} - make_interval(secs => ${windowSeconds})`)
+    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', at)]))
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }

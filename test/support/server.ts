@@ -31,8 +31,9 @@ export async function startServer(
   const { port } = server.address() as AddressInfo;
   const url = `${options.tls?.server ? 'https' : 'http'}://127.0.0.1:${port}${issuerPath}`;
   const { config, problems } = loadConfig({ ISSUER: url, PORT: String(port), PRUNE_INTERVAL_SECONDS: '0', POSTERN_MASTER_KEY: TEST_MASTER_KEY,
-    // Sign-in suites post many forms from one address; the limit has tests of its own.
-    RATE_LIMIT_SIGN_IN_ADDRESS: '0', ...env });
+    // Sign-in suites post many forms and start many sign-ins from one address; the limits have
+    // tests of their own.
+    RATE_LIMIT_SIGN_IN_ADDRESS: '0', RATE_LIMIT_AUTHORIZE_ADDRESS: '0', ...env });
   if (problems.length) throw new Error(problems.join('; '));
   const { keys } = await prepareKeys(config, database, [config.masterKey!]);
   const { logger = createLogger('silent'), tls, ...rest } = options;

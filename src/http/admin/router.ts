@@ -8,6 +8,7 @@ import getRawBody from 'raw-body';
 import type { z } from 'zod';
 import type { Logger } from '../../logger.ts';
 import { NO_AUDIT, type AuditSink } from '../../audit-events.ts';
+import { STRICT_ROUTING } from '../../endpoints.ts';
 import { POSTERN_API } from '../../services/admin.ts';
 import { auditorFor } from '../../services/audit.ts';
 import { noCachePragma, requestId } from '../middleware.ts';
@@ -125,7 +126,7 @@ export function adminRouter(deps: AdminApiDeps): Router {
     ...deps,
     openApiDocument: () => (document ??= buildOpenApiDocument(deps.issuer)),
   };
-  const router = new Router({ prefix: ADMIN_PREFIX });
+  const router = new Router({ prefix: ADMIN_PREFIX, ...STRICT_ROUTING });
   for (const route of ADMIN_ROUTES) {
     const stack = route.public ? [handler(route, full)] : [authenticate(route, deps.verifyAccessToken, deps.auditLog), handler(route, full)];
     router[route.method](toRouterPath(route.path), ...stack);
