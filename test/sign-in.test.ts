@@ -164,7 +164,7 @@ describe('login errors', () => {
   it('refuses a consent decision or a cancellation without its CSRF token, and the interaction goes on', async () => {
     const flow = await startAuthorization(server.url, world);
     const abort = new URL(/action="([^"]+\/abort)"/.exec(flow.page.html)![1]!, server.url).href;
-    for (const form of [{}, { csrf: 'x-forged' }]) {
+    for (const form of [{}, { csrf: 'x-forged' }] as Record<string, string>[]) {
       const refused = await flow.browser.request(abort, { form });
       expect(refused.status).toBe(403);
       expect(refused.location).toBeUndefined();
@@ -172,7 +172,7 @@ describe('login errors', () => {
 
     const consent = await flow.browser.submit(flow.page, { username: world.username, password: PASSWORD });
     const confirm = new URL(/action="([^"]+\/confirm)"/.exec(consent.html)![1]!, server.url).href;
-    for (const form of [{ decision: 'allow' }, { csrf: 'x-forged', decision: 'allow' }, { decision: 'deny' }]) {
+    for (const form of [{ decision: 'allow' }, { csrf: 'x-forged', decision: 'allow' }, { decision: 'deny' }] as Record<string, string>[]) {
       const refused = await flow.browser.request(confirm, { form });
       expect(refused.status).toBe(403);
       expect(refused.location).toBeUndefined();
