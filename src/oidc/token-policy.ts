@@ -9,6 +9,7 @@ import { revokedGrantJti } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { awaitPropagation, publishChange } from '../store/changes.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
+import { currentPersonGrants } from './accounts.ts';
 import type { ClientEntry, Directory } from './directory.ts';
 import { ACCESS_TOKEN_ALGS, publicJwk } from './keys.ts';
 import { INTROSPECT_SCOPE, POSTERN_API } from './resource-policy.ts';
@@ -20,6 +21,16 @@ export interface AccessTokenClaims extends JWTPayload {
   /** Digest of the grant a person's token was issued from (src/crypto.ts grantDigest). */
   gid?: string;
   cnf?: { jkt?: string; 'x5t#S256'?: string };
+}
+
+/** Who presents a usable access token, and what it lets them do now. */
+export interface AuthorizedCaller {
+  /** The client the token was issued to (for a person's token: the app they signed in with). */
+  clientId: string;
+  /** A person's token (browser sign-in): their user id. Absent for a client's own token. */
+  userId?: string;
+  /** The scopes the token carries that its holder still holds on the audience now. */
+  scopes: string[];
 }
 
 export interface TokenPolicyDeps {
@@ -162,6 +173,33 @@ export class TokenPolicy {
     const client = await this.#deps.directory.client(claims.client_id);
     if (!client?.enabled || predatesCutOff(client, claims.iat)) return undefined;
     return claims;
+  }
+
+  /**
+   * A usable access token for `audience` (verifyAccessToken) and what it allows now: the scopes
+   * it carries that its holder still holds. A token records what was granted when it was issued;
+   * a role taken away since must count from the next request (a demoted admin is no admin), and a
+   * role gaining a scope since must not widen a token issued without it. A client's grants come
+   * from the Directory, which the change feed keeps current on every process; a person's are
+   * read from the database, which is always current.
+   */
+  async authorizeAccessToken(token: string, audience: string, certificateThumbprint?: string): Promise<AuthorizedCaller | undefined> {
+    const claims = await this.verifyAccessToken(token, audience, certificateThumbprint);
+    // RFC 9068 §2.2: sub is the person a token was issued to, or the client's own id.
+    if (!claims || typeof claims.sub !== 'string') return undefined;
+    const clientId = claims.client_id!;
+    const userId = claims.sub !== clientId ? claims.sub : undefined;
+    let held: Set<string> | undefined;
+    if (userId) {
+      const person = await currentPersonGrants(this.#deps.db, userId, audience);
+      // A person disabled or deleted since: the token is no longer theirs to use.
+      if (!person) return undefined;
+      held = person.scopes;
+    } else {
+      held = (await this.#deps.directory.client(clientId))?.grants.get(audience)?.scopes;
+    }
+    const scopes = (claims.scope ?? '').split(' ').filter((scope) => scope && held?.has(scope));
+    return { clientId, ...(userId ? { userId } : {}), scopes };
   }
 
   /** Records the jti as revoked until the token would have expired; other processes are told. */

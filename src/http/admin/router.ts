@@ -16,12 +16,20 @@ import { AdminError, adminErrors, fromZodError } from './errors.ts';
 import { ADMIN_PREFIX, buildOpenApiDocument, requiredScope } from './openapi.ts';
 import { ADMIN_ROUTES, type AdminDeps, type AdminRoute } from './routes.ts';
 
+/** Who calls the admin API: the client a token was issued to, and the person for a person's token. */
+export interface AdminCaller {
+  clientId: string;
+  userId?: string;
+  /** The token's scopes that the caller still holds now (not merely those written in the token). */
+  scopes: string[];
+}
+
 /**
  * Checks a Bearer token for `audience`, presented with this request (whose client certificate a
- * certificate-bound token must match); resolves its client and scopes when it is usable.
+ * certificate-bound token must match); resolves its caller when it is usable.
  */
 export type VerifyAccessToken = (token: string, audience: string, request: IncomingMessage) =>
-  Promise<{ clientId: string; scopes: string[] } | undefined>;
+  Promise<AdminCaller | undefined>;
 
 export interface AdminApiDeps {
   db: AdminDeps['db'];
@@ -57,13 +65,14 @@ function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: Au
         headers: { 'WWW-Authenticate': match ? challenge('invalid_token') : 'Bearer realm="postern-admin"' },
       });
     }
+    // Authorised against what the caller holds now, not what the token says it held.
     if (!caller.scopes.includes(scope)) {
       denied('insufficient_scope', 403);
       throw new AdminError('insufficient_scope', `this request needs the ${scope} scope`, {
         headers: { 'WWW-Authenticate': challenge('insufficient_scope', scope) },
       });
     }
-    ctx.state.adminClientId = caller.clientId;
+    ctx.state.adminCaller = caller;
     await next();
   };
 }
@@ -106,7 +115,7 @@ function handler(route: AdminRoute, deps: AdminApiDeps & Omit<AdminDeps, 'audit'
     const query = parse(route.query, ctx.query, 'query');
     const body = parse(route.body, route.body ? await readJson(ctx, deps.maxBodyBytes) : undefined, 'body');
     const audit = auditorFor(deps.auditLog ?? NO_AUDIT, {
-      actor: { type: 'client', id: ctx.state.adminClientId ?? null },
+      actor: { type: 'client', id: (ctx.state.adminCaller as AdminCaller | undefined)?.clientId ?? null },
       sourceAddress: ctx.ip,
       requestId: ctx.state.requestId,
     });
