@@ -2,9 +2,14 @@
 // says it held: a client or a person demoted on one server is refused with its old token on
 // another at the very next request, and a token never does more than it was issued for. Two
 // servers share one database, each with its own pool, change feed and caches, as two processes.
+// Also: who the audit log names for a person's request, and which address it records behind a
+// proxy on the admin listener.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgres, type Database } from '../src/db/database.ts';
 import { ADMIN_SCOPES, POSTERN_API } from '../src/services/admin.ts';
+import { listAuditEvents } from '../src/services/audit-queries.ts';
 import { createClient } from '../src/services/clients.ts';
 import {
   assignRoleToClient, assignRoleToUser, createRole, grantScopes, unassignRoleFromClient, unassignRoleFromUser,
@@ -165,6 +170,35 @@ describe('a person on the admin API', () => {
     await setUserEnabled(tdb.database.db, person.user.id, false);
     expect((await adminCall(b.url, 'GET', '/keys', { token })).status).toBe(401);
   });
+
+  it('is the actor the audit log names, with the app they used', async () => {
+    const db = tdb.database.db;
+    const admins = await adminRole();
+    const person = await adminPerson(admins.name);
+    const token = await person.admin();
+    const readOnly = await person.admin('admin:read');
+    const target = await serviceClient(db);
+    const created = await adminCall(a.url, 'POST', '/roles', { token, body: { name: unique('by-person') } });
+    expect(created.status).toBe(201);
+    expect((await adminCall(a.url, 'PATCH', `/clients/${target.id}`, { token, body: { enabled: false } })).status).toBe(200);
+    expect((await adminCall(a.url, 'POST', '/roles', { token: readOnly, body: { name: unique('no') } })).status).toBe(403);
+    await a.app.audit.flush();
+    const events = await db.selectFrom('audit_events').selectAll()
+      .where('actor_id', '=', person.user.id).where('type', 'in', ['role.created', 'client.updated', 'admin.access_denied'])
+      .orderBy('id').execute();
+    expect(events.map((event) => [event.type, event.actor_type, event.client_id, event.user_id, event.target_id])).toEqual([
+      ['role.created', 'user', person.appId, person.user.id, created.body.id],
+      ['client.updated', 'user', person.appId, person.user.id, target.id],
+      ['admin.access_denied', 'user', person.appId, person.user.id, null],
+    ]);
+    // Found by the client acted on, by the app and by the person alike.
+    const types = async (query: Parameters<typeof listAuditEvents>[1]) =>
+      (await listAuditEvents(db, query)).items.filter((item) => item.actor.id === person.user.id).map((item) => item.type);
+    expect(await types({ client: target.name })).toEqual(['client.updated']);
+    expect(await types({ client: person.appId, type: ['role.*', 'client.*', 'admin.*'] }))
+      .toEqual(['admin.access_denied', 'client.updated', 'role.created']);
+    expect(await types({ user: person.user.id, type: ['role.*', 'client.*'] })).toEqual(['client.updated', 'role.created']);
+  });
 });
 
 describe('the introspect permission', () => {
@@ -179,5 +213,34 @@ describe('the introspect permission', () => {
     expect((await introspect()).body.active).toBe(true);
     await unassignRoleFromClient(db, introspectors.name, auditor.id);
     expect((await introspect()).body).toEqual({ active: false });
+  });
+});
+
+describe('the admin listener behind a proxy (ADMIN_PORT, TRUST_PROXY)', () => {
+  it('records the address the proxy appended, as the public listener does', async () => {
+    const admin = await serviceClient(tdb.database.db, [(await adminRole()).name]);
+    const separate = await startServer(tdb.database, { ADMIN_PORT: '1', TRUST_PROXY: 'true' });
+    const shared = await startServer(tdb.database, { TRUST_PROXY: 'true' });
+    const listener = http.createServer(separate.app.adminKoa.callback());
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    try {
+      const adminUrl = `http://127.0.0.1:${(listener.address() as AddressInfo).port}`;
+      // The caller wrote the first entry; the proxy appended the last one.
+      const headers = { 'x-forwarded-for': '203.0.113.66, 198.51.100.7' };
+      for (const [server, url] of [[separate, adminUrl], [shared, shared.url]] as const) {
+        const token = await tokenFor(server.url, admin);
+        const res = await adminCall(url, 'POST', '/roles', { token, body: { name: unique('proxied') }, headers });
+        expect(res.status, JSON.stringify(res.body)).toBe(201);
+        await server.app.audit.flush();
+        const row = await tdb.database.db.selectFrom('audit_events').select('source_address')
+          .where('type', '=', 'role.created').where('target_id', '=', res.body.id).executeTakeFirstOrThrow();
+        expect(row.source_address, url).toBe('198.51.100.7');
+      }
+    } finally {
+      listener.closeAllConnections();
+      await new Promise((resolve) => listener.close(resolve));
+      await shared.close();
+      await separate.close();
+    }
   });
 });

@@ -2,15 +2,16 @@
 // strict JSON bodies. Served under /admin/v1 by the public app, or by a listener of its own.
 import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
-import Koa from 'koa';
+import type Koa from 'koa';
 import compose from 'koa-compose';
 import getRawBody from 'raw-body';
 import type { z } from 'zod';
 import type { Logger } from '../../logger.ts';
-import { NO_AUDIT, type AuditSink } from '../../audit-events.ts';
+import { NO_AUDIT, type Actor, type AuditSink } from '../../audit-events.ts';
 import { STRICT_ROUTING } from '../../endpoints.ts';
 import { POSTERN_API } from '../../services/admin.ts';
 import { auditorFor } from '../../services/audit.ts';
+import { createKoaApp } from '../koa-app.ts';
 import { noCachePragma, requestId } from '../middleware.ts';
 import { AdminError, adminErrors, fromZodError } from './errors.ts';
 import { ADMIN_PREFIX, buildOpenApiDocument, requiredScope } from './openapi.ts';
@@ -45,6 +46,16 @@ export interface AdminApiDeps {
 const challenge = (error: string, scope?: string) =>
   `Bearer realm="postern-admin", error="${error}"${scope ? `, scope="${scope}"` : ''}`;
 
+/**
+ * Who the audit log names for a caller: the person, with the app they used, for a person's token;
+ * else the client.
+ */
+function actorOf(caller: AdminCaller | undefined): { actor: Actor; clientId?: string } {
+  if (!caller) return { actor: { type: 'anonymous' } };
+  if (caller.userId) return { actor: { type: 'user', id: caller.userId }, clientId: caller.clientId };
+  return { actor: { type: 'client', id: caller.clientId } };
+}
+
 function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: AuditSink = NO_AUDIT): Koa.Middleware {
   const scope = requiredScope(route);
   return async (ctx, next) => {
@@ -52,7 +63,7 @@ function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: Au
     const caller = match ? await verify(match[1]!, POSTERN_API, ctx.req) : undefined;
     const denied = (reason: 'invalid_token' | 'insufficient_scope', status: number) => auditLog.record({
       type: 'admin.access_denied',
-      actor: caller ? { type: 'client', id: caller.clientId } : { type: 'anonymous' },
+      ...actorOf(caller),
       outcome: 'failure',
       sourceAddress: ctx.ip,
       requestId: ctx.state.requestId,
@@ -115,7 +126,7 @@ function handler(route: AdminRoute, deps: AdminApiDeps & Omit<AdminDeps, 'audit'
     const query = parse(route.query, ctx.query, 'query');
     const body = parse(route.body, route.body ? await readJson(ctx, deps.maxBodyBytes) : undefined, 'body');
     const audit = auditorFor(deps.auditLog ?? NO_AUDIT, {
-      actor: { type: 'client', id: (ctx.state.adminCaller as AdminCaller | undefined)?.clientId ?? null },
+      ...actorOf(ctx.state.adminCaller as AdminCaller | undefined),
       sourceAddress: ctx.ip,
       requestId: ctx.state.requestId,
     });
@@ -162,8 +173,8 @@ export function adminApi(deps: AdminApiDeps): { router: Router; middleware: Koa.
 
 /** A Koa app serving only the admin API, for the separate listener (ADMIN_PORT). */
 export function adminApp(middleware: Koa.Middleware, options: { proxy: boolean }): Koa {
-  const koa = new Koa({ proxy: options.proxy });
-  koa.silent = true;
+  // Built as the public app is: the same proxy trust, so ctx.ip (audited) means the same.
+  const koa = createKoaApp({ trustProxy: options.proxy });
   koa.use(requestId());
   koa.use(noCachePragma());
   koa.use(async (ctx, next) => {
