@@ -16,6 +16,7 @@ import { TLS_SUBJECT_FIELDS, type TlsSubject } from '../oidc/certificates.ts';
 
 export type { TlsSubject };
 import { checkSignInSettings, PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
+import { cutOffClientTokens, type ClientTokensCutOff } from './client-tokens.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
@@ -393,7 +394,9 @@ export interface UpdateClientInput extends ClientCredentialsInput {
 
 /**
  * Renames, enables or disables a client, replaces its keys or networks; every change holds at
- * once everywhere (a disabled client is refused at once).
+ * once everywhere (a disabled client is refused at once). Disabling revokes every token the
+ * client holds, as revoke-tokens does: enabling it again does not bring them back, so that
+ * "disable, rotate the secret, enable" leaves nothing a thief could still use.
  */
 export async function updateClient(
   db: Kysely<Tables>,
@@ -403,6 +406,7 @@ export async function updateClient(
 ): Promise<ClientView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
   const allowedNetworks = input.allowedNetworks === undefined ? undefined : checkNetworks(input.allowedNetworks);
+  let cutOff: ClientTokensCutOff | undefined;
   try {
     const updated = await writeAndPropagate(db, async (trx) => {
       const client = await requireClient(trx, ref);
@@ -426,12 +430,16 @@ export async function updateClient(
       }
       if (metadata) checkOneBinding(metadata.dpop_bound_access_tokens === true, metadata.tls_client_certificate_bound_access_tokens === true);
       const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled, metadata, allowedNetworks });
+      if (input.enabled === false) cutOff = await cutOffClientTokens(trx, client.client_id, new Date());
       await publishChange(trx, { kind: 'client', clientId: client.client_id });
       return toView(trx, row ?? client);
     });
     audit.record({
       type: 'client.updated', target: { type: 'client', id: updated.clientId },
-      details: { name: updated.name, fields: changedFields(input), enabled: updated.enabled },
+      details: {
+        name: updated.name, fields: changedFields(input), enabled: updated.enabled,
+        ...(cutOff ? { revokedBefore: cutOff.revokedBefore, deletedArtifacts: cutOff.deletedArtifacts } : {}),
+      },
     });
     return updated;
   } catch (error) {
