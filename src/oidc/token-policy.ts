@@ -40,6 +40,17 @@ export interface TokenPolicyDeps {
   signingKeys: JWK[];
 }
 
+/** What a request without client authentication is told (RFC 6749 §5.2). */
+const AUTHENTICATION_REQUIRED = 'client authentication is required';
+
+/**
+ * The error for a caller that did not authenticate where it must: 401 invalid_client, the same
+ * answer as a request naming no client at all (the middleware adds the challenge).
+ */
+export class AuthenticationRequired extends errors.InvalidClientAuth {
+  override error_description = AUTHENTICATION_REQUIRED;
+}
+
 function audiences(aud: unknown): string[] {
   if (typeof aud === 'string') return [aud];
   return Array.isArray(aud) ? aud.filter((value): value is string => typeof value === 'string') : [];
@@ -227,12 +238,14 @@ export class TokenPolicy {
       const route = ctx.oidc?.route;
       if (route !== 'introspection' && route !== 'revocation' && route !== 'token') return;
       const body = ctx.body as { error?: string; error_description?: string } | undefined;
-      if (ctx.status === 400 && body?.error === 'invalid_request'
-        && body.error_description === 'no client authentication mechanism provided') {
+      const unauthenticated = (ctx.status === 400 && body?.error === 'invalid_request'
+        && body.error_description === 'no client authentication mechanism provided')
+        || (ctx.status === 401 && body?.error === 'invalid_client' && body.error_description === AUTHENTICATION_REQUIRED);
+      if (unauthenticated) {
         // RFC 6749 §5.2: a request without client authentication is invalid_client, 401.
         ctx.status = 401;
         ctx.set('WWW-Authenticate', `Basic realm="${this.#deps.issuer}"`);
-        ctx.body = { error: 'invalid_client', error_description: 'client authentication is required' };
+        ctx.body = { error: 'invalid_client', error_description: AUTHENTICATION_REQUIRED };
         return;
       }
       if (route === 'introspection' && ctx.status === 200) {
