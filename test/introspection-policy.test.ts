@@ -290,3 +290,16 @@ describe('public clients (token endpoint auth method none)', () => {
     expect(refreshed.body.error).toBe('invalid_grant');
   });
 });
+
+describe('the introspect permission', () => {
+  it('is exactly `introspect` on urn:postern: the admin scopes of urn:postern do not give it', async () => {
+    const db = tdb.database.db;
+    const admin = await serviceClient(db, [(await role(db, [{ api: 'urn:postern', scopes: ['admin:read', 'admin:write'] }])).name]);
+    const jwt = await issue(billing, orders.identifier);
+    const opaque = await issue(billing, ledger.identifier);
+    for (const token of [jwt, opaque]) {
+      expect((await introspect(token, auditor)).body.active).toBe(true);
+      expect((await introspect(token, admin)).body).toEqual({ active: false });
+    }
+  });
+});
