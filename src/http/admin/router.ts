@@ -50,7 +50,7 @@ const challenge = (error: string, scope?: string) =>
  * Who the audit log names for a caller: the person, with the app they used, for a person's token;
  * else the client.
  */
-function actorOf(caller: AdminCaller | undefined): { actor: Actor; clientId?: string } {
+function actorOf(caller: Pick<AdminCaller, 'clientId' | 'userId'> | undefined): { actor: Actor; clientId?: string } {
   if (!caller) return { actor: { type: 'anonymous' } };
   if (caller.userId) return { actor: { type: 'user', id: caller.userId }, clientId: caller.clientId };
   return { actor: { type: 'client', id: caller.clientId } };
@@ -83,7 +83,8 @@ function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: Au
         headers: { 'WWW-Authenticate': challenge('insufficient_scope', scope) },
       });
     }
-    ctx.state.adminCaller = caller;
+    ctx.state.adminClientId = caller.clientId;
+    ctx.state.adminUserId = caller.userId;
     await next();
   };
 }
@@ -126,7 +127,7 @@ function handler(route: AdminRoute, deps: AdminApiDeps & Omit<AdminDeps, 'audit'
     const query = parse(route.query, ctx.query, 'query');
     const body = parse(route.body, route.body ? await readJson(ctx, deps.maxBodyBytes) : undefined, 'body');
     const audit = auditorFor(deps.auditLog ?? NO_AUDIT, {
-      ...actorOf(ctx.state.adminCaller as AdminCaller | undefined),
+      ...actorOf(ctx.state.adminClientId ? { clientId: ctx.state.adminClientId, userId: ctx.state.adminUserId } : undefined),
       sourceAddress: ctx.ip,
       requestId: ctx.state.requestId,
     });
