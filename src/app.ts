@@ -1,10 +1,11 @@
 // The composition root: the only module that wires every layer together.
 import type { X509Certificate } from 'node:crypto';
-import Koa from 'koa';
+import type Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
 import { adminApi, adminApp } from './http/admin/router.ts';
+import { createKoaApp } from './http/koa-app.ts';
 import { healthRoutes } from './http/health.ts';
 import { interactionRoutes } from './http/interactions.ts';
 import { createPages, providerPages } from './http/pages.ts';
@@ -151,10 +152,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     onError: (error) => logger.error({ err: error }, 'reloading the signing keys failed; still serving with the previous ones'),
   });
 
-  // Behind a proxy, the client's address is the last X-Forwarded-For entry, the one the proxy
-  // appended: earlier entries are whatever the caller sent (login throttling counts by address).
-  const koa = new Koa({ proxy: config.trustProxy, maxIpsCount: 1, keys: cookieKeys });
-  koa.silent = true;
+  const koa = createKoaApp({ trustProxy: config.trustProxy, keys: cookieKeys });
   koa.use(requestId());
   // Outside everything that answers, errors included.
   koa.use(noCachePragma());

@@ -7,6 +7,7 @@ import { deleteClient, setClientEnabled } from '../src/services/clients.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
+import { CALLBACK, signIn, signInWorld } from './support/sign-in.ts';
 
 type Credentials = { id: string; secret: string };
 
@@ -125,17 +126,19 @@ describe('introspection of JWT access tokens', () => {
     expect((await introspect(token, svc)).body).toEqual({ active: false });
   });
 
-  it('says active false once the client is disabled or deleted', async () => {
+  it('says active false once the client is disabled or deleted, and still once it is enabled again', async () => {
     const db = tdb.database.db;
     const r = await role(db, [{ api: orders.identifier, scopes: ['orders:read'] }]);
     const svc = await serviceClient(db, [r.name]);
     const token = await issue(svc, orders.identifier);
     await setClientEnabled(db, svc.id, false);
     expect((await introspect(token, auditor)).body).toEqual({ active: false });
+    // Disabling revoked it: enabling the client does not bring it back (docs/cli.md).
     await setClientEnabled(db, svc.id, true);
-    expect((await introspect(token, auditor)).body.active).toBe(true);
-    await deleteClient(db, svc.id);
     expect((await introspect(token, auditor)).body).toEqual({ active: false });
+    const later = await issue(svc, orders.identifier);
+    await deleteClient(db, svc.id);
+    expect((await introspect(later, auditor)).body).toEqual({ active: false });
   });
 });
 
@@ -242,5 +245,61 @@ describe('revocation', () => {
     expect((await introspect(refreshToken, billing)).body).toEqual({ active: false });
     // RFC 7009 §2.1: revoking a refresh token also invalidates the rest of its grant.
     expect((await introspect(sibling, billing)).body).toEqual({ active: false });
+  });
+});
+
+describe('public clients (token endpoint auth method none)', () => {
+  /** A public app's tokens for a person: a JWT access token and a refresh token. */
+  async function publicAppTokens() {
+    const spa = await signInWorld(tdb.database.db, { public: true });
+    const flow = await signIn(server.url, spa);
+    const res = await postForm(`${server.url}/token`, {
+      grant_type: 'authorization_code', code: flow.code, code_verifier: flow.verifier, redirect_uri: CALLBACK,
+      client_id: spa.client.id, resource: spa.api.identifier,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return { spa, access: res.body.access_token as string, refreshToken: res.body.refresh_token as string };
+  }
+
+  it('cannot introspect, not even its own tokens: 401 as without client authentication (RFC 7662 §2.1)', async () => {
+    const { spa, access, refreshToken } = await publicAppTokens();
+    expect((await introspect(access, auditor)).body.active).toBe(true);
+    const anonymous = await introspect(access);
+    for (const token of [access, refreshToken, 'not-a-token']) {
+      const res = await introspect(token, undefined, { client_id: spa.client.id });
+      expect(res.status).toBe(401);
+      expect(res.body).toEqual({ error: 'invalid_client', error_description: 'client authentication is required' });
+      expect(res.headers.get('www-authenticate')).toBe(`Basic realm="${server.url}"`);
+      // Exactly the answer to a request naming no client.
+      expect([res.status, res.body, res.headers.get('www-authenticate')])
+        .toEqual([anonymous.status, anonymous.body, anonymous.headers.get('www-authenticate')]);
+    }
+  });
+
+  it('may revoke its own refresh token with its client_id alone (RFC 7009 §2.1), and nobody else\'s', async () => {
+    const { spa, refreshToken } = await publicAppTokens();
+    const others = await issue(billing, orders.identifier);
+    const refused = await revoke(others, undefined, { client_id: spa.client.id });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('unauthorized_client');
+    expect((await introspect(others, billing)).body.active).toBe(true);
+
+    expect((await revoke(refreshToken, undefined, { client_id: spa.client.id, token_type_hint: 'refresh_token' })).status).toBe(200);
+    const refreshed = await postForm(`${server.url}/token`, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: spa.client.id });
+    expect(refreshed.status).toBe(400);
+    expect(refreshed.body.error).toBe('invalid_grant');
+  });
+});
+
+describe('the introspect permission', () => {
+  it('is exactly `introspect` on urn:postern: the admin scopes of urn:postern do not give it', async () => {
+    const db = tdb.database.db;
+    const admin = await serviceClient(db, [(await role(db, [{ api: 'urn:postern', scopes: ['admin:read', 'admin:write'] }])).name]);
+    const jwt = await issue(billing, orders.identifier);
+    const opaque = await issue(billing, ledger.identifier);
+    for (const token of [jwt, opaque]) {
+      expect((await introspect(token, auditor)).body.active).toBe(true);
+      expect((await introspect(token, admin)).body).toEqual({ active: false });
+    }
   });
 });

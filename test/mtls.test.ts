@@ -180,6 +180,16 @@ describe('self_signed_tls_client_auth (RFC 8705 §2.2)', () => {
     expect((await tokenRequest(id, first)).status).toBe(401);
     expect((await tokenRequest(id, stranger)).status).toBe(200);
   });
+
+  it('refuses a disabled client presenting its registered certificate: 401 invalid_client', async () => {
+    const cert = await selfSigned('CN=disabled');
+    const id = await certificateClient({ name: unique('disabled'), certificates: [cert.cert] });
+    expect((await tokenRequest(id, cert)).status).toBe(200);
+    await updateClient(tdb.database.db, id, { enabled: false });
+    const refused = await tokenRequest(id, cert);
+    expect(refused.status).toBe(401);
+    expect(refused.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+  });
 });
 
 describe('certificate-bound tokens (RFC 8705 §3)', () => {

@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { setClientEnabled } from '../src/services/clients.ts';
-import { api, role, serviceClient } from './support/fixtures.ts';
+import { adminCall } from './support/admin.ts';
+import { api, role, serviceClient, unique } from './support/fixtures.ts';
 import { postForm, TEST_MASTER_KEY } from './support/server.ts';
 
 const ROOT = path.resolve(fileURLToPath(import.meta.url), '../..');
@@ -291,6 +292,28 @@ describe.skipIf(!onPostgres)('two Postern processes on one database', () => {
       }
     }
     expect(stale).toEqual([]);
+  });
+
+  it('an admin client demoted with the CLI is refused with its old token by both at once', async () => {
+    const db = tdb.database.db;
+    const admins = await role(db, [{ api: 'urn:postern', scopes: ['admin:read', 'admin:write'] }]);
+    const admin = await serviceClient(db, [admins.name]);
+    const adminToken = await token(a!, admin, 'urn:postern');
+    // Both processes hold the client with its role in their caches.
+    for (const instance of [a!, b!]) {
+      expect((await adminCall(instance.url, 'GET', '/clients', { token: adminToken })).status).toBe(200);
+    }
+    await cli(['roles', 'unassign', admins.name, '--client', admin.name]);
+    // No waiting: the CLI has committed and exited.
+    const [onB, onA] = await Promise.all([b!, a!].map((instance) =>
+      adminCall(instance.url, 'POST', '/clients', { token: adminToken, body: { name: unique('after-demotion') } })));
+    expect(onB!.status, JSON.stringify(onB!.body)).toBe(403);
+    expect(onB!.body.error).toBe('insufficient_scope');
+    expect(onA!.status, JSON.stringify(onA!.body)).toBe(403);
+    // Nor can it give itself the role back.
+    const regrant = await adminCall(b!.url, 'PUT', `/roles/${admins.id}/clients/${admin.id}`, { token: adminToken });
+    expect(regrant.status).toBe(403);
+    expect(JSON.parse((await cli(['--json', 'roles', 'show', admins.name])).stdout).clients).toEqual([]);
   });
 
   it('answers 20 parallel client-credentials requests split across A and B', async () => {

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, getClient, rotateClientSecret, updateClient } from '../src/services/clients.ts';
+import { createClient, getClient, rotateClientSecret, setClientEnabled, updateClient } from '../src/services/clients.ts';
 import { adminClient, adminClientFor, tokenFor } from './support/admin.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, unique } from './support/fixtures.ts';
@@ -140,6 +140,20 @@ describe('private_key_jwt with keys registered as a JWK Set', () => {
     const withSecret = await postForm(`${server.url}/token`, { grant_type: 'client_credentials' }, { id: client.clientId, secret: 'x'.repeat(43) });
     expect(withSecret.status).toBe(401);
     expect(withSecret.body.error).toBe('invalid_client');
+  });
+
+  it('refuses a disabled client with a valid assertion: 401 invalid_client (no secret check hides it)', async () => {
+    const { privateKey, jwk } = await keyPair('ES256');
+    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } });
+    const request = async () => postForm(`${server.url}/token`, {
+      grant_type: 'client_credentials', resource: orders.identifier,
+      client_assertion_type: ASSERTION_TYPE, client_assertion: await assertion(client.clientId, privateKey, 'ES256'),
+    });
+    expect((await request()).status).toBe(200);
+    await setClientEnabled(tdb.database.db, client.clientId, false);
+    const refused = await request();
+    expect(refused.status).toBe(401);
+    expect(refused.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
   });
 
   it('lets exactly one of several parallel requests with one assertion through', async () => {

@@ -2,11 +2,12 @@
 // rotation, and every error path the issue names.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateApi } from '../src/services/apis.ts';
+import { setClientEnabled } from '../src/services/clients.ts';
 import { grantScopes, ungrantScopes } from '../src/services/roles.ts';
 import { revokeUserSessions } from '../src/services/users.ts';
 import { authorizeUrl, formAction, hiddenValue, HttpBrowser, pkce } from './support/browser.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
-import { startServer, type TestServer } from './support/server.ts';
+import { postForm, startServer, type TestServer } from './support/server.ts';
 import {
   AFTER_LOGOUT, CALLBACK, codeFrom, decodeJwt, exchangeCode, introspect, PASSWORD, refresh, signIn, signInWorld,
   startAuthorization, type World,
@@ -120,6 +121,20 @@ describe('the sign-in flow', () => {
       }),
     });
     expect(response.status).toBe(200);
+  });
+});
+
+describe('a disabled public client', () => {
+  it('is refused at the token endpoint with its client_id alone: 401 invalid_client', async () => {
+    const spa = await signInWorld(database.database.db, { public: true });
+    const flow = await signIn(server.url, spa);
+    const exchange = () => postForm(`${server.url}/token`, {
+      grant_type: 'authorization_code', code: flow.code, code_verifier: flow.verifier, redirect_uri: CALLBACK, client_id: spa.client.id,
+    });
+    await setClientEnabled(database.database.db, spa.client.id, false);
+    const refused = await exchange();
+    expect(refused.status).toBe(401);
+    expect(refused.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
   });
 });
 

@@ -52,6 +52,15 @@ async function loadPersonGrants(db: Kysely<Tables>, userId: string, identifier: 
   };
 }
 
+/**
+ * What a person's roles grant on one API now, read from the database (people's roles are not
+ * cached); undefined when the person is disabled or deleted.
+ */
+export async function currentPersonGrants(db: Kysely<Tables>, userId: string, identifier: string): Promise<PersonGrants | undefined> {
+  const [user, grants] = await Promise.all([findUserById(db, userId), loadPersonGrants(db, userId, identifier)]);
+  return user?.enabled ? grants : undefined;
+}
+
 /** What a person's roles grant on one API (by identifier), read once per request `ctx`. */
 export function personGrants(ctx: object, db: Kysely<Tables>, userId: string, identifier: string): Promise<PersonGrants> {
   let cache = perRequest.get(ctx);

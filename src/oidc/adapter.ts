@@ -9,6 +9,7 @@ import { insertRevokedGrant } from '../store/revocations.ts';
 import type { Directory } from './directory.ts';
 import { CLIENT_AUTH_ROUTES, isAddressAllowed, sourceAddress } from './network-policy.ts';
 import { requestContext, requestInfo, SERVICE_POLICY, toRegistrationError, type RegistrationHandlers } from './registration.ts';
+import { AuthenticationRequired } from './token-policy.ts';
 
 /** A client limited to some networks tried to authenticate from another (no secrets inside). */
 export interface NetworkRefusal { clientId: string; address: string | undefined; route: string }
@@ -232,6 +233,7 @@ class ClientAdapter implements Adapter {
     if (!client?.enabled) return undefined;
     if (client.networks.length) this.#checkNetwork(id, client.networks);
     const metadata: AdapterPayload = { ...client.metadata };
+    this.#refusePublicIntrospection(metadata);
     // The provider insists on a client_secret for secret-based auth methods. The real secrets are
     // only stored hashed and checked by compareClientSecret; this per-process random placeholder
     // is never accepted by anything (client_secret_jwt and HS* are disabled).
@@ -255,6 +257,18 @@ class ClientAdapter implements Adapter {
     if (isAddressAllowed(address, networks)) return;
     this.#options.onNetworkRefused?.({ clientId, address, route });
     throw new errors.InvalidClientAuth('source address outside the client\'s allowed networks');
+  }
+
+  /**
+   * RFC 7662 §2.1: introspection needs an authenticated caller, and a public client (auth method
+   * "none") proves nothing by naming itself. It is refused before any token is looked up, as a
+   * request without client authentication. Revocation stays open to it: RFC 7009 §2.1 lets a
+   * public client revoke its own tokens (docs/users.md).
+   */
+  #refusePublicIntrospection(metadata: AdapterPayload): void {
+    const ctx = Provider.ctx;
+    if (ctx?.oidc?.route !== 'introspection' || ctx.oidc.client) return;
+    if (metadata.token_endpoint_auth_method === 'none') throw new AuthenticationRequired('public clients cannot introspect');
   }
 
   async upsert(clientId: string, metadata: AdapterPayload): Promise<void> {

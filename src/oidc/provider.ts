@@ -21,7 +21,7 @@ import { checkBeforeConsuming, redemptionCheck } from './redemption-check.ts';
 import { resourceIndicators } from './resource-policy.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
 import { tokenErrorAnswers } from './token-errors.ts';
-import { TokenPolicy } from './token-policy.ts';
+import { TokenPolicy, type AuthorizedCaller } from './token-policy.ts';
 
 export interface ProviderDeps {
   db: Kysely<Tables>;
@@ -78,11 +78,10 @@ export interface ProviderParts {
   fastPaths: Koa.Middleware[];
   /**
    * Checks a Bearer token presented to Postern itself (the admin API): one of our JWT access
-   * tokens for `audience`, usable now. Resolves its client id and scopes, or undefined.
+   * tokens for `audience`, usable now. Resolves its client, its person if it is a person's, and
+   * the scopes it carries that they still hold; undefined when it is not usable.
    */
-  verifyAccessToken(
-    token: string, audience: string, certificateThumbprint?: string,
-  ): Promise<{ clientId: string; scopes: string[] } | undefined>;
+  verifyAccessToken(token: string, audience: string, certificateThumbprint?: string): Promise<AuthorizedCaller | undefined>;
 }
 
 /**
@@ -280,10 +279,8 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
   }
   return {
     provider,
-    verifyAccessToken: async (token, audience, certificateThumbprint) => {
-      const claims = await tokenPolicy.verifyAccessToken(token, audience, certificateThumbprint);
-      return claims && { clientId: claims.client_id!, scopes: (claims.scope ?? '').split(' ').filter(Boolean) };
-    },
+    verifyAccessToken: (token, audience, certificateThumbprint) =>
+      tokenPolicy.authorizeAccessToken(token, audience, certificateThumbprint),
     fastPaths: [introspectionFastPath(
       provider, tokenPolicy, `${issuerPath}${PROVIDER_ROUTES.introspection}`, config.maxBodyBytes,
       async (clientId) => (await directory.client(clientId))?.networks.length === 0,

@@ -9,6 +9,7 @@ import { revokedGrantJti } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { awaitPropagation, publishChange } from '../store/changes.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
+import { currentPersonGrants } from './accounts.ts';
 import type { ClientEntry, Directory } from './directory.ts';
 import { ACCESS_TOKEN_ALGS, publicJwk } from './keys.ts';
 import { INTROSPECT_SCOPE, POSTERN_API } from './resource-policy.ts';
@@ -22,11 +23,32 @@ export interface AccessTokenClaims extends JWTPayload {
   cnf?: { jkt?: string; 'x5t#S256'?: string };
 }
 
+/** Who presents a usable access token, and what it lets them do now. */
+export interface AuthorizedCaller {
+  /** The client the token was issued to (for a person's token: the app they signed in with). */
+  clientId: string;
+  /** A person's token (browser sign-in): their user id. Absent for a client's own token. */
+  userId?: string;
+  /** The scopes the token carries that its holder still holds on the audience now. */
+  scopes: string[];
+}
+
 export interface TokenPolicyDeps {
   db: Kysely<Tables>;
   directory: Directory;
   issuer: string;
   signingKeys: JWK[];
+}
+
+/** What a request without client authentication is told (RFC 6749 §5.2). */
+const AUTHENTICATION_REQUIRED = 'client authentication is required';
+
+/**
+ * The error for a caller that did not authenticate where it must: 401 invalid_client, the same
+ * answer as a request naming no client at all (the middleware adds the challenge).
+ */
+export class AuthenticationRequired extends errors.InvalidClientAuth {
+  override error_description = AUTHENTICATION_REQUIRED;
 }
 
 function audiences(aud: unknown): string[] {
@@ -164,6 +186,33 @@ export class TokenPolicy {
     return claims;
   }
 
+  /**
+   * A usable access token for `audience` (verifyAccessToken) and what it allows now: the scopes
+   * it carries that its holder still holds. A token records what was granted when it was issued;
+   * a role taken away since must count from the next request (a demoted admin is no admin), and a
+   * role gaining a scope since must not widen a token issued without it. A client's grants come
+   * from the Directory, which the change feed keeps current on every process; a person's are
+   * read from the database, which is always current.
+   */
+  async authorizeAccessToken(token: string, audience: string, certificateThumbprint?: string): Promise<AuthorizedCaller | undefined> {
+    const claims = await this.verifyAccessToken(token, audience, certificateThumbprint);
+    // RFC 9068 §2.2: sub is the person a token was issued to, or the client's own id.
+    if (!claims || typeof claims.sub !== 'string') return undefined;
+    const clientId = claims.client_id!;
+    const userId = claims.sub !== clientId ? claims.sub : undefined;
+    let held: Set<string> | undefined;
+    if (userId) {
+      const person = await currentPersonGrants(this.#deps.db, userId, audience);
+      // A person disabled or deleted since: the token is no longer theirs to use.
+      if (!person) return undefined;
+      held = person.scopes;
+    } else {
+      held = (await this.#deps.directory.client(clientId))?.grants.get(audience)?.scopes;
+    }
+    const scopes = (claims.scope ?? '').split(' ').filter((scope) => scope && held?.has(scope));
+    return { clientId, ...(userId ? { userId } : {}), scopes };
+  }
+
   /** Records the jti as revoked until the token would have expired; other processes are told. */
   async revokeJwt(callerId: string, token: string): Promise<void> {
     const claims = await this.#verify(token);
@@ -189,12 +238,14 @@ export class TokenPolicy {
       const route = ctx.oidc?.route;
       if (route !== 'introspection' && route !== 'revocation' && route !== 'token') return;
       const body = ctx.body as { error?: string; error_description?: string } | undefined;
-      if (ctx.status === 400 && body?.error === 'invalid_request'
-        && body.error_description === 'no client authentication mechanism provided') {
+      const unauthenticated = (ctx.status === 400 && body?.error === 'invalid_request'
+        && body.error_description === 'no client authentication mechanism provided')
+        || (ctx.status === 401 && body?.error === 'invalid_client' && body.error_description === AUTHENTICATION_REQUIRED);
+      if (unauthenticated) {
         // RFC 6749 §5.2: a request without client authentication is invalid_client, 401.
         ctx.status = 401;
         ctx.set('WWW-Authenticate', `Basic realm="${this.#deps.issuer}"`);
-        ctx.body = { error: 'invalid_client', error_description: 'client authentication is required' };
+        ctx.body = { error: 'invalid_client', error_description: AUTHENTICATION_REQUIRED };
         return;
       }
       if (route === 'introspection' && ctx.status === 200) {

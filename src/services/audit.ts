@@ -206,7 +206,8 @@ export interface Auditor {
 
 export function auditorFor(
   sink: AuditSink,
-  who: { actor: Actor; sourceAddress?: string | null; requestId?: string | null },
+  /** `clientId`: the app a person acted through (the admin API with a person's token). */
+  who: { actor: Actor; clientId?: string; sourceAddress?: string | null; requestId?: string | null },
 ): Auditor {
   return { record: (event) => sink.record({ ...event, ...who }) };
 }

@@ -1,6 +1,7 @@
 // Input rules for how a client authenticates and where from: private_key_jwt public keys
-// (`jwks` or `jwks_uri`) and network allow-lists. Used by createClient and updateClient, so the
-// CLI and the admin API refuse the same things.
+// (`jwks` or `jwks_uri`), certificate subjects and self-signed certificates (RFC 8705), network
+// allow-lists, and the metadata each method stores. Used by createClient and updateClient, so
+// the CLI and the admin API refuse the same things.
 import ipaddr from 'ipaddr.js';
 import { isLoopbackHost, normalizeCidr } from '../config.ts';
 import {
@@ -174,4 +175,62 @@ export function describeClientCertificates(jwks: ClientJwks | undefined): { thum
       expiresAt: new Date(cert.validTo).toISOString(),
     }] : [];
   });
+}
+
+/** How a client proves itself beyond its auth method; each field goes with one method. */
+export interface ClientCredentialsInput {
+  /** private_key_jwt: public keys (a JWK Set), or where to fetch them; exactly one of the two. */
+  jwks?: unknown;
+  jwksUri?: string;
+  /** tls_client_auth: the subject DN or SAN entry its certificate carries. */
+  tlsSubject?: TlsSubject;
+  /** self_signed_tls_client_auth: its certificates (PEM). */
+  certificates?: string[];
+}
+
+/** Only the credential fields of an input (the rules below look at which are present). */
+export const credentialsOf = ({ jwks, jwksUri, tlsSubject, certificates }: ClientCredentialsInput): ClientCredentialsInput =>
+  ({ jwks, jwksUri, tlsSubject, certificates });
+
+export const CREDENTIAL_PROPERTIES = ['jwks', 'jwks_uri', ...Object.values(TLS_SUBJECT_FIELDS)] as const;
+
+/**
+ * The metadata that says how a client proves itself beyond its method: private_key_jwt keys, a
+ * tls_client_auth subject, self-signed certificates; each only with its method.
+ */
+export function credentialMetadata(authMethod: string, given: ClientCredentialsInput): Record<string, unknown> {
+  const present = (Object.keys(given) as (keyof ClientCredentialsInput)[]).filter((key) => given[key] !== undefined);
+  const allowed: Record<string, (keyof ClientCredentialsInput)[]> = {
+    private_key_jwt: ['jwks', 'jwksUri'],
+    tls_client_auth: ['tlsSubject'],
+    self_signed_tls_client_auth: ['certificates', 'jwksUri'],
+  };
+  const stray = present.find((key) => !(allowed[authMethod] ?? []).includes(key));
+  if (stray) {
+    const owner = Object.entries(allowed).filter(([, keys]) => keys.includes(stray)).map(([method]) => method).join(' or ');
+    throw invalid(`${stray} is for ${owner} clients`, stray);
+  }
+  switch (authMethod) {
+    case 'private_key_jwt':
+      if ((given.jwks === undefined) === (given.jwksUri === undefined)) {
+        throw invalid('a private_key_jwt client needs exactly one of jwks (its public keys) or jwksUri', 'jwks', 'jwksUri');
+      }
+      return given.jwks !== undefined ? { jwks: checkClientJwks(given.jwks) } : { jwks_uri: checkJwksUri(given.jwksUri!) };
+    case 'tls_client_auth': {
+      if (given.tlsSubject === undefined) {
+        throw invalid('a tls_client_auth client needs the subject DN or a SAN entry its certificate carries (tlsSubject)', 'tlsSubject');
+      }
+      const subject = checkTlsSubject(given.tlsSubject);
+      return { [TLS_SUBJECT_FIELDS[subject.field]]: subject.value };
+    }
+    case 'self_signed_tls_client_auth':
+      if ((given.certificates === undefined) === (given.jwksUri === undefined)) {
+        throw invalid('a self_signed_tls_client_auth client needs exactly one of certificates (PEM) or jwksUri', 'certificates', 'jwksUri');
+      }
+      return given.certificates !== undefined
+        ? { jwks: checkClientCertificates(given.certificates) }
+        : { jwks_uri: checkJwksUri(given.jwksUri!) };
+    default:
+      return {};
+  }
 }

@@ -10,12 +10,14 @@ import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as roles from '../store/roles.ts';
 import type { Db } from '../store/types.ts';
 import {
-  checkClientCertificates, checkClientJwks, checkJwksUri, checkNetworks, checkTlsSubject, describeClientCertificates, type ClientJwks,
+  checkNetworks, credentialMetadata, credentialsOf, CREDENTIAL_PROPERTIES, type ClientCredentialsInput,
 } from './client-auth.ts';
-import { TLS_SUBJECT_FIELDS, type TlsSubject } from '../oidc/certificates.ts';
-
-export type { TlsSubject };
+import type { TlsSubject } from '../oidc/certificates.ts';
 import { checkSignInSettings, PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
+import { toView, type ClientView, type StoredMetadata } from './client-view.ts';
+
+export type { ClientCredentialsInput, ClientView, TlsSubject };
+import { cutOffClientTokens, type ClientTokensCutOff } from './client-tokens.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
@@ -30,114 +32,11 @@ const CERTIFICATE_METHODS: readonly string[] = ['tls_client_auth', 'self_signed_
 /** Methods that present a secret Postern issued (the others have none). */
 const SECRET_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post'];
 
-export interface ClientView {
-  clientId: string;
-  name: string;
-  enabled: boolean;
-  grantTypes: string[];
-  tokenEndpointAuthMethod: string;
-  /** private_key_jwt: the registered public keys, or the URL they are fetched from. */
-  jwks: ClientJwks | null;
-  jwksUri: string | null;
-  /** CIDR ranges the client may authenticate from; empty: anywhere. */
-  allowedNetworks: string[];
-  /** Tokens of this client must be DPoP-bound (RFC 9449 §5.2 dpop_bound_access_tokens). */
-  requireDpop: boolean;
-  /** tls_client_auth: the certificate subject it must present (RFC 8705 §2.1.2). */
-  tlsSubject: TlsSubject | null;
-  /** self_signed_tls_client_auth: its registered certificates. */
-  certificates: { thumbprint: string; subject: string; expiresAt: string }[];
-  /** Its access tokens are bound to its TLS certificate (RFC 8705 §3 tls_client_certificate_bound_access_tokens). */
-  requireMtls: boolean;
-  /** Sign-in apps: where codes may be sent, and where people may go after logging out. */
-  redirectUris: string[];
-  postLogoutRedirectUris: string[];
-  /** A public client has no secret (token endpoint auth method "none"). */
-  public: boolean;
-  /** First-party apps skip the consent screen. */
-  firstParty: boolean;
-  roles: string[];
-  secrets: { id: string; createdAt: string; expiresAt: string | null }[];
-  createdAt: string;
-}
-
-interface StoredMetadata {
-  grant_types?: string[];
-  token_endpoint_auth_method?: string;
-  jwks?: ClientJwks;
-  jwks_uri?: string;
-  dpop_bound_access_tokens?: boolean;
-  tls_client_certificate_bound_access_tokens?: boolean;
-  tls_client_auth_subject_dn?: string;
-  tls_client_auth_san_dns?: string;
-  tls_client_auth_san_ip?: string;
-  tls_client_auth_san_email?: string;
-  tls_client_auth_san_uri?: string;
-  redirect_uris?: string[];
-  post_logout_redirect_uris?: string[];
-  first_party?: boolean;
-}
-
 export async function requireClient(db: Db, ref: string): Promise<clients.ClientRow> {
   const client = (await clients.findClientById(db, ref)) ?? (await clients.findClientByName(db, ref));
   if (!client) throw notFound(`unknown client "${ref}"`);
   return client;
 }
-
-async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise<ClientView> {
-  const metadata = row.metadata as StoredMetadata;
-  const secrets = await clients.listClientSecrets(db, row.client_id);
-  return {
-    clientId: row.client_id,
-    name: row.name,
-    enabled: row.enabled,
-    grantTypes: metadata.grant_types ?? [],
-    tokenEndpointAuthMethod: metadata.token_endpoint_auth_method ?? 'client_secret_basic',
-    jwks: metadata.jwks ?? null,
-    jwksUri: metadata.jwks_uri ?? null,
-    allowedNetworks: row.allowed_networks,
-    requireDpop: metadata.dpop_bound_access_tokens === true,
-    tlsSubject: storedTlsSubject(metadata),
-    certificates: metadata.token_endpoint_auth_method === 'self_signed_tls_client_auth' ? describeClientCertificates(metadata.jwks) : [],
-    requireMtls: metadata.tls_client_certificate_bound_access_tokens === true,
-    redirectUris: metadata.redirect_uris ?? [],
-    postLogoutRedirectUris: metadata.post_logout_redirect_uris ?? [],
-    public: metadata.token_endpoint_auth_method === PUBLIC_AUTH_METHOD,
-    firstParty: metadata.first_party === true,
-    roles: (await roles.listRolesOfClient(db, row.client_id)).map((role) => role.name),
-    secrets: secrets
-      .filter((secret) => !secret.expires_at || secret.expires_at > now)
-      .map((secret) => ({
-        id: secret.id,
-        createdAt: secret.created_at.toISOString(),
-        expiresAt: secret.expires_at?.toISOString() ?? null,
-      })),
-    createdAt: row.created_at.toISOString(),
-  };
-}
-
-function storedTlsSubject(metadata: StoredMetadata): TlsSubject | null {
-  for (const [field, property] of Object.entries(TLS_SUBJECT_FIELDS)) {
-    const value = metadata[property];
-    if (typeof value === 'string') return { field: field as TlsSubject['field'], value };
-  }
-  return null;
-}
-
-/** How a client proves itself beyond its auth method; each field goes with one method. */
-export interface ClientCredentialsInput {
-  /** private_key_jwt: public keys (a JWK Set), or where to fetch them; exactly one of the two. */
-  jwks?: unknown;
-  jwksUri?: string;
-  /** tls_client_auth: the subject DN or SAN entry its certificate carries. */
-  tlsSubject?: TlsSubject;
-  /** self_signed_tls_client_auth: its certificates (PEM). */
-  certificates?: string[];
-}
-
-/** Only the credential fields of an input (the rules below look at which are present). */
-const credentialsOf = ({ jwks, jwksUri, tlsSubject, certificates }: ClientCredentialsInput): ClientCredentialsInput =>
-  ({ jwks, jwksUri, tlsSubject, certificates });
 
 export interface CreateClientInput extends ClientCredentialsInput {
   name: string;
@@ -164,49 +63,6 @@ export interface CreateClientInput extends ClientCredentialsInput {
 export interface ClientWithSecret { client: ClientView; clientSecret: string }
 /** `clientSecret` is null for a client that authenticates with its own keys. */
 export interface CreatedClient { client: ClientView; clientSecret: string | null }
-
-const CREDENTIAL_PROPERTIES = ['jwks', 'jwks_uri', ...Object.values(TLS_SUBJECT_FIELDS)] as const;
-
-/**
- * The metadata that says how a client proves itself beyond its method: private_key_jwt keys, a
- * tls_client_auth subject, self-signed certificates; each only with its method.
- */
-function credentialMetadata(authMethod: string, given: ClientCredentialsInput): Partial<StoredMetadata> {
-  const present = (Object.keys(given) as (keyof ClientCredentialsInput)[]).filter((key) => given[key] !== undefined);
-  const allowed: Record<string, (keyof ClientCredentialsInput)[]> = {
-    private_key_jwt: ['jwks', 'jwksUri'],
-    tls_client_auth: ['tlsSubject'],
-    self_signed_tls_client_auth: ['certificates', 'jwksUri'],
-  };
-  const stray = present.find((key) => !(allowed[authMethod] ?? []).includes(key));
-  if (stray) {
-    const owner = Object.entries(allowed).filter(([, keys]) => keys.includes(stray)).map(([method]) => method).join(' or ');
-    throw invalid(`${stray} is for ${owner} clients`, stray);
-  }
-  switch (authMethod) {
-    case 'private_key_jwt':
-      if ((given.jwks === undefined) === (given.jwksUri === undefined)) {
-        throw invalid('a private_key_jwt client needs exactly one of jwks (its public keys) or jwksUri', 'jwks', 'jwksUri');
-      }
-      return given.jwks !== undefined ? { jwks: checkClientJwks(given.jwks) } : { jwks_uri: checkJwksUri(given.jwksUri!) };
-    case 'tls_client_auth': {
-      if (given.tlsSubject === undefined) {
-        throw invalid('a tls_client_auth client needs the subject DN or a SAN entry its certificate carries (tlsSubject)', 'tlsSubject');
-      }
-      const subject = checkTlsSubject(given.tlsSubject);
-      return { [TLS_SUBJECT_FIELDS[subject.field]]: subject.value };
-    }
-    case 'self_signed_tls_client_auth':
-      if ((given.certificates === undefined) === (given.jwksUri === undefined)) {
-        throw invalid('a self_signed_tls_client_auth client needs exactly one of certificates (PEM) or jwksUri', 'certificates', 'jwksUri');
-      }
-      return given.certificates !== undefined
-        ? { jwks: checkClientCertificates(given.certificates) }
-        : { jwks_uri: checkJwksUri(given.jwksUri!) };
-    default:
-      return {};
-  }
-}
 
 /**
  * The rules a self-registered client meets (RFC 7591): a valid unique name, client_credentials
@@ -393,7 +249,9 @@ export interface UpdateClientInput extends ClientCredentialsInput {
 
 /**
  * Renames, enables or disables a client, replaces its keys or networks; every change holds at
- * once everywhere (a disabled client is refused at once).
+ * once everywhere (a disabled client is refused at once). Disabling revokes every token the
+ * client holds, as revoke-tokens does: enabling it again does not bring them back, so that
+ * "disable, rotate the secret, enable" leaves nothing a thief could still use.
  */
 export async function updateClient(
   db: Kysely<Tables>,
@@ -403,6 +261,7 @@ export async function updateClient(
 ): Promise<ClientView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
   const allowedNetworks = input.allowedNetworks === undefined ? undefined : checkNetworks(input.allowedNetworks);
+  let cutOff: ClientTokensCutOff | undefined;
   try {
     const updated = await writeAndPropagate(db, async (trx) => {
       const client = await requireClient(trx, ref);
@@ -426,12 +285,16 @@ export async function updateClient(
       }
       if (metadata) checkOneBinding(metadata.dpop_bound_access_tokens === true, metadata.tls_client_certificate_bound_access_tokens === true);
       const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled, metadata, allowedNetworks });
+      if (input.enabled === false) cutOff = await cutOffClientTokens(trx, client.client_id, new Date());
       await publishChange(trx, { kind: 'client', clientId: client.client_id });
       return toView(trx, row ?? client);
     });
     audit.record({
       type: 'client.updated', target: { type: 'client', id: updated.clientId },
-      details: { name: updated.name, fields: changedFields(input), enabled: updated.enabled },
+      details: {
+        name: updated.name, fields: changedFields(input), enabled: updated.enabled,
+        ...(cutOff ? { revokedBefore: cutOff.revokedBefore, deletedArtifacts: cutOff.deletedArtifacts } : {}),
+      },
     });
     return updated;
   } catch (error) {

@@ -2,9 +2,10 @@
 import type { Kysely } from 'kysely';
 import type { Tables } from '../db/tables.ts';
 import { publishChange } from '../store/changes.ts';
-import { deleteExpiredClientSecrets, setTokensRevokedBefore } from '../store/clients.ts';
-import { deleteExpiredPayloads, deletePayloadsByClientId } from '../store/oidc-payloads.ts';
+import { deleteExpiredClientSecrets } from '../store/clients.ts';
+import { deleteExpiredPayloads } from '../store/oidc-payloads.ts';
 import { deleteExpiredRevocations } from '../store/revocations.ts';
+import { cutOffClientTokens } from './client-tokens.ts';
 import { requireClient } from './clients.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
@@ -41,8 +42,7 @@ export async function revokeClientTokens(
 ): Promise<RevokeClientTokensResult> {
   const result = await writeAndPropagate(db, async (trx) => {
     const client = await requireClient(trx, ref);
-    const revokedBefore = await setTokensRevokedBefore(trx, client.client_id, now);
-    const deletedArtifacts = await deletePayloadsByClientId(trx, client.client_id);
+    const { revokedBefore, deletedArtifacts } = await cutOffClientTokens(trx, client.client_id, now);
     await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return { clientId: client.client_id, revokedBefore: revokedBefore.toISOString(), deletedArtifacts };
   });

@@ -40,6 +40,9 @@ export async function listAuditEvents(db: Db, query: AuditQuery): Promise<{ rows
     select = select.where((eb) => eb.or([
       eb('client_id', '=', clientId),
       eb.and([eb('actor_type', '=', 'client'), eb('actor_id', '=', clientId)]),
+      // A person's admin request names in client_id the app they used; the client acted on is
+      // the target.
+      eb.and([eb('target_type', '=', 'client'), eb('target_id', '=', clientId)]),
     ]));
   }
   if (userId !== undefined) {

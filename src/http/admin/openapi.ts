@@ -59,7 +59,8 @@ export function buildOpenApiDocument(issuer: string): Record<string, unknown> {
       title: 'Postern admin API',
       version: '1',
       description: 'Manage APIs, roles, clients and keys. Every request but this document needs a Postern '
-        + 'access token for the API urn:postern: admin:read for GET, admin:write for everything else.',
+        + 'access token for the API urn:postern: admin:read for GET, admin:write for everything else, '
+        + 'each counting only while the caller\'s roles still grant it.',
     },
     servers: [{ url: ADMIN_PREFIX }],
     components: {

@@ -2,26 +2,35 @@
 // strict JSON bodies. Served under /admin/v1 by the public app, or by a listener of its own.
 import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
-import Koa from 'koa';
+import type Koa from 'koa';
 import compose from 'koa-compose';
 import getRawBody from 'raw-body';
 import type { z } from 'zod';
 import type { Logger } from '../../logger.ts';
-import { NO_AUDIT, type AuditSink } from '../../audit-events.ts';
+import { NO_AUDIT, type Actor, type AuditSink } from '../../audit-events.ts';
 import { STRICT_ROUTING } from '../../endpoints.ts';
 import { POSTERN_API } from '../../services/admin.ts';
 import { auditorFor } from '../../services/audit.ts';
+import { createKoaApp } from '../koa-app.ts';
 import { noCachePragma, requestId } from '../middleware.ts';
 import { AdminError, adminErrors, fromZodError } from './errors.ts';
 import { ADMIN_PREFIX, buildOpenApiDocument, requiredScope } from './openapi.ts';
 import { ADMIN_ROUTES, type AdminDeps, type AdminRoute } from './routes.ts';
 
+/** Who calls the admin API: the client a token was issued to, and the person for a person's token. */
+export interface AdminCaller {
+  clientId: string;
+  userId?: string;
+  /** The token's scopes that the caller still holds now (not merely those written in the token). */
+  scopes: string[];
+}
+
 /**
  * Checks a Bearer token for `audience`, presented with this request (whose client certificate a
- * certificate-bound token must match); resolves its client and scopes when it is usable.
+ * certificate-bound token must match); resolves its caller when it is usable.
  */
 export type VerifyAccessToken = (token: string, audience: string, request: IncomingMessage) =>
-  Promise<{ clientId: string; scopes: string[] } | undefined>;
+  Promise<AdminCaller | undefined>;
 
 export interface AdminApiDeps {
   db: AdminDeps['db'];
@@ -37,6 +46,16 @@ export interface AdminApiDeps {
 const challenge = (error: string, scope?: string) =>
   `Bearer realm="postern-admin", error="${error}"${scope ? `, scope="${scope}"` : ''}`;
 
+/**
+ * Who the audit log names for a caller: the person, with the app they used, for a person's token;
+ * else the client.
+ */
+function actorOf(caller: Pick<AdminCaller, 'clientId' | 'userId'> | undefined): { actor: Actor; clientId?: string } {
+  if (!caller) return { actor: { type: 'anonymous' } };
+  if (caller.userId) return { actor: { type: 'user', id: caller.userId }, clientId: caller.clientId };
+  return { actor: { type: 'client', id: caller.clientId } };
+}
+
 function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: AuditSink = NO_AUDIT): Koa.Middleware {
   const scope = requiredScope(route);
   return async (ctx, next) => {
@@ -44,7 +63,7 @@ function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: Au
     const caller = match ? await verify(match[1]!, POSTERN_API, ctx.req) : undefined;
     const denied = (reason: 'invalid_token' | 'insufficient_scope', status: number) => auditLog.record({
       type: 'admin.access_denied',
-      actor: caller ? { type: 'client', id: caller.clientId } : { type: 'anonymous' },
+      ...actorOf(caller),
       outcome: 'failure',
       sourceAddress: ctx.ip,
       requestId: ctx.state.requestId,
@@ -57,6 +76,7 @@ function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: Au
         headers: { 'WWW-Authenticate': match ? challenge('invalid_token') : 'Bearer realm="postern-admin"' },
       });
     }
+    // Authorised against what the caller holds now, not what the token says it held.
     if (!caller.scopes.includes(scope)) {
       denied('insufficient_scope', 403);
       throw new AdminError('insufficient_scope', `this request needs the ${scope} scope`, {
@@ -64,6 +84,7 @@ function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: Au
       });
     }
     ctx.state.adminClientId = caller.clientId;
+    ctx.state.adminUserId = caller.userId;
     await next();
   };
 }
@@ -106,7 +127,7 @@ function handler(route: AdminRoute, deps: AdminApiDeps & Omit<AdminDeps, 'audit'
     const query = parse(route.query, ctx.query, 'query');
     const body = parse(route.body, route.body ? await readJson(ctx, deps.maxBodyBytes) : undefined, 'body');
     const audit = auditorFor(deps.auditLog ?? NO_AUDIT, {
-      actor: { type: 'client', id: ctx.state.adminClientId ?? null },
+      ...actorOf(ctx.state.adminClientId ? { clientId: ctx.state.adminClientId, userId: ctx.state.adminUserId } : undefined),
       sourceAddress: ctx.ip,
       requestId: ctx.state.requestId,
     });
@@ -153,8 +174,8 @@ export function adminApi(deps: AdminApiDeps): { router: Router; middleware: Koa.
 
 /** A Koa app serving only the admin API, for the separate listener (ADMIN_PORT). */
 export function adminApp(middleware: Koa.Middleware, options: { proxy: boolean }): Koa {
-  const koa = new Koa({ proxy: options.proxy });
-  koa.silent = true;
+  // Built as the public app is: the same proxy trust, so ctx.ip (audited) means the same.
+  const koa = createKoaApp({ trustProxy: options.proxy });
   koa.use(requestId());
   koa.use(noCachePragma());
   koa.use(async (ctx, next) => {
