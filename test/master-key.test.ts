@@ -122,7 +122,7 @@ describe('the master key, end to end', () => {
     const stdout = await ok(['keys', 'rotate-master', '--generate', '--new-key-file', newKeyFile], withOldKey());
     const newKey = MasterKey.parse(fs.readFileSync(newKeyFile, 'utf8'), 'new');
     expect(fs.statSync(newKeyFile).mode & 0o777).toBe(0o600);
-    expect(stdout).toContain('master key rotated: 3 signing keys and 2 server secrets re-encrypted\n');
+    expect(stdout).toContain('master key rotated: 3 signing keys and 3 server secrets re-encrypted\n');
     expect(stdout).toContain(`  from master key ${oldKey.fingerprint} to ${newKey.fingerprint}\n`);
     expect(stdout).toContain(`new master key written to ${newKeyFile} (mode 0600)\n`);
     expect(stdout).toContain(`POSTERN_MASTER_KEY_FILE=${newKeyFile}`);
