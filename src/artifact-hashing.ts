@@ -21,7 +21,8 @@ const CLEAR_MODELS: ReadonlySet<string> = new Set(['Grant', 'ReplayDetection']);
  * model's own id (`jti`) is left out of the row and put back from the value presented; a session
  * found by its uid (the session binding of codes and tokens) and a device code found by its user
  * code need theirs from the row. A session's uid and a token's `sessionUid`, `grantId` and `sid`
- * stay readable: the server never hands them out, and nothing accepts them as proof.
+ * stay readable: nothing accepts them as proof (the first three never leave the server; `sid`
+ * goes out in ID tokens, for logout, which needs the session cookie besides).
  */
 const SEALED_FIELDS: Readonly<Record<string, readonly (readonly string[])[]>> = {
   Session: [['jti']],
