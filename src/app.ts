@@ -25,6 +25,8 @@ import { LoginProtection } from './services/login-protection.ts';
 import { AuditLog } from './services/audit.ts';
 import { pruneAuditEvents } from './services/audit-queries.ts';
 import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
+import { hashStoredArtifacts } from './services/artifacts.ts';
+import { ArtifactKey } from './artifact-hashing.ts';
 import { createRequestLimiters, openLimiterStore, type RequestLimiters } from './services/rate-limits.ts';
 import * as registration from './services/registration.ts';
 import { pruneExpired } from './services/tokens.ts';
@@ -60,17 +62,19 @@ export class MissingKeysError extends Error {
 /**
  * Decrypts the key material with the master key (`keyring[0]`; encrypting rows older than
  * encryption at rest); in development, creates it on first start (announced by the caller).
- * Production never generates keys implicitly. A wrong master key throws MasterKeyError.
+ * Production never generates keys implicitly. A wrong master key throws MasterKeyError. Then
+ * hashes the stored artifacts an older version wrote with their raw values (`converted`).
  */
 export async function prepareKeys(
   config: Config,
   database: Database,
   keyring: Keyring,
-): Promise<{ keys: KeyMaterial; generated: boolean; encrypted: number }> {
+): Promise<{ keys: KeyMaterial; generated: boolean; encrypted: number; converted: number }> {
   const { material, encrypted } = await openKeyMaterial(database.db, keyring);
-  if (material) return { keys: material, generated: false, encrypted };
-  if (config.mode === 'production') throw new MissingKeysError();
-  return { keys: await generateKeyMaterial(database.db, keyring[0]), generated: true, encrypted };
+  if (!material && config.mode === 'production') throw new MissingKeysError();
+  const keys = material ?? await generateKeyMaterial(database.db, keyring[0]);
+  const converted = await hashStoredArtifacts(database.db, ArtifactKey.fromSecret(keys.artifactKey));
+  return { keys, generated: !material, encrypted, converted };
 }
 
 /** How often each process checks whether the automatic key rotation is due. */
@@ -83,6 +87,8 @@ export interface BuildAppOptions {
   cookieKeys: string[];
   /** The HMAC key of DPoP nonces, the same in every process (RFC 9449 §8). */
   dpopNonceSecret: string;
+  /** The secret of the artifact key (src/artifact-hashing.ts), the same in every process. */
+  artifactKey: string;
   /** Opens the private signing keys (`keyring[0]` seals new ones). */
   keyring: Keyring;
   /** The clock of key states and rotations (tests may move it). */
@@ -97,6 +103,7 @@ export interface BuildAppOptions {
 
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config, database, logger, cookieKeys, dpopNonceSecret, keyring } = options;
+  const artifactKey = ArtifactKey.fromSecret(options.artifactKey);
   const now = options.now ?? Date.now;
   const metrics = options.metrics ?? createMetrics();
   metrics.watchPool(database.pool);
@@ -126,6 +133,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       keys,
       cookieKeys,
       dpopNonceSecret,
+      artifactKey,
       clientCertificates,
       onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
       onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, audit, refusal),
@@ -212,6 +220,10 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   if (config.pruneIntervalSeconds > 0) {
     prune = setInterval(() => {
       pruneExpired(database.db).catch((error: unknown) => logger.warn({ err: error }, 'pruning failed'));
+      // Rows that processes of an older version wrote during a rolling upgrade (migration 0011).
+      hashStoredArtifacts(database.db, artifactKey)
+        .then((converted) => { if (converted) logger.info({ rows: converted }, 'hashed artifacts stored with their raw values by an older version'); })
+        .catch((error: unknown) => logger.warn({ err: error }, 'hashing artifacts of an older version failed'));
       protection.prune().catch((error: unknown) => logger.warn({ err: error }, 'pruning login failures failed'));
       pruneAuditEvents(database.db, config.auditRetentionDays, audit)
         .catch((error: unknown) => logger.warn({ err: error }, 'pruning the audit log failed'));

@@ -68,6 +68,7 @@ try {
   if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
   prepared = await prepareKeys(config, database, keyring);
   if (prepared.encrypted) logger.info({ rows: prepared.encrypted, masterKey: master.key.fingerprint }, 'encrypted key material stored in plaintext by an older version');
+  if (prepared.converted) logger.info({ rows: prepared.converted }, 'hashed artifacts stored with their raw values by an older version');
 } catch (error) {
   await database.close().catch(() => {});
   // A wrong master key is its own message; nothing was written.

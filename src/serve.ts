@@ -52,7 +52,8 @@ export async function serve(options: ServeOptions): Promise<void> {
   // In a cluster, each line says which worker wrote it.
   const logger = options.clustered && cluster.worker ? options.logger.child({ worker: cluster.worker.id }) : options.logger;
   const app = await buildApp({
-    config, database, logger, cookieKeys: options.keys.cookieKeys, dpopNonceSecret: options.keys.dpopNonceSecret, keyring: options.keyring,
+    config, database, logger, cookieKeys: options.keys.cookieKeys, dpopNonceSecret: options.keys.dpopNonceSecret,
+    artifactKey: options.keys.artifactKey, keyring: options.keyring,
     clientAuthorities: options.tls.authorities,
   });
   if (options.clustered) {

@@ -1,6 +1,7 @@
 // The oidc-provider adapter contract over the oidc_payloads table, on a real database.
 import { errors } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArtifactKey } from '../src/artifact-hashing.ts';
 import { createAdapterFactory } from '../src/oidc/adapter.ts';
 import { Directory } from '../src/oidc/directory.ts';
 import { pruneExpired } from '../src/services/tokens.ts';
@@ -13,7 +14,9 @@ let directory: Directory;
 beforeAll(async () => {
   tdb = await createTestDatabase();
   directory = new Directory(tdb.database.db, null);
-  adapter = createAdapterFactory(tdb.database.db, directory, { placeholderSecret: 'placeholder', trustProxy: false });
+  adapter = createAdapterFactory(tdb.database.db, directory, {
+    placeholderSecret: 'placeholder', trustProxy: false, artifactKey: ArtifactKey.fromSecret(ArtifactKey.generateSecret()),
+  });
 });
 
 afterAll(async () => {
@@ -65,6 +68,47 @@ describe('payload adapter', () => {
     const devices = adapter('DeviceCode');
     await devices.upsert(key, { jti: key, userCode: `UC-${key}` }, 60);
     expect(await devices.findByUserCode!(`UC-${key}`)).toMatchObject({ jti: key });
+  });
+
+  it('stores no bearer value: ids and user codes hashed, values read back sealed', async () => {
+    const [key, uid] = [id(), id()];
+    const device = { jti: key, kind: 'DeviceCode', userCode: `UC-${key}`, grantId: 'g-device' };
+    const session = { jti: key, kind: 'Session', uid, accountId: 'acct-1' };
+    const interaction = {
+      jti: key, kind: 'Interaction', returnTo: `https://issuer.example/auth/${key}`, parJti: `par-${key}`,
+      session: { uid, cookie: `cookie-${key}`, accountId: 'acct-1' }, params: { state: 'st' },
+    };
+    await adapter('DeviceCode').upsert(key, device, 60);
+    await adapter('Session').upsert(key, session, 60);
+    await adapter('Interaction').upsert(key, interaction, 60);
+    const rows = await tdb.database.db.selectFrom('oidc_payloads').selectAll()
+      .where('model', 'in', ['DeviceCode', 'Session', 'Interaction']).execute();
+    const text = JSON.stringify(rows);
+    for (const value of [key, `UC-${key}`, `cookie-${key}`, `par-${key}`]) expect(text).not.toContain(value);
+    // What is not a bearer value stays readable (revocation and session binding look it up).
+    expect(text).toContain(uid);
+    expect(text).toContain('g-device');
+    // Found by the value presented, exactly as saved; the caller's objects untouched.
+    expect(await adapter('DeviceCode').findByUserCode!(`UC-${key}`)).toEqual(device);
+    expect(await adapter('DeviceCode').find(key)).toEqual(device);
+    expect(await adapter('Session').findByUid!(uid)).toEqual(session);
+    expect(await adapter('Interaction').find(key)).toEqual(interaction);
+    expect(interaction.session.cookie).toBe(`cookie-${key}`);
+  });
+
+  it('treats sealed values copied into another row as absent', async () => {
+    const [a, b] = [id(), id()];
+    const sessions = adapter('Session');
+    await sessions.upsert(a, { jti: a, uid: `uid-${a}` }, 60);
+    await sessions.upsert(b, { jti: b, uid: `uid-${b}` }, 60);
+    const db = tdb.database.db;
+    const rowOf = (uid: string) => db.selectFrom('oidc_payloads').select(['id', 'payload']).where('model', '=', 'Session').where('uid', '=', uid).executeTakeFirstOrThrow();
+    const [rowA, rowB] = [await rowOf(`uid-${a}`), await rowOf(`uid-${b}`)];
+    await db.updateTable('oidc_payloads').set({ payload: JSON.stringify({ ...rowB.payload, sealed: rowA.payload.sealed }) })
+      .where('model', '=', 'Session').where('id', '=', rowB.id).execute();
+    expect(await sessions.findByUid!(`uid-${b}`)).toBeUndefined();
+    expect(await sessions.find(b)).toBeUndefined();
+    expect(await sessions.findByUid!(`uid-${a}`)).toMatchObject({ jti: a });
   });
 
   it('does not return expired artifacts, and prunes them', async () => {

@@ -88,10 +88,12 @@ describe('keys stored before encryption at rest', () => {
       select count(private_jwk)::int as plain, count(encrypted_private_jwk)::int as encrypted from signing_keys`.execute(database.db);
     expect(rows.rows[0]).toEqual({ plain: 0, encrypted: 3 });
     const secrets = await sql<{ value: string | null; encrypted_value: string }>`select value, encrypted_value from server_secrets`.execute(database.db);
-    // The cookie keys, encrypted now, and the DPoP nonce secret this version adds (encrypted).
-    expect(secrets.rows).toEqual([0, 1].map(() => ({ value: null, encrypted_value: expect.stringMatching(new RegExp(`^v1\\.${masterKey.fingerprint}\\.`)) })));
-    expect(results[0]!.material!.dpopNonceSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(results[1]!.material!.dpopNonceSecret).toBe(results[0]!.material!.dpopNonceSecret);
+    // The cookie keys, encrypted now, and the DPoP nonce secret and artifact key this version adds (encrypted).
+    expect(secrets.rows).toEqual([0, 1, 2].map(() => ({ value: null, encrypted_value: expect.stringMatching(new RegExp(`^v1\\.${masterKey.fingerprint}\\.`)) })));
+    for (const added of ['dpopNonceSecret', 'artifactKey'] as const) {
+      expect(results[0]!.material![added]).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(results[1]!.material![added]).toBe(results[0]!.material![added]);
+    }
   });
 
   it('are not encrypted again on the next start', async () => {

@@ -119,7 +119,8 @@ describe('stored key material', () => {
       expect(String(row.encrypted_private_jwk)).toMatch(new RegExp(`^v1\\.${keyA.fingerprint}\\.`));
     }
     expect((await secretRows()).map((row) => [row.value, row.encrypted_value.slice(0, 20)]))
-      .toEqual([[null, `v1.${keyA.fingerprint}.`], [null, `v1.${keyA.fingerprint}.`]]); // cookie keys, DPoP nonce secret
+      // The artifact key, the cookie keys, the DPoP nonce secret.
+      .toEqual([0, 1, 2].map(() => [null, `v1.${keyA.fingerprint}.`]));
   });
 
   it('a dump of the database contains no private key member and no cookie key', async () => {
@@ -127,7 +128,7 @@ describe('stored key material', () => {
     const secrets = material.signingKeys.flatMap(({ privateJwk }) => ['d', 'p', 'q', 'dp', 'dq', 'qi']
       .map((member) => (privateJwk as Record<string, unknown>)[member]).filter((value): value is string => typeof value === 'string'));
     expect(secrets.length).toBe(3 + 5); // d of EC, OKP and RSA; p, q, dp, dq, qi of RSA
-    secrets.push(...material.cookieKeys, material.dpopNonceSecret, keyA.exportText().replace(/=+$/, ''));
+    secrets.push(...material.cookieKeys, material.dpopNonceSecret, material.artifactKey, keyA.exportText().replace(/=+$/, ''));
     for (const secret of secrets) expect(text.includes(secret), 'private material in the dump').toBe(false);
     // The public halves are there, for `keys list` and JWKS.
     expect(text).toContain(String((material.signingKeys[0]!.privateJwk as JWK).x));
@@ -179,8 +180,11 @@ describe('stored key material', () => {
   it('rotates the master key: every row under the new key, the same keys, the old key refused', async () => {
     await expect(rotateMasterKey(database.db, [keyA], keyA)).rejects.toThrow(/the new master key is the current one/);
     const result = await rotateMasterKey(database.db, [keyA], keyB);
-    expect(result).toEqual({ signingKeys: 3, serverSecrets: 2, from: [keyA.fingerprint], to: keyB.fingerprint });
-    expect(sorted((await openKeyMaterial(database.db, [keyB])).material)).toEqual(sorted(material));
+    expect(result).toEqual({ signingKeys: 3, serverSecrets: 3, from: [keyA.fingerprint], to: keyB.fingerprint });
+    const rotated = (await openKeyMaterial(database.db, [keyB])).material;
+    expect(sorted(rotated)).toEqual(sorted(material));
+    // Re-encrypted, never changed: every stored token is found by its HMAC under the same key.
+    expect(rotated?.artifactKey).toBe(material.artifactKey);
     await refusedWithoutChange(() => openKeyMaterial(database.db, [keyA]), /does not match/);
     // With both keys configured (old first, as during a switch), a start opens the rotated rows.
     expect(sorted((await openKeyMaterial(database.db, [keyA, keyB])).material)).toEqual(sorted(material));

@@ -1,6 +1,7 @@
 // The master key as an operator meets it, with the CLI and the server as processes: a wrong key is
 // refused by both, touching nothing; `keys rotate-master` re-encrypts under a new key while a
-// server runs; afterwards the server starts with the new key only, and earlier tokens still verify.
+// server runs; afterwards the server starts with the new key only, and earlier tokens still verify
+// (opaque ones too: the artifact key they are stored under is re-encrypted, never changed).
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,10 +63,11 @@ const mismatch = (fingerprint: string, source: string) => new RegExp(
 
 let client: { id: string; secret: string };
 let earlyToken: string;
+let earlyOpaqueToken: string;
 let server: ServerProcess;
 
-async function token(): Promise<string> {
-  const res = await postForm(`${url}/token`, { grant_type: 'client_credentials' }, client);
+async function token(resource = 'https://orders.internal'): Promise<string> {
+  const res = await postForm(`${url}/token`, { grant_type: 'client_credentials', resource }, client);
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   return res.body.access_token as string;
 }
@@ -103,11 +105,15 @@ describe('the master key, end to end', () => {
     server = new ServerProcess({ ...withOldKey(), PORT: String(port) });
     await server.waitUntilHealthy(url, 60_000);
     await ok(['apis', 'create', '--identifier', 'https://orders.internal', '--scopes', 'orders:read'], withOldKey());
-    await ok(['roles', 'create', 'orders-reader', '--grant', 'https://orders.internal orders:read'], withOldKey());
+    await ok(['apis', 'create', '--identifier', 'https://ledger.internal', '--scopes', 'ledger:read', '--token-format', 'opaque'], withOldKey());
+    await ok(['roles', 'create', 'orders-reader', '--grant', 'https://orders.internal orders:read', '--grant', 'https://ledger.internal ledger:read'], withOldKey());
     const created = JSON.parse(await ok(['--json', 'clients', 'create', '--name', 'billing', '--role', 'orders-reader'], withOldKey()));
     client = { id: created.clientId, secret: created.clientSecret };
     earlyToken = await token();
     expect(await introspect(earlyToken)).toMatchObject({ active: true });
+    earlyOpaqueToken = await token('https://ledger.internal');
+    expect(earlyOpaqueToken.split('.')).toHaveLength(1);
+    expect(await introspect(earlyOpaqueToken)).toMatchObject({ active: true });
   }, 90_000);
 
   it('keys rotate-master needs a new key, and refuses to overwrite a file', async () => {
@@ -122,7 +128,7 @@ describe('the master key, end to end', () => {
     const stdout = await ok(['keys', 'rotate-master', '--generate', '--new-key-file', newKeyFile], withOldKey());
     const newKey = MasterKey.parse(fs.readFileSync(newKeyFile, 'utf8'), 'new');
     expect(fs.statSync(newKeyFile).mode & 0o777).toBe(0o600);
-    expect(stdout).toContain('master key rotated: 3 signing keys and 2 server secrets re-encrypted\n');
+    expect(stdout).toContain('master key rotated: 3 signing keys and 3 server secrets re-encrypted\n');
     expect(stdout).toContain(`  from master key ${oldKey.fingerprint} to ${newKey.fingerprint}\n`);
     expect(stdout).toContain(`new master key written to ${newKeyFile} (mode 0600)\n`);
     expect(stdout).toContain(`POSTERN_MASTER_KEY_FILE=${newKeyFile}`);
@@ -147,6 +153,8 @@ describe('the master key, end to end', () => {
     server = new ServerProcess({ ...storeEnv, POSTERN_MASTER_KEY_FILE: newKeyFile, PORT: String(port) });
     await server.waitUntilHealthy(url, 60_000);
     expect(await introspect(earlyToken)).toMatchObject({ active: true, client_id: client.id, scope: 'orders:read' });
+    // Stored under its keyed hash: found only because the artifact key is the same one.
+    expect(await introspect(earlyOpaqueToken)).toMatchObject({ active: true, client_id: client.id, scope: 'ledger:read' });
     expect(await introspect(await token())).toMatchObject({ active: true });
     expect(await server.stop('SIGTERM', 20_000), server.output).toEqual({ code: 0, signal: null });
   }, 90_000);

@@ -1,6 +1,8 @@
 // Self-registration (RFC 7591) with initial access tokens and RFC 7592 management, over real HTTP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArtifactKey } from '../src/artifact-hashing.ts';
 import { hashClientSecret } from '../src/crypto.ts';
+import { openKeyMaterial } from '../src/services/keys.ts';
 import { deleteClient } from '../src/services/clients.ts';
 import { createRegistrationToken } from '../src/services/registration.ts';
 import * as schemas from '../src/http/admin/schemas.ts';
@@ -13,6 +15,8 @@ let tdb: TestDatabase;
 let server: TestServer;
 let ordersApi: string;
 let readerRole: string;
+/** Where the server stores a registration access token: under its keyed hash. */
+let storedId: (registrationAccessToken: string) => string;
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
@@ -20,6 +24,9 @@ beforeAll(async () => {
   const created = await api(tdb.database.db, { scopes: ['orders:read', 'orders:write'] });
   ordersApi = created.identifier;
   readerRole = (await role(tdb.database.db, [{ api: ordersApi, scopes: ['orders:read'] }])).name;
+  const { material } = await openKeyMaterial(tdb.database.db, [server.config.masterKey!]);
+  const key = ArtifactKey.fromSecret(material!.artifactKey);
+  storedId = (value) => key.storedId('RegistrationAccessToken', value);
 });
 
 afterAll(async () => {
@@ -81,10 +88,11 @@ describe('registration (RFC 7591)', () => {
     expect(JSON.stringify(row.metadata)).not.toContain(credentials.secret);
     const secrets = await db.selectFrom('client_secrets').select('secret_hash').where('client_id', '=', credentials.id).execute();
     expect(secrets).toEqual([{ secret_hash: hashClientSecret(credentials.secret) }]);
-    // The registration access token is stored under its hash only.
+    // The registration access token is stored under its keyed hash only.
     const payloads = await db.selectFrom('oidc_payloads').select(['id', 'payload']).where('model', '=', 'RegistrationAccessToken').execute();
     expect(JSON.stringify(payloads)).not.toContain(res.body.registration_access_token);
-    expect(payloads.map((p) => p.id)).toContain(hashClientSecret(res.body.registration_access_token));
+    expect(payloads.map((p) => p.id)).toContain(storedId(res.body.registration_access_token));
+    expect(payloads.map((p) => p.id)).not.toContain(hashClientSecret(res.body.registration_access_token));
   });
 
   it('refuses an exhausted token and an expired one (401 invalid_token)', async () => {
@@ -176,7 +184,7 @@ describe('a registered client deleted by an operator', () => {
   it('takes its registration access token with it', async () => {
     const created = (await register({ client_name: unique('ops-deleted') }, await token())).body;
     const stored = () => tdb.database.db.selectFrom('oidc_payloads').select('id')
-      .where('id', '=', hashClientSecret(created.registration_access_token)).execute();
+      .where('id', '=', storedId(created.registration_access_token)).execute();
     expect(await stored()).toHaveLength(1);
     await deleteClient(tdb.database.db, created.client_id);
     // Gone at once, not only when it is next presented.

@@ -8,6 +8,8 @@ import { migrate } from '../db/migrator.ts';
 import type { Tables } from '../db/tables.ts';
 import { resolveMasterKey } from '../master-key.ts';
 import { AuditLog, auditorFor, type Auditor } from '../services/audit.ts';
+import { ArtifactKey } from '../artifact-hashing.ts';
+import { hashStoredArtifacts } from '../services/artifacts.ts';
 import { openKeyMaterial, type Keyring } from '../services/keys.ts';
 import { createOutput, type Output } from './output.ts';
 
@@ -33,7 +35,8 @@ export function operatorName(): string {
 
 /**
  * Wraps a command action: opens the store, applies pending migrations, checks the master key
- * against the stored key material (encrypting rows older than encryption at rest), runs, closes.
+ * against the stored key material (encrypting rows older than encryption at rest, hashing stored
+ * artifacts older than hashed storage), runs, closes.
  */
 export function action<A extends unknown[]>(
   run: (ctx: CommandContext, ...args: A) => Promise<void>,
@@ -52,7 +55,9 @@ export function action<A extends unknown[]>(
       await migrate(database);
       // The same key as the server's: configured, or in development the file beside the data.
       const keyring: Keyring = [resolveMasterKey(config).key, ...(config.newMasterKey ? [config.newMasterKey] : [])];
-      await openKeyMaterial(database.db, keyring);
+      const { material } = await openKeyMaterial(database.db, keyring);
+      // Artifacts an older version stored with their raw values (migration 0011).
+      if (material) await hashStoredArtifacts(database.db, ArtifactKey.fromSecret(material.artifactKey));
       // No timer: one command's events are written together when it ends.
       const auditLog = new AuditLog(database.db, { flushIntervalMs: 0, issuanceIntervalMs: 0 });
       const audit = auditorFor(auditLog, { actor: { type: 'operator', id: operatorName() } });

@@ -95,7 +95,7 @@ function describeRotation(r: KeyRotation, propagationSeconds: number): string {
 export function keysCommand(): Command {
   const command = new Command('keys').description('signing keys and the master key that encrypts them');
   command.command('generate')
-    .description('create the signing keys and cookie keys (once, before the first production start)')
+    .description('create the signing keys and server secrets (once, before the first production start)')
     .option('--if-missing', 'succeed without doing anything when keys exist (for deployment scripts)')
     .action(action(async ({ db, out, keyring, audit }, opts: { ifMissing?: boolean }) => {
       if (opts.ifMissing && (await hasSigningKeys(db))) {

@@ -80,6 +80,11 @@ export interface OidcPayloadsTable {
   account_id: ColumnType<string | null, string | null | undefined, string | null>;
   expires_at: Date | null;
   consumed_at: Date | null;
+  /**
+   * Written in the hashed form (migration 0011); false for rows of an older version, which are
+   * converted at start. Every writer sets it: the default is the older versions'.
+   */
+  hashed: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface RevokedTokensTable {

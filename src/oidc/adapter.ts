@@ -1,8 +1,10 @@
 // oidc-provider's storage adapter over the oidc_payloads table, for every model but Client, which
-// comes from the clients table through the Directory.
+// comes from the clients table through the Directory. Bearer values are stored hashed or sealed
+// (src/artifact-hashing.ts): each method turns the value the provider presents into the stored id.
 import type { Kysely } from 'kysely';
 import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import { grantDigest, hashClientSecret } from '../crypto.ts';
+import type { ArtifactKey } from '../artifact-hashing.ts';
+import { grantDigest } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import * as payloads from '../store/oidc-payloads.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
@@ -22,19 +24,17 @@ export interface ClientAdapterOptions {
   registration?: RegistrationHandlers;
 }
 
-function toPayload(stored: payloads.StoredPayload | undefined): AdapterPayload | undefined {
-  if (!stored) return undefined;
-  const payload = stored.payload as AdapterPayload;
-  if (stored.consumedAt) payload.consumed = Math.floor(stored.consumedAt.getTime() / 1000);
-  return payload;
+export interface AdapterOptions extends ClientAdapterOptions {
+  /** Hashes the ids of stored artifacts and seals the bearer values in them; the same in every process. */
+  artifactKey: ArtifactKey;
 }
 
 type Waiter = { resolve(value: payloads.StoredPayload | undefined): void; reject(error: unknown): void };
 
 /**
- * Looks artifacts up by id, merging the lookups made in the same turn: introspection and
+ * Looks artifacts up by stored id, merging the lookups made in the same turn: introspection and
  * revocation look a token up as an AccessToken, a ClientCredentials and a RefreshToken at once,
- * which becomes one query instead of three.
+ * which becomes one query instead of three (the three share one hashed id).
  */
 class PayloadReader {
   #db: Kysely<Tables>;
@@ -72,28 +72,52 @@ class PayloadAdapter implements Adapter {
   #db: Kysely<Tables>;
   #model: string;
   #reader: PayloadReader;
+  /** Absent only for replay detection, whose ids are not bearer values. */
+  #key: ArtifactKey | undefined;
 
-  constructor(db: Kysely<Tables>, model: string, reader: PayloadReader) {
+  constructor(db: Kysely<Tables>, model: string, reader: PayloadReader, key?: ArtifactKey) {
     this.#db = db;
     this.#model = model;
     this.#reader = reader;
+    this.#key = key;
+  }
+
+  /** The id a value is stored under: its keyed hash (a refresh token's, a session cookie's, ...). */
+  #storedId(value: string): string {
+    return this.#key ? this.#key.storedId(this.#model, value) : value;
+  }
+
+  /** The payload the provider saved: bearer values put back, from the value presented and the row. */
+  #toPayload(stored: payloads.StoredPayload | undefined, presentedId?: string): AdapterPayload | undefined {
+    if (!stored) return undefined;
+    const payload = (this.#key
+      ? this.#key.restore(this.#model, stored.id, stored.payload, presentedId)
+      : stored.payload) as AdapterPayload | undefined;
+    if (payload && stored.consumedAt) payload.consumed = Math.floor(stored.consumedAt.getTime() / 1000);
+    return payload;
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
-    await payloads.upsertPayload(this.#db, this.#model, id, payload as Record<string, unknown>, expiresAt);
+    const stored = this.#key
+      ? this.#key.protect(this.#model, id, payload as Record<string, unknown>)
+      : { id, payload: payload as Record<string, unknown>, userCode: null };
+    await payloads.upsertPayload(this.#db, this.#model, stored.id, stored.payload, expiresAt, stored.userCode);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return toPayload(await this.#reader.find(this.#model, id));
+    return this.#toPayload(await this.#reader.find(this.#model, this.#storedId(id)), id);
   }
 
+  /** A session by its uid, which is not a bearer value (stored as is); its id comes back sealed. */
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    return toPayload(await payloads.findPayloadByUid(this.#db, this.#model, uid));
+    return this.#toPayload(await payloads.findPayloadByUid(this.#db, this.#model, uid));
   }
 
+  /** A device code by its user code, a bearer value typed by a person: looked up by its keyed hash. */
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    return toPayload(await payloads.findPayloadByUserCode(this.#db, this.#model, userCode));
+    const stored = this.#key ? this.#key.digest(userCode) : userCode;
+    return this.#toPayload(await payloads.findPayloadByUserCode(this.#db, this.#model, stored));
   }
 
   /**
@@ -102,13 +126,13 @@ class PayloadAdapter implements Adapter {
    * invalid_grant (RFC 6749 §4.1.2: a code must not be used more than once; §10.4 for refresh).
    */
   async consume(id: string): Promise<void> {
-    if (!(await payloads.consumePayload(this.#db, this.#model, id))) {
+    if (!(await payloads.consumePayload(this.#db, this.#model, this.#storedId(id)))) {
       throw new errors.InvalidGrant();
     }
   }
 
   async destroy(id: string): Promise<void> {
-    await payloads.deletePayload(this.#db, this.#model, id);
+    await payloads.deletePayload(this.#db, this.#model, this.#storedId(id));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -157,29 +181,6 @@ class ReplayDetectionAdapter extends PayloadAdapter {
 
   override async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     await super.upsert(id, payload, Math.max(expiresIn, REPLAY_MEMORY_SECONDS));
-  }
-}
-
-/**
- * Registration access tokens (RFC 7592) are bearer credentials: stored under the SHA-256 of their
- * value, never the value itself (as client secrets).
- */
-class HashedIdAdapter extends PayloadAdapter {
-  override async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    await super.upsert(hashClientSecret(id), { ...payload, jti: undefined }, expiresIn);
-  }
-
-  override async find(id: string): Promise<AdapterPayload | undefined> {
-    const payload = await super.find(hashClientSecret(id));
-    return payload && { ...payload, jti: id };
-  }
-
-  override async consume(id: string): Promise<void> {
-    await super.consume(hashClientSecret(id));
-  }
-
-  override async destroy(id: string): Promise<void> {
-    await super.destroy(hashClientSecret(id));
   }
 }
 
@@ -307,13 +308,12 @@ class ClientAdapter implements Adapter {
   async revokeByGrantId(): Promise<void> {}
 }
 
-export function createAdapterFactory(db: Kysely<Tables>, directory: Directory, options: ClientAdapterOptions) {
+export function createAdapterFactory(db: Kysely<Tables>, directory: Directory, options: AdapterOptions) {
   const reader = new PayloadReader(db);
   return (model: string): Adapter => {
     if (model === 'Client') return new ClientAdapter(directory, options);
     if (model === 'InitialAccessToken') return new InitialAccessTokenAdapter(options.registration);
-    if (model === 'RegistrationAccessToken') return new HashedIdAdapter(db, model, reader);
     if (model === 'ReplayDetection') return new ReplayDetectionAdapter(db, reader);
-    return new PayloadAdapter(db, model, reader);
+    return new PayloadAdapter(db, model, reader, options.artifactKey);
   };
 }

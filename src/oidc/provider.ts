@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type Koa from 'koa';
 import type { Kysely } from 'kysely';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ArtifactKey } from '../artifact-hashing.ts';
 import { NO_AUDIT, type AuditSink } from '../audit-events.ts';
 import type { Config } from '../config.ts';
 import { grantDigest, secretMatchesAny } from '../crypto.ts';
@@ -31,6 +32,8 @@ export interface ProviderDeps {
   cookieKeys: string[];
   /** HMAC key of DPoP nonces, the same on every process (base64url, 32 bytes). */
   dpopNonceSecret: string;
+  /** Stored tokens, codes and sessions are found by their keyed hash under it; the same on every process. */
+  artifactKey: ArtifactKey;
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
   /** Each access token issued, by grant type and API (for metrics). */
   onTokenIssued?: (grantType: string, api: string) => void;
@@ -123,6 +126,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       trustProxy: config.trustProxy,
       onNetworkRefused: deps.onNetworkRefused,
       registration: deps.registration,
+      artifactKey: deps.artifactKey,
     }), redemptionCheck(directory, hasCertificate)),
     clients: [],
     jwks: { keys: providerJwks(deps.keys) as never },

@@ -1,9 +1,10 @@
-// Use-cases for the server's key material: token signing keys and cookie keys, kept in the
-// database encrypted with the master key (docs/keys.md). Decryption happens here, at start; the
+// Use-cases for the server's key material: token signing keys, cookie keys and other server
+// secrets, kept in the database encrypted with the master key (docs/keys.md). Decryption happens here, at start; the
 // running server holds the decrypted keys in memory.
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { JWK } from 'jose';
+import { ArtifactKey } from '../artifact-hashing.ts';
 import type { Tables } from '../db/tables.ts';
 import { DecryptionError, envelopeFingerprint, openSecret, sealSecret, type MasterKey } from '../key-encryption.ts';
 import { generateSigningKeys, publicJwk, type PrivateKey } from '../oidc/keys.ts';
@@ -15,6 +16,8 @@ import { deriveKeyState } from './key-state.ts';
 const COOKIE_KEYS = 'cookie_keys';
 /** HMAC key of DPoP server nonces (RFC 9449 §8): shared by every process, so any one accepts a nonce another issued. */
 const DPOP_NONCE_SECRET = 'dpop_nonce_secret';
+/** The artifact key: tokens, codes and session ids are stored under an HMAC with it (src/artifact-hashing.ts). */
+const ARTIFACT_KEY = 'artifact_key';
 
 // Each ciphertext is bound to its row: a value copied into another row fails to decrypt.
 export const signingKeyContext = (kid: string) => `signing_keys:${kid}`;
@@ -48,9 +51,17 @@ export interface KeyMaterial {
   cookieKeys: string[];
   /** 32 bytes, base64url. */
   dpopNonceSecret: string;
+  /** 32 bytes, base64url: the secret of ArtifactKey. The same in every process, and never changed. */
+  artifactKey: string;
 }
 
 const newDpopNonceSecret = () => randomBytes(32).toString('base64url');
+
+/** Server secrets added after the first key material: made by the first start that lacks them. */
+const ADDED_SECRETS: readonly { name: string; generate: () => string }[] = [
+  { name: DPOP_NONCE_SECRET, generate: newDpopNonceSecret },
+  { name: ARTIFACT_KEY, generate: ArtifactKey.generateSecret },
+];
 
 /**
  * The configured master key cannot open the database's key material. Raised before anything is
@@ -146,14 +157,26 @@ export async function openKeyMaterial(db: Kysely<Tables>, keyring: Keyring): Pro
     const signingKeys = all.signingKeys.filter(({ row }) => deriveKeyState(row, now) !== 'retired').map(({ key }) => key);
     const cookie = all.secrets.find(({ row }) => row.name === COOKIE_KEYS)?.value;
     if (signingKeys.length === 0 || !cookie) return { material: undefined, encrypted };
-    let dpopNonceSecret = all.secrets.find(({ row }) => row.name === DPOP_NONCE_SECRET)?.value;
-    if (!dpopNonceSecret) {
-      // Key material made before DPoP nonces: add the secret once, under the same lock.
-      dpopNonceSecret = newDpopNonceSecret();
-      await keys.insertServerSecret(trx, DPOP_NONCE_SECRET,
-        sealSecret(keyring[0], dpopNonceSecret, serverSecretContext(DPOP_NONCE_SECRET)));
+    const added = new Map<string, string>();
+    for (const { name, generate } of ADDED_SECRETS) {
+      const value = all.secrets.find(({ row }) => row.name === name)?.value;
+      if (value) {
+        added.set(name, value);
+        continue;
+      }
+      // Key material made before this secret existed: add it once, under the same lock.
+      added.set(name, generate());
+      await keys.insertServerSecret(trx, name, sealSecret(keyring[0], added.get(name)!, serverSecretContext(name)));
     }
-    return { material: { signingKeys, cookieKeys: JSON.parse(cookie) as string[], dpopNonceSecret }, encrypted };
+    return {
+      material: {
+        signingKeys,
+        cookieKeys: JSON.parse(cookie) as string[],
+        dpopNonceSecret: added.get(DPOP_NONCE_SECRET)!,
+        artifactKey: added.get(ARTIFACT_KEY)!,
+      },
+      encrypted,
+    };
   });
 }
 
@@ -162,11 +185,12 @@ export async function hasSigningKeys(db: Kysely<Tables>): Promise<boolean> {
   return (await keys.countSigningKeys(db)) > 0;
 }
 
-/** Creates signing and cookie keys, stored encrypted with `masterKey`. Refuses when keys exist. */
+/** Creates signing keys and server secrets, stored encrypted with `masterKey`. Refuses when keys exist. */
 export async function generateKeyMaterial(db: Kysely<Tables>, masterKey: MasterKey): Promise<KeyMaterial> {
   const signingKeys = await generateSigningKeys();
   const cookieKeys = [randomBytes(32).toString('base64url')];
   const dpopNonceSecret = newDpopNonceSecret();
+  const artifactKey = ArtifactKey.generateSecret();
   return db.transaction().execute(async (trx) => {
     // Under the lock: two development processes starting on one empty database make one set.
     await keys.lockKeyMaterial(trx);
@@ -177,7 +201,8 @@ export async function generateKeyMaterial(db: Kysely<Tables>, masterKey: MasterK
     await keys.insertServerSecret(trx, COOKIE_KEYS, sealSecret(masterKey, JSON.stringify(cookieKeys), serverSecretContext(COOKIE_KEYS)));
     await keys.insertServerSecret(trx, DPOP_NONCE_SECRET,
       sealSecret(masterKey, dpopNonceSecret, serverSecretContext(DPOP_NONCE_SECRET)));
-    return { signingKeys, cookieKeys, dpopNonceSecret };
+    await keys.insertServerSecret(trx, ARTIFACT_KEY, sealSecret(masterKey, artifactKey, serverSecretContext(ARTIFACT_KEY)));
+    return { signingKeys, cookieKeys, dpopNonceSecret, artifactKey };
   });
 }
 
@@ -191,8 +216,9 @@ export interface MasterKeyRotation {
 
 /**
  * Re-encrypts every private key and server secret under `newKey`, in one transaction: either all
- * rows move to the new key or none does. Running servers are not disturbed: they decrypted their
- * keys at start and read them again only when they restart.
+ * rows move to the new key or none does. The keys and secrets themselves stay the same (a new
+ * artifact key would orphan every stored token, code and session). Running servers are not
+ * disturbed: they decrypted their keys at start and read them again only when they restart.
  */
 export async function rotateMasterKey(db: Kysely<Tables>, keyring: Keyring, newKey: MasterKey): Promise<MasterKeyRotation> {
   if (newKey.fingerprint === keyring[0].fingerprint) {

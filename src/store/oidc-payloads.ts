@@ -1,8 +1,11 @@
-// SQL for oidc-provider artifacts: one table, keyed by (model, id).
+// SQL for oidc-provider artifacts: one table, keyed by (model, id). What goes in a row (ids hashed,
+// bearer values sealed) is decided by the adapter (src/artifact-hashing.ts); this module stores it.
 import { sql } from 'kysely';
 import type { Db } from './types.ts';
 
 export interface StoredPayload {
+  /** The id the row is stored under (hashed for most models). */
+  id: string;
   payload: Record<string, unknown>;
   consumedAt: Date | null;
 }
@@ -13,6 +16,8 @@ export async function upsertPayload(
   id: string,
   payload: Record<string, unknown>,
   expiresAt: Date | null,
+  /** The indexed user code (a device code's, hashed), looked up by findPayloadByUserCode. */
+  userCode: string | null,
 ): Promise<void> {
   const str = (key: string) => (typeof payload[key] === 'string' ? payload[key] as string : null);
   const row = {
@@ -21,9 +26,10 @@ export async function upsertPayload(
     payload: JSON.stringify(payload),
     grant_id: str('grantId'),
     uid: str('uid'),
-    user_code: str('userCode'),
+    user_code: userCode,
     account_id: str('accountId'),
     expires_at: expiresAt,
+    hashed: true,
   };
   await db.insertInto('oidc_payloads').values(row)
     .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet({
@@ -33,6 +39,7 @@ export async function upsertPayload(
       user_code: row.user_code,
       account_id: row.account_id,
       expires_at: row.expires_at,
+      hashed: true,
     }))
     .execute();
 }
@@ -43,9 +50,9 @@ export async function upsertPayload(
  */
 export async function claimPayloadId(db: Db, model: string, id: string, expiresAt: Date): Promise<boolean> {
   const claimed = await db.insertInto('oidc_payloads')
-    .values({ model, id, payload: JSON.stringify({}), expires_at: expiresAt })
+    .values({ model, id, payload: JSON.stringify({}), expires_at: expiresAt, hashed: true })
     .onConflict((oc) => oc.columns(['model', 'id'])
-      .doUpdateSet({ payload: JSON.stringify({}), expires_at: expiresAt, consumed_at: null })
+      .doUpdateSet({ payload: JSON.stringify({}), expires_at: expiresAt, consumed_at: null, hashed: true })
       .where('oidc_payloads.expires_at', '<=', sql<Date>`now()`))
     .returning('id')
     .executeTakeFirst();
@@ -56,23 +63,23 @@ type Column = 'uid' | 'user_code';
 
 async function findBy(db: Db, model: string, column: Column, value: string): Promise<StoredPayload | undefined> {
   const row = await db.selectFrom('oidc_payloads')
-    .select(['payload', 'consumed_at'])
+    .select(['id', 'payload', 'consumed_at'])
     .where('model', '=', model)
     .where(column, '=', value)
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
     .executeTakeFirst();
-  return row ? { payload: row.payload, consumedAt: row.consumed_at } : undefined;
+  return row ? { id: row.id, payload: row.payload, consumedAt: row.consumed_at } : undefined;
 }
 
 /** The live artifacts of several models with one id (a token looked up as each kind at once). */
 export async function findPayloadsById(db: Db, models: readonly string[], id: string): Promise<Map<string, StoredPayload>> {
   const rows = await db.selectFrom('oidc_payloads')
-    .select(['model', 'payload', 'consumed_at'])
+    .select(['model', 'id', 'payload', 'consumed_at'])
     .where('id', '=', id)
     .where('model', 'in', models)
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
     .execute();
-  return new Map(rows.map((row) => [row.model, { payload: row.payload, consumedAt: row.consumed_at }]));
+  return new Map(rows.map((row) => [row.model, { id: row.id, payload: row.payload, consumedAt: row.consumed_at }]));
 }
 export const findPayloadByUid = (db: Db, model: string, uid: string) => findBy(db, model, 'uid', uid);
 export const findPayloadByUserCode = (db: Db, model: string, code: string) => findBy(db, model, 'user_code', code);
@@ -132,4 +139,74 @@ export async function listGrantsOfAccount(db: Db, accountId: string): Promise<{ 
     .where('model', '=', 'Grant').where('account_id', '=', accountId)
     .execute();
   return rows;
+}
+
+// Arbitrary, constant: the pg_advisory_xact_lock key for converting rows of older versions (the
+// migrator uses 727_001, key material 727_002).
+const CONVERSION_LOCK = 727_003;
+
+// A literal, not a parameter: only then can a plan use the partial index oidc_payloads_unhashed.
+const UNHASHED = sql.lit(false);
+
+/** Serializes conversions of rows written before migration 0011 until `trx` ends. */
+export async function lockPayloadConversion(trx: Db): Promise<void> {
+  await sql`select pg_advisory_xact_lock(${sql.lit(CONVERSION_LOCK)})`.execute(trx);
+}
+
+/** Whether any row is still in an older version's form (an index-only look). */
+export async function hasUnhashedPayloads(db: Db): Promise<boolean> {
+  const row = await db.selectFrom('oidc_payloads').select('model').where('hashed', '=', UNHASHED).limit(1).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Rows of an older version that have expired: deleted, not converted. */
+export async function deleteExpiredUnhashedPayloads(db: Db, now: Date): Promise<number> {
+  const result = await db.deleteFrom('oidc_payloads').where('hashed', '=', UNHASHED).where('expires_at', '<=', now).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+export interface UnhashedPayload {
+  model: string;
+  id: string;
+  payload: Record<string, unknown>;
+  userCode: string | null;
+  grantId: string | null;
+  uid: string | null;
+  accountId: string | null;
+  expiresAt: Date | null;
+  consumedAt: Date | null;
+}
+
+/**
+ * Takes up to `limit` rows of an older version out of the table (deleted, returned): the caller
+ * writes them back in the hashed form, in the same transaction.
+ */
+export async function takeUnhashedPayloads(db: Db, limit: number): Promise<UnhashedPayload[]> {
+  const rows = await db.deleteFrom('oidc_payloads')
+    .where(({ eb, refTuple, selectFrom }) => eb(refTuple('model', 'id'), 'in',
+      selectFrom('oidc_payloads').select(['model', 'id']).where('hashed', '=', UNHASHED).limit(limit).forUpdate()
+        .$asTuple('model', 'id')))
+    .returningAll()
+    .execute();
+  return rows.map((row) => ({
+    model: row.model, id: row.id, payload: row.payload, userCode: row.user_code, grantId: row.grant_id, uid: row.uid,
+    accountId: row.account_id, expiresAt: row.expires_at, consumedAt: row.consumed_at,
+  }));
+}
+
+/**
+ * Writes converted rows. One whose new id (or uid) is taken already is dropped: an older process
+ * wrote it again after its first conversion, and the converted copy stands. Returns how many
+ * were written.
+ */
+export async function insertConvertedPayloads(db: Db, rows: readonly UnhashedPayload[]): Promise<number> {
+  if (!rows.length) return 0;
+  const result = await db.insertInto('oidc_payloads')
+    .values(rows.map((row) => ({
+      model: row.model, id: row.id, payload: JSON.stringify(row.payload), grant_id: row.grantId, uid: row.uid,
+      user_code: row.userCode, account_id: row.accountId, expires_at: row.expiresAt, consumed_at: row.consumedAt, hashed: true,
+    })))
+    .onConflict((oc) => oc.doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0);
 }

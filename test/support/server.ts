@@ -23,11 +23,15 @@ export async function startServer(
   database: Database,
   env: Record<string, string> = {},
   issuerPath = '',
-  options: Pick<BuildAppOptions, 'now' | 'onKeyRotation'> & { logger?: Logger; tls?: TlsMaterial } = {},
+  options: Pick<BuildAppOptions, 'now' | 'onKeyRotation'> & {
+    logger?: Logger; tls?: TlsMaterial;
+    /** The port of an earlier server, to take its place (same issuer, same cookies). */
+    port?: number;
+  } = {},
 ): Promise<TestServer> {
   // With `tls`: HTTPS as src/serve.ts serves it (client certificates asked for, never required).
   const server = options.tls?.server ? https.createServer(httpsOptions(options.tls)) : http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const url = `${options.tls?.server ? 'https' : 'http'}://127.0.0.1:${port}${issuerPath}`;
   const { config, problems } = loadConfig({ ISSUER: url, PORT: String(port), PRUNE_INTERVAL_SECONDS: '0', POSTERN_MASTER_KEY: TEST_MASTER_KEY,
@@ -36,9 +40,9 @@ export async function startServer(
     RATE_LIMIT_SIGN_IN_ADDRESS: '0', RATE_LIMIT_AUTHORIZE_ADDRESS: '0', ...env });
   if (problems.length) throw new Error(problems.join('; '));
   const { keys } = await prepareKeys(config, database, [config.masterKey!]);
-  const { logger = createLogger('silent'), tls, ...rest } = options;
+  const { logger = createLogger('silent'), tls, port: _, ...rest } = options;
   const app = await buildApp({
-    config, database, logger, cookieKeys: keys.cookieKeys, dpopNonceSecret: keys.dpopNonceSecret, keyring: [config.masterKey!],
+    config, database, logger, cookieKeys: keys.cookieKeys, dpopNonceSecret: keys.dpopNonceSecret, artifactKey: keys.artifactKey, keyring: [config.masterKey!],
     clientAuthorities: tls?.authorities, ...rest,
   });
   server.on('request', app.koa.callback());
