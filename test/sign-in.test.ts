@@ -341,7 +341,7 @@ describe('logout', () => {
     const page = await browser.get(url.href);
     expect(page.status).toBe(200);
     const stored = await database.database.db.selectFrom('oidc_payloads').select('expires_at')
-      .where('model', '=', 'Session').where('id', '=', browser.cookies.get('_session')!).executeTakeFirstOrThrow();
+      .where('model', '=', 'Session').where('id', '=', server.storedId('Session', browser.cookies.get('_session')!)).executeTakeFirstOrThrow();
     const lifetime = (stored.expires_at!.getTime() - Date.now()) / 1000;
     expect(lifetime).toBeGreaterThan(500);
     expect(lifetime).toBeLessThanOrEqual(600);
@@ -353,7 +353,7 @@ describe('logout', () => {
     // A person who signs in gets the full day.
     const flow = await signIn(server.url, world);
     const session = await database.database.db.selectFrom('oidc_payloads').select('expires_at')
-      .where('model', '=', 'Session').where('id', '=', flow.browser.cookies.get('_session')!).executeTakeFirstOrThrow();
+      .where('model', '=', 'Session').where('id', '=', server.storedId('Session', flow.browser.cookies.get('_session')!)).executeTakeFirstOrThrow();
     expect(session.expires_at!.getTime() - Date.now()).toBeGreaterThan(23 * 3600 * 1000);
   });
 

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { buildApp, prepareKeys, type App, type BuildAppOptions } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
+import { ArtifactKey } from '../../src/artifact-hashing.ts';
 import { MasterKey } from '../../src/key-encryption.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { httpsOptions, type TlsMaterial } from '../../src/tls.ts';
@@ -16,6 +17,8 @@ export interface TestServer {
   url: string;
   config: Config;
   app: App;
+  /** Where an artifact with this value is stored (ids are keyed hashes of the value). */
+  storedId(model: string, value: string): string;
   close(): Promise<void>;
 }
 
@@ -50,6 +53,7 @@ export async function startServer(
     url,
     config,
     app,
+    storedId: (model, value) => ArtifactKey.fromSecret(keys.artifactKey).storedId(model, value),
     close: async () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
