@@ -6,6 +6,7 @@ import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provid
 import type { ArtifactKey } from '../artifact-hashing.ts';
 import { grantDigest } from '../crypto.ts';
 import type { Tables } from '../db/tables.ts';
+import { awaitPropagation } from '../store/changes.ts';
 import * as payloads from '../store/oidc-payloads.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
 import type { Directory } from './directory.ts';
@@ -148,6 +149,9 @@ class PayloadAdapter implements Adapter {
       await insertRevokedGrant(trx, { digest: grantDigest(grantId), clientId: '' });
       await payloads.deletePayloadsByGrantId(trx, grantId);
     });
+    // Done only once every process knows: the next introspection anywhere, this process's own
+    // included, must find the grant's JWTs revoked (its cache hears of it through the feed).
+    await awaitPropagation(this.#db);
   }
 }
 
