@@ -1,7 +1,6 @@
 // postern migrate | tokens prune | keys ...
 import path from 'node:path';
 import { Command } from 'commander';
-import { migrate, pendingMigrations } from '../db/migrator.ts';
 import { MasterKey } from '../key-encryption.ts';
 import { readMasterKeyFile, writeMasterKeyFile } from '../master-key.ts';
 import { invalid } from '../services/errors.ts';
@@ -13,12 +12,13 @@ import { table } from './output.ts';
 
 export function migrateCommand(): Command {
   return new Command('migrate')
-    .description('apply pending database migrations (the server also does this when it starts)')
-    .action(action(async ({ database, out }) => {
-      // action() has migrated already; report what the database now has.
-      const pending = await pendingMigrations(database);
-      const applied = pending.length ? await migrate(database) : [];
-      out.print({ applied, upToDate: true }, () => 'database schema is up to date');
+    .description('apply pending database migrations, naming each (servers do it at start only with MIGRATE_ON_START, the default in development)')
+    .action(action(async ({ out, migrations }) => {
+      // action() has applied them (as before every command): say what it applied.
+      out.print({ applied: migrations.applied, migrations: migrations.total, upToDate: true }, (r) => [
+        ...r.applied.map((name) => `applied ${name}`),
+        `database schema is up to date (${r.migrations} migrations)`,
+      ].join('\n'));
     }));
 }
 
@@ -67,10 +67,11 @@ function rotateMasterCommand(): Command {
       const configure = newKeyFile
         ? `POSTERN_MASTER_KEY_FILE=${newKeyFile} (or POSTERN_MASTER_KEY set to its content)`
         : 'POSTERN_MASTER_KEY set to the value of POSTERN_NEW_MASTER_KEY';
-      out.print({ ...result, newKeyFile: newKeyFile ?? null }, (r) => [
+      out.print({ ...result, newKeyFile: newKeyFile ?? null, newKeyWritten: Boolean(opts.generate) }, (r) => [
         `master key rotated: ${r.signingKeys} signing keys and ${r.serverSecrets} server secrets re-encrypted`,
         `  from master key ${r.from.join(', ') || '(none)'} to ${r.to}`,
-        ...(newKeyFile ? [`new master key written to ${newKeyFile} (mode 0600)`] : []),
+        // --generate wrote the file; --new-key-file only read it.
+        ...(newKeyFile ? [r.newKeyWritten ? `new master key written to ${newKeyFile} (mode 0600)` : `new master key read from ${newKeyFile}`] : []),
         '',
         'Next:',
         config.developmentMasterKeyFile && newKeyFile
