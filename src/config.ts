@@ -378,3 +378,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
   return { config, problems, conveniences };
 }
+
+/**
+ * The public listener's settings alone, for a local probe (bin/healthcheck.js): loadConfig of
+ * just the variables they come from, so that no key file is read and other problems are moot.
+ */
+export function readListenerSettings(env: Record<string, string | undefined> = process.env): Pick<Config, 'host' | 'port' | 'tls' | 'issuer'> {
+  const names = ['NODE_ENV', 'ISSUER', 'HOST', 'PORT', 'TLS_CERT_FILE', 'TLS_KEY_FILE'];
+  const { config } = loadConfig(Object.fromEntries(names.map((name) => [name, env[name]])));
+  return { host: config.host, port: config.port, tls: config.tls, issuer: config.issuer };
+}
