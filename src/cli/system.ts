@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { MasterKey } from '../key-encryption.ts';
 import { readMasterKeyFile, writeMasterKeyFile } from '../master-key.ts';
 import { invalid } from '../services/errors.ts';
-import { listKeys, rotateSigningKeys, type KeyRotation } from '../services/key-rotation.ts';
+import { listKeys, revokeSigningKey, rotateSigningKeys, type KeyRevocation, type KeyRotation } from '../services/key-rotation.ts';
 import { generateKeyMaterial, hasSigningKeys, rotateMasterKey } from '../services/keys.ts';
 import { pruneExpired } from '../services/tokens.ts';
 import { action } from './context.ts';
@@ -93,6 +93,16 @@ function describeRotation(r: KeyRotation, propagationSeconds: number): string {
   ].join('\n');
 }
 
+function describeRevocation(r: KeyRevocation, jwksMaxAgeSeconds: number): string {
+  return [
+    `signing key ${r.revoked.kid} (${r.revoked.alg}, was ${r.revoked.state}) revoked: out of the JWKS now on every server; tokens it signed no longer verify or introspect`,
+    r.replacement
+      ? `${r.replacement.alg} tokens are signed from now on with ${r.replacement.kid} (${r.replacement.created ? 'a new key' : 'the key a rotation had scheduled, brought forward'})`
+      : `it was not signing: the ${r.revoked.alg} signing key stays as it was`,
+    `APIs that verify tokens themselves keep a fetched JWKS up to ${jwksMaxAgeSeconds} s: make them fetch it again to refuse ${r.revoked.kid} at once.`,
+  ].join('\n');
+}
+
 export function keysCommand(): Command {
   const command = new Command('keys').description('signing keys and the master key that encrypts them');
   command.command('generate')
@@ -124,6 +134,17 @@ export function keysCommand(): Command {
         audit.record({ type: 'key.rotated', target: { type: 'key', id: key.kid }, details: { alg: key.alg, since: key.activatesAt } });
       }
       out.print(rotation, (r) => describeRotation(r, config.keyRotation.propagationSeconds));
+    }));
+  command.command('revoke')
+    .description('take a leaked signing key out of the JWKS at once (its tokens stop verifying); another key of its type signs from now on')
+    .argument('<kid>', 'the key id (postern keys list)')
+    .action(action(async ({ db, out, config, keyring, audit }, kid: string) => {
+      const revocation = await revokeSigningKey(db, keyring, kid);
+      audit.record({
+        type: 'key.revoked', target: { type: 'key', id: kid },
+        details: { alg: revocation.revoked.alg, status: revocation.revoked.state, changes: { replacement: revocation.replacement?.kid ?? null } },
+      });
+      out.print(revocation, (r) => describeRevocation(r, config.keyRotation.jwksMaxAgeSeconds));
     }));
   command.addCommand(rotateMasterCommand());
   return command;
