@@ -12,7 +12,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import {
   codeBlocks, defaultOf, dockerInstructions, envPairs, exists, read, shellCommands, shellWords, unknownVariables, yamlDocuments,
 } from './support/deploy-files.ts';
-import { freePort, makeTempDir } from './support/process.ts';
+import { cleanUp, freePort, makeTempDir } from './support/process.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
 const PORT = defaultOf('PORT')!;
@@ -196,6 +196,7 @@ describe.skipIf(!nginx)('deploy/nginx.conf in front of two servers that trust it
     }
     for (const server of servers) await server.close();
     await tdb?.drop();
+    await cleanUp();
   }, 60_000);
 
   it('is valid nginx, passes requests to both, and the servers log the client nginx saw, not a forged X-Forwarded-For', async () => {

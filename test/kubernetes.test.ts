@@ -10,15 +10,17 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { MasterKey } from '../src/key-encryption.ts';
 import { writeMasterKeyFile } from '../src/master-key.ts';
 import { filesUnder, read, unknownVariables, yamlDocuments } from './support/deploy-files.ts';
-import { makeTempDir, ROOT } from './support/process.ts';
+import { cleanUp, makeTempDir, ROOT } from './support/process.ts';
 
 const DIR = 'deploy/kubernetes';
 type Manifest = Record<string, any>;
+
+afterAll(cleanUp);
 
 const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0 ? 'kubectl' : undefined;
 if (!kubectl) console.warn('kubectl is not installed: the overlays are parsed, the base alone is built and checked');
