@@ -94,8 +94,18 @@ const basic = (world: SignInWorld) => `Basic ${Buffer.from(`${world.clientId}:${
  * connections, a request always finds one.
  */
 export async function measureRefresh(issuer: string, world: SignInWorld, options: { connections: number; duration: number }) {
+  return replayRefresh(issuer, world, await refreshTokens(issuer, world, options.connections), options);
+}
+
+/** One refresh token per connection, each from a sign-in of its own. */
+export async function refreshTokens(issuer: string, world: SignInWorld, count: number): Promise<string[]> {
   const pool: string[] = [];
-  for (let i = 0; i < options.connections; i++) pool.push(await refreshTokenFor(issuer, world));
+  for (let i = 0; i < count; i++) pool.push(await refreshTokenFor(issuer, world));
+  return pool;
+}
+
+/** The refresh-token grant under load, from `pool` (one token per connection), which it keeps up to date. */
+export async function replayRefresh(issuer: string, world: SignInWorld, pool: string[], options: { connections: number; duration: number }) {
   const result = await autocannon({
     url: `${issuer}/token`,
     connections: options.connections,

@@ -169,7 +169,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     if (draining) ctx.set('Connection', 'close');
     await next();
   });
-  koa.use(observeRequests(metrics, logger, prefix));
+  const observe = observeRequests(metrics, logger, prefix);
+  koa.use(observe);
   koa.use(errorBoundary(logger));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
   const admin = adminApi({
@@ -266,7 +267,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     },
     providers,
     directory,
-    adminKoa: adminApp(admin.middleware, { proxy: config.trustProxy }),
+    // The admin listener's requests are logged and counted like the public ones.
+    adminKoa: adminApp((ctx, next) => observe(ctx, () => admin.middleware(ctx, next)), { proxy: config.trustProxy }),
     audit,
     metrics,
     limiters,

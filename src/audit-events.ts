@@ -21,7 +21,7 @@ export const AUDIT_EVENT_TYPES = [
   'admin.access_denied',
   'registration_token.created', 'registration_token.revoked',
   'registration.created', 'registration.updated', 'registration.deleted', 'registration.failure',
-  'key.generated', 'key.rotated', 'master_key.rotated',
+  'key.generated', 'key.rotated', 'key.revoked', 'master_key.rotated',
   'audit.pruned', 'audit.dropped',
 ] as const;
 

@@ -15,6 +15,11 @@ export interface Config extends MasterKeySettings {
   /** Unset: the embedded Postgres (PGlite) in `dataDir`. */
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /**
+   * Apply pending migrations at start. Off: a server whose database lacks a migration refuses to
+   * start, naming `postern migrate` (a deployment step of its own: a Kubernetes Job, an upgrade).
+   */
+  migrateOnStart: boolean;
   dataDir: string;
   trustProxy: boolean;
   logLevel: string;
@@ -124,6 +129,7 @@ export const envSchema = z.object({
   PORT: intFrom(0, 65535).default(3000).describe('Port of the public listener.'),
   DATABASE_URL: z.string().min(1).optional().describe('`postgres://` URL of the store of record. Unset: the embedded database (development only, one process).'),
   DATABASE_POOL_SIZE: intFrom(1, 200).default(10).describe('Connections per process in the Postgres pool.'),
+  MIGRATE_ON_START: z.enum(['true', 'false', '1', '0']).optional().describe('Apply pending database migrations when a server starts. Default `true` in development, `false` in production, where `postern migrate` is a deployment step of its own and a server whose database lacks a migration refuses to start, naming it.'),
   POSTERN_DATA_DIR: z.string().min(1).default('.postern-data').describe('Folder of the embedded database and of the development master key.'),
   TRUST_PROXY: z.enum(['true', 'false', '1', '0']).default('false').describe('Trust `X-Forwarded-For`/`-Proto`/`-Host` from a proxy in front (client address, https URLs).'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Level of the JSON logs on stdout.'),
@@ -318,6 +324,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port,
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    // Production changes its schema only when told to (after a backup, once, before the
+    // rollout), as it creates its keys only when told to.
+    migrateOnStart: e.MIGRATE_ON_START === undefined ? mode === 'development' : e.MIGRATE_ON_START === 'true' || e.MIGRATE_ON_START === '1',
     dataDir: path.resolve(e.POSTERN_DATA_DIR),
     trustProxy: e.TRUST_PROXY === 'true' || e.TRUST_PROXY === '1',
     logLevel: e.LOG_LEVEL,
@@ -372,4 +381,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
   };
   return { config, problems, conveniences };
+}
+
+/**
+ * The public listener's settings alone, for a local probe (bin/healthcheck.js): loadConfig of
+ * just the variables they come from, so that no key file is read and other problems are moot.
+ */
+export function readListenerSettings(env: Record<string, string | undefined> = process.env): Pick<Config, 'host' | 'port' | 'tls' | 'issuer'> {
+  const names = ['NODE_ENV', 'ISSUER', 'HOST', 'PORT', 'TLS_CERT_FILE', 'TLS_KEY_FILE'];
+  const { config } = loadConfig(Object.fromEntries(names.map((name) => [name, env[name]])));
+  return { host: config.host, port: config.port, tls: config.tls, issuer: config.issuer };
 }

@@ -24,9 +24,19 @@ export const REDACTED_PATHS = [
   'code', 'params.code', 'body.code', 'query.code',
 ];
 
+/**
+ * `code` is an authorization code at the top level of a request's fields, and an exit code in a
+ * process's lines (a worker's death). An authorization code is always a string (RFC 6749 §4.1.2);
+ * a number or null cannot be one, so those are kept and every string is still redacted.
+ */
+function censor(value: unknown, path: string[]): unknown {
+  if (path.at(-1) === 'code' && (typeof value === 'number' || value === null)) return value;
+  return '[redacted]';
+}
+
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
   return pino(
-    { level, base: undefined, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    { level, base: undefined, redact: { paths: REDACTED_PATHS, censor } },
     destination as never,
   );
 }

@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import { MissingKeysError, prepareKeys } from './app.ts';
 import { loadConfig } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
-import { migrate } from './db/migrator.ts';
+import { migrate, pendingMigrations } from './db/migrator.ts';
 import { createLogger } from './logger.ts';
 import { resolveMasterKey, type ResolvedMasterKey } from './master-key.ts';
 import { runPrimary } from './cluster.ts';
@@ -41,6 +41,14 @@ if (databaseUsable && (problems.length === 0 || (config.mode === 'production' &&
     problems.push(`database: ${(error as Error).message}`);
   }
 }
+if (opened && !config.migrateOnStart && !problems.some((p) => p.startsWith('database:'))) {
+  // MIGRATE_ON_START=false: migrations are applied by `postern migrate`, never here.
+  const pending = await pendingMigrations(opened).catch((error: Error) => {
+    problems.push(`database: ${error.message}`);
+    return [];
+  });
+  if (pending.length) problems.push(describePending(pending));
+}
 if (opened && config.mode === 'production' && !problems.some((p) => p.startsWith('database:'))) {
   // Production never generates keys; they are created once with `postern keys generate`.
   if (!(await hasSigningKeys(opened.db).catch(() => false))) problems.push(new MissingKeysError().message);
@@ -64,7 +72,7 @@ try {
   fail([(error as Error).message]);
 }
 try {
-  const applied = await migrate(database);
+  const applied = config.migrateOnStart ? await migrate(database) : [];
   if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
   prepared = await prepareKeys(config, database, keyring);
   if (prepared.encrypted) logger.info({ rows: prepared.encrypted, masterKey: master.key.fingerprint }, 'encrypted key material stored in plaintext by an older version');
@@ -82,6 +90,12 @@ if (clustered && cluster.isPrimary) {
   runPrimary(config, logger, config.mode === 'development' ? banner() : undefined);
 } else {
   await serve({ config, database, logger, keys: prepared.keys, keyring, clustered, tls: tlsMaterial, banner: config.mode === 'development' && !clustered ? banner() : undefined });
+}
+
+function describePending(pending: string[]): string {
+  const names = pending.length > 3 ? `${pending[0]} ... ${pending.at(-1)}` : pending.join(', ');
+  return `the database lacks ${pending.length} migration${pending.length === 1 ? '' : 's'} of this version (${names}): `
+    + `apply ${pending.length === 1 ? 'it' : 'them'} with \`postern migrate\` (MIGRATE_ON_START is off)`;
 }
 
 function banner(): string {

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { embeddedServerPid } from '../src/db/database.ts';
+import { listMigrations } from '../src/db/migrator.ts';
 import { cliCommands, useCliStore } from './support/cli.ts';
 import { onPostgres } from './support/database.ts';
 import { CLI_TIMEOUT_MS, describeRun, postern } from './support/process.ts';
@@ -96,9 +97,10 @@ describe('bad input: one line on stderr, a non-zero exit, nothing changed', () =
 // ---------------------------------------------------------------------------------------------
 
 describe('operations', () => {
-  it('migrate reports an up-to-date schema', async () => {
-    expect(await ok(['migrate'])).toBe('database schema is up to date\n');
-    expect(await json(['migrate'])).toEqual({ applied: [], upToDate: true });
+  it('migrate reports an up-to-date schema, and how many migrations it has', async () => {
+    const total = listMigrations().length;
+    expect(await ok(['migrate'])).toBe(`database schema is up to date (${total} migrations)\n`);
+    expect(await json(['migrate'])).toEqual({ applied: [], migrations: total, upToDate: true });
   }, 60_000);
 
   it('tokens prune deletes what has expired', async () => {

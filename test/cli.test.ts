@@ -18,7 +18,7 @@ const GROUPS: Record<string, string[]> = {
   roles: ['create', 'list', 'show', 'delete', 'grant', 'ungrant', 'assign', 'unassign'],
   clients: ['create', 'list', 'show', 'update', 'enable', 'disable', 'delete', 'rotate-secret'],
   tokens: ['prune'],
-  keys: ['generate', 'list', 'rotate', 'rotate-master'],
+  keys: ['generate', 'list', 'rotate', 'revoke', 'rotate-master'],
 };
 
 /** Options (or arguments) each command's help must mention. */
@@ -48,6 +48,7 @@ const HELP_MENTIONS: Record<string, string[]> = {
   'clients delete': ['<client>'],
   'clients rotate-secret': ['<client>', '--keep-old-for <duration>'],
   'keys generate': ['--if-missing'],
+  'keys revoke': ['<kid>'],
   'keys rotate-master': ['--new-key-file <path>', '--generate'],
 };
 

@@ -20,6 +20,10 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const workersListening = () => (server.stdout.match(/"msg":"listening"/g) ?? []).length;
+/** The primary's lines about workers that exited: which, and how. */
+const deaths = () => server.stdout.split('\n').filter((line) => line.includes('"msg":"worker exited; starting another"'))
+  .map((line) => JSON.parse(line) as { worker: number; code: unknown; signal: unknown })
+  .map(({ worker, code, signal }) => ({ worker, code, signal }));
 
 async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -68,13 +72,21 @@ describe.skipIf(!onPostgres)('a cluster of two workers', () => {
     expect(children).toHaveLength(2);
     process.kill(children[0]!, 'SIGKILL');
     await until('a new worker listening', () => workersListening() === before + 1, 60_000);
-    expect(server.stdout).toMatch(/worker exited; starting another/);
+    // The death line says how it died: the exit code (none when killed) and the signal.
+    expect(deaths()).toEqual([{ worker: children[0], code: null, signal: 'SIGKILL' }]);
     expect((await postForm(`${url}/token`, { grant_type: 'client_credentials', resource }, client)).status).toBe(200);
-  }, 90_000);
+    // A worker stopped on its own exits 0 after its graceful stop; that is said too.
+    process.kill(children[1]!, 'SIGTERM');
+    await until('another new worker listening', () => workersListening() === before + 2, 60_000);
+    expect(deaths()[1]).toEqual({ worker: children[1], code: 0, signal: null });
+  }, 120_000);
 
   it('stops every worker on SIGTERM and exits 0', async () => {
+    const stopped = () => (server.stdout.match(/"msg":"stopped"/g) ?? []).length;
+    const before = stopped();
     const exit = await server.stop('SIGTERM', 40_000);
     expect(exit, server.output).toEqual({ code: 0, signal: null });
-    expect((server.stdout.match(/"msg":"stopped"/g) ?? []).length).toBe(3);
+    // Both workers, then the primary.
+    expect(stopped() - before).toBe(3);
   }, 60_000);
 });

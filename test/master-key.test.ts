@@ -159,3 +159,18 @@ describe('the master key, end to end', () => {
     expect(await server.stop('SIGTERM', 20_000), server.output).toEqual({ code: 0, signal: null });
   }, 90_000);
 });
+
+describe('keys rotate-master --new-key-file', () => {
+  it('says it read the new key from the file, which it leaves as it was', async () => {
+    const thirdKey = MasterKey.generate('test');
+    const thirdKeyFile = path.join(keyDir, 'third.key');
+    writeMasterKeyFile(thirdKeyFile, thirdKey);
+    const before = fs.statSync(thirdKeyFile);
+    const stdout = await ok(['keys', 'rotate-master', '--new-key-file', thirdKeyFile], { ...storeEnv, POSTERN_MASTER_KEY_FILE: newKeyFile });
+    expect(stdout).toContain(`new master key read from ${thirdKeyFile}\n`);
+    expect(stdout).not.toContain('written');
+    expect(fs.statSync(thirdKeyFile).mtimeMs).toBe(before.mtimeMs);
+    const json = JSON.parse(await ok(['--json', 'keys', 'rotate-master', '--new-key-file', newKeyFile], { ...storeEnv, POSTERN_MASTER_KEY_FILE: thirdKeyFile }));
+    expect(json).toMatchObject({ newKeyFile, newKeyWritten: false, to: MasterKey.parse(fs.readFileSync(newKeyFile, 'utf8'), 'new').fingerprint });
+  }, 90_000);
+});

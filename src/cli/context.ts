@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { loadConfig, type Config } from '../config.ts';
 import { openDatabase, type Database } from '../db/database.ts';
-import { migrate } from '../db/migrator.ts';
+import { listMigrations, migrate } from '../db/migrator.ts';
 import type { Tables } from '../db/tables.ts';
 import { resolveMasterKey } from '../master-key.ts';
 import { AuditLog, auditorFor, type Auditor } from '../services/audit.ts';
@@ -22,6 +22,8 @@ export interface CommandContext {
   keyring: Keyring;
   /** Records changes as the operator (the OS user running the command); written before exit. */
   audit: Auditor;
+  /** What this command applied before it ran (every command migrates first), of how many there are. */
+  migrations: { applied: string[]; total: number };
 }
 
 /** Who runs the CLI: the OS user (the audit log's actor for every change made here). */
@@ -52,7 +54,7 @@ export function action<A extends unknown[]>(
     // shown once.
     let completed = false;
     try {
-      await migrate(database);
+      const migrations = { applied: await migrate(database), total: listMigrations().length };
       // The same key as the server's: configured, or in development the file beside the data.
       const keyring: Keyring = [resolveMasterKey(config).key, ...(config.newMasterKey ? [config.newMasterKey] : [])];
       const { material } = await openKeyMaterial(database.db, keyring);
@@ -62,7 +64,7 @@ export function action<A extends unknown[]>(
       const auditLog = new AuditLog(database.db, { flushIntervalMs: 0, issuanceIntervalMs: 0 });
       const audit = auditorFor(auditLog, { actor: { type: 'operator', id: operatorName() } });
       try {
-        await run({ db: database.db, database, out, config, keyring, audit }, ...args);
+        await run({ db: database.db, database, out, config, keyring, audit, migrations }, ...args);
         completed = true;
       } finally {
         await auditLog.close();

@@ -1,11 +1,10 @@
 // postern migrate | tokens prune | keys ...
 import path from 'node:path';
 import { Command } from 'commander';
-import { migrate, pendingMigrations } from '../db/migrator.ts';
 import { MasterKey } from '../key-encryption.ts';
 import { readMasterKeyFile, writeMasterKeyFile } from '../master-key.ts';
 import { invalid } from '../services/errors.ts';
-import { listKeys, rotateSigningKeys, type KeyRotation } from '../services/key-rotation.ts';
+import { listKeys, revokeSigningKey, rotateSigningKeys, type KeyRevocation, type KeyRotation } from '../services/key-rotation.ts';
 import { generateKeyMaterial, hasSigningKeys, rotateMasterKey } from '../services/keys.ts';
 import { pruneExpired } from '../services/tokens.ts';
 import { action } from './context.ts';
@@ -13,12 +12,13 @@ import { table } from './output.ts';
 
 export function migrateCommand(): Command {
   return new Command('migrate')
-    .description('apply pending database migrations (the server also does this when it starts)')
-    .action(action(async ({ database, out }) => {
-      // action() has migrated already; report what the database now has.
-      const pending = await pendingMigrations(database);
-      const applied = pending.length ? await migrate(database) : [];
-      out.print({ applied, upToDate: true }, () => 'database schema is up to date');
+    .description('apply pending database migrations, naming each (servers do it at start only with MIGRATE_ON_START, the default in development)')
+    .action(action(async ({ out, migrations }) => {
+      // action() has applied them (as before every command): say what it applied.
+      out.print({ applied: migrations.applied, migrations: migrations.total, upToDate: true }, (r) => [
+        ...r.applied.map((name) => `applied ${name}`),
+        `database schema is up to date (${r.migrations} migrations)`,
+      ].join('\n'));
     }));
 }
 
@@ -67,10 +67,11 @@ function rotateMasterCommand(): Command {
       const configure = newKeyFile
         ? `POSTERN_MASTER_KEY_FILE=${newKeyFile} (or POSTERN_MASTER_KEY set to its content)`
         : 'POSTERN_MASTER_KEY set to the value of POSTERN_NEW_MASTER_KEY';
-      out.print({ ...result, newKeyFile: newKeyFile ?? null }, (r) => [
+      out.print({ ...result, newKeyFile: newKeyFile ?? null, newKeyWritten: Boolean(opts.generate) }, (r) => [
         `master key rotated: ${r.signingKeys} signing keys and ${r.serverSecrets} server secrets re-encrypted`,
         `  from master key ${r.from.join(', ') || '(none)'} to ${r.to}`,
-        ...(newKeyFile ? [`new master key written to ${newKeyFile} (mode 0600)`] : []),
+        // --generate wrote the file; --new-key-file only read it.
+        ...(newKeyFile ? [r.newKeyWritten ? `new master key written to ${newKeyFile} (mode 0600)` : `new master key read from ${newKeyFile}`] : []),
         '',
         'Next:',
         config.developmentMasterKeyFile && newKeyFile
@@ -89,6 +90,16 @@ function describeRotation(r: KeyRotation, propagationSeconds: number): string {
     r.retiring.length ? `replaced keys: sign until ${r.retiring[0]!.retiresAt}, stay published until ${r.retiring[0]!.removeAfter}` : 'no keys replaced',
     table(['KID', 'ALG', 'SIGNS UNTIL', 'PUBLISHED UNTIL'], r.retiring.map((k) => [k.kid, k.alg, k.retiresAt, k.removeAfter])),
     'Running servers pick the new keys up by themselves; nothing needs a restart.',
+  ].join('\n');
+}
+
+function describeRevocation(r: KeyRevocation, jwksMaxAgeSeconds: number): string {
+  return [
+    `signing key ${r.revoked.kid} (${r.revoked.alg}, was ${r.revoked.state}) revoked: out of the JWKS now on every server; tokens it signed no longer verify or introspect`,
+    r.replacement
+      ? `${r.replacement.alg} tokens are signed from now on with ${r.replacement.kid} (${r.replacement.created ? 'a new key' : 'the key a rotation had scheduled, brought forward'})`
+      : `it was not signing: the ${r.revoked.alg} signing key stays as it was`,
+    `APIs that verify tokens themselves keep a fetched JWKS up to ${jwksMaxAgeSeconds} s: make them fetch it again to refuse ${r.revoked.kid} at once.`,
   ].join('\n');
 }
 
@@ -123,6 +134,17 @@ export function keysCommand(): Command {
         audit.record({ type: 'key.rotated', target: { type: 'key', id: key.kid }, details: { alg: key.alg, since: key.activatesAt } });
       }
       out.print(rotation, (r) => describeRotation(r, config.keyRotation.propagationSeconds));
+    }));
+  command.command('revoke')
+    .description('take a leaked signing key out of the JWKS at once (its tokens stop verifying); another key of its type signs from now on')
+    .argument('<kid>', 'the key id (postern keys list)')
+    .action(action(async ({ db, out, config, keyring, audit }, kid: string) => {
+      const revocation = await revokeSigningKey(db, keyring, kid);
+      audit.record({
+        type: 'key.revoked', target: { type: 'key', id: kid },
+        details: { alg: revocation.revoked.alg, status: revocation.revoked.state, changes: { replacement: revocation.replacement?.kid ?? null } },
+      });
+      out.print(revocation, (r) => describeRevocation(r, config.keyRotation.jwksMaxAgeSeconds));
     }));
   command.addCommand(rotateMasterCommand());
   return command;

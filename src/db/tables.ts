@@ -104,7 +104,7 @@ export interface SigningKeysTable {
   public_jwk: Json<Record<string, unknown>>;
   /** Published from created_at; signs from activates_at; stops at retires_at; unpublished at remove_after. */
   created_at: ColumnType<Date, Date | undefined, never>;
-  activates_at: ColumnType<Date, Date | undefined, never>;
+  activates_at: ColumnType<Date, Date | undefined, Date>;
   retires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   remove_after: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }

@@ -28,9 +28,24 @@ function errorCode(body: unknown): string {
 }
 
 /**
+ * The client a request authenticated as, if any: the provider's client (protocol routes), one the
+ * introspection fast path authenticated, or the admin API's caller. Never a client_id merely
+ * presented: those are the caller's words, not a fact.
+ */
+function authenticatedClient(ctx: Koa.Context): string | undefined {
+  // The provider knows the client before it checks the credentials: an invalid_client answer
+  // (RFC 6749 §5.2) means they failed.
+  if ((ctx.body as { error?: unknown } | undefined)?.error === 'invalid_client') return undefined;
+  const oidc = (ctx as { oidc?: { client?: { clientId?: unknown } } }).oidc;
+  const id = oidc?.client?.clientId ?? ctx.state.clientId ?? ctx.state.adminClientId;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/**
  * Counts and times every request, counts protocol outcomes (token errors, introspection and
- * revocation results), and writes one access-log line with the request id. The query string is
- * never logged: it can carry codes and tokens.
+ * revocation results), and writes one access-log line with the request id, the client's address
+ * (as the app sees it: X-Forwarded-For only with TRUST_PROXY) and the authenticated client. The
+ * query string is never logged: it can carry codes and tokens.
  */
 export function observeRequests(metrics: Metrics, logger: Logger, issuerPath: string): Koa.Middleware {
   return async (ctx, next) => {
@@ -54,7 +69,7 @@ export function observeRequests(metrics: Metrics, logger: Logger, issuerPath: st
       const level = ctx.status === 500 ? 'error' : ctx.status >= 500 ? 'warn' : 'info';
       logger[level]({
         requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, route, status: ctx.status,
-        ms: Math.round(seconds * 10_000) / 10,
+        ms: Math.round(seconds * 10_000) / 10, address: ctx.ip, clientId: authenticatedClient(ctx),
       }, 'request');
     }
   };

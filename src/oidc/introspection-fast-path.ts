@@ -79,6 +79,7 @@ export function introspectionFastPath(
     }
     // The body stays on the stream unread; nothing else will read it.
     ctx.req.resume();
+    ctx.state.clientId = client.clientId; // for the access log, as the provider's ctx.oidc.client
     ctx.set('Cache-Control', 'no-store');
     ctx.body = await tokenPolicy.introspectJwt(client.clientId, token);
   };

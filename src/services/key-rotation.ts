@@ -12,7 +12,7 @@ import {
 import { publishChange } from '../store/changes.ts';
 import * as keys from '../store/keys.ts';
 import type { Db } from '../store/types.ts';
-import { conflict } from './errors.ts';
+import { conflict, notFound } from './errors.ts';
 import { deriveKeyState, nextKeyTransition } from './key-state.ts';
 import { insertSealedSigningKey, MasterKeyError, readSigningKey, type Keyring } from './keys.ts';
 
@@ -151,6 +151,56 @@ export async function rotateSigningKeysIfDue(
   // A cheap look first, so that the usual "not due" takes no lock and makes no keys.
   if (!rotationDue(await keys.listSigningKeys(db), now, options.rotationDays)) return undefined;
   return rotate(db, keyring, { ...options, now, trigger: 'schedule', dueAfterDays: options.rotationDays });
+}
+
+export interface KeyRevocation {
+  revokedAt: string;
+  revoked: { kid: string; alg: string; state: KeyState };
+  /** The key of its algorithm that signs from now on, when the revoked one was signing. */
+  replacement: { kid: string; alg: string; created: boolean } | undefined;
+}
+
+/**
+ * `postern keys revoke <kid>`, for a leaked key: it leaves the JWKS at once on every server, so
+ * nothing it signed verifies or introspects any more (RFC 7662 §2.2: inactive). When it was the
+ * signing key of its algorithm, another signs from now on: one a rotation had scheduled, brought
+ * forward, or a new one. Without a propagation delay: a verifier that cached the JWKS learns of
+ * the new key at its next fetch (an unknown kid makes most libraries fetch at once).
+ */
+export async function revokeSigningKey(db: Kysely<Tables>, keyring: Keyring, kid: string, now = Date.now()): Promise<KeyRevocation> {
+  // Made before the lock (an RSA key takes a moment); used only if a replacement is needed.
+  const fresh = await generateSigningKeys();
+  return db.transaction().execute(async (trx) => {
+    await keys.lockKeyMaterial(trx);
+    const rows = await keys.listSigningKeys(trx);
+    const target = rows.find((row) => row.kid === kid);
+    if (!target) throw notFound(`unknown signing key "${kid}"`);
+    const state = deriveKeyState(target, now);
+    if (state === 'retired') throw conflict(`signing key ${kid} has left the JWKS already`);
+    const at = new Date(now);
+    const sameAlg = rows.filter((row) => row.alg === target.alg && row.kid !== kid);
+    // The signer of an algorithm is its newest active key (createKeySetLoader).
+    const signing = state === 'active'
+      && !sameAlg.some((row) => deriveKeyState(row, now) === 'active' && row.activates_at > target.activates_at);
+    let replacement: KeyRevocation['replacement'];
+    if (signing) {
+      const scheduled = sameAlg.filter((row) => deriveKeyState(row, now) === 'next')
+        .sort((a, b) => a.activates_at.getTime() - b.activates_at.getTime())[0];
+      if (scheduled) {
+        await keys.activateSigningKeyAt(trx, scheduled.kid, at);
+        replacement = { kid: scheduled.kid, alg: scheduled.alg, created: false };
+      } else {
+        const key = fresh.find((each) => each.alg === target.alg);
+        if (!key) throw conflict(`no key type for ${target.alg}: rotate the keys instead`);
+        await insertSealedSigningKey(trx, sealingKey(rows, keyring), key, { createdAt: at, activatesAt: at });
+        replacement = { kid: key.kid, alg: key.alg, created: true };
+      }
+    }
+    await keys.retireSigningKeyNow(trx, kid, at);
+    // Delivered at commit: every server reloads its keys and stops publishing this one.
+    await publishChange(trx, { kind: 'keys' });
+    return { revokedAt: at.toISOString(), revoked: { kid, alg: target.alg, state }, replacement };
+  });
 }
 
 /** Orders the signing key of each type first, then next keys, then retiring ones. */

@@ -68,6 +68,26 @@ export async function scheduleRetirement(db: Db, kids: string[], retiresAt: Date
     .execute();
 }
 
+/**
+ * Takes a key out at once (a leaked key): it stops signing and leaves the JWKS at `at`. Its dates
+ * stay in order (migration 0006): a key that was to sign later is moved to `at` too.
+ */
+export async function retireSigningKeyNow(db: Db, kid: string, at: Date): Promise<void> {
+  await db.updateTable('signing_keys')
+    .set({
+      activates_at: sql<Date>`least(activates_at, ${at})`,
+      retires_at: sql<Date>`least(coalesce(retires_at, ${at}), ${at})`,
+      remove_after: at,
+    })
+    .where('kid', '=', kid)
+    .execute();
+}
+
+/** Brings a scheduled key forward: it signs from `at`. */
+export async function activateSigningKeyAt(db: Db, kid: string, at: Date): Promise<void> {
+  await db.updateTable('signing_keys').set({ activates_at: at }).where('kid', '=', kid).execute();
+}
+
 /** Stores a key's private JWK encrypted and drops its plaintext. */
 export async function setEncryptedPrivateJwk(db: Db, kid: string, envelope: string): Promise<void> {
   await db.updateTable('signing_keys')

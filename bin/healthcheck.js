@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// Probes the Postern server of this machine or container, reading the same settings it reads
+// (PORT, HOST, TLS_CERT_FILE): exit 0 when /readyz answers 200 (/healthz with --live), 1 with
+// one line saying why otherwise. For container health checks (Dockerfile HEALTHCHECK); it opens
+// no database and reads no key. Node 22.18+ (it runs the TypeScript sources, as the server does).
+(await import('node:module')).enableCompileCache?.();
+const { runHealthcheck } = await import('../src/healthcheck.ts');
+process.exitCode = await runHealthcheck(process.argv.slice(2));
