@@ -2,12 +2,12 @@
 // and per source address) and of registration and sign-in (per address). Over a limit: 429 with
 // Retry-After (RFC 6585 §4) and an RFC 6749-style JSON error body.
 import type Koa from 'koa';
+import { isRandomId } from '../crypto.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { peekBody } from '../peek-body.ts';
 import type { LimitResult, RequestLimiters } from '../services/rate-limits.ts';
-
-const MAX_CLIENT_ID = 200;
+import { detach } from '../text.ts';
 
 /** RFC 6749 §2.3.1: Basic credentials are form-encoded before base64. */
 function formDecode(value: string): string | undefined {
@@ -37,7 +37,9 @@ async function presentedClientId(ctx: Koa.Context, maxBodyBytes: number): Promis
     const body = await peekBody(ctx.req, length);
     id = body ? new URLSearchParams(body.toString('utf8')).get('client_id') ?? undefined : undefined;
   }
-  return id && id.length <= MAX_CLIENT_ID ? id : undefined;
+  // Counters and the back-off map are keyed by it: only an id that could be a client's (the
+  // provider refuses any other as invalid_client), and a copy that does not hold the request.
+  return isRandomId(id) ? detach(id) : undefined;
 }
 
 function tooManyRequests(ctx: Koa.Context, result: Extract<LimitResult, { allowed: false }>): void {
@@ -98,7 +100,7 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
   return async (ctx, next) => {
     if (ctx.method !== 'POST') return next();
     if (ctx.path === registration || ctx.path.startsWith(interaction)) {
-      const result = await limit('sign_in_address', () => limiters.signInAddress.consume(ctx.ip));
+      const result = await limit('sign_in_address', () => limiters.signInAddress.consume(detach(ctx.ip)));
       if (result.allowed) return next();
       tooManyRequests(ctx, result);
       // A person at a login or consent form gets a page; registration clients get the JSON.
@@ -117,7 +119,7 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
     }
     // Both counters at once: each is a round trip to the shared store.
     const [byAddress, byClient] = await Promise.all([
-      limit('address', () => limiters.address.consume(ctx.ip)),
+      limit('address', () => limiters.address.consume(detach(ctx.ip))),
       clientId === undefined ? { allowed: true } as const : limit('client', () => limiters.client(clientId).consume(clientId)),
     ]);
     if (!byAddress.allowed) return tooManyRequests(ctx, byAddress);

@@ -10,6 +10,7 @@ import {
 import type { Tables } from '../db/tables.ts';
 import type { Logger } from '../logger.ts';
 import * as store from '../store/audit.ts';
+import { detach } from '../text.ts';
 
 export { AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType, type AuditSink };
 
@@ -56,7 +57,8 @@ export function safeDetails(details: Record<string, unknown> | undefined, nested
   return out;
 }
 
-const short = (value: string | null | undefined, max = 200) => (value == null ? null : String(value).slice(0, max));
+// Copies (detach): a value cut from a request must not keep the request alive in the buffer.
+const short = (value: string | null | undefined, max = 200) => (value == null ? null : detach(String(value).slice(0, max)));
 
 function toRow(event: AuditEventInput, at: Date): store.NewAuditEvent {
   const { actor, target } = event;
