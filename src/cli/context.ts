@@ -54,7 +54,7 @@ export function action<A extends unknown[]>(
       const keyring: Keyring = [resolveMasterKey(config).key, ...(config.newMasterKey ? [config.newMasterKey] : [])];
       await openKeyMaterial(database.db, keyring);
       // No timer: one command's events are written together when it ends.
-      const auditLog = new AuditLog(database.db, { flushIntervalMs: 0, issuanceIntervalMs: 0 });
+      const auditLog = new AuditLog(database.db, { flushIntervalMs: 0, countIntervalMs: 0 });
       const audit = auditorFor(auditLog, { actor: { type: 'operator', id: operatorName() } });
       try {
         await run({ db: database.db, database, out, config, keyring, audit }, ...args);
