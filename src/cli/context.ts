@@ -9,6 +9,7 @@ import type { Tables } from '../db/tables.ts';
 import { resolveMasterKey } from '../master-key.ts';
 import { AuditLog, auditorFor, type Auditor } from '../services/audit.ts';
 import { openKeyMaterial, type Keyring } from '../services/keys.ts';
+import { isCleanJson } from '../text.ts';
 import { createOutput, type Output } from './output.ts';
 
 export interface CommandContext {
@@ -40,6 +41,11 @@ export function action<A extends unknown[]>(
 ): (...args: A) => Promise<void> {
   return async (...args: A) => {
     const command = args.at(-1) as Command;
+    // What a command is given reaches the database. A shell passes bytes that are not UTF-8 as
+    // U+FFFD: refused like NUL, which Postgres refuses in text.
+    if (!args.slice(0, -1).every((arg) => isCleanJson(arg) && !JSON.stringify(arg ?? null).includes('\ufffd'))) {
+      throw new Error('an argument holds a NUL byte or is not UTF-8 text');
+    }
     const out = createOutput(Boolean(command.optsWithGlobals().json));
     const { config, problems } = loadConfig();
     const dbProblems = problems.filter((problem) => problem.startsWith('DATABASE') || problem.startsWith('POSTERN_'));
