@@ -1,11 +1,14 @@
-// The first look at every request's input, before anything else reads it. Refused, with the
-// endpoint's usual 4xx and never a 500: NUL bytes and invalid UTF-8 (RFC 3629) anywhere a value is
-// taken from: the path, the query, a form or JSON body, the headers values are derived from
-// (Basic credentials once decoded, Bearer and DPoP tokens, X-Forwarded-*, the client certificate
-// header), and the header and claims of any JWT among them. Postgres refuses NUL in text and
-// \u0000 or a lone surrogate in jsonb, so such a value would otherwise fail deep inside, as a
-// server error.
+// The first look at every request's input, before anything else reads it. Refused, each with the
+// endpoint's usual 4xx and never a 500:
+// - NUL bytes and invalid UTF-8 (RFC 3629) anywhere a value is taken from: the path, the query,
+//   a form or JSON body, the headers values are derived from (Basic credentials once decoded,
+//   Bearer and DPoP tokens, X-Forwarded-*, the client certificate header), and the header and
+//   claims of any JWT among them. Postgres refuses NUL in text and \u0000 or a lone surrogate in
+//   jsonb, so such a value would otherwise fail deep inside, as a server error.
+// - protocol parameters longer than their limit (src/parameter-limits.ts): an authorization
+//   request is stored with its interaction, so an unbounded `state` is an unbounded row.
 import type Koa from 'koa';
+import { findOverlongParameter } from '../parameter-limits.ts';
 import { peekBody, peekUnsizedBody, TOO_LARGE } from '../peek-body.ts';
 import { decodeCleanUtf8, decodeHeaderValue, decodePercent, isCleanJson } from '../text.ts';
 
@@ -152,6 +155,10 @@ export function requestGuard(deps: RequestGuardDeps): Koa.Middleware {
     const unclean = findUncleanUrl(ctx, params) ?? findUncleanHeader(ctx, deps.certificateHeader);
     if (unclean) problem = { status: 400, message: unclean };
     problem ??= await findUncleanBody(ctx, deps, params);
+    if (!problem) {
+      const overlong = findOverlongParameter(params);
+      if (overlong) problem = { status: 400, message: `${overlong.name} must be at most ${overlong.limit} characters` };
+    }
     if (!problem) return next();
     // A browser page gets the error page, never a redirect: the redirect_uri is not checked yet.
     if (isPage(ctx.path)) return deps.refusePage(ctx, problem.status, problem.message);
