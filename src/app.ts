@@ -11,6 +11,7 @@ import { interactionRoutes } from './http/interactions.ts';
 import { createPages, providerPages } from './http/pages.ts';
 import { metricsEndpoint, observeRequests } from './http/metrics.ts';
 import { rateLimits } from './http/rate-limit.ts';
+import { requestGuard } from './http/request-guard.ts';
 import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -181,10 +182,20 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     verifyAccessToken: (token, audience, request) => providers.current()
       .verifyAccessToken(token, audience, clientCertificates.fromRequest(request)?.thumbprint),
     auditLog: audit,
+    certificateHeader: config.mtls.header,
   });
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);
   koa.use(bodyLimit(config.maxBodyBytes));
+  // Before anything reads the input: NUL bytes, invalid UTF-8 and over-long parameters.
+  koa.use(requestGuard({
+    issuerPath: prefix,
+    maxBodyBytes: config.maxBodyBytes,
+    certificateHeader: config.mtls.header,
+    refusePage: (ctx, status, message) => pages.error(ctx, status, {
+      heading: 'This sign-in request cannot continue', message, code: status === 413 ? 'request_too_large' : 'invalid_request',
+    }),
+  }));
   koa.use(healthRoutes({
     database: () => pingDatabase(database.db),
     pendingMigrations: () => pendingMigrations(database),

@@ -45,9 +45,11 @@ export const AUDIT_DETAIL_KEYS = [
   'error', 'errorDescription', 'grantType', 'status', 'reason', 'method', 'path', 'route',
   'count', 'since', 'until', 'resource', 'tokenTypeHint', 'maxUses', 'expiresAt', 'description',
   'registrationToken', 'kid', 'alg', 'deleted', 'before', 'dropped', 'username', 'attempts',
+  'firstSeen', 'lastSeen', 'overflow',
 ] as const;
 
-export type AuditDetails = Partial<Record<(typeof AUDIT_DETAIL_KEYS)[number], unknown>>;
+export type AuditDetailKey = (typeof AUDIT_DETAIL_KEYS)[number];
+export type AuditDetails = Partial<Record<AuditDetailKey, unknown>>;
 
 export interface AuditEventInput {
   type: AuditEventType;
@@ -71,3 +73,27 @@ export interface AuditSink {
 }
 
 export const NO_AUDIT: AuditSink = { record() {}, countTokenIssued() {} };
+
+/**
+ * Refusals that anyone can cause at will, without credentials: each would otherwise be a row per
+ * request. They are counted instead, one row per type, source address, client (the one that
+ * exists; else none) and these details, per interval (docs/audit.md). Listed here: the details
+ * that tell one kind of refusal from another.
+ */
+const AGGREGATED: Partial<Record<AuditEventType, readonly AuditDetailKey[]>> = {
+  'token.failure': ['error', 'status', 'route', 'grantType'],
+  'registration.failure': ['error', 'status', 'route'],
+  'client.network_refused': ['route'],
+  'login.failure': ['username', 'reason'],
+  'admin.access_denied': ['reason', 'status', 'method', 'route'],
+};
+
+/**
+ * The details that key the count of `event`, or undefined when it is recorded on its own row.
+ * admin.access_denied is counted only without a valid token (401); a 403 names an authenticated
+ * client and stays a row of its own, as every other event does.
+ */
+export function aggregationKeys(event: AuditEventInput): readonly AuditDetailKey[] | undefined {
+  if (event.type === 'admin.access_denied' && event.actor.type !== 'anonymous') return undefined;
+  return AGGREGATED[event.type];
+}

@@ -1,37 +1,49 @@
 // Reading a small request body before the code that owns it (oidc-provider) reads it: for the
-// introspection fast path and for rate limits keyed by client_id. The body is put back on the
-// stream; a second peek of the same request gets the same bytes (a paused stream would not
-// deliver them twice).
+// checks of every request's input, the introspection fast path and rate limits keyed by
+// client_id. The body is put back on the stream; a second peek of the same request gets the same
+// bytes (a paused stream would not deliver them twice).
 import type { IncomingMessage } from 'node:http';
 
-const peeked = new WeakMap<IncomingMessage, Promise<Buffer | undefined>>();
+/** A body sent without a declared length was longer than allowed; what was read is gone. */
+export const TOO_LARGE = Symbol('too large');
+
+type Peeked = Buffer | undefined | typeof TOO_LARGE;
+
+const peeked = new WeakMap<IncomingMessage, Promise<Peeked>>();
 
 /**
- * Reads a body of known length and puts it back at the front of the stream, so that a later
- * reader (the provider) gets it whole. Resolves undefined if the stream does not deliver it.
+ * Reads the body (`length` bytes when declared, else until the message is complete, at most
+ * `limit`) and puts it back at the front of the stream, so that a later reader gets it whole,
+ * whichever way it reads. Read in paused mode ('readable'): once the listener is gone the stream
+ * is neither flowing nor explicitly paused, so a reader that listens for 'data' starts it, and one
+ * that iterates reads it. Putting the bytes back in the same turn as the last read keeps the
+ * stream from ending (Node checks for "one last unshift" before it emits 'end').
  */
-function readAndPutBack(req: IncomingMessage, length: number): Promise<Buffer | undefined> {
+function readAndPutBack(req: IncomingMessage, length: number | undefined, limit: number): Promise<Peeked> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const finish = (complete: boolean) => {
-      req.off('data', onData);
+    const finish = (result: Peeked) => {
+      req.off('readable', onReadable);
       req.off('end', onEnd);
       req.off('error', onEnd);
-      req.pause();
-      const all = Buffer.concat(chunks, size);
-      // Putting data back is possible only before 'end' has been emitted, which is the case when
-      // the whole declared body arrived; a stream that ended short is broken anyway.
-      if (complete) req.unshift(all);
-      resolve(complete ? all : undefined);
+      if (result instanceof Buffer && result.length) req.unshift(result);
+      resolve(result);
     };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size >= length) finish(size === length);
+    const onReadable = () => {
+      for (let chunk = req.read() as Buffer | null; chunk !== null; chunk = req.read() as Buffer | null) {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size > limit) return finish(TOO_LARGE);
+        // A stream that delivers more than it declared is broken: nothing is put back.
+        if (length !== undefined && size >= length) return finish(size === length ? Buffer.concat(chunks, size) : undefined);
+      }
+      if (req.complete) finish(length === undefined || size === length ? Buffer.concat(chunks, size) : undefined);
+      return undefined;
     };
-    const onEnd = () => finish(false);
-    req.on('data', onData);
+    // It ended short (or empty): a broken stream, or nothing to put back.
+    const onEnd = () => finish(size === 0 && !length ? Buffer.alloc(0) : undefined);
+    req.on('readable', onReadable);
     req.once('end', onEnd);
     req.once('error', onEnd);
   });
@@ -41,7 +53,17 @@ function readAndPutBack(req: IncomingMessage, length: number): Promise<Buffer | 
 export function peekBody(req: IncomingMessage, length: number): Promise<Buffer | undefined> {
   let body = peeked.get(req);
   if (!body) {
-    body = readAndPutBack(req, length);
+    body = readAndPutBack(req, length, length);
+    peeked.set(req, body);
+  }
+  return body as Promise<Buffer | undefined>;
+}
+
+/** The body of `req` sent without Content-Length (chunked), left on the stream; TOO_LARGE past `limit`. */
+export function peekUnsizedBody(req: IncomingMessage, limit: number): Promise<Peeked> {
+  let body = peeked.get(req);
+  if (!body) {
+    body = readAndPutBack(req, undefined, limit);
     peeked.set(req, body);
   }
   return body;

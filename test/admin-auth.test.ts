@@ -132,8 +132,8 @@ describe('admin API: errors', () => {
     for (const path of ['/clients?limit=1&limit=2', '/clients?enabled=yes', '/clients?limit=1e400', '/clients?cursor=']) {
       expectError(await call('GET', path), 400, 'invalid_input');
     }
-    // Malformed percent-encoding in an id is just an unknown id.
-    expectError(await call('GET', '/clients/%E0%A4%A'), 404, 'not_found');
+    // Percent-encoding that does not decode as UTF-8 is refused before any lookup.
+    expect(expectError(await call('GET', '/clients/%E0%A4%A'), 400, 'invalid_input').fields).toEqual(['path']);
   });
 
   it('answers 400 to a body that is not JSON, 415 to another content type, 413 to a huge body', async () => {

@@ -69,6 +69,12 @@ describe('postern clients create and update for key-authenticated, network-limit
     await refused(['clients', 'create', '--name', 'x3', '--jwks-file', path.join(store.home, 'missing.json')], 'cannot read');
     await refused(['clients', 'rotate-secret', 'billing'], 'has no secret');
     await refused(['clients', 'create', '--name', 'x4', '--jwks-uri', 'http://keys.example.com/jwks'], 'must use https');
+    // A NUL (\u0000 in a JSON string, or a raw byte) or bytes that are not UTF-8: never stored.
+    const jwk = await publicJwks(file);
+    fs.writeFileSync(file, JSON.stringify({ keys: [{ ...jwk, kid: 'a\u0000b' }] }));
+    await refused(['clients', 'create', '--name', 'x5', '--jwks-file', file], 'holds a NUL');
+    fs.writeFileSync(file, Buffer.concat([Buffer.from(JSON.stringify({ keys: [jwk] })), Buffer.from([0xff])]));
+    await refused(['clients', 'create', '--name', 'x6', '--jwks-file', file], 'is not UTF-8 text');
   }, CLI_STEPS_TIMEOUT_MS);
 
   it('creates tls_client_auth and self_signed_tls_client_auth clients: no secret, tokens bound by default', async () => {

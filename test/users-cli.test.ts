@@ -41,6 +41,13 @@ describe('postern users', () => {
     expect(await refused(['users', 'create', 'carol', '--email', 'not-an-email', '--password-stdin'], `${GOOD}\n`)).toContain('email');
   }, 120_000);
 
+  it('refuses a NUL byte or text that is not UTF-8 in what it is given, in one line', async () => {
+    // A shell hands bytes that are not UTF-8 to the program as U+FFFD.
+    expect(await refused(['users', 'create', 'erin', '--name', 'Er\ufffdn', '--password-stdin'], `${GOOD}\n`)).toContain('not UTF-8');
+    expect(await refused(['users', 'create', 'erin', '--password-stdin'], `${GOOD}\u0000\n`)).toContain('NUL');
+    expect(await refused(['users', 'show', 'erin'])).toContain('unknown user');
+  }, 120_000);
+
   it('asks for a terminal when there is neither one nor --password-stdin', async () => {
     expect(await refused(['users', 'create', 'dave'])).toContain('--password-stdin');
   }, 120_000);

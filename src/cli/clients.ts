@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { pemCertificates } from '../services/client-auth.ts';
 import * as clients from '../services/clients.ts';
+import { decodeCleanUtf8, isCleanJson } from '../text.ts';
 import { action, collect, words } from './context.ts';
 import { fields, parseDuration, table } from './output.ts';
 
@@ -33,32 +34,37 @@ function describeKey(jwk: Record<string, unknown>): string {
   return jwk.kid ? `${String(jwk.kid)} (${type})` : type;
 }
 
-/** A JWK Set from a file; the service checks what is in it. */
-function readJwksFile(file: string): unknown {
-  let text: string;
+/** A file's text: UTF-8 without NUL bytes (what it holds is stored). */
+function readTextFile(file: string): string {
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (error) {
     throw new Error(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
+  const text = decodeCleanUtf8(bytes);
+  if (text === undefined) throw new Error(`${file} holds a NUL byte or is not UTF-8 text`);
+  return text;
+}
+
+/** A JWK Set from a file; the service checks what is in it. */
+function readJwksFile(file: string): unknown {
+  const text = readTextFile(file);
+  let parsed: unknown;
   try {
-    return JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch {
     throw new Error(`${file} is not JSON (expected a JWK Set: {"keys": [...]})`);
   }
+  if (!isCleanJson(parsed)) throw new Error(`${file} holds a NUL (\\u0000) or a lone surrogate in a string`);
+  return parsed;
 }
 
 /** A file's certificates (PEM); the service checks them. */
 function readCertificateFiles(files: string[]): string[] | undefined {
   if (files.length === 0) return undefined;
   return files.flatMap((file) => {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new Error(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-    }
-    const blocks = pemCertificates(text);
+    const blocks = pemCertificates(readTextFile(file));
     if (!blocks.length) throw new Error(`${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
     return blocks;
   });

@@ -11,6 +11,7 @@ import { AuditLog, auditorFor, type Auditor } from '../services/audit.ts';
 import { ArtifactKey } from '../artifact-hashing.ts';
 import { hashStoredArtifacts } from '../services/artifacts.ts';
 import { openKeyMaterial, type Keyring } from '../services/keys.ts';
+import { isCleanJson } from '../text.ts';
 import { createOutput, type Output } from './output.ts';
 
 export interface CommandContext {
@@ -45,6 +46,11 @@ export function action<A extends unknown[]>(
 ): (...args: A) => Promise<void> {
   return async (...args: A) => {
     const command = args.at(-1) as Command;
+    // What a command is given reaches the database. A shell passes bytes that are not UTF-8 as
+    // U+FFFD: refused like NUL, which Postgres refuses in text.
+    if (!args.slice(0, -1).every((arg) => isCleanJson(arg) && !JSON.stringify(arg ?? null).includes('\ufffd'))) {
+      throw new Error('an argument holds a NUL byte or is not UTF-8 text');
+    }
     const out = createOutput(Boolean(command.optsWithGlobals().json));
     const { config, problems } = loadConfig();
     const dbProblems = problems.filter((problem) => problem.startsWith('DATABASE') || problem.startsWith('POSTERN_'));
@@ -61,7 +67,7 @@ export function action<A extends unknown[]>(
       // Artifacts an older version stored with their raw values (migration 0011).
       if (material) await hashStoredArtifacts(database.db, ArtifactKey.fromSecret(material.artifactKey));
       // No timer: one command's events are written together when it ends.
-      const auditLog = new AuditLog(database.db, { flushIntervalMs: 0, issuanceIntervalMs: 0 });
+      const auditLog = new AuditLog(database.db, { flushIntervalMs: 0, countIntervalMs: 0 });
       const audit = auditorFor(auditLog, { actor: { type: 'operator', id: operatorName() } });
       try {
         await run({ db: database.db, database, out, config, keyring, audit, migrations }, ...args);

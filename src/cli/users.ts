@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { read } from 'read';
 import { invalid } from '../services/errors.ts';
 import * as users from '../services/users.ts';
+import { decodeCleanUtf8 } from '../text.ts';
 import { action } from './context.ts';
 import { fields, table } from './output.ts';
 
@@ -22,8 +23,10 @@ function show(user: users.UserView): string {
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const text = decodeCleanUtf8(Buffer.concat(chunks));
+  if (text === undefined) throw invalid('the password on standard input holds a NUL byte or is not UTF-8 text', 'password');
   // One trailing newline is the end of the line, not part of the password.
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return text.replace(/\r?\n$/, '');
 }
 
 /** The new password: from stdin with --password-stdin, else asked twice without echo. */

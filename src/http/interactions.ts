@@ -195,7 +195,7 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
 
   /** A login event: who (when known), from where, for which app; never the password. */
   function recordLogin(ctx: Koa.Context, details: Details, event: {
-    type: 'login.success' | 'login.failure' | 'login.lockout'; username: string; userId?: string; retryAfter?: number;
+    type: 'login.success' | 'login.failure' | 'login.lockout'; username: string; userId?: string; reason?: string;
   }): void {
     deps.metrics.logins.inc({ outcome: event.type.slice('login.'.length) });
     if (event.type === 'login.lockout') deps.metrics.lockouts.inc();
@@ -207,7 +207,7 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
       userId: event.userId ?? null,
       sourceAddress: ctx.ip,
       requestId: ctx.state.requestId as string,
-      details: { username: event.username.slice(0, 100), ...(event.retryAfter ? { reason: `retry after ${event.retryAfter} s` } : {}) },
+      details: { username: event.username.slice(0, 100), ...(event.reason ? { reason: event.reason } : {}) },
     });
   }
 
@@ -223,7 +223,9 @@ export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
     }
     const gate = await deps.protection.check(username, ctx.ip);
     if (!gate.allowed) {
-      if (gate.locked) recordLogin(ctx, details, { type: 'login.lockout', username, retryAfter: gate.retryAfterSeconds });
+      // Attempts while locked are failures anyone can repeat at will (counted, docs/audit.md);
+      // login.lockout is the attempt that locked.
+      if (gate.locked) recordLogin(ctx, details, { type: 'login.failure', username, reason: 'locked' });
       ctx.set('Retry-After', String(gate.retryAfterSeconds));
       renderLogin(ctx, details, name, {
         status: 429, username,

@@ -4,12 +4,12 @@
 // RFC 6749-style JSON error body, or a page for a person's browser.
 import type Koa from 'koa';
 import { escapeRegExp, INTERACTION_PATH, PROVIDER_ROUTES } from '../endpoints.ts';
+import { isRandomId } from '../crypto.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { peekBody } from '../peek-body.ts';
 import type { LimitResult, RequestLimiters } from '../services/rate-limits.ts';
-
-const MAX_CLIENT_ID = 200;
+import { detach } from '../text.ts';
 
 /** RFC 6749 §2.3.1: Basic credentials are form-encoded before base64. */
 function formDecode(value: string): string | undefined {
@@ -39,7 +39,9 @@ async function presentedClientId(ctx: Koa.Context, maxBodyBytes: number): Promis
     const body = await peekBody(ctx.req, length);
     id = body ? new URLSearchParams(body.toString('utf8')).get('client_id') ?? undefined : undefined;
   }
-  return id && id.length <= MAX_CLIENT_ID ? id : undefined;
+  // Counters and the back-off map are keyed by it: only an id that could be a client's (the
+  // provider refuses any other as invalid_client), and a copy that does not hold the request.
+  return isRandomId(id) ? detach(id) : undefined;
 }
 
 function tooManyRequests(ctx: Koa.Context, result: Extract<LimitResult, { allowed: false }>): void {
@@ -126,8 +128,8 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
     if (endpoint === undefined) return next();
     if (endpoint !== 'protocol') {
       const result = endpoint === 'authorize'
-        ? await limit('authorize_address', () => limiters.authorizeAddress.consume(ctx.ip))
-        : await limit('sign_in_address', () => limiters.signInAddress.consume(ctx.ip));
+        ? await limit('authorize_address', () => limiters.authorizeAddress.consume(detach(ctx.ip)))
+        : await limit('sign_in_address', () => limiters.signInAddress.consume(detach(ctx.ip)));
       if (result.allowed) return next();
       tooManyRequests(ctx, result);
       // A person's browser gets a page; registration clients get the JSON.
@@ -145,7 +147,7 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
     }
     // Both counters at once: each is a round trip to the shared store.
     const [byAddress, byClient] = await Promise.all([
-      limit('address', () => limiters.address.consume(ctx.ip)),
+      limit('address', () => limiters.address.consume(detach(ctx.ip))),
       clientId === undefined ? { allowed: true } as const : limit('client', () => limiters.client(clientId).consume(clientId)),
     ]);
     if (!byAddress.allowed) return tooManyRequests(ctx, byAddress);

@@ -14,23 +14,13 @@ const where = (ctx: KoaContextWithOIDC) => ({
 });
 
 /**
- * The client a refused request named: the authenticated one, or the id it claimed (from the body or
- * the Basic header; the password part is never read). A client id is not a secret.
+ * The client a refused request is about: the one the provider found for the id it named (it may
+ * still have failed to authenticate). An id that names no client is not recorded: it is the
+ * caller's free choice, and refusals are counted per client (aggregationKeys), so each made-up id
+ * would be a row of its own.
  */
-function claimedClientId(ctx: KoaContextWithOIDC): string | undefined {
-  if (ctx.oidc?.client?.clientId) return ctx.oidc.client.clientId;
-  const fromBody = (ctx.oidc?.params as { client_id?: unknown } | undefined)?.client_id;
-  if (typeof fromBody === 'string' && fromBody) return fromBody.slice(0, 200);
-  const basic = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(ctx.get('authorization'));
-  if (!basic) return undefined;
-  const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 1) return undefined;
-  try {
-    return decodeURIComponent(decoded.slice(0, colon)).slice(0, 200);
-  } catch {
-    return undefined;
-  }
+function foundClientId(ctx: KoaContextWithOIDC): string | undefined {
+  return ctx.oidc?.client?.clientId;
 }
 
 type FailureType = 'token.failure' | 'registration.failure';
@@ -48,7 +38,7 @@ function recordFailure(sink: AuditSink, ctx: KoaContextWithOIDC, type: FailureTy
   const answer = body && typeof body === 'object' && typeof body.error === 'string'
     ? { error: body.error, description: typeof body.error_description === 'string' ? body.error_description : undefined }
     : { error: error.error, description: error.error_description };
-  const clientId = claimedClientId(ctx);
+  const clientId = foundClientId(ctx);
   sink.record({
     type,
     actor: clientId ? { type: 'client', id: clientId } : { type: 'anonymous' },

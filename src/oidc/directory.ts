@@ -9,8 +9,10 @@
 // writers wait for every live process's acknowledgement before they report success.
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { isRandomId } from '../crypto.ts';
 import type { ChangeFeed } from '../db/change-feed.ts';
 import type { Tables } from '../db/tables.ts';
+import { MAX_RESOURCE_LENGTH } from '../parameter-limits.ts';
 import { findApiByIdentifier } from '../store/apis.ts';
 import {
   acknowledgeMarker, deleteGoneProcesses, parseChange, publishChange, registerProcess, unregisterProcess,
@@ -18,6 +20,7 @@ import {
 import { findClientById, listClientSecrets } from '../store/clients.ts';
 import { isTokenRevoked, listLiveRevocations } from '../store/revocations.ts';
 import { listClientGrants } from '../store/roles.ts';
+import { detach } from '../text.ts';
 import { parseNetworks, type Network } from './network-policy.ts';
 
 export interface ClientEntry {
@@ -189,29 +192,39 @@ export class Directory {
     }
   }
 
-  async #cached<T>(map: Map<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> {
+  /**
+   * Keys come from requests, so only what was found stays: a lookup that finds nothing is
+   * forgotten once answered (else every made-up id would stay, and with it the request it was
+   * cut from). The key kept is a copy (see detach).
+   */
+  async #cached<T>(map: Map<string, Promise<T | undefined>>, key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
     if (!this.#caching) return load();
     const hit = map.get(key);
     if (hit) return hit;
     const generation = this.#generation;
     const promise = load();
-    map.set(key, promise);
+    const kept = detach(key);
+    map.set(kept, promise);
     try {
       const value = await promise;
       // A change arrived while loading: the value may predate it.
-      if (generation !== this.#generation && map.get(key) === promise) map.delete(key);
+      if ((value === undefined || generation !== this.#generation) && map.get(kept) === promise) map.delete(kept);
       return value;
     } catch (error) {
-      if (map.get(key) === promise) map.delete(key);
+      if (map.get(kept) === promise) map.delete(kept);
       throw error;
     }
   }
 
+  /** Client ids are generated (randomId): anything else names no client and is not looked up. */
   client(clientId: string): Promise<ClientEntry | undefined> {
+    if (!isRandomId(clientId)) return Promise.resolve(undefined);
     return this.#cached(this.#clients, clientId, () => this.#loadClient(clientId));
   }
 
+  /** API identifiers are at most MAX_RESOURCE_LENGTH long (services/validation.ts). */
   api(identifier: string): Promise<ApiEntry | undefined> {
+    if (typeof identifier !== 'string' || identifier.length > MAX_RESOURCE_LENGTH) return Promise.resolve(undefined);
     return this.#cached(this.#apis, identifier, () => this.#loadApi(identifier));
   }
 
@@ -253,7 +266,7 @@ export class Directory {
       roles.add(grant.role_name);
     }
     return {
-      clientId,
+      clientId: row.client_id,
       enabled: row.enabled,
       metadata: row.metadata,
       secrets: secrets.map((secret) => ({ hash: secret.secret_hash, expiresAt: secret.expires_at?.getTime() ?? null })),

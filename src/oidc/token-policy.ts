@@ -10,6 +10,7 @@ import type { Tables } from '../db/tables.ts';
 import { awaitPropagation, publishChange } from '../store/changes.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
 import { currentPersonGrants } from './accounts.ts';
+import { detach } from '../text.ts';
 import type { ClientEntry, Directory } from './directory.ts';
 import { ACCESS_TOKEN_ALGS, publicJwk } from './keys.ts';
 import { INTROSPECT_SCOPE, POSTERN_API } from './resource-policy.ts';
@@ -132,7 +133,8 @@ export class TokenPolicy {
     }
     if (payload.nbf === undefined || payload.nbf <= now) {
       if (this.#verified.size >= VERIFIED_CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
-      this.#verified.set(token, payload);
+      // A copy: the token may be cut from a larger request body, which the key must not keep.
+      this.#verified.set(detach(token), payload);
     }
     return payload;
   }

@@ -1,15 +1,17 @@
 // The audit log: security events recorded off the request path. record() only appends to a bounded
 // in-memory buffer (it never throws and never waits); the buffer is written in batches on an
 // interval and on close(). Token issuance is only counted, and written as one `token.issued` row
-// per client per interval, so that issuing a token adds no database write.
+// per client per interval, so that issuing a token adds no database write; refusals that anyone
+// can cause at will are counted the same way (aggregationKeys), so that they add none either.
 import type { Kysely } from 'kysely';
 import {
-  AUDIT_DETAIL_KEYS, AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType,
+  aggregationKeys, AUDIT_DETAIL_KEYS, AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType,
   type AuditSink,
 } from '../audit-events.ts';
 import type { Tables } from '../db/tables.ts';
 import type { Logger } from '../logger.ts';
 import * as store from '../store/audit.ts';
+import { detach } from '../text.ts';
 
 export { AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType, type AuditSink };
 
@@ -29,7 +31,8 @@ function maskCredentials(value: string): string {
 }
 
 function safeScalar(value: unknown): unknown {
-  if (typeof value === 'string') return maskCredentials(value.slice(0, MAX_STRING));
+  // A copy (detach): counted refusals keep their details for up to a minute.
+  if (typeof value === 'string') return detach(maskCredentials(value.slice(0, MAX_STRING)));
   if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
   if (typeof value === 'boolean' || value === null) return value;
   if (value instanceof Date) return value.toISOString();
@@ -56,9 +59,12 @@ export function safeDetails(details: Record<string, unknown> | undefined, nested
   return out;
 }
 
-const short = (value: string | null | undefined, max = 200) => (value == null ? null : String(value).slice(0, max));
+// Copies (detach): a value cut from a request must not keep the request alive in the buffer.
+const short = (value: string | null | undefined, max = 200) => (value == null ? null : detach(String(value).slice(0, max)));
 
-function toRow(event: AuditEventInput, at: Date): store.NewAuditEvent {
+type Columns = Omit<store.NewAuditEvent, 'details'>;
+
+function toColumns(event: AuditEventInput, at: Date): Columns {
   const { actor, target } = event;
   // The client (user) concerned: the target if it is one, else the actor. Filters also match the
   // actor column, so an admin client acting on another client is found under both.
@@ -80,16 +86,24 @@ function toRow(event: AuditEventInput, at: Date): store.NewAuditEvent {
     outcome: event.outcome ?? 'success',
     source_address: short(event.sourceAddress, 100),
     request_id: short(event.requestId, 100),
-    details: JSON.stringify(safeDetails(event.details as Record<string, unknown>)),
   };
 }
+
+function toRow(event: AuditEventInput, at: Date): store.NewAuditEvent {
+  return { ...toColumns(event, at), details: JSON.stringify(safeDetails(event.details as Record<string, unknown>)) };
+}
+
+/** Refusals of one kind from one source within the interval (the first one's columns). */
+interface Aggregate { columns: Columns; details: Record<string, unknown>; count: number; firstSeen: Date; lastSeen: Date }
 
 export interface AuditLogOptions {
   logger?: Logger;
   /** How often buffered events are written (ms). */
   flushIntervalMs?: number;
-  /** How often token issuance counts are written, one row per client (ms). */
-  issuanceIntervalMs?: number;
+  /** How often counts are written: token issuance per client, refusals per kind and source (ms). */
+  countIntervalMs?: number;
+  /** Refusal counts kept per interval; past it, further kinds fold into one row per type. */
+  maxAggregates?: number;
   /** Events held at most; past it the oldest are dropped (and the drop is itself recorded). */
   maxBuffered?: number;
   /** Rows per INSERT. */
@@ -105,6 +119,8 @@ export class AuditLog implements AuditSink {
   #dropped = 0;
   #issued = new Map<string, number>();
   #issuedSince = new Date();
+  #aggregates = new Map<string, Aggregate>();
+  #maxAggregates: number;
   #timers: NodeJS.Timeout[] = [];
   #flushing: Promise<void> = Promise.resolve();
 
@@ -114,16 +130,19 @@ export class AuditLog implements AuditSink {
     this.#max = options.maxBuffered ?? 10_000;
     this.#batchSize = options.batchSize ?? 500;
     const flushEvery = options.flushIntervalMs ?? 1000;
-    const countEvery = options.issuanceIntervalMs ?? 60_000;
+    this.#maxAggregates = options.maxAggregates ?? 1000;
+    const countEvery = options.countIntervalMs ?? 60_000;
     if (flushEvery > 0) this.#timers.push(setInterval(() => void this.flush(), flushEvery));
-    if (countEvery > 0) this.#timers.push(setInterval(() => this.#moveIssuanceCounts(), countEvery));
+    if (countEvery > 0) this.#timers.push(setInterval(() => this.#moveCounts(), countEvery));
     for (const timer of this.#timers) timer.unref();
   }
 
   record(event: AuditEventInput): void {
     try {
       if (!TYPES.has(event.type)) throw new Error(`unknown audit event type "${event.type}"`);
-      this.#push(toRow(event, new Date()));
+      const keys = aggregationKeys(event);
+      if (keys) this.#count(event, keys, new Date());
+      else this.#push(toRow(event, new Date()));
     } catch (error) {
       // Never into the caller: an audit problem must not fail the request it describes.
       this.#logger?.warn({ err: error, type: event?.type }, 'audit event not recorded');
@@ -136,7 +155,39 @@ export class AuditLog implements AuditSink {
 
   /** Events buffered and not yet written (for tests and health). */
   get pending(): number {
-    return this.#buffer.length + this.#issued.size;
+    return this.#buffer.length + this.#issued.size + this.#aggregates.size;
+  }
+
+  /**
+   * One more refusal of its kind. The kinds are bounded: past maxAggregates, a new kind is
+   * counted in its type's overflow row (no source, no client) instead of adding a key.
+   */
+  #count(event: AuditEventInput, keys: readonly string[], at: Date): void {
+    const columns = toColumns(event, at);
+    const all = safeDetails(event.details as Record<string, unknown>);
+    const details = Object.fromEntries(keys.filter((key) => key in all).map((key) => [key, all[key]]));
+    let key = JSON.stringify([columns.type, columns.source_address, columns.actor_type, columns.actor_id, columns.client_id, columns.user_id, details]);
+    let aggregate = this.#aggregates.get(key);
+    if (!aggregate && this.#aggregates.size >= this.#maxAggregates) {
+      key = JSON.stringify([columns.type]);
+      aggregate = this.#aggregates.get(key);
+      if (!aggregate) {
+        aggregate = {
+          columns: { ...columns, actor_type: 'anonymous', actor_id: null, target_type: null, target_id: null, client_id: null, user_id: null, source_address: null },
+          details: { overflow: true }, count: 0, firstSeen: at, lastSeen: at,
+        };
+        // One over the bound per type at most: the overflow rows themselves are bounded.
+        this.#aggregates.set(key, aggregate);
+      }
+    }
+    if (!aggregate) {
+      // The first of its kind keeps a description (its own words) alongside the key details.
+      if (typeof all.errorDescription === 'string') details.errorDescription = all.errorDescription;
+      aggregate = { columns, details, count: 0, firstSeen: at, lastSeen: at };
+      this.#aggregates.set(key, aggregate);
+    }
+    aggregate.count += 1;
+    aggregate.lastSeen = at;
   }
 
   #push(row: store.NewAuditEvent): void {
@@ -147,7 +198,12 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  #moveIssuanceCounts(): void {
+  #moveCounts(): void {
+    const aggregates = this.#aggregates;
+    this.#aggregates = new Map();
+    for (const { columns, details, count, firstSeen, lastSeen } of aggregates.values()) {
+      this.#push({ ...columns, occurred_at: firstSeen, details: JSON.stringify({ ...details, count, firstSeen, lastSeen }) });
+    }
     const until = new Date();
     const since = this.#issuedSince;
     const counts = this.#issued;
@@ -161,11 +217,11 @@ export class AuditLog implements AuditSink {
   }
 
   /**
-   * Writes what is buffered (and waits for a write under way). Never throws. With `issuance`, the
-   * token counts so far are written too instead of at the end of their interval.
+   * Writes what is buffered (and waits for a write under way). Never throws. With `counts`, the
+   * counts so far (token issuance, refusals) are written too instead of at the end of their interval.
    */
-  flush(options: { issuance?: boolean } = {}): Promise<void> {
-    if (options.issuance) this.#moveIssuanceCounts();
+  flush(options: { counts?: boolean } = {}): Promise<void> {
+    if (options.counts) this.#moveCounts();
     this.#flushing = this.#flushing.then(() => this.#write());
     return this.#flushing;
   }
@@ -194,7 +250,7 @@ export class AuditLog implements AuditSink {
   async close(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
     this.#timers = [];
-    this.#moveIssuanceCounts();
+    this.#moveCounts();
     await this.flush();
   }
 }

@@ -1,4 +1,5 @@
 // Input rules shared by every service (and so by the CLI and the admin API).
+import { MAX_RESOURCE_LENGTH } from '../parameter-limits.ts';
 import { invalid } from './errors.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -20,8 +21,9 @@ export function checkScopes(values: readonly string[], field = 'scopes'): string
   return scopes;
 }
 
-/** RFC 8707 §2: an absolute URI without a fragment. */
+/** RFC 8707 §2: an absolute URI without a fragment (not longer than requests may name). */
 export function checkResourceIdentifier(value: string, field = 'identifier'): string {
+  if (value.length > MAX_RESOURCE_LENGTH) throw invalid(`${field} must be at most ${MAX_RESOURCE_LENGTH} characters`, field);
   const url = URL.parse(value);
   if (!url || value.includes('#') || !/^[a-z][a-z0-9+.-]*:/i.test(value) || /\s/.test(value)) {
     throw invalid(`${field} must be an absolute URI without a fragment, like https://orders.internal`, field);

@@ -13,6 +13,8 @@ import { POSTERN_API } from '../../services/admin.ts';
 import { auditorFor } from '../../services/audit.ts';
 import { createKoaApp } from '../koa-app.ts';
 import { noCachePragma, requestId } from '../middleware.ts';
+import { findUncleanHeader, findUncleanUrl } from '../request-guard.ts';
+import { decodeCleanUtf8, isCleanJson } from '../../text.ts';
 import { AdminError, adminErrors, fromZodError } from './errors.ts';
 import { ADMIN_PREFIX, buildOpenApiDocument, requiredScope } from './openapi.ts';
 import { ADMIN_ROUTES, type AdminDeps, type AdminRoute } from './routes.ts';
@@ -40,6 +42,8 @@ export interface AdminApiDeps {
   issuer: string;
   maxBodyBytes: number;
   verifyAccessToken: VerifyAccessToken;
+  /** TLS_CLIENT_CERT_HEADER, when a proxy forwards client certificates (checked like any input). */
+  certificateHeader?: string;
 }
 
 // RFC 6750 §3: how a resource server says what was wrong with the token.
@@ -97,9 +101,9 @@ async function readJson(ctx: Koa.Context, maxBytes: number): Promise<unknown> {
   if (!ctx.is('application/json') || !['', 'identity'].includes(ctx.get('content-encoding'))) {
     throw new AdminError('unsupported_media_type', 'the request body must be application/json');
   }
-  let text: string;
+  let raw: Buffer;
   try {
-    text = await getRawBody(ctx.req, { length: length || undefined, limit: maxBytes, encoding: 'utf8' });
+    raw = await getRawBody(ctx.req, { length: length || undefined, limit: maxBytes });
   } catch (error) {
     if ((error as { type?: string }).type === 'entity.too.large') {
       ctx.set('Connection', 'close');
@@ -107,11 +111,28 @@ async function readJson(ctx: Koa.Context, maxBytes: number): Promise<unknown> {
     }
     throw new AdminError('invalid_input', 'the request body could not be read', { fields: ['body'] });
   }
+  // NUL bytes and invalid UTF-8 never reach the services (Postgres refuses NUL in text, and
+  // \u0000 or a lone surrogate in jsonb: a server error otherwise).
+  const text = decodeCleanUtf8(raw);
+  if (text === undefined) throw new AdminError('invalid_input', 'the request body is not UTF-8 text without NUL bytes', { fields: ['body'] });
+  let parsed: unknown;
   try {
-    return JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch {
     throw new AdminError('invalid_input', 'the request body is not valid JSON', { fields: ['body'] });
   }
+  if (!isCleanJson(parsed)) throw new AdminError('invalid_input', 'a string in the body holds a NUL (\\u0000) or a lone surrogate', { fields: ['body'] });
+  return parsed;
+}
+
+/** The path, query and headers: no NUL byte, no invalid UTF-8 (the body is checked as it is read). */
+function refuseUncleanInput(certificateHeader: string | undefined): Koa.Middleware {
+  return async (ctx, next) => {
+    const url = findUncleanUrl(ctx);
+    const problem = url ?? findUncleanHeader(ctx, certificateHeader);
+    if (problem) throw new AdminError('invalid_input', problem, { fields: [url ? (url.includes('path') ? 'path' : 'query') : 'headers'] });
+    await next();
+  };
 }
 
 function parse(schema: z.ZodType | undefined, value: unknown, where: 'path' | 'query' | 'body'): unknown {
@@ -164,6 +185,7 @@ export function adminApi(deps: AdminApiDeps): { router: Router; middleware: Koa.
   const methodNotAllowed = () => new AdminError('method_not_allowed', 'this endpoint does not take that method');
   const stack = compose([
     adminErrors(deps.logger),
+    refuseUncleanInput(deps.certificateHeader),
     router.routes(),
     router.allowedMethods({ throw: true, methodNotAllowed, notImplemented: methodNotAllowed }),
   ] as Koa.Middleware[]);
