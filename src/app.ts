@@ -205,6 +205,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   koa.use(metricsEndpoint(metrics, { open: config.metrics.open, token: config.metrics.token }));
   koa.use(rateLimits({
     limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics, logger,
+    isKnownClient: async (clientId) => (await directory.client(clientId)) !== undefined,
     pageRefused: (ctx, seconds) => pages.error(ctx, 429, {
       heading: 'Too many attempts',
       message: `Too many requests came from your network. Try again in ${seconds < 120 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`}.`,

@@ -3,6 +3,7 @@
 // the invalid_client back-off; and counters shared by two servers through Redis.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomId } from '../src/crypto.ts';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
@@ -151,6 +152,22 @@ describe(`rate limits (${onPostgres ? 'Postgres' : 'memory'} counters)`, () => {
     expectTooMany(blocked);
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(20);
     expect((await token(url, b)).status).toBe(200);
+  });
+
+  it('keeps no per-client count for an id that names no client: only the address limit applies', async () => {
+    const { url } = await server({ RATE_LIMIT_INVALID_CLIENT: '1', RATE_LIMIT_CLIENT: '1', RATE_LIMIT_ADDRESS: '1000' });
+    // The shape of a real id, so it reaches the lookup; nobody holds it. A count per made-up id
+    // would be an entry per request in every process's memory.
+    const nobody = { id: randomId(), secret: 'wrong-secret' };
+    for (let i = 0; i < 4; i += 1) {
+      const res = await token(url, nobody);
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('invalid_client');
+    }
+    // A real client is counted as before: its second request is over RATE_LIMIT_CLIENT.
+    const real = await newClient();
+    expect((await token(url, real)).status).toBe(200);
+    expectTooMany(await token(url, real));
   });
 
   it('counts refusals and tokens in /metrics', async () => {

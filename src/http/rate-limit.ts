@@ -66,6 +66,12 @@ export interface RateLimitDeps {
    * instead of JSON; 429 and Retry-After are set already.
    */
   pageRefused?(ctx: Koa.Context, retryAfterSeconds: number): void;
+  /**
+   * Whether a client id names a client. Per-client counters are kept for those only: an id that
+   * names nobody is the caller's free choice, and counting it would keep one entry per made-up id
+   * (the address limit still applies to such requests).
+   */
+  isKnownClient(clientId: string): Promise<boolean>;
 }
 
 type LimitedEndpoint = 'protocol' | 'registration' | 'sign_in' | 'authorize';
@@ -137,7 +143,8 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
       return undefined;
     }
 
-    const clientId = await presentedClientId(ctx, deps.maxBodyBytes);
+    const presented = await presentedClientId(ctx, deps.maxBodyBytes);
+    const clientId = presented !== undefined && await deps.isKnownClient(presented).catch(() => false) ? presented : undefined;
     if (clientId !== undefined) {
       const left = backOffLeft(clientId);
       if (left > 0) {
