@@ -137,8 +137,8 @@ export const envSchema = z.object({
   PRUNE_INTERVAL_SECONDS: intFrom(0, 86400).default(600).describe('How often expired tokens, codes and revocations are deleted (0: never).'),
   ADMIN_PORT: intFrom(1, 65535).optional().describe('A separate listener for the admin API; unset: the public listener serves it.'),
   ADMIN_HOST: z.string().min(1).default('127.0.0.1').describe('Address of the admin listener.'),
-  // Encryption at rest of private keys (docs/keys.md). Values are never echoed in problems.
-  POSTERN_MASTER_KEY: z.string().optional().describe('Master key encrypting private keys at rest (base64, 32 bytes); see docs/keys.md.'),
+  // Encryption at rest of private keys (docs/master-key.md). Values are never echoed in problems.
+  POSTERN_MASTER_KEY: z.string().optional().describe('Master key encrypting private keys at rest (base64, 32 bytes); see docs/master-key.md.'),
   POSTERN_MASTER_KEY_FILE: z.string().min(1).optional().describe('File holding the master key, instead of POSTERN_MASTER_KEY.'),
   POSTERN_NEW_MASTER_KEY: z.string().optional().describe('The next master key, during a master-key rotation.'),
   // Operations (docs/deployment.md).

@@ -90,6 +90,21 @@ describe('relative links in the docs', () => {
     expect([...anchorsOf('# A\n## A\n```\n# B\n```\n## A\n')]).toEqual(['a', 'a-1', 'a-2']);
   });
 
+  it('every docs/*.md named in the code, the tests, the deployment files or the docs exists', () => {
+    // Error messages, setting descriptions and comments send readers to the docs by path.
+    const sources = ['src', 'test', 'bench', 'bin', 'scripts', 'deploy']
+      .flatMap((dir) => fs.readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' }).map((name) => `${dir}/${name}`))
+      .filter((name) => /\.(ts|js|ya?ml|conf|service|env|sh)$/.test(name));
+    const missing: string[] = [];
+    for (const file of [...documents, ...sources, 'docker-compose.yml', 'Dockerfile']) {
+      const text = fs.readFileSync(path.join(ROOT, file), 'utf8');
+      for (const match of text.matchAll(/\bdocs\/[\w.-]+\.md\b/g)) {
+        if (!NOT_YET_WRITTEN.has(match[0]) && !fs.existsSync(path.join(ROOT, match[0]))) missing.push(`${file}: ${match[0]}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
   for (const document of documents) {
     it(`in ${document} lead to an existing file and heading`, () => {
       const broken: string[] = [];
