@@ -39,7 +39,7 @@ export interface Config extends MasterKeySettings {
    * advance by a compromised client is useless later. Costs a client one extra round trip.
    */
   dpopRequireNonce: boolean;
-  /** HTTPS on the public listener: PEM files, re-read when they change (docs/mtls.md). */
+  /** HTTPS on the public listener: PEM files, re-read when they change (docs/sender-constrained-tokens.md). */
   tls: { certFile: string; keyFile: string } | undefined;
   /** Mutual TLS (RFC 8705): which CAs issue client certificates, and proxies that forward them. */
   mtls: {
@@ -170,7 +170,7 @@ export const envSchema = z.object({
   KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600).describe('A new signing key is published this long before it signs; the JWKS max-age is half of it, at most 600.'),
   // Sender-constrained tokens (docs/sender-constrained-tokens.md) and the audit log (docs/audit.md).
   DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0']).default('true').describe('DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8).'),
-  // TLS and mutual TLS (docs/mtls.md).
+  // TLS and mutual TLS (docs/sender-constrained-tokens.md, "Mutual TLS").
   TLS_CERT_FILE: z.string().min(1).optional().describe('PEM certificate (chain) of the public listener: with TLS_KEY_FILE, Postern serves HTTPS itself. Replaced files are picked up within 10 s.'),
   TLS_KEY_FILE: z.string().min(1).optional().describe('PEM private key of TLS_CERT_FILE.'),
   TLS_CLIENT_CA_FILE: z.string().min(1).optional().describe('PEM bundle of the CAs that issue client certificates for `tls_client_auth` (RFC 8705 §2.1). The HTTPS listener asks every client for a certificate (optional at the TLS level).'),
