@@ -1,4 +1,4 @@
-// How oidc-provider artifacts are stored without the values that redeem them (docs/keys.md). A
+// How oidc-provider artifacts are stored without the values that redeem them (docs/master-key.md). A
 // refresh token, code, opaque access token, session id or interaction id presented to Postern is
 // proof of something, so a read-only copy of the database must hold none of them: each artifact is
 // stored under HMAC-SHA-256 of its value, and the few bearer values the provider must read back

@@ -39,7 +39,7 @@ export interface Config extends MasterKeySettings {
    * advance by a compromised client is useless later. Costs a client one extra round trip.
    */
   dpopRequireNonce: boolean;
-  /** HTTPS on the public listener: PEM files, re-read when they change (docs/mtls.md). */
+  /** HTTPS on the public listener: PEM files, re-read when they change (docs/sender-constrained-tokens.md). */
   tls: { certFile: string; keyFile: string } | undefined;
   /** Mutual TLS (RFC 8705): which CAs issue client certificates, and proxies that forward them. */
   mtls: {
@@ -137,8 +137,8 @@ export const envSchema = z.object({
   PRUNE_INTERVAL_SECONDS: intFrom(0, 86400).default(600).describe('How often expired tokens, codes and revocations are deleted (0: never).'),
   ADMIN_PORT: intFrom(1, 65535).optional().describe('A separate listener for the admin API; unset: the public listener serves it.'),
   ADMIN_HOST: z.string().min(1).default('127.0.0.1').describe('Address of the admin listener.'),
-  // Encryption at rest of private keys (docs/keys.md). Values are never echoed in problems.
-  POSTERN_MASTER_KEY: z.string().optional().describe('Master key encrypting private keys at rest (base64, 32 bytes); see docs/keys.md.'),
+  // Encryption at rest of private keys (docs/master-key.md). Values are never echoed in problems.
+  POSTERN_MASTER_KEY: z.string().optional().describe('Master key encrypting private keys at rest (base64, 32 bytes); see docs/master-key.md.'),
   POSTERN_MASTER_KEY_FILE: z.string().min(1).optional().describe('File holding the master key, instead of POSTERN_MASTER_KEY.'),
   POSTERN_NEW_MASTER_KEY: z.string().optional().describe('The next master key, during a master-key rotation.'),
   // Operations (docs/deployment.md).
@@ -170,7 +170,7 @@ export const envSchema = z.object({
   KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600).describe('A new signing key is published this long before it signs; the JWKS max-age is half of it, at most 600.'),
   // Sender-constrained tokens (docs/sender-constrained-tokens.md) and the audit log (docs/audit.md).
   DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0']).default('true').describe('DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8).'),
-  // TLS and mutual TLS (docs/mtls.md).
+  // TLS and mutual TLS (docs/sender-constrained-tokens.md, "Mutual TLS").
   TLS_CERT_FILE: z.string().min(1).optional().describe('PEM certificate (chain) of the public listener: with TLS_KEY_FILE, Postern serves HTTPS itself. Replaced files are picked up within 10 s.'),
   TLS_KEY_FILE: z.string().min(1).optional().describe('PEM private key of TLS_CERT_FILE.'),
   TLS_CLIENT_CA_FILE: z.string().min(1).optional().describe('PEM bundle of the CAs that issue client certificates for `tls_client_auth` (RFC 8705 §2.1). The HTTPS listener asks every client for a certificate (optional at the TLS level).'),

@@ -73,7 +73,7 @@ export function readMasterKeySettings(input: {
     masterKey = attempt(() => readMasterKeyFile(file, `POSTERN_MASTER_KEY_FILE (${file})`));
   } else if (input.mode === 'production') {
     problems.push('POSTERN_MASTER_KEY or POSTERN_MASTER_KEY_FILE is required in production (32 random bytes in base64, '
-      + 'e.g. from `openssl rand -base64 32`; see docs/keys.md)');
+      + 'e.g. from `openssl rand -base64 32`; see docs/master-key.md)');
   } else {
     developmentMasterKeyFile = path.join(input.dataDir, DEVELOPMENT_KEY_FILE);
     conveniences.push(`master key kept in ${developmentMasterKeyFile} (set POSTERN_MASTER_KEY in production)`);

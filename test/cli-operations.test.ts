@@ -165,7 +165,7 @@ describe('operations', () => {
   }, 60_000);
 
   it.skipIf(!onPostgres)('keeps only the development master key in POSTERN_DATA_DIR when DATABASE_URL is set', () => {
-    // The data lives in Postgres; the folder holds the generated master key (docs/keys.md), nothing else.
+    // The data lives in Postgres; the folder holds the generated master key (docs/master-key.md), nothing else.
     expect(fs.readdirSync(store.env.POSTERN_DATA_DIR!)).toEqual(['master.key']);
     expect(fs.statSync(path.join(store.env.POSTERN_DATA_DIR!, 'master.key')).mode & 0o777).toBe(0o600);
   });

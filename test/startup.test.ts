@@ -10,7 +10,7 @@ import {
 import { postForm, TEST_MASTER_KEY } from './support/server.ts';
 
 const MASTER_KEY_REQUIRED = 'POSTERN_MASTER_KEY or POSTERN_MASTER_KEY_FILE is required in production (32 random bytes in base64, '
-  + 'e.g. from `openssl rand -base64 32`; see docs/keys.md)';
+  + 'e.g. from `openssl rand -base64 32`; see docs/master-key.md)';
 
 const databases: TestDatabase[] = [];
 

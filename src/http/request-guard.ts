@@ -73,7 +73,7 @@ export function findUncleanHeader(ctx: Koa.Context, certificateHeader?: string):
   }
   if (certificateHeader) {
     const value = ctx.get(certificateHeader);
-    // A proxy sends the certificate as PEM, URL-encoded PEM or base64 DER (docs/mtls.md).
+    // A proxy sends the certificate as PEM, URL-encoded PEM or base64 DER (docs/sender-constrained-tokens.md).
     if (value && (decodeHeaderValue(value) === undefined || decodePercent(value, false) === undefined)) {
       return `the ${certificateHeader} header is not a certificate`;
     }

@@ -136,7 +136,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       short: { httpOnly: true, sameSite: 'lax', secure: config.mode === 'production' },
     },
     // `none`: public clients (SPAs, native apps), which PKCE protects (pkce.required below).
-    // tls_client_auth and self_signed_tls_client_auth: RFC 8705 §2 (docs/mtls.md).
+    // tls_client_auth and self_signed_tls_client_auth: RFC 8705 §2 (docs/sender-constrained-tokens.md).
     clientAuthMethods: [
       'client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none',
     ],

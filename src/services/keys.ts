@@ -1,5 +1,5 @@
 // Use-cases for the server's key material: token signing keys, cookie keys and other server
-// secrets, kept in the database encrypted with the master key (docs/keys.md). Decryption happens here, at start; the
+// secrets, kept in the database encrypted with the master key (docs/master-key.md). Decryption happens here, at start; the
 // running server holds the decrypted keys in memory.
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
