@@ -3,7 +3,7 @@
 // every use, so each connection carries its own chain of refresh tokens.
 import autocannon, { type Result } from 'autocannon';
 import { openPostgres } from '../src/db/database.ts';
-import { ARGON2_PARAMETERS, hashPassword, verifyPassword } from '../src/passwords.ts';
+import { ARGON2_PARAMETERS, hashPassword, verifyPassword } from '../src/domain/passwords.ts';
 import { createClient } from '../src/services/clients.ts';
 import { createUser } from '../src/services/users.ts';
 import { HttpBrowser, authorizeUrl, hiddenValue, pkce, type Page } from '../test/support/browser.ts';

@@ -13,8 +13,8 @@ import { metricsEndpoint, observeRequests } from './http/metrics.ts';
 import { rateLimits } from './http/rate-limit.ts';
 import { requestGuard } from './http/request-guard.ts';
 import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
-import type { Logger } from './logger.ts';
-import { createMetrics, type Metrics } from './metrics.ts';
+import type { Logger } from './platform/logger.ts';
+import { createMetrics, type Metrics } from './platform/metrics.ts';
 import { pendingMigrations } from './db/migrator.ts';
 import { pingDatabase } from './store/health.ts';
 import { Directory } from './oidc/directory.ts';
@@ -27,11 +27,11 @@ import { AuditLog } from './services/audit.ts';
 import { pruneAuditEvents } from './services/audit-queries.ts';
 import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
 import { hashStoredArtifacts } from './services/artifacts.ts';
-import { ArtifactKey } from './artifact-hashing.ts';
+import { ArtifactKey } from './domain/artifact-hashing.ts';
 import { createRequestLimiters, openLimiterStore, type RequestLimiters } from './services/rate-limits.ts';
 import * as registration from './services/registration.ts';
 import { pruneExpired } from './services/tokens.ts';
-import { recordClientNetworkRefused } from './security-events.ts';
+import { recordClientNetworkRefused } from './services/security-events.ts';
 
 export interface App {
   koa: Koa;
@@ -88,7 +88,7 @@ export interface BuildAppOptions {
   cookieKeys: string[];
   /** The HMAC key of DPoP nonces, the same in every process (RFC 9449 §8). */
   dpopNonceSecret: string;
-  /** The secret of the artifact key (src/artifact-hashing.ts), the same in every process. */
+  /** The secret of the artifact key (src/domain/artifact-hashing.ts), the same in every process. */
   artifactKey: string;
   /** Opens the private signing keys (`keyring[0]` seals new ones). */
   keyring: Keyring;

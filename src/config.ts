@@ -1,9 +1,9 @@
 // The only reader of process.env. Everything else receives a Config.
 import os from 'node:os';
 import path from 'node:path';
-import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
-import { readMasterKeySettings, type MasterKeySettings } from './master-key.ts';
+import { isLoopbackHost, normalizeCidr } from './domain/networks.ts';
+import { readMasterKeySettings, type MasterKeySettings } from './platform/master-key.ts';
 
 export type Mode = 'development' | 'production';
 
@@ -182,34 +182,6 @@ export const envSchema = z.object({
 /** The JWKS may be cached for at most ten minutes, and for at most half the propagation delay. */
 export function jwksMaxAge(propagationSeconds: number): number {
   return Math.min(600, Math.floor(propagationSeconds / 2));
-}
-/**
- * A network (RFC 4632; RFC 4291 §2.3) in the form connections are compared in, or undefined when
- * `value` is not one: a bare address is one host, an IPv4-mapped IPv6 range is the IPv4 one (a
- * dual-stack socket reports IPv4 peers as IPv4), and "10.1.2.3/8" is "10.0.0.0/8".
- */
-export function normalizeCidr(value: string): string | undefined {
-  let address: ipaddr.IPv4 | ipaddr.IPv6;
-  let bits: number;
-  try {
-    [address, bits] = value.includes('/') ? ipaddr.parseCIDR(value) : [ipaddr.parse(value), ipaddr.parse(value).kind() === 'ipv4' ? 32 : 128];
-  } catch {
-    return undefined;
-  }
-  if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
-    address = (address as ipaddr.IPv6).toIPv4Address();
-    bits -= 96;
-  }
-  const network = address.kind() === 'ipv4'
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${address.toString()}/${bits}`)
-    : ipaddr.IPv6.networkAddressFromCIDR(`${address.toString()}/${bits}`);
-  return `${network.toString()}/${bits}`;
-}
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-export function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || hostname.startsWith('127.');
 }
 
 /** Reads the configuration from an environment (process.env by default). Never throws. */

@@ -7,11 +7,11 @@ import { MissingKeysError, prepareKeys } from './app.ts';
 import { loadConfig } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate, pendingMigrations } from './db/migrator.ts';
-import { createLogger } from './logger.ts';
-import { resolveMasterKey, type ResolvedMasterKey } from './master-key.ts';
+import { createLogger } from './platform/logger.ts';
+import { resolveMasterKey, type ResolvedMasterKey } from './platform/master-key.ts';
 import { runPrimary } from './cluster.ts';
 import { serve } from './serve.ts';
-import { loadTlsMaterial, type TlsMaterial } from './tls.ts';
+import { loadTlsMaterial, type TlsMaterial } from './platform/tls.ts';
 import { hasSigningKeys, MasterKeyError, type Keyring } from './services/keys.ts';
 
 function fail(lines: string[]): never {

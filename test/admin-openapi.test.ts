@@ -6,7 +6,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PREFIX } from '../src/http/admin/openapi.ts';
 import { adminRouter } from '../src/http/admin/router.ts';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { adminCall, adminClient, tokenFor } from './support/admin.ts';
 import { freePort } from './support/process.ts';

@@ -5,8 +5,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareKeys } from '../src/app.ts';
-import { ArtifactKey } from '../src/artifact-hashing.ts';
-import { hashClientSecret } from '../src/crypto.ts';
+import { ArtifactKey } from '../src/domain/artifact-hashing.ts';
+import { hashClientSecret } from '../src/domain/crypto.ts';
 import { migrate, pendingMigrations } from '../src/db/migrator.ts';
 import { Directory } from '../src/oidc/directory.ts';
 import { createAdapterFactory } from '../src/oidc/adapter.ts';

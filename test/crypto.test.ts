@@ -1,6 +1,6 @@
 // Identifiers and client secrets.
 import { describe, expect, it } from 'vitest';
-import { generateClientSecret, hashClientSecret, isRandomId, randomId, secretMatchesAny } from '../src/crypto.ts';
+import { generateClientSecret, hashClientSecret, isRandomId, randomId, secretMatchesAny } from '../src/domain/crypto.ts';
 
 describe('identifiers and secrets', () => {
   it('never starts an identifier with "-" or "_", which a command line would misread', () => {

@@ -13,7 +13,7 @@ import { ADMIN_SCOPES, POSTERN_API } from '../src/services/admin.ts';
 import { updateApi } from '../src/services/apis.ts';
 import { createClient, updateClient } from '../src/services/clients.ts';
 import { createRole } from '../src/services/roles.ts';
-import { loadTlsMaterial } from '../src/tls.ts';
+import { loadTlsMaterial } from '../src/platform/tls.ts';
 import { createAuthority, selfSigned, tlsRequest, writePem, type Authority, type Issued } from './support/certificates.ts';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient, unique } from './support/fixtures.ts';

@@ -1,7 +1,7 @@
 // Self-registration (RFC 7591) with initial access tokens and RFC 7592 management, over real HTTP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArtifactKey } from '../src/artifact-hashing.ts';
-import { hashClientSecret } from '../src/crypto.ts';
+import { ArtifactKey } from '../src/domain/artifact-hashing.ts';
+import { hashClientSecret } from '../src/domain/crypto.ts';
 import { openKeyMaterial } from '../src/services/keys.ts';
 import { deleteClient } from '../src/services/clients.ts';
 import { createRegistrationToken } from '../src/services/registration.ts';

@@ -7,7 +7,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type Crypt
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateApi } from '../src/services/apis.ts';
 import { updateClient } from '../src/services/clients.ts';
-import { loadTlsMaterial } from '../src/tls.ts';
+import { loadTlsMaterial } from '../src/platform/tls.ts';
 import { createAuthority, writePem, type Authority, type Issued } from './support/certificates.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api } from './support/fixtures.ts';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { pemCertificates } from '../services/client-auth.ts';
 import * as clients from '../services/clients.ts';
-import { decodeCleanUtf8, isCleanJson } from '../text.ts';
+import { decodeCleanUtf8, isCleanJson } from '../domain/text.ts';
 import { action, collect, words } from './context.ts';
 import { fields, parseDuration, table } from './output.ts';
 

@@ -6,12 +6,12 @@ import { loadConfig, type Config } from '../config.ts';
 import { openDatabase, type Database } from '../db/database.ts';
 import { listMigrations, migrate } from '../db/migrator.ts';
 import type { Tables } from '../db/tables.ts';
-import { resolveMasterKey } from '../master-key.ts';
+import { resolveMasterKey } from '../platform/master-key.ts';
 import { AuditLog, auditorFor, type Auditor } from '../services/audit.ts';
-import { ArtifactKey } from '../artifact-hashing.ts';
+import { ArtifactKey } from '../domain/artifact-hashing.ts';
 import { hashStoredArtifacts } from '../services/artifacts.ts';
 import { openKeyMaterial, type Keyring } from '../services/keys.ts';
-import { isCleanJson } from '../text.ts';
+import { isCleanJson } from '../domain/text.ts';
 import { createOutput, type Output } from './output.ts';
 
 export interface CommandContext {

@@ -99,7 +99,7 @@ export interface SigningKeysTable {
   alg: string;
   /** Plaintext private JWK of a key stored before migration 0004, until a start encrypts it. */
   private_jwk: ColumnType<Record<string, unknown> | null, string | null, string | null>;
-  /** The private JWK sealed with the master key (src/key-encryption.ts). */
+  /** The private JWK sealed with the master key (src/domain/key-encryption.ts). */
   encrypted_private_jwk: string | null;
   public_jwk: Json<Record<string, unknown>>;
   /** Published from created_at; signs from activates_at; stops at retires_at; unpublished at remove_after. */
@@ -113,7 +113,7 @@ export interface ServerSecretsTable {
   name: string;
   /** Plaintext value stored before migration 0004, until a start encrypts it. */
   value: string | null;
-  /** The value sealed with the master key (src/key-encryption.ts). */
+  /** The value sealed with the master key (src/domain/key-encryption.ts). */
   encrypted_value: string | null;
   created_at: CreatedAt;
 }

@@ -6,11 +6,11 @@ import type Koa from 'koa';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import getRawBody from 'raw-body';
-import type { AuditSink } from '../audit-events.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 import type { Tables } from '../db/tables.ts';
-import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
-import { INTERACTION_PATH, STRICT_ROUTING } from '../endpoints.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { Metrics } from '../platform/metrics.ts';
+import { INTERACTION_PATH, STRICT_ROUTING } from '../domain/endpoints.ts';
 import { describeConsent } from '../services/consent.ts';
 import type { LoginProtection } from '../services/login-protection.ts';
 import { authenticateUser } from '../services/users.ts';
@@ -57,7 +57,7 @@ function formatWait(seconds: number): string {
 
 export function interactionRoutes(deps: InteractionDeps): Koa.Middleware {
   const cookiePath = `${deps.issuerPath}${INTERACTION_PATH}`;
-  // Exact paths only (src/endpoints.ts): the sign-in limit counts these and no other spelling.
+  // Exact paths only (src/domain/endpoints.ts): the sign-in limit counts these and no other spelling.
   const router = new Router({ prefix: cookiePath, ...STRICT_ROUTING });
 
   /**

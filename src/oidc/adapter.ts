@@ -1,10 +1,10 @@
 // oidc-provider's storage adapter over the oidc_payloads table, for every model but Client, which
 // comes from the clients table through the Directory. Bearer values are stored hashed or sealed
-// (src/artifact-hashing.ts): each method turns the value the provider presents into the stored id.
+// (src/domain/artifact-hashing.ts): each method turns the value the provider presents into the stored id.
 import type { Kysely } from 'kysely';
 import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { ArtifactKey } from '../artifact-hashing.ts';
-import { grantDigest } from '../crypto.ts';
+import type { ArtifactKey } from '../domain/artifact-hashing.ts';
+import { grantDigest } from '../domain/crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { awaitPropagation } from '../store/changes.ts';
 import * as payloads from '../store/oidc-payloads.ts';

@@ -9,10 +9,10 @@
 // writers wait for every live process's acknowledgement before they report success.
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { isRandomId } from '../crypto.ts';
+import { isRandomId } from '../domain/crypto.ts';
 import type { ChangeFeed } from '../db/change-feed.ts';
 import type { Tables } from '../db/tables.ts';
-import { MAX_RESOURCE_LENGTH } from '../parameter-limits.ts';
+import { MAX_RESOURCE_LENGTH } from '../domain/parameter-limits.ts';
 import { findApiByIdentifier } from '../store/apis.ts';
 import {
   acknowledgeMarker, deleteGoneProcesses, parseChange, publishChange, registerProcess, unregisterProcess,
@@ -20,8 +20,8 @@ import {
 import { findClientById, listClientSecrets } from '../store/clients.ts';
 import { isTokenRevoked, listLiveRevocations } from '../store/revocations.ts';
 import { listClientGrants } from '../store/roles.ts';
-import { detach } from '../text.ts';
-import { parseNetworks, type Network } from './network-policy.ts';
+import { detach } from '../domain/text.ts';
+import { parseNetworks, type Network } from '../domain/networks.ts';
 
 export interface ClientEntry {
   clientId: string;

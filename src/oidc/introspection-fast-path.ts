@@ -9,7 +9,7 @@
 import { decodeProtectedHeader } from 'jose';
 import type Koa from 'koa';
 import type Provider from 'oidc-provider';
-import { peekBody } from '../peek-body.ts';
+import { peekBody } from '../platform/peek-body.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);

@@ -11,9 +11,10 @@ import type Koa from 'koa';
 import compose from 'koa-compose';
 import mount from 'koa-mount';
 import type { ChangeFeed } from '../db/change-feed.ts';
-import { isProviderPath } from '../endpoints.ts';
+import { isProviderPath } from '../domain/endpoints.ts';
 import { parseChange } from '../store/changes.ts';
-import { describeKeySet, type KeySet } from './keys.ts';
+import type { KeySet } from '../domain/signing-keys.ts';
+import { describeKeySet } from './jwks.ts';
 import type { ProviderParts } from './provider.ts';
 
 export interface ProviderHolderOptions {
@@ -86,7 +87,7 @@ export class ProviderHolder {
     const serve = compose([...parts.fastPaths, mounted]);
     // oidc-provider would also answer `/TOKEN` or `/token/`, which request limits and the fast
     // paths would not recognise: it only sees the paths it serves, spelled exactly
-    // (src/endpoints.ts); any other goes on, to the 404 at the end.
+    // (src/domain/endpoints.ts); any other goes on, to the 404 at the end.
     const middleware: Koa.Middleware = (ctx, next) => (isProviderPath(ctx.path, prefix) ? serve(ctx, next) : next());
     return { ...parts, keys, middleware };
   }

@@ -3,21 +3,22 @@ import { randomBytes } from 'node:crypto';
 import type Koa from 'koa';
 import type { Kysely } from 'kysely';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import type { ArtifactKey } from '../artifact-hashing.ts';
-import { NO_AUDIT, type AuditSink } from '../audit-events.ts';
+import type { ArtifactKey } from '../domain/artifact-hashing.ts';
+import { NO_AUDIT, type AuditSink } from '../domain/audit-events.ts';
 import type { Config } from '../config.ts';
-import { grantDigest, secretMatchesAny } from '../crypto.ts';
-import { PROVIDER_ROUTES } from '../endpoints.ts';
+import { grantDigest, secretMatchesAny } from '../domain/crypto.ts';
+import { PROVIDER_ROUTES } from '../domain/endpoints.ts';
 import type { Tables } from '../db/tables.ts';
 import { findAccount, personGrants, SCOPE_CLAIMS } from './accounts.ts';
 import { createAdapterFactory, type NetworkRefusal } from './adapter.ts';
-import { CLIENT_AUTH_ALGS } from './client-keys.ts';
-import { certificateMatchesSubject, TLS_SUBJECT_FIELDS, type TlsSubjectField } from './certificates.ts';
+import { CLIENT_AUTH_ALGS } from '../domain/client-keys.ts';
+import { certificateMatchesSubject, TLS_SUBJECT_FIELDS, type TlsSubjectField } from '../domain/certificates.ts';
 import { ClientCertificates } from './client-certificates.ts';
 import { auditProviderEvents } from './audit-events.ts';
 import { registrationFeatures, registrationMiddleware, type RegistrationHandlers } from './registration.ts';
 import type { Directory } from './directory.ts';
-import { providerJwks, type KeySet } from './keys.ts';
+import type { KeySet } from '../domain/signing-keys.ts';
+import { providerJwks } from './jwks.ts';
 import { checkBeforeConsuming, redemptionCheck } from './redemption-check.ts';
 import { resourceIndicators } from './resource-policy.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
@@ -208,7 +209,7 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       url: (_ctx, interaction) => `${issuerPath}/interaction/${interaction.uid}`,
     },
     claims: SCOPE_CLAIMS,
-    // Given explicitly: the same table decides which paths reach the provider (src/endpoints.ts).
+    // Given explicitly: the same table decides which paths reach the provider (src/domain/endpoints.ts).
     routes: PROVIDER_ROUTES,
     // OAuth 2.0 Security BCP §4.14: a refresh token is good for one use; a replayed one revokes
     // the grant (the provider's reuse detection), and the adapter's atomic consume lets exactly one

@@ -4,7 +4,7 @@
 // hashes the secret, applies the CLI's rules and binds the initial access token's roles.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import { generateClientSecret, randomId } from '../crypto.ts';
+import { generateClientSecret, randomId } from '../domain/crypto.ts';
 
 export interface RegistrationRequest { requestId?: string | null; sourceAddress?: string | null }
 

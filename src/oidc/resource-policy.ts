@@ -6,7 +6,7 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Tables } from '../db/tables.ts';
 import { personGrants } from './accounts.ts';
 import type { ApiEntry, Directory } from './directory.ts';
-import { INTROSPECT_SCOPE, POSTERN_API } from './postern-api.ts';
+import { INTROSPECT_SCOPE, POSTERN_API } from '../domain/postern-api.ts';
 
 export { INTROSPECT_SCOPE, POSTERN_API };
 

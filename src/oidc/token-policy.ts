@@ -5,21 +5,21 @@
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type { Kysely } from 'kysely';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import { revokedGrantJti } from '../crypto.ts';
+import { revokedGrantJti } from '../domain/crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { awaitPropagation, publishChange } from '../store/changes.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
 import { currentPersonGrants } from './accounts.ts';
-import { detach } from '../text.ts';
+import { detach } from '../domain/text.ts';
 import type { ClientEntry, Directory } from './directory.ts';
-import { ACCESS_TOKEN_ALGS, publicJwk } from './keys.ts';
+import { ACCESS_TOKEN_ALGS, publicJwk } from '../domain/signing-keys.ts';
 import { INTROSPECT_SCOPE, POSTERN_API } from './resource-policy.ts';
 
 export interface AccessTokenClaims extends JWTPayload {
   client_id?: string;
   scope?: string;
   roles?: string[];
-  /** Digest of the grant a person's token was issued from (src/crypto.ts grantDigest). */
+  /** Digest of the grant a person's token was issued from (src/domain/crypto.ts grantDigest). */
   gid?: string;
   cnf?: { jkt?: string; 'x5t#S256'?: string };
 }

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Tables } from '../db/tables.ts';
-import { POSTERN_API } from '../oidc/postern-api.ts';
+import { POSTERN_API } from '../domain/postern-api.ts';
 import { findClientByName } from '../store/clients.ts';
 import { findRole, listClientsGrantedScope } from '../store/roles.ts';
 import { requireApi } from './apis.ts';

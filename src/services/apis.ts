@@ -1,8 +1,8 @@
 // Use-cases for APIs (resource servers): the `aud` of tokens and the scopes they define.
 import type { Kysely } from 'kysely';
-import { randomId } from '../crypto.ts';
+import { randomId } from '../domain/crypto.ts';
 import type { Tables } from '../db/tables.ts';
-import { ACCESS_TOKEN_ALGS, DEFAULT_ACCESS_TOKEN_ALG } from '../oidc/keys.ts';
+import { ACCESS_TOKEN_ALGS, DEFAULT_ACCESS_TOKEN_ALG } from '../domain/signing-keys.ts';
 import * as apis from '../store/apis.ts';
 import { publishChange } from '../store/changes.ts';
 import { findClientById, findClientByName } from '../store/clients.ts';

@@ -1,6 +1,6 @@
 // Reading the audit log (admin API, `postern audit tail`) and pruning it past its retention.
 import type { Kysely } from 'kysely';
-import { AUDIT_EVENT_TYPES, NO_AUDIT, type AuditSink } from '../audit-events.ts';
+import { AUDIT_EVENT_TYPES, NO_AUDIT, type AuditSink } from '../domain/audit-events.ts';
 import type { Tables } from '../db/tables.ts';
 import * as store from '../store/audit.ts';
 import { findClientById, findClientByName } from '../store/clients.ts';

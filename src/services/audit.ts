@@ -7,11 +7,11 @@ import type { Kysely } from 'kysely';
 import {
   aggregationKeys, AUDIT_DETAIL_KEYS, AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType,
   type AuditSink,
-} from '../audit-events.ts';
+} from '../domain/audit-events.ts';
 import type { Tables } from '../db/tables.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../platform/logger.ts';
 import * as store from '../store/audit.ts';
-import { detach } from '../text.ts';
+import { detach } from '../domain/text.ts';
 
 export { AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType, type AuditSink };
 

@@ -2,7 +2,7 @@
 // key pair of their own (private_key_jwt), optionally only from given networks; and web or native
 // apps that sign people in (authorization code + PKCE).
 import type { Kysely } from 'kysely';
-import { generateClientSecret, hashClientSecret, randomId } from '../crypto.ts';
+import { generateClientSecret, hashClientSecret, randomId } from '../domain/crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { publishChange } from '../store/changes.ts';
 import * as clients from '../store/clients.ts';
@@ -12,7 +12,7 @@ import type { Db } from '../store/types.ts';
 import {
   checkNetworks, credentialMetadata, credentialsOf, CREDENTIAL_PROPERTIES, type ClientCredentialsInput,
 } from './client-auth.ts';
-import type { TlsSubject } from '../oidc/certificates.ts';
+import type { TlsSubject } from '../domain/certificates.ts';
 import { checkSignInSettings, PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
 import { toView, type ClientView, type StoredMetadata } from './client-view.ts';
 

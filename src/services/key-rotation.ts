@@ -5,15 +5,15 @@
 import type { Kysely } from 'kysely';
 import type { JWK } from 'jose';
 import type { Tables } from '../db/tables.ts';
-import { envelopeFingerprint, type MasterKey } from '../key-encryption.ts';
+import { envelopeFingerprint, type MasterKey } from '../domain/key-encryption.ts';
 import {
   generateSigningKeys, publicJwk, SIGNED_TOKEN_MAX_LIFETIME_SECONDS, type KeySet, type KeyState, type PublishedKey,
-} from '../oidc/keys.ts';
+} from '../domain/signing-keys.ts';
 import { publishChange } from '../store/changes.ts';
 import * as keys from '../store/keys.ts';
 import type { Db } from '../store/types.ts';
 import { conflict, notFound } from './errors.ts';
-import { deriveKeyState, nextKeyTransition } from './key-state.ts';
+import { deriveKeyState, nextKeyTransition } from '../domain/key-state.ts';
 import { insertSealedSigningKey, MasterKeyError, readSigningKey, type Keyring } from './keys.ts';
 
 const DAY_MS = 86_400_000;

@@ -4,19 +4,19 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { JWK } from 'jose';
-import { ArtifactKey } from '../artifact-hashing.ts';
+import { ArtifactKey } from '../domain/artifact-hashing.ts';
 import type { Tables } from '../db/tables.ts';
-import { DecryptionError, envelopeFingerprint, openSecret, sealSecret, type MasterKey } from '../key-encryption.ts';
-import { generateSigningKeys, publicJwk, type PrivateKey } from '../oidc/keys.ts';
+import { DecryptionError, envelopeFingerprint, openSecret, sealSecret, type MasterKey } from '../domain/key-encryption.ts';
+import { generateSigningKeys, publicJwk, type PrivateKey } from '../domain/signing-keys.ts';
 import * as keys from '../store/keys.ts';
 import type { Db } from '../store/types.ts';
 import { conflict, invalid } from './errors.ts';
-import { deriveKeyState } from './key-state.ts';
+import { deriveKeyState } from '../domain/key-state.ts';
 
 const COOKIE_KEYS = 'cookie_keys';
 /** HMAC key of DPoP server nonces (RFC 9449 §8): shared by every process, so any one accepts a nonce another issued. */
 const DPOP_NONCE_SECRET = 'dpop_nonce_secret';
-/** The artifact key: tokens, codes and session ids are stored under an HMAC with it (src/artifact-hashing.ts). */
+/** The artifact key: tokens, codes and session ids are stored under an HMAC with it (src/domain/artifact-hashing.ts). */
 const ARTIFACT_KEY = 'artifact_key';
 
 // Each ciphertext is bound to its row: a value copied into another row fails to decrypt.

@@ -3,8 +3,8 @@
 // stores: the same rules as `clients create`, a hashed secret, and exactly the roles bound to the
 // initial access token used.
 import type { Kysely } from 'kysely';
-import type { AuditSink } from '../audit-events.ts';
-import { generateClientSecret, hashClientSecret, randomId } from '../crypto.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
+import { generateClientSecret, hashClientSecret, randomId } from '../domain/crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { publishChange } from '../store/changes.ts';
 import * as clientStore from '../store/clients.ts';

@@ -1,6 +1,6 @@
 // Use-cases for roles: named sets of API scopes, assigned to clients and to people.
 import type { Kysely } from 'kysely';
-import { randomId } from '../crypto.ts';
+import { randomId } from '../domain/crypto.ts';
 import type { Tables } from '../db/tables.ts';
 import { publishChange } from '../store/changes.ts';
 import * as roles from '../store/roles.ts';

@@ -1,8 +1,8 @@
 // Use-cases for people who sign in through the browser: accounts, passwords, sessions.
 import type { Kysely } from 'kysely';
-import { grantDigest, randomId } from '../crypto.ts';
+import { grantDigest, randomId } from '../domain/crypto.ts';
 import type { Tables } from '../db/tables.ts';
-import { hashPassword, passwordNeedsRehash, verifyDecoy, verifyPassword } from '../passwords.ts';
+import { hashPassword, passwordNeedsRehash, verifyDecoy, verifyPassword } from '../domain/passwords.ts';
 import { deletePayloadsOfAccount, listGrantsOfAccount } from '../store/oidc-payloads.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
 import type { Db } from '../store/types.ts';

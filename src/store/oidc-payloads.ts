@@ -1,5 +1,5 @@
 // SQL for oidc-provider artifacts: one table, keyed by (model, id). What goes in a row (ids hashed,
-// bearer values sealed) is decided by the adapter (src/artifact-hashing.ts); this module stores it.
+// bearer values sealed) is decided by the adapter (src/domain/artifact-hashing.ts); this module stores it.
 import { sql } from 'kysely';
 import type { Db } from './types.ts';
 

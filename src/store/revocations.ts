@@ -1,6 +1,6 @@
 // SQL for the revocation list of JWT access tokens (they are not stored, so revoking one records
 // its jti until the moment it would have expired anyway).
-import { revokedGrantJti } from '../crypto.ts';
+import { revokedGrantJti } from '../domain/crypto.ts';
 import { publishChange } from './changes.ts';
 import type { Db } from './types.ts';
 

@@ -1,5 +1,5 @@
 // The closed vocabulary of the audit log: event types, actor kinds, and the detail keys that may
-// be stored. A leaf module (like config.ts) so that every layer, oidc/ included, can name events
+// be stored. In domain/ (a leaf) so that every layer, oidc/ included, can name events
 // without importing the service that writes them.
 
 export const AUDIT_EVENT_TYPES = [

@@ -4,8 +4,8 @@
 import type { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
-import type { Config } from './config.ts';
-import { parseCertificateBundle } from './oidc/certificates.ts';
+import type { Config } from '../config.ts';
+import { parseCertificateBundle } from '../domain/certificates.ts';
 
 export interface TlsMaterial {
   /** The listener's secure context options; undefined without TLS_CERT_FILE (plain http). */

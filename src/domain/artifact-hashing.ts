@@ -4,7 +4,7 @@
 // stored under HMAC-SHA-256 of its value, and the few bearer values the provider must read back
 // from a row (a session's id when it is found by its uid, an interaction's return URL) are sealed
 // with AES-256-GCM. Both keys derive from the artifact key, a server secret sealed under the master
-// key, so a dump alone gives away neither. A leaf module, like crypto.ts: no I/O, no oidc-provider.
+// key, so a dump alone gives away neither. A leaf module (domain/): no I/O, no oidc-provider.
 import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 

@@ -1,4 +1,4 @@
-// Small cryptographic helpers shared by every layer (a leaf, like config.ts).
+// Small cryptographic helpers shared by every layer (domain/: no I/O, nothing of Postern imported).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { readListenerSettings, type Config } from './config.ts';
-import { pemCertificates } from './oidc/certificates.ts';
+import { readListenerSettings, type Config } from '../config.ts';
+import { pemCertificates } from '../domain/certificates.ts';
 
 export interface ProbeTarget {
   url: string;
