@@ -5,4 +5,5 @@
 // no database and reads no key. Node 22.18+ (it runs the TypeScript sources, as the server does).
 (await import('node:module')).enableCompileCache?.();
 const { runHealthcheck } = await import('../src/platform/healthcheck.ts');
-process.exitCode = await runHealthcheck(process.argv.slice(2));
+const { readListenerSettings } = await import('../src/config.ts');
+process.exitCode = await runHealthcheck(process.argv.slice(2), readListenerSettings);

@@ -1,7 +1,6 @@
 // The composition root: the only module that wires every layer together.
 import type { X509Certificate } from 'node:crypto';
 import type Koa from 'koa';
-import type Provider from 'oidc-provider';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
 import { adminApi, adminApp } from './http/admin/router.ts';
@@ -19,7 +18,7 @@ import { pendingMigrations } from './db/migrator.ts';
 import { pingDatabase } from './store/health.ts';
 import { Directory } from './oidc/directory.ts';
 import { ClientCertificates } from './oidc/client-certificates.ts';
-import { createProvider } from './oidc/provider.ts';
+import { createProvider, type Provider } from './oidc/provider.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
 import { createKeySetLoader, listKeys, rotateSigningKeysIfDue, type KeyRotation } from './services/key-rotation.ts';
 import { LoginProtection } from './services/login-protection.ts';

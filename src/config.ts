@@ -4,6 +4,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { isLoopbackHost, normalizeCidr } from './domain/networks.ts';
 import { readMasterKeySettings, type MasterKeySettings } from './platform/master-key.ts';
+import type { LoginProtectionSettings } from './services/login-protection.ts';
+import type { RateLimitSettings } from './services/rate-limits.ts';
 
 export type Mode = 'development' | 'production';
 
@@ -70,33 +72,6 @@ export interface Config extends MasterKeySettings {
   redisUrl: string | undefined;
   rateLimitStore: 'memory' | 'postgres' | 'redis';
   rateLimits: RateLimitSettings;
-}
-
-export interface LoginProtectionSettings {
-  /** Failed logins for one username within `windowSeconds` before it is locked. */
-  maxFailures: number;
-  /** Failed logins from one source address within `windowSeconds` before it is locked. */
-  addressMaxFailures: number;
-  /** How long a lockout lasts. */
-  lockoutSeconds: number;
-  /** Failures older than this are forgotten. */
-  windowSeconds: number;
-  /** Failures after which each further attempt must wait (1 s, 2 s, 4 s, ...) before it is checked. */
-  slowDownAfter: number;
-}
-
-export interface RateLimitSettings {
-  keyPrefix: string;
-  windowSeconds: number;
-  /** 0: no limit. */
-  perClient: number;
-  perClientOverrides: Map<string, number>;
-  perAddress: number;
-  signInPerAddress: number;
-  /** The authorization and logout endpoints, which write rows for anonymous requests. */
-  authorizePerAddress: number;
-  invalidClient: number;
-  invalidClientBlockSeconds: number;
 }
 
 /** `a=10,b=0` to a map; undefined when malformed. */

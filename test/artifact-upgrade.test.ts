@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareKeys } from '../src/app.ts';
 import { ArtifactKey } from '../src/domain/artifact-hashing.ts';
-import { hashClientSecret } from '../src/domain/crypto.ts';
+import { sha256Hex } from '../src/domain/crypto.ts';
 import { migrate, pendingMigrations } from '../src/db/migrator.ts';
 import { Directory } from '../src/oidc/directory.ts';
 import { createAdapterFactory } from '../src/oidc/adapter.ts';
@@ -36,7 +36,7 @@ async function asOldVersionWroteThem(key: ArtifactKey): Promise<Record<string, u
     if (row.model === 'Grant') return { ...columns, payload: JSON.stringify(row.payload) };
     if (!raw) throw new Error(`no value seen for a ${row.model} row`);
     // Registration access tokens were stored under their SHA-256 already, without jti.
-    if (row.model === 'RegistrationAccessToken') return { ...columns, id: hashClientSecret(raw), payload: JSON.stringify(row.payload) };
+    if (row.model === 'RegistrationAccessToken') return { ...columns, id: sha256Hex(raw), payload: JSON.stringify(row.payload) };
     return { ...columns, id: raw, payload: JSON.stringify(key.restore(row.model, row.id, row.payload, raw)) };
   });
 }

@@ -1,7 +1,7 @@
 // Self-registration (RFC 7591) with initial access tokens and RFC 7592 management, over real HTTP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArtifactKey } from '../src/domain/artifact-hashing.ts';
-import { hashClientSecret } from '../src/domain/crypto.ts';
+import { sha256Hex } from '../src/domain/crypto.ts';
 import { openKeyMaterial } from '../src/services/keys.ts';
 import { deleteClient } from '../src/services/clients.ts';
 import { createRegistrationToken } from '../src/services/registration.ts';
@@ -87,12 +87,12 @@ describe('registration (RFC 7591)', () => {
     const row = await db.selectFrom('clients').selectAll().where('client_id', '=', credentials.id).executeTakeFirstOrThrow();
     expect(JSON.stringify(row.metadata)).not.toContain(credentials.secret);
     const secrets = await db.selectFrom('client_secrets').select('secret_hash').where('client_id', '=', credentials.id).execute();
-    expect(secrets).toEqual([{ secret_hash: hashClientSecret(credentials.secret) }]);
+    expect(secrets).toEqual([{ secret_hash: sha256Hex(credentials.secret) }]);
     // The registration access token is stored under its keyed hash only.
     const payloads = await db.selectFrom('oidc_payloads').select(['id', 'payload']).where('model', '=', 'RegistrationAccessToken').execute();
     expect(JSON.stringify(payloads)).not.toContain(res.body.registration_access_token);
     expect(payloads.map((p) => p.id)).toContain(storedId(res.body.registration_access_token));
-    expect(payloads.map((p) => p.id)).not.toContain(hashClientSecret(res.body.registration_access_token));
+    expect(payloads.map((p) => p.id)).not.toContain(sha256Hex(res.body.registration_access_token));
   });
 
   it('refuses an exhausted token and an expired one (401 invalid_token)', async () => {

@@ -1,11 +1,10 @@
 // What every command needs: the configured database (migrated) and the output format.
 import os from 'node:os';
 import type { Command } from 'commander';
-import type { Kysely } from 'kysely';
 import { loadConfig, type Config } from '../config.ts';
 import { openDatabase, type Database } from '../db/database.ts';
 import { listMigrations, migrate } from '../db/migrator.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { resolveMasterKey } from '../platform/master-key.ts';
 import { AuditLog, auditorFor, type Auditor } from '../services/audit.ts';
 import { ArtifactKey } from '../domain/artifact-hashing.ts';
@@ -15,7 +14,7 @@ import { isCleanJson } from '../domain/text.ts';
 import { createOutput, type Output } from './output.ts';
 
 export interface CommandContext {
-  db: Kysely<Tables>;
+  db: Db;
   database: Database;
   out: Output;
   config: Config;

@@ -1,5 +1,5 @@
 // Table types for kysely, matching migrations/. Timestamps come back as Date from both pg and PGlite.
-import type { ColumnType, Generated } from 'kysely';
+import type { ColumnType, Generated, Kysely } from 'kysely';
 
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
 type UpdatedAt = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -209,3 +209,9 @@ export interface Tables {
   registration_tokens: RegistrationTokensTable;
   registration_token_roles: RegistrationTokenRolesTable;
 }
+
+/**
+ * What every store, service and adapter function takes: a connection pool or a transaction
+ * (kysely's Transaction is a Kysely, so one type covers both).
+ */
+export type Db = Kysely<Tables>;

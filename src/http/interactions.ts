@@ -3,11 +3,10 @@
 import Router from '@koa/router';
 import Tokens from 'csrf';
 import type Koa from 'koa';
-import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import getRawBody from 'raw-body';
 import type { AuditSink } from '../domain/audit-events.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { Metrics } from '../platform/metrics.ts';
 import { INTERACTION_PATH, STRICT_ROUTING } from '../domain/endpoints.ts';
@@ -19,7 +18,7 @@ import { originOf, type Pages } from './pages.ts';
 export interface InteractionDeps {
   /** The provider now serving (it is rebuilt when signing keys change). */
   provider(): Provider;
-  db: Kysely<Tables>;
+  db: Db;
   pages: Pages;
   protection: LoginProtection;
   logger: Logger;

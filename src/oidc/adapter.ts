@@ -1,11 +1,10 @@
 // oidc-provider's storage adapter over the oidc_payloads table, for every model but Client, which
 // comes from the clients table through the Directory. Bearer values are stored hashed or sealed
 // (src/domain/artifact-hashing.ts): each method turns the value the provider presents into the stored id.
-import type { Kysely } from 'kysely';
 import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { ArtifactKey } from '../domain/artifact-hashing.ts';
 import { grantDigest } from '../domain/crypto.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { awaitPropagation } from '../store/changes.ts';
 import * as payloads from '../store/oidc-payloads.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
@@ -38,10 +37,10 @@ type Waiter = { resolve(value: payloads.StoredPayload | undefined): void; reject
  * which becomes one query instead of three (the three share one hashed id).
  */
 class PayloadReader {
-  #db: Kysely<Tables>;
+  #db: Db;
   #pending = new Map<string, Map<string, Waiter[]>>();
 
-  constructor(db: Kysely<Tables>) {
+  constructor(db: Db) {
     this.#db = db;
   }
 
@@ -70,13 +69,13 @@ class PayloadReader {
 }
 
 class PayloadAdapter implements Adapter {
-  #db: Kysely<Tables>;
+  #db: Db;
   #model: string;
   #reader: PayloadReader;
   /** Absent only for replay detection, whose ids are not bearer values. */
   #key: ArtifactKey | undefined;
 
-  constructor(db: Kysely<Tables>, model: string, reader: PayloadReader, key?: ArtifactKey) {
+  constructor(db: Db, model: string, reader: PayloadReader, key?: ArtifactKey) {
     this.#db = db;
     this.#model = model;
     this.#reader = reader;
@@ -171,9 +170,9 @@ const REPLAY_MEMORY_SECONDS = 2 * 300 + 60;
  * exactly one of them goes on; `upsert` then stores its real expiry.
  */
 class ReplayDetectionAdapter extends PayloadAdapter {
-  #db: Kysely<Tables>;
+  #db: Db;
 
-  constructor(db: Kysely<Tables>, reader: PayloadReader) {
+  constructor(db: Db, reader: PayloadReader) {
     super(db, 'ReplayDetection', reader);
     this.#db = db;
   }
@@ -312,7 +311,7 @@ class ClientAdapter implements Adapter {
   async revokeByGrantId(): Promise<void> {}
 }
 
-export function createAdapterFactory(db: Kysely<Tables>, directory: Directory, options: AdapterOptions) {
+export function createAdapterFactory(db: Db, directory: Directory, options: AdapterOptions) {
   const reader = new PayloadReader(db);
   return (model: string): Adapter => {
     if (model === 'Client') return new ClientAdapter(directory, options);

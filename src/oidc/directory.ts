@@ -8,10 +8,9 @@
 // acknowledges the propagation markers writers publish after committing (store/changes.ts);
 // writers wait for every live process's acknowledgement before they report success.
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { isRandomId } from '../domain/crypto.ts';
 import type { ChangeFeed } from '../db/change-feed.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { MAX_RESOURCE_LENGTH } from '../domain/parameter-limits.ts';
 import { findApiByIdentifier } from '../store/apis.ts';
 import {
@@ -53,7 +52,7 @@ export interface ApiEntry {
 }
 
 export class Directory {
-  #db: Kysely<Tables>;
+  #db: Db;
   #changes: ChangeFeed | null;
   #clients = new Map<string, Promise<ClientEntry | undefined>>();
   #apis = new Map<string, Promise<ApiEntry | undefined>>();
@@ -72,7 +71,7 @@ export class Directory {
   #heartbeat: NodeJS.Timeout | undefined;
   #pingOutstanding = false;
 
-  constructor(db: Kysely<Tables>, changes: ChangeFeed | null) {
+  constructor(db: Db, changes: ChangeFeed | null) {
     this.#db = db;
     this.#changes = changes;
     this.#unsubscribe = changes?.subscribe({

@@ -1,14 +1,12 @@
 // All oidc-provider configuration. The only module (with its siblings in oidc/) that imports it.
 import { randomBytes } from 'node:crypto';
 import type Koa from 'koa';
-import type { Kysely } from 'kysely';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ArtifactKey } from '../domain/artifact-hashing.ts';
 import { NO_AUDIT, type AuditSink } from '../domain/audit-events.ts';
-import type { Config } from '../config.ts';
 import { grantDigest, secretMatchesAny } from '../domain/crypto.ts';
 import { PROVIDER_ROUTES } from '../domain/endpoints.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { findAccount, personGrants, SCOPE_CLAIMS } from './accounts.ts';
 import { createAdapterFactory, type NetworkRefusal } from './adapter.ts';
 import { CLIENT_AUTH_ALGS } from '../domain/client-keys.ts';
@@ -25,8 +23,21 @@ import { introspectionFastPath } from './introspection-fast-path.ts';
 import { tokenErrorAnswers } from './token-errors.ts';
 import { TokenPolicy, type AuthorizedCaller } from './token-policy.ts';
 
+/** The protocol engine's type, for the composition root (nothing outside oidc/ imports oidc-provider). */
+export type { Provider };
+
+/** What the provider takes of the configuration (config.ts). */
+export interface ProviderSettings {
+  mode: 'development' | 'production';
+  issuer: string;
+  trustProxy: boolean;
+  dpopRequireNonce: boolean;
+  maxBodyBytes: number;
+  keyRotation: { jwksMaxAgeSeconds: number };
+}
+
 export interface ProviderDeps {
-  db: Kysely<Tables>;
+  db: Db;
   directory: Directory;
   /** The published signing keys; a new key set means a new provider (see provider-holder.ts). */
   keys: KeySet;
@@ -103,7 +114,7 @@ function publishJwks(keys: KeySet, maxAgeSeconds: number) {
   };
 }
 
-export function createProvider(config: Config, deps: ProviderDeps): ProviderParts {
+export function createProvider(config: ProviderSettings, deps: ProviderDeps): ProviderParts {
   const { directory } = deps;
   const tokenPolicy = new TokenPolicy({
     db: deps.db,

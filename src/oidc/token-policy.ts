@@ -3,10 +3,9 @@
 // (signature, issuer, expiry, revocation list, client still enabled) and applies one policy to
 // JWT and opaque tokens alike.
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
-import type { Kysely } from 'kysely';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { revokedGrantJti } from '../domain/crypto.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { awaitPropagation, publishChange } from '../store/changes.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
 import { currentPersonGrants } from './accounts.ts';
@@ -35,7 +34,7 @@ export interface AuthorizedCaller {
 }
 
 export interface TokenPolicyDeps {
-  db: Kysely<Tables>;
+  db: Db;
   directory: Directory;
   issuer: string;
   signingKeys: JWK[];

@@ -1,8 +1,7 @@
 // Use-cases for administering Postern itself: the admin scopes of the built-in API and the first
 // admin client, which the admin API then trusts.
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { POSTERN_API } from '../domain/postern-api.ts';
 import { findClientByName } from '../store/clients.ts';
 import { findRole, listClientsGrantedScope } from '../store/roles.ts';
@@ -31,7 +30,7 @@ export interface BootstrapResult extends ClientWithSecret {
  * silently mint more admin credentials.
  */
 export async function bootstrapAdmin(
-  db: Kysely<Tables>,
+  db: Db,
   input: { name?: string; force?: boolean } = {},
   audit: Auditor = NO_AUDITOR,
 ): Promise<BootstrapResult> {

@@ -1,12 +1,10 @@
 // Use-cases for APIs (resource servers): the `aud` of tokens and the scopes they define.
-import type { Kysely } from 'kysely';
 import { randomId } from '../domain/crypto.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { ACCESS_TOKEN_ALGS, DEFAULT_ACCESS_TOKEN_ALG } from '../domain/signing-keys.ts';
 import * as apis from '../store/apis.ts';
 import { publishChange } from '../store/changes.ts';
 import { findClientById, findClientByName } from '../store/clients.ts';
-import type { Db } from '../store/types.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { writeAndPropagate } from './propagation.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
@@ -114,7 +112,7 @@ export interface CreateApiInput {
   requireMtls?: boolean;
 }
 
-export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
+export async function createApi(db: Db, input: CreateApiInput, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
   const identifier = checkResourceIdentifier(input.identifier);
   const name = input.name === undefined ? undefined : checkName(input.name);
   const scopes = checkScopes(input.scopes ?? []);
@@ -149,11 +147,11 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit
   }
 }
 
-export async function listApis(db: Kysely<Tables>): Promise<ApiView[]> {
+export async function listApis(db: Db): Promise<ApiView[]> {
   return (await apis.listApis(db)).map(toView);
 }
 
-export async function getApi(db: Kysely<Tables>, ref: string): Promise<ApiView> {
+export async function getApi(db: Db, ref: string): Promise<ApiView> {
   return toView(await requireApi(db, ref));
 }
 
@@ -173,7 +171,7 @@ export interface UpdateApiInput {
 }
 
 export async function updateApi(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   input: UpdateApiInput,
   audit: Auditor = NO_AUDITOR,
@@ -226,7 +224,7 @@ export async function updateApi(
   }
 }
 
-export async function deleteApi(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
+export async function deleteApi(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
   const deleted = await writeAndPropagate(db, async (trx) => {
     const api = await requireApi(trx, ref);
     if (api.system) throw new ServiceError('forbidden', `the ${api.name} API is built in and cannot be deleted`);

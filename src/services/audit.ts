@@ -3,12 +3,11 @@
 // interval and on close(). Token issuance is only counted, and written as one `token.issued` row
 // per client per interval, so that issuing a token adds no database write; refusals that anyone
 // can cause at will are counted the same way (aggregationKeys), so that they add none either.
-import type { Kysely } from 'kysely';
 import {
   aggregationKeys, AUDIT_DETAIL_KEYS, AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType,
   type AuditSink,
 } from '../domain/audit-events.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import type { Logger } from '../platform/logger.ts';
 import * as store from '../store/audit.ts';
 import { detach } from '../domain/text.ts';
@@ -111,7 +110,7 @@ export interface AuditLogOptions {
 }
 
 export class AuditLog implements AuditSink {
-  #db: Kysely<Tables>;
+  #db: Db;
   #logger: Logger | undefined;
   #buffer: store.NewAuditEvent[] = [];
   #max: number;
@@ -124,7 +123,7 @@ export class AuditLog implements AuditSink {
   #timers: NodeJS.Timeout[] = [];
   #flushing: Promise<void> = Promise.resolve();
 
-  constructor(db: Kysely<Tables>, options: AuditLogOptions = {}) {
+  constructor(db: Db, options: AuditLogOptions = {}) {
     this.#db = db;
     this.#logger = options.logger;
     this.#max = options.maxBuffered ?? 10_000;

@@ -1,14 +1,12 @@
 // Use-cases for clients: services that authenticate with a server-generated secret, or with a
 // key pair of their own (private_key_jwt), optionally only from given networks; and web or native
 // apps that sign people in (authorization code + PKCE).
-import type { Kysely } from 'kysely';
-import { generateClientSecret, hashClientSecret, randomId } from '../domain/crypto.ts';
-import type { Tables } from '../db/tables.ts';
+import { generateClientSecret, sha256Hex, randomId } from '../domain/crypto.ts';
+import type { Db } from '../db/tables.ts';
 import { publishChange } from '../store/changes.ts';
 import * as clients from '../store/clients.ts';
 import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as roles from '../store/roles.ts';
-import type { Db } from '../store/types.ts';
 import {
   checkNetworks, credentialMetadata, credentialsOf, CREDENTIAL_PROPERTIES, type ClientCredentialsInput,
 } from './client-auth.ts';
@@ -107,7 +105,7 @@ export async function insertServiceClient(
     },
   });
   await clients.insertClientSecret(trx, {
-    id: randomId('sec_'), clientId, secretHash: hashClientSecret(input.clientSecret),
+    id: randomId('sec_'), clientId, secretHash: sha256Hex(input.clientSecret),
   });
   for (const roleId of input.roleIds) await roles.insertClientRole(trx, clientId, roleId);
   await publishChange(trx, { kind: 'client', clientId });
@@ -115,7 +113,7 @@ export async function insertServiceClient(
 }
 
 export async function createClient(
-  db: Kysely<Tables>,
+  db: Db,
   input: CreateClientInput,
   audit: Auditor = NO_AUDITOR,
 ): Promise<CreatedClient> {
@@ -168,7 +166,7 @@ export async function createClient(
       });
       if (clientSecret !== null) {
         await clients.insertClientSecret(trx, {
-          id: randomId('sec_'), clientId, secretHash: hashClientSecret(clientSecret),
+          id: randomId('sec_'), clientId, secretHash: sha256Hex(clientSecret),
         });
       }
       for (const role of roleRows) await roles.insertClientRole(trx, clientId, role.id);
@@ -186,12 +184,12 @@ export async function createClient(
   }
 }
 
-export async function listClients(db: Kysely<Tables>): Promise<ClientView[]> {
+export async function listClients(db: Db): Promise<ClientView[]> {
   const rows = await clients.listClients(db);
   return Promise.all(rows.map((row) => toView(db, row)));
 }
 
-export async function getClient(db: Kysely<Tables>, ref: string): Promise<ClientView> {
+export async function getClient(db: Db, ref: string): Promise<ClientView> {
   return toView(db, await requireClient(db, ref));
 }
 
@@ -217,7 +215,7 @@ function decodeCursor(cursor: string): string {
 }
 
 /** A page of clients in name order, filtered. */
-export async function listClientsPage(db: Kysely<Tables>, query: ListClientsQuery = {}): Promise<ClientPage> {
+export async function listClientsPage(db: Db, query: ListClientsQuery = {}): Promise<ClientPage> {
   const limit = query.limit ?? 50;
   if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalid('limit must be between 1 and 200', 'limit');
   let roleId: string | undefined;
@@ -254,7 +252,7 @@ export interface UpdateClientInput extends ClientCredentialsInput {
  * "disable, rotate the secret, enable" leaves nothing a thief could still use.
  */
 export async function updateClient(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   input: UpdateClientInput,
   audit: Auditor = NO_AUDITOR,
@@ -304,7 +302,7 @@ export async function updateClient(
 }
 
 export async function setClientEnabled(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   enabled: boolean,
   audit: Auditor = NO_AUDITOR,
@@ -312,7 +310,7 @@ export async function setClientEnabled(
   return updateClient(db, ref, { enabled }, audit);
 }
 
-export async function deleteClient(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<ClientView> {
+export async function deleteClient(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<ClientView> {
   const view = await writeAndPropagate(db, async (trx) => {
     const client = await requireClient(trx, ref);
     const found = await toView(trx, client);
@@ -331,7 +329,7 @@ export async function deleteClient(db: Kysely<Tables>, ref: string, audit: Audit
  * stop at once), so that a fleet can roll the new one out without downtime.
  */
 export async function rotateClientSecret(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   keepOldForSeconds = 0,
   now = new Date(),
@@ -350,7 +348,7 @@ export async function rotateClientSecret(
       throw invalid(`client ${row.name} authenticates with ${method} and has no secret; update its keys instead`, 'client');
     }
     const id = randomId('sec_');
-    await clients.insertClientSecret(trx, { id, clientId: row.client_id, secretHash: hashClientSecret(clientSecret) });
+    await clients.insertClientSecret(trx, { id, clientId: row.client_id, secretHash: sha256Hex(clientSecret) });
     await clients.expireClientSecrets(trx, row.client_id, expiresAt, id);
     await publishChange(trx, { kind: 'client', clientId: row.client_id });
     return toView(trx, row, now);

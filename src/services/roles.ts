@@ -1,10 +1,8 @@
 // Use-cases for roles: named sets of API scopes, assigned to clients and to people.
-import type { Kysely } from 'kysely';
 import { randomId } from '../domain/crypto.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { publishChange } from '../store/changes.ts';
 import * as roles from '../store/roles.ts';
-import type { Db } from '../store/types.ts';
 import * as users from '../store/users.ts';
 import { requireApi } from './apis.ts';
 import { requireClient } from './clients.ts';
@@ -66,7 +64,7 @@ async function resolveGrant(db: Db, grant: ScopeGrant): Promise<{ apiId: string;
 }
 
 export async function createRole(
-  db: Kysely<Tables>,
+  db: Db,
   input: { name: string; description?: string; grants?: ScopeGrant[] },
   audit: Auditor = NO_AUDITOR,
 ): Promise<RoleView> {
@@ -93,17 +91,17 @@ export async function createRole(
 /** "api scope" pairs, for the audit log. */
 const grantList = (role: RoleView) => role.grants.flatMap((g) => g.scopes.map((scope) => `${g.api} ${scope}`));
 
-export async function listRoles(db: Kysely<Tables>): Promise<RoleView[]> {
+export async function listRoles(db: Db): Promise<RoleView[]> {
   const rows = await roles.listRoles(db);
   return Promise.all(rows.map((row) => toView(db, row)));
 }
 
-export async function getRole(db: Kysely<Tables>, ref: string): Promise<RoleView> {
+export async function getRole(db: Db, ref: string): Promise<RoleView> {
   return toView(db, await requireRole(db, ref));
 }
 
 export async function updateRole(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   input: { name?: string; description?: string | null },
   audit: Auditor = NO_AUDITOR,
@@ -125,7 +123,7 @@ export async function updateRole(
   }
 }
 
-export async function deleteRole(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export async function deleteRole(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
   const view = await writeAndPropagate(db, async (trx) => {
     const role = await requireRole(trx, ref);
     const found = await toView(trx, role);
@@ -138,7 +136,7 @@ export async function deleteRole(db: Kysely<Tables>, ref: string, audit: Auditor
 }
 
 export async function grantScopes(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   grant: ScopeGrant,
   audit: Auditor = NO_AUDITOR,
@@ -159,7 +157,7 @@ export async function grantScopes(
 }
 
 export async function ungrantScopes(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   grant: ScopeGrant,
   audit: Auditor = NO_AUDITOR,
@@ -183,7 +181,7 @@ export async function ungrantScopes(
  * it before this returns (clients' grants are cached).
  */
 async function changeClientRole(
-  db: Kysely<Tables>,
+  db: Db,
   refs: { role: string; client: string },
   type: 'role.assigned' | 'role.unassigned',
   audit: Auditor,
@@ -205,11 +203,11 @@ async function changeClientRole(
   return view;
 }
 
-export function assignRoleToClient(db: Kysely<Tables>, roleRef: string, clientRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function assignRoleToClient(db: Db, roleRef: string, clientRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
   return changeClientRole(db, { role: roleRef, client: clientRef }, 'role.assigned', audit);
 }
 
-export function unassignRoleFromClient(db: Kysely<Tables>, roleRef: string, clientRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function unassignRoleFromClient(db: Db, roleRef: string, clientRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
   return changeClientRole(db, { role: roleRef, client: clientRef }, 'role.unassigned', audit);
 }
 
@@ -218,7 +216,7 @@ export function unassignRoleFromClient(db: Kysely<Tables>, roleRef: string, clie
  * when they sign in and when tokens are issued: nothing is cached, so nothing is propagated.
  */
 async function changeUserRole(
-  db: Kysely<Tables>,
+  db: Db,
   refs: { role: string; user: string },
   type: 'user.role_assigned' | 'user.role_unassigned',
   audit: Auditor,
@@ -239,10 +237,10 @@ async function changeUserRole(
   return view;
 }
 
-export function assignRoleToUser(db: Kysely<Tables>, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function assignRoleToUser(db: Db, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
   return changeUserRole(db, { role: roleRef, user: userRef }, 'user.role_assigned', audit);
 }
 
-export function unassignRoleFromUser(db: Kysely<Tables>, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function unassignRoleFromUser(db: Db, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
   return changeUserRole(db, { role: roleRef, user: userRef }, 'user.role_unassigned', audit);
 }

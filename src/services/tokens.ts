@@ -1,6 +1,5 @@
 // Use-cases for issued tokens: revoking all of a client's, and pruning what has expired.
-import type { Kysely } from 'kysely';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { publishChange } from '../store/changes.ts';
 import { deleteExpiredClientSecrets } from '../store/clients.ts';
 import { deleteExpiredPayloads } from '../store/oidc-payloads.ts';
@@ -13,7 +12,7 @@ import { writeAndPropagate } from './propagation.ts';
 export interface PruneResult { artifacts: number; revocations: number; clientSecrets: number }
 
 /** Deletes expired codes, tokens, sessions, revocation entries and client secrets. */
-export async function pruneExpired(db: Kysely<Tables>, now = new Date()): Promise<PruneResult> {
+export async function pruneExpired(db: Db, now = new Date()): Promise<PruneResult> {
   return {
     artifacts: await deleteExpiredPayloads(db, now),
     revocations: await deleteExpiredRevocations(db, now),
@@ -35,7 +34,7 @@ export interface RevokeClientTokensResult {
  * this returns.
  */
 export async function revokeClientTokens(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   now = new Date(),
   audit: Auditor = NO_AUDITOR,

@@ -1,11 +1,10 @@
 // Use-cases for people who sign in through the browser: accounts, passwords, sessions.
-import type { Kysely } from 'kysely';
 import { grantDigest, randomId } from '../domain/crypto.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { hashPassword, passwordNeedsRehash, verifyDecoy, verifyPassword } from '../domain/passwords.ts';
 import { deletePayloadsOfAccount, listGrantsOfAccount } from '../store/oidc-payloads.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
-import type { Db } from '../store/types.ts';
+import { findRole } from '../store/roles.ts';
 import * as users from '../store/users.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
@@ -76,7 +75,7 @@ export interface CreateUserInput {
   roles?: string[];
 }
 
-export async function createUser(db: Kysely<Tables>, input: CreateUserInput, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+export async function createUser(db: Db, input: CreateUserInput, audit: Auditor = NO_AUDITOR): Promise<UserView> {
   const username = checkName(input.username, 'username');
   const email = checkEmail(input.email) ?? null;
   const name = checkDisplayName(input.name) ?? null;
@@ -86,8 +85,7 @@ export async function createUser(db: Kysely<Tables>, input: CreateUserInput, aud
     const view = await db.transaction().execute(async (trx) => {
       const row = await users.insertUser(trx, { id: randomId('usr_'), username, email, name, passwordHash });
       for (const ref of input.roles ?? []) {
-        const role = await trx.selectFrom('roles').select('id')
-          .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)])).executeTakeFirst();
+        const role = await findRole(trx, ref);
         if (!role) throw notFound(`unknown role "${ref}"`);
         await users.insertUserRole(trx, row.id, role.id);
       }
@@ -100,17 +98,17 @@ export async function createUser(db: Kysely<Tables>, input: CreateUserInput, aud
   }
 }
 
-export async function listUsers(db: Kysely<Tables>): Promise<UserView[]> {
+export async function listUsers(db: Db): Promise<UserView[]> {
   const rows = await users.listUsers(db);
   return Promise.all(rows.map((row) => toView(db, row)));
 }
 
-export async function getUser(db: Kysely<Tables>, ref: string): Promise<UserView> {
+export async function getUser(db: Db, ref: string): Promise<UserView> {
   return toView(db, await requireUser(db, ref));
 }
 
 export async function updateUser(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   input: { email?: string | null; name?: string | null; emailVerified?: boolean },
   audit: Auditor = NO_AUDITOR,
@@ -145,7 +143,7 @@ async function endSessions(trx: Db, userId: string): Promise<number> {
 }
 
 export async function revokeUserSessions(
-  db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR,
+  db: Db, ref: string, audit: Auditor = NO_AUDITOR,
 ): Promise<{ user: UserView; revokedGrants: number }> {
   const result = await writeAndPropagate(db, async (trx) => {
     const user = await requireUser(trx, ref);
@@ -160,7 +158,7 @@ export async function revokeUserSessions(
 }
 
 /** A disabled person cannot sign in, and their sessions and tokens end at once. */
-export async function setUserEnabled(db: Kysely<Tables>, ref: string, enabled: boolean, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+export async function setUserEnabled(db: Db, ref: string, enabled: boolean, audit: Auditor = NO_AUDITOR): Promise<UserView> {
   const view = await writeAndPropagate(db, async (trx) => {
     const user = await requireUser(trx, ref);
     const row = await users.updateUser(trx, user.id, { enabled });
@@ -172,7 +170,7 @@ export async function setUserEnabled(db: Kysely<Tables>, ref: string, enabled: b
 }
 
 /** Sets a new password (policy-checked); the person's sessions and grants end. */
-export async function setUserPassword(db: Kysely<Tables>, ref: string, password: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+export async function setUserPassword(db: Db, ref: string, password: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
   const user = await requireUser(db, ref);
   checkPassword(password, user);
   const hash = await hashPassword(password);
@@ -186,7 +184,7 @@ export async function setUserPassword(db: Kysely<Tables>, ref: string, password:
   return view;
 }
 
-export async function deleteUser(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+export async function deleteUser(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
   const deleted = await writeAndPropagate(db, async (trx) => {
     const user = await requireUser(trx, ref);
     const view = await toView(trx, user);
@@ -203,7 +201,7 @@ export async function deleteUser(db: Kysely<Tables>, ref: string, audit: Auditor
  * (a decoy verification), and every failure looks the same to the caller. A hash made with older
  * argon2 parameters is redone now that the password is known.
  */
-export async function authenticateUser(db: Kysely<Tables>, username: string, password: string): Promise<users.UserRow | undefined> {
+export async function authenticateUser(db: Db, username: string, password: string): Promise<users.UserRow | undefined> {
   const user = username.length <= 100 ? await users.findUserByUsername(db, username) : undefined;
   if (!user || !user.enabled) {
     await verifyDecoy(password);
@@ -217,7 +215,7 @@ export async function authenticateUser(db: Kysely<Tables>, username: string, pas
 }
 
 /** The live, enabled person behind an account id (for tokens and userinfo). */
-export async function findActiveUser(db: Kysely<Tables>, id: string): Promise<{ user: users.UserRow; roles: string[] } | undefined> {
+export async function findActiveUser(db: Db, id: string): Promise<{ user: users.UserRow; roles: string[] } | undefined> {
   const user = await users.findUserById(db, id);
   if (!user?.enabled) return undefined;
   return { user, roles: await users.listRoleNamesOfUser(db, id) };

@@ -3,7 +3,7 @@
 // publish a marker and wait until every live caching process has acknowledged it.
 import { sql } from 'kysely';
 import { CHANGES_CHANNEL } from '../db/change-feed.ts';
-import type { Db } from './types.ts';
+import type { Db } from '../db/tables.ts';
 
 export type Change =
   | { kind: 'client'; clientId: string }

@@ -2,7 +2,7 @@
 // its jti until the moment it would have expired anyway).
 import { revokedGrantJti } from '../domain/crypto.ts';
 import { publishChange } from './changes.ts';
-import type { Db } from './types.ts';
+import type { Db } from '../db/tables.ts';
 
 export async function insertRevokedToken(
   db: Db,

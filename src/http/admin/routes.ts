@@ -1,8 +1,7 @@
 // Every route of the admin API, as data: method, path, schemas, and a thin handler calling one
 // service. The router and the OpenAPI document are both built from this table.
-import type { Kysely } from 'kysely';
 import type { z } from 'zod';
-import type { Tables } from '../../db/tables.ts';
+import type { Db } from '../../db/tables.ts';
 import * as apis from '../../services/apis.ts';
 import * as clients from '../../services/clients.ts';
 import { listKeys } from '../../services/key-rotation.ts';
@@ -16,7 +15,7 @@ import * as s from './schemas.ts';
 import * as u from './user-schemas.ts';
 
 export interface AdminDeps {
-  db: Kysely<Tables>;
+  db: Db;
   /** Records what this request changes, as the calling admin client, with its request id. */
   audit: Auditor;
   /** The OpenAPI document of this API (built from this table). */
