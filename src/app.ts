@@ -17,6 +17,7 @@ import { createMetrics, type Metrics } from './platform/metrics.ts';
 import { pendingMigrations } from './db/migrator.ts';
 import { pingDatabase } from './store/health.ts';
 import { Directory } from './oidc/directory.ts';
+import { Propagation } from './propagation/index.ts';
 import { ClientCertificates } from './oidc/client-certificates.ts';
 import { createProvider, type Provider } from './oidc/provider.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
@@ -37,6 +38,8 @@ export interface App {
   /** The provider serving now; it is replaced when the signing keys change (use `providers`). */
   readonly provider: Provider;
   providers: ProviderHolder;
+  /** This process's registration for propagation (its id in server_processes). */
+  propagation: Propagation;
   directory: Directory;
   /** The admin API alone, for its own listener when `config.admin` is set (else `koa` serves it). */
   adminKoa: Koa;
@@ -118,9 +121,10 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   let draining = false;
   // The issuer's path is where the provider lives (oidc-provider requires them to match).
   const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
-  // The directory subscribes first: it registers this process when the feed connects.
-  const directory = new Directory(database.db, database.changes);
-  await database.changes?.start();
+  // This process registers when the feed connects, before anything caches.
+  const propagation = new Propagation(database.db, database.changes);
+  const directory = new Directory(database.db, propagation);
+  await propagation.start();
   const audit = new AuditLog(database.db, { logger });
   const pages = createPages();
   const clientCertificates = new ClientCertificates(config.mtls, options.clientAuthorities);
@@ -148,7 +152,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     }),
     load: createKeySetLoader(database.db, keyring),
     prefix,
-    changes: database.changes,
+    changes: propagation,
     now,
     onSwap: (keys, previous) => {
       const signing = (set: typeof keys) => set.keys.filter((key) => key.signs).map((key) => key.kid);
@@ -277,6 +281,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       return providers.current().provider;
     },
     providers,
+    propagation,
     directory,
     // The admin listener's requests are logged and counted like the public ones.
     adminKoa: adminApp((ctx, next) => observe(ctx, () => admin.middleware(ctx, next)), { proxy: config.trustProxy }),
@@ -293,6 +298,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       await audit.close();
       await limiterStore.close();
       await directory.close();
+      await propagation.close();
       await database.changes?.close();
     },
   };

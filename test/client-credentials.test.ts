@@ -286,7 +286,7 @@ describe('client credentials', () => {
     await expect.poll(async () => {
       const rows = await db.selectFrom('server_processes').select('id').execute();
       return rows.map((row) => row.id);
-    }, { timeout: 5000 }).toContain(server.app.directory.processId);
+    }, { timeout: 5000 }).toContain(server.app.propagation.processId);
     await setClientEnabled(db, svc.id, true);
     expect((await token({}, svc)).status).toBe(200);
   });

@@ -5,7 +5,7 @@ import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provid
 import type { ArtifactKey } from '../domain/artifact-hashing.ts';
 import { grantDigest } from '../domain/crypto.ts';
 import type { Db } from '../db/tables.ts';
-import { awaitPropagation } from '../store/changes.ts';
+import { writeAndPropagate } from '../propagation/index.ts';
 import * as payloads from '../store/oidc-payloads.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
 import type { Directory } from './directory.ts';
@@ -144,13 +144,13 @@ class PayloadAdapter implements Adapter {
     // tokens are not stored: they carry the grant's digest, which goes on the revocation list
     // (RFC 6749 §4.1.2: tokens issued from a replayed code should be revoked; RFC 9700 §4.14.2
     // for refresh-token reuse).
-    await this.#db.transaction().execute(async (trx) => {
-      await insertRevokedGrant(trx, { digest: grantDigest(grantId), clientId: '' });
-      await payloads.deletePayloadsByGrantId(trx, grantId);
-    });
     // Done only once every process knows: the next introspection anywhere, this process's own
     // included, must find the grant's JWTs revoked (its cache hears of it through the feed).
-    await awaitPropagation(this.#db);
+    await writeAndPropagate(this.#db, (revoked: { jti: string; exp: number }) => ({ kind: 'revoked', ...revoked }), async (trx) => {
+      const revoked = await insertRevokedGrant(trx, { digest: grantDigest(grantId), clientId: '' });
+      await payloads.deletePayloadsByGrantId(trx, grantId);
+      return revoked;
+    });
   }
 }
 

@@ -10,9 +10,8 @@
 import type Koa from 'koa';
 import compose from 'koa-compose';
 import mount from 'koa-mount';
-import type { ChangeFeed } from '../db/change-feed.ts';
 import { isProviderPath } from '../domain/endpoints.ts';
-import { parseChange } from '../store/changes.ts';
+import type { ChangeSource } from '../propagation/index.ts';
 import type { KeySet } from '../domain/signing-keys.ts';
 import { describeKeySet } from './jwks.ts';
 import type { ProviderParts } from './provider.ts';
@@ -23,7 +22,7 @@ export interface ProviderHolderOptions {
   load(now: number): Promise<KeySet>;
   /** Where the provider is mounted: the issuer's path ('' at the root). */
   prefix: string;
-  changes: ChangeFeed | null;
+  changes: ChangeSource | null;
   /** The clock (tests may move it). */
   now?: () => number;
   /** Told of every new provider, with the key set it was built from. */
@@ -65,8 +64,8 @@ export class ProviderHolder {
   static async create(options: ProviderHolderOptions): Promise<ProviderHolder> {
     const holder = new ProviderHolder(options, await options.load((options.now ?? Date.now)()));
     holder.#unsubscribe = options.changes?.subscribe({
-      onMessage: (payload) => {
-        if (parseChange(payload)?.kind === 'keys') void holder.refresh();
+      onChange: (change) => {
+        if (change.kind === 'keys') void holder.refresh();
       },
       // (Re)connected or dropped: a notification may have been missed.
       onReset: () => void holder.refresh(),

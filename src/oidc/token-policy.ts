@@ -6,7 +6,7 @@ import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { revokedGrantJti } from '../domain/crypto.ts';
 import type { Db } from '../db/tables.ts';
-import { awaitPropagation, publishChange } from '../store/changes.ts';
+import { writeAndPropagate } from '../propagation/index.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
 import { currentPersonGrants } from './accounts.ts';
 import { detach } from '../domain/text.ts';
@@ -223,13 +223,11 @@ export class TokenPolicy {
     const { db } = this.#deps;
     const jti = claims.jti;
     const exp = claims.exp;
-    await db.transaction().execute(async (trx) => {
-      await insertRevokedToken(trx, { jti, clientId: claims.client_id!, expiresAt: new Date(exp * 1000) });
-      await publishChange(trx, { kind: 'revoked', jti, exp });
-    });
     // Answer only once every process sharing the database knows (RFC 7009 §2.2: the token must
     // not be usable after a successful response).
-    await awaitPropagation(db);
+    await writeAndPropagate(db, { kind: 'revoked', jti, exp }, async (trx) => {
+      await insertRevokedToken(trx, { jti, clientId: claims.client_id!, expiresAt: new Date(exp * 1000) });
+    });
   }
 
   /** Koa middleware for the provider: answers for JWTs where the provider refuses them. */

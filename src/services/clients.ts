@@ -3,7 +3,6 @@
 // apps that sign people in (authorization code + PKCE).
 import { generateClientSecret, sha256Hex, randomId } from '../domain/crypto.ts';
 import type { Db } from '../db/tables.ts';
-import { publishChange } from '../store/changes.ts';
 import * as clients from '../store/clients.ts';
 import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as roles from '../store/roles.ts';
@@ -17,7 +16,7 @@ import { toView, type ClientView, type StoredMetadata } from './client-view.ts';
 export type { ClientCredentialsInput, ClientView, TlsSubject };
 import { cutOffClientTokens, type ClientTokensCutOff } from './client-tokens.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
-import { writeAndPropagate } from './propagation.ts';
+import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { changedFields, checkName, checkOneBinding } from './validation.ts';
 
@@ -29,6 +28,9 @@ export const AUTH_METHODS = [
 const CERTIFICATE_METHODS: readonly string[] = ['tls_client_auth', 'self_signed_tls_client_auth'];
 /** Methods that present a secret Postern issued (the others have none). */
 const SECRET_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post'];
+
+/** Every process caches clients (oidc/directory.ts): a change to one is published with the write. */
+const clientChanged = (client: { clientId: string }): Change => ({ kind: 'client', clientId: client.clientId });
 
 export async function requireClient(db: Db, ref: string): Promise<clients.ClientRow> {
   const client = (await clients.findClientById(db, ref)) ?? (await clients.findClientByName(db, ref));
@@ -108,7 +110,6 @@ export async function insertServiceClient(
     id: randomId('sec_'), clientId, secretHash: sha256Hex(input.clientSecret),
   });
   for (const roleId of input.roleIds) await roles.insertClientRole(trx, clientId, roleId);
-  await publishChange(trx, { kind: 'client', clientId });
   return toView(trx, row);
 }
 
@@ -139,7 +140,7 @@ export async function createClient(
   // Only for secret-based methods: a private_key_jwt client has nothing that could be guessed.
   const clientSecret = SECRET_METHODS.includes(authMethod) ? generateClientSecret() : null;
   try {
-    const client = await writeAndPropagate(db, async (trx) => {
+    const client = await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) => {
       const roleRows = [];
       for (const ref of input.roles ?? []) {
         const role = await roles.findRole(trx, ref);
@@ -170,7 +171,6 @@ export async function createClient(
         });
       }
       for (const role of roleRows) await roles.insertClientRole(trx, clientId, role.id);
-      await publishChange(trx, { kind: 'client', clientId });
       return toView(trx, row);
     });
     audit.record({
@@ -261,7 +261,7 @@ export async function updateClient(
   const allowedNetworks = input.allowedNetworks === undefined ? undefined : checkNetworks(input.allowedNetworks);
   let cutOff: ClientTokensCutOff | undefined;
   try {
-    const updated = await writeAndPropagate(db, async (trx) => {
+    const updated = await writeAndPropagate(db, clientChanged, async (trx) => {
       const client = await requireClient(trx, ref);
       let metadata: StoredMetadata & Record<string, unknown> | undefined;
       const given = credentialsOf(input);
@@ -284,7 +284,6 @@ export async function updateClient(
       if (metadata) checkOneBinding(metadata.dpop_bound_access_tokens === true, metadata.tls_client_certificate_bound_access_tokens === true);
       const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled, metadata, allowedNetworks });
       if (input.enabled === false) cutOff = await cutOffClientTokens(trx, client.client_id, new Date());
-      await publishChange(trx, { kind: 'client', clientId: client.client_id });
       return toView(trx, row ?? client);
     });
     audit.record({
@@ -311,13 +310,12 @@ export async function setClientEnabled(
 }
 
 export async function deleteClient(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<ClientView> {
-  const view = await writeAndPropagate(db, async (trx) => {
+  const view = await writeAndPropagate(db, clientChanged, async (trx) => {
     const client = await requireClient(trx, ref);
     const found = await toView(trx, client);
     await clients.deleteClient(trx, client.client_id);
     // Its stored tokens, and the registration access token of a self-registered client, go too.
     await deletePayloadsByClientId(trx, client.client_id);
-    await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return found;
   });
   audit.record({ type: 'client.deleted', target: { type: 'client', id: view.clientId }, details: { name: view.name } });
@@ -340,7 +338,7 @@ export async function rotateClientSecret(
   }
   const clientSecret = generateClientSecret();
   const expiresAt = new Date(now.getTime() + keepOldForSeconds * 1000);
-  const client = await writeAndPropagate(db, async (trx) => {
+  const client = await writeAndPropagate(db, clientChanged, async (trx) => {
     const row = await requireClient(trx, ref);
     const method = (row.metadata as StoredMetadata).token_endpoint_auth_method ?? 'client_secret_basic';
     if (method === PUBLIC_AUTH_METHOD) throw invalid(`client ${row.name} is public: it has no secret to rotate`, 'client');
@@ -350,7 +348,6 @@ export async function rotateClientSecret(
     const id = randomId('sec_');
     await clients.insertClientSecret(trx, { id, clientId: row.client_id, secretHash: sha256Hex(clientSecret) });
     await clients.expireClientSecrets(trx, row.client_id, expiresAt, id);
-    await publishChange(trx, { kind: 'client', clientId: row.client_id });
     return toView(trx, row, now);
   });
   audit.record({

@@ -8,13 +8,19 @@ import { envelopeFingerprint, type MasterKey } from '../domain/key-encryption.ts
 import {
   generateSigningKeys, publicJwk, SIGNED_TOKEN_MAX_LIFETIME_SECONDS, type KeySet, type KeyState, type PublishedKey,
 } from '../domain/signing-keys.ts';
-import { publishChange } from '../store/changes.ts';
+import { writeAndPublish, type Change } from '../propagation/index.ts';
 import * as keys from '../store/keys.ts';
 import { conflict, notFound } from './errors.ts';
 import { deriveKeyState, nextKeyTransition } from '../domain/key-state.ts';
 import { insertSealedSigningKey, MasterKeyError, readSigningKey, type Keyring } from './keys.ts';
 
 const DAY_MS = 86_400_000;
+
+/**
+ * Servers load the new set by themselves once told (oidc/provider-holder.ts), so a key change is
+ * published without waiting for acknowledgements, which would promise nothing about the reload.
+ */
+const KEYS: Change = { kind: 'keys' };
 
 export interface KeyView {
   kid: string;
@@ -94,7 +100,8 @@ async function rotate(
 ): Promise<KeyRotation | undefined> {
   // Made before the transaction: an RSA key takes a moment, and the lock is held meanwhile.
   const fresh = await generateSigningKeys();
-  return db.transaction().execute(async (trx) => {
+  // Delivered at commit: every server reloads its keys and publishes the new ones.
+  return writeAndPublish(db, (rotation) => (rotation ? KEYS : []), async (trx) => {
     await keys.lockKeyMaterial(trx);
     const now = options.now ?? Date.now();
     const rows = await keys.listSigningKeys(trx);
@@ -114,8 +121,6 @@ async function rotate(
     const replaced = rows.filter((row) => deriveKeyState(row, now) === 'active');
     await keys.scheduleRetirement(trx, replaced.map((row) => row.kid), activatesAt, removeAfter);
     for (const key of fresh) await insertSealedSigningKey(trx, masterKey, key, { createdAt: rotatedAt, activatesAt });
-    // Delivered at commit: every server reloads its keys and publishes the new ones.
-    await publishChange(trx, { kind: 'keys' });
     return {
       trigger: options.trigger,
       rotatedAt: rotatedAt.toISOString(),
@@ -168,7 +173,8 @@ export interface KeyRevocation {
 export async function revokeSigningKey(db: Db, keyring: Keyring, kid: string, now = Date.now()): Promise<KeyRevocation> {
   // Made before the lock (an RSA key takes a moment); used only if a replacement is needed.
   const fresh = await generateSigningKeys();
-  return db.transaction().execute(async (trx) => {
+  // Delivered at commit: every server reloads its keys and stops publishing this one.
+  return writeAndPublish(db, KEYS, async (trx) => {
     await keys.lockKeyMaterial(trx);
     const rows = await keys.listSigningKeys(trx);
     const target = rows.find((row) => row.kid === kid);
@@ -195,8 +201,6 @@ export async function revokeSigningKey(db: Db, keyring: Keyring, kid: string, no
       }
     }
     await keys.retireSigningKeyNow(trx, kid, at);
-    // Delivered at commit: every server reloads its keys and stops publishing this one.
-    await publishChange(trx, { kind: 'keys' });
     return { revokedAt: at.toISOString(), revoked: { kid, alg: target.alg, state }, replacement };
   });
 }

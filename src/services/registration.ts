@@ -5,7 +5,6 @@
 import type { AuditSink } from '../domain/audit-events.ts';
 import { generateClientSecret, sha256Hex, randomId } from '../domain/crypto.ts';
 import type { Db } from '../db/tables.ts';
-import { publishChange } from '../store/changes.ts';
 import * as clientStore from '../store/clients.ts';
 import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as store from '../store/registration-tokens.ts';
@@ -13,7 +12,7 @@ import * as roleStore from '../store/roles.ts';
 import { auditorFor, NO_AUDITOR, type Auditor } from './audit.ts';
 import { checkServiceClient, insertServiceClient, requireClient } from './clients.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
-import { writeAndPropagate } from './propagation.ts';
+import { writeAndPropagate } from '../propagation/index.ts';
 
 export const MAX_TOKEN_TTL_SECONDS = 90 * 86400;
 
@@ -143,7 +142,7 @@ export async function storeRegisteredClient(
   let tokenId = '';
   let roles: string[] = [];
   try {
-    await writeAndPropagate(db, async (trx) => {
+    await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) => {
       // RFC 7591 §3: the initial access token authorizes this one registration; one use is taken
       // in the same transaction that stores the client.
       const token = await store.consumeRegistrationToken(trx, sha256Hex(input.initialAccessToken), new Date());
@@ -174,7 +173,7 @@ export async function updateRegisteredClient(
   const { clientId, metadata } = input;
   const { name, grantTypes, authMethod } = checkRegisteredMetadata(clientId, metadata);
   try {
-    await writeAndPropagate(db, async (trx) => {
+    await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) => {
       const row = await requireClient(trx, clientId);
       await clientStore.updateClient(trx, clientId, {
         name,
@@ -185,7 +184,6 @@ export async function updateRegisteredClient(
           token_endpoint_auth_method: authMethod,
         },
       });
-      await publishChange(trx, { kind: 'client', clientId });
     });
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`a client named "${name}" already exists`);
@@ -205,11 +203,10 @@ export async function deleteRegisteredClient(
 ): Promise<void> {
   const { clientId } = input;
   let name = '';
-  await writeAndPropagate(db, async (trx) => {
+  await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) => {
     name = (await requireClient(trx, clientId)).name;
     await clientStore.deleteClient(trx, clientId);
     await deletePayloadsByClientId(trx, clientId);
-    await publishChange(trx, { kind: 'client', clientId });
   });
   auditorFor(sink, { actor: { type: 'client', id: clientId }, ...input.request }).record({
     type: 'registration.deleted', target: { type: 'client', id: clientId }, details: { name },

@@ -1,16 +1,18 @@
 // Use-cases for roles: named sets of API scopes, assigned to clients and to people.
 import { randomId } from '../domain/crypto.ts';
 import type { Db } from '../db/tables.ts';
-import { publishChange } from '../store/changes.ts';
 import * as roles from '../store/roles.ts';
 import * as users from '../store/users.ts';
 import { requireApi } from './apis.ts';
 import { requireClient } from './clients.ts';
 import { requireUser } from './users.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
-import { writeAndPropagate } from './propagation.ts';
+import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { changedFields, checkName, checkScopes } from './validation.ts';
+
+/** Roles' grants and names are what clients' cached grants (and their tokens' roles claim) derive from. */
+const CONFIG: Change = { kind: 'config' };
 
 export interface ScopeGrant {
   /** API id, identifier or name. */
@@ -70,14 +72,13 @@ export async function createRole(
 ): Promise<RoleView> {
   const name = checkName(input.name);
   try {
-    const role = await writeAndPropagate(db, async (trx) => {
+    const role = await writeAndPropagate(db, CONFIG, async (trx) => {
       const id = randomId('role_');
       await roles.insertRole(trx, { id, name, description: input.description ?? null });
       for (const grant of input.grants ?? []) {
         const { apiId, scopes } = await resolveGrant(trx, grant);
         await roles.insertRoleScopes(trx, id, apiId, scopes);
       }
-      await publishChange(trx, { kind: 'config' });
       return toView(trx, await requireRole(trx, id));
     });
     audit.record({ type: 'role.created', target: { type: 'role', id: role.id }, details: { name, scopes: grantList(role) } });
@@ -108,11 +109,9 @@ export async function updateRole(
 ): Promise<RoleView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
   try {
-    const role = await writeAndPropagate(db, async (trx) => {
+    const role = await writeAndPropagate(db, CONFIG, async (trx) => {
       const role = await requireRole(trx, ref);
       await roles.updateRole(trx, role.id, { name, description: input.description });
-      // Role names appear in tokens (the roles claim): caches must drop them.
-      await publishChange(trx, { kind: 'config' });
       return toView(trx, await requireRole(trx, role.id));
     });
     audit.record({ type: 'role.updated', target: { type: 'role', id: role.id }, details: { name: role.name, fields: changedFields(input) } });
@@ -124,11 +123,10 @@ export async function updateRole(
 }
 
 export async function deleteRole(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
-  const view = await writeAndPropagate(db, async (trx) => {
+  const view = await writeAndPropagate(db, CONFIG, async (trx) => {
     const role = await requireRole(trx, ref);
     const found = await toView(trx, role);
     await roles.deleteRole(trx, role.id);
-    await publishChange(trx, { kind: 'config' });
     return found;
   });
   audit.record({ type: 'role.deleted', target: { type: 'role', id: view.id }, details: { name: view.name } });
@@ -143,11 +141,10 @@ export async function grantScopes(
 ): Promise<RoleView> {
   let api = '';
   let granted: string[] = [];
-  const view = await writeAndPropagate(db, async (trx) => {
+  const view = await writeAndPropagate(db, CONFIG, async (trx) => {
     const role = await requireRole(trx, ref);
     const { apiId, scopes } = await resolveGrant(trx, grant);
     await roles.insertRoleScopes(trx, role.id, apiId, scopes);
-    await publishChange(trx, { kind: 'config' });
     api = (await requireApi(trx, apiId)).identifier;
     granted = scopes;
     return toView(trx, role);
@@ -164,12 +161,11 @@ export async function ungrantScopes(
 ): Promise<RoleView> {
   let api = '';
   const scopes = checkScopes(grant.scopes, 'grant');
-  const view = await writeAndPropagate(db, async (trx) => {
+  const view = await writeAndPropagate(db, CONFIG, async (trx) => {
     const role = await requireRole(trx, ref);
     const found = await requireApi(trx, grant.api);
     api = found.identifier;
     await roles.deleteRoleScopes(trx, role.id, found.id, scopes);
-    await publishChange(trx, { kind: 'config' });
     return toView(trx, role);
   });
   audit.record({ type: 'role.scopes_removed', target: { type: 'role', id: view.id }, details: { name: view.name, api, scopes } });
@@ -187,7 +183,7 @@ async function changeClientRole(
   audit: Auditor,
 ): Promise<RoleView> {
   let clientId = '';
-  const view = await writeAndPropagate(db, async (trx) => {
+  const view = await writeAndPropagate(db, () => ({ kind: 'client', clientId }), async (trx) => {
     const role = await requireRole(trx, refs.role);
     const client = await requireClient(trx, refs.client);
     clientId = client.client_id;
@@ -196,7 +192,6 @@ async function changeClientRole(
     } else if (!(await roles.deleteClientRole(trx, client.client_id, role.id))) {
       throw notFound(`role "${role.name}" is not assigned to client "${client.name}"`);
     }
-    await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return toView(trx, role);
   });
   audit.record({ type, target: { type: 'client', id: clientId }, details: { role: view.name } });

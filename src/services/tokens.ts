@@ -1,13 +1,12 @@
 // Use-cases for issued tokens: revoking all of a client's, and pruning what has expired.
 import type { Db } from '../db/tables.ts';
-import { publishChange } from '../store/changes.ts';
 import { deleteExpiredClientSecrets } from '../store/clients.ts';
 import { deleteExpiredPayloads } from '../store/oidc-payloads.ts';
 import { deleteExpiredRevocations } from '../store/revocations.ts';
 import { cutOffClientTokens } from './client-tokens.ts';
 import { requireClient } from './clients.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
-import { writeAndPropagate } from './propagation.ts';
+import { writeAndPropagate } from '../propagation/index.ts';
 
 export interface PruneResult { artifacts: number; revocations: number; clientSecrets: number }
 
@@ -39,10 +38,9 @@ export async function revokeClientTokens(
   now = new Date(),
   audit: Auditor = NO_AUDITOR,
 ): Promise<RevokeClientTokensResult> {
-  const result = await writeAndPropagate(db, async (trx) => {
+  const result = await writeAndPropagate(db, (result: { clientId: string }) => ({ kind: 'client', clientId: result.clientId }), async (trx) => {
     const client = await requireClient(trx, ref);
     const { revokedBefore, deletedArtifacts } = await cutOffClientTokens(trx, client.client_id, now);
-    await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return { clientId: client.client_id, revokedBefore: revokedBefore.toISOString(), deletedArtifacts };
   });
   audit.record({

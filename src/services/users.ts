@@ -9,7 +9,7 @@ import * as users from '../store/users.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { NO_AUDITOR, type Auditor } from './audit.ts';
 import { checkPassword } from './password-policy.ts';
-import { writeAndPropagate } from './propagation.ts';
+import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { changedFields, checkName } from './validation.ts';
 
 export interface UserView {
@@ -132,24 +132,31 @@ export async function updateUser(
 
 /**
  * Ends every session of a person and revokes every grant they gave, with the refresh and access
- * tokens issued from them (JWT access tokens through the revocation list). Returns how many
- * grants were revoked.
+ * tokens issued from them (JWT access tokens through the revocation list). Returns the revocations,
+ * for the write to publish: every process caches the list.
  */
-async function endSessions(trx: Db, userId: string): Promise<number> {
+async function endSessions(trx: Db, userId: string): Promise<Change[]> {
   const grants = await listGrantsOfAccount(trx, userId);
-  for (const grant of grants) await insertRevokedGrant(trx, { digest: grantDigest(grant.id), clientId: grant.clientId });
+  const revoked: Change[] = [];
+  for (const grant of grants) {
+    revoked.push({ kind: 'revoked', ...await insertRevokedGrant(trx, { digest: grantDigest(grant.id), clientId: grant.clientId }) });
+  }
   await deletePayloadsOfAccount(trx, userId, grants.map((grant) => grant.id));
-  return grants.length;
+  return revoked;
 }
+
+/** What a write that ended sessions publishes: the revocations it made. */
+const revocations = ({ revoked }: { revoked: Change[] }) => revoked;
 
 export async function revokeUserSessions(
   db: Db, ref: string, audit: Auditor = NO_AUDITOR,
 ): Promise<{ user: UserView; revokedGrants: number }> {
-  const result = await writeAndPropagate(db, async (trx) => {
-    const user = await requireUser(trx, ref);
-    const revokedGrants = await endSessions(trx, user.id);
-    return { user: await toView(trx, user), revokedGrants };
+  const { user, revoked } = await writeAndPropagate(db, revocations, async (trx) => {
+    const found = await requireUser(trx, ref);
+    const ended = await endSessions(trx, found.id);
+    return { user: await toView(trx, found), revoked: ended };
   });
+  const result = { user, revokedGrants: revoked.length };
   audit.record({
     type: 'user.sessions_revoked', target: { type: 'user', id: result.user.id },
     details: { username: result.user.username, count: result.revokedGrants },
@@ -159,11 +166,11 @@ export async function revokeUserSessions(
 
 /** A disabled person cannot sign in, and their sessions and tokens end at once. */
 export async function setUserEnabled(db: Db, ref: string, enabled: boolean, audit: Auditor = NO_AUDITOR): Promise<UserView> {
-  const view = await writeAndPropagate(db, async (trx) => {
+  const { view } = await writeAndPropagate(db, revocations, async (trx) => {
     const user = await requireUser(trx, ref);
     const row = await users.updateUser(trx, user.id, { enabled });
-    if (!enabled) await endSessions(trx, user.id);
-    return toView(trx, row ?? user);
+    const revoked = enabled ? [] : await endSessions(trx, user.id);
+    return { view: await toView(trx, row ?? user), revoked };
   });
   audit.record({ type: 'user.updated', target: { type: 'user', id: view.id }, details: { username: view.username, enabled } });
   return view;
@@ -174,10 +181,10 @@ export async function setUserPassword(db: Db, ref: string, password: string, aud
   const user = await requireUser(db, ref);
   checkPassword(password, user);
   const hash = await hashPassword(password);
-  const view = await writeAndPropagate(db, async (trx) => {
+  const { view } = await writeAndPropagate(db, revocations, async (trx) => {
     await users.setPasswordHash(trx, user.id, hash);
-    await endSessions(trx, user.id);
-    return toView(trx, (await users.findUserById(trx, user.id)) ?? user);
+    const revoked = await endSessions(trx, user.id);
+    return { view: await toView(trx, (await users.findUserById(trx, user.id)) ?? user), revoked };
   });
   // The field that changed, never its value.
   audit.record({ type: 'user.updated', target: { type: 'user', id: view.id }, details: { username: view.username, fields: ['password'] } });
@@ -185,12 +192,12 @@ export async function setUserPassword(db: Db, ref: string, password: string, aud
 }
 
 export async function deleteUser(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
-  const deleted = await writeAndPropagate(db, async (trx) => {
+  const { view: deleted } = await writeAndPropagate(db, revocations, async (trx) => {
     const user = await requireUser(trx, ref);
     const view = await toView(trx, user);
-    await endSessions(trx, user.id);
+    const revoked = await endSessions(trx, user.id);
     await users.deleteUser(trx, user.id);
-    return view;
+    return { view, revoked };
   });
   audit.record({ type: 'user.deleted', target: { type: 'user', id: deleted.id }, details: { username: deleted.username } });
   return deleted;
