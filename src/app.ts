@@ -184,7 +184,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     verifyAccessToken: (token, audience, request) => providers.current()
       .verifyAccessToken(token, audience, clientCertificates.fromRequest(request)?.thumbprint),
-    auditLog: audit,
+    audit,
     certificateHeader: config.mtls.header,
   });
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).

@@ -11,6 +11,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { adminCall, adminClient, tokenFor } from './support/admin.ts';
 import { freePort } from './support/process.ts';
 import { startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -47,7 +48,7 @@ describe('admin API: OpenAPI document', () => {
 
     const router = adminRouter({
       db: tdb.database.db, logger: createLogger('silent'), issuer: server.url, maxBodyBytes: 1024,
-      verifyAccessToken: async () => undefined,
+      verifyAccessToken: async () => undefined, audit: NO_AUDIT,
     });
     const served = router.stack.flatMap((layer) => {
       expect(typeof layer.path).toBe('string');

@@ -16,6 +16,7 @@ import { revokeUserSessions } from '../src/services/users.ts';
 import { dumpDatabase, presentAgain, runFullSignIn, valuesIn, WORKING, type Artifacts } from './support/artifacts.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -111,7 +112,7 @@ describe('an upgrade across migration 0011', () => {
     const ofPerson = () => db().selectFrom('oidc_payloads').select('model').where('account_id', '=', seen.spa.user.id).execute();
     expect((await ofPerson()).length).toBeGreaterThan(0);
     // The grant of the first sign-in, and that of the pushed request's (another browser).
-    expect((await revokeUserSessions(db(), seen.spa.username)).revokedGrants).toBe(2);
+    expect((await revokeUserSessions(db(), seen.spa.username, NO_AUDIT)).revokedGrants).toBe(2);
     expect(await ofPerson()).toEqual([]);
     expect(await presentAgain(server.url, seen)).toMatchObject({ personToken: false, session: false });
   });

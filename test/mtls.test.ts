@@ -21,6 +21,7 @@ import { cleanUp, freePort, makeTempDir, MAIN, run, ServerProcess } from './supp
 import { TEST_MASTER_KEY } from './support/server.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
 import { CALLBACK, signIn, signInWorld } from './support/sign-in.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -38,7 +39,7 @@ function tokenRequest(clientId: string, cert?: Issued, form: Record<string, stri
 }
 
 async function certificateClient(input: Parameters<typeof createClient>[1]) {
-  const { client } = await createClient(tdb.database.db, { roles: [readers.name], ...input });
+  const { client } = await createClient(tdb.database.db, { roles: [readers.name], ...input }, NO_AUDIT);
   return client.clientId;
 }
 
@@ -176,7 +177,7 @@ describe('self_signed_tls_client_auth (RFC 8705 §2.2)', () => {
     expect((await tokenRequest(id)).status).toBe(401);
 
     // Replacing the certificates takes effect at once.
-    await updateClient(tdb.database.db, id, { certificates: [stranger.cert] });
+    await updateClient(tdb.database.db, id, { certificates: [stranger.cert] }, NO_AUDIT);
     expect((await tokenRequest(id, first)).status).toBe(401);
     expect((await tokenRequest(id, stranger)).status).toBe(200);
   });
@@ -185,7 +186,7 @@ describe('self_signed_tls_client_auth (RFC 8705 §2.2)', () => {
     const cert = await selfSigned('CN=disabled');
     const id = await certificateClient({ name: unique('disabled'), certificates: [cert.cert] });
     expect((await tokenRequest(id, cert)).status).toBe(200);
-    await updateClient(tdb.database.db, id, { enabled: false });
+    await updateClient(tdb.database.db, id, { enabled: false }, NO_AUDIT);
     const refused = await tokenRequest(id, cert);
     expect(refused.status).toBe(401);
     expect(refused.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
@@ -194,11 +195,11 @@ describe('self_signed_tls_client_auth (RFC 8705 §2.2)', () => {
 
 describe('certificate-bound tokens (RFC 8705 §3)', () => {
   it('the admin API accepts a bound token only with the certificate it is bound to', async () => {
-    const admins = await createRole(tdb.database.db, { name: unique('admins'), grants: [{ api: POSTERN_API, scopes: ADMIN_SCOPES }] });
+    const admins = await createRole(tdb.database.db, { name: unique('admins'), grants: [{ api: POSTERN_API, scopes: ADMIN_SCOPES }] }, NO_AUDIT);
     const cert = await ca.issue('CN=automation,O=Example');
     const { client } = await createClient(tdb.database.db, {
       name: unique('automation'), roles: [admins.name], tlsSubject: { field: 'subject_dn', value: 'CN=automation,O=Example' },
-    });
+    }, NO_AUDIT);
     const issued = await tokenRequest(client.clientId, cert, { resource: POSTERN_API });
     expect(issued.status, JSON.stringify(issued.body)).toBe(200);
     const token = issued.body.access_token as string;
@@ -228,7 +229,7 @@ describe('certificate-bound tokens (RFC 8705 §3)', () => {
     });
 
     // A client with a secret may have its tokens bound to whatever certificate it presents.
-    await updateClient(tdb.database.db, billing.id, { requireMtls: true });
+    await updateClient(tdb.database.db, billing.id, { requireMtls: true }, NO_AUDIT);
     res = await withSecret();
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ error: 'invalid_request', error_description: 'a client certificate is required for this resource (RFC 8705)' });
@@ -237,8 +238,8 @@ describe('certificate-bound tokens (RFC 8705 §3)', () => {
     expect(decodeJwt(res.body.access_token).cnf).toEqual({ 'x5t#S256': cert.thumbprint });
 
     // Lifting the requirement: unbound tokens again for clients that do not ask for binding.
-    await updateApi(tdb.database.db, ledger.id, { requireMtls: false });
-    await updateClient(tdb.database.db, billing.id, { requireMtls: false });
+    await updateApi(tdb.database.db, ledger.id, { requireMtls: false }, NO_AUDIT);
+    await updateClient(tdb.database.db, billing.id, { requireMtls: false }, NO_AUDIT);
     res = await withSecret();
     expect(res.status).toBe(200);
     expect(decodeJwt(res.body.access_token).cnf).toBeUndefined();
@@ -247,15 +248,15 @@ describe('certificate-bound tokens (RFC 8705 §3)', () => {
   it('refuses to bind one client\'s or one API\'s tokens both to DPoP and to a certificate', async () => {
     const db = tdb.database.db;
     const both = 'tokens can be bound to a DPoP key or to a TLS certificate, not both';
-    await expect(createClient(db, { name: unique('both'), tlsSubject: { field: 'san_dns', value: 'both.internal' }, requireDpop: true, requireMtls: true }))
+    await expect(createClient(db, { name: unique('both'), tlsSubject: { field: 'san_dns', value: 'both.internal' }, requireDpop: true, requireMtls: true }, NO_AUDIT))
       .rejects.toThrow(both);
     // A certificate client that asks for DPoP gets DPoP binding, not both.
-    const { client } = await createClient(db, { name: unique('dpop-cert'), tlsSubject: { field: 'san_dns', value: 'dpop.internal' }, requireDpop: true });
+    const { client } = await createClient(db, { name: unique('dpop-cert'), tlsSubject: { field: 'san_dns', value: 'dpop.internal' }, requireDpop: true }, NO_AUDIT);
     expect(client).toMatchObject({ requireDpop: true, requireMtls: false });
-    await expect(updateClient(db, client.clientId, { requireMtls: true })).rejects.toThrow(both);
+    await expect(updateClient(db, client.clientId, { requireMtls: true }, NO_AUDIT)).rejects.toThrow(both);
     await expect(api(db, { scopes: ['x:read'], requireDpop: true, requireMtls: true })).rejects.toThrow(both);
     const dpopApi = await api(db, { scopes: ['x:read'], requireDpop: true });
-    await expect(updateApi(db, dpopApi.id, { requireMtls: true })).rejects.toThrow(both);
+    await expect(updateApi(db, dpopApi.id, { requireMtls: true }, NO_AUDIT)).rejects.toThrow(both);
   });
 
   it('a certificate client registered without binding gets unbound tokens', async () => {
@@ -316,7 +317,7 @@ describe('behind a TLS-terminating proxy', () => {
 
   it('binds a person\'s tokens to the web app\'s certificate: userinfo checks it, refresh needs one', async () => {
     const world = await signInWorld(tdb.database.db);
-    await updateClient(tdb.database.db, world.client.id, { requireMtls: true });
+    await updateClient(tdb.database.db, world.client.id, { requireMtls: true }, NO_AUDIT);
     const basic = `Basic ${Buffer.from(`${world.client.id}:${world.client.secret}`).toString('base64')}`;
     const send = (path: string, presented: Issued | undefined, init: { form?: Record<string, string>; bearer?: string }) =>
       fetch(`${proxied.url}${path}`, {

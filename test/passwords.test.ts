@@ -6,6 +6,7 @@ import { checkPassword } from '../src/services/password-policy.ts';
 import { authenticateUser, createUser } from '../src/services/users.ts';
 import { findUserByUsername, setPasswordHash } from '../src/store/users.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 beforeAll(async () => { tdb = await createTestDatabase(); }, 60_000);
@@ -22,7 +23,7 @@ describe('password hashes', () => {
 
   it('are redone with the current parameters at the next successful login', async () => {
     const db = tdb.database.db;
-    await createUser(db, { username: 'rehash-me', password: 'tidal-orchard-lamp-5' });
+    await createUser(db, { username: 'rehash-me', password: 'tidal-orchard-lamp-5' }, NO_AUDIT);
     const user = (await findUserByUsername(db, 'rehash-me'))!;
     const weaker = await argon2.hash('tidal-orchard-lamp-5', { ...ARGON2_PARAMETERS, timeCost: 1, memoryCost: 8192 });
     await setPasswordHash(db, user.id, weaker, false);

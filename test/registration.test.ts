@@ -10,6 +10,7 @@ import { adminCall, adminClient, adminClientFor, tokenFor } from './support/admi
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, unique } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -52,7 +53,7 @@ async function manage(method: string, uri: string, token: string, body?: unknown
 }
 
 const token = async (options: { maxUses?: number; ttlSeconds?: number; roles?: string[] } = {}) =>
-  (await createRegistrationToken(tdb.database.db, { roles: [readerRole], ...options })).token;
+  (await createRegistrationToken(tdb.database.db, { roles: [readerRole], ...options }, NO_AUDIT)).token;
 
 describe('registration (RFC 7591)', () => {
   it('refuses a registration without an initial access token, or with an unknown one (401)', async () => {
@@ -103,7 +104,7 @@ describe('registration (RFC 7591)', () => {
     expect(again.body.error).toBe('invalid_token');
 
     const { token: expired } = await createRegistrationToken(
-      tdb.database.db, { roles: [readerRole], ttlSeconds: 60 }, undefined, new Date(Date.now() - 120_000),
+      tdb.database.db, { roles: [readerRole], ttlSeconds: 60 }, NO_AUDIT, new Date(Date.now() - 120_000),
     );
     const late = await register({ client_name: unique('c') }, expired);
     expect(late.status).toBe(401);
@@ -186,7 +187,7 @@ describe('a registered client deleted by an operator', () => {
     const stored = () => tdb.database.db.selectFrom('oidc_payloads').select('id')
       .where('id', '=', storedId(created.registration_access_token)).execute();
     expect(await stored()).toHaveLength(1);
-    await deleteClient(tdb.database.db, created.client_id);
+    await deleteClient(tdb.database.db, created.client_id, NO_AUDIT);
     // Gone at once, not only when it is next presented.
     expect(await stored()).toEqual([]);
     expect((await manage('GET', created.registration_client_uri, created.registration_access_token)).status).toBe(401);

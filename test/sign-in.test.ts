@@ -12,6 +12,7 @@ import {
   AFTER_LOGOUT, CALLBACK, codeFrom, decodeJwt, exchangeCode, introspect, PASSWORD, refresh, signIn, signInWorld,
   startAuthorization, type World,
 } from './support/sign-in.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let database: TestDatabase;
 let server: TestServer;
@@ -85,7 +86,7 @@ describe('the sign-in flow', () => {
 
   it('shows the words an administrator wrote for an API scope, escaped', async () => {
     const other = await signInWorld(database.database.db);
-    await updateApi(database.database.db, other.api.id, { scopeDescriptions: { 'orders:read': 'See your <orders> & invoices' } });
+    await updateApi(database.database.db, other.api.id, { scopeDescriptions: { 'orders:read': 'See your <orders> & invoices' } }, NO_AUDIT);
     const flow = await startAuthorization(server.url, other);
     const consent = await flow.browser.submit(flow.page, { username: other.username, password: PASSWORD });
     expect(consent.status).toBe(200);
@@ -131,7 +132,7 @@ describe('a disabled public client', () => {
     const exchange = () => postForm(`${server.url}/token`, {
       grant_type: 'authorization_code', code: flow.code, code_verifier: flow.verifier, redirect_uri: CALLBACK, client_id: spa.client.id,
     });
-    await setClientEnabled(database.database.db, spa.client.id, false);
+    await setClientEnabled(database.database.db, spa.client.id, false, NO_AUDIT);
     const refused = await exchange();
     expect(refused.status).toBe(401);
     expect(refused.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
@@ -294,14 +295,14 @@ describe('a person\'s roles count at every refresh', () => {
     const db = database.database.db;
     const person = await signInWorld(db);
     const resource = person.api.identifier;
-    await grantScopes(db, person.role.name, { api: resource, scopes: ['orders:write'] });
+    await grantScopes(db, person.role.name, { api: resource, scopes: ['orders:write'] }, NO_AUDIT);
     const flow = await signIn(server.url, person);
     const tokens = await exchangeCode(server.url, person, flow.code, flow.verifier, { resource });
     expect(tokens.status).toBe(200);
     const scopesOf = (answer: { body: { access_token: string } }) => String(decodeJwt(answer.body.access_token).scope ?? '').split(' ').filter(Boolean).sort();
     expect(scopesOf(tokens)).toEqual(['orders:read', 'orders:write']);
 
-    await ungrantScopes(db, person.role.name, { api: resource, scopes: ['orders:write'] });
+    await ungrantScopes(db, person.role.name, { api: resource, scopes: ['orders:write'] }, NO_AUDIT);
     const next = await refresh(server.url, person, tokens.body.refresh_token, { resource });
     expect(next.status).toBe(200);
     expect(scopesOf(next)).toEqual(['orders:read']);
@@ -372,7 +373,7 @@ describe('logout', () => {
   it('revoke-sessions ends every session and grant of a person', async () => {
     const flow = await signIn(server.url, world);
     const tokens = (await exchangeCode(server.url, world, flow.code, flow.verifier, { resource: world.api.identifier })).body;
-    const { revokedGrants } = await revokeUserSessions(database.database.db, world.username);
+    const { revokedGrants } = await revokeUserSessions(database.database.db, world.username, NO_AUDIT);
     expect(revokedGrants).toBeGreaterThan(0);
     expect((await refresh(server.url, world, tokens.refresh_token)).body.error).toBe('invalid_grant');
     expect((await introspect(server.url, world, tokens.access_token)).body.active).toBe(false);

@@ -224,7 +224,7 @@ export function clientsCommand(): Command {
     .argument('<client>', 'client id or name')
     .option('--keep-old-for <duration>', 'overlap during which the old secrets still work (e.g. 24h)', parseDuration, 0)
     .action(action(async ({ db, out, audit }, ref: string, opts: { keepOldFor: number }) => {
-      const result = await clients.rotateClientSecret(db, ref, opts.keepOldFor, new Date(), audit);
+      const result = await clients.rotateClientSecret(db, ref, opts.keepOldFor, audit);
       out.print(
         { ...result.client, clientSecret: result.clientSecret, oldSecretsExpireAt: result.oldSecretsExpireAt },
         () => `secret rotated for ${result.client.name}\nclient_secret: ${result.clientSecret}\n`

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type Koa from 'koa';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ArtifactKey } from '../domain/artifact-hashing.ts';
-import { NO_AUDIT, type AuditSink } from '../domain/audit-events.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 import { grantDigest, secretMatchesAny } from '../domain/crypto.ts';
 import { PROVIDER_ROUTES } from '../domain/endpoints.ts';
 import type { Db } from '../db/tables.ts';
@@ -50,7 +50,7 @@ export interface ProviderDeps {
   /** Each access token issued, by grant type and API (for metrics). */
   onTokenIssued?: (grantType: string, api: string) => void;
   /** Security events (token failures, revocations, registrations) and issuance counts. */
-  audit?: AuditSink;
+  audit: AuditSink;
   /** Storage of self-registered clients (RFC 7591/7592); without it, registration always fails. */
   registration?: RegistrationHandlers;
   /** A client tried to authenticate from outside its allowed networks (refused with 401). */
@@ -276,7 +276,7 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
 
   // Outermost first: the request context for registration, then the audit of final answers.
   provider.use(registrationMiddleware());
-  auditProviderEvents(provider, deps.audit ?? NO_AUDIT);
+  auditProviderEvents(provider, deps.audit);
   provider.use(tokenPolicy.middleware());
   provider.use(tokenErrorAnswers(provider));
   provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));

@@ -9,7 +9,7 @@ import { requireApi } from './apis.ts';
 import { createClient, type ClientWithSecret } from './clients.ts';
 import { conflict } from './errors.ts';
 import { createRole, grantScopes } from './roles.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 
 export { POSTERN_API };
 /** Scopes of `urn:postern` that the admin API requires: reading for GET, writing for the rest. */
@@ -31,8 +31,8 @@ export interface BootstrapResult extends ClientWithSecret {
  */
 export async function bootstrapAdmin(
   db: Db,
-  input: { name?: string; force?: boolean } = {},
-  audit: Auditor = NO_AUDITOR,
+  input: { name?: string; force?: boolean },
+  audit: AuditSink,
 ): Promise<BootstrapResult> {
   const api = await requireApi(db, POSTERN_API);
   const admins = await listClientsGrantedScope(db, api.id, ADMIN_WRITE_SCOPE);

@@ -4,7 +4,7 @@ import type { Db } from '../db/tables.ts';
 import { ACCESS_TOKEN_ALGS, DEFAULT_ACCESS_TOKEN_ALG } from '../domain/signing-keys.ts';
 import * as apis from '../store/apis.ts';
 import { findClientById, findClientByName } from '../store/clients.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
 import { changedFields, checkName, checkOneBinding, checkResourceIdentifier, checkScopes, checkTtl } from './validation.ts';
@@ -114,7 +114,7 @@ export interface CreateApiInput {
   requireMtls?: boolean;
 }
 
-export async function createApi(db: Db, input: CreateApiInput, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
+export async function createApi(db: Db, input: CreateApiInput, audit: AuditSink): Promise<ApiView> {
   const identifier = checkResourceIdentifier(input.identifier);
   const name = input.name === undefined ? undefined : checkName(input.name);
   const scopes = checkScopes(input.scopes ?? []);
@@ -175,7 +175,7 @@ export async function updateApi(
   db: Db,
   ref: string,
   input: UpdateApiInput,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<ApiView> {
   const addScopes = checkScopes(input.addScopes ?? [], 'addScopes');
   const removeScopes = checkScopes(input.removeScopes ?? [], 'removeScopes');
@@ -224,7 +224,7 @@ export async function updateApi(
   }
 }
 
-export async function deleteApi(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
+export async function deleteApi(db: Db, ref: string, audit: AuditSink): Promise<ApiView> {
   const deleted = await writeAndPropagate(db, CONFIG, async (trx) => {
     const api = await requireApi(trx, ref);
     if (api.system) throw new ServiceError('forbidden', `the ${api.name} API is built in and cannot be deleted`);

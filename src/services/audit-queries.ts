@@ -1,5 +1,5 @@
 // Reading the audit log (admin API, `postern audit tail`) and pruning it past its retention.
-import { AUDIT_EVENT_TYPES, NO_AUDIT, type AuditSink } from '../domain/audit-events.ts';
+import { AUDIT_EVENT_TYPES, type AuditSink } from '../domain/audit-events.ts';
 import type { Db } from '../db/tables.ts';
 import * as store from '../store/audit.ts';
 import { findClientById, findClientByName } from '../store/clients.ts';
@@ -125,12 +125,12 @@ export async function tailAuditEvents(
 export async function pruneAuditEvents(
   db: Db,
   retentionDays: number,
-  sink: AuditSink = NO_AUDIT,
+  audit: AuditSink,
   now = new Date(),
 ): Promise<number> {
   if (retentionDays <= 0) return 0;
   const before = new Date(now.getTime() - retentionDays * 86400_000);
   const deleted = await store.deleteAuditEventsBefore(db, before);
-  if (deleted) sink.record({ type: 'audit.pruned', actor: { type: 'system' }, details: { deleted, before } });
+  if (deleted) audit.record({ type: 'audit.pruned', actor: { type: 'system' }, details: { deleted, before } });
   return deleted;
 }

@@ -15,7 +15,7 @@ import { toView, type ClientView, type StoredMetadata } from './client-view.ts';
 
 export type { ClientCredentialsInput, ClientView, TlsSubject };
 import { cutOffClientTokens, type ClientTokensCutOff } from './client-tokens.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { changedFields, checkName, checkOneBinding } from './validation.ts';
@@ -116,7 +116,7 @@ export async function insertServiceClient(
 export async function createClient(
   db: Db,
   input: CreateClientInput,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<CreatedClient> {
   const name = checkName(input.name);
   const { grantTypes, redirectUris, postLogoutRedirectUris, signIn } = checkSignInSettings(input, SUPPORTED_GRANTS);
@@ -255,7 +255,7 @@ export async function updateClient(
   db: Db,
   ref: string,
   input: UpdateClientInput,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<ClientView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
   const allowedNetworks = input.allowedNetworks === undefined ? undefined : checkNetworks(input.allowedNetworks);
@@ -304,12 +304,12 @@ export async function setClientEnabled(
   db: Db,
   ref: string,
   enabled: boolean,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<ClientView> {
   return updateClient(db, ref, { enabled }, audit);
 }
 
-export async function deleteClient(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<ClientView> {
+export async function deleteClient(db: Db, ref: string, audit: AuditSink): Promise<ClientView> {
   const view = await writeAndPropagate(db, clientChanged, async (trx) => {
     const client = await requireClient(trx, ref);
     const found = await toView(trx, client);
@@ -329,9 +329,9 @@ export async function deleteClient(db: Db, ref: string, audit: Auditor = NO_AUDI
 export async function rotateClientSecret(
   db: Db,
   ref: string,
-  keepOldForSeconds = 0,
+  keepOldForSeconds: number,
+  audit: AuditSink,
   now = new Date(),
-  audit: Auditor = NO_AUDITOR,
 ): Promise<ClientWithSecret & { oldSecretsExpireAt: string }> {
   if (!Number.isInteger(keepOldForSeconds) || keepOldForSeconds < 0 || keepOldForSeconds > 90 * 86400) {
     throw invalid('the overlap must be between 0 seconds and 90 days', 'keepOldFor');

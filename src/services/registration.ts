@@ -2,14 +2,13 @@
 // their own registration (RFC 7592). The provider runs the protocol; this module decides and
 // stores: the same rules as `clients create`, a hashed secret, and exactly the roles bound to the
 // initial access token used.
-import type { AuditSink } from '../domain/audit-events.ts';
+import { auditAs, type AuditSink } from '../domain/audit-events.ts';
 import { generateClientSecret, sha256Hex, randomId } from '../domain/crypto.ts';
 import type { Db } from '../db/tables.ts';
 import * as clientStore from '../store/clients.ts';
 import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as store from '../store/registration-tokens.ts';
 import * as roleStore from '../store/roles.ts';
-import { auditorFor, NO_AUDITOR, type Auditor } from './audit.ts';
 import { checkServiceClient, insertServiceClient, requireClient } from './clients.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
 import { writeAndPropagate } from '../propagation/index.ts';
@@ -57,7 +56,7 @@ export interface RegistrationTokenWithValue { registrationToken: RegistrationTok
 export async function createRegistrationToken(
   db: Db,
   input: CreateRegistrationTokenInput,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
   now = new Date(),
 ): Promise<RegistrationTokenWithValue> {
   const maxUses = input.maxUses ?? 1;
@@ -105,7 +104,7 @@ export async function getRegistrationToken(db: Db, id: string): Promise<Registra
 export async function revokeRegistrationToken(
   db: Db,
   id: string,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<RegistrationTokenView> {
   const row = await store.revokeRegistrationToken(db, id, new Date());
   if (!row) throw notFound(`unknown registration token "${id}"`);
@@ -132,7 +131,7 @@ function checkRegisteredMetadata(clientId: string, metadata: Record<string, unkn
 /** The registered client's secret stays hashed; the name and metadata follow the CLI's rules. */
 export async function storeRegisteredClient(
   db: Db,
-  sink: AuditSink,
+  audit: AuditSink,
   input: { clientId: string; metadata: Record<string, unknown>; initialAccessToken: string; request: RequestInfo },
 ): Promise<void> {
   const { clientId, metadata } = input;
@@ -158,7 +157,7 @@ export async function storeRegisteredClient(
     if (isUniqueViolation(error)) throw conflict(`a client named "${name}" already exists`);
     throw error;
   }
-  auditorFor(sink, { actor: { type: 'registration_token', id: tokenId }, ...input.request }).record({
+  auditAs(audit, { actor: { type: 'registration_token', id: tokenId }, ...input.request }).record({
     type: 'registration.created', target: { type: 'client', id: clientId },
     details: { name, grantTypes, roles, tokenEndpointAuthMethod: authMethod, registrationToken: tokenId },
   });
@@ -167,7 +166,7 @@ export async function storeRegisteredClient(
 /** RFC 7592 §2.2: the client changes its own registration (never its roles or its secret). */
 export async function updateRegisteredClient(
   db: Db,
-  sink: AuditSink,
+  audit: AuditSink,
   input: { clientId: string; metadata: Record<string, unknown>; request: RequestInfo },
 ): Promise<void> {
   const { clientId, metadata } = input;
@@ -189,7 +188,7 @@ export async function updateRegisteredClient(
     if (isUniqueViolation(error)) throw conflict(`a client named "${name}" already exists`);
     throw error;
   }
-  auditorFor(sink, { actor: { type: 'client', id: clientId }, ...input.request }).record({
+  auditAs(audit, { actor: { type: 'client', id: clientId }, ...input.request }).record({
     type: 'registration.updated', target: { type: 'client', id: clientId },
     details: { name, grantTypes, tokenEndpointAuthMethod: authMethod },
   });
@@ -198,7 +197,7 @@ export async function updateRegisteredClient(
 /** RFC 7592 §2.3: the client deletes itself; its stored tokens go with it. */
 export async function deleteRegisteredClient(
   db: Db,
-  sink: AuditSink,
+  audit: AuditSink,
   input: { clientId: string; request: RequestInfo },
 ): Promise<void> {
   const { clientId } = input;
@@ -208,7 +207,7 @@ export async function deleteRegisteredClient(
     await clientStore.deleteClient(trx, clientId);
     await deletePayloadsByClientId(trx, clientId);
   });
-  auditorFor(sink, { actor: { type: 'client', id: clientId }, ...input.request }).record({
+  auditAs(audit, { actor: { type: 'client', id: clientId }, ...input.request }).record({
     type: 'registration.deleted', target: { type: 'client', id: clientId }, details: { name },
   });
 }

@@ -6,7 +6,7 @@ import * as users from '../store/users.ts';
 import { requireApi } from './apis.ts';
 import { requireClient } from './clients.ts';
 import { requireUser } from './users.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { changedFields, checkName, checkScopes } from './validation.ts';
@@ -68,7 +68,7 @@ async function resolveGrant(db: Db, grant: ScopeGrant): Promise<{ apiId: string;
 export async function createRole(
   db: Db,
   input: { name: string; description?: string; grants?: ScopeGrant[] },
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<RoleView> {
   const name = checkName(input.name);
   try {
@@ -105,7 +105,7 @@ export async function updateRole(
   db: Db,
   ref: string,
   input: { name?: string; description?: string | null },
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<RoleView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
   try {
@@ -122,7 +122,7 @@ export async function updateRole(
   }
 }
 
-export async function deleteRole(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export async function deleteRole(db: Db, ref: string, audit: AuditSink): Promise<RoleView> {
   const view = await writeAndPropagate(db, CONFIG, async (trx) => {
     const role = await requireRole(trx, ref);
     const found = await toView(trx, role);
@@ -137,7 +137,7 @@ export async function grantScopes(
   db: Db,
   ref: string,
   grant: ScopeGrant,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<RoleView> {
   let api = '';
   let granted: string[] = [];
@@ -157,7 +157,7 @@ export async function ungrantScopes(
   db: Db,
   ref: string,
   grant: ScopeGrant,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<RoleView> {
   let api = '';
   const scopes = checkScopes(grant.scopes, 'grant');
@@ -180,7 +180,7 @@ async function changeClientRole(
   db: Db,
   refs: { role: string; client: string },
   type: 'role.assigned' | 'role.unassigned',
-  audit: Auditor,
+  audit: AuditSink,
 ): Promise<RoleView> {
   let clientId = '';
   const view = await writeAndPropagate(db, () => ({ kind: 'client', clientId }), async (trx) => {
@@ -198,11 +198,11 @@ async function changeClientRole(
   return view;
 }
 
-export function assignRoleToClient(db: Db, roleRef: string, clientRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function assignRoleToClient(db: Db, roleRef: string, clientRef: string, audit: AuditSink): Promise<RoleView> {
   return changeClientRole(db, { role: roleRef, client: clientRef }, 'role.assigned', audit);
 }
 
-export function unassignRoleFromClient(db: Db, roleRef: string, clientRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function unassignRoleFromClient(db: Db, roleRef: string, clientRef: string, audit: AuditSink): Promise<RoleView> {
   return changeClientRole(db, { role: roleRef, client: clientRef }, 'role.unassigned', audit);
 }
 
@@ -214,7 +214,7 @@ async function changeUserRole(
   db: Db,
   refs: { role: string; user: string },
   type: 'user.role_assigned' | 'user.role_unassigned',
-  audit: Auditor,
+  audit: AuditSink,
 ): Promise<RoleView> {
   let userId = '';
   const view = await db.transaction().execute(async (trx) => {
@@ -232,10 +232,10 @@ async function changeUserRole(
   return view;
 }
 
-export function assignRoleToUser(db: Db, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function assignRoleToUser(db: Db, roleRef: string, userRef: string, audit: AuditSink): Promise<RoleView> {
   return changeUserRole(db, { role: roleRef, user: userRef }, 'user.role_assigned', audit);
 }
 
-export function unassignRoleFromUser(db: Db, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function unassignRoleFromUser(db: Db, roleRef: string, userRef: string, audit: AuditSink): Promise<RoleView> {
   return changeUserRole(db, { role: roleRef, user: userRef }, 'user.role_unassigned', audit);
 }

@@ -5,7 +5,7 @@ import { deleteExpiredPayloads } from '../store/oidc-payloads.ts';
 import { deleteExpiredRevocations } from '../store/revocations.ts';
 import { cutOffClientTokens } from './client-tokens.ts';
 import { requireClient } from './clients.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 import { writeAndPropagate } from '../propagation/index.ts';
 
 export interface PruneResult { artifacts: number; revocations: number; clientSecrets: number }
@@ -35,8 +35,8 @@ export interface RevokeClientTokensResult {
 export async function revokeClientTokens(
   db: Db,
   ref: string,
+  audit: AuditSink,
   now = new Date(),
-  audit: Auditor = NO_AUDITOR,
 ): Promise<RevokeClientTokensResult> {
   const result = await writeAndPropagate(db, (result: { clientId: string }) => ({ kind: 'client', clientId: result.clientId }), async (trx) => {
     const client = await requireClient(trx, ref);

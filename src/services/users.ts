@@ -7,7 +7,7 @@ import { insertRevokedGrant } from '../store/revocations.ts';
 import { findRole } from '../store/roles.ts';
 import * as users from '../store/users.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 import { checkPassword } from './password-policy.ts';
 import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { changedFields, checkName } from './validation.ts';
@@ -75,7 +75,7 @@ export interface CreateUserInput {
   roles?: string[];
 }
 
-export async function createUser(db: Db, input: CreateUserInput, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+export async function createUser(db: Db, input: CreateUserInput, audit: AuditSink): Promise<UserView> {
   const username = checkName(input.username, 'username');
   const email = checkEmail(input.email) ?? null;
   const name = checkDisplayName(input.name) ?? null;
@@ -111,7 +111,7 @@ export async function updateUser(
   db: Db,
   ref: string,
   input: { email?: string | null; name?: string | null; emailVerified?: boolean },
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<UserView> {
   const email = checkEmail(input.email);
   const name = checkDisplayName(input.name);
@@ -149,7 +149,7 @@ async function endSessions(trx: Db, userId: string): Promise<Change[]> {
 const revocations = ({ revoked }: { revoked: Change[] }) => revoked;
 
 export async function revokeUserSessions(
-  db: Db, ref: string, audit: Auditor = NO_AUDITOR,
+  db: Db, ref: string, audit: AuditSink,
 ): Promise<{ user: UserView; revokedGrants: number }> {
   const { user, revoked } = await writeAndPropagate(db, revocations, async (trx) => {
     const found = await requireUser(trx, ref);
@@ -165,7 +165,7 @@ export async function revokeUserSessions(
 }
 
 /** A disabled person cannot sign in, and their sessions and tokens end at once. */
-export async function setUserEnabled(db: Db, ref: string, enabled: boolean, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+export async function setUserEnabled(db: Db, ref: string, enabled: boolean, audit: AuditSink): Promise<UserView> {
   const { view } = await writeAndPropagate(db, revocations, async (trx) => {
     const user = await requireUser(trx, ref);
     const row = await users.updateUser(trx, user.id, { enabled });
@@ -177,7 +177,7 @@ export async function setUserEnabled(db: Db, ref: string, enabled: boolean, audi
 }
 
 /** Sets a new password (policy-checked); the person's sessions and grants end. */
-export async function setUserPassword(db: Db, ref: string, password: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+export async function setUserPassword(db: Db, ref: string, password: string, audit: AuditSink): Promise<UserView> {
   const user = await requireUser(db, ref);
   checkPassword(password, user);
   const hash = await hashPassword(password);
@@ -191,7 +191,7 @@ export async function setUserPassword(db: Db, ref: string, password: string, aud
   return view;
 }
 
-export async function deleteUser(db: Db, ref: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+export async function deleteUser(db: Db, ref: string, audit: AuditSink): Promise<UserView> {
   const { view: deleted } = await writeAndPropagate(db, revocations, async (trx) => {
     const user = await requireUser(trx, ref);
     const view = await toView(trx, user);
