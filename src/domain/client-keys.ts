@@ -1,6 +1,13 @@
-// Client public keys for private_key_jwt (RFC 7523 §2.2, OpenID Connect Core §9): which
-// signature algorithms a client assertion may use. A leaf: no oidc-provider import, so the
-// services may validate against the same list the provider enforces.
+// How clients authenticate: the token endpoint auth methods that present a secret or a
+// certificate, and, for private_key_jwt (RFC 7523 §2.2, OpenID Connect Core §9), which signature
+// algorithms a client assertion may use. A leaf: no oidc-provider import, so the services may
+// validate against the same lists the provider enforces.
+
+/** Methods that present a secret Postern issued (client_secret_jwt is off: it needs the plaintext). */
+export const SECRET_AUTH_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post'];
+
+/** Methods that authenticate with a TLS client certificate (RFC 8705 §2). */
+export const CERTIFICATE_AUTH_METHODS: readonly string[] = ['tls_client_auth', 'self_signed_tls_client_auth'];
 
 /**
  * Asymmetric algorithms only. HS* (and client_secret_jwt) would need the plaintext client secret,

@@ -9,7 +9,8 @@ import * as clientStore from '../store/clients.ts';
 import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as store from '../store/registration-tokens.ts';
 import * as roleStore from '../store/roles.ts';
-import { checkServiceClient, insertServiceClient, requireClient } from './clients.ts';
+import { checkServiceClient } from './client-rules.ts';
+import { insertNewClient, requireClient } from './clients.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
 import { writeAndPropagate } from '../propagation/index.ts';
 
@@ -135,7 +136,8 @@ export async function storeRegisteredClient(
   input: { clientId: string; metadata: Record<string, unknown>; initialAccessToken: string; request: RequestInfo },
 ): Promise<void> {
   const { clientId, metadata } = input;
-  const { name, grantTypes, authMethod } = checkRegisteredMetadata(clientId, metadata);
+  const client = checkRegisteredMetadata(clientId, metadata);
+  const { name, grantTypes, authMethod } = client;
   const clientSecret = metadata.client_secret;
   if (typeof clientSecret !== 'string' || clientSecret.length < 32) throw invalid('a generated client secret is required');
   let tokenId = '';
@@ -149,9 +151,7 @@ export async function storeRegisteredClient(
       tokenId = token.id;
       const bound = await store.listRegistrationTokenRoles(trx, token.id);
       roles = bound.map((role) => role.name);
-      await insertServiceClient(trx, {
-        clientId, name, grantTypes, authMethod, clientSecret, registeredBy: token.id, roleIds: bound.map((role) => role.id),
-      });
+      await insertNewClient(trx, clientId, client, { clientSecret, registeredBy: token.id, roleIds: bound.map((role) => role.id) });
     });
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`a client named "${name}" already exists`);
