@@ -19,9 +19,11 @@ import { pingDatabase } from './store/health.ts';
 import { Directory } from './oidc/directory.ts';
 import { Propagation } from './propagation/index.ts';
 import { ClientCertificates } from './oidc/client-certificates.ts';
+import { interactionFlow } from './oidc/interactions.ts';
 import { createProvider, type Provider } from './oidc/provider.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
 import { createKeySetLoader, listKeys, rotateSigningKeysIfDue, type KeyRotation } from './services/key-rotation.ts';
+import { attemptLogin } from './services/login.ts';
 import { LoginProtection } from './services/login-protection.ts';
 import { AuditLog } from './services/audit.ts';
 import { pruneAuditEvents } from './services/audit-queries.ts';
@@ -217,16 +219,14 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   }));
   koa.use(authorizationServerMetadataAlias(prefix));
   koa.use(interactionRoutes({
-    provider: () => providers.current().provider,
+    flow: interactionFlow(() => providers.current().provider),
     db: database.db,
     pages,
-    protection,
+    login: (attempt) => attemptLogin({ db: database.db, protection, audit, metrics }, attempt),
     logger,
     issuerPath: prefix,
     secureCookies: config.mode === 'production',
     maxBodyBytes: config.maxBodyBytes,
-    audit,
-    metrics,
   }));
   // The fast paths and the provider of the current key set.
   koa.use((ctx, next) => providers.current().middleware(ctx, next));

@@ -1,6 +1,7 @@
 // What a consent screen asks for, in plain words, and what a person's roles let them grant: API
 // scopes their roles do not grant are left out of the screen and of the tokens (docs/users.md).
 import type { Db } from '../db/tables.ts';
+import type { ConsentRequest } from '../domain/interaction.ts';
 import { findApiScopeDescriptions } from '../store/apis.ts';
 import { findUserById, listUserGrants } from '../store/users.ts';
 
@@ -22,11 +23,7 @@ export interface ConsentPlan {
   resources: { identifier: string; granted: string[]; refused: string[] }[];
 }
 
-export interface ConsentRequest {
-  missingOIDCScope?: string[];
-  missingOIDCClaims?: string[];
-  missingResourceScopes?: Record<string, string[]>;
-}
+export type { ConsentRequest };
 
 export async function describeConsent(db: Db, accountId: string, request: ConsentRequest): Promise<ConsentPlan> {
   const [user, grants] = await Promise.all([findUserById(db, accountId), listUserGrants(db, accountId)]);
