@@ -1,6 +1,8 @@
 // What oidc-provider is given of the published signing keys (src/domain/signing-keys.ts): the
-// keys it signs and verifies with, and when a changed key set needs a new provider.
+// keys it signs and verifies with, the JWKS it serves, and when a changed key set needs a new
+// provider.
 import type { JWK } from 'jose';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { KeySet } from '../domain/signing-keys.ts';
 
 /** Identifies what a provider built from this set would do; equal sets need no new provider. */
@@ -20,4 +22,19 @@ export function providerJwks(set: KeySet): JWK[] {
     ...held.filter((key) => key.signs).map((key) => ({ ...key.privateJwk! })),
     ...held.filter((key) => !key.signs).map((key) => ({ ...key.privateJwk!, key_ops: ['verify'] })),
   ];
+}
+
+/**
+ * Serves every published key in the JWKS, including those this process cannot open, and tells
+ * clients how long they may cache it: less than the propagation delay, so that a client holding
+ * a cached set has fetched the next key before it signs anything.
+ */
+export function publishJwks(keys: KeySet, maxAgeSeconds: number) {
+  const body = { keys: keys.keys.map((key) => key.publicJwk) };
+  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
+    await next();
+    if (ctx.oidc?.route !== 'jwks' || ctx.status !== 200) return;
+    ctx.body = body;
+    ctx.set('Cache-Control', `public, max-age=${maxAgeSeconds}`);
+  };
 }
