@@ -15,6 +15,7 @@ import { createAdapterFactory, type NetworkRefusal } from './adapter.ts';
 import { ClientCertificates } from './client-certificates.ts';
 import type { Directory } from './directory.ts';
 import { providerJwks } from './jwks.ts';
+import { readLogoutForm } from './provider-texts.ts';
 import { checkBeforeConsuming, redemptionCheck } from './redemption-check.ts';
 import { registrationFeatures, type RegistrationHandlers } from './registration.ts';
 import { resourceIndicators } from './resource-policy.ts';
@@ -109,8 +110,9 @@ function logoutFeature(pages: ProviderPages, issuerPath: string) {
     enabled: true,
     logoutSource: async (ctx: KoaContextWithOIDC, form: string) => {
       // The provider's own form carries the anti-forgery value; our page renders it.
-      const action = /action="([^"]+)"/.exec(form)?.[1] ?? `${issuerPath}/session/end/confirm`;
-      const xsrf = /name="xsrf" value="([^"]+)"/.exec(form)?.[1] ?? '';
+      const read = readLogoutForm(form);
+      const action = read.action ?? `${issuerPath}/session/end/confirm`;
+      const xsrf = read.xsrf ?? '';
       const client = ctx.oidc.client;
       pages.logout(ctx, { action, xsrf, clientName: client?.clientName ?? client?.clientId });
     },

@@ -9,6 +9,7 @@ import type { Db } from '../db/tables.ts';
 import { writeAndPropagate } from '../propagation/index.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
 import { currentPersonGrants } from './accounts.ts';
+import { NO_CLIENT_AUTHENTICATION } from './provider-texts.ts';
 import { detach } from '../domain/text.ts';
 import type { ClientEntry, Directory } from './directory.ts';
 import { ACCESS_TOKEN_ALGS, publicJwk } from '../domain/signing-keys.ts';
@@ -238,7 +239,7 @@ export class TokenPolicy {
       if (route !== 'introspection' && route !== 'revocation' && route !== 'token') return;
       const body = ctx.body as { error?: string; error_description?: string } | undefined;
       const unauthenticated = (ctx.status === 400 && body?.error === 'invalid_request'
-        && body.error_description === 'no client authentication mechanism provided')
+        && body.error_description === NO_CLIENT_AUTHENTICATION)
         || (ctx.status === 401 && body?.error === 'invalid_client' && body.error_description === AUTHENTICATION_REQUIRED);
       if (unauthenticated) {
         // RFC 6749 §5.2: a request without client authentication is invalid_client, 401.
