@@ -8,6 +8,7 @@ import { createApi } from '../src/services/apis.ts';
 import { createClient } from '../src/services/clients.ts';
 import { createRole } from '../src/services/roles.ts';
 import { ACCESS_TOKEN_TTL, JWT_RESOURCE, OPAQUE_RESOURCE, SCOPES } from './resources.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 export interface BenchDatabase {
   name: string;
@@ -54,13 +55,13 @@ export async function register(url: string): Promise<Credentials> {
     await migrate(database);
     const db = database.db;
     const shared = { scopes: SCOPES, accessTokenTtl: ACCESS_TOKEN_TTL };
-    await createApi(db, { identifier: JWT_RESOURCE, name: 'orders', ...shared }); // JWT, ES256: the defaults
-    await createApi(db, { identifier: OPAQUE_RESOURCE, name: 'orders-opaque', tokenFormat: 'opaque', ...shared });
+    await createApi(db, { identifier: JWT_RESOURCE, name: 'orders', ...shared }, NO_AUDIT); // JWT, ES256: the defaults
+    await createApi(db, { identifier: OPAQUE_RESOURCE, name: 'orders-opaque', tokenFormat: 'opaque', ...shared }, NO_AUDIT);
     const role = await createRole(db, {
       name: 'orders-bench',
       grants: [{ api: JWT_RESOURCE, scopes: SCOPES }, { api: OPAQUE_RESOURCE, scopes: SCOPES }],
-    });
-    const { client, clientSecret } = await createClient(db, { name: 'bench', roles: [role.name] });
+    }, NO_AUDIT);
+    const { client, clientSecret } = await createClient(db, { name: 'bench', roles: [role.name] }, NO_AUDIT);
     return { clientId: client.clientId, clientSecret: clientSecret!, role: role.name };
   } finally {
     await database.close();

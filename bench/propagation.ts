@@ -1,8 +1,8 @@
 // `npm run bench:propagation`: what the acknowledgement of a change costs with N processes. A
 // write that others cache (a client disabled, a role changed, a token revoked) commits, publishes
-// a marker, and waits until every live process has acknowledged it (src/store/changes.ts). Here N
+// a marker, and waits until every live process has acknowledged it (src/propagation/). Here N
 // listeners stand for N processes: each is Postern's own change feed (one LISTEN connection) and
-// Directory (which acknowledges markers with one UPDATE), all in this process and sharing one
+// Propagation (which acknowledges markers with one UPDATE), all in this process and sharing one
 // small pool for their UPDATEs (so the UPDATEs queue more than across separate processes: a
 // pessimistic measure). For each N: the writer's wait, the statements per change, and how fast
 // Postgres and the listeners take a stream of notifications.
@@ -12,9 +12,8 @@ import { sql } from 'kysely';
 import { PostgresChangeFeed } from '../src/db/change-feed.ts';
 import { openPostgres } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrator.ts';
-import { Directory } from '../src/oidc/directory.ts';
-import { acknowledgeMarker, publishChange, registerProcess } from '../src/store/changes.ts';
-import { writeAndPropagate } from '../src/services/propagation.ts';
+import { Propagation, writeAndPropagate } from '../src/propagation/index.ts';
+import { acknowledgeMarker, registerProcess } from '../src/store/changes.ts';
 import { createBenchDatabase } from './bench-db.ts';
 
 const CHANGES = 40;
@@ -47,9 +46,9 @@ async function main(): Promise<void> {
       select current_setting('max_connections')::int as max, (select count(*)::int from pg_stat_activity) as used`.execute(writer.db);
     // What one acknowledgement costs on its own: the UPDATE a process makes per marker (and per heartbeat).
     const acknowledgement = await (async () => {
-      const directory = new Directory(shared.db, null);
-      const id = directory.processId;
-      await directory.close();
+      const member = new Propagation(shared.db, null);
+      const id = member.processId;
+      await member.close();
       await registerProcess(writer.db, id);
       const started = performance.now();
       for (let i = 1; i <= ACKNOWLEDGEMENTS; i += 1) await acknowledgeMarker(writer.db, id, i);
@@ -63,11 +62,11 @@ async function main(): Promise<void> {
         continue;
       }
       const feeds: PostgresChangeFeed[] = [];
-      const directories: Directory[] = [];
+      const members: Propagation[] = [];
       let received = 0;
       for (let i = 0; i < n; i += 1) {
         const feed = new PostgresChangeFeed(bench.url);
-        directories.push(new Directory(shared.db, feed));
+        members.push(new Propagation(shared.db, feed));
         feed.subscribe({ onMessage: (payload) => { if (payload.includes('"burst"')) received += 1; }, onReset: () => {} });
         await feed.start();
         feeds.push(feed);
@@ -77,7 +76,7 @@ async function main(): Promise<void> {
       const before = { ...statements };
       for (let i = 0; i < CHANGES; i += 1) {
         const started = performance.now();
-        await writeAndPropagate(writer.db, (trx) => publishChange(trx, { kind: 'config' }));
+        await writeAndPropagate(writer.db, { kind: 'config' }, async () => {});
         waits.push(performance.now() - started);
       }
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -94,7 +93,7 @@ async function main(): Promise<void> {
         + `statements per change: writer ${writerStatements.toFixed(1)}, acknowledgements ${acknowledgements.toFixed(1)}; `
         + `${BURST} notifications sent in ${(sent - started).toFixed(0)} ms, ${deliveries.toFixed(0)} deliveries/s to all listeners`);
       process.stderr.write(`${rows.at(-1)}\n`);
-      for (const directory of directories) await directory.close();
+      for (const member of members) await member.close();
       for (const feed of feeds) await feed.close();
     }
   } finally {

@@ -3,11 +3,12 @@
 // every use, so each connection carries its own chain of refresh tokens.
 import autocannon, { type Result } from 'autocannon';
 import { openPostgres } from '../src/db/database.ts';
-import { ARGON2_PARAMETERS, hashPassword, verifyPassword } from '../src/passwords.ts';
+import { ARGON2_PARAMETERS, hashPassword, verifyPassword } from '../src/domain/passwords.ts';
 import { createClient } from '../src/services/clients.ts';
 import { createUser } from '../src/services/users.ts';
 import { HttpBrowser, authorizeUrl, hiddenValue, pkce, type Page } from '../test/support/browser.ts';
 import { JWT_RESOURCE } from './resources.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 const PASSWORD = 'bench-lantern-meadow-copper';
 const CALLBACK = 'https://bench.example/cb';
@@ -18,10 +19,10 @@ export interface SignInWorld { username: string; clientId: string; clientSecret:
 export async function registerSignIn(url: string, role: string): Promise<SignInWorld> {
   const database = openPostgres(url, { poolSize: 2, listen: false });
   try {
-    await createUser(database.db, { username: 'bench-person', password: PASSWORD, roles: [role] });
+    await createUser(database.db, { username: 'bench-person', password: PASSWORD, roles: [role] }, NO_AUDIT);
     const { client, clientSecret } = await createClient(database.db, {
       name: 'bench-webapp', grantTypes: ['authorization_code'], redirectUris: [CALLBACK], firstParty: true,
-    });
+    }, NO_AUDIT);
     return { username: 'bench-person', clientId: client.clientId, clientSecret: clientSecret! };
   } finally {
     await database.close();

@@ -4,5 +4,6 @@
 // one line saying why otherwise. For container health checks (Dockerfile HEALTHCHECK); it opens
 // no database and reads no key. Node 22.18+ (it runs the TypeScript sources, as the server does).
 (await import('node:module')).enableCompileCache?.();
-const { runHealthcheck } = await import('../src/healthcheck.ts');
-process.exitCode = await runHealthcheck(process.argv.slice(2));
+const { runHealthcheck } = await import('../src/platform/healthcheck.ts');
+const { readListenerSettings } = await import('../src/config.ts');
+process.exitCode = await runHealthcheck(process.argv.slice(2), readListenerSettings);

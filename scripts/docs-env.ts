@@ -1,7 +1,7 @@
 // `npm run docs:env`: rewrites the environment-variable table in docs/deployment.md.
 import fs from 'node:fs';
 import path from 'node:path';
-import { withEnvTable } from '../src/env-table.ts';
+import { withEnvTable } from './env-table.ts';
 
 const file = path.resolve(import.meta.dirname, '../docs/deployment.md');
 const before = fs.readFileSync(file, 'utf8');

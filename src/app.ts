@@ -1,43 +1,47 @@
-// The composition root: the only module that wires every layer together.
+// The composition root: the only module that wires every layer together. http/ and oidc/ meet
+// here and nowhere else (docs/architecture.md).
 import type { X509Certificate } from 'node:crypto';
 import type Koa from 'koa';
-import type Provider from 'oidc-provider';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
+import { pendingMigrations } from './db/migrator.ts';
+import { ArtifactKey } from './domain/artifact-hashing.ts';
 import { adminApi, adminApp } from './http/admin/router.ts';
-import { createKoaApp } from './http/koa-app.ts';
 import { healthRoutes } from './http/health.ts';
 import { interactionRoutes } from './http/interactions.ts';
-import { createPages, providerPages } from './http/pages.ts';
+import { createKoaApp } from './http/koa-app.ts';
 import { metricsEndpoint, observeRequests } from './http/metrics.ts';
+import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
+import { createPages, providerPages, type Pages } from './http/pages.ts';
 import { rateLimits } from './http/rate-limit.ts';
 import { requestGuard } from './http/request-guard.ts';
-import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
-import type { Logger } from './logger.ts';
-import { createMetrics, type Metrics } from './metrics.ts';
-import { pendingMigrations } from './db/migrator.ts';
-import { pingDatabase } from './store/health.ts';
-import { Directory } from './oidc/directory.ts';
 import { ClientCertificates } from './oidc/client-certificates.ts';
-import { createProvider } from './oidc/provider.ts';
+import { Directory } from './oidc/directory.ts';
+import { interactionFlow } from './oidc/interactions.ts';
+import { createProvider, type Provider } from './oidc/provider.ts';
 import { ProviderHolder } from './oidc/provider-holder.ts';
-import { createKeySetLoader, listKeys, rotateSigningKeysIfDue, type KeyRotation } from './services/key-rotation.ts';
-import { LoginProtection } from './services/login-protection.ts';
-import { AuditLog } from './services/audit.ts';
-import { pruneAuditEvents } from './services/audit-queries.ts';
-import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
+import type { Logger } from './platform/logger.ts';
+import { createMetrics, type Metrics } from './platform/metrics.ts';
+import { Propagation } from './propagation/index.ts';
 import { hashStoredArtifacts } from './services/artifacts.ts';
-import { ArtifactKey } from './artifact-hashing.ts';
-import { createRequestLimiters, openLimiterStore, type RequestLimiters } from './services/rate-limits.ts';
+import { AuditLog } from './services/audit.ts';
+import { createKeySetLoader, listKeys, type KeyRotation } from './services/key-rotation.ts';
+import { generateKeyMaterial, openKeyMaterial, type KeyMaterial, type Keyring } from './services/keys.ts';
+import { attemptLogin } from './services/login.ts';
+import { LoginProtection } from './services/login-protection.ts';
+import { startMaintenance } from './services/maintenance.ts';
+import { createRequestLimiters, openLimiterStore, type LimiterStore, type RequestLimiters } from './services/rate-limits.ts';
 import * as registration from './services/registration.ts';
-import { pruneExpired } from './services/tokens.ts';
-import { recordClientNetworkRefused } from './security-events.ts';
+import { recordClientNetworkRefused } from './services/security-events.ts';
+import { pingDatabase } from './store/health.ts';
 
 export interface App {
   koa: Koa;
   /** The provider serving now; it is replaced when the signing keys change (use `providers`). */
   readonly provider: Provider;
   providers: ProviderHolder;
+  /** This process's registration for propagation (its id in server_processes). */
+  propagation: Propagation;
   directory: Directory;
   /** The admin API alone, for its own listener when `config.admin` is set (else `koa` serves it). */
   adminKoa: Koa;
@@ -78,9 +82,6 @@ export async function prepareKeys(
   return { keys, generated: !material, encrypted, converted };
 }
 
-/** How often each process checks whether the automatic key rotation is due. */
-const ROTATION_CHECK_MS = 60_000;
-
 export interface BuildAppOptions {
   config: Config;
   database: Database;
@@ -88,7 +89,7 @@ export interface BuildAppOptions {
   cookieKeys: string[];
   /** The HMAC key of DPoP nonces, the same in every process (RFC 9449 §8). */
   dpopNonceSecret: string;
-  /** The secret of the artifact key (src/artifact-hashing.ts), the same in every process. */
+  /** The secret of the artifact key (src/domain/artifact-hashing.ts), the same in every process. */
   artifactKey: string;
   /** Opens the private signing keys (`keyring[0]` seals new ones). */
   keyring: Keyring;
@@ -102,55 +103,63 @@ export interface BuildAppOptions {
   clientAuthorities?: X509Certificate[];
 }
 
-export async function buildApp(options: BuildAppOptions): Promise<App> {
-  const { config, database, logger, cookieKeys, dpopNonceSecret, keyring } = options;
-  const artifactKey = ArtifactKey.fromSecret(options.artifactKey);
-  const now = options.now ?? Date.now;
-  const metrics = options.metrics ?? createMetrics();
-  metrics.watchPool(database.pool);
-  metrics.watchSigningKeys(async () => (await listKeys(database.db, now()))
-    .filter((key) => key.state !== 'retired')
-    .map((key) => ({ kid: key.kid, createdAt: new Date(key.createdAt) })));
-  const limiterStore = await openLimiterStore({ kind: config.rateLimitStore, redisUrl: config.redisUrl, pool: database.pool });
-  if (!(await limiterStore.ready(5000))) {
+/** What the parts of the app share once the process's services are up. */
+interface Parts {
+  options: BuildAppOptions;
+  /** Stored tokens, codes and sessions are found by their keyed hash under it. */
+  artifactKey: ArtifactKey;
+  /** The issuer's path is where the provider lives (oidc-provider requires them to match). */
+  prefix: string;
+  now: () => number;
+  metrics: Metrics;
+  limiters: RequestLimiters;
+  directory: Directory;
+  audit: AuditLog;
+  pages: Pages;
+  clientCertificates: ClientCertificates;
+  protection: LoginProtection;
+  /** True once shutdown has begun. */
+  draining(): boolean;
+}
+
+async function openLimits(config: Config, database: Database, logger: Logger): Promise<{ store: LimiterStore; limiters: RequestLimiters }> {
+  const store = await openLimiterStore({ kind: config.rateLimitStore, redisUrl: config.redisUrl, pool: database.pool });
+  if (!(await store.ready(5000))) {
     logger.warn('Redis did not answer within 5 s; each process counts request limits on its own until it does');
   }
-  const limiters = createRequestLimiters(limiterStore, config.rateLimits);
-  let draining = false;
-  // The issuer's path is where the provider lives (oidc-provider requires them to match).
-  const prefix = new URL(config.issuer).pathname.replace(/\/$/, '');
-  // The directory subscribes first: it registers this process when the feed connects.
-  const directory = new Directory(database.db, database.changes);
-  await database.changes?.start();
-  const audit = new AuditLog(database.db, { logger });
-  const pages = createPages();
-  const clientCertificates = new ClientCertificates(config.mtls, options.clientAuthorities);
-  const protection = new LoginProtection(database.db, config.login, now);
-  const providers = await ProviderHolder.create({
+  return { store, limiters: createRequestLimiters(store, config.rateLimits) };
+}
+
+/** The provider of the current key set, rebuilt when the keys change (oidc/provider-holder.ts). */
+function startProviders(parts: Parts, propagation: Propagation): Promise<ProviderHolder> {
+  const { config, database, logger } = parts.options;
+  const { audit, metrics } = parts;
+  const db = database.db;
+  return ProviderHolder.create({
     build: (keys) => createProvider(config, {
-      pages: providerPages(pages),
-      db: database.db,
-      directory,
+      pages: providerPages(parts.pages),
+      db,
+      directory: parts.directory,
       keys,
-      cookieKeys,
-      dpopNonceSecret,
-      artifactKey,
-      clientCertificates,
+      cookieKeys: parts.options.cookieKeys,
+      dpopNonceSecret: parts.options.dpopNonceSecret,
+      artifactKey: parts.artifactKey,
+      clientCertificates: parts.clientCertificates,
       onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
       onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, audit, refusal),
       onTokenIssued: (grantType, api) => metrics.tokensIssued.inc({ grant_type: grantType, api }),
       audit,
       registration: {
-        findInitialAccessToken: (value) => registration.findUsableRegistrationToken(database.db, value),
-        create: (input) => registration.storeRegisteredClient(database.db, audit, input),
-        update: (input) => registration.updateRegisteredClient(database.db, audit, input),
-        remove: (input) => registration.deleteRegisteredClient(database.db, audit, input),
+        findInitialAccessToken: (value) => registration.findUsableRegistrationToken(db, value),
+        create: (input) => registration.storeRegisteredClient(db, audit, input),
+        update: (input) => registration.updateRegisteredClient(db, audit, input),
+        remove: (input) => registration.deleteRegisteredClient(db, audit, input),
       },
     }),
-    load: createKeySetLoader(database.db, keyring),
-    prefix,
-    changes: database.changes,
-    now,
+    load: createKeySetLoader(db, parts.options.keyring),
+    prefix: parts.prefix,
+    changes: propagation,
+    now: parts.now,
     onSwap: (keys, previous) => {
       const signing = (set: typeof keys) => set.keys.filter((key) => key.signs).map((key) => key.kid);
       logger.info({ signing: signing(keys), was: signing(previous), published: keys.keys.map((key) => key.kid) }, 'signing key set changed');
@@ -160,30 +169,39 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     },
     onError: (error) => logger.error({ err: error }, 'reloading the signing keys failed; still serving with the previous ones'),
   });
+}
 
+/** The admin API (/admin/v1), answering Bearer tokens of the current provider. */
+function buildAdminApi(parts: Parts, providers: ProviderHolder) {
+  const { config, database, logger } = parts.options;
+  return adminApi({
+    db: database.db,
+    logger,
+    issuer: config.issuer,
+    maxBodyBytes: config.maxBodyBytes,
+    verifyAccessToken: (token, audience, request) => providers.current()
+      .verifyAccessToken(token, audience, parts.clientCertificates.fromRequest(request)?.thumbprint),
+    audit: parts.audit,
+    certificateHeader: config.mtls.header,
+  });
+}
+
+/** The public listener's app: every request passes these, in this order. */
+function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middleware: Koa.Middleware }, observe: Koa.Middleware): Koa {
+  const { config, database, logger, cookieKeys } = parts.options;
+  const { prefix, pages } = parts;
   const koa = createKoaApp({ trustProxy: config.trustProxy, keys: cookieKeys });
   koa.use(requestId());
   // Outside everything that answers, errors included.
   koa.use(noCachePragma());
   koa.use(async (ctx, next) => {
     // While shutting down, answer what is in flight and let each connection go after it.
-    if (draining) ctx.set('Connection', 'close');
+    if (parts.draining()) ctx.set('Connection', 'close');
     await next();
   });
-  const observe = observeRequests(metrics, logger, prefix);
   koa.use(observe);
   koa.use(errorBoundary(logger));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
-  const admin = adminApi({
-    db: database.db,
-    logger,
-    issuer: config.issuer,
-    maxBodyBytes: config.maxBodyBytes,
-    verifyAccessToken: (token, audience, request) => providers.current()
-      .verifyAccessToken(token, audience, clientCertificates.fromRequest(request)?.thumbprint),
-    auditLog: audit,
-    certificateHeader: config.mtls.header,
-  });
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);
   koa.use(bodyLimit(config.maxBodyBytes));
@@ -200,12 +218,12 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     database: () => pingDatabase(database.db),
     pendingMigrations: () => pendingMigrations(database),
     keysLoaded: () => providers.current().keys.keys.length > 0,
-    draining: () => draining,
+    draining: parts.draining,
   }, logger).routes());
-  koa.use(metricsEndpoint(metrics, { open: config.metrics.open, token: config.metrics.token }));
+  koa.use(metricsEndpoint(parts.metrics, { open: config.metrics.open, token: config.metrics.token }));
   koa.use(rateLimits({
-    limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics, logger,
-    isKnownClient: async (clientId) => (await directory.client(clientId)) !== undefined,
+    limiters: parts.limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics: parts.metrics, logger,
+    isKnownClient: async (clientId) => (await parts.directory.client(clientId)) !== undefined,
     pageRefused: (ctx, seconds) => pages.error(ctx, 429, {
       heading: 'Too many attempts',
       message: `Too many requests came from your network. Try again in ${seconds < 120 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`}.`,
@@ -214,63 +232,69 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   }));
   koa.use(authorizationServerMetadataAlias(prefix));
   koa.use(interactionRoutes({
-    provider: () => providers.current().provider,
+    flow: interactionFlow(() => providers.current().provider),
     db: database.db,
     pages,
-    protection,
+    login: (attempt) => attemptLogin({ db: database.db, protection: parts.protection, audit: parts.audit, metrics: parts.metrics }, attempt),
     logger,
     issuerPath: prefix,
     secureCookies: config.mode === 'production',
     maxBodyBytes: config.maxBodyBytes,
-    audit,
-    metrics,
   }));
   // The fast paths and the provider of the current key set.
   koa.use((ctx, next) => providers.current().middleware(ctx, next));
   koa.use(notFound());
+  return koa;
+}
 
-  let prune: NodeJS.Timeout | undefined;
-  if (config.pruneIntervalSeconds > 0) {
-    prune = setInterval(() => {
-      pruneExpired(database.db).catch((error: unknown) => logger.warn({ err: error }, 'pruning failed'));
-      // Rows that processes of an older version wrote during a rolling upgrade (migration 0011).
-      hashStoredArtifacts(database.db, artifactKey)
-        .then((converted) => { if (converted) logger.info({ rows: converted }, 'hashed artifacts stored with their raw values by an older version'); })
-        .catch((error: unknown) => logger.warn({ err: error }, 'hashing artifacts of an older version failed'));
-      protection.prune().catch((error: unknown) => logger.warn({ err: error }, 'pruning login failures failed'));
-      pruneAuditEvents(database.db, config.auditRetentionDays, audit)
-        .catch((error: unknown) => logger.warn({ err: error }, 'pruning the audit log failed'));
-    }, config.pruneIntervalSeconds * 1000);
-    prune.unref();
-  }
-
-  // The automatic rotation: every process looks; the advisory lock lets one of them rotate.
-  let rotation: NodeJS.Timeout | undefined;
-  const { rotationDays, propagationSeconds } = config.keyRotation;
-  const rotateIfDue = async () => {
-    const rotated = await rotateSigningKeysIfDue(database.db, keyring, { rotationDays, propagationSeconds, now: now() });
-    if (!rotated) return;
-    logger.info({ rotation: rotated }, 'signing keys rotated on schedule');
-    for (const key of rotated.added) {
-      audit.record({
-        type: 'key.rotated', actor: { type: 'system' }, target: { type: 'key', id: key.kid },
-        details: { alg: key.alg, since: key.activatesAt, reason: 'schedule' },
-      });
-    }
-    options.onKeyRotation?.(rotated);
-    await providers.refresh();
+export async function buildApp(options: BuildAppOptions): Promise<App> {
+  const { config, database, logger } = options;
+  const artifactKey = ArtifactKey.fromSecret(options.artifactKey);
+  const now = options.now ?? Date.now;
+  const metrics = options.metrics ?? createMetrics();
+  metrics.watchPool(database.pool);
+  metrics.watchSigningKeys(async () => (await listKeys(database.db, now()))
+    .filter((key) => key.state !== 'retired')
+    .map((key) => ({ kid: key.kid, createdAt: new Date(key.createdAt) })));
+  const limits = await openLimits(config, database, logger);
+  let draining = false;
+  // This process registers when the feed connects, before anything caches.
+  const propagation = new Propagation(database.db, database.changes);
+  const directory = new Directory(database.db, propagation);
+  await propagation.start();
+  const audit = new AuditLog(database.db, { logger });
+  const parts: Parts = {
+    options,
+    artifactKey,
+    prefix: new URL(config.issuer).pathname.replace(/\/$/, ''),
+    now,
+    metrics,
+    limiters: limits.limiters,
+    directory,
+    audit,
+    pages: createPages(),
+    clientCertificates: new ClientCertificates(config.mtls, options.clientAuthorities),
+    protection: new LoginProtection(database.db, config.login, now),
+    draining: () => draining,
   };
-  let checking: Promise<void> | undefined;
-  if (rotationDays > 0) {
-    const check = () => {
-      checking ??= rotateIfDue()
-        .catch((error: unknown) => logger.error({ err: error }, 'scheduled key rotation failed'))
-        .finally(() => { checking = undefined; });
-    };
-    rotation = setInterval(check, ROTATION_CHECK_MS);
-    rotation.unref();
-    check();
-  }
+  const providers = await startProviders(parts, propagation);
+  const admin = buildAdminApi(parts, providers);
+  const observe = observeRequests(metrics, logger, parts.prefix);
+  const koa = buildPublicApp(parts, providers, admin, observe);
+  const maintenance = startMaintenance({
+    db: database.db,
+    logger,
+    audit,
+    artifactKey: parts.artifactKey,
+    protection: parts.protection,
+    keyring: options.keyring,
+    pruneIntervalSeconds: config.pruneIntervalSeconds,
+    auditRetentionDays: config.auditRetentionDays,
+    keyRotation: config.keyRotation,
+    now,
+    onKeyRotation: options.onKeyRotation,
+    reloadKeys: () => providers.refresh(),
+  });
 
   return {
     koa,
@@ -278,22 +302,22 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       return providers.current().provider;
     },
     providers,
+    propagation,
     directory,
     // The admin listener's requests are logged and counted like the public ones.
     adminKoa: adminApp((ctx, next) => observe(ctx, () => admin.middleware(ctx, next)), { proxy: config.trustProxy }),
     audit,
     metrics,
-    limiters,
-    clientCertificates,
+    limiters: limits.limiters,
+    clientCertificates: parts.clientCertificates,
     drain: () => { draining = true; },
     close: async () => {
-      if (prune) clearInterval(prune);
-      if (rotation) clearInterval(rotation);
-      await checking;
+      await maintenance.close();
       await providers.close();
       await audit.close();
-      await limiterStore.close();
+      await limits.store.close();
       await directory.close();
+      await propagation.close();
       await database.changes?.close();
     },
   };

@@ -6,7 +6,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Config } from './config.ts';
 import { metricsServer } from './http/metrics-server.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from './platform/logger.ts';
 import { STOP_MESSAGE } from './serve.ts';
 
 /** More worker deaths than this within the window means something is wrong at start: give up. */

@@ -1,9 +1,11 @@
 // The only reader of process.env. Everything else receives a Config.
 import os from 'node:os';
 import path from 'node:path';
-import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
-import { readMasterKeySettings, type MasterKeySettings } from './master-key.ts';
+import { isLoopbackHost, normalizeCidr } from './domain/networks.ts';
+import { readMasterKeySettings, type MasterKeySettings } from './platform/master-key.ts';
+import type { LoginProtectionSettings } from './services/login-protection.ts';
+import type { RateLimitSettings } from './services/rate-limits.ts';
 
 export type Mode = 'development' | 'production';
 
@@ -70,33 +72,6 @@ export interface Config extends MasterKeySettings {
   redisUrl: string | undefined;
   rateLimitStore: 'memory' | 'postgres' | 'redis';
   rateLimits: RateLimitSettings;
-}
-
-export interface LoginProtectionSettings {
-  /** Failed logins for one username within `windowSeconds` before it is locked. */
-  maxFailures: number;
-  /** Failed logins from one source address within `windowSeconds` before it is locked. */
-  addressMaxFailures: number;
-  /** How long a lockout lasts. */
-  lockoutSeconds: number;
-  /** Failures older than this are forgotten. */
-  windowSeconds: number;
-  /** Failures after which each further attempt must wait (1 s, 2 s, 4 s, ...) before it is checked. */
-  slowDownAfter: number;
-}
-
-export interface RateLimitSettings {
-  keyPrefix: string;
-  windowSeconds: number;
-  /** 0: no limit. */
-  perClient: number;
-  perClientOverrides: Map<string, number>;
-  perAddress: number;
-  signInPerAddress: number;
-  /** The authorization and logout endpoints, which write rows for anonymous requests. */
-  authorizePerAddress: number;
-  invalidClient: number;
-  invalidClientBlockSeconds: number;
 }
 
 /** `a=10,b=0` to a map; undefined when malformed. */
@@ -183,119 +158,104 @@ export const envSchema = z.object({
 export function jwksMaxAge(propagationSeconds: number): number {
   return Math.min(600, Math.floor(propagationSeconds / 2));
 }
+
+type Env = z.infer<typeof envSchema>;
+
+/** What the checks below find: reasons not to run, and development conveniences in use. */
+interface Findings { problems: string[]; conveniences: string[] }
+
 /**
- * A network (RFC 4632; RFC 4291 §2.3) in the form connections are compared in, or undefined when
- * `value` is not one: a bare address is one host, an IPv4-mapped IPv6 range is the IPv4 one (a
- * dual-stack socket reports IPv4 peers as IPv4), and "10.1.2.3/8" is "10.0.0.0/8".
+ * The variables, parsed. Every invalid one is reported, and the others are read with defaults
+ * in its place, so that the checks below still run and every problem is listed at once.
  */
-export function normalizeCidr(value: string): string | undefined {
-  let address: ipaddr.IPv4 | ipaddr.IPv6;
-  let bits: number;
-  try {
-    [address, bits] = value.includes('/') ? ipaddr.parseCIDR(value) : [ipaddr.parse(value), ipaddr.parse(value).kind() === 'ipv4' ? 32 : 128];
-  } catch {
-    return undefined;
-  }
-  if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
-    address = (address as ipaddr.IPv6).toIPv4Address();
-    bits -= 96;
-  }
-  const network = address.kind() === 'ipv4'
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${address.toString()}/${bits}`)
-    : ipaddr.IPv6.networkAddressFromCIDR(`${address.toString()}/${bits}`);
-  return `${network.toString()}/${bits}`;
-}
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-export function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || hostname.startsWith('127.');
-}
-
-/** Reads the configuration from an environment (process.env by default). Never throws. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): ConfigResult {
-  const problems: string[] = [];
-  const conveniences: string[] = [];
+function readEnvironment(env: Record<string, string | undefined>, found: Findings): Env {
   const parsed = envSchema.safeParse(env);
-  let e: z.infer<typeof envSchema>;
-  if (parsed.success) {
-    e = parsed.data;
-  } else {
-    // Report every invalid variable, then carry on with defaults for those so that the other
-    // checks below still run and every problem is listed at once.
-    const invalid = new Set<string>();
-    for (const issue of parsed.error.issues) {
-      const name = String(issue.path[0]);
-      invalid.add(name);
-      problems.push(`${name}: ${issue.message}`);
-    }
-    e = envSchema.parse(Object.fromEntries(Object.entries(env).filter(([k]) => !invalid.has(k))));
+  if (parsed.success) return parsed.data;
+  const invalid = new Set<string>();
+  for (const issue of parsed.error.issues) {
+    const name = String(issue.path[0]);
+    invalid.add(name);
+    found.problems.push(`${name}: ${issue.message}`);
   }
-  const mode: Mode = e.NODE_ENV === 'production' ? 'production' : 'development';
-  const port = e.PORT;
+  return envSchema.parse(Object.fromEntries(Object.entries(env).filter(([k]) => !invalid.has(k))));
+}
 
-  const tls = e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: path.resolve(e.TLS_CERT_FILE), keyFile: path.resolve(e.TLS_KEY_FILE) } : undefined;
-  if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) problems.push('TLS_CERT_FILE and TLS_KEY_FILE go together: set both, or neither');
+/** The issuer: required in production, https unless on loopback, https when Postern serves TLS. */
+function checkIssuer(e: Env, mode: Mode, tls: Config['tls'], found: Findings): string {
+  const { problems, conveniences } = found;
   const scheme = tls ? 'https' : 'http';
   let issuer = e.ISSUER;
   if (!issuer) {
     if (mode === 'production') {
       problems.push('ISSUER is required in production (the public https URL of this server)');
     } else {
-      conveniences.push(`issuer defaults to ${scheme}://localhost:${port}`);
+      conveniences.push(`issuer defaults to ${scheme}://localhost:${e.PORT}`);
     }
-    issuer = `${scheme}://localhost:${port}`;
+    issuer = `${scheme}://localhost:${e.PORT}`;
   }
   const url = URL.parse(issuer);
   if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
     problems.push(`ISSUER must be an http(s) URL without query or fragment, got "${issuer}"`);
-  } else {
-    issuer = url.href.replace(/\/$/, '');
-    if (url.protocol === 'http:' && tls) {
-      problems.push(`ISSUER must use https when Postern serves TLS itself (TLS_CERT_FILE), got "${issuer}"`);
-    } else if (url.protocol === 'http:') {
-      if (mode === 'production' && !isLoopbackHost(url.hostname)) {
-        problems.push(`ISSUER must use https in production, got "${issuer}"`);
-      } else {
-        conveniences.push('plain http');
-      }
+    return issuer;
+  }
+  issuer = url.href.replace(/\/$/, '');
+  if (url.protocol === 'http:' && tls) {
+    problems.push(`ISSUER must use https when Postern serves TLS itself (TLS_CERT_FILE), got "${issuer}"`);
+  } else if (url.protocol === 'http:') {
+    if (mode === 'production' && !isLoopbackHost(url.hostname)) {
+      problems.push(`ISSUER must use https in production, got "${issuer}"`);
+    } else {
+      conveniences.push('plain http');
     }
   }
+  return issuer;
+}
 
+/** The store, the listeners' ports and the number of processes. */
+function checkProcesses(e: Env, mode: Mode, found: Findings): { workers: number } {
+  const { problems } = found;
   if (!e.DATABASE_URL) {
     if (mode === 'production') {
       problems.push('DATABASE_URL is required in production (the embedded database is for development only)');
     } else {
-      conveniences.push(`embedded database in ${path.resolve(e.POSTERN_DATA_DIR)}`);
+      found.conveniences.push(`embedded database in ${path.resolve(e.POSTERN_DATA_DIR)}`);
     }
   } else if (!URL.parse(e.DATABASE_URL)?.protocol.startsWith('postgres')) {
     problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
   }
-
-  if (e.ADMIN_PORT !== undefined && e.ADMIN_PORT === port) {
-    problems.push(`ADMIN_PORT must differ from PORT (${port}): the admin API gets a listener of its own`);
+  if (e.ADMIN_PORT !== undefined && e.ADMIN_PORT === e.PORT) {
+    problems.push(`ADMIN_PORT must differ from PORT (${e.PORT}): the admin API gets a listener of its own`);
   }
-
   const workers = e.WORKERS ?? (mode === 'production' ? os.availableParallelism() : 1);
   // (Production without DATABASE_URL is refused above already.)
   if (workers > 1 && !e.DATABASE_URL && e.WORKERS !== undefined) {
     problems.push(`WORKERS=${workers} needs DATABASE_URL: the embedded database can be open in one process only`);
   }
-  const metricsPorts = [port, e.ADMIN_PORT];
-  if (e.METRICS_PORT !== undefined && metricsPorts.includes(e.METRICS_PORT)) {
+  if (e.METRICS_PORT !== undefined && [e.PORT, e.ADMIN_PORT].includes(e.METRICS_PORT)) {
     problems.push(`METRICS_PORT must differ from PORT and ADMIN_PORT (${e.METRICS_PORT})`);
   }
+  return { workers };
+}
+
+/** Where rate-limit counters live, and the per-client overrides. */
+function checkRateLimits(e: Env, found: Findings): { store: Config['rateLimitStore']; overrides: Map<string, number> } {
+  const { problems } = found;
   if (e.REDIS_URL && !/^rediss?:$/.test(URL.parse(e.REDIS_URL)?.protocol ?? '')) {
     problems.push('REDIS_URL must be a redis:// or rediss:// URL');
   }
-  const rateLimitStore = e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : 'memory');
-  if (rateLimitStore === 'redis' && !e.REDIS_URL) problems.push('RATE_LIMIT_STORE=redis needs REDIS_URL');
-  if (rateLimitStore === 'postgres' && !e.DATABASE_URL) {
+  const store = e.RATE_LIMIT_STORE ?? (e.REDIS_URL ? 'redis' : 'memory');
+  if (store === 'redis' && !e.REDIS_URL) problems.push('RATE_LIMIT_STORE=redis needs REDIS_URL');
+  if (store === 'postgres' && !e.DATABASE_URL) {
     problems.push('RATE_LIMIT_STORE=postgres needs DATABASE_URL (the embedded database is one process: memory counts the same)');
   }
   const overrides = parseOverrides(e.RATE_LIMIT_CLIENT_OVERRIDES);
   if (!overrides) problems.push('RATE_LIMIT_CLIENT_OVERRIDES must read client_id=requests,client_id=requests,...');
+  return { store, overrides: overrides ?? new Map() };
+}
 
+/** Who may forward client certificates, and what tls_client_auth needs (docs/sender-constrained-tokens.md). */
+function checkClientCertificates(e: Env, tls: Config['tls'], found: Findings): string[] {
+  const { problems } = found;
   const proxyEntries = e.TLS_CLIENT_CERT_PROXIES.split(',').map((item) => item.trim()).filter(Boolean);
   const badProxies = proxyEntries.filter((item) => normalizeCidr(item) === undefined);
   const proxies = proxyEntries.map(normalizeCidr).filter((item) => item !== undefined);
@@ -306,18 +266,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.TLS_CLIENT_CA_FILE && !tls && !e.TLS_CLIENT_CERT_HEADER) {
     problems.push('TLS_CLIENT_CA_FILE needs TLS_CERT_FILE (Postern serves TLS) or TLS_CLIENT_CERT_HEADER (a proxy forwards certificates)');
   }
+  return proxies;
+}
 
-  const masterKeys = readMasterKeySettings({
-    mode,
-    dataDir: path.resolve(e.POSTERN_DATA_DIR),
-    key: e.POSTERN_MASTER_KEY,
-    keyFile: e.POSTERN_MASTER_KEY_FILE,
-    newKey: e.POSTERN_NEW_MASTER_KEY,
-  });
-  problems.push(...masterKeys.problems);
-  conveniences.push(...masterKeys.conveniences);
-
-  const config: Config = {
+/** The configuration the checked variables make. */
+function toConfig(e: Env, checked: {
+  mode: Mode; issuer: string; tls: Config['tls']; workers: number; proxies: string[];
+  rateLimits: ReturnType<typeof checkRateLimits>; masterKeys: MasterKeySettings;
+}): Config {
+  const { mode, issuer, tls, workers, proxies, rateLimits, masterKeys } = checked;
+  const port = e.PORT;
+  return {
     mode,
     issuer,
     host: e.HOST ?? (mode === 'production' ? '0.0.0.0' : '127.0.0.1'),
@@ -367,12 +326,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       open: mode === 'development' && e.METRICS_PORT === undefined && e.METRICS_TOKEN === undefined,
     },
     redisUrl: e.REDIS_URL,
-    rateLimitStore,
+    rateLimitStore: rateLimits.store,
     rateLimits: {
       keyPrefix: e.RATE_LIMIT_KEY_PREFIX,
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
       perClient: e.RATE_LIMIT_CLIENT,
-      perClientOverrides: overrides ?? new Map(),
+      perClientOverrides: rateLimits.overrides,
       perAddress: e.RATE_LIMIT_ADDRESS,
       signInPerAddress: e.RATE_LIMIT_SIGN_IN_ADDRESS,
       authorizePerAddress: e.RATE_LIMIT_AUTHORIZE_ADDRESS,
@@ -380,6 +339,30 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       invalidClientBlockSeconds: e.RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS,
     },
   };
+}
+
+/** Reads the configuration from an environment (process.env by default). Never throws. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): ConfigResult {
+  const found: Findings = { problems: [], conveniences: [] };
+  const { problems, conveniences } = found;
+  const e = readEnvironment(env, found);
+  const mode: Mode = e.NODE_ENV === 'production' ? 'production' : 'development';
+  const tls = e.TLS_CERT_FILE && e.TLS_KEY_FILE ? { certFile: path.resolve(e.TLS_CERT_FILE), keyFile: path.resolve(e.TLS_KEY_FILE) } : undefined;
+  if (Boolean(e.TLS_CERT_FILE) !== Boolean(e.TLS_KEY_FILE)) problems.push('TLS_CERT_FILE and TLS_KEY_FILE go together: set both, or neither');
+  const issuer = checkIssuer(e, mode, tls, found);
+  const { workers } = checkProcesses(e, mode, found);
+  const rateLimits = checkRateLimits(e, found);
+  const proxies = checkClientCertificates(e, tls, found);
+  const masterKeys = readMasterKeySettings({
+    mode,
+    dataDir: path.resolve(e.POSTERN_DATA_DIR),
+    key: e.POSTERN_MASTER_KEY,
+    keyFile: e.POSTERN_MASTER_KEY_FILE,
+    newKey: e.POSTERN_NEW_MASTER_KEY,
+  });
+  problems.push(...masterKeys.problems);
+  conveniences.push(...masterKeys.conveniences);
+  const config = toConfig(e, { mode, issuer, tls, workers, rateLimits, proxies, masterKeys });
   return { config, problems, conveniences };
 }
 

@@ -2,16 +2,16 @@
 // process becomes the primary of a cluster (src/cluster.ts): it prepares the database once, then
 // each worker runs this same file and serves the shared ports.
 import cluster from 'node:cluster';
-import { sql } from 'kysely';
 import { MissingKeysError, prepareKeys } from './app.ts';
 import { loadConfig } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate, pendingMigrations } from './db/migrator.ts';
-import { createLogger } from './logger.ts';
-import { resolveMasterKey, type ResolvedMasterKey } from './master-key.ts';
+import { pingDatabase } from './store/health.ts';
+import { createLogger } from './platform/logger.ts';
+import { resolveMasterKey, type ResolvedMasterKey } from './platform/master-key.ts';
 import { runPrimary } from './cluster.ts';
 import { serve } from './serve.ts';
-import { loadTlsMaterial, type TlsMaterial } from './tls.ts';
+import { loadTlsMaterial, type TlsMaterial } from './platform/tls.ts';
 import { hasSigningKeys, MasterKeyError, type Keyring } from './services/keys.ts';
 
 function fail(lines: string[]): never {
@@ -36,7 +36,7 @@ const databaseUsable = !problems.some((problem) => problem.startsWith('DATABASE_
 if (databaseUsable && (problems.length === 0 || (config.mode === 'production' && config.databaseUrl))) {
   try {
     opened = await openDatabase(config, 'server');
-    await sql`select 1`.execute(opened.db);
+    await pingDatabase(opened.db);
   } catch (error) {
     problems.push(`database: ${(error as Error).message}`);
   }

@@ -8,9 +8,9 @@ import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
 import { metricsServer } from './http/metrics-server.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from './platform/logger.ts';
 import type { KeyMaterial, Keyring } from './services/keys.ts';
-import { httpsOptions, watchTlsFiles, type TlsMaterial } from './tls.ts';
+import { httpsOptions, watchTlsFiles, type TlsMaterial } from './platform/tls.ts';
 
 export const STOP_MESSAGE = 'postern:stop';
 

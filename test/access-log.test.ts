@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { adminCall, adminClient, tokenFor } from './support/admin.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';

@@ -1,7 +1,7 @@
 // The oidc-provider adapter contract over the oidc_payloads table, on a real database.
 import { errors } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArtifactKey } from '../src/artifact-hashing.ts';
+import { ArtifactKey } from '../src/domain/artifact-hashing.ts';
 import { createAdapterFactory } from '../src/oidc/adapter.ts';
 import { Directory } from '../src/oidc/directory.ts';
 import { pruneExpired } from '../src/services/tokens.ts';

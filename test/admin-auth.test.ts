@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { adminCall, adminClient, tokenFor } from './support/admin.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -93,19 +94,19 @@ describe('admin API: tokens', () => {
 
     const other = await adminClient(db);
     const token = await tokenFor(server.url, other);
-    await setClientEnabled(db, other.id, false);
+    await setClientEnabled(db, other.id, false, NO_AUDIT);
     expectError(await adminCall(server.url, 'GET', '/keys', { token }), 401, 'invalid_token');
   });
 
   it('answers 401 to an expired token', async () => {
     const db = tdb.database.db;
-    await updateApi(db, 'urn:postern', { accessTokenTtl: 1 });
+    await updateApi(db, 'urn:postern', { accessTokenTtl: 1 }, NO_AUDIT);
     try {
       const token = await tokenFor(server.url, await adminClient(db));
       await sleep(2100);
       expectError(await adminCall(server.url, 'GET', '/keys', { token }), 401, 'invalid_token');
     } finally {
-      await updateApi(db, 'urn:postern', { accessTokenTtl: 300 });
+      await updateApi(db, 'urn:postern', { accessTokenTtl: 300 }, NO_AUDIT);
     }
   });
 });

@@ -20,6 +20,7 @@ import { createTestDatabase, onPostgres, type TestDatabase } from './support/dat
 import { api, role, serviceClient, unique } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
 import { CALLBACK, exchangeCode, PASSWORD, signIn, type World } from './support/sign-in.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let second: Database | undefined;
@@ -44,7 +45,7 @@ afterAll(async () => {
 
 /** A role of `scopes` on urn:postern. */
 const adminRole = (scopes: string[] = ADMIN_SCOPES) =>
-  createRole(tdb.database.db, { name: unique('admins'), grants: [{ api: POSTERN_API, scopes }] });
+  createRole(tdb.database.db, { name: unique('admins'), grants: [{ api: POSTERN_API, scopes }] }, NO_AUDIT);
 
 /**
  * A person holding `roleName`, and a first-party web app they sign in with; `admin()` signs them
@@ -53,10 +54,10 @@ const adminRole = (scopes: string[] = ADMIN_SCOPES) =>
 async function adminPerson(roleName: string) {
   const db = tdb.database.db;
   const username = unique('dana');
-  const user = await createUser(db, { username, password: PASSWORD, roles: [roleName] });
+  const user = await createUser(db, { username, password: PASSWORD, roles: [roleName] }, NO_AUDIT);
   const app = await createClient(db, {
     name: unique('console'), grantTypes: ['authorization_code'], redirectUris: [CALLBACK], firstParty: true,
-  });
+  }, NO_AUDIT);
   const world = {
     api: { identifier: POSTERN_API }, user, username, client: { id: app.client.clientId, secret: app.clientSecret! },
   } as unknown as World;
@@ -80,10 +81,10 @@ describe('a demoted client', () => {
       // B has the client cached with the role before every demotion.
       const before = await adminCall(b.url, 'GET', '/keys', { token });
       if (before.status !== 200) stale.push(`round ${round}: ${before.status} while holding the role`);
-      await unassignRoleFromClient(db, admins.name, admin.id);
+      await unassignRoleFromClient(db, admins.name, admin.id, NO_AUDIT);
       const after = await adminCall(b.url, 'GET', '/keys', { token });
       if (after.status !== 403) stale.push(`round ${round}: B answered ${after.status} to a demoted admin`);
-      await assignRoleToClient(db, admins.name, admin.id);
+      await assignRoleToClient(db, admins.name, admin.id, NO_AUDIT);
     }
     expect(stale).toEqual([]);
   });
@@ -93,7 +94,7 @@ describe('a demoted client', () => {
     const admins = await adminRole();
     const admin = await serviceClient(db, [admins.name]);
     const token = await tokenFor(a.url, admin);
-    await unassignRoleFromClient(db, admins.name, admin.id);
+    await unassignRoleFromClient(db, admins.name, admin.id, NO_AUDIT);
     const create = await adminCall(b.url, 'POST', '/clients', { token, body: { name: unique('sneaky') } });
     expect(create.status).toBe(403);
     expect(create.body).toMatchObject({ error: 'insufficient_scope', message: 'this request needs the admin:write scope' });
@@ -126,7 +127,7 @@ describe('a token never does more than it was issued for', () => {
     const readers = await adminRole(['admin:read']);
     const admin = await serviceClient(db, [readers.name]);
     const token = await tokenFor(a.url, admin);
-    await grantScopes(db, readers.name, { api: POSTERN_API, scopes: ['admin:write'] });
+    await grantScopes(db, readers.name, { api: POSTERN_API, scopes: ['admin:write'] }, NO_AUDIT);
     for (const server of [a, b]) {
       expect((await adminCall(server.url, 'GET', '/keys', { token })).status).toBe(200);
       expect((await adminCall(server.url, 'POST', '/clients', { token, body: { name: unique('no') } })).status).toBe(403);
@@ -144,12 +145,12 @@ describe('a person on the admin API', () => {
     const person = await adminPerson(admins.name);
     const token = await person.admin();
     expect((await adminCall(b.url, 'GET', '/keys', { token })).status).toBe(200);
-    await unassignRoleFromUser(db, admins.name, person.user.id);
+    await unassignRoleFromUser(db, admins.name, person.user.id, NO_AUDIT);
     const refused = await adminCall(b.url, 'GET', '/keys', { token });
     expect(refused.status).toBe(403);
     expect(refused.body.error).toBe('insufficient_scope');
     expect((await adminCall(b.url, 'POST', '/clients', { token, body: { name: unique('no') } })).status).toBe(403);
-    await assignRoleToUser(db, admins.name, person.user.id);
+    await assignRoleToUser(db, admins.name, person.user.id, NO_AUDIT);
     expect((await adminCall(b.url, 'GET', '/keys', { token })).status).toBe(200);
   });
 
@@ -158,7 +159,7 @@ describe('a person on the admin API', () => {
     const admins = await adminRole(['admin:read']);
     const person = await adminPerson(admins.name);
     const token = await person.admin('admin:read');
-    await grantScopes(db, admins.name, { api: POSTERN_API, scopes: ['admin:write'] });
+    await grantScopes(db, admins.name, { api: POSTERN_API, scopes: ['admin:write'] }, NO_AUDIT);
     expect((await adminCall(b.url, 'GET', '/keys', { token })).status).toBe(200);
     expect((await adminCall(b.url, 'POST', '/clients', { token, body: { name: unique('no') } })).status).toBe(403);
   });
@@ -167,7 +168,7 @@ describe('a person on the admin API', () => {
     const admins = await adminRole();
     const person = await adminPerson(admins.name);
     const token = await person.admin();
-    await setUserEnabled(tdb.database.db, person.user.id, false);
+    await setUserEnabled(tdb.database.db, person.user.id, false, NO_AUDIT);
     expect((await adminCall(b.url, 'GET', '/keys', { token })).status).toBe(401);
   });
 
@@ -211,7 +212,7 @@ describe('the introspect permission', () => {
     const token = await tokenFor(a.url, svc, orders.identifier);
     const introspect = () => postForm(`${b.url}/token/introspection`, { token }, auditor);
     expect((await introspect()).body.active).toBe(true);
-    await unassignRoleFromClient(db, introspectors.name, auditor.id);
+    await unassignRoleFromClient(db, introspectors.name, auditor.id, NO_AUDIT);
     expect((await introspect()).body).toEqual({ active: false });
   });
 });

@@ -6,11 +6,12 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PREFIX } from '../src/http/admin/openapi.ts';
 import { adminRouter } from '../src/http/admin/router.ts';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { adminCall, adminClient, tokenFor } from './support/admin.ts';
 import { freePort } from './support/process.ts';
 import { startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -47,7 +48,7 @@ describe('admin API: OpenAPI document', () => {
 
     const router = adminRouter({
       db: tdb.database.db, logger: createLogger('silent'), issuer: server.url, maxBodyBytes: 1024,
-      verifyAccessToken: async () => undefined,
+      verifyAccessToken: async () => undefined, audit: NO_AUDIT,
     });
     const served = router.stack.flatMap((layer) => {
       expect(typeof layer.path).toBe('string');

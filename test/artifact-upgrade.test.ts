@@ -5,8 +5,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareKeys } from '../src/app.ts';
-import { ArtifactKey } from '../src/artifact-hashing.ts';
-import { hashClientSecret } from '../src/crypto.ts';
+import { ArtifactKey } from '../src/domain/artifact-hashing.ts';
+import { sha256Hex } from '../src/domain/crypto.ts';
 import { migrate, pendingMigrations } from '../src/db/migrator.ts';
 import { Directory } from '../src/oidc/directory.ts';
 import { createAdapterFactory } from '../src/oidc/adapter.ts';
@@ -16,6 +16,7 @@ import { revokeUserSessions } from '../src/services/users.ts';
 import { dumpDatabase, presentAgain, runFullSignIn, valuesIn, WORKING, type Artifacts } from './support/artifacts.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -36,7 +37,7 @@ async function asOldVersionWroteThem(key: ArtifactKey): Promise<Record<string, u
     if (row.model === 'Grant') return { ...columns, payload: JSON.stringify(row.payload) };
     if (!raw) throw new Error(`no value seen for a ${row.model} row`);
     // Registration access tokens were stored under their SHA-256 already, without jti.
-    if (row.model === 'RegistrationAccessToken') return { ...columns, id: hashClientSecret(raw), payload: JSON.stringify(row.payload) };
+    if (row.model === 'RegistrationAccessToken') return { ...columns, id: sha256Hex(raw), payload: JSON.stringify(row.payload) };
     return { ...columns, id: raw, payload: JSON.stringify(key.restore(row.model, row.id, row.payload, raw)) };
   });
 }
@@ -111,7 +112,7 @@ describe('an upgrade across migration 0011', () => {
     const ofPerson = () => db().selectFrom('oidc_payloads').select('model').where('account_id', '=', seen.spa.user.id).execute();
     expect((await ofPerson()).length).toBeGreaterThan(0);
     // The grant of the first sign-in, and that of the pushed request's (another browser).
-    expect((await revokeUserSessions(db(), seen.spa.username)).revokedGrants).toBe(2);
+    expect((await revokeUserSessions(db(), seen.spa.username, NO_AUDIT)).revokedGrants).toBe(2);
     expect(await ofPerson()).toEqual([]);
     expect(await presentAgain(server.url, seen)).toMatchObject({ personToken: false, session: false });
   });

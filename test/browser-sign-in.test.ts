@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, unique } from './support/fixtures.ts';
 import { ROOT } from './support/process.ts';
 import { startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const hasChromium = fs.existsSync(CHROMIUM);
@@ -101,11 +102,11 @@ describe.skipIf(!hasChromium)('sign-in in a real browser', () => {
     const orders = await api(db, { identifier: 'https://orders.example', name: 'orders', scopes: ['orders:read', 'orders:write'] });
     const reader = await role(db, [{ api: orders.identifier, scopes: ['orders:read'] }]);
     const username = 'alice';
-    await createUser(db, { username, password: PASSWORD, email: `${username}@example.com`, name: 'Alice Example', roles: [reader.name] });
+    await createUser(db, { username, password: PASSWORD, email: `${username}@example.com`, name: 'Alice Example', roles: [reader.name] }, NO_AUDIT);
     const created = await createClient(db, {
       name: 'orders-web', grantTypes: ['authorization_code'],
       redirectUris: [`${appUrl}/cb`], postLogoutRedirectUris: [`${appUrl}/bye`],
-    });
+    }, NO_AUDIT);
     world = { username, clientId: created.client.clientId, clientSecret: created.clientSecret!, apiIdentifier: orders.identifier, role: reader.name };
 
     browser = await chromium.launch({

@@ -2,7 +2,7 @@
 // (RFC 8705 §2.1.2): distinguished names as RFC 4514 writes them, SAN entries, forwarded forms.
 import { X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { certificateMatchesSubject, chainsToTrustedCa, parseCertificate, parseDistinguishedName } from '../src/oidc/certificates.ts';
+import { certificateMatchesSubject, chainsToTrustedCa, parseCertificate, parseDistinguishedName } from '../src/domain/certificates.ts';
 import { createAuthority, type Authority } from './support/certificates.ts';
 
 let ca: Authority;

@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -174,13 +175,13 @@ describe('client credentials', () => {
     const reader = await role(db, [{ api: orders.identifier, scopes: ['orders:read'] }]);
     const svc = await serviceClient(db, [reader.name]);
     expect((await token({}, svc)).status).toBe(200);
-    await setClientEnabled(db, svc.id, false);
+    await setClientEnabled(db, svc.id, false, NO_AUDIT);
     const refused = await token({}, svc);
     expect(refused.status).toBe(401);
     expect(refused.body.error).toBe('invalid_client');
-    await setClientEnabled(db, svc.id, true);
+    await setClientEnabled(db, svc.id, true, NO_AUDIT);
     expect((await token({}, svc)).status).toBe(200);
-    await deleteClient(db, svc.id);
+    await deleteClient(db, svc.id, NO_AUDIT);
     expect((await token({}, svc)).status).toBe(401);
   });
 
@@ -189,7 +190,7 @@ describe('client credentials', () => {
     const svc = await serviceClient(db);
     expect((await token({}, svc)).status).toBe(400);
     const admin = await role(db, [{ api: orders.identifier, scopes: ['orders:admin'] }]);
-    await assignRoleToClient(db, admin.name, svc.id);
+    await assignRoleToClient(db, admin.name, svc.id, NO_AUDIT);
     const res = await token({}, svc);
     expect(res.status).toBe(200);
     expect(res.body.scope).toBe('orders:admin');
@@ -199,13 +200,13 @@ describe('client credentials', () => {
     const db = tdb.database.db;
     const reader = await role(db, [{ api: orders.identifier, scopes: ['orders:read'] }]);
     const svc = await serviceClient(db, [reader.name]);
-    const overlap = await rotateClientSecret(db, svc.id, 3600);
+    const overlap = await rotateClientSecret(db, svc.id, 3600, NO_AUDIT);
     expect((await token({}, svc)).status).toBe(200);
     expect((await token({}, { ...svc, secret: overlap.clientSecret })).status).toBe(200);
 
     // A rotation whose overlap is already over: only the newest secret works.
     const past = new Date(Date.now() - 60_000);
-    const final = await rotateClientSecret(db, svc.id, 30, past);
+    const final = await rotateClientSecret(db, svc.id, 30, NO_AUDIT, past);
     expect((await token({}, svc)).status).toBe(401);
     expect((await token({}, { ...svc, secret: overlap.clientSecret })).status).toBe(401);
     expect((await token({}, { ...svc, secret: final.clientSecret })).status).toBe(200);
@@ -231,7 +232,7 @@ describe('client credentials', () => {
     expect(o.status).toBe(200);
     expect(o.body.access_token.split('.')).toHaveLength(1);
 
-    await updateApi(db, rsa.identifier, { accessTokenTtl: 120 });
+    await updateApi(db, rsa.identifier, { accessTokenTtl: 120 }, NO_AUDIT);
     expect((await token({ resource: rsa.identifier }, svc)).body.expires_in).toBe(120);
   });
 
@@ -280,14 +281,14 @@ describe('client credentials', () => {
     expect((await token({}, svc)).status).toBe(200); // now cached
     await sql`select pg_terminate_backend(pid) from pg_stat_activity
               where datname = current_database() and query like 'LISTEN%'`.execute(db);
-    await setClientEnabled(db, svc.id, false);
+    await setClientEnabled(db, svc.id, false, NO_AUDIT);
     expect((await token({}, svc)).status).toBe(401);
     // The feed comes back by itself, and caching with it.
     await expect.poll(async () => {
       const rows = await db.selectFrom('server_processes').select('id').execute();
       return rows.map((row) => row.id);
-    }, { timeout: 5000 }).toContain(server.app.directory.processId);
-    await setClientEnabled(db, svc.id, true);
+    }, { timeout: 5000 }).toContain(server.app.propagation.processId);
+    await setClientEnabled(db, svc.id, true, NO_AUDIT);
     expect((await token({}, svc)).status).toBe(200);
   });
 

@@ -13,6 +13,7 @@ import { api, role, serviceClient, unique } from './support/fixtures.ts';
 import { describeRun, postern } from './support/process.ts';
 import { postForm, startServer, TEST_MASTER_KEY, type TestServer } from './support/server.ts';
 import { CALLBACK, exchangeCode, PASSWORD, refresh, signIn, type World } from './support/sign-in.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -48,10 +49,10 @@ async function appWithTokens() {
   const db = tdb.database.db;
   const created = await createClient(db, {
     name: unique('webapp'), grantTypes: ['authorization_code', 'client_credentials'], redirectUris: [CALLBACK], roles: [both.name],
-  });
+  }, NO_AUDIT);
   const client = { id: created.client.clientId, secret: created.clientSecret!, name: created.client.name };
   const username = unique('erin');
-  await createUser(db, { username, password: PASSWORD, roles: [people.name] });
+  await createUser(db, { username, password: PASSWORD, roles: [people.name] }, NO_AUDIT);
   const world = { api: orders, client, username } as unknown as World;
   const flow = await signIn(server.url, world);
   const exchanged = await exchangeCode(server.url, world, flow.code, flow.verifier, { resource: orders.identifier });
@@ -71,7 +72,7 @@ type App = Awaited<ReturnType<typeof appWithTokens>>;
 
 /** A service registered by itself (RFC 7591) with the roles of an initial access token. */
 async function register() {
-  const iat = (await createRegistrationToken(tdb.database.db, { roles: [both.name] })).token;
+  const iat = (await createRegistrationToken(tdb.database.db, { roles: [both.name] }, NO_AUDIT)).token;
   const registered = await fetch(`${server.url}/reg`, {
     method: 'POST',
     headers: { authorization: `Bearer ${iat}`, 'content-type': 'application/json' },
@@ -106,8 +107,8 @@ describe('a client disabled and enabled again', () => {
   it('through the services: none of its earlier tokens comes back', async () => {
     const app = await appWithTokens();
     await expectAllActive(app);
-    await setClientEnabled(tdb.database.db, app.client.id, false);
-    await setClientEnabled(tdb.database.db, app.client.id, true);
+    await setClientEnabled(tdb.database.db, app.client.id, false, NO_AUDIT);
+    await setClientEnabled(tdb.database.db, app.client.id, true, NO_AUDIT);
     await expectAllDead(app);
   });
 
@@ -147,8 +148,8 @@ describe('a self-registered client disabled and enabled again', () => {
     const registered = await register();
     const read = () => fetch(registered.registration_client_uri, { headers: { authorization: `Bearer ${registered.registration_access_token}` } });
     expect((await read()).status).toBe(200);
-    await setClientEnabled(tdb.database.db, registered.client_id, false);
-    await setClientEnabled(tdb.database.db, registered.client_id, true);
+    await setClientEnabled(tdb.database.db, registered.client_id, false, NO_AUDIT);
+    await setClientEnabled(tdb.database.db, registered.client_id, true, NO_AUDIT);
     expect((await read()).status).toBe(401);
     const client = { id: registered.client_id, secret: registered.client_secret };
     expect((await postForm(`${server.url}/token`, { grant_type: 'client_credentials', resource: orders.identifier }, client)).status).toBe(200);

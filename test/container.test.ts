@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import {
   codeBlocks, defaultOf, dockerInstructions, envPairs, exists, read, shellCommands, shellWords, unknownVariables, yamlDocuments,

@@ -1,6 +1,6 @@
 // Identifiers and client secrets.
 import { describe, expect, it } from 'vitest';
-import { generateClientSecret, hashClientSecret, isRandomId, randomId, secretMatchesAny } from '../src/crypto.ts';
+import { generateClientSecret, sha256Hex, isRandomId, randomId, secretMatchesAny } from '../src/domain/crypto.ts';
 
 describe('identifiers and secrets', () => {
   it('never starts an identifier with "-" or "_", which a command line would misread', () => {
@@ -19,8 +19,8 @@ describe('identifiers and secrets', () => {
     const secret = generateClientSecret();
     expect(Buffer.from(secret, 'base64url')).toHaveLength(32);
     const other = generateClientSecret();
-    expect(secretMatchesAny(secret, [hashClientSecret(other), hashClientSecret(secret)])).toBe(true);
-    expect(secretMatchesAny(secret, [hashClientSecret(other)])).toBe(false);
+    expect(secretMatchesAny(secret, [sha256Hex(other), sha256Hex(secret)])).toBe(true);
+    expect(secretMatchesAny(secret, [sha256Hex(other)])).toBe(false);
     expect(secretMatchesAny(secret, [])).toBe(false);
   });
 });

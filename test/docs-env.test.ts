@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { envSchema } from '../src/config.ts';
-import { withEnvTable } from '../src/env-table.ts';
+import { withEnvTable } from '../scripts/env-table.ts';
 
 const DOC = path.resolve(import.meta.dirname, '../docs/deployment.md');
 

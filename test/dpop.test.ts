@@ -12,6 +12,7 @@ import { createTestDatabase, onPostgres, type TestDatabase } from './support/dat
 import { api, role, serviceClient, unique } from './support/fixtures.ts';
 import { cleanUp, freePort, ServerProcess } from './support/process.ts';
 import { postForm, startServer, TEST_MASTER_KEY, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
@@ -143,15 +144,15 @@ describe('requiring DPoP', () => {
     const client = await serviceClient(tdb.database.db, [(await role(tdb.database.db, [{ api: api2.identifier, scopes: ['x:read'] }])).name]);
     const ask = () => postForm(`${server.url}/token`, { grant_type: 'client_credentials' }, client);
     expect((await ask()).status).toBe(200);
-    await updateApi(tdb.database.db, api2.id, { requireDpop: true });
+    await updateApi(tdb.database.db, api2.id, { requireDpop: true }, NO_AUDIT);
     expect((await ask()).body.error).toBe('invalid_request');
-    await updateApi(tdb.database.db, api2.id, { requireDpop: false });
+    await updateApi(tdb.database.db, api2.id, { requireDpop: false }, NO_AUDIT);
     expect((await ask()).status).toBe(200);
   });
 
   it('per client (dpop_bound_access_tokens): a token request without a proof is 400 invalid_request', async () => {
     const reader = await role(tdb.database.db, [{ api: orders.identifier, scopes: ['orders:read'] }]);
-    const { client, clientSecret } = await createClient(tdb.database.db, { name: unique('dpop'), roles: [reader.name], requireDpop: true });
+    const { client, clientSecret } = await createClient(tdb.database.db, { name: unique('dpop'), roles: [reader.name], requireDpop: true }, NO_AUDIT);
     expect(client.requireDpop).toBe(true);
     const credentials = { id: client.clientId, secret: clientSecret! };
     const res = await postForm(`${server.url}/token`, { grant_type: 'client_credentials' }, credentials);
@@ -162,7 +163,7 @@ describe('requiring DPoP', () => {
   });
 
   it('refuses the built-in urn:postern API', async () => {
-    await expect(updateApi(tdb.database.db, 'urn:postern', { requireDpop: true })).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(updateApi(tdb.database.db, 'urn:postern', { requireDpop: true }, NO_AUDIT)).rejects.toMatchObject({ code: 'forbidden' });
   });
 });
 

@@ -4,9 +4,9 @@
 // not the one it expects.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { probeTarget } from '../src/healthcheck.ts';
+import { probeTarget } from '../src/platform/healthcheck.ts';
 import { readListenerSettings } from '../src/config.ts';
-import { loadTlsMaterial } from '../src/tls.ts';
+import { loadTlsMaterial } from '../src/platform/tls.ts';
 import { createAuthority, writePem, type Issued } from './support/certificates.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { cleanUp, describeRun, freePort, makeTempDir, ROOT, run, type Env } from './support/process.ts';

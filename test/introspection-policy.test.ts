@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
 import { CALLBACK, signIn, signInWorld } from './support/sign-in.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 type Credentials = { id: string; secret: string };
 
@@ -44,7 +45,7 @@ beforeAll(async () => {
   shipping = await serviceClient(db, [reader.name]);
   // The gateway in front of the orders API introspects every token issued for it.
   gateway = await serviceClient(db);
-  await updateApi(db, orders.identifier, { introspectionClient: gateway.id });
+  await updateApi(db, orders.identifier, { introspectionClient: gateway.id }, NO_AUDIT);
   // An auditor holds Postern's own `introspect` permission: every token.
   const introspector = await role(db, [{ api: 'urn:postern', scopes: ['introspect'] }]);
   auditor = await serviceClient(db, [introspector.name]);
@@ -131,13 +132,13 @@ describe('introspection of JWT access tokens', () => {
     const r = await role(db, [{ api: orders.identifier, scopes: ['orders:read'] }]);
     const svc = await serviceClient(db, [r.name]);
     const token = await issue(svc, orders.identifier);
-    await setClientEnabled(db, svc.id, false);
+    await setClientEnabled(db, svc.id, false, NO_AUDIT);
     expect((await introspect(token, auditor)).body).toEqual({ active: false });
     // Disabling revoked it: enabling the client does not bring it back (docs/cli.md).
-    await setClientEnabled(db, svc.id, true);
+    await setClientEnabled(db, svc.id, true, NO_AUDIT);
     expect((await introspect(token, auditor)).body).toEqual({ active: false });
     const later = await issue(svc, orders.identifier);
-    await deleteClient(db, svc.id);
+    await deleteClient(db, svc.id, NO_AUDIT);
     expect((await introspect(later, auditor)).body).toEqual({ active: false });
   });
 });

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import type { JWK } from 'jose';
-import { DecryptionError, MasterKey, openSecret, sealSecret } from '../src/key-encryption.ts';
+import { DecryptionError, MasterKey, openSecret, sealSecret } from '../src/domain/key-encryption.ts';
 import { listKeys } from '../src/services/key-rotation.ts';
 import {
   generateKeyMaterial, MasterKeyError, openKeyMaterial, rotateMasterKey, type KeyMaterial,

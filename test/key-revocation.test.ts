@@ -5,7 +5,7 @@
 // the change feed without being told.
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MasterKey } from '../src/key-encryption.ts';
+import { MasterKey } from '../src/domain/key-encryption.ts';
 import { listKeys, revokeSigningKey, rotateSigningKeys } from '../src/services/key-rotation.ts';
 import { ServiceError } from '../src/services/errors.ts';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';

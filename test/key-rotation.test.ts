@@ -3,9 +3,9 @@
 // provider itself runs on the real clock (token iat/exp); only key states follow the test clock.
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MasterKey } from '../src/key-encryption.ts';
-import { SIGNED_TOKEN_MAX_LIFETIME_SECONDS } from '../src/oidc/keys.ts';
-import { deriveKeyState, nextKeyTransition } from '../src/services/key-state.ts';
+import { MasterKey } from '../src/domain/key-encryption.ts';
+import { SIGNED_TOKEN_MAX_LIFETIME_SECONDS } from '../src/domain/signing-keys.ts';
+import { deriveKeyState, nextKeyTransition } from '../src/domain/key-state.ts';
 import {
   createKeySetLoader, listKeys, rotateSigningKeys, rotateSigningKeysIfDue, type KeyRotation,
 } from '../src/services/key-rotation.ts';

@@ -12,8 +12,8 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
-import { MasterKey } from '../src/key-encryption.ts';
-import { writeMasterKeyFile } from '../src/master-key.ts';
+import { MasterKey } from '../src/domain/key-encryption.ts';
+import { writeMasterKeyFile } from '../src/platform/master-key.ts';
 import { filesUnder, read, unknownVariables, yamlDocuments } from './support/deploy-files.ts';
 import { cleanUp, makeTempDir, ROOT } from './support/process.ts';
 

@@ -3,7 +3,7 @@
 // only this test notices when the redaction list loses an entry.
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/platform/logger.ts';
 
 function capture() {
   const lines: string[] = [];

@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { unique } from './support/fixtures.ts';
 import { startServer, type TestServer } from './support/server.ts';
 import { CALLBACK, PASSWORD, signInWorld, startAuthorization, type World } from './support/sign-in.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -37,7 +38,7 @@ async function server(env: Record<string, string>): Promise<TestServer> {
 /** Another person with a password of their own, on the same app. */
 async function person(): Promise<string> {
   const username = unique('bob');
-  await createUser(database.database.db, { username, password: PASSWORD, roles: [world.role.name] });
+  await createUser(database.database.db, { username, password: PASSWORD, roles: [world.role.name] }, NO_AUDIT);
   return username;
 }
 

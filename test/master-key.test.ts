@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MasterKey } from '../src/key-encryption.ts';
-import { writeMasterKeyFile } from '../src/master-key.ts';
+import { MasterKey } from '../src/domain/key-encryption.ts';
+import { writeMasterKeyFile } from '../src/platform/master-key.ts';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { cleanUp, describeRun, freePort, MAIN, makeTempDir, postern, run, ServerProcess, type Env } from './support/process.ts';
 import { postForm } from './support/server.ts';

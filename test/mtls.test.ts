@@ -1,26 +1,24 @@
 // Mutual TLS (RFC 8705), end to end over real TLS with certificates made here: tls_client_auth
 // (subject DN and SAN entries, only from a configured CA), self_signed_tls_client_auth, tokens
 // bound to the certificate (cnf.x5t#S256) and refused with another one where binding is checked,
-// the per-API and per-client requirement, and certificates forwarded by a trusted proxy.
+// the per-API and per-client requirement, and certificates forwarded by a trusted proxy. The
+// server process with TLS files of its own: mtls-listener.test.ts.
 import { X509Certificate } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import https from 'node:https';
-import tls from 'node:tls';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_SCOPES, POSTERN_API } from '../src/services/admin.ts';
 import { updateApi } from '../src/services/apis.ts';
 import { createClient, updateClient } from '../src/services/clients.ts';
 import { createRole } from '../src/services/roles.ts';
-import { loadTlsMaterial } from '../src/tls.ts';
+import { loadTlsMaterial } from '../src/platform/tls.ts';
 import { createAuthority, selfSigned, tlsRequest, writePem, type Authority, type Issued } from './support/certificates.ts';
-import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient, unique } from './support/fixtures.ts';
-import { cleanUp, freePort, makeTempDir, MAIN, run, ServerProcess } from './support/process.ts';
-import { TEST_MASTER_KEY } from './support/server.ts';
+import { cleanUp, makeTempDir } from './support/process.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
 import { CALLBACK, signIn, signInWorld } from './support/sign-in.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -38,7 +36,7 @@ function tokenRequest(clientId: string, cert?: Issued, form: Record<string, stri
 }
 
 async function certificateClient(input: Parameters<typeof createClient>[1]) {
-  const { client } = await createClient(tdb.database.db, { roles: [readers.name], ...input });
+  const { client } = await createClient(tdb.database.db, { roles: [readers.name], ...input }, NO_AUDIT);
   return client.clientId;
 }
 
@@ -176,7 +174,7 @@ describe('self_signed_tls_client_auth (RFC 8705 §2.2)', () => {
     expect((await tokenRequest(id)).status).toBe(401);
 
     // Replacing the certificates takes effect at once.
-    await updateClient(tdb.database.db, id, { certificates: [stranger.cert] });
+    await updateClient(tdb.database.db, id, { certificates: [stranger.cert] }, NO_AUDIT);
     expect((await tokenRequest(id, first)).status).toBe(401);
     expect((await tokenRequest(id, stranger)).status).toBe(200);
   });
@@ -185,7 +183,7 @@ describe('self_signed_tls_client_auth (RFC 8705 §2.2)', () => {
     const cert = await selfSigned('CN=disabled');
     const id = await certificateClient({ name: unique('disabled'), certificates: [cert.cert] });
     expect((await tokenRequest(id, cert)).status).toBe(200);
-    await updateClient(tdb.database.db, id, { enabled: false });
+    await updateClient(tdb.database.db, id, { enabled: false }, NO_AUDIT);
     const refused = await tokenRequest(id, cert);
     expect(refused.status).toBe(401);
     expect(refused.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
@@ -194,11 +192,11 @@ describe('self_signed_tls_client_auth (RFC 8705 §2.2)', () => {
 
 describe('certificate-bound tokens (RFC 8705 §3)', () => {
   it('the admin API accepts a bound token only with the certificate it is bound to', async () => {
-    const admins = await createRole(tdb.database.db, { name: unique('admins'), grants: [{ api: POSTERN_API, scopes: ADMIN_SCOPES }] });
+    const admins = await createRole(tdb.database.db, { name: unique('admins'), grants: [{ api: POSTERN_API, scopes: ADMIN_SCOPES }] }, NO_AUDIT);
     const cert = await ca.issue('CN=automation,O=Example');
     const { client } = await createClient(tdb.database.db, {
       name: unique('automation'), roles: [admins.name], tlsSubject: { field: 'subject_dn', value: 'CN=automation,O=Example' },
-    });
+    }, NO_AUDIT);
     const issued = await tokenRequest(client.clientId, cert, { resource: POSTERN_API });
     expect(issued.status, JSON.stringify(issued.body)).toBe(200);
     const token = issued.body.access_token as string;
@@ -228,7 +226,7 @@ describe('certificate-bound tokens (RFC 8705 §3)', () => {
     });
 
     // A client with a secret may have its tokens bound to whatever certificate it presents.
-    await updateClient(tdb.database.db, billing.id, { requireMtls: true });
+    await updateClient(tdb.database.db, billing.id, { requireMtls: true }, NO_AUDIT);
     res = await withSecret();
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ error: 'invalid_request', error_description: 'a client certificate is required for this resource (RFC 8705)' });
@@ -237,8 +235,8 @@ describe('certificate-bound tokens (RFC 8705 §3)', () => {
     expect(decodeJwt(res.body.access_token).cnf).toEqual({ 'x5t#S256': cert.thumbprint });
 
     // Lifting the requirement: unbound tokens again for clients that do not ask for binding.
-    await updateApi(tdb.database.db, ledger.id, { requireMtls: false });
-    await updateClient(tdb.database.db, billing.id, { requireMtls: false });
+    await updateApi(tdb.database.db, ledger.id, { requireMtls: false }, NO_AUDIT);
+    await updateClient(tdb.database.db, billing.id, { requireMtls: false }, NO_AUDIT);
     res = await withSecret();
     expect(res.status).toBe(200);
     expect(decodeJwt(res.body.access_token).cnf).toBeUndefined();
@@ -247,15 +245,15 @@ describe('certificate-bound tokens (RFC 8705 §3)', () => {
   it('refuses to bind one client\'s or one API\'s tokens both to DPoP and to a certificate', async () => {
     const db = tdb.database.db;
     const both = 'tokens can be bound to a DPoP key or to a TLS certificate, not both';
-    await expect(createClient(db, { name: unique('both'), tlsSubject: { field: 'san_dns', value: 'both.internal' }, requireDpop: true, requireMtls: true }))
+    await expect(createClient(db, { name: unique('both'), tlsSubject: { field: 'san_dns', value: 'both.internal' }, requireDpop: true, requireMtls: true }, NO_AUDIT))
       .rejects.toThrow(both);
     // A certificate client that asks for DPoP gets DPoP binding, not both.
-    const { client } = await createClient(db, { name: unique('dpop-cert'), tlsSubject: { field: 'san_dns', value: 'dpop.internal' }, requireDpop: true });
+    const { client } = await createClient(db, { name: unique('dpop-cert'), tlsSubject: { field: 'san_dns', value: 'dpop.internal' }, requireDpop: true }, NO_AUDIT);
     expect(client).toMatchObject({ requireDpop: true, requireMtls: false });
-    await expect(updateClient(db, client.clientId, { requireMtls: true })).rejects.toThrow(both);
+    await expect(updateClient(db, client.clientId, { requireMtls: true }, NO_AUDIT)).rejects.toThrow(both);
     await expect(api(db, { scopes: ['x:read'], requireDpop: true, requireMtls: true })).rejects.toThrow(both);
     const dpopApi = await api(db, { scopes: ['x:read'], requireDpop: true });
-    await expect(updateApi(db, dpopApi.id, { requireMtls: true })).rejects.toThrow(both);
+    await expect(updateApi(db, dpopApi.id, { requireMtls: true }, NO_AUDIT)).rejects.toThrow(both);
   });
 
   it('a certificate client registered without binding gets unbound tokens', async () => {
@@ -316,7 +314,7 @@ describe('behind a TLS-terminating proxy', () => {
 
   it('binds a person\'s tokens to the web app\'s certificate: userinfo checks it, refresh needs one', async () => {
     const world = await signInWorld(tdb.database.db);
-    await updateClient(tdb.database.db, world.client.id, { requireMtls: true });
+    await updateClient(tdb.database.db, world.client.id, { requireMtls: true }, NO_AUDIT);
     const basic = `Basic ${Buffer.from(`${world.client.id}:${world.client.secret}`).toString('base64')}`;
     const send = (path: string, presented: Issued | undefined, init: { form?: Record<string, string>; bearer?: string }) =>
       fetch(`${proxied.url}${path}`, {
@@ -356,73 +354,4 @@ describe('behind a TLS-terminating proxy', () => {
     const res = await postForm(`${proxied.url}/token`, { grant_type: 'client_credentials' }, billing);
     expect(res.status).toBe(200);
   });
-});
-
-describe('node src/main.ts with TLS_CERT_FILE', () => {
-  /** The certificate a new connection to `port` is served (its SHA-256 fingerprint). */
-  const servedCertificate = (port: number) => new Promise<string>((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: ca.cert, servername: 'localhost' }, () => {
-      resolve(new X509Certificate(socket.getPeerCertificate().raw).fingerprint256);
-      socket.end();
-    });
-    socket.on('error', reject);
-  });
-
-  it('refuses to start with a file it cannot use, saying which', async () => {
-    const env = { POSTERN_DATA_DIR: path.join(dir, 'never'), POSTERN_MASTER_KEY: TEST_MASTER_KEY };
-    let result = await run([MAIN], {
-      env: { ...env, TLS_CERT_FILE: path.join(dir, 'server.pem'), TLS_KEY_FILE: path.join(dir, 'missing.key') }, timeoutMs: 30_000,
-    });
-    expect(result.code).toBe(1);
-    expect(result.stderr).toBe(`Postern cannot start:\n  - TLS_KEY_FILE: cannot read ${path.join(dir, 'missing.key')} (ENOENT)\n`);
-    const leaf = await ca.issue('CN=not a ca');
-    result = await run([MAIN], {
-      env: { ...env, TLS_CERT_FILE: path.join(dir, 'server.pem'), TLS_KEY_FILE: path.join(dir, 'server.key'), TLS_CLIENT_CA_FILE: writePem(dir, 'leaf.pem', leaf.cert) },
-      timeoutMs: 30_000,
-    });
-    expect(result.code).toBe(1);
-    expect(result.stderr).toBe('Postern cannot start:\n  - TLS_CLIENT_CA_FILE: CN=not a ca is not a CA certificate\n');
-    expect(fs.existsSync(path.join(dir, 'never'))).toBe(false);
-  }, 70_000);
-
-  it('serves HTTPS (the admin listener too), advertises the mTLS methods, and serves a renewed certificate without a restart', async () => {
-    const port = await freePort();
-    const adminPort = await freePort();
-    const certFile = writePem(dir, 'process.pem', serverCert.cert);
-    const keyFile = writePem(dir, 'process.key', serverCert.key);
-    const child = new ServerProcess({
-      PORT: String(port), POSTERN_MASTER_KEY: TEST_MASTER_KEY, TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile,
-      TLS_CLIENT_CA_FILE: path.join(dir, 'ca.pem'), ISSUER: `https://localhost:${port}`, ADMIN_PORT: String(adminPort),
-      ...(onPostgres ? { DATABASE_URL: tdb.url } : { POSTERN_DATA_DIR: path.join(dir, 'process-data') }),
-    });
-    const url = `https://localhost:${port}`;
-    const deadline = Date.now() + 60_000;
-    let discovery: Awaited<ReturnType<typeof tlsRequest>> | undefined;
-    while (Date.now() < deadline && child.running) {
-      discovery = await tlsRequest(`${url}/.well-known/openid-configuration`, { ca: ca.cert }).catch(() => undefined);
-      if (discovery?.status === 200) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    expect(discovery?.status, child.output).toBe(200);
-    expect(discovery!.body).toMatchObject({
-      issuer: url,
-      tls_client_certificate_bound_access_tokens: true,
-      token_endpoint_auth_methods_supported: expect.arrayContaining(['tls_client_auth', 'self_signed_tls_client_auth']),
-    });
-    expect(await servedCertificate(port)).toBe(new X509Certificate(serverCert.cert).fingerprint256);
-    const admin = await tlsRequest(`https://localhost:${adminPort}/admin/v1/apis`, { ca: ca.cert });
-    expect(admin.status).toBe(401);
-
-    // Renewal: new files in place; new connections get the new certificate (checked every 10 s).
-    const renewed = await ca.issue('CN=127.0.0.1', { server: true, san: [{ type: 'dns', value: 'localhost' }] });
-    fs.writeFileSync(keyFile, renewed.key);
-    fs.writeFileSync(certFile, renewed.cert);
-    const expected = new X509Certificate(renewed.cert).fingerprint256;
-    const until = Date.now() + 20_000;
-    let served = '';
-    while (Date.now() < until && (served = await servedCertificate(port)) !== expected) await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(served).toBe(expected);
-    expect(child.stdout).toContain('"msg":"TLS files reloaded"');
-    expect(await child.stop()).toMatchObject({ code: 0 });
-  }, 120_000);
 });

@@ -13,6 +13,7 @@ import { setClientEnabled } from '../src/services/clients.ts';
 import { adminCall } from './support/admin.ts';
 import { api, role, serviceClient, unique } from './support/fixtures.ts';
 import { postForm, TEST_MASTER_KEY } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 const ROOT = path.resolve(fileURLToPath(import.meta.url), '../..');
 const run = promisify(execFile);
@@ -282,11 +283,11 @@ describe.skipIf(!onPostgres)('two Postern processes on one database', () => {
     // Both processes hold the client in their caches before every change.
     expect((await ask()).map(({ res }) => res.status)).toEqual([200, 200]);
     for (let round = 0; round < 50; round += 1) {
-      await setClientEnabled(db, svc.id, false);
+      await setClientEnabled(db, svc.id, false, NO_AUDIT);
       for (const { instance, res } of await ask()) {
         if (res.status !== 401) stale.push(`round ${round}: ${instance.name} answered ${res.status} to a disabled client`);
       }
-      await setClientEnabled(db, svc.id, true);
+      await setClientEnabled(db, svc.id, true, NO_AUDIT);
       for (const { instance, res } of await ask()) {
         if (res.status !== 200) stale.push(`round ${round}: ${instance.name} answered ${res.status} ${res.body.error} to an enabled client`);
       }

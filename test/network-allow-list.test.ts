@@ -4,11 +4,12 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, updateClient } from '../src/services/clients.ts';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { adminClient, adminClientFor, tokenFor } from './support/admin.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, unique } from './support/fixtures.ts';
 import { startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let direct: TestServer;
@@ -20,7 +21,7 @@ const logLines: string[] = [];
 async function restrictedClient(networks: string[]) {
   const { client, clientSecret } = await createClient(tdb.database.db, {
     name: unique('net'), roles: [reader.name], allowedNetworks: networks,
-  });
+  }, NO_AUDIT);
   return { id: client.clientId, secret: clientSecret!, view: client };
 }
 
@@ -99,9 +100,9 @@ describe('a client limited to some networks', () => {
   it('takes a changed list at once: lifting the restriction lets it in, setting it again keeps it out', async () => {
     const client = await restrictedClient(['192.0.2.0/24']);
     expect((await post(`${direct.url}/token`, tokenForm(), client)).status).toBe(401);
-    await updateClient(tdb.database.db, client.id, { allowedNetworks: [] });
+    await updateClient(tdb.database.db, client.id, { allowedNetworks: [] }, NO_AUDIT);
     expect((await post(`${direct.url}/token`, tokenForm(), client)).status).toBe(200);
-    await updateClient(tdb.database.db, client.id, { allowedNetworks: ['192.0.2.0/24'] });
+    await updateClient(tdb.database.db, client.id, { allowedNetworks: ['192.0.2.0/24'] }, NO_AUDIT);
     expect((await post(`${direct.url}/token`, tokenForm(), client)).status).toBe(401);
   });
 
@@ -140,7 +141,7 @@ describe('registering networks', () => {
     const client = await restrictedClient(['10.1.2.3/8', 'fd00::1/8', '192.0.2.7', '::ffff:10.0.0.0/104']);
     expect(client.view.allowedNetworks).toEqual(['10.0.0.0/8', 'fd00::/8', '192.0.2.7/32']);
     for (const bad of ['10.0.0.0/33', '300.1.1.1', 'fd00::/129', 'example.com']) {
-      await expect(createClient(tdb.database.db, { name: unique('bad'), allowedNetworks: [bad] }), bad)
+      await expect(createClient(tdb.database.db, { name: unique('bad'), allowedNetworks: [bad] }, NO_AUDIT), bad)
         .rejects.toMatchObject({ code: 'invalid_input', fields: ['allowedNetworks'] });
     }
   });

@@ -12,6 +12,7 @@ import { api, role, serviceClient, unique } from './support/fixtures.ts';
 import { freePort } from './support/process.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
 import { exchangeCode, refresh, signIn, signInWorld } from './support/sign-in.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -85,7 +86,7 @@ describe('Pragma: no-cache next to Cache-Control: no-store', () => {
   });
 
   it('on registration answers, which carry the client secret and the registration access token', async () => {
-    const { token } = await createRegistrationToken(tdb.database.db, { roles: [] });
+    const { token } = await createRegistrationToken(tdb.database.db, { roles: [] }, NO_AUDIT);
     const created = await fetch(`${server.url}/reg`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },

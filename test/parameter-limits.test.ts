@@ -1,10 +1,10 @@
-// Length limits of protocol parameters (src/parameter-limits.ts): over its limit, a value gets
+// Length limits of protocol parameters (src/domain/parameter-limits.ts): over its limit, a value gets
 // the endpoint's usual invalid_request before anything is looked up or stored; an authorization
 // request gets the error page, never a redirect to a redirect_uri nobody has checked.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PARAMETER_LIMITS } from '../src/parameter-limits.ts';
+import { PARAMETER_LIMITS } from '../src/domain/parameter-limits.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';

@@ -1,18 +1,19 @@
 // argon2id parameters, rehash on login, the decoy for unknown users, and the password policy.
 import argon2 from 'argon2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARGON2_PARAMETERS, hashPassword, passwordNeedsRehash, verifyPassword } from '../src/passwords.ts';
+import { ARGON2_PARAMETERS, hashPassword, passwordNeedsRehash, verifyPassword } from '../src/domain/passwords.ts';
 import { checkPassword } from '../src/services/password-policy.ts';
 import { authenticateUser, createUser } from '../src/services/users.ts';
 import { findUserByUsername, setPasswordHash } from '../src/store/users.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 beforeAll(async () => { tdb = await createTestDatabase(); }, 60_000);
 afterAll(async () => { await tdb?.drop(); });
 
 describe('password hashes', () => {
-  it('are argon2id with the parameters of src/passwords.ts', async () => {
+  it('are argon2id with the parameters of src/domain/passwords.ts', async () => {
     const hash = await hashPassword('tidal-orchard-lamp-5');
     expect(hash).toMatch(/^\$argon2id\$v=19\$m=19456,p=1,t=2\$/);
     expect(await verifyPassword(hash, 'tidal-orchard-lamp-5')).toBe(true);
@@ -22,7 +23,7 @@ describe('password hashes', () => {
 
   it('are redone with the current parameters at the next successful login', async () => {
     const db = tdb.database.db;
-    await createUser(db, { username: 'rehash-me', password: 'tidal-orchard-lamp-5' });
+    await createUser(db, { username: 'rehash-me', password: 'tidal-orchard-lamp-5' }, NO_AUDIT);
     const user = (await findUserByUsername(db, 'rehash-me'))!;
     const weaker = await argon2.hash('tidal-orchard-lamp-5', { ...ARGON2_PARAMETERS, timeCost: 1, memoryCost: 8192 });
     await setPasswordHash(db, user.id, weaker, false);

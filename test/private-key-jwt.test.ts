@@ -10,6 +10,7 @@ import { adminClient, adminClientFor, tokenFor } from './support/admin.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, unique } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -84,7 +85,7 @@ describe('private_key_jwt with keys registered as a JWK Set', () => {
 
   it('creates the client without a secret and issues tokens for a signed assertion (ES256)', async () => {
     const { privateKey, jwk } = await keyPair('ES256');
-    const created = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } });
+    const created = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } }, NO_AUDIT);
     expect(created.clientSecret).toBeNull();
     expect(created.client.tokenEndpointAuthMethod).toBe('private_key_jwt');
     expect(created.client.secrets).toEqual([]);
@@ -112,7 +113,7 @@ describe('private_key_jwt with keys registered as a JWK Set', () => {
   it('works with EdDSA and RSA-PSS keys too', async () => {
     for (const alg of ['EdDSA', 'PS256']) {
       const { privateKey, jwk } = await keyPair(alg);
-      const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } });
+      const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } }, NO_AUDIT);
       await expect(tokenWith(client.clientId, oauth.PrivateKeyJwt(privateKey))).resolves.toMatchObject({ token_type: 'bearer' });
     }
   });
@@ -120,7 +121,7 @@ describe('private_key_jwt with keys registered as a JWK Set', () => {
   it('refuses an assertion signed by another key, a replayed one, and a secret: 401 invalid_client', async () => {
     const { privateKey, jwk } = await keyPair('ES256');
     const stranger = await keyPair('ES256');
-    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } });
+    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } }, NO_AUDIT);
     const form = (clientAssertion: string) => ({
       grant_type: 'client_credentials', resource: orders.identifier,
       client_assertion_type: ASSERTION_TYPE, client_assertion: clientAssertion,
@@ -144,13 +145,13 @@ describe('private_key_jwt with keys registered as a JWK Set', () => {
 
   it('refuses a disabled client with a valid assertion: 401 invalid_client (no secret check hides it)', async () => {
     const { privateKey, jwk } = await keyPair('ES256');
-    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } });
+    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } }, NO_AUDIT);
     const request = async () => postForm(`${server.url}/token`, {
       grant_type: 'client_credentials', resource: orders.identifier,
       client_assertion_type: ASSERTION_TYPE, client_assertion: await assertion(client.clientId, privateKey, 'ES256'),
     });
     expect((await request()).status).toBe(200);
-    await setClientEnabled(tdb.database.db, client.clientId, false);
+    await setClientEnabled(tdb.database.db, client.clientId, false, NO_AUDIT);
     const refused = await request();
     expect(refused.status).toBe(401);
     expect(refused.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
@@ -158,7 +159,7 @@ describe('private_key_jwt with keys registered as a JWK Set', () => {
 
   it('lets exactly one of several parallel requests with one assertion through', async () => {
     const { privateKey, jwk } = await keyPair('ES256');
-    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } });
+    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } }, NO_AUDIT);
     const once = await assertion(client.clientId, privateKey, 'ES256');
     const answers = await Promise.all(Array.from({ length: 8 }, () => postForm(`${server.url}/token`, {
       grant_type: 'client_credentials', resource: orders.identifier, client_assertion_type: ASSERTION_TYPE, client_assertion: once,
@@ -168,7 +169,7 @@ describe('private_key_jwt with keys registered as a JWK Set', () => {
 
   it('refuses an assertion with an HMAC algorithm or without expiry', async () => {
     const { privateKey, jwk } = await keyPair('ES256');
-    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } });
+    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [jwk] } }, NO_AUDIT);
     const hmac = await assertion(client.clientId, new TextEncoder().encode('x'.repeat(32)) as never, 'HS256');
     const noExp = await new SignJWT({ jti: unique('jti') }).setProtectedHeader({ alg: 'ES256' })
       .setIssuer(client.clientId).setSubject(client.clientId).setAudience(server.url).setIssuedAt().sign(privateKey);
@@ -184,9 +185,9 @@ describe('private_key_jwt with keys registered as a JWK Set', () => {
   it('takes new keys at once after an update (key rotation by the client)', async () => {
     const first = await keyPair('ES256');
     const second = await keyPair('ES256');
-    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [first.jwk] } });
+    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwks: { keys: [first.jwk] } }, NO_AUDIT);
     await expect(tokenWith(client.clientId, oauth.PrivateKeyJwt(first.privateKey))).resolves.toBeDefined();
-    await updateClient(tdb.database.db, client.clientId, { jwks: { keys: [second.jwk] } });
+    await updateClient(tdb.database.db, client.clientId, { jwks: { keys: [second.jwk] } }, NO_AUDIT);
     await expect(tokenWith(client.clientId, oauth.PrivateKeyJwt(second.privateKey))).resolves.toBeDefined();
     await expect(tokenWith(client.clientId, oauth.PrivateKeyJwt(first.privateKey))).rejects.toBeInstanceOf(oauth.ResponseBodyError);
   });
@@ -200,7 +201,7 @@ describe('private_key_jwt with a jwks_uri', () => {
     // A client rotating keys publishes the next one ahead of using it (the provider keeps a fetched
     // set for at least 60 seconds, longer if Cache-Control max-age says so).
     served = { keys: [first.jwk, second.jwk] };
-    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwksUri: jwksUrl });
+    const { client } = await createClient(tdb.database.db, { name: unique('pkj'), roles: [reader.name], jwksUri: jwksUrl }, NO_AUDIT);
     expect(client.jwksUri).toBe(jwksUrl);
     const before = jwksFetches;
     for (const key of [first, second]) {
@@ -224,25 +225,25 @@ describe('registering private_key_jwt clients', () => {
     ['no keys', async () => ({ keys: [] })],
     ['not a JWK Set', async () => [{ kty: 'EC' }]],
   ])('refuses %s', async (_what, make) => {
-    await expect(createClient(db(), { name: unique('bad'), jwks: await make() })).rejects.toMatchObject({ code: 'invalid_input' });
+    await expect(createClient(db(), { name: unique('bad'), jwks: await make() }, NO_AUDIT)).rejects.toMatchObject({ code: 'invalid_input' });
   });
 
   it('needs exactly one of jwks and jwksUri, https for a non-loopback URL, and keys only for private_key_jwt', async () => {
     const { jwk } = await keyPair('ES256');
-    await expect(createClient(db(), { name: unique('bad'), tokenEndpointAuthMethod: 'private_key_jwt' }))
+    await expect(createClient(db(), { name: unique('bad'), tokenEndpointAuthMethod: 'private_key_jwt' }, NO_AUDIT))
       .rejects.toThrow('exactly one of jwks');
-    await expect(createClient(db(), { name: unique('bad'), jwks: { keys: [jwk] }, jwksUri: jwksUrl }))
+    await expect(createClient(db(), { name: unique('bad'), jwks: { keys: [jwk] }, jwksUri: jwksUrl }, NO_AUDIT))
       .rejects.toThrow('exactly one of jwks');
-    await expect(createClient(db(), { name: unique('bad'), jwksUri: 'http://keys.example.com/jwks' }))
+    await expect(createClient(db(), { name: unique('bad'), jwksUri: 'http://keys.example.com/jwks' }, NO_AUDIT))
       .rejects.toThrow('must use https');
-    await expect(createClient(db(), { name: unique('bad'), tokenEndpointAuthMethod: 'client_secret_basic', jwks: { keys: [jwk] } }))
+    await expect(createClient(db(), { name: unique('bad'), tokenEndpointAuthMethod: 'client_secret_basic', jwks: { keys: [jwk] } }, NO_AUDIT))
       .rejects.toThrow('for private_key_jwt clients');
   });
 
   it('has no secret to rotate', async () => {
     const { jwk } = await keyPair('ES256');
-    const { client } = await createClient(db(), { name: unique('pkj'), jwks: { keys: [jwk] } });
-    await expect(rotateClientSecret(db(), client.clientId)).rejects.toThrow('has no secret');
+    const { client } = await createClient(db(), { name: unique('pkj'), jwks: { keys: [jwk] } }, NO_AUDIT);
+    await expect(rotateClientSecret(db(), client.clientId, 0, NO_AUDIT)).rejects.toThrow('has no secret');
     expect((await getClient(db(), client.clientId)).secrets).toEqual([]);
   });
 

@@ -3,7 +3,7 @@
 // the invalid_client back-off; and counters shared by two servers through Redis.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomId } from '../src/crypto.ts';
+import { randomId } from '../src/domain/crypto.ts';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';

@@ -1,7 +1,7 @@
 // Self-registration (RFC 7591) with initial access tokens and RFC 7592 management, over real HTTP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArtifactKey } from '../src/artifact-hashing.ts';
-import { hashClientSecret } from '../src/crypto.ts';
+import { ArtifactKey } from '../src/domain/artifact-hashing.ts';
+import { sha256Hex } from '../src/domain/crypto.ts';
 import { openKeyMaterial } from '../src/services/keys.ts';
 import { deleteClient } from '../src/services/clients.ts';
 import { createRegistrationToken } from '../src/services/registration.ts';
@@ -10,6 +10,7 @@ import { adminCall, adminClient, adminClientFor, tokenFor } from './support/admi
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, unique } from './support/fixtures.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -52,7 +53,7 @@ async function manage(method: string, uri: string, token: string, body?: unknown
 }
 
 const token = async (options: { maxUses?: number; ttlSeconds?: number; roles?: string[] } = {}) =>
-  (await createRegistrationToken(tdb.database.db, { roles: [readerRole], ...options })).token;
+  (await createRegistrationToken(tdb.database.db, { roles: [readerRole], ...options }, NO_AUDIT)).token;
 
 describe('registration (RFC 7591)', () => {
   it('refuses a registration without an initial access token, or with an unknown one (401)', async () => {
@@ -87,12 +88,12 @@ describe('registration (RFC 7591)', () => {
     const row = await db.selectFrom('clients').selectAll().where('client_id', '=', credentials.id).executeTakeFirstOrThrow();
     expect(JSON.stringify(row.metadata)).not.toContain(credentials.secret);
     const secrets = await db.selectFrom('client_secrets').select('secret_hash').where('client_id', '=', credentials.id).execute();
-    expect(secrets).toEqual([{ secret_hash: hashClientSecret(credentials.secret) }]);
+    expect(secrets).toEqual([{ secret_hash: sha256Hex(credentials.secret) }]);
     // The registration access token is stored under its keyed hash only.
     const payloads = await db.selectFrom('oidc_payloads').select(['id', 'payload']).where('model', '=', 'RegistrationAccessToken').execute();
     expect(JSON.stringify(payloads)).not.toContain(res.body.registration_access_token);
     expect(payloads.map((p) => p.id)).toContain(storedId(res.body.registration_access_token));
-    expect(payloads.map((p) => p.id)).not.toContain(hashClientSecret(res.body.registration_access_token));
+    expect(payloads.map((p) => p.id)).not.toContain(sha256Hex(res.body.registration_access_token));
   });
 
   it('refuses an exhausted token and an expired one (401 invalid_token)', async () => {
@@ -103,7 +104,7 @@ describe('registration (RFC 7591)', () => {
     expect(again.body.error).toBe('invalid_token');
 
     const { token: expired } = await createRegistrationToken(
-      tdb.database.db, { roles: [readerRole], ttlSeconds: 60 }, undefined, new Date(Date.now() - 120_000),
+      tdb.database.db, { roles: [readerRole], ttlSeconds: 60 }, NO_AUDIT, new Date(Date.now() - 120_000),
     );
     const late = await register({ client_name: unique('c') }, expired);
     expect(late.status).toBe(401);
@@ -186,7 +187,7 @@ describe('a registered client deleted by an operator', () => {
     const stored = () => tdb.database.db.selectFrom('oidc_payloads').select('id')
       .where('id', '=', storedId(created.registration_access_token)).execute();
     expect(await stored()).toHaveLength(1);
-    await deleteClient(tdb.database.db, created.client_id);
+    await deleteClient(tdb.database.db, created.client_id, NO_AUDIT);
     // Gone at once, not only when it is next presented.
     expect(await stored()).toEqual([]);
     expect((await manage('GET', created.registration_client_uri, created.registration_access_token)).status).toBe(401);

@@ -1,17 +1,17 @@
 // Browser sign-in over real HTTP: login, consent, code + PKCE, tokens, userinfo, refresh
-// rotation, and every error path the issue names.
+// rotation, and every error path the issue names. Logout: logout.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateApi } from '../src/services/apis.ts';
 import { setClientEnabled } from '../src/services/clients.ts';
 import { grantScopes, ungrantScopes } from '../src/services/roles.ts';
-import { revokeUserSessions } from '../src/services/users.ts';
-import { authorizeUrl, formAction, hiddenValue, HttpBrowser, pkce } from './support/browser.ts';
+import { authorizeUrl, HttpBrowser, pkce } from './support/browser.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
 import {
-  AFTER_LOGOUT, CALLBACK, codeFrom, decodeJwt, exchangeCode, introspect, PASSWORD, refresh, signIn, signInWorld,
+  CALLBACK, codeFrom, decodeJwt, exchangeCode, introspect, PASSWORD, refresh, signIn, signInWorld,
   startAuthorization, type World,
 } from './support/sign-in.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 let database: TestDatabase;
 let server: TestServer;
@@ -85,7 +85,7 @@ describe('the sign-in flow', () => {
 
   it('shows the words an administrator wrote for an API scope, escaped', async () => {
     const other = await signInWorld(database.database.db);
-    await updateApi(database.database.db, other.api.id, { scopeDescriptions: { 'orders:read': 'See your <orders> & invoices' } });
+    await updateApi(database.database.db, other.api.id, { scopeDescriptions: { 'orders:read': 'See your <orders> & invoices' } }, NO_AUDIT);
     const flow = await startAuthorization(server.url, other);
     const consent = await flow.browser.submit(flow.page, { username: other.username, password: PASSWORD });
     expect(consent.status).toBe(200);
@@ -131,7 +131,7 @@ describe('a disabled public client', () => {
     const exchange = () => postForm(`${server.url}/token`, {
       grant_type: 'authorization_code', code: flow.code, code_verifier: flow.verifier, redirect_uri: CALLBACK, client_id: spa.client.id,
     });
-    await setClientEnabled(database.database.db, spa.client.id, false);
+    await setClientEnabled(database.database.db, spa.client.id, false, NO_AUDIT);
     const refused = await exchange();
     expect(refused.status).toBe(401);
     expect(refused.body).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
@@ -294,90 +294,19 @@ describe('a person\'s roles count at every refresh', () => {
     const db = database.database.db;
     const person = await signInWorld(db);
     const resource = person.api.identifier;
-    await grantScopes(db, person.role.name, { api: resource, scopes: ['orders:write'] });
+    await grantScopes(db, person.role.name, { api: resource, scopes: ['orders:write'] }, NO_AUDIT);
     const flow = await signIn(server.url, person);
     const tokens = await exchangeCode(server.url, person, flow.code, flow.verifier, { resource });
     expect(tokens.status).toBe(200);
     const scopesOf = (answer: { body: { access_token: string } }) => String(decodeJwt(answer.body.access_token).scope ?? '').split(' ').filter(Boolean).sort();
     expect(scopesOf(tokens)).toEqual(['orders:read', 'orders:write']);
 
-    await ungrantScopes(db, person.role.name, { api: resource, scopes: ['orders:write'] });
+    await ungrantScopes(db, person.role.name, { api: resource, scopes: ['orders:write'] }, NO_AUDIT);
     const next = await refresh(server.url, person, tokens.body.refresh_token, { resource });
     expect(next.status).toBe(200);
     expect(scopesOf(next)).toEqual(['orders:read']);
     expect(decodeJwt(next.body.access_token).roles).toEqual([person.role.name]);
     expect((await introspect(server.url, person, next.body.access_token)).body.scope).toBe('orders:read');
-  });
-});
-
-describe('logout', () => {
-  it('asks for confirmation and returns to a registered post-logout URI', async () => {
-    const flow = await signIn(server.url, world);
-    const tokens = (await exchangeCode(server.url, world, flow.code, flow.verifier)).body;
-    const url = new URL(`${server.url}/session/end`);
-    url.searchParams.set('id_token_hint', tokens.id_token);
-    url.searchParams.set('post_logout_redirect_uri', AFTER_LOGOUT);
-    url.searchParams.set('state', 'bye');
-    const confirm = await flow.browser.get(url.href);
-    expect(confirm.status).toBe(200);
-    expect(confirm.html).toContain('Sign out');
-    expect(confirm.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
-    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.html)![1]!;
-    const done = await flow.browser.request(new URL(/action="([^"]+)"/.exec(confirm.html)![1]!, server.url).href, {
-      form: { xsrf, logout: 'yes' },
-    });
-    expect(done.location).toBe(`${AFTER_LOGOUT}?state=bye`);
-    // Signed out: a new authorization asks for the password again.
-    const again = await startAuthorization(server.url, world, {}, flow.browser);
-    expect(again.page.html).toContain('name="password"');
-  });
-
-  it('keeps what an anonymous visit to logout stores for minutes, not a day, and still returns to the app', async () => {
-    const browser = new HttpBrowser();
-    const url = new URL(`${server.url}/session/end`);
-    url.searchParams.set('client_id', world.client.id);
-    url.searchParams.set('post_logout_redirect_uri', AFTER_LOGOUT);
-    url.searchParams.set('state', 'bye');
-    const page = await browser.get(url.href);
-    expect(page.status).toBe(200);
-    const stored = await database.database.db.selectFrom('oidc_payloads').select('expires_at')
-      .where('model', '=', 'Session').where('id', '=', server.storedId('Session', browser.cookies.get('_session')!)).executeTakeFirstOrThrow();
-    const lifetime = (stored.expires_at!.getTime() - Date.now()) / 1000;
-    expect(lifetime).toBeGreaterThan(500);
-    expect(lifetime).toBeLessThanOrEqual(600);
-    // RP-Initiated Logout 1.0 §3: back to the registered URI with the state.
-    const done = await browser.request(new URL(formAction(page), server.url).href, {
-      form: { xsrf: hiddenValue(page, 'xsrf')!, logout: hiddenValue(page, 'logout')! },
-    });
-    expect(done.location).toBe(`${AFTER_LOGOUT}?state=bye`);
-    // A person who signs in gets the full day.
-    const flow = await signIn(server.url, world);
-    const session = await database.database.db.selectFrom('oidc_payloads').select('expires_at')
-      .where('model', '=', 'Session').where('id', '=', server.storedId('Session', flow.browser.cookies.get('_session')!)).executeTakeFirstOrThrow();
-    expect(session.expires_at!.getTime() - Date.now()).toBeGreaterThan(23 * 3600 * 1000);
-  });
-
-  it('refuses an unregistered post_logout_redirect_uri with an error page', async () => {
-    const flow = await signIn(server.url, world);
-    const tokens = (await exchangeCode(server.url, world, flow.code, flow.verifier)).body;
-    const url = new URL(`${server.url}/session/end`);
-    url.searchParams.set('id_token_hint', tokens.id_token);
-    url.searchParams.set('post_logout_redirect_uri', 'https://evil.example/bye');
-    const page = await flow.browser.request(url.href);
-    expect(page.status).toBe(400);
-    expect(page.location).toBeUndefined();
-    expect(page.html).toContain('post_logout_redirect_uri');
-  });
-
-  it('revoke-sessions ends every session and grant of a person', async () => {
-    const flow = await signIn(server.url, world);
-    const tokens = (await exchangeCode(server.url, world, flow.code, flow.verifier, { resource: world.api.identifier })).body;
-    const { revokedGrants } = await revokeUserSessions(database.database.db, world.username);
-    expect(revokedGrants).toBeGreaterThan(0);
-    expect((await refresh(server.url, world, tokens.refresh_token)).body.error).toBe('invalid_grant');
-    expect((await introspect(server.url, world, tokens.access_token)).body.active).toBe(false);
-    const again = await startAuthorization(server.url, world, {}, flow.browser);
-    expect(again.page.html).toContain('name="password"');
   });
 });
 

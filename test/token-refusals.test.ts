@@ -7,13 +7,14 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type Crypt
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateApi } from '../src/services/apis.ts';
 import { updateClient } from '../src/services/clients.ts';
-import { loadTlsMaterial } from '../src/tls.ts';
+import { loadTlsMaterial } from '../src/platform/tls.ts';
 import { createAuthority, writePem, type Authority, type Issued } from './support/certificates.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api } from './support/fixtures.ts';
 import { cleanUp, makeTempDir } from './support/process.ts';
 import { startServer, type TestServer } from './support/server.ts';
 import { CALLBACK, introspect, signIn, signInWorld, type World } from './support/sign-in.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 
 const HEADER = 'x-client-cert';
 
@@ -121,7 +122,7 @@ describe('a refused refresh leaves the refresh token usable and the grant whole'
 
   it('no DPoP proof for an API that requires DPoP', async () => {
     const world = await signInWorld(tdb.database.db);
-    await updateApi(tdb.database.db, world.api.id, { requireDpop: true });
+    await updateApi(tdb.database.db, world.api.id, { requireDpop: true }, NO_AUDIT);
     const first = await tokensOf(world);
     const form = refreshWith(first.refresh_token, { resource: world.api.identifier });
     const refused = await tokenRequest(world, form);
@@ -135,7 +136,7 @@ describe('a refused refresh leaves the refresh token usable and the grant whole'
 
   it('no DPoP proof from an app that requires DPoP', async () => {
     const world = await signInWorld(tdb.database.db);
-    await updateClient(tdb.database.db, world.client.id, { requireDpop: true });
+    await updateClient(tdb.database.db, world.client.id, { requireDpop: true }, NO_AUDIT);
     const key = await dpopKey();
     const first = await tokensOf(world, { dpop: key });
     const refused = await tokenRequest(world, refreshWith(first.refresh_token));
@@ -148,7 +149,7 @@ describe('a refused refresh leaves the refresh token usable and the grant whole'
 
   it('no client certificate from an app whose tokens are bound to one', async () => {
     const world = await signInWorld(tdb.database.db);
-    await updateClient(tdb.database.db, world.client.id, { requireMtls: true });
+    await updateClient(tdb.database.db, world.client.id, { requireMtls: true }, NO_AUDIT);
     const cert = await ca.issue('CN=webapp,O=Example');
     const first = await tokensOf(world, { cert });
     const refused = await tokenRequest(world, refreshWith(first.refresh_token));
@@ -161,7 +162,7 @@ describe('a refused refresh leaves the refresh token usable and the grant whole'
 
   it('a token for an API that requires certificate-bound tokens, asked by an app not registered for them', async () => {
     const world = await signInWorld(tdb.database.db);
-    await updateApi(tdb.database.db, world.api.id, { requireMtls: true });
+    await updateApi(tdb.database.db, world.api.id, { requireMtls: true }, NO_AUDIT);
     const first = await tokensOf(world);
     const refused = await tokenRequest(world, refreshWith(first.refresh_token, { resource: world.api.identifier }), { cert: await ca.issue('CN=webapp') });
     expect(refused.status).toBe(400);
@@ -200,7 +201,7 @@ describe('a refused code exchange leaves the code usable', () => {
 
   it('no DPoP proof for an API that requires DPoP', async () => {
     const world = await signInWorld(tdb.database.db);
-    await updateApi(tdb.database.db, world.api.id, { requireDpop: true });
+    await updateApi(tdb.database.db, world.api.id, { requireDpop: true }, NO_AUDIT);
     const flow = await signIn(server.url, world);
     const form = exchange(world, flow, { resource: world.api.identifier });
     const refused = await tokenRequest(world, form);
@@ -229,7 +230,7 @@ describe('a refused code exchange leaves the code usable', () => {
 
   it('no client certificate from an app whose tokens are bound to one', async () => {
     const world = await signInWorld(tdb.database.db);
-    await updateClient(tdb.database.db, world.client.id, { requireMtls: true });
+    await updateClient(tdb.database.db, world.client.id, { requireMtls: true }, NO_AUDIT);
     const flow = await signIn(server.url, world);
     const refused = await tokenRequest(world, exchange(world, flow));
     expect(refused.status).toBe(400);
@@ -241,7 +242,7 @@ describe('a refused code exchange leaves the code usable', () => {
 
   it('no DPoP proof from an app that requires DPoP', async () => {
     const world = await signInWorld(tdb.database.db);
-    await updateClient(tdb.database.db, world.client.id, { requireDpop: true });
+    await updateClient(tdb.database.db, world.client.id, { requireDpop: true }, NO_AUDIT);
     const flow = await signIn(server.url, world);
     const refused = await tokenRequest(world, exchange(world, flow));
     expect(refused.status).toBe(400);
@@ -281,7 +282,7 @@ describe('a public app\'s refresh token bound to its DPoP key (RFC 9449 §5)', (
 describe('the audit log records the answer the client got', () => {
   it('for a replayed DPoP proof, and for a missing one', async () => {
     const world = await signInWorld(tdb.database.db);
-    await updateClient(tdb.database.db, world.client.id, { requireDpop: true });
+    await updateClient(tdb.database.db, world.client.id, { requireDpop: true }, NO_AUDIT);
     const key = await dpopKey();
     const first = await tokensOf(world, { dpop: key });
     // The same proof twice: made once, sent with the nonce the server gave.

@@ -1,7 +1,7 @@
 // postern apis ...
 import { Command, Option } from 'commander';
 import * as apis from '../services/apis.ts';
-import { ACCESS_TOKEN_ALGS } from '../oidc/keys.ts';
+import { ACCESS_TOKEN_ALGS } from '../domain/signing-keys.ts';
 import { action, collect, words } from './context.ts';
 import { fields, parseDuration, table } from './output.ts';
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { pemCertificates } from '../services/client-auth.ts';
 import * as clients from '../services/clients.ts';
-import { decodeCleanUtf8, isCleanJson } from '../text.ts';
+import { decodeCleanUtf8, isCleanJson } from '../domain/text.ts';
 import { action, collect, words } from './context.ts';
 import { fields, parseDuration, table } from './output.ts';
 
@@ -224,7 +224,7 @@ export function clientsCommand(): Command {
     .argument('<client>', 'client id or name')
     .option('--keep-old-for <duration>', 'overlap during which the old secrets still work (e.g. 24h)', parseDuration, 0)
     .action(action(async ({ db, out, audit }, ref: string, opts: { keepOldFor: number }) => {
-      const result = await clients.rotateClientSecret(db, ref, opts.keepOldFor, new Date(), audit);
+      const result = await clients.rotateClientSecret(db, ref, opts.keepOldFor, audit);
       out.print(
         { ...result.client, clientSecret: result.clientSecret, oldSecretsExpireAt: result.oldSecretsExpireAt },
         () => `secret rotated for ${result.client.name}\nclient_secret: ${result.clientSecret}\n`

@@ -1,28 +1,28 @@
 // What every command needs: the configured database (migrated) and the output format.
 import os from 'node:os';
 import type { Command } from 'commander';
-import type { Kysely } from 'kysely';
 import { loadConfig, type Config } from '../config.ts';
 import { openDatabase, type Database } from '../db/database.ts';
 import { listMigrations, migrate } from '../db/migrator.ts';
-import type { Tables } from '../db/tables.ts';
-import { resolveMasterKey } from '../master-key.ts';
-import { AuditLog, auditorFor, type Auditor } from '../services/audit.ts';
-import { ArtifactKey } from '../artifact-hashing.ts';
+import type { Db } from '../db/tables.ts';
+import { resolveMasterKey } from '../platform/master-key.ts';
+import { auditAs, type AuditSink } from '../domain/audit-events.ts';
+import { AuditLog } from '../services/audit.ts';
+import { ArtifactKey } from '../domain/artifact-hashing.ts';
 import { hashStoredArtifacts } from '../services/artifacts.ts';
 import { openKeyMaterial, type Keyring } from '../services/keys.ts';
-import { isCleanJson } from '../text.ts';
+import { isCleanJson } from '../domain/text.ts';
 import { createOutput, type Output } from './output.ts';
 
 export interface CommandContext {
-  db: Kysely<Tables>;
+  db: Db;
   database: Database;
   out: Output;
   config: Config;
   /** The master key (first) and POSTERN_NEW_MASTER_KEY when set: the keys that open key material. */
   keyring: Keyring;
   /** Records changes as the operator (the OS user running the command); written before exit. */
-  audit: Auditor;
+  audit: AuditSink;
   /** What this command applied before it ran (every command migrates first), of how many there are. */
   migrations: { applied: string[]; total: number };
 }
@@ -68,7 +68,7 @@ export function action<A extends unknown[]>(
       if (material) await hashStoredArtifacts(database.db, ArtifactKey.fromSecret(material.artifactKey));
       // No timer: one command's events are written together when it ends.
       const auditLog = new AuditLog(database.db, { flushIntervalMs: 0, countIntervalMs: 0 });
-      const audit = auditorFor(auditLog, { actor: { type: 'operator', id: operatorName() } });
+      const audit = auditAs(auditLog, { actor: { type: 'operator', id: operatorName() } });
       try {
         await run({ db: database.db, database, out, config, keyring, audit, migrations }, ...args);
         completed = true;

@@ -1,8 +1,8 @@
 // postern migrate | tokens prune | keys ...
 import path from 'node:path';
 import { Command } from 'commander';
-import { MasterKey } from '../key-encryption.ts';
-import { readMasterKeyFile, writeMasterKeyFile } from '../master-key.ts';
+import { MasterKey } from '../domain/key-encryption.ts';
+import { readMasterKeyFile, writeMasterKeyFile } from '../platform/master-key.ts';
 import { invalid } from '../services/errors.ts';
 import { listKeys, revokeSigningKey, rotateSigningKeys, type KeyRevocation, type KeyRotation } from '../services/key-rotation.ts';
 import { generateKeyMaterial, hasSigningKeys, rotateMasterKey } from '../services/keys.ts';

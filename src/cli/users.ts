@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { read } from 'read';
 import { invalid } from '../services/errors.ts';
 import * as users from '../services/users.ts';
-import { decodeCleanUtf8 } from '../text.ts';
+import { decodeCleanUtf8 } from '../domain/text.ts';
 import { action } from './context.ts';
 import { fields, table } from './output.ts';
 

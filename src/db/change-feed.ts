@@ -1,5 +1,6 @@
-// Cross-process change notifications over Postgres LISTEN/NOTIFY. Writers call pg_notify inside
-// the transaction that changes the data (see store/changes.ts); Postgres delivers at commit.
+// Cross-process change notifications over Postgres LISTEN/NOTIFY: the connection that listens.
+// Writers call pg_notify inside the transaction that changes the data (src/propagation/write.ts);
+// Postgres delivers at commit. src/propagation/process.ts is its only listener.
 import pg from 'pg';
 
 export const CHANGES_CHANNEL = 'postern_changes';

@@ -6,7 +6,7 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { type ChangeFeed, PostgresChangeFeed } from './change-feed.ts';
-import type { Tables } from './tables.ts';
+import type { Db, Tables } from './tables.ts';
 
 /** Runs SQL text (several statements allowed); resolves to the rows of the last statement. */
 export type ScriptExec = (sql: string) => Promise<Record<string, unknown>[]>;
@@ -14,7 +14,7 @@ export type ScriptRunner = (fn: (exec: ScriptExec) => Promise<void>) => Promise<
 
 export interface Database {
   kind: 'postgres' | 'embedded';
-  db: Kysely<Tables>;
+  db: Db;
   /**
    * Cross-process change notifications, or null where there is no reliable channel (the embedded
    * store, whose only writer besides the server goes through a socket that does not deliver

@@ -1,5 +1,5 @@
 // Table types for kysely, matching migrations/. Timestamps come back as Date from both pg and PGlite.
-import type { ColumnType, Generated } from 'kysely';
+import type { ColumnType, Generated, Kysely } from 'kysely';
 
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
 type UpdatedAt = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -99,7 +99,7 @@ export interface SigningKeysTable {
   alg: string;
   /** Plaintext private JWK of a key stored before migration 0004, until a start encrypts it. */
   private_jwk: ColumnType<Record<string, unknown> | null, string | null, string | null>;
-  /** The private JWK sealed with the master key (src/key-encryption.ts). */
+  /** The private JWK sealed with the master key (src/domain/key-encryption.ts). */
   encrypted_private_jwk: string | null;
   public_jwk: Json<Record<string, unknown>>;
   /** Published from created_at; signs from activates_at; stops at retires_at; unpublished at remove_after. */
@@ -113,7 +113,7 @@ export interface ServerSecretsTable {
   name: string;
   /** Plaintext value stored before migration 0004, until a start encrypts it. */
   value: string | null;
-  /** The value sealed with the master key (src/key-encryption.ts). */
+  /** The value sealed with the master key (src/domain/key-encryption.ts). */
   encrypted_value: string | null;
   created_at: CreatedAt;
 }
@@ -209,3 +209,9 @@ export interface Tables {
   registration_tokens: RegistrationTokensTable;
   registration_token_roles: RegistrationTokenRolesTable;
 }
+
+/**
+ * What every store, service and adapter function takes: a connection pool or a transaction
+ * (kysely's Transaction is a Kysely, so one type covers both).
+ */
+export type Db = Kysely<Tables>;

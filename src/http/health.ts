@@ -2,8 +2,8 @@
 // readiness (/readyz: the database answers, its migrations are current, keys are loaded, and
 // the process is not shutting down).
 import Router from '@koa/router';
-import { STRICT_ROUTING } from '../endpoints.ts';
-import type { Logger } from '../logger.ts';
+import { STRICT_ROUTING } from '../domain/endpoints.ts';
+import type { Logger } from '../platform/logger.ts';
 
 export interface ReadinessChecks {
   /** Resolves when the database answers; rejects otherwise. */

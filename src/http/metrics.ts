@@ -1,8 +1,8 @@
 // Request metrics and the access log for every request, and the /metrics endpoint.
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type Koa from 'koa';
-import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { Metrics } from '../platform/metrics.ts';
 
 const EXACT = new Set([
   '/token', '/token/introspection', '/token/revocation', '/jwks', '/.well-known/openid-configuration', '/auth',

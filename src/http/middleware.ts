@@ -1,7 +1,7 @@
 // Middleware of the outer Koa app, around oidc-provider and Postern's own routes.
 import { randomUUID } from 'node:crypto';
 import type Koa from 'koa';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../platform/logger.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 

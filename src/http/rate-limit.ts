@@ -3,13 +3,13 @@
 // and logout endpoints (per address). Over a limit: 429 with Retry-After (RFC 6585 §4) and an
 // RFC 6749-style JSON error body, or a page for a person's browser.
 import type Koa from 'koa';
-import { escapeRegExp, INTERACTION_PATH, PROVIDER_ROUTES } from '../endpoints.ts';
-import { isRandomId } from '../crypto.ts';
-import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
-import { peekBody } from '../peek-body.ts';
+import { escapeRegExp, INTERACTION_PATH, PROVIDER_ROUTES } from '../domain/endpoints.ts';
+import { isRandomId } from '../domain/crypto.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { Metrics } from '../platform/metrics.ts';
+import { peekBody } from '../platform/peek-body.ts';
 import type { LimitResult, RequestLimiters } from '../services/rate-limits.ts';
-import { detach } from '../text.ts';
+import { detach } from '../domain/text.ts';
 
 /** RFC 6749 §2.3.1: Basic credentials are form-encoded before base64. */
 function formDecode(value: string): string | undefined {
@@ -78,7 +78,7 @@ type LimitedEndpoint = 'protocol' | 'registration' | 'sign_in' | 'authorize';
 
 /**
  * Which limited endpoint a request will reach, if any. Paths compare exactly: no router serves
- * another spelling of them (src/endpoints.ts), so no spelling escapes its limit.
+ * another spelling of them (src/domain/endpoints.ts), so no spelling escapes its limit.
  */
 function limitedEndpoints(issuerPath: string): (method: string, path: string) => LimitedEndpoint | undefined {
   const { token, introspection, revocation, registration, authorization, end_session: endSession } = PROVIDER_ROUTES;

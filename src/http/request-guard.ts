@@ -5,12 +5,12 @@
 //   Bearer and DPoP tokens, X-Forwarded-*, the client certificate header), and the header and
 //   claims of any JWT among them. Postgres refuses NUL in text and \u0000 or a lone surrogate in
 //   jsonb, so such a value would otherwise fail deep inside, as a server error.
-// - protocol parameters longer than their limit (src/parameter-limits.ts): an authorization
+// - protocol parameters longer than their limit (src/domain/parameter-limits.ts): an authorization
 //   request is stored with its interaction, so an unbounded `state` is an unbounded row.
 import type Koa from 'koa';
-import { findOverlongParameter } from '../parameter-limits.ts';
-import { peekBody, peekUnsizedBody, TOO_LARGE } from '../peek-body.ts';
-import { decodeCleanUtf8, decodeHeaderValue, decodePercent, isCleanJson } from '../text.ts';
+import { findOverlongParameter } from '../domain/parameter-limits.ts';
+import { peekBody, peekUnsizedBody, TOO_LARGE } from '../platform/peek-body.ts';
+import { decodeCleanUtf8, decodeHeaderValue, decodePercent, isCleanJson } from '../domain/text.ts';
 
 export type Params = [string, string][];
 

@@ -1,9 +1,8 @@
 // People as oidc-provider accounts: the claims of each scope, and the API scopes and roles their
 // roles give them. Read from the database on every use, so a disabled person or a removed role
 // counts at the next token request.
-import type { Kysely } from 'kysely';
 import type { Account, KoaContextWithOIDC } from 'oidc-provider';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { findUserById, listRoleNamesOfUser, listUserGrants } from '../store/users.ts';
 
 /** The claims each OpenID scope releases (OpenID Connect Core §5.4, plus Postern's `roles`). */
@@ -14,7 +13,7 @@ export const SCOPE_CLAIMS = {
   roles: ['roles'],
 };
 
-export function findAccount(db: Kysely<Tables>) {
+export function findAccount(db: Db) {
   return async (_ctx: KoaContextWithOIDC, id: string): Promise<Account | undefined> => {
     const user = await findUserById(db, id);
     // A disabled or deleted person has no account: their refresh tokens and sessions stop working.
@@ -44,7 +43,7 @@ export interface PersonGrants {
 /** One token request asks twice (the scopes, then the roles claim): one query per request. */
 const perRequest = new WeakMap<object, Map<string, Promise<PersonGrants>>>();
 
-async function loadPersonGrants(db: Kysely<Tables>, userId: string, identifier: string): Promise<PersonGrants> {
+async function loadPersonGrants(db: Db, userId: string, identifier: string): Promise<PersonGrants> {
   const rows = (await listUserGrants(db, userId)).filter((row) => row.identifier === identifier);
   return {
     scopes: new Set(rows.map((row) => row.scope)),
@@ -56,13 +55,13 @@ async function loadPersonGrants(db: Kysely<Tables>, userId: string, identifier: 
  * What a person's roles grant on one API now, read from the database (people's roles are not
  * cached); undefined when the person is disabled or deleted.
  */
-export async function currentPersonGrants(db: Kysely<Tables>, userId: string, identifier: string): Promise<PersonGrants | undefined> {
+export async function currentPersonGrants(db: Db, userId: string, identifier: string): Promise<PersonGrants | undefined> {
   const [user, grants] = await Promise.all([findUserById(db, userId), loadPersonGrants(db, userId, identifier)]);
   return user?.enabled ? grants : undefined;
 }
 
 /** What a person's roles grant on one API (by identifier), read once per request `ctx`. */
-export function personGrants(ctx: object, db: Kysely<Tables>, userId: string, identifier: string): Promise<PersonGrants> {
+export function personGrants(ctx: object, db: Db, userId: string, identifier: string): Promise<PersonGrants> {
   let cache = perRequest.get(ctx);
   if (!cache) {
     cache = new Map();

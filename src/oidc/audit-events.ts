@@ -4,7 +4,7 @@
 // event for them), and token issuance, which is only counted (no write on the token path).
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { AuditSink } from '../audit-events.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 
 interface ProviderError { error?: string; error_description?: string; statusCode?: number }
 

@@ -4,8 +4,8 @@
 import type { IncomingMessage } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { certificateThumbprint, chainsToTrustedCa, parseCertificate } from './certificates.ts';
-import { isAddressAllowed, parseNetworks, type Network } from './network-policy.ts';
+import { certificateThumbprint, chainsToTrustedCa, parseCertificate } from '../domain/certificates.ts';
+import { isAddressAllowed, parseNetworks, type Network } from '../domain/networks.ts';
 
 export interface PresentedCertificate {
   cert: X509Certificate;

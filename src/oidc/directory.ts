@@ -1,27 +1,19 @@
 // The read model the token, introspection and revocation endpoints consult on every request:
 // clients (metadata, secrets, granted scopes), APIs and revoked JWT ids. Cached per process while
-// the change feed is live, so a token request does not query configuration; every change made by
-// any process arrives through the feed and drops what it touches. Without a live feed (the
-// embedded store, or Postgres notifications lost) it reads through to the database.
-//
-// "At once" across processes: each caching process registers in server_processes and
-// acknowledges the propagation markers writers publish after committing (store/changes.ts);
-// writers wait for every live process's acknowledgement before they report success.
-import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
-import { isRandomId } from '../crypto.ts';
-import type { ChangeFeed } from '../db/change-feed.ts';
-import type { Tables } from '../db/tables.ts';
-import { MAX_RESOURCE_LENGTH } from '../parameter-limits.ts';
+// changes arrive (src/propagation/), so a token request does not query configuration; every change
+// made by any process drops what it touches. Without live changes (the embedded store, or Postgres
+// notifications lost) it reads through to the database. Only a cache: registering this process,
+// acknowledging writers and watching the feed are the propagation's (propagation/process.ts).
+import { isRandomId } from '../domain/crypto.ts';
+import type { Db } from '../db/tables.ts';
+import { MAX_RESOURCE_LENGTH } from '../domain/parameter-limits.ts';
 import { findApiByIdentifier } from '../store/apis.ts';
-import {
-  acknowledgeMarker, deleteGoneProcesses, parseChange, publishChange, registerProcess, unregisterProcess,
-} from '../store/changes.ts';
 import { findClientById, listClientSecrets } from '../store/clients.ts';
 import { isTokenRevoked, listLiveRevocations } from '../store/revocations.ts';
 import { listClientGrants } from '../store/roles.ts';
-import { detach } from '../text.ts';
-import { parseNetworks, type Network } from './network-policy.ts';
+import { detach } from '../domain/text.ts';
+import type { Change, ChangeSource } from '../propagation/index.ts';
+import { parseNetworks, type Network } from '../domain/networks.ts';
 
 export interface ClientEntry {
   clientId: string;
@@ -53,8 +45,8 @@ export interface ApiEntry {
 }
 
 export class Directory {
-  #db: Kysely<Tables>;
-  #changes: ChangeFeed | null;
+  #db: Db;
+  #changes: ChangeSource | null;
   #clients = new Map<string, Promise<ClientEntry | undefined>>();
   #apis = new Map<string, Promise<ApiEntry | undefined>>();
   #revoked = new Map<string, number>();
@@ -63,96 +55,22 @@ export class Directory {
   #generation = 0;
   #unsubscribe: (() => void) | undefined;
   #sweep: NodeJS.Timeout;
-  /** This process in server_processes. */
-  readonly processId = randomUUID();
-  #registered = false;
-  #markerSeen = 0;
-  #markerAcked = 0;
-  #acking: Promise<void> | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
-  #pingOutstanding = false;
 
-  constructor(db: Kysely<Tables>, changes: ChangeFeed | null) {
+  /** `changes`: null where there are none (the embedded store): every lookup reads through. */
+  constructor(db: Db, changes: ChangeSource | null) {
     this.#db = db;
     this.#changes = changes;
     this.#unsubscribe = changes?.subscribe({
-      onMessage: (payload) => this.#onChange(payload),
-      onConnect: () => this.#register(),
-      onReset: () => this.#onReset(),
+      onChange: (change) => this.#onChange(change),
+      onReset: () => this.#flush(),
     });
     this.#sweep = setInterval(() => this.#sweepRevoked(), 60_000);
     this.#sweep.unref();
-    if (changes) {
-      this.#heartbeat = setInterval(() => this.#beat(), 5000);
-      this.#heartbeat.unref();
-    }
   }
 
   async close(): Promise<void> {
     this.#unsubscribe?.();
     clearInterval(this.#sweep);
-    if (this.#heartbeat) clearInterval(this.#heartbeat);
-    await this.#acking;
-    if (this.#registered) {
-      this.#registered = false;
-      await unregisterProcess(this.#db, this.processId).catch(() => {});
-    }
-  }
-
-  /** Before caching starts: everything loaded from now on is newer than every marker so far. */
-  async #register(): Promise<void> {
-    await registerProcess(this.#db, this.processId);
-    this.#registered = true;
-    void deleteGoneProcesses(this.#db).catch(() => {});
-  }
-
-  #onReset(): void {
-    this.#flush();
-    this.#pingOutstanding = false;
-    if (!this.#caching && this.#registered) {
-      // Notifications are lost: this process reads through to the database until the feed is
-      // back, so writers need not wait for it.
-      this.#registered = false;
-      void unregisterProcess(this.#db, this.processId).catch(() => {});
-    }
-  }
-
-  #acknowledge(): void {
-    if (this.#acking || !this.#registered) return;
-    this.#acking = (async () => {
-      while (this.#registered && this.#markerSeen > this.#markerAcked) {
-        const marker = this.#markerSeen;
-        try {
-          await acknowledgeMarker(this.#db, this.processId, marker);
-          this.#markerAcked = marker;
-        } catch {
-          return; // the heartbeat tries again
-        }
-      }
-    })().finally(() => {
-      this.#acking = undefined;
-    });
-  }
-
-  /**
-   * Every few seconds: refresh this process's heartbeat, and check that a notification it sends
-   * itself comes back. If the previous one has not, the feed is dead without saying so: drop it
-   * (the caches are flushed and bypassed) and reconnect.
-   */
-  #beat(): void {
-    if (!this.#registered || !this.#caching) return;
-    if (this.#pingOutstanding) {
-      this.#pingOutstanding = false;
-      this.#changes?.reconnect();
-      return;
-    }
-    this.#pingOutstanding = true;
-    publishChange(this.#db, { kind: 'ping', processId: this.processId }).catch(() => {});
-    if (this.#markerSeen > this.#markerAcked) {
-      this.#acknowledge();
-      return;
-    }
-    acknowledgeMarker(this.#db, this.processId, this.#markerAcked).catch(() => {});
   }
 
   get #caching(): boolean {
@@ -167,19 +85,7 @@ export class Directory {
     this.#revokedLoaded = undefined;
   }
 
-  #onChange(payload: string): void {
-    const change = parseChange(payload);
-    if (!change) return;
-    if (change.kind === 'ping') {
-      if (change.processId === this.processId) this.#pingOutstanding = false;
-      return;
-    }
-    if (change.kind === 'marker') {
-      // Every change committed before this marker has been applied above, in order.
-      this.#markerSeen = Math.max(this.#markerSeen, change.seq);
-      this.#acknowledge();
-      return;
-    }
+  #onChange(change: Change): void {
     if (change.kind === 'keys') return; // the provider holder's business, not cached here
     this.#generation += 1;
     if (change.kind === 'client') {

@@ -9,10 +9,10 @@
 import { decodeProtectedHeader } from 'jose';
 import type Koa from 'koa';
 import type Provider from 'oidc-provider';
-import { peekBody } from '../peek-body.ts';
+import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
+import { peekBody } from '../platform/peek-body.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
-const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 const ALLOWED_PARAMS = new Set(['token', 'token_type_hint', 'client_id', 'client_secret']);
 // Values that would need decoding go to the provider, which knows the rules (RFC 6749 §2.3.1).
 const PLAIN = /^[A-Za-z0-9._~-]+$/;
@@ -72,7 +72,7 @@ export function introspectionFastPath(
     const caller = callerOf(ctx.get('authorization') || undefined, params);
     if (!caller || !(await mayUseFastPath(caller.clientId))) return next();
     const client = await provider.Client.find(caller.clientId);
-    if (!client || !SECRET_METHODS.has(client.tokenEndpointAuthMethod ?? '')
+    if (!client || !SECRET_AUTH_METHODS.includes(client.tokenEndpointAuthMethod ?? '')
       || !(await (client as unknown as { compareClientSecret(secret: string): Promise<boolean> })
         .compareClientSecret(caller.secret))) {
       return next();

@@ -10,10 +10,10 @@
 import type Koa from 'koa';
 import compose from 'koa-compose';
 import mount from 'koa-mount';
-import type { ChangeFeed } from '../db/change-feed.ts';
-import { isProviderPath } from '../endpoints.ts';
-import { parseChange } from '../store/changes.ts';
-import { describeKeySet, type KeySet } from './keys.ts';
+import { isProviderPath } from '../domain/endpoints.ts';
+import type { ChangeSource } from '../propagation/index.ts';
+import type { KeySet } from '../domain/signing-keys.ts';
+import { describeKeySet } from './jwks.ts';
 import type { ProviderParts } from './provider.ts';
 
 export interface ProviderHolderOptions {
@@ -22,7 +22,7 @@ export interface ProviderHolderOptions {
   load(now: number): Promise<KeySet>;
   /** Where the provider is mounted: the issuer's path ('' at the root). */
   prefix: string;
-  changes: ChangeFeed | null;
+  changes: ChangeSource | null;
   /** The clock (tests may move it). */
   now?: () => number;
   /** Told of every new provider, with the key set it was built from. */
@@ -64,8 +64,8 @@ export class ProviderHolder {
   static async create(options: ProviderHolderOptions): Promise<ProviderHolder> {
     const holder = new ProviderHolder(options, await options.load((options.now ?? Date.now)()));
     holder.#unsubscribe = options.changes?.subscribe({
-      onMessage: (payload) => {
-        if (parseChange(payload)?.kind === 'keys') void holder.refresh();
+      onChange: (change) => {
+        if (change.kind === 'keys') void holder.refresh();
       },
       // (Re)connected or dropped: a notification may have been missed.
       onReset: () => void holder.refresh(),
@@ -86,7 +86,7 @@ export class ProviderHolder {
     const serve = compose([...parts.fastPaths, mounted]);
     // oidc-provider would also answer `/TOKEN` or `/token/`, which request limits and the fast
     // paths would not recognise: it only sees the paths it serves, spelled exactly
-    // (src/endpoints.ts); any other goes on, to the 404 at the end.
+    // (src/domain/endpoints.ts); any other goes on, to the 404 at the end.
     const middleware: Koa.Middleware = (ctx, next) => (isProviderPath(ctx.path, prefix) ? serve(ctx, next) : next());
     return { ...parts, keys, middleware };
   }

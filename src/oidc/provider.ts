@@ -1,79 +1,22 @@
-// All oidc-provider configuration. The only module (with its siblings in oidc/) that imports it.
-import { randomBytes } from 'node:crypto';
+// The protocol engine: oidc-provider built from configuration.ts, with what Postern patches into
+// it (client secrets checked by their hash), the middleware around its endpoints, and what it
+// reports (audit log, metrics). Only oidc/ imports oidc-provider.
 import type Koa from 'koa';
-import type { Kysely } from 'kysely';
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import type { ArtifactKey } from '../artifact-hashing.ts';
-import { NO_AUDIT, type AuditSink } from '../audit-events.ts';
-import type { Config } from '../config.ts';
-import { grantDigest, secretMatchesAny } from '../crypto.ts';
-import { PROVIDER_ROUTES } from '../endpoints.ts';
-import type { Tables } from '../db/tables.ts';
-import { findAccount, personGrants, SCOPE_CLAIMS } from './accounts.ts';
-import { createAdapterFactory, type NetworkRefusal } from './adapter.ts';
-import { CLIENT_AUTH_ALGS } from './client-keys.ts';
-import { certificateMatchesSubject, TLS_SUBJECT_FIELDS, type TlsSubjectField } from './certificates.ts';
-import { ClientCertificates } from './client-certificates.ts';
+import Provider from 'oidc-provider';
+import { secretMatchesAny } from '../domain/crypto.ts';
+import { PROVIDER_ROUTES } from '../domain/endpoints.ts';
 import { auditProviderEvents } from './audit-events.ts';
-import { registrationFeatures, registrationMiddleware, type RegistrationHandlers } from './registration.ts';
+import { providerConfiguration, type ProviderDeps, type ProviderSettings } from './configuration.ts';
 import type { Directory } from './directory.ts';
-import { providerJwks, type KeySet } from './keys.ts';
-import { checkBeforeConsuming, redemptionCheck } from './redemption-check.ts';
-import { resourceIndicators } from './resource-policy.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
+import { publishJwks } from './jwks.ts';
+import { registrationMiddleware } from './registration.ts';
 import { tokenErrorAnswers } from './token-errors.ts';
 import { TokenPolicy, type AuthorizedCaller } from './token-policy.ts';
 
-export interface ProviderDeps {
-  db: Kysely<Tables>;
-  directory: Directory;
-  /** The published signing keys; a new key set means a new provider (see provider-holder.ts). */
-  keys: KeySet;
-  cookieKeys: string[];
-  /** HMAC key of DPoP nonces, the same on every process (base64url, 32 bytes). */
-  dpopNonceSecret: string;
-  /** Stored tokens, codes and sessions are found by their keyed hash under it; the same on every process. */
-  artifactKey: ArtifactKey;
-  onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
-  /** Each access token issued, by grant type and API (for metrics). */
-  onTokenIssued?: (grantType: string, api: string) => void;
-  /** Security events (token failures, revocations, registrations) and issuance counts. */
-  audit?: AuditSink;
-  /** Storage of self-registered clients (RFC 7591/7592); without it, registration always fails. */
-  registration?: RegistrationHandlers;
-  /** A client tried to authenticate from outside its allowed networks (refused with 401). */
-  onNetworkRefused?: (refusal: NetworkRefusal) => void;
-  /** The browser-facing pages the provider renders itself (views/). */
-  pages: ProviderPages;
-  /** Client certificates of requests (mutual TLS, RFC 8705); without it, requests have none. */
-  clientCertificates?: ClientCertificates;
-}
-
-export interface ProviderPages {
-  /** An error in a browser flow: no stack, no internal detail. */
-  error(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }): void;
-  /** RP-initiated logout: "sign out?" with the provider's form action and anti-forgery value. */
-  logout(ctx: KoaContextWithOIDC, form: { action: string; xsrf: string; clientName?: string }): void;
-  loggedOut(ctx: KoaContextWithOIDC): void;
-}
-
-// Every lifetime is set here on purpose (the provider's defaults print notices and some are long).
-const DEFAULT_ACCESS_TOKEN_TTL = 300;
-const TTL = {
-  AuthorizationCode: 60,
-  BackchannelAuthenticationRequest: 600,
-  DeviceCode: 600,
-  Grant: 14 * 24 * 3600,
-  IdToken: 3600,
-  Interaction: 600,
-  PreAuthorizedCode: 300,
-  RefreshToken: 14 * 24 * 3600,
-  Session: 24 * 3600,
-};
-
-// Symmetric (HS*) client authentication would derive keys from the plaintext secret, which
-// Postern never keeps; client_secret_jwt is off for the same reason.
-const ASYMMETRIC_ALGS = ['ES256', 'EdDSA', 'PS256', 'RS256'];
+/** The protocol engine's type, for the composition root (nothing outside oidc/ imports oidc-provider). */
+export type { Provider };
+export type { ProviderDeps, ProviderPages, ProviderSettings } from './configuration.ts';
 
 export interface ProviderParts {
   provider: Provider;
@@ -88,171 +31,11 @@ export interface ProviderParts {
 }
 
 /**
- * Serves every published key in the JWKS, including those this process cannot open, and tells
- * clients how long they may cache it: less than the propagation delay, so that a client holding
- * a cached set has fetched the next key before it signs anything.
+ * Client secrets are stored as SHA-256 hashes (never the plaintext the provider would compare):
+ * the provider awaits Client.prototype.compareClientSecret for client_secret_basic and
+ * client_secret_post, so it is replaced by a check against the client's live secret hashes.
  */
-function publishJwks(keys: KeySet, maxAgeSeconds: number) {
-  const body = { keys: keys.keys.map((key) => key.publicJwk) };
-  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
-    await next();
-    if (ctx.oidc?.route !== 'jwks' || ctx.status !== 200) return;
-    ctx.body = body;
-    ctx.set('Cache-Control', `public, max-age=${maxAgeSeconds}`);
-  };
-}
-
-export function createProvider(config: Config, deps: ProviderDeps): ProviderParts {
-  const { directory } = deps;
-  const tokenPolicy = new TokenPolicy({
-    db: deps.db,
-    directory,
-    issuer: config.issuer,
-    // Every published key verifies, whichever process or key signed the token.
-    signingKeys: deps.keys.keys.map((key) => key.publicJwk),
-  });
-  const accessTokenTtl = (_ctx: KoaContextWithOIDC, token: { resourceServer?: { accessTokenTTL?: number } }) =>
-    token.resourceServer?.accessTokenTTL ?? DEFAULT_ACCESS_TOKEN_TTL;
-
-  const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
-  const certificates = deps.clientCertificates ?? new ClientCertificates({ header: undefined, proxies: [] });
-  const presented = (ctx: KoaContextWithOIDC) => certificates.fromRequest(ctx.req);
-  const hasCertificate = (ctx: KoaContextWithOIDC) => presented(ctx) !== undefined;
-  const subjectFields = new Map(Object.entries(TLS_SUBJECT_FIELDS).map(([field, property]) => [property as string, field as TlsSubjectField]));
-  const configuration: Configuration = {
-    // A code or refresh token is consumed only once nothing more would refuse the request.
-    adapter: checkBeforeConsuming(createAdapterFactory(deps.db, directory, {
-      placeholderSecret: randomBytes(32).toString('base64url'),
-      trustProxy: config.trustProxy,
-      onNetworkRefused: deps.onNetworkRefused,
-      registration: deps.registration,
-      artifactKey: deps.artifactKey,
-    }), redemptionCheck(directory, hasCertificate)),
-    clients: [],
-    jwks: { keys: providerJwks(deps.keys) as never },
-    cookies: {
-      keys: deps.cookieKeys,
-      long: { httpOnly: true, sameSite: 'lax', secure: config.mode === 'production' },
-      short: { httpOnly: true, sameSite: 'lax', secure: config.mode === 'production' },
-    },
-    // `none`: public clients (SPAs, native apps), which PKCE protects (pkce.required below).
-    // tls_client_auth and self_signed_tls_client_auth: RFC 8705 §2 (docs/sender-constrained-tokens.md).
-    clientAuthMethods: [
-      'client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none',
-    ],
-    extraClientMetadata: {
-      properties: ['first_party'],
-      validator: (_ctx, key, value) => {
-        if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
-          throw new errors.InvalidClientMetadata('first_party must be a boolean');
-        }
-      },
-    },
-    enabledJWA: {
-      clientAuthSigningAlgValues: [...CLIENT_AUTH_ALGS] as never,
-      requestObjectSigningAlgValues: ASYMMETRIC_ALGS as never,
-    },
-    features: {
-      devInteractions: { enabled: false },
-      // RFC 9449. Nonces are stateless HMACs of a time window under a secret every process shares,
-      // so a nonce one process issues is accepted by any other.
-      dPoP: {
-        enabled: true,
-        nonceSecret: Buffer.from(deps.dpopNonceSecret, 'base64url'),
-        requireNonce: () => config.dpopRequireNonce,
-        allowReplay: false,
-      },
-      // RFC 8705. A request's certificate comes from Postern's TLS listener or a trusted proxy
-      // (client-certificates.ts); tls_client_auth also needs it issued by a configured CA.
-      mTLS: {
-        enabled: true,
-        certificateBoundAccessTokens: true,
-        tlsClientAuth: true,
-        selfSignedTlsClientAuth: true,
-        getCertificate: (ctx) => presented(ctx)?.cert,
-        certificateAuthorized: (ctx) => presented(ctx)?.trusted === true,
-        certificateSubjectMatches: (ctx, property, expected) => {
-          const cert = presented(ctx)?.cert;
-          const field = subjectFields.get(property);
-          return Boolean(cert && field && typeof expected === 'string' && certificateMatchesSubject(cert, field, expected));
-        },
-      },
-      clientCredentials: { enabled: true },
-      introspection: {
-        enabled: true,
-        allowedPolicy: async (ctx, client, token) =>
-          tokenPolicy.mayIntrospect(client.clientId, token.clientId as string, (token as { aud?: unknown }).aud, token.iat),
-      },
-      revocation: {
-        enabled: true,
-        allowedPolicy: async (_ctx, client, token) => {
-          tokenPolicy.mayRevoke(client.clientId, token.clientId as string);
-          return true;
-        },
-      },
-      resourceIndicators: resourceIndicators(directory, deps.db, hasCertificate) as never,
-      ...registrationFeatures(),
-      rpInitiatedLogout: {
-        enabled: true,
-        logoutSource: async (ctx, form) => {
-          // The provider's own form carries the anti-forgery value; our page renders it.
-          const action = /action="([^"]+)"/.exec(form)?.[1] ?? `${issuerPath}/session/end/confirm`;
-          const xsrf = /name="xsrf" value="([^"]+)"/.exec(form)?.[1] ?? '';
-          const client = ctx.oidc.client;
-          deps.pages.logout(ctx, { action, xsrf, clientName: client?.clientName ?? client?.clientId });
-        },
-        postLogoutSuccessSource: async (ctx) => deps.pages.loggedOut(ctx),
-      },
-    },
-    interactions: {
-      url: (_ctx, interaction) => `${issuerPath}/interaction/${interaction.uid}`,
-    },
-    claims: SCOPE_CLAIMS,
-    // Given explicitly: the same table decides which paths reach the provider (src/endpoints.ts).
-    routes: PROVIDER_ROUTES,
-    // OAuth 2.0 Security BCP §4.14: a refresh token is good for one use; a replayed one revokes
-    // the grant (the provider's reuse detection), and the adapter's atomic consume lets exactly one
-    // of several parallel uses through.
-    rotateRefreshToken: true,
-    extraTokenClaims: async (ctx, token) => {
-      const resourceServer = (token as { resourceServer?: { audience?: string } }).resourceServer;
-      if (!resourceServer?.audience || !token.clientId) return undefined;
-      const { accountId, grantId } = token as { accountId?: string; grantId?: string };
-      if (accountId) {
-        // A person's token: their roles on this API, and the digest of the grant it came from so
-        // that revoking the grant (reuse detection, logout everywhere) revokes this JWT too.
-        const { roles } = await personGrants(ctx, deps.db, accountId, resourceServer.audience);
-        return { roles, ...(grantId ? { gid: grantDigest(grantId) } : {}) };
-      }
-      const client = await directory.client(token.clientId);
-      const roles = client?.grants.get(resourceServer.audience)?.roles;
-      return { roles: roles ? [...roles].sort() : [] };
-    },
-    findAccount: findAccount(deps.db),
-    // The provider's fetch refuses private and loopback addresses (an SSRF guard for dynamic
-    // registration, which is off). jwks_uri values are set only by administrators and usually
-    // point inside the network, so they are fetched as given (still with the 2.5 s timeout).
-    fetch: (url, options) => fetch(url, { ...options, dispatcher: undefined } as RequestInit),
-    renderError: async (ctx, out) => deps.pages.error(ctx, out as { error: string; error_description?: string }),
-    // RFC 9700 §2.1.1: PKCE (S256, the only method enabled) for every client, confidential too.
-    pkce: { required: () => true },
-    responseTypes: ['code'],
-    scopes: ['openid', 'offline_access', 'profile', 'email', 'roles'],
-    ttl: {
-      ...TTL,
-      AccessToken: accessTokenTtl as never,
-      ClientCredentials: accessTokenTtl as never,
-      // A session nobody signed in to (an anonymous visit to logout) only carries the logout
-      // form's anti-forgery value to the next request: minutes, not a day. The lifetime is
-      // worked out again at every save, so signing in gives the full one.
-      Session: ((_ctx: unknown, session: { accountId?: string }) => (session.accountId ? TTL.Session : TTL.Interaction)) as never,
-    },
-  };
-
-  const provider = new Provider(config.issuer, configuration);
-  provider.proxy = config.trustProxy;
-
-  // Secrets are stored as SHA-256 hashes; the provider awaits this for client_secret_basic/post.
+function compareSecretsByHash(provider: Provider, directory: Directory): void {
   (provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean> })
     .compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
       const client = await directory.client(this.clientId);
@@ -261,26 +44,44 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
       const live = client.secrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.hash);
       return secretMatchesAny(actual, live);
     };
+}
+
+/** Tells `onTokenIssued` of every access token, by grant type and API (the metrics' counter). */
+function countIssuedTokens(provider: Provider, onTokenIssued: (grantType: string, api: string) => void): void {
+  // JWT tokens are "issued", opaque ones "saved"; each token emits exactly one of the two.
+  type Issued = { gty?: string; aud?: unknown; resourceServer?: { audience?: string } };
+  const apiOf = (token: Issued) => token.resourceServer?.audience ?? (typeof token.aud === 'string' ? token.aud : 'none');
+  const access = (token: unknown) => onTokenIssued((token as Issued).gty ?? 'unknown', apiOf(token as Issued));
+  const service = (token: unknown) => onTokenIssued('client_credentials', apiOf(token as Issued));
+  provider.on('access_token.issued', access);
+  provider.on('access_token.saved', access);
+  provider.on('client_credentials.issued', service);
+  provider.on('client_credentials.saved', service);
+}
+
+export function createProvider(config: ProviderSettings, deps: ProviderDeps): ProviderParts {
+  const { directory } = deps;
+  const tokenPolicy = new TokenPolicy({
+    db: deps.db,
+    directory,
+    issuer: config.issuer,
+    // Every published key verifies, whichever process or key signed the token.
+    signingKeys: deps.keys.keys.map((key) => key.publicJwk),
+  });
+  const provider = new Provider(config.issuer, providerConfiguration(config, deps, tokenPolicy));
+  provider.proxy = config.trustProxy;
+  compareSecretsByHash(provider, directory);
 
   // Outermost first: the request context for registration, then the audit of final answers.
   provider.use(registrationMiddleware());
-  auditProviderEvents(provider, deps.audit ?? NO_AUDIT);
+  auditProviderEvents(provider, deps.audit);
   provider.use(tokenPolicy.middleware());
   provider.use(tokenErrorAnswers(provider));
   provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
-  const { onTokenIssued } = deps;
-  if (onTokenIssued) {
-    // JWT tokens are "issued", opaque ones "saved"; each token emits exactly one of the two.
-    type Issued = { gty?: string; aud?: unknown; resourceServer?: { audience?: string } };
-    const apiOf = (token: Issued) => token.resourceServer?.audience ?? (typeof token.aud === 'string' ? token.aud : 'none');
-    const access = (token: unknown) => onTokenIssued((token as Issued).gty ?? 'unknown', apiOf(token as Issued));
-    const service = (token: unknown) => onTokenIssued('client_credentials', apiOf(token as Issued));
-    provider.on('access_token.issued', access);
-    provider.on('access_token.saved', access);
-    provider.on('client_credentials.issued', service);
-    provider.on('client_credentials.saved', service);
-  }
+  if (deps.onTokenIssued) countIssuedTokens(provider, deps.onTokenIssued);
+
+  const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
   return {
     provider,
     verifyAccessToken: (token, audience, certificateThumbprint) =>
@@ -291,4 +92,3 @@ export function createProvider(config: Config, deps: ProviderDeps): ProviderPart
     )],
   };
 }
-

@@ -4,7 +4,8 @@
 // hashes the secret, applies the CLI's rules and binds the initial access token's roles.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import { generateClientSecret, randomId } from '../crypto.ts';
+import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
+import { generateClientSecret, randomId } from '../domain/crypto.ts';
 
 export interface RegistrationRequest { requestId?: string | null; sourceAddress?: string | null }
 
@@ -29,7 +30,6 @@ const KEPT = new Set([
   'client_id', 'client_id_issued_at', 'client_secret', 'client_secret_expires_at',
   'client_name', 'grant_types', 'response_types', 'redirect_uris', 'token_endpoint_auth_method',
 ]);
-const AUTH_METHODS = ['client_secret_basic', 'client_secret_post'];
 
 const isEmptyList = (value: unknown) => value === undefined || (Array.isArray(value) && value.length === 0);
 
@@ -50,8 +50,8 @@ export function servicePolicy(_ctx: KoaContextWithOIDC, properties: Record<strin
   properties.response_types = [];
   properties.redirect_uris = [];
   properties.token_endpoint_auth_method ??= 'client_secret_basic';
-  if (!AUTH_METHODS.includes(properties.token_endpoint_auth_method as string)) {
-    throw new errors.InvalidClientMetadata(`token_endpoint_auth_method must be one of ${AUTH_METHODS.join(', ')}`);
+  if (!SECRET_AUTH_METHODS.includes(properties.token_endpoint_auth_method as string)) {
+    throw new errors.InvalidClientMetadata(`token_endpoint_auth_method must be one of ${SECRET_AUTH_METHODS.join(', ')}`);
   }
 }
 

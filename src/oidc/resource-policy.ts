@@ -1,12 +1,11 @@
 // Which API a token is for, and which scopes it carries. oidc-provider silently drops scopes a
 // resource server does not know and issues scope-less tokens when none is asked for; Postern
 // instead grants exactly what the client's roles allow on that API, and refuses the rest.
-import type { Kysely } from 'kysely';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import { personGrants } from './accounts.ts';
 import type { ApiEntry, Directory } from './directory.ts';
-import { INTROSPECT_SCOPE, POSTERN_API } from './postern-api.ts';
+import { INTROSPECT_SCOPE, POSTERN_API } from '../domain/postern-api.ts';
 
 export { INTROSPECT_SCOPE, POSTERN_API };
 
@@ -82,7 +81,7 @@ export async function requireApi(
   return api;
 }
 
-export function resourceIndicators(directory: Directory, db: Kysely<Tables>, hasCertificate: (ctx: KoaContextWithOIDC) => boolean) {
+export function resourceIndicators(directory: Directory, db: Db, hasCertificate: (ctx: KoaContextWithOIDC) => boolean) {
   return {
     enabled: true,
 

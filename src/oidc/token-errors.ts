@@ -6,6 +6,7 @@
 // DPoP proof is invalid_dpop_proof (RFC 9449 §11.1), not a bad grant.
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { REFUSAL_DETAILS } from './provider-texts.ts';
 
 interface Answer { error: string; error_description: string }
 interface ProviderError { error_detail?: string }
@@ -19,17 +20,17 @@ const certificateRequired = (what: string) =>
 function answerFor(ctx: KoaContextWithOIDC, error: ProviderError): Answer | undefined {
   const client = ctx.oidc?.client as { tlsClientCertificateBoundAccessTokens?: boolean } | undefined;
   switch (error.error_detail) {
-    case 'DPoP proof JWT Replay detected':
+    case REFUSAL_DETAILS.dpopReplay:
       return { error: 'invalid_dpop_proof', error_description: 'this DPoP proof was used before (RFC 9449 §11.1)' };
     // The client requires DPoP (dpop_bound_access_tokens, RFC 9449 §5.2).
-    case 'DPoP proof JWT not provided':
+    case REFUSAL_DETAILS.dpopMissing:
       return proofRequired('client');
     // A public client's refresh token, bound to the key it first used (RFC 9449 §5). With a proof
     // by another key the grant is what is wrong: invalid_grant stays.
-    case 'failed jkt verification':
+    case REFUSAL_DETAILS.jktMismatch:
       return ctx.get('DPoP') ? undefined : proofRequired('refresh token', ' §5');
     // RFC 8705 §3: the client's tokens are bound to its certificate, or this refresh token is.
-    case 'mutual TLS client certificate not provided':
+    case REFUSAL_DETAILS.certificateMissing:
       return certificateRequired(client?.tlsClientCertificateBoundAccessTokens ? 'client' : 'refresh token');
     default:
       return undefined;

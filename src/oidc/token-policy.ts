@@ -3,23 +3,23 @@
 // (signature, issuer, expiry, revocation list, client still enabled) and applies one policy to
 // JWT and opaque tokens alike.
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
-import type { Kysely } from 'kysely';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import { revokedGrantJti } from '../crypto.ts';
-import type { Tables } from '../db/tables.ts';
-import { awaitPropagation, publishChange } from '../store/changes.ts';
+import { revokedGrantJti } from '../domain/crypto.ts';
+import type { Db } from '../db/tables.ts';
+import { writeAndPropagate } from '../propagation/index.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
 import { currentPersonGrants } from './accounts.ts';
-import { detach } from '../text.ts';
+import { NO_CLIENT_AUTHENTICATION } from './provider-texts.ts';
+import { detach } from '../domain/text.ts';
 import type { ClientEntry, Directory } from './directory.ts';
-import { ACCESS_TOKEN_ALGS, publicJwk } from './keys.ts';
+import { ACCESS_TOKEN_ALGS, publicJwk } from '../domain/signing-keys.ts';
 import { INTROSPECT_SCOPE, POSTERN_API } from './resource-policy.ts';
 
 export interface AccessTokenClaims extends JWTPayload {
   client_id?: string;
   scope?: string;
   roles?: string[];
-  /** Digest of the grant a person's token was issued from (src/crypto.ts grantDigest). */
+  /** Digest of the grant a person's token was issued from (src/domain/crypto.ts grantDigest). */
   gid?: string;
   cnf?: { jkt?: string; 'x5t#S256'?: string };
 }
@@ -35,7 +35,7 @@ export interface AuthorizedCaller {
 }
 
 export interface TokenPolicyDeps {
-  db: Kysely<Tables>;
+  db: Db;
   directory: Directory;
   issuer: string;
   signingKeys: JWK[];
@@ -224,13 +224,11 @@ export class TokenPolicy {
     const { db } = this.#deps;
     const jti = claims.jti;
     const exp = claims.exp;
-    await db.transaction().execute(async (trx) => {
-      await insertRevokedToken(trx, { jti, clientId: claims.client_id!, expiresAt: new Date(exp * 1000) });
-      await publishChange(trx, { kind: 'revoked', jti, exp });
-    });
     // Answer only once every process sharing the database knows (RFC 7009 §2.2: the token must
     // not be usable after a successful response).
-    await awaitPropagation(db);
+    await writeAndPropagate(db, { kind: 'revoked', jti, exp }, async (trx) => {
+      await insertRevokedToken(trx, { jti, clientId: claims.client_id!, expiresAt: new Date(exp * 1000) });
+    });
   }
 
   /** Koa middleware for the provider: answers for JWTs where the provider refuses them. */
@@ -241,7 +239,7 @@ export class TokenPolicy {
       if (route !== 'introspection' && route !== 'revocation' && route !== 'token') return;
       const body = ctx.body as { error?: string; error_description?: string } | undefined;
       const unauthenticated = (ctx.status === 400 && body?.error === 'invalid_request'
-        && body.error_description === 'no client authentication mechanism provided')
+        && body.error_description === NO_CLIENT_AUTHENTICATION)
         || (ctx.status === 401 && body?.error === 'invalid_client' && body.error_description === AUTHENTICATION_REQUIRED);
       if (unauthenticated) {
         // RFC 6749 §5.2: a request without client authentication is invalid_client, 401.

@@ -1,16 +1,15 @@
 // Use-cases for administering Postern itself: the admin scopes of the built-in API and the first
 // admin client, which the admin API then trusts.
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
-import type { Tables } from '../db/tables.ts';
-import { POSTERN_API } from '../oidc/postern-api.ts';
+import type { Db } from '../db/tables.ts';
+import { POSTERN_API } from '../domain/postern-api.ts';
 import { findClientByName } from '../store/clients.ts';
 import { findRole, listClientsGrantedScope } from '../store/roles.ts';
 import { requireApi } from './apis.ts';
 import { createClient, type ClientWithSecret } from './clients.ts';
 import { conflict } from './errors.ts';
 import { createRole, grantScopes } from './roles.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 
 export { POSTERN_API };
 /** Scopes of `urn:postern` that the admin API requires: reading for GET, writing for the rest. */
@@ -31,9 +30,9 @@ export interface BootstrapResult extends ClientWithSecret {
  * silently mint more admin credentials.
  */
 export async function bootstrapAdmin(
-  db: Kysely<Tables>,
-  input: { name?: string; force?: boolean } = {},
-  audit: Auditor = NO_AUDITOR,
+  db: Db,
+  input: { name?: string; force?: boolean },
+  audit: AuditSink,
 ): Promise<BootstrapResult> {
   const api = await requireApi(db, POSTERN_API);
   const admins = await listClientsGrantedScope(db, api.id, ADMIN_WRITE_SCOPE);

@@ -1,20 +1,20 @@
 // Use-cases for APIs (resource servers): the `aud` of tokens and the scopes they define.
-import type { Kysely } from 'kysely';
-import { randomId } from '../crypto.ts';
-import type { Tables } from '../db/tables.ts';
-import { ACCESS_TOKEN_ALGS, DEFAULT_ACCESS_TOKEN_ALG } from '../oidc/keys.ts';
+import { randomId } from '../domain/crypto.ts';
+import type { Db } from '../db/tables.ts';
+import { ACCESS_TOKEN_ALGS, DEFAULT_ACCESS_TOKEN_ALG } from '../domain/signing-keys.ts';
 import * as apis from '../store/apis.ts';
-import { publishChange } from '../store/changes.ts';
 import { findClientById, findClientByName } from '../store/clients.ts';
-import type { Db } from '../store/types.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
-import { writeAndPropagate } from './propagation.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
+import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
 import { changedFields, checkName, checkOneBinding, checkResourceIdentifier, checkScopes, checkTtl } from './validation.ts';
 
 export { ACCESS_TOKEN_ALGS };
 export const TOKEN_FORMATS = ['jwt', 'opaque'] as const;
 export type TokenFormat = (typeof TOKEN_FORMATS)[number];
+
+/** APIs are cached by every process (their scopes, formats and requirements decide every token). */
+const CONFIG: Change = { kind: 'config' };
 
 export interface ApiView {
   id: string;
@@ -114,7 +114,7 @@ export interface CreateApiInput {
   requireMtls?: boolean;
 }
 
-export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
+export async function createApi(db: Db, input: CreateApiInput, audit: AuditSink): Promise<ApiView> {
   const identifier = checkResourceIdentifier(input.identifier);
   const name = input.name === undefined ? undefined : checkName(input.name);
   const scopes = checkScopes(input.scopes ?? []);
@@ -123,7 +123,7 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit
   const accessTokenTtl = checkTtl(input.accessTokenTtl ?? 300);
   checkOneBinding(input.requireDpop === true, input.requireMtls === true, 'an API');
   try {
-    const api = await writeAndPropagate(db, async (trx) => {
+    const api = await writeAndPropagate(db, CONFIG, async (trx) => {
       const id = randomId('api_');
       const introspectionClientId = input.introspectionClient
         ? await resolveClientId(trx, input.introspectionClient)
@@ -135,7 +135,6 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit
       });
       await apis.insertApiScopes(trx, id, scopes);
       await apis.setApiScopeDescriptions(trx, id, checkScopeDescriptions(input.scopeDescriptions, scopes));
-      await publishChange(trx, { kind: 'config' });
       return toView(await requireApi(trx, id));
     });
     audit.record({
@@ -149,11 +148,11 @@ export async function createApi(db: Kysely<Tables>, input: CreateApiInput, audit
   }
 }
 
-export async function listApis(db: Kysely<Tables>): Promise<ApiView[]> {
+export async function listApis(db: Db): Promise<ApiView[]> {
   return (await apis.listApis(db)).map(toView);
 }
 
-export async function getApi(db: Kysely<Tables>, ref: string): Promise<ApiView> {
+export async function getApi(db: Db, ref: string): Promise<ApiView> {
   return toView(await requireApi(db, ref));
 }
 
@@ -173,15 +172,15 @@ export interface UpdateApiInput {
 }
 
 export async function updateApi(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   input: UpdateApiInput,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<ApiView> {
   const addScopes = checkScopes(input.addScopes ?? [], 'addScopes');
   const removeScopes = checkScopes(input.removeScopes ?? [], 'removeScopes');
   try {
-    const updated = await writeAndPropagate(db, async (trx) => {
+    const updated = await writeAndPropagate(db, CONFIG, async (trx) => {
       const api = await requireApi(trx, ref);
       if (api.system && (input.name !== undefined || removeScopes.length || addScopes.length)) {
         throw new ServiceError('forbidden', `the ${api.name} API is built in: its name and scopes cannot change`);
@@ -212,7 +211,6 @@ export async function updateApi(
       await apis.deleteApiScopes(trx, api.id, removeScopes);
       const remaining = [...api.scopes, ...addScopes].filter((scope) => !removeScopes.includes(scope));
       await apis.setApiScopeDescriptions(trx, api.id, checkScopeDescriptions(input.scopeDescriptions, remaining));
-      await publishChange(trx, { kind: 'config' });
       return toView(await requireApi(trx, api.id));
     });
     audit.record({
@@ -226,12 +224,11 @@ export async function updateApi(
   }
 }
 
-export async function deleteApi(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<ApiView> {
-  const deleted = await writeAndPropagate(db, async (trx) => {
+export async function deleteApi(db: Db, ref: string, audit: AuditSink): Promise<ApiView> {
+  const deleted = await writeAndPropagate(db, CONFIG, async (trx) => {
     const api = await requireApi(trx, ref);
     if (api.system) throw new ServiceError('forbidden', `the ${api.name} API is built in and cannot be deleted`);
     await apis.deleteApi(trx, api.id);
-    await publishChange(trx, { kind: 'config' });
     return toView(api);
   });
   audit.record({ type: 'api.deleted', target: { type: 'api', id: deleted.id }, details: { identifier: deleted.identifier } });

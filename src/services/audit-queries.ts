@@ -1,7 +1,6 @@
 // Reading the audit log (admin API, `postern audit tail`) and pruning it past its retention.
-import type { Kysely } from 'kysely';
-import { AUDIT_EVENT_TYPES, NO_AUDIT, type AuditSink } from '../audit-events.ts';
-import type { Tables } from '../db/tables.ts';
+import { AUDIT_EVENT_TYPES, type AuditSink } from '../domain/audit-events.ts';
+import type { Db } from '../db/tables.ts';
 import * as store from '../store/audit.ts';
 import { findClientById, findClientByName } from '../store/clients.ts';
 import { invalid } from './errors.ts';
@@ -81,13 +80,13 @@ function decodeCursor(cursor: string): string {
   return text.slice(1);
 }
 
-async function resolveClient(db: Kysely<Tables>, ref: string): Promise<string> {
+async function resolveClient(db: Db, ref: string): Promise<string> {
   // A deleted client's events stay: an unknown ref is taken as a client id.
   return ((await findClientById(db, ref)) ?? (await findClientByName(db, ref)))?.client_id ?? ref;
 }
 
 /** A page of events, newest first. */
-export async function listAuditEvents(db: Kysely<Tables>, query: AuditEventQuery = {}): Promise<AuditEventPage> {
+export async function listAuditEvents(db: Db, query: AuditEventQuery = {}): Promise<AuditEventPage> {
   const limit = query.limit ?? 100;
   if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw invalid('limit must be between 1 and 500', 'limit');
   if (query.since && query.until && query.since >= query.until) throw invalid('since must be before until', 'since');
@@ -110,7 +109,7 @@ export async function listAuditEvents(db: Kysely<Tables>, query: AuditEventQuery
  * since, oldest first.
  */
 export async function tailAuditEvents(
-  db: Kysely<Tables>,
+  db: Db,
   query: { limit: number; afterId?: string; type?: string[] },
 ): Promise<AuditEventView[]> {
   const types = expandTypes(query.type);
@@ -124,14 +123,14 @@ export async function tailAuditEvents(
 
 /** Deletes events older than the retention, and records that it did. */
 export async function pruneAuditEvents(
-  db: Kysely<Tables>,
+  db: Db,
   retentionDays: number,
-  sink: AuditSink = NO_AUDIT,
+  audit: AuditSink,
   now = new Date(),
 ): Promise<number> {
   if (retentionDays <= 0) return 0;
   const before = new Date(now.getTime() - retentionDays * 86400_000);
   const deleted = await store.deleteAuditEventsBefore(db, before);
-  if (deleted) sink.record({ type: 'audit.pruned', actor: { type: 'system' }, details: { deleted, before } });
+  if (deleted) audit.record({ type: 'audit.pruned', actor: { type: 'system' }, details: { deleted, before } });
   return deleted;
 }

@@ -3,19 +3,16 @@
 // interval and on close(). Token issuance is only counted, and written as one `token.issued` row
 // per client per interval, so that issuing a token adds no database write; refusals that anyone
 // can cause at will are counted the same way (aggregationKeys), so that they add none either.
-import type { Kysely } from 'kysely';
 import {
-  aggregationKeys, AUDIT_DETAIL_KEYS, AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType,
-  type AuditSink,
-} from '../audit-events.ts';
-import type { Tables } from '../db/tables.ts';
-import type { Logger } from '../logger.ts';
+  aggregationKeys, AUDIT_DETAIL_KEYS, AUDIT_EVENT_TYPES, type Actor, type AuditEventInput, type AuditSink,
+} from '../domain/audit-events.ts';
+import type { Db } from '../db/tables.ts';
+import type { Logger } from '../platform/logger.ts';
 import * as store from '../store/audit.ts';
-import { detach } from '../text.ts';
-
-export { AUDIT_EVENT_TYPES, NO_AUDIT, type Actor, type AuditEventInput, type AuditEventType, type AuditSink };
+import { detach } from '../domain/text.ts';
 
 const TYPES = new Set<string>(AUDIT_EVENT_TYPES);
+const SYSTEM: Actor = { type: 'system' };
 const DETAIL_KEYS = new Set<string>(AUDIT_DETAIL_KEYS);
 const MAX_STRING = 300;
 const MAX_LIST = 50;
@@ -63,8 +60,10 @@ export function safeDetails(details: Record<string, unknown> | undefined, nested
 const short = (value: string | null | undefined, max = 200) => (value == null ? null : detach(String(value).slice(0, max)));
 
 type Columns = Omit<store.NewAuditEvent, 'details'>;
+/** An event as it is stored: who did it is known. */
+type RecordedEvent = AuditEventInput & { actor: Actor };
 
-function toColumns(event: AuditEventInput, at: Date): Columns {
+function toColumns(event: RecordedEvent, at: Date): Columns {
   const { actor, target } = event;
   // The client (user) concerned: the target if it is one, else the actor. Filters also match the
   // actor column, so an admin client acting on another client is found under both.
@@ -89,7 +88,7 @@ function toColumns(event: AuditEventInput, at: Date): Columns {
   };
 }
 
-function toRow(event: AuditEventInput, at: Date): store.NewAuditEvent {
+function toRow(event: RecordedEvent, at: Date): store.NewAuditEvent {
   return { ...toColumns(event, at), details: JSON.stringify(safeDetails(event.details as Record<string, unknown>)) };
 }
 
@@ -111,7 +110,7 @@ export interface AuditLogOptions {
 }
 
 export class AuditLog implements AuditSink {
-  #db: Kysely<Tables>;
+  #db: Db;
   #logger: Logger | undefined;
   #buffer: store.NewAuditEvent[] = [];
   #max: number;
@@ -124,7 +123,7 @@ export class AuditLog implements AuditSink {
   #timers: NodeJS.Timeout[] = [];
   #flushing: Promise<void> = Promise.resolve();
 
-  constructor(db: Kysely<Tables>, options: AuditLogOptions = {}) {
+  constructor(db: Db, options: AuditLogOptions = {}) {
     this.#db = db;
     this.#logger = options.logger;
     this.#max = options.maxBuffered ?? 10_000;
@@ -137,15 +136,17 @@ export class AuditLog implements AuditSink {
     for (const timer of this.#timers) timer.unref();
   }
 
-  record(event: AuditEventInput): void {
+  record(input: AuditEventInput): void {
     try {
+      // An event without an actor, recorded on the log itself (not through auditAs), is the system's.
+      const event: RecordedEvent = { ...input, actor: input.actor ?? SYSTEM };
       if (!TYPES.has(event.type)) throw new Error(`unknown audit event type "${event.type}"`);
       const keys = aggregationKeys(event);
       if (keys) this.#count(event, keys, new Date());
       else this.#push(toRow(event, new Date()));
     } catch (error) {
       // Never into the caller: an audit problem must not fail the request it describes.
-      this.#logger?.warn({ err: error, type: event?.type }, 'audit event not recorded');
+      this.#logger?.warn({ err: error, type: input?.type }, 'audit event not recorded');
     }
   }
 
@@ -162,7 +163,7 @@ export class AuditLog implements AuditSink {
    * One more refusal of its kind. The kinds are bounded: past maxAggregates, a new kind is
    * counted in its type's overflow row (no source, no client) instead of adding a key.
    */
-  #count(event: AuditEventInput, keys: readonly string[], at: Date): void {
+  #count(event: RecordedEvent, keys: readonly string[], at: Date): void {
     const columns = toColumns(event, at);
     const all = safeDetails(event.details as Record<string, unknown>);
     const details = Object.fromEntries(keys.filter((key) => key in all).map((key) => [key, all[key]]));
@@ -254,18 +255,3 @@ export class AuditLog implements AuditSink {
     await this.flush();
   }
 }
-
-/** Binds who is acting (and from where) so that services need only say what happened. */
-export interface Auditor {
-  record(event: Omit<AuditEventInput, 'actor' | 'sourceAddress' | 'requestId'>): void;
-}
-
-export function auditorFor(
-  sink: AuditSink,
-  /** `clientId`: the app a person acted through (the admin API with a person's token). */
-  who: { actor: Actor; clientId?: string; sourceAddress?: string | null; requestId?: string | null },
-): Auditor {
-  return { record: (event) => sink.record({ ...event, ...who }) };
-}
-
-export const NO_AUDITOR: Auditor = auditorFor(NO_AUDIT, { actor: { type: 'system' } });

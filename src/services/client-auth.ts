@@ -3,13 +3,13 @@
 // allow-lists, and the metadata each method stores. Used by createClient and updateClient, so
 // the CLI and the admin API refuse the same things.
 import ipaddr from 'ipaddr.js';
-import { isLoopbackHost, normalizeCidr } from '../config.ts';
+import { isLoopbackHost, normalizeCidr } from '../domain/networks.ts';
 import {
   certificateThumbprint, parseCertificate, parseDistinguishedName, pemCertificates, TLS_SUBJECT_FIELDS, type TlsSubject, type TlsSubjectField,
-} from '../oidc/certificates.ts';
+} from '../domain/certificates.ts';
 
 export { pemCertificates };
-import { CLIENT_AUTH_ALGS, CLIENT_KEY_TYPES } from '../oidc/client-keys.ts';
+import { CLIENT_AUTH_ALGS, CLIENT_KEY_TYPES } from '../domain/client-keys.ts';
 import { invalid } from './errors.ts';
 
 /** Private members of a JWK (RFC 7518 §6): a client registers public keys only. */

@@ -2,7 +2,7 @@
 // for disabling a client, which must not bring its old tokens back when it is enabled again.
 import { setTokensRevokedBefore } from '../store/clients.ts';
 import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
-import type { Db } from '../store/types.ts';
+import type { Db } from '../db/tables.ts';
 
 export interface ClientTokensCutOff {
   /** The client's tokens issued before this moment are inactive. */

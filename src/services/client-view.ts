@@ -2,8 +2,8 @@
 // metadata, its roles and its live secrets (never a secret's value).
 import * as clients from '../store/clients.ts';
 import * as roles from '../store/roles.ts';
-import type { Db } from '../store/types.ts';
-import { TLS_SUBJECT_FIELDS, type TlsSubject } from '../oidc/certificates.ts';
+import type { Db } from '../db/tables.ts';
+import { TLS_SUBJECT_FIELDS, type TlsSubject } from '../domain/certificates.ts';
 import { describeClientCertificates, type ClientJwks } from './client-auth.ts';
 import { PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
 

@@ -1,36 +1,29 @@
 // Use-cases for clients: services that authenticate with a server-generated secret, or with a
 // key pair of their own (private_key_jwt), optionally only from given networks; and web or native
-// apps that sign people in (authorization code + PKCE).
-import type { Kysely } from 'kysely';
-import { generateClientSecret, hashClientSecret, randomId } from '../crypto.ts';
-import type { Tables } from '../db/tables.ts';
-import { publishChange } from '../store/changes.ts';
+// apps that sign people in (authorization code + PKCE). What a client may be is client-rules.ts;
+// how it is shown, client-view.ts; its credentials' rules, client-auth.ts.
+import type { AuditSink } from '../domain/audit-events.ts';
+import type { TlsSubject } from '../domain/certificates.ts';
+import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
+import { generateClientSecret, randomId, sha256Hex } from '../domain/crypto.ts';
+import type { Db } from '../db/tables.ts';
+import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import * as clients from '../store/clients.ts';
 import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as roles from '../store/roles.ts';
-import type { Db } from '../store/types.ts';
-import {
-  checkNetworks, credentialMetadata, credentialsOf, CREDENTIAL_PROPERTIES, type ClientCredentialsInput,
-} from './client-auth.ts';
-import type { TlsSubject } from '../oidc/certificates.ts';
-import { checkSignInSettings, PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
-import { toView, type ClientView, type StoredMetadata } from './client-view.ts';
-
-export type { ClientCredentialsInput, ClientView, TlsSubject };
+import { checkNetworks, credentialMetadata, credentialsOf, CREDENTIAL_PROPERTIES, type ClientCredentialsInput } from './client-auth.ts';
+import { AUTH_METHODS, checkNewClient, SUPPORTED_GRANTS, type CreateClientInput, type NewClient } from './client-rules.ts';
+import { PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
 import { cutOffClientTokens, type ClientTokensCutOff } from './client-tokens.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
-import { writeAndPropagate } from './propagation.ts';
+import { toView, type ClientView, type StoredMetadata } from './client-view.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { changedFields, checkName, checkOneBinding } from './validation.ts';
 
-export const SUPPORTED_GRANTS = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
-export const AUTH_METHODS = [
-  'client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth',
-] as const;
-/** Methods that authenticate with a TLS client certificate (RFC 8705 §2). */
-const CERTIFICATE_METHODS: readonly string[] = ['tls_client_auth', 'self_signed_tls_client_auth'];
-/** Methods that present a secret Postern issued (the others have none). */
-const SECRET_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post'];
+export { AUTH_METHODS, SUPPORTED_GRANTS };
+export type { ClientCredentialsInput, ClientView, CreateClientInput, TlsSubject };
+
+/** Every process caches clients (oidc/directory.ts): a change to one is published with the write. */
+const clientChanged = (client: { clientId: string }): Change => ({ kind: 'client', clientId: client.clientId });
 
 export async function requireClient(db: Db, ref: string): Promise<clients.ClientRow> {
   const client = (await clients.findClientById(db, ref)) ?? (await clients.findClientByName(db, ref));
@@ -38,143 +31,54 @@ export async function requireClient(db: Db, ref: string): Promise<clients.Client
   return client;
 }
 
-export interface CreateClientInput extends ClientCredentialsInput {
-  name: string;
-  grantTypes?: string[];
-  roles?: string[];
-  /**
-   * Defaults to private_key_jwt when jwks or jwksUri is given, tls_client_auth with tlsSubject,
-   * self_signed_tls_client_auth with certificates, else client_secret_basic.
-   */
-  tokenEndpointAuthMethod?: string;
-  allowedNetworks?: string[];
-  requireDpop?: boolean;
-  /** Bind its tokens to its TLS certificate; by default yes for certificate authentication. */
-  requireMtls?: boolean;
-  /** Sign-in apps (authorization_code). */
-  redirectUris?: string[];
-  postLogoutRedirectUris?: string[];
-  /** A SPA or native app: no secret, PKCE only. */
-  public?: boolean;
-  /** An app of the deployer's own: no consent screen. */
-  firstParty?: boolean;
-}
-
 export interface ClientWithSecret { client: ClientView; clientSecret: string }
 /** `clientSecret` is null for a client that authenticates with its own keys. */
 export interface CreatedClient { client: ClientView; clientSecret: string | null }
 
 /**
- * The rules a self-registered client meets (RFC 7591): a valid unique name, client_credentials
- * only, a secret Postern issues. Everything else is for operators (CLI, admin API).
+ * The one way a client is stored, inside the caller's transaction (which publishes its change):
+ * its row, the hash of its secret when it has one, and its roles. For operators' clients
+ * (createClient) and self-registered ones (registration.ts) alike.
  */
-export function checkServiceClient(input: { name: string; grantTypes?: string[]; tokenEndpointAuthMethod?: string }) {
-  const name = checkName(input.name);
-  const grantTypes = [...new Set(input.grantTypes?.length ? input.grantTypes : ['client_credentials'])];
-  for (const grant of grantTypes) {
-    if (grant !== 'client_credentials') {
-      throw invalid(`unsupported grant type "${grant}" (a registered service uses client_credentials)`, 'grantTypes');
-    }
-  }
-  const authMethod = input.tokenEndpointAuthMethod ?? 'client_secret_basic';
-  if (!SECRET_METHODS.includes(authMethod)) {
-    throw invalid(`token endpoint auth method must be one of ${SECRET_METHODS.join(', ')}`, 'tokenEndpointAuthMethod');
-  }
-  return { name, grantTypes, authMethod };
-}
-
-/** Stores a checked service client with the hash of its secret and its roles, inside `trx`. */
-export async function insertServiceClient(
+export async function insertNewClient(
   trx: Db,
-  input: {
-    clientId: string; name: string; grantTypes: string[]; authMethod: string; clientSecret: string;
-    roleIds: string[]; registeredBy?: string; extraMetadata?: Record<string, unknown>;
-  },
+  clientId: string,
+  client: NewClient,
+  extra: { clientSecret: string | null; roleIds: readonly string[]; registeredBy?: string },
 ): Promise<ClientView> {
-  const { clientId, name } = input;
   const row = await clients.insertClient(trx, {
     clientId,
-    name,
-    registeredBy: input.registeredBy,
-    metadata: {
-      ...input.extraMetadata,
-      client_id: clientId,
-      client_name: name,
-      grant_types: input.grantTypes,
-      response_types: [],
-      redirect_uris: [],
-      token_endpoint_auth_method: input.authMethod,
-    },
+    name: client.name,
+    registeredBy: extra.registeredBy,
+    metadata: { client_id: clientId, client_name: client.name, ...client.metadata },
+    allowedNetworks: client.allowedNetworks,
   });
-  await clients.insertClientSecret(trx, {
-    id: randomId('sec_'), clientId, secretHash: hashClientSecret(input.clientSecret),
-  });
-  for (const roleId of input.roleIds) await roles.insertClientRole(trx, clientId, roleId);
-  await publishChange(trx, { kind: 'client', clientId });
+  if (extra.clientSecret !== null) {
+    await clients.insertClientSecret(trx, { id: randomId('sec_'), clientId, secretHash: sha256Hex(extra.clientSecret) });
+  }
+  for (const roleId of extra.roleIds) await roles.insertClientRole(trx, clientId, roleId);
   return toView(trx, row);
 }
 
-export async function createClient(
-  db: Kysely<Tables>,
-  input: CreateClientInput,
-  audit: Auditor = NO_AUDITOR,
-): Promise<CreatedClient> {
-  const name = checkName(input.name);
-  const { grantTypes, redirectUris, postLogoutRedirectUris, signIn } = checkSignInSettings(input, SUPPORTED_GRANTS);
-  let authMethod = input.tokenEndpointAuthMethod
-    ?? (input.tlsSubject !== undefined ? 'tls_client_auth'
-      : input.certificates !== undefined ? 'self_signed_tls_client_auth'
-        : input.jwks !== undefined || input.jwksUri !== undefined ? 'private_key_jwt' : 'client_secret_basic');
-  if (input.public) {
-    if (input.tokenEndpointAuthMethod !== undefined) throw invalid('a public client has no token endpoint auth method', 'tokenEndpointAuthMethod');
-    authMethod = PUBLIC_AUTH_METHOD;
-  } else if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
-    throw invalid(`token endpoint auth method must be one of ${AUTH_METHODS.join(', ')}`, 'tokenEndpointAuthMethod');
+/** Role ids by id or name; unknown ones are refused. */
+async function resolveRoles(trx: Db, refs: readonly string[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const ref of refs) {
+    const role = await roles.findRole(trx, ref);
+    if (!role) throw notFound(`unknown role "${ref}"`);
+    ids.push(role.id);
   }
-  const keys = credentialMetadata(authMethod, credentialsOf(input));
-  // RFC 8705 §3: a client that authenticates with its certificate gets tokens bound to it,
-  // unless asked otherwise (or bound to a DPoP key instead); any other client only when asked.
-  const requireMtls = input.requireMtls ?? (CERTIFICATE_METHODS.includes(authMethod) && !input.requireDpop);
-  checkOneBinding(Boolean(input.requireDpop), requireMtls);
-  const allowedNetworks = checkNetworks(input.allowedNetworks ?? []);
+  return ids;
+}
+
+export async function createClient(db: Db, input: CreateClientInput, audit: AuditSink): Promise<CreatedClient> {
+  const checked = checkNewClient(input);
+  const { name, grantTypes, authMethod } = checked;
   const clientId = randomId();
-  // Only for secret-based methods: a private_key_jwt client has nothing that could be guessed.
-  const clientSecret = SECRET_METHODS.includes(authMethod) ? generateClientSecret() : null;
+  const clientSecret = checked.usesSecret ? generateClientSecret() : null;
   try {
-    const client = await writeAndPropagate(db, async (trx) => {
-      const roleRows = [];
-      for (const ref of input.roles ?? []) {
-        const role = await roles.findRole(trx, ref);
-        if (!role) throw notFound(`unknown role "${ref}"`);
-        roleRows.push(role);
-      }
-      const row = await clients.insertClient(trx, {
-        clientId,
-        name,
-        metadata: {
-          client_id: clientId,
-          client_name: name,
-          grant_types: grantTypes,
-          response_types: signIn ? ['code'] : [],
-          redirect_uris: redirectUris,
-          ...(postLogoutRedirectUris.length ? { post_logout_redirect_uris: postLogoutRedirectUris } : {}),
-          token_endpoint_auth_method: authMethod,
-          ...keys,
-          ...(input.requireDpop ? { dpop_bound_access_tokens: true } : {}),
-          ...(requireMtls ? { tls_client_certificate_bound_access_tokens: true } : {}),
-          ...(input.firstParty ? { first_party: true } : {}),
-        },
-        allowedNetworks,
-      });
-      if (clientSecret !== null) {
-        await clients.insertClientSecret(trx, {
-          id: randomId('sec_'), clientId, secretHash: hashClientSecret(clientSecret),
-        });
-      }
-      for (const role of roleRows) await roles.insertClientRole(trx, clientId, role.id);
-      await publishChange(trx, { kind: 'client', clientId });
-      return toView(trx, row);
-    });
+    const client = await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) =>
+      insertNewClient(trx, clientId, checked, { clientSecret, roleIds: await resolveRoles(trx, input.roles ?? []) }));
     audit.record({
       type: 'client.created', target: { type: 'client', id: clientId },
       details: { name, grantTypes, roles: client.roles, tokenEndpointAuthMethod: authMethod },
@@ -186,12 +90,12 @@ export async function createClient(
   }
 }
 
-export async function listClients(db: Kysely<Tables>): Promise<ClientView[]> {
+export async function listClients(db: Db): Promise<ClientView[]> {
   const rows = await clients.listClients(db);
   return Promise.all(rows.map((row) => toView(db, row)));
 }
 
-export async function getClient(db: Kysely<Tables>, ref: string): Promise<ClientView> {
+export async function getClient(db: Db, ref: string): Promise<ClientView> {
   return toView(db, await requireClient(db, ref));
 }
 
@@ -217,7 +121,7 @@ function decodeCursor(cursor: string): string {
 }
 
 /** A page of clients in name order, filtered. */
-export async function listClientsPage(db: Kysely<Tables>, query: ListClientsQuery = {}): Promise<ClientPage> {
+export async function listClientsPage(db: Db, query: ListClientsQuery = {}): Promise<ClientPage> {
   const limit = query.limit ?? 50;
   if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalid('limit must be between 1 and 200', 'limit');
   let roleId: string | undefined;
@@ -254,16 +158,16 @@ export interface UpdateClientInput extends ClientCredentialsInput {
  * "disable, rotate the secret, enable" leaves nothing a thief could still use.
  */
 export async function updateClient(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   input: UpdateClientInput,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<ClientView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
   const allowedNetworks = input.allowedNetworks === undefined ? undefined : checkNetworks(input.allowedNetworks);
   let cutOff: ClientTokensCutOff | undefined;
   try {
-    const updated = await writeAndPropagate(db, async (trx) => {
+    const updated = await writeAndPropagate(db, clientChanged, async (trx) => {
       const client = await requireClient(trx, ref);
       let metadata: StoredMetadata & Record<string, unknown> | undefined;
       const given = credentialsOf(input);
@@ -286,7 +190,6 @@ export async function updateClient(
       if (metadata) checkOneBinding(metadata.dpop_bound_access_tokens === true, metadata.tls_client_certificate_bound_access_tokens === true);
       const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled, metadata, allowedNetworks });
       if (input.enabled === false) cutOff = await cutOffClientTokens(trx, client.client_id, new Date());
-      await publishChange(trx, { kind: 'client', clientId: client.client_id });
       return toView(trx, row ?? client);
     });
     audit.record({
@@ -304,22 +207,21 @@ export async function updateClient(
 }
 
 export async function setClientEnabled(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   enabled: boolean,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<ClientView> {
   return updateClient(db, ref, { enabled }, audit);
 }
 
-export async function deleteClient(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<ClientView> {
-  const view = await writeAndPropagate(db, async (trx) => {
+export async function deleteClient(db: Db, ref: string, audit: AuditSink): Promise<ClientView> {
+  const view = await writeAndPropagate(db, clientChanged, async (trx) => {
     const client = await requireClient(trx, ref);
     const found = await toView(trx, client);
     await clients.deleteClient(trx, client.client_id);
     // Its stored tokens, and the registration access token of a self-registered client, go too.
     await deletePayloadsByClientId(trx, client.client_id);
-    await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return found;
   });
   audit.record({ type: 'client.deleted', target: { type: 'client', id: view.clientId }, details: { name: view.name } });
@@ -331,28 +233,27 @@ export async function deleteClient(db: Kysely<Tables>, ref: string, audit: Audit
  * stop at once), so that a fleet can roll the new one out without downtime.
  */
 export async function rotateClientSecret(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
-  keepOldForSeconds = 0,
+  keepOldForSeconds: number,
+  audit: AuditSink,
   now = new Date(),
-  audit: Auditor = NO_AUDITOR,
 ): Promise<ClientWithSecret & { oldSecretsExpireAt: string }> {
   if (!Number.isInteger(keepOldForSeconds) || keepOldForSeconds < 0 || keepOldForSeconds > 90 * 86400) {
     throw invalid('the overlap must be between 0 seconds and 90 days', 'keepOldFor');
   }
   const clientSecret = generateClientSecret();
   const expiresAt = new Date(now.getTime() + keepOldForSeconds * 1000);
-  const client = await writeAndPropagate(db, async (trx) => {
+  const client = await writeAndPropagate(db, clientChanged, async (trx) => {
     const row = await requireClient(trx, ref);
     const method = (row.metadata as StoredMetadata).token_endpoint_auth_method ?? 'client_secret_basic';
     if (method === PUBLIC_AUTH_METHOD) throw invalid(`client ${row.name} is public: it has no secret to rotate`, 'client');
-    if (!SECRET_METHODS.includes(method)) {
+    if (!SECRET_AUTH_METHODS.includes(method)) {
       throw invalid(`client ${row.name} authenticates with ${method} and has no secret; update its keys instead`, 'client');
     }
     const id = randomId('sec_');
-    await clients.insertClientSecret(trx, { id, clientId: row.client_id, secretHash: hashClientSecret(clientSecret) });
+    await clients.insertClientSecret(trx, { id, clientId: row.client_id, secretHash: sha256Hex(clientSecret) });
     await clients.expireClientSecrets(trx, row.client_id, expiresAt, id);
-    await publishChange(trx, { kind: 'client', clientId: row.client_id });
     return toView(trx, row, now);
   });
   audit.record({

@@ -1,7 +1,7 @@
 // What a consent screen asks for, in plain words, and what a person's roles let them grant: API
 // scopes their roles do not grant are left out of the screen and of the tokens (docs/users.md).
-import type { Kysely } from 'kysely';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
+import type { ConsentRequest } from '../domain/interaction.ts';
 import { findApiScopeDescriptions } from '../store/apis.ts';
 import { findUserById, listUserGrants } from '../store/users.ts';
 
@@ -23,13 +23,9 @@ export interface ConsentPlan {
   resources: { identifier: string; granted: string[]; refused: string[] }[];
 }
 
-export interface ConsentRequest {
-  missingOIDCScope?: string[];
-  missingOIDCClaims?: string[];
-  missingResourceScopes?: Record<string, string[]>;
-}
+export type { ConsentRequest };
 
-export async function describeConsent(db: Kysely<Tables>, accountId: string, request: ConsentRequest): Promise<ConsentPlan> {
+export async function describeConsent(db: Db, accountId: string, request: ConsentRequest): Promise<ConsentPlan> {
   const [user, grants] = await Promise.all([findUserById(db, accountId), listUserGrants(db, accountId)]);
   const oidcScopes = (request.missingOIDCScope ?? []).filter((scope) => scope in OIDC_SCOPE_TEXT);
   const items: ConsentItem[] = oidcScopes.map((scope) => ({ text: OIDC_SCOPE_TEXT[scope]! }));

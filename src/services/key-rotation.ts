@@ -2,21 +2,25 @@
 // of every type, published at once and signing only after the propagation delay; the keys it
 // replaces stop signing at that moment and stay published until every token they signed has
 // expired. Servers follow by reloading the published set (change feed and timers, oidc/ side).
-import type { Kysely } from 'kysely';
 import type { JWK } from 'jose';
-import type { Tables } from '../db/tables.ts';
-import { envelopeFingerprint, type MasterKey } from '../key-encryption.ts';
+import type { Db } from '../db/tables.ts';
+import { envelopeFingerprint, type MasterKey } from '../domain/key-encryption.ts';
 import {
   generateSigningKeys, publicJwk, SIGNED_TOKEN_MAX_LIFETIME_SECONDS, type KeySet, type KeyState, type PublishedKey,
-} from '../oidc/keys.ts';
-import { publishChange } from '../store/changes.ts';
+} from '../domain/signing-keys.ts';
+import { writeAndPublish, type Change } from '../propagation/index.ts';
 import * as keys from '../store/keys.ts';
-import type { Db } from '../store/types.ts';
 import { conflict, notFound } from './errors.ts';
-import { deriveKeyState, nextKeyTransition } from './key-state.ts';
+import { deriveKeyState, nextKeyTransition } from '../domain/key-state.ts';
 import { insertSealedSigningKey, MasterKeyError, readSigningKey, type Keyring } from './keys.ts';
 
 const DAY_MS = 86_400_000;
+
+/**
+ * Servers load the new set by themselves once told (oidc/provider-holder.ts), so a key change is
+ * published without waiting for acknowledgements, which would promise nothing about the reload.
+ */
+const KEYS: Change = { kind: 'keys' };
 
 export interface KeyView {
   kid: string;
@@ -36,7 +40,7 @@ export interface KeyView {
 const iso = (date: Date | null) => date?.toISOString() ?? null;
 
 /** Public facts of each signing key and its state at `now`; needs no master key. */
-export async function listKeys(db: Kysely<Tables>, now = Date.now()): Promise<KeyView[]> {
+export async function listKeys(db: Db, now = Date.now()): Promise<KeyView[]> {
   return (await keys.listSigningKeys(db)).map((row) => ({
     kid: row.kid,
     alg: row.alg,
@@ -90,13 +94,14 @@ function rotationDue(rows: keys.SigningKeyRow[], now: number, rotationDays: numb
 }
 
 async function rotate(
-  db: Kysely<Tables>,
+  db: Db,
   keyring: Keyring,
   options: RotationOptions & { trigger: KeyRotation['trigger']; dueAfterDays?: number },
 ): Promise<KeyRotation | undefined> {
   // Made before the transaction: an RSA key takes a moment, and the lock is held meanwhile.
   const fresh = await generateSigningKeys();
-  return db.transaction().execute(async (trx) => {
+  // Delivered at commit: every server reloads its keys and publishes the new ones.
+  return writeAndPublish(db, (rotation) => (rotation ? KEYS : []), async (trx) => {
     await keys.lockKeyMaterial(trx);
     const now = options.now ?? Date.now();
     const rows = await keys.listSigningKeys(trx);
@@ -116,8 +121,6 @@ async function rotate(
     const replaced = rows.filter((row) => deriveKeyState(row, now) === 'active');
     await keys.scheduleRetirement(trx, replaced.map((row) => row.kid), activatesAt, removeAfter);
     for (const key of fresh) await insertSealedSigningKey(trx, masterKey, key, { createdAt: rotatedAt, activatesAt });
-    // Delivered at commit: every server reloads its keys and publishes the new ones.
-    await publishChange(trx, { kind: 'keys' });
     return {
       trigger: options.trigger,
       rotatedAt: rotatedAt.toISOString(),
@@ -134,7 +137,7 @@ async function rotate(
  * `postern keys rotate`: adds a new key of every type, published now and signing after the
  * propagation delay. Refused while an earlier rotation's keys are not active yet.
  */
-export async function rotateSigningKeys(db: Kysely<Tables>, keyring: Keyring, options: RotationOptions): Promise<KeyRotation> {
+export async function rotateSigningKeys(db: Db, keyring: Keyring, options: RotationOptions): Promise<KeyRotation> {
   return (await rotate(db, keyring, { ...options, trigger: 'manual' }))!;
 }
 
@@ -143,7 +146,7 @@ export async function rotateSigningKeys(db: Kysely<Tables>, keyring: Keyring, op
  * rotation is under way; undefined otherwise. Safe to call from every process at once.
  */
 export async function rotateSigningKeysIfDue(
-  db: Kysely<Tables>,
+  db: Db,
   keyring: Keyring,
   options: RotationOptions & { rotationDays: number },
 ): Promise<KeyRotation | undefined> {
@@ -167,10 +170,11 @@ export interface KeyRevocation {
  * forward, or a new one. Without a propagation delay: a verifier that cached the JWKS learns of
  * the new key at its next fetch (an unknown kid makes most libraries fetch at once).
  */
-export async function revokeSigningKey(db: Kysely<Tables>, keyring: Keyring, kid: string, now = Date.now()): Promise<KeyRevocation> {
+export async function revokeSigningKey(db: Db, keyring: Keyring, kid: string, now = Date.now()): Promise<KeyRevocation> {
   // Made before the lock (an RSA key takes a moment); used only if a replacement is needed.
   const fresh = await generateSigningKeys();
-  return db.transaction().execute(async (trx) => {
+  // Delivered at commit: every server reloads its keys and stops publishing this one.
+  return writeAndPublish(db, KEYS, async (trx) => {
     await keys.lockKeyMaterial(trx);
     const rows = await keys.listSigningKeys(trx);
     const target = rows.find((row) => row.kid === kid);
@@ -197,8 +201,6 @@ export async function revokeSigningKey(db: Kysely<Tables>, keyring: Keyring, kid
       }
     }
     await keys.retireSigningKeyNow(trx, kid, at);
-    // Delivered at commit: every server reloads its keys and stops publishing this one.
-    await publishChange(trx, { kind: 'keys' });
     return { revokedAt: at.toISOString(), revoked: { kid, alg: target.alg, state }, replacement };
   });
 }

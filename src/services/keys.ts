@@ -2,21 +2,19 @@
 // secrets, kept in the database encrypted with the master key (docs/master-key.md). Decryption happens here, at start; the
 // running server holds the decrypted keys in memory.
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import type { JWK } from 'jose';
-import { ArtifactKey } from '../artifact-hashing.ts';
-import type { Tables } from '../db/tables.ts';
-import { DecryptionError, envelopeFingerprint, openSecret, sealSecret, type MasterKey } from '../key-encryption.ts';
-import { generateSigningKeys, publicJwk, type PrivateKey } from '../oidc/keys.ts';
+import { ArtifactKey } from '../domain/artifact-hashing.ts';
+import type { Db } from '../db/tables.ts';
+import { DecryptionError, envelopeFingerprint, openSecret, sealSecret, type MasterKey } from '../domain/key-encryption.ts';
+import { generateSigningKeys, publicJwk, type PrivateKey } from '../domain/signing-keys.ts';
 import * as keys from '../store/keys.ts';
-import type { Db } from '../store/types.ts';
 import { conflict, invalid } from './errors.ts';
-import { deriveKeyState } from './key-state.ts';
+import { deriveKeyState } from '../domain/key-state.ts';
 
 const COOKIE_KEYS = 'cookie_keys';
 /** HMAC key of DPoP server nonces (RFC 9449 §8): shared by every process, so any one accepts a nonce another issued. */
 const DPOP_NONCE_SECRET = 'dpop_nonce_secret';
-/** The artifact key: tokens, codes and session ids are stored under an HMAC with it (src/artifact-hashing.ts). */
+/** The artifact key: tokens, codes and session ids are stored under an HMAC with it (src/domain/artifact-hashing.ts). */
 const ARTIFACT_KEY = 'artifact_key';
 
 // Each ciphertext is bound to its row: a value copied into another row fails to decrypt.
@@ -139,7 +137,7 @@ export interface OpenedKeyMaterial {
  * then encrypts any row still in plaintext with `keyring[0]`. One transaction under a lock, so
  * processes starting together encrypt each row once; a second call finds nothing to do.
  */
-export async function openKeyMaterial(db: Kysely<Tables>, keyring: Keyring): Promise<OpenedKeyMaterial> {
+export async function openKeyMaterial(db: Db, keyring: Keyring): Promise<OpenedKeyMaterial> {
   return db.transaction().execute(async (trx) => {
     const all = await readAll(trx, keyring);
     let encrypted = 0;
@@ -181,12 +179,12 @@ export async function openKeyMaterial(db: Kysely<Tables>, keyring: Keyring): Pro
 }
 
 /** Whether the database holds signing keys (any schema version; opens nothing). */
-export async function hasSigningKeys(db: Kysely<Tables>): Promise<boolean> {
+export async function hasSigningKeys(db: Db): Promise<boolean> {
   return (await keys.countSigningKeys(db)) > 0;
 }
 
 /** Creates signing keys and server secrets, stored encrypted with `masterKey`. Refuses when keys exist. */
-export async function generateKeyMaterial(db: Kysely<Tables>, masterKey: MasterKey): Promise<KeyMaterial> {
+export async function generateKeyMaterial(db: Db, masterKey: MasterKey): Promise<KeyMaterial> {
   const signingKeys = await generateSigningKeys();
   const cookieKeys = [randomBytes(32).toString('base64url')];
   const dpopNonceSecret = newDpopNonceSecret();
@@ -220,7 +218,7 @@ export interface MasterKeyRotation {
  * artifact key would orphan every stored token, code and session). Running servers are not
  * disturbed: they decrypted their keys at start and read them again only when they restart.
  */
-export async function rotateMasterKey(db: Kysely<Tables>, keyring: Keyring, newKey: MasterKey): Promise<MasterKeyRotation> {
+export async function rotateMasterKey(db: Db, keyring: Keyring, newKey: MasterKey): Promise<MasterKeyRotation> {
   if (newKey.fingerprint === keyring[0].fingerprint) {
     throw invalid(`the new master key is the current one (fingerprint ${newKey.fingerprint})`);
   }

@@ -6,12 +6,24 @@
 // not hold up everyone else. Unknown usernames are counted exactly like real ones, so the answers
 // never tell whether an account exists.
 import { createHash } from 'node:crypto';
-import type { Kysely } from 'kysely';
-import type { LoginProtectionSettings } from '../config.ts';
-import type { Tables } from '../db/tables.ts';
+import type { Db } from '../db/tables.ts';
 import {
   deleteLoginFailures, deleteStaleLoginFailures, findLoginFailures, recordLoginFailure, type LoginFailureRow,
 } from '../store/login-failures.ts';
+
+/** The settings (LOGIN_* in config.ts). */
+export interface LoginProtectionSettings {
+  /** Failed logins for one username within `windowSeconds` before it is locked. */
+  maxFailures: number;
+  /** Failed logins from one source address within `windowSeconds` before it is locked. */
+  addressMaxFailures: number;
+  /** How long a lockout lasts. */
+  lockoutSeconds: number;
+  /** Failures older than this are forgotten. */
+  windowSeconds: number;
+  /** Failures after which each further attempt must wait (1 s, 2 s, 4 s, ...) before it is checked. */
+  slowDownAfter: number;
+}
 
 export type LoginGate = { allowed: true } | { allowed: false; retryAfterSeconds: number; locked: boolean };
 
@@ -23,12 +35,12 @@ const usernameKey = (username: string) => `user:${digest(username.trim().toLower
 const addressKey = (address: string) => `addr:${digest(address)}`;
 
 export class LoginProtection {
-  #db: Kysely<Tables>;
+  #db: Db;
   #settings: LoginProtectionSettings;
   #now: () => number;
 
   /** `now`: the clock of every count and check (tests may move it). */
-  constructor(db: Kysely<Tables>, settings: LoginProtectionSettings, now: () => number = Date.now) {
+  constructor(db: Db, settings: LoginProtectionSettings, now: () => number = Date.now) {
     this.#db = db;
     this.#settings = settings;
     this.#now = now;

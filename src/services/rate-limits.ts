@@ -3,10 +3,24 @@
 // protocol endpoints and by sign-in protection.
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import type { RateLimitSettings } from '../config.ts';
 import {
   RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
+
+/** The settings (RATE_LIMIT_* in config.ts). */
+export interface RateLimitSettings {
+  keyPrefix: string;
+  windowSeconds: number;
+  /** 0: no limit. */
+  perClient: number;
+  perClientOverrides: Map<string, number>;
+  perAddress: number;
+  signInPerAddress: number;
+  /** The authorization and logout endpoints, which write rows for anonymous requests. */
+  authorizePerAddress: number;
+  invalidClient: number;
+  invalidClientBlockSeconds: number;
+}
 
 export type LimiterStoreKind = 'redis' | 'postgres' | 'memory';
 

@@ -2,19 +2,17 @@
 // their own registration (RFC 7592). The provider runs the protocol; this module decides and
 // stores: the same rules as `clients create`, a hashed secret, and exactly the roles bound to the
 // initial access token used.
-import type { Kysely } from 'kysely';
-import type { AuditSink } from '../audit-events.ts';
-import { generateClientSecret, hashClientSecret, randomId } from '../crypto.ts';
-import type { Tables } from '../db/tables.ts';
-import { publishChange } from '../store/changes.ts';
+import { auditAs, type AuditSink } from '../domain/audit-events.ts';
+import { generateClientSecret, sha256Hex, randomId } from '../domain/crypto.ts';
+import type { Db } from '../db/tables.ts';
 import * as clientStore from '../store/clients.ts';
 import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as store from '../store/registration-tokens.ts';
 import * as roleStore from '../store/roles.ts';
-import { auditorFor, NO_AUDITOR, type Auditor } from './audit.ts';
-import { checkServiceClient, insertServiceClient, requireClient } from './clients.ts';
+import { checkServiceClient } from './client-rules.ts';
+import { insertNewClient, requireClient } from './clients.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
-import { writeAndPropagate } from './propagation.ts';
+import { writeAndPropagate } from '../propagation/index.ts';
 
 export const MAX_TOKEN_TTL_SECONDS = 90 * 86400;
 
@@ -31,7 +29,7 @@ export interface RegistrationTokenView {
   state: 'active' | 'used' | 'expired' | 'revoked';
 }
 
-async function toView(db: Kysely<Tables>, row: store.RegistrationTokenRow, now = new Date()): Promise<RegistrationTokenView> {
+async function toView(db: Db, row: store.RegistrationTokenRow, now = new Date()): Promise<RegistrationTokenView> {
   const state = row.revoked_at ? 'revoked' : row.expires_at <= now ? 'expired' : row.uses >= row.max_uses ? 'used' : 'active';
   return {
     id: row.id,
@@ -57,9 +55,9 @@ export interface CreateRegistrationTokenInput {
 export interface RegistrationTokenWithValue { registrationToken: RegistrationTokenView; token: string }
 
 export async function createRegistrationToken(
-  db: Kysely<Tables>,
+  db: Db,
   input: CreateRegistrationTokenInput,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
   now = new Date(),
 ): Promise<RegistrationTokenWithValue> {
   const maxUses = input.maxUses ?? 1;
@@ -81,9 +79,9 @@ export async function createRegistrationToken(
       roleIds.push(role.id);
     }
     await store.insertRegistrationToken(trx, {
-      id, tokenHash: hashClientSecret(token), description: input.description ?? null, maxUses, expiresAt, roleIds,
+      id, tokenHash: sha256Hex(token), description: input.description ?? null, maxUses, expiresAt, roleIds,
     });
-    return toView(trx as unknown as Kysely<Tables>, (await store.findRegistrationToken(trx, id))!, now);
+    return toView(trx, (await store.findRegistrationToken(trx, id))!, now);
   });
   audit.record({
     type: 'registration_token.created', target: { type: 'registration_token', id },
@@ -92,12 +90,12 @@ export async function createRegistrationToken(
   return { registrationToken: view, token };
 }
 
-export async function listRegistrationTokens(db: Kysely<Tables>): Promise<RegistrationTokenView[]> {
+export async function listRegistrationTokens(db: Db): Promise<RegistrationTokenView[]> {
   const now = new Date();
   return Promise.all((await store.listRegistrationTokens(db)).map((row) => toView(db, row, now)));
 }
 
-export async function getRegistrationToken(db: Kysely<Tables>, id: string): Promise<RegistrationTokenView> {
+export async function getRegistrationToken(db: Db, id: string): Promise<RegistrationTokenView> {
   const row = await store.findRegistrationToken(db, id);
   if (!row) throw notFound(`unknown registration token "${id}"`);
   return toView(db, row);
@@ -105,9 +103,9 @@ export async function getRegistrationToken(db: Kysely<Tables>, id: string): Prom
 
 /** Stops a token from registering anything more; clients it registered stay. */
 export async function revokeRegistrationToken(
-  db: Kysely<Tables>,
+  db: Db,
   id: string,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<RegistrationTokenView> {
   const row = await store.revokeRegistrationToken(db, id, new Date());
   if (!row) throw notFound(`unknown registration token "${id}"`);
@@ -133,34 +131,33 @@ function checkRegisteredMetadata(clientId: string, metadata: Record<string, unkn
 
 /** The registered client's secret stays hashed; the name and metadata follow the CLI's rules. */
 export async function storeRegisteredClient(
-  db: Kysely<Tables>,
-  sink: AuditSink,
+  db: Db,
+  audit: AuditSink,
   input: { clientId: string; metadata: Record<string, unknown>; initialAccessToken: string; request: RequestInfo },
 ): Promise<void> {
   const { clientId, metadata } = input;
-  const { name, grantTypes, authMethod } = checkRegisteredMetadata(clientId, metadata);
+  const client = checkRegisteredMetadata(clientId, metadata);
+  const { name, grantTypes, authMethod } = client;
   const clientSecret = metadata.client_secret;
   if (typeof clientSecret !== 'string' || clientSecret.length < 32) throw invalid('a generated client secret is required');
   let tokenId = '';
   let roles: string[] = [];
   try {
-    await writeAndPropagate(db, async (trx) => {
+    await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) => {
       // RFC 7591 §3: the initial access token authorizes this one registration; one use is taken
       // in the same transaction that stores the client.
-      const token = await store.consumeRegistrationToken(trx, hashClientSecret(input.initialAccessToken), new Date());
+      const token = await store.consumeRegistrationToken(trx, sha256Hex(input.initialAccessToken), new Date());
       if (!token) throw new ServiceError('forbidden', 'the initial access token is expired, revoked or used up');
       tokenId = token.id;
       const bound = await store.listRegistrationTokenRoles(trx, token.id);
       roles = bound.map((role) => role.name);
-      await insertServiceClient(trx, {
-        clientId, name, grantTypes, authMethod, clientSecret, registeredBy: token.id, roleIds: bound.map((role) => role.id),
-      });
+      await insertNewClient(trx, clientId, client, { clientSecret, registeredBy: token.id, roleIds: bound.map((role) => role.id) });
     });
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`a client named "${name}" already exists`);
     throw error;
   }
-  auditorFor(sink, { actor: { type: 'registration_token', id: tokenId }, ...input.request }).record({
+  auditAs(audit, { actor: { type: 'registration_token', id: tokenId }, ...input.request }).record({
     type: 'registration.created', target: { type: 'client', id: clientId },
     details: { name, grantTypes, roles, tokenEndpointAuthMethod: authMethod, registrationToken: tokenId },
   });
@@ -168,14 +165,14 @@ export async function storeRegisteredClient(
 
 /** RFC 7592 §2.2: the client changes its own registration (never its roles or its secret). */
 export async function updateRegisteredClient(
-  db: Kysely<Tables>,
-  sink: AuditSink,
+  db: Db,
+  audit: AuditSink,
   input: { clientId: string; metadata: Record<string, unknown>; request: RequestInfo },
 ): Promise<void> {
   const { clientId, metadata } = input;
   const { name, grantTypes, authMethod } = checkRegisteredMetadata(clientId, metadata);
   try {
-    await writeAndPropagate(db, async (trx) => {
+    await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) => {
       const row = await requireClient(trx, clientId);
       await clientStore.updateClient(trx, clientId, {
         name,
@@ -186,13 +183,12 @@ export async function updateRegisteredClient(
           token_endpoint_auth_method: authMethod,
         },
       });
-      await publishChange(trx, { kind: 'client', clientId });
     });
   } catch (error) {
     if (isUniqueViolation(error)) throw conflict(`a client named "${name}" already exists`);
     throw error;
   }
-  auditorFor(sink, { actor: { type: 'client', id: clientId }, ...input.request }).record({
+  auditAs(audit, { actor: { type: 'client', id: clientId }, ...input.request }).record({
     type: 'registration.updated', target: { type: 'client', id: clientId },
     details: { name, grantTypes, tokenEndpointAuthMethod: authMethod },
   });
@@ -200,28 +196,27 @@ export async function updateRegisteredClient(
 
 /** RFC 7592 §2.3: the client deletes itself; its stored tokens go with it. */
 export async function deleteRegisteredClient(
-  db: Kysely<Tables>,
-  sink: AuditSink,
+  db: Db,
+  audit: AuditSink,
   input: { clientId: string; request: RequestInfo },
 ): Promise<void> {
   const { clientId } = input;
   let name = '';
-  await writeAndPropagate(db, async (trx) => {
+  await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) => {
     name = (await requireClient(trx, clientId)).name;
     await clientStore.deleteClient(trx, clientId);
     await deletePayloadsByClientId(trx, clientId);
-    await publishChange(trx, { kind: 'client', clientId });
   });
-  auditorFor(sink, { actor: { type: 'client', id: clientId }, ...input.request }).record({
+  auditAs(audit, { actor: { type: 'client', id: clientId }, ...input.request }).record({
     type: 'registration.deleted', target: { type: 'client', id: clientId }, details: { name },
   });
 }
 
 /** Whether a presented initial access token may register a client now (no use is taken). */
 export async function findUsableRegistrationToken(
-  db: Kysely<Tables>,
+  db: Db,
   value: string,
 ): Promise<{ id: string; createdAt: Date; expiresAt: Date } | undefined> {
-  const row = await store.findUsableRegistrationToken(db, hashClientSecret(value), new Date());
+  const row = await store.findUsableRegistrationToken(db, sha256Hex(value), new Date());
   return row && { id: row.id, createdAt: row.created_at, expiresAt: row.expires_at };
 }

@@ -1,18 +1,18 @@
 // Use-cases for roles: named sets of API scopes, assigned to clients and to people.
-import type { Kysely } from 'kysely';
-import { randomId } from '../crypto.ts';
-import type { Tables } from '../db/tables.ts';
-import { publishChange } from '../store/changes.ts';
+import { randomId } from '../domain/crypto.ts';
+import type { Db } from '../db/tables.ts';
 import * as roles from '../store/roles.ts';
-import type { Db } from '../store/types.ts';
 import * as users from '../store/users.ts';
 import { requireApi } from './apis.ts';
 import { requireClient } from './clients.ts';
 import { requireUser } from './users.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
-import { writeAndPropagate } from './propagation.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
+import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { changedFields, checkName, checkScopes } from './validation.ts';
+
+/** Roles' grants and names are what clients' cached grants (and their tokens' roles claim) derive from. */
+const CONFIG: Change = { kind: 'config' };
 
 export interface ScopeGrant {
   /** API id, identifier or name. */
@@ -66,20 +66,19 @@ async function resolveGrant(db: Db, grant: ScopeGrant): Promise<{ apiId: string;
 }
 
 export async function createRole(
-  db: Kysely<Tables>,
+  db: Db,
   input: { name: string; description?: string; grants?: ScopeGrant[] },
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<RoleView> {
   const name = checkName(input.name);
   try {
-    const role = await writeAndPropagate(db, async (trx) => {
+    const role = await writeAndPropagate(db, CONFIG, async (trx) => {
       const id = randomId('role_');
       await roles.insertRole(trx, { id, name, description: input.description ?? null });
       for (const grant of input.grants ?? []) {
         const { apiId, scopes } = await resolveGrant(trx, grant);
         await roles.insertRoleScopes(trx, id, apiId, scopes);
       }
-      await publishChange(trx, { kind: 'config' });
       return toView(trx, await requireRole(trx, id));
     });
     audit.record({ type: 'role.created', target: { type: 'role', id: role.id }, details: { name, scopes: grantList(role) } });
@@ -93,28 +92,26 @@ export async function createRole(
 /** "api scope" pairs, for the audit log. */
 const grantList = (role: RoleView) => role.grants.flatMap((g) => g.scopes.map((scope) => `${g.api} ${scope}`));
 
-export async function listRoles(db: Kysely<Tables>): Promise<RoleView[]> {
+export async function listRoles(db: Db): Promise<RoleView[]> {
   const rows = await roles.listRoles(db);
   return Promise.all(rows.map((row) => toView(db, row)));
 }
 
-export async function getRole(db: Kysely<Tables>, ref: string): Promise<RoleView> {
+export async function getRole(db: Db, ref: string): Promise<RoleView> {
   return toView(db, await requireRole(db, ref));
 }
 
 export async function updateRole(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   input: { name?: string; description?: string | null },
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<RoleView> {
   const name = input.name === undefined ? undefined : checkName(input.name);
   try {
-    const role = await writeAndPropagate(db, async (trx) => {
+    const role = await writeAndPropagate(db, CONFIG, async (trx) => {
       const role = await requireRole(trx, ref);
       await roles.updateRole(trx, role.id, { name, description: input.description });
-      // Role names appear in tokens (the roles claim): caches must drop them.
-      await publishChange(trx, { kind: 'config' });
       return toView(trx, await requireRole(trx, role.id));
     });
     audit.record({ type: 'role.updated', target: { type: 'role', id: role.id }, details: { name: role.name, fields: changedFields(input) } });
@@ -125,12 +122,11 @@ export async function updateRole(
   }
 }
 
-export async function deleteRole(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
-  const view = await writeAndPropagate(db, async (trx) => {
+export async function deleteRole(db: Db, ref: string, audit: AuditSink): Promise<RoleView> {
+  const view = await writeAndPropagate(db, CONFIG, async (trx) => {
     const role = await requireRole(trx, ref);
     const found = await toView(trx, role);
     await roles.deleteRole(trx, role.id);
-    await publishChange(trx, { kind: 'config' });
     return found;
   });
   audit.record({ type: 'role.deleted', target: { type: 'role', id: view.id }, details: { name: view.name } });
@@ -138,18 +134,17 @@ export async function deleteRole(db: Kysely<Tables>, ref: string, audit: Auditor
 }
 
 export async function grantScopes(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   grant: ScopeGrant,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<RoleView> {
   let api = '';
   let granted: string[] = [];
-  const view = await writeAndPropagate(db, async (trx) => {
+  const view = await writeAndPropagate(db, CONFIG, async (trx) => {
     const role = await requireRole(trx, ref);
     const { apiId, scopes } = await resolveGrant(trx, grant);
     await roles.insertRoleScopes(trx, role.id, apiId, scopes);
-    await publishChange(trx, { kind: 'config' });
     api = (await requireApi(trx, apiId)).identifier;
     granted = scopes;
     return toView(trx, role);
@@ -159,19 +154,18 @@ export async function grantScopes(
 }
 
 export async function ungrantScopes(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   grant: ScopeGrant,
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<RoleView> {
   let api = '';
   const scopes = checkScopes(grant.scopes, 'grant');
-  const view = await writeAndPropagate(db, async (trx) => {
+  const view = await writeAndPropagate(db, CONFIG, async (trx) => {
     const role = await requireRole(trx, ref);
     const found = await requireApi(trx, grant.api);
     api = found.identifier;
     await roles.deleteRoleScopes(trx, role.id, found.id, scopes);
-    await publishChange(trx, { kind: 'config' });
     return toView(trx, role);
   });
   audit.record({ type: 'role.scopes_removed', target: { type: 'role', id: view.id }, details: { name: view.name, api, scopes } });
@@ -183,13 +177,13 @@ export async function ungrantScopes(
  * it before this returns (clients' grants are cached).
  */
 async function changeClientRole(
-  db: Kysely<Tables>,
+  db: Db,
   refs: { role: string; client: string },
   type: 'role.assigned' | 'role.unassigned',
-  audit: Auditor,
+  audit: AuditSink,
 ): Promise<RoleView> {
   let clientId = '';
-  const view = await writeAndPropagate(db, async (trx) => {
+  const view = await writeAndPropagate(db, () => ({ kind: 'client', clientId }), async (trx) => {
     const role = await requireRole(trx, refs.role);
     const client = await requireClient(trx, refs.client);
     clientId = client.client_id;
@@ -198,18 +192,17 @@ async function changeClientRole(
     } else if (!(await roles.deleteClientRole(trx, client.client_id, role.id))) {
       throw notFound(`role "${role.name}" is not assigned to client "${client.name}"`);
     }
-    await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return toView(trx, role);
   });
   audit.record({ type, target: { type: 'client', id: clientId }, details: { role: view.name } });
   return view;
 }
 
-export function assignRoleToClient(db: Kysely<Tables>, roleRef: string, clientRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function assignRoleToClient(db: Db, roleRef: string, clientRef: string, audit: AuditSink): Promise<RoleView> {
   return changeClientRole(db, { role: roleRef, client: clientRef }, 'role.assigned', audit);
 }
 
-export function unassignRoleFromClient(db: Kysely<Tables>, roleRef: string, clientRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function unassignRoleFromClient(db: Db, roleRef: string, clientRef: string, audit: AuditSink): Promise<RoleView> {
   return changeClientRole(db, { role: roleRef, client: clientRef }, 'role.unassigned', audit);
 }
 
@@ -218,10 +211,10 @@ export function unassignRoleFromClient(db: Kysely<Tables>, roleRef: string, clie
  * when they sign in and when tokens are issued: nothing is cached, so nothing is propagated.
  */
 async function changeUserRole(
-  db: Kysely<Tables>,
+  db: Db,
   refs: { role: string; user: string },
   type: 'user.role_assigned' | 'user.role_unassigned',
-  audit: Auditor,
+  audit: AuditSink,
 ): Promise<RoleView> {
   let userId = '';
   const view = await db.transaction().execute(async (trx) => {
@@ -239,10 +232,10 @@ async function changeUserRole(
   return view;
 }
 
-export function assignRoleToUser(db: Kysely<Tables>, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function assignRoleToUser(db: Db, roleRef: string, userRef: string, audit: AuditSink): Promise<RoleView> {
   return changeUserRole(db, { role: roleRef, user: userRef }, 'user.role_assigned', audit);
 }
 
-export function unassignRoleFromUser(db: Kysely<Tables>, roleRef: string, userRef: string, audit: Auditor = NO_AUDITOR): Promise<RoleView> {
+export function unassignRoleFromUser(db: Db, roleRef: string, userRef: string, audit: AuditSink): Promise<RoleView> {
   return changeUserRole(db, { role: roleRef, user: userRef }, 'user.role_unassigned', audit);
 }

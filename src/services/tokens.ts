@@ -1,19 +1,17 @@
 // Use-cases for issued tokens: revoking all of a client's, and pruning what has expired.
-import type { Kysely } from 'kysely';
-import type { Tables } from '../db/tables.ts';
-import { publishChange } from '../store/changes.ts';
+import type { Db } from '../db/tables.ts';
 import { deleteExpiredClientSecrets } from '../store/clients.ts';
 import { deleteExpiredPayloads } from '../store/oidc-payloads.ts';
 import { deleteExpiredRevocations } from '../store/revocations.ts';
 import { cutOffClientTokens } from './client-tokens.ts';
 import { requireClient } from './clients.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
-import { writeAndPropagate } from './propagation.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
+import { writeAndPropagate } from '../propagation/index.ts';
 
 export interface PruneResult { artifacts: number; revocations: number; clientSecrets: number }
 
 /** Deletes expired codes, tokens, sessions, revocation entries and client secrets. */
-export async function pruneExpired(db: Kysely<Tables>, now = new Date()): Promise<PruneResult> {
+export async function pruneExpired(db: Db, now = new Date()): Promise<PruneResult> {
   return {
     artifacts: await deleteExpiredPayloads(db, now),
     revocations: await deleteExpiredRevocations(db, now),
@@ -35,15 +33,14 @@ export interface RevokeClientTokensResult {
  * this returns.
  */
 export async function revokeClientTokens(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
+  audit: AuditSink,
   now = new Date(),
-  audit: Auditor = NO_AUDITOR,
 ): Promise<RevokeClientTokensResult> {
-  const result = await writeAndPropagate(db, async (trx) => {
+  const result = await writeAndPropagate(db, (result: { clientId: string }) => ({ kind: 'client', clientId: result.clientId }), async (trx) => {
     const client = await requireClient(trx, ref);
     const { revokedBefore, deletedArtifacts } = await cutOffClientTokens(trx, client.client_id, now);
-    await publishChange(trx, { kind: 'client', clientId: client.client_id });
     return { clientId: client.client_id, revokedBefore: revokedBefore.toISOString(), deletedArtifacts };
   });
   audit.record({

@@ -1,16 +1,15 @@
 // Use-cases for people who sign in through the browser: accounts, passwords, sessions.
-import type { Kysely } from 'kysely';
-import { grantDigest, randomId } from '../crypto.ts';
-import type { Tables } from '../db/tables.ts';
-import { hashPassword, passwordNeedsRehash, verifyDecoy, verifyPassword } from '../passwords.ts';
+import { grantDigest, randomId } from '../domain/crypto.ts';
+import type { Db } from '../db/tables.ts';
+import { hashPassword, passwordNeedsRehash, verifyDecoy, verifyPassword } from '../domain/passwords.ts';
 import { deletePayloadsOfAccount, listGrantsOfAccount } from '../store/oidc-payloads.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
-import type { Db } from '../store/types.ts';
+import { findRole } from '../store/roles.ts';
 import * as users from '../store/users.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
-import { NO_AUDITOR, type Auditor } from './audit.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
 import { checkPassword } from './password-policy.ts';
-import { writeAndPropagate } from './propagation.ts';
+import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { changedFields, checkName } from './validation.ts';
 
 export interface UserView {
@@ -76,7 +75,7 @@ export interface CreateUserInput {
   roles?: string[];
 }
 
-export async function createUser(db: Kysely<Tables>, input: CreateUserInput, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+export async function createUser(db: Db, input: CreateUserInput, audit: AuditSink): Promise<UserView> {
   const username = checkName(input.username, 'username');
   const email = checkEmail(input.email) ?? null;
   const name = checkDisplayName(input.name) ?? null;
@@ -86,8 +85,7 @@ export async function createUser(db: Kysely<Tables>, input: CreateUserInput, aud
     const view = await db.transaction().execute(async (trx) => {
       const row = await users.insertUser(trx, { id: randomId('usr_'), username, email, name, passwordHash });
       for (const ref of input.roles ?? []) {
-        const role = await trx.selectFrom('roles').select('id')
-          .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)])).executeTakeFirst();
+        const role = await findRole(trx, ref);
         if (!role) throw notFound(`unknown role "${ref}"`);
         await users.insertUserRole(trx, row.id, role.id);
       }
@@ -100,20 +98,20 @@ export async function createUser(db: Kysely<Tables>, input: CreateUserInput, aud
   }
 }
 
-export async function listUsers(db: Kysely<Tables>): Promise<UserView[]> {
+export async function listUsers(db: Db): Promise<UserView[]> {
   const rows = await users.listUsers(db);
   return Promise.all(rows.map((row) => toView(db, row)));
 }
 
-export async function getUser(db: Kysely<Tables>, ref: string): Promise<UserView> {
+export async function getUser(db: Db, ref: string): Promise<UserView> {
   return toView(db, await requireUser(db, ref));
 }
 
 export async function updateUser(
-  db: Kysely<Tables>,
+  db: Db,
   ref: string,
   input: { email?: string | null; name?: string | null; emailVerified?: boolean },
-  audit: Auditor = NO_AUDITOR,
+  audit: AuditSink,
 ): Promise<UserView> {
   const email = checkEmail(input.email);
   const name = checkDisplayName(input.name);
@@ -134,24 +132,31 @@ export async function updateUser(
 
 /**
  * Ends every session of a person and revokes every grant they gave, with the refresh and access
- * tokens issued from them (JWT access tokens through the revocation list). Returns how many
- * grants were revoked.
+ * tokens issued from them (JWT access tokens through the revocation list). Returns the revocations,
+ * for the write to publish: every process caches the list.
  */
-async function endSessions(trx: Db, userId: string): Promise<number> {
+async function endSessions(trx: Db, userId: string): Promise<Change[]> {
   const grants = await listGrantsOfAccount(trx, userId);
-  for (const grant of grants) await insertRevokedGrant(trx, { digest: grantDigest(grant.id), clientId: grant.clientId });
+  const revoked: Change[] = [];
+  for (const grant of grants) {
+    revoked.push({ kind: 'revoked', ...await insertRevokedGrant(trx, { digest: grantDigest(grant.id), clientId: grant.clientId }) });
+  }
   await deletePayloadsOfAccount(trx, userId, grants.map((grant) => grant.id));
-  return grants.length;
+  return revoked;
 }
 
+/** What a write that ended sessions publishes: the revocations it made. */
+const revocations = ({ revoked }: { revoked: Change[] }) => revoked;
+
 export async function revokeUserSessions(
-  db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR,
+  db: Db, ref: string, audit: AuditSink,
 ): Promise<{ user: UserView; revokedGrants: number }> {
-  const result = await writeAndPropagate(db, async (trx) => {
-    const user = await requireUser(trx, ref);
-    const revokedGrants = await endSessions(trx, user.id);
-    return { user: await toView(trx, user), revokedGrants };
+  const { user, revoked } = await writeAndPropagate(db, revocations, async (trx) => {
+    const found = await requireUser(trx, ref);
+    const ended = await endSessions(trx, found.id);
+    return { user: await toView(trx, found), revoked: ended };
   });
+  const result = { user, revokedGrants: revoked.length };
   audit.record({
     type: 'user.sessions_revoked', target: { type: 'user', id: result.user.id },
     details: { username: result.user.username, count: result.revokedGrants },
@@ -160,39 +165,39 @@ export async function revokeUserSessions(
 }
 
 /** A disabled person cannot sign in, and their sessions and tokens end at once. */
-export async function setUserEnabled(db: Kysely<Tables>, ref: string, enabled: boolean, audit: Auditor = NO_AUDITOR): Promise<UserView> {
-  const view = await writeAndPropagate(db, async (trx) => {
+export async function setUserEnabled(db: Db, ref: string, enabled: boolean, audit: AuditSink): Promise<UserView> {
+  const { view } = await writeAndPropagate(db, revocations, async (trx) => {
     const user = await requireUser(trx, ref);
     const row = await users.updateUser(trx, user.id, { enabled });
-    if (!enabled) await endSessions(trx, user.id);
-    return toView(trx, row ?? user);
+    const revoked = enabled ? [] : await endSessions(trx, user.id);
+    return { view: await toView(trx, row ?? user), revoked };
   });
   audit.record({ type: 'user.updated', target: { type: 'user', id: view.id }, details: { username: view.username, enabled } });
   return view;
 }
 
 /** Sets a new password (policy-checked); the person's sessions and grants end. */
-export async function setUserPassword(db: Kysely<Tables>, ref: string, password: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
+export async function setUserPassword(db: Db, ref: string, password: string, audit: AuditSink): Promise<UserView> {
   const user = await requireUser(db, ref);
   checkPassword(password, user);
   const hash = await hashPassword(password);
-  const view = await writeAndPropagate(db, async (trx) => {
+  const { view } = await writeAndPropagate(db, revocations, async (trx) => {
     await users.setPasswordHash(trx, user.id, hash);
-    await endSessions(trx, user.id);
-    return toView(trx, (await users.findUserById(trx, user.id)) ?? user);
+    const revoked = await endSessions(trx, user.id);
+    return { view: await toView(trx, (await users.findUserById(trx, user.id)) ?? user), revoked };
   });
   // The field that changed, never its value.
   audit.record({ type: 'user.updated', target: { type: 'user', id: view.id }, details: { username: view.username, fields: ['password'] } });
   return view;
 }
 
-export async function deleteUser(db: Kysely<Tables>, ref: string, audit: Auditor = NO_AUDITOR): Promise<UserView> {
-  const deleted = await writeAndPropagate(db, async (trx) => {
+export async function deleteUser(db: Db, ref: string, audit: AuditSink): Promise<UserView> {
+  const { view: deleted } = await writeAndPropagate(db, revocations, async (trx) => {
     const user = await requireUser(trx, ref);
     const view = await toView(trx, user);
-    await endSessions(trx, user.id);
+    const revoked = await endSessions(trx, user.id);
     await users.deleteUser(trx, user.id);
-    return view;
+    return { view, revoked };
   });
   audit.record({ type: 'user.deleted', target: { type: 'user', id: deleted.id }, details: { username: deleted.username } });
   return deleted;
@@ -203,7 +208,7 @@ export async function deleteUser(db: Kysely<Tables>, ref: string, audit: Auditor
  * (a decoy verification), and every failure looks the same to the caller. A hash made with older
  * argon2 parameters is redone now that the password is known.
  */
-export async function authenticateUser(db: Kysely<Tables>, username: string, password: string): Promise<users.UserRow | undefined> {
+export async function authenticateUser(db: Db, username: string, password: string): Promise<users.UserRow | undefined> {
   const user = username.length <= 100 ? await users.findUserByUsername(db, username) : undefined;
   if (!user || !user.enabled) {
     await verifyDecoy(password);
@@ -217,7 +222,7 @@ export async function authenticateUser(db: Kysely<Tables>, username: string, pas
 }
 
 /** The live, enabled person behind an account id (for tokens and userinfo). */
-export async function findActiveUser(db: Kysely<Tables>, id: string): Promise<{ user: users.UserRow; roles: string[] } | undefined> {
+export async function findActiveUser(db: Db, id: string): Promise<{ user: users.UserRow; roles: string[] } | undefined> {
   const user = await users.findUserById(db, id);
   if (!user?.enabled) return undefined;
   return { user, roles: await users.listRoleNamesOfUser(db, id) };

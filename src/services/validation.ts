@@ -1,5 +1,5 @@
 // Input rules shared by every service (and so by the CLI and the admin API).
-import { MAX_RESOURCE_LENGTH } from '../parameter-limits.ts';
+import { MAX_RESOURCE_LENGTH } from '../domain/parameter-limits.ts';
 import { invalid } from './errors.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;

@@ -1,7 +1,6 @@
 // SQL for APIs (resource servers) and the scopes they define.
 import type { Selectable } from 'kysely';
-import type { ApisTable } from '../db/tables.ts';
-import type { Db } from './types.ts';
+import type { ApisTable, Db } from '../db/tables.ts';
 
 export type ApiRow = Selectable<ApisTable>;
 export interface ApiWithScopes extends ApiRow {

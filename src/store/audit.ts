@@ -1,8 +1,7 @@
 // SQL for the audit log. The table refuses UPDATE and DELETE (migration 0008) except for the
 // retention path below, which identifies itself for the length of its transaction.
-import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
-import type { AuditEventsTable, Tables } from '../db/tables.ts';
-import type { Db } from './types.ts';
+import { sql, type Insertable, type Selectable } from 'kysely';
+import type { AuditEventsTable, Db } from '../db/tables.ts';
 
 export type AuditEventRow = Selectable<AuditEventsTable>;
 export type NewAuditEvent = Insertable<AuditEventsTable>;
@@ -56,7 +55,7 @@ export async function listAuditEvents(db: Db, query: AuditQuery): Promise<{ rows
 }
 
 /** The retention path: deletes events older than `before`, the only DELETE the table allows. */
-export async function deleteAuditEventsBefore(db: Kysely<Tables>, before: Date): Promise<number> {
+export async function deleteAuditEventsBefore(db: Db, before: Date): Promise<number> {
   return db.transaction().execute(async (trx) => {
     await sql`select set_config('postern.audit_retention', 'on', true)`.execute(trx);
     const result = await trx.deleteFrom('audit_events').where('occurred_at', '<', before).executeTakeFirst();

@@ -1,35 +1,16 @@
-// Change propagation between processes that share the database. Writers publish changes with
-// NOTIFY inside their transaction (delivered at commit, in commit order); after committing they
-// publish a marker and wait until every live caching process has acknowledged it.
+// SQL of change propagation between processes that share the database (src/propagation/ is the
+// only user): NOTIFY of changes and markers, and the registry of caching processes with the
+// markers each has acknowledged.
 import { sql } from 'kysely';
 import { CHANGES_CHANNEL } from '../db/change-feed.ts';
-import type { Db } from './types.ts';
-
-export type Change =
-  | { kind: 'client'; clientId: string }
-  | { kind: 'config' }
-  | { kind: 'revoked'; jti: string; exp: number }
-  /** Signing keys were added or rescheduled: servers reload their published set. */
-  | { kind: 'keys' }
-  /** Every change committed before this marker was assigned has been delivered before it. */
-  | { kind: 'marker'; seq: number }
-  /** A process checking that its own notifications still come back. */
-  | { kind: 'ping'; processId: string };
+import type { Db } from '../db/tables.ts';
 
 /** A process that has not sent a heartbeat for this long is taken to be gone. */
 export const PROCESS_LIVENESS_SECONDS = 15;
 
-export async function publishChange(db: Db, change: Change): Promise<void> {
-  await sql`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(change)})`.execute(db);
-}
-
-export function parseChange(payload: string): Change | undefined {
-  try {
-    const value = JSON.parse(payload) as Change;
-    return typeof value === 'object' && value && typeof value.kind === 'string' ? value : undefined;
-  } catch {
-    return undefined;
-  }
+/** Publishes `message` (src/propagation/changes.ts), delivered at commit when `db` is a transaction. */
+export async function publishChange(db: Db, message: { kind: string; [field: string]: unknown }): Promise<void> {
+  await sql`select pg_notify(${CHANGES_CHANNEL}, ${JSON.stringify(message)})`.execute(db);
 }
 
 /** Assigns the next marker and publishes it in one statement (its own transaction). */
@@ -79,21 +60,4 @@ export async function deleteGoneProcesses(db: Db): Promise<number> {
     .where('heartbeat_at', '<', sql<Date>`now() - interval '1 hour'`)
     .executeTakeFirst();
   return Number(result.numDeletedRows);
-}
-
-/**
- * Waits until every live caching process has applied the changes this connection committed so
- * far. Resolves false if some process did not confirm within `timeoutMs` (it may be stalled; its
- * heartbeat will lapse and it will stop counting).
- */
-export async function awaitPropagation(db: Db, timeoutMs = 3000): Promise<boolean> {
-  const marker = await publishMarker(db);
-  const deadline = Date.now() + timeoutMs;
-  let pause = 1;
-  for (;;) {
-    if ((await countLaggingProcesses(db, marker)) === 0) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, pause));
-    pause = Math.min(pause * 2, 25);
-  }
 }

@@ -1,7 +1,6 @@
 // SQL for clients and their secrets.
 import { sql, type Selectable } from 'kysely';
-import type { ClientsTable } from '../db/tables.ts';
-import type { Db } from './types.ts';
+import type { ClientsTable, Db } from '../db/tables.ts';
 
 export type ClientRow = Selectable<ClientsTable>;
 

@@ -2,8 +2,7 @@
 // (`encrypted_*` columns); the plaintext columns hold only rows written before migration 0004,
 // until a start encrypts them.
 import { sql, type Selectable } from 'kysely';
-import type { ServerSecretsTable, SigningKeysTable } from '../db/tables.ts';
-import type { Db } from './types.ts';
+import type { Db, ServerSecretsTable, SigningKeysTable } from '../db/tables.ts';
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;
 export type ServerSecretRow = Selectable<ServerSecretsTable>;

@@ -1,7 +1,6 @@
 // SQL for failed-login counters, shared by every process (src/services/login-protection.ts).
 import { sql, type Selectable } from 'kysely';
-import type { LoginFailuresTable } from '../db/tables.ts';
-import type { Db } from './types.ts';
+import type { Db, LoginFailuresTable } from '../db/tables.ts';
 
 export type LoginFailureRow = Selectable<LoginFailuresTable>;
 

@@ -1,7 +1,7 @@
 // SQL for oidc-provider artifacts: one table, keyed by (model, id). What goes in a row (ids hashed,
-// bearer values sealed) is decided by the adapter (src/artifact-hashing.ts); this module stores it.
+// bearer values sealed) is decided by the adapter (src/domain/artifact-hashing.ts); this module stores it.
 import { sql } from 'kysely';
-import type { Db } from './types.ts';
+import type { Db } from '../db/tables.ts';
 
 export interface StoredPayload {
   /** The id the row is stored under (hashed for most models). */

@@ -1,7 +1,6 @@
 // SQL for initial access tokens (RFC 7591 §3), stored as SHA-256 hashes with their roles.
 import { sql, type Selectable } from 'kysely';
-import type { RegistrationTokensTable } from '../db/tables.ts';
-import type { Db } from './types.ts';
+import type { Db, RegistrationTokensTable } from '../db/tables.ts';
 
 export type RegistrationTokenRow = Selectable<RegistrationTokensTable>;
 

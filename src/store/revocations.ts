@@ -1,8 +1,7 @@
 // SQL for the revocation list of JWT access tokens (they are not stored, so revoking one records
 // its jti until the moment it would have expired anyway).
-import { revokedGrantJti } from '../crypto.ts';
-import { publishChange } from './changes.ts';
-import type { Db } from './types.ts';
+import { revokedGrantJti } from '../domain/crypto.ts';
+import type { Db } from '../db/tables.ts';
 
 export async function insertRevokedToken(
   db: Db,
@@ -36,11 +35,16 @@ const LONGEST_ACCESS_TOKEN_SECONDS = 86_400;
 
 /**
  * Revokes the JWT access tokens of a grant (they are not stored, so what is recorded is the grant
- * digest they carry) and tells every process. The caller deletes the stored artifacts.
+ * digest they carry). Returns the entry, for the caller to publish with its write (every process
+ * caches the list); the caller deletes the stored artifacts.
  */
-export async function insertRevokedGrant(db: Db, grant: { digest: string; clientId: string }, now = Date.now()): Promise<void> {
+export async function insertRevokedGrant(
+  db: Db,
+  grant: { digest: string; clientId: string },
+  now = Date.now(),
+): Promise<{ jti: string; exp: number }> {
   const jti = revokedGrantJti(grant.digest);
   const exp = Math.ceil(now / 1000) + LONGEST_ACCESS_TOKEN_SECONDS;
   await insertRevokedToken(db, { jti, clientId: grant.clientId, expiresAt: new Date(exp * 1000) });
-  await publishChange(db, { kind: 'revoked', jti, exp });
+  return { jti, exp };
 }

@@ -1,7 +1,6 @@
 // SQL for roles, the scopes they grant and their assignment to clients.
 import type { Selectable } from 'kysely';
-import type { RolesTable } from '../db/tables.ts';
-import type { Db } from './types.ts';
+import type { Db, RolesTable } from '../db/tables.ts';
 
 export type RoleRow = Selectable<RolesTable>;
 export interface RoleGrant { api_id: string; identifier: string; scope: string }

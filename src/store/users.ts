@@ -1,7 +1,6 @@
 // SQL for people who sign in through the browser, and their roles.
 import { sql, type Selectable } from 'kysely';
-import type { UsersTable } from '../db/tables.ts';
-import type { Db } from './types.ts';
+import type { Db, UsersTable } from '../db/tables.ts';
 
 export type UserRow = Selectable<UsersTable>;
 

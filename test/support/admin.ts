@@ -5,12 +5,13 @@ import { ADMIN_SCOPES, POSTERN_API } from '../../src/services/admin.ts';
 import { createRole } from '../../src/services/roles.ts';
 import { serviceClient, unique } from './fixtures.ts';
 import { postForm } from './server.ts';
+import { NO_AUDIT } from '../../src/domain/audit-events.ts';
 
 export interface Credentials { id: string; secret: string; name: string }
 
 /** A client whose role grants `scopes` of urn:postern (both admin scopes by default). */
 export async function adminClient(db: Kysely<Tables>, scopes: string[] = ADMIN_SCOPES): Promise<Credentials> {
-  const role = await createRole(db, { name: unique('admin-role'), grants: [{ api: POSTERN_API, scopes }] });
+  const role = await createRole(db, { name: unique('admin-role'), grants: [{ api: POSTERN_API, scopes }] }, NO_AUDIT);
   return serviceClient(db, [role.name]);
 }
 

@@ -9,6 +9,7 @@ import { authorizeUrl, HttpBrowser, pkce, type Page } from './browser.ts';
 import { role, serviceClient, unique } from './fixtures.ts';
 import { postForm } from './server.ts';
 import { CALLBACK, codeFrom, PASSWORD, signInWorld, startAuthorization, type World } from './sign-in.ts';
+import { NO_AUDIT } from '../../src/domain/audit-events.ts';
 
 export interface Artifacts {
   /** Label → value, for every bearer value seen. */
@@ -60,7 +61,7 @@ export async function runFullSignIn(issuer: string, db: Kysely<Tables>): Promise
 
   const spa = await signInWorld(db, { public: true });
   // Opaque: the person's access tokens are stored too.
-  await updateApi(db, spa.api.identifier, { tokenFormat: 'opaque' });
+  await updateApi(db, spa.api.identifier, { tokenFormat: 'opaque' }, NO_AUDIT);
 
   const flow = await startAuthorization(issuer, spa);
   keep('interaction id (login)', /\/interaction\/([^/?#]+)/.exec(flow.page.url)?.[1]);
@@ -110,7 +111,7 @@ export async function runFullSignIn(issuer: string, db: Kysely<Tables>): Promise
   if (serviceToken.status !== 200) throw new Error(`client credentials: ${serviceToken.status} ${JSON.stringify(serviceToken.body)}`);
   keep('client credentials token', serviceToken.body.access_token);
 
-  const initial = await createRegistrationToken(db, { roles: [serviceRole.name] });
+  const initial = await createRegistrationToken(db, { roles: [serviceRole.name] }, NO_AUDIT);
   const registered = await fetch(`${issuer}/reg`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${initial.token}` },

@@ -5,10 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { buildApp, prepareKeys, type App, type BuildAppOptions } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
-import { ArtifactKey } from '../../src/artifact-hashing.ts';
-import { MasterKey } from '../../src/key-encryption.ts';
-import { createLogger, type Logger } from '../../src/logger.ts';
-import { httpsOptions, type TlsMaterial } from '../../src/tls.ts';
+import { ArtifactKey } from '../../src/domain/artifact-hashing.ts';
+import { MasterKey } from '../../src/domain/key-encryption.ts';
+import { createLogger, type Logger } from '../../src/platform/logger.ts';
+import { httpsOptions, type TlsMaterial } from '../../src/platform/tls.ts';
 
 /** The master key of in-process servers unless a test passes POSTERN_MASTER_KEY (one per test file). */
 export const TEST_MASTER_KEY = MasterKey.generate('POSTERN_MASTER_KEY').exportText();

@@ -7,6 +7,7 @@ import { createUser } from '../../src/services/users.ts';
 import { api, role, unique } from './fixtures.ts';
 import { authorizeUrl, HttpBrowser, pkce, type Page } from './browser.ts';
 import { postForm } from './server.ts';
+import { NO_AUDIT } from '../../src/domain/audit-events.ts';
 
 export const PASSWORD = 'correct horse battery staple';
 export const CALLBACK = 'https://app.example/cb';
@@ -18,7 +19,7 @@ export async function signInWorld(db: Kysely<Tables>, options: { firstParty?: bo
   const username = unique('alice');
   const user = await createUser(db, {
     username, password: PASSWORD, email: `${username}@example.com`, name: 'Alice Example', roles: [reader.name],
-  });
+  }, NO_AUDIT);
   const created = await createClient(db, {
     name: unique('webapp'),
     grantTypes: ['authorization_code'],
@@ -26,7 +27,7 @@ export async function signInWorld(db: Kysely<Tables>, options: { firstParty?: bo
     postLogoutRedirectUris: [AFTER_LOGOUT],
     firstParty: options.firstParty,
     public: options.public,
-  });
+  }, NO_AUDIT);
   return {
     api: orders,
     role: reader,

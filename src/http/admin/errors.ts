@@ -2,7 +2,7 @@
 // every failure, of the service layer, of validation or of the body, becomes one of them.
 import type Koa from 'koa';
 import { z } from 'zod';
-import type { Logger } from '../../logger.ts';
+import type { Logger } from '../../platform/logger.ts';
 import { ServiceError, type ServiceErrorCode } from '../../services/errors.ts';
 
 export const ADMIN_ERROR_STATUS = {

@@ -6,15 +6,14 @@ import type Koa from 'koa';
 import compose from 'koa-compose';
 import getRawBody from 'raw-body';
 import type { z } from 'zod';
-import type { Logger } from '../../logger.ts';
-import { NO_AUDIT, type Actor, type AuditSink } from '../../audit-events.ts';
-import { STRICT_ROUTING } from '../../endpoints.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { auditAs, type Actor, type AuditSink } from '../../domain/audit-events.ts';
+import { STRICT_ROUTING } from '../../domain/endpoints.ts';
 import { POSTERN_API } from '../../services/admin.ts';
-import { auditorFor } from '../../services/audit.ts';
 import { createKoaApp } from '../koa-app.ts';
 import { noCachePragma, requestId } from '../middleware.ts';
 import { findUncleanHeader, findUncleanUrl } from '../request-guard.ts';
-import { decodeCleanUtf8, isCleanJson } from '../../text.ts';
+import { decodeCleanUtf8, isCleanJson } from '../../domain/text.ts';
 import { AdminError, adminErrors, fromZodError } from './errors.ts';
 import { ADMIN_PREFIX, buildOpenApiDocument, requiredScope } from './openapi.ts';
 import { ADMIN_ROUTES, type AdminDeps, type AdminRoute } from './routes.ts';
@@ -36,8 +35,8 @@ export type VerifyAccessToken = (token: string, audience: string, request: Incom
 
 export interface AdminApiDeps {
   db: AdminDeps['db'];
-  /** Where audit events go (app.ts passes the AuditLog); none: not recorded. */
-  auditLog?: AuditSink;
+  /** Where audit events go (app.ts passes the AuditLog): refusals, and each request's changes. */
+  audit: AuditSink;
   logger: Logger;
   issuer: string;
   maxBodyBytes: number;
@@ -60,7 +59,7 @@ function actorOf(caller: Pick<AdminCaller, 'clientId' | 'userId'> | undefined): 
   return { actor: { type: 'client', id: caller.clientId } };
 }
 
-function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: AuditSink = NO_AUDIT): Koa.Middleware {
+function authenticate(route: AdminRoute, verify: VerifyAccessToken, auditLog: AuditSink): Koa.Middleware {
   const scope = requiredScope(route);
   return async (ctx, next) => {
     const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(ctx.get('authorization'));
@@ -147,7 +146,7 @@ function handler(route: AdminRoute, deps: AdminApiDeps & Omit<AdminDeps, 'audit'
     const params = parse(route.params, ctx.params, 'path');
     const query = parse(route.query, ctx.query, 'query');
     const body = parse(route.body, route.body ? await readJson(ctx, deps.maxBodyBytes) : undefined, 'body');
-    const audit = auditorFor(deps.auditLog ?? NO_AUDIT, {
+    const audit = auditAs(deps.audit, {
       ...actorOf(ctx.state.adminClientId ? { clientId: ctx.state.adminClientId, userId: ctx.state.adminUserId } : undefined),
       sourceAddress: ctx.ip,
       requestId: ctx.state.requestId,
@@ -170,7 +169,7 @@ export function adminRouter(deps: AdminApiDeps): Router {
   };
   const router = new Router({ prefix: ADMIN_PREFIX, ...STRICT_ROUTING });
   for (const route of ADMIN_ROUTES) {
-    const stack = route.public ? [handler(route, full)] : [authenticate(route, deps.verifyAccessToken, deps.auditLog), handler(route, full)];
+    const stack = route.public ? [handler(route, full)] : [authenticate(route, deps.verifyAccessToken, deps.audit), handler(route, full)];
     router[route.method](toRouterPath(route.path), ...stack);
   }
   return router;

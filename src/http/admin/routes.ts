@@ -1,13 +1,12 @@
 // Every route of the admin API, as data: method, path, schemas, and a thin handler calling one
 // service. The router and the OpenAPI document are both built from this table.
-import type { Kysely } from 'kysely';
 import type { z } from 'zod';
-import type { Tables } from '../../db/tables.ts';
+import type { Db } from '../../db/tables.ts';
+import type { AuditSink } from '../../domain/audit-events.ts';
 import * as apis from '../../services/apis.ts';
 import * as clients from '../../services/clients.ts';
 import { listKeys } from '../../services/key-rotation.ts';
 import { listAuditEvents } from '../../services/audit-queries.ts';
-import type { Auditor } from '../../services/audit.ts';
 import * as registration from '../../services/registration.ts';
 import * as roles from '../../services/roles.ts';
 import { revokeClientTokens } from '../../services/tokens.ts';
@@ -16,9 +15,9 @@ import * as s from './schemas.ts';
 import * as u from './user-schemas.ts';
 
 export interface AdminDeps {
-  db: Kysely<Tables>;
+  db: Db;
   /** Records what this request changes, as the calling admin client, with its request id. */
-  audit: Auditor;
+  audit: AuditSink;
   /** The OpenAPI document of this API (built from this table). */
   openApiDocument(): Record<string, unknown>;
 }
@@ -109,13 +108,13 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     summary: 'Issue a new secret (returned once); older ones keep working for keepOldForSeconds', tag: 'clients',
     params: s.idParams, body: s.rotateSecretBody, status: 200, response: s.rotatedSecret,
     handle: ({ params, body }, { db, audit }) =>
-      clients.rotateClientSecret(db, params.id, body.keepOldForSeconds ?? 0, new Date(), audit),
+      clients.rotateClientSecret(db, params.id, body.keepOldForSeconds ?? 0, audit),
   }),
   route({
     method: 'post', path: '/clients/{id}/revoke-tokens', operationId: 'revokeClientTokens',
     summary: 'Revoke every token of a client (JWTs by an issued-before cut-off)', tag: 'clients',
     params: s.idParams, status: 200, response: s.revokedTokens,
-    handle: ({ params }, { db, audit }) => revokeClientTokens(db, params.id, new Date(), audit),
+    handle: ({ params }, { db, audit }) => revokeClientTokens(db, params.id, audit),
   }),
 
   // Roles

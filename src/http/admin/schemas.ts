@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { ACCESS_TOKEN_ALGS, TOKEN_FORMATS, type ApiView } from '../../services/apis.ts';
 import { AUTH_METHODS, SUPPORTED_GRANTS, type ClientView } from '../../services/clients.ts';
 import type { KeyView } from '../../services/key-rotation.ts';
-import { TLS_SUBJECT_FIELDS, type TlsSubjectField } from '../../oidc/certificates.ts';
+import { TLS_SUBJECT_FIELDS, type TlsSubjectField } from '../../domain/certificates.ts';
 import type { AuditEventView } from '../../services/audit-queries.ts';
 import { MAX_TOKEN_TTL_SECONDS, type RegistrationTokenView } from '../../services/registration.ts';
 import type { RoleView } from '../../services/roles.ts';

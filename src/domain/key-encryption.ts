@@ -1,6 +1,6 @@
 // Encryption at rest of the server's private key material: AES-256-GCM under a master key (the
 // key-encryption key, KEK) that never enters the database. All of Postern's at-rest crypto lives
-// here, so it can be reviewed in one place. A leaf module, like crypto.ts. Format: docs/master-key.md.
+// here, so it can be reviewed in one place. A leaf module (domain/). Format: docs/master-key.md.
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 

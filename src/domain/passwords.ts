@@ -1,5 +1,5 @@
 // People's passwords: argon2id with its parameters in this one place (docs/users.md). A leaf
-// module, like crypto.ts. Client secrets never come here: they are random and hashed fast.
+// module (domain/). Client secrets never come here: they are random and hashed fast.
 import { randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
 

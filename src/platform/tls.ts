@@ -4,8 +4,14 @@
 import type { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
-import type { Config } from './config.ts';
-import { parseCertificateBundle } from './oidc/certificates.ts';
+import { parseCertificateBundle } from '../domain/certificates.ts';
+
+/** The files it reads (config.ts: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE). */
+export interface TlsSettings {
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** Only the CA file is read here; the rest of the mutual-TLS settings is for the HTTP layer. */
+  mtls: { caFile: string | undefined; [other: string]: unknown };
+}
 
 export interface TlsMaterial {
   /** The listener's secure context options; undefined without TLS_CERT_FILE (plain http). */
@@ -23,7 +29,7 @@ function read(file: string, variable: string): Buffer {
 }
 
 /** Reads and checks the configured files; throws one clear message for the first problem. */
-export function loadTlsMaterial(config: Pick<Config, 'tls' | 'mtls'>): TlsMaterial {
+export function loadTlsMaterial(config: TlsSettings): TlsMaterial {
   const caPem = config.mtls.caFile ? read(config.mtls.caFile, 'TLS_CLIENT_CA_FILE') : undefined;
   const authorities = caPem ? parseCertificateBundle(caPem.toString('utf8'), `TLS_CLIENT_CA_FILE (${config.mtls.caFile})`) : [];
   const notCa = authorities.find((cert) => !cert.ca);
@@ -62,7 +68,7 @@ const CHECK_INTERVAL_MS = 10_000;
  * `onError` when the new files cannot be used, the old ones staying in use. Returns the stop.
  */
 export function watchTlsFiles(
-  config: Pick<Config, 'tls' | 'mtls'>,
+  config: TlsSettings,
   onChange: (material: TlsMaterial) => void,
   onError: (error: Error) => void,
 ): () => void {

@@ -1,5 +1,5 @@
 // The closed vocabulary of the audit log: event types, actor kinds, and the detail keys that may
-// be stored. A leaf module (like config.ts) so that every layer, oidc/ included, can name events
+// be stored. In domain/ (a leaf) so that every layer, oidc/ included, can name events
 // without importing the service that writes them.
 
 export const AUDIT_EVENT_TYPES = [
@@ -53,7 +53,11 @@ export type AuditDetails = Partial<Record<AuditDetailKey, unknown>>;
 
 export interface AuditEventInput {
   type: AuditEventType;
-  actor: Actor;
+  /**
+   * Who did it. Services leave it out: the sink they are given is bound to the caller (auditAs).
+   * Left out on an unbound sink, it is the system.
+   */
+  actor?: Actor;
   target?: AuditTarget | null;
   /** success unless said otherwise */
   outcome?: 'success' | 'failure';
@@ -65,14 +69,37 @@ export interface AuditEventInput {
   userId?: string | null;
 }
 
-/** What a layer that reports events needs: a sink that never throws and never waits. */
+/**
+ * The one audit interface: where every layer reports security events. It never throws and never
+ * waits (services/audit.ts AuditLog buffers and writes in batches). Write functions of the
+ * services take one, required: an adapter (admin API, CLI, provider hooks) passes the log bound
+ * to whoever is acting (auditAs).
+ */
 export interface AuditSink {
   record(event: AuditEventInput): void;
   /** One token issued to `clientId`: counted in memory, written in periodic batches. */
   countTokenIssued(clientId: string): void;
 }
 
+/** Records nothing: for tests and fixtures that set data up, never for a request. */
 export const NO_AUDIT: AuditSink = { record() {}, countTokenIssued() {} };
+
+/** Who acts, and from where, as every event recorded through a bound sink says. */
+export interface AuditContext {
+  actor: Actor;
+  /** The app a person acted through (the admin API with a person's token). */
+  clientId?: string;
+  sourceAddress?: string | null;
+  requestId?: string | null;
+}
+
+/** `sink` bound to who is acting: every event recorded through it names them. */
+export function auditAs(sink: AuditSink, who: AuditContext): AuditSink {
+  return {
+    record: (event) => sink.record({ ...event, ...who }),
+    countTokenIssued: (clientId) => sink.countTokenIssued(clientId),
+  };
+}
 
 /**
  * Refusals that anyone can cause at will, without credentials: each would otherwise be a row per
@@ -94,6 +121,6 @@ const AGGREGATED: Partial<Record<AuditEventType, readonly AuditDetailKey[]>> = {
  * client and stays a row of its own, as every other event does.
  */
 export function aggregationKeys(event: AuditEventInput): readonly AuditDetailKey[] | undefined {
-  if (event.type === 'admin.access_denied' && event.actor.type !== 'anonymous') return undefined;
+  if (event.type === 'admin.access_denied' && event.actor?.type !== 'anonymous') return undefined;
   return AGGREGATED[event.type];
 }

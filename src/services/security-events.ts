@@ -1,8 +1,8 @@
 // Security events reported from deep inside the protocol engine: each function is the one place
 // an event is logged and recorded in the audit log. Only identifiers and addresses are passed:
 // never secrets, tokens, assertions or headers.
-import type { AuditSink } from './audit-events.ts';
-import type { Logger } from './logger.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
+import type { Logger } from '../platform/logger.ts';
 
 export interface ClientNetworkRefused {
   clientId: string;

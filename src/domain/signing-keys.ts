@@ -1,6 +1,7 @@
-// Signing keys: which algorithms we sign with, how keys are made, and the JWKS given to the provider.
+// Signing keys: which algorithms we sign with, how keys are made, and the states a key passes
+// through (docs/keys.md). What the provider is given of them is oidc/jwks.ts.
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
-import { randomId } from '../crypto.ts';
+import { randomId } from './crypto.ts';
 
 /** Algorithms an API may choose for its JWT access tokens. ES256 is the default (fast, small). */
 export const ACCESS_TOKEN_ALGS = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const;
@@ -62,23 +63,4 @@ export interface KeySet {
   changesAt: number | undefined;
   /** Published keys this process's master key cannot open (published and verified with, never signing). */
   unopened: string[];
-}
-
-/** Identifies what a provider built from this set would do; equal sets need no new provider. */
-export function describeKeySet(set: KeySet): string {
-  return JSON.stringify(set.keys.map((key) => [key.kid, key.state, key.signs, key.privateJwk !== undefined]));
-}
-
-/**
- * The `jwks` option of the provider: every published key it can open, the signing key of each type
- * first. The provider signs with the first key of the wanted type that allows `sign`
- * (KeyStore.selectForSign filters on kty, crv, use and key_ops, then sorts stably), so the others
- * carry key_ops ["verify"]: a `next` key is held for verification but never signs.
- */
-export function providerJwks(set: KeySet): JWK[] {
-  const held = set.keys.filter((key) => key.privateJwk !== undefined);
-  return [
-    ...held.filter((key) => key.signs).map((key) => ({ ...key.privateJwk! })),
-    ...held.filter((key) => !key.signs).map((key) => ({ ...key.privateJwk!, key_ops: ['verify'] })),
-  ];
 }

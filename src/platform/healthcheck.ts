@@ -7,8 +7,15 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { readListenerSettings, type Config } from './config.ts';
-import { pemCertificates } from './oidc/certificates.ts';
+import { pemCertificates } from '../domain/certificates.ts';
+
+/** Where this machine's server listens (config.ts readListenerSettings). */
+export interface ListenerSettings {
+  host: string;
+  port: number;
+  tls: { certFile: string; keyFile: string } | undefined;
+  issuer: string;
+}
 
 export interface ProbeTarget {
   url: string;
@@ -25,7 +32,7 @@ function connectHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
-export function probeTarget(settings: Pick<Config, 'host' | 'port' | 'tls' | 'issuer'>, path: string): ProbeTarget {
+export function probeTarget(settings: ListenerSettings, path: string): ProbeTarget {
   const scheme = settings.tls ? 'https' : 'http';
   let fingerprint: string | undefined;
   if (settings.tls) {
@@ -64,9 +71,10 @@ export function probe(target: ProbeTarget, timeoutMs: number): Promise<number> {
 
 /**
  * `node bin/healthcheck.js [--live]`: 0 when /readyz (or /healthz with --live) answers 200, else
- * 1 with one line saying why.
+ * 1 with one line saying why. `readSettings` is config.ts's readListenerSettings (bin/healthcheck.js
+ * passes it: platform/ reads no configuration of its own).
  */
-export async function runHealthcheck(args: string[]): Promise<number> {
+export async function runHealthcheck(args: string[], readSettings: () => ListenerSettings): Promise<number> {
   const unknown = args.filter((arg) => arg !== '--live');
   if (unknown.length) {
     process.stderr.write(`healthcheck: unknown argument ${unknown[0]} (usage: healthcheck [--live])\n`);
@@ -75,7 +83,7 @@ export async function runHealthcheck(args: string[]): Promise<number> {
   const path = args.includes('--live') ? '/healthz' : '/readyz';
   let target: ProbeTarget;
   try {
-    target = probeTarget(readListenerSettings(), path);
+    target = probeTarget(readSettings(), path);
   } catch (error) {
     process.stderr.write(`healthcheck: ${(error as Error).message}\n`);
     return 1;

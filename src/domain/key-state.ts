@@ -1,6 +1,6 @@
 // A signing key's state, derived from its timestamps (migration 0006): time alone moves a key from
 // next to active to retiring to retired, on every process at once, without a writer.
-import type { KeyState } from '../oidc/keys.ts';
+import type { KeyState } from './signing-keys.ts';
 
 export interface KeyDates {
   activates_at: Date;

@@ -4,9 +4,10 @@
 // stored under HMAC-SHA-256 of its value, and the few bearer values the provider must read back
 // from a row (a session's id when it is found by its uid, an interaction's return URL) are sealed
 // with AES-256-GCM. Both keys derive from the artifact key, a server secret sealed under the master
-// key, so a dump alone gives away neither. A leaf module, like crypto.ts: no I/O, no oidc-provider.
-import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+// key, so a dump alone gives away neither. A leaf module (domain/): no I/O, no oidc-provider.
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
+import { sha256Hex } from './crypto.ts';
 
 /**
  * Models stored as presented, because their ids are not bearer values. A grant's id never leaves
@@ -116,7 +117,7 @@ export class ArtifactKey {
     if (CLEAR_MODELS.has(model)) return value;
     // Registration access tokens were stored under their SHA-256 before the artifact key existed;
     // hashing that digest lets those rows be converted without their value.
-    if (model === 'RegistrationAccessToken') return this.digest(createHash('sha256').update(value, 'utf8').digest('hex'));
+    if (model === 'RegistrationAccessToken') return this.digest(sha256Hex(value));
     return this.digest(value);
   }
 

@@ -2,7 +2,7 @@
 // Kubernetes secrets), or, in development only, a file generated beside the embedded data.
 import fs from 'node:fs';
 import path from 'node:path';
-import { MasterKey } from './key-encryption.ts';
+import { MasterKey } from '../domain/key-encryption.ts';
 
 /** The development key's file name inside POSTERN_DATA_DIR. */
 export const DEVELOPMENT_KEY_FILE = 'master.key';

@@ -1,4 +1,4 @@
-// Small cryptographic helpers shared by every layer (a leaf, like config.ts).
+// Small cryptographic helpers shared by every layer (domain/: no I/O, nothing of Postern imported).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
@@ -30,16 +30,18 @@ export function generateClientSecret(): string {
 }
 
 /**
- * Client secrets are 256-bit random values, so an unsalted SHA-256 is enough to make a stolen
+ * The SHA-256 digest (hex) under which a high-entropy secret is stored: client secrets and initial
+ * access tokens. They are 256-bit random values, so an unsalted SHA-256 is enough to make a stolen
  * table useless (there is no dictionary to try) while keeping a check to about a microsecond.
+ * Never for people's passwords (domain/passwords.ts).
  */
-export function hashClientSecret(secret: string): string {
+export function sha256Hex(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('hex');
 }
 
 /** Constant-time comparison of a presented secret with stored hashes; true if any matches. */
 export function secretMatchesAny(presented: string, hashes: readonly string[]): boolean {
-  const candidate = Buffer.from(hashClientSecret(presented), 'hex');
+  const candidate = Buffer.from(sha256Hex(presented), 'hex');
   let match = false;
   for (const hash of hashes) {
     const stored = Buffer.from(hash, 'hex');
