@@ -281,6 +281,17 @@ describe(`rate limits (${onPostgres ? 'Postgres' : 'memory'} counters)`, () => {
     for (let i = 0; i < 3; i += 1) expect((await postFrom('203.0.113.9', `${url}/token`, grant, a)).status).toBe(200);
   });
 
+  it('keeps the per-client allowance for the client: requests presenting its id that fail or are refused give it back', async () => {
+    const { url } = await server({ TRUST_PROXY: 'true', RATE_LIMIT_CLIENT: '3', RATE_LIMIT_INVALID_CLIENT: '0' });
+    const a = await newClient();
+    const grant = { grant_type: 'client_credentials', resource };
+    for (let i = 0; i < 6; i += 1) {
+      expect((await postFrom('198.51.100.1', `${url}/token`, grant, { id: a.id, secret: 'wrong-secret' })).status).toBe(401);
+    }
+    for (let i = 0; i < 3; i += 1) expect((await postFrom('203.0.113.9', `${url}/token`, grant, a)).status).toBe(200);
+    expectTooMany(await postFrom('203.0.113.9', `${url}/token`, grant, a));
+  });
+
   it('refuses a flood over the address limit before it looks up any client', async () => {
     const started = await server({ RATE_LIMIT_ADDRESS: '2', RATE_LIMIT_CLIENT: '1000' });
     const lookups = vi.spyOn(started.app.directory, 'client');

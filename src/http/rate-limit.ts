@@ -208,10 +208,20 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
       }
     }
     const byClient = clientId === undefined ? { allowed: true } as const : await limit('client', () => limiters.client(clientId).consume(clientId));
-    if (!byClient.allowed) return tooManyRequests(ctx, byClient);
+    // The per-client limit keeps the requests the client itself made: anyone may present its id,
+    // so a refused request, and one that fails to authenticate, is given back. Otherwise a flood
+    // presenting the id (wrong secrets, or none) would use up the real client's allowance.
+    const giveBack = () => limiters.client(clientId!).refund(clientId!).catch((error: unknown) => {
+      logger.warn({ err: error }, 'rate limiter failed to give back a request');
+    });
+    if (!byClient.allowed) {
+      await giveBack();
+      return tooManyRequests(ctx, byClient);
+    }
     await next();
     const body = ctx.body as { error?: unknown } | undefined;
     if (backOffKey !== undefined && ctx.status === 401 && body?.error === 'invalid_client') {
+      await giveBack();
       // RFC 6749 §2.3.1: endpoints taking client passwords must resist brute force; repeated
       // failed authentication for one client_id from one address backs off.
       const counted = await limiters.invalidClient.consume(backOffKey).catch((error: unknown) => {
