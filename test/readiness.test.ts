@@ -106,7 +106,7 @@ describe('a flood of readiness probes', () => {
   beforeAll(async () => {
     local = await createTestDatabase();
     started = await startServer(local.database);
-  });
+  }, 60_000);
 
   afterAll(async () => {
     await started?.close();
