@@ -288,6 +288,10 @@ describe(`rate limits (${onPostgres ? 'Postgres' : 'memory'} counters)`, () => {
     for (let i = 0; i < 6; i += 1) {
       expect((await postFrom('198.51.100.1', `${url}/token`, grant, { id: a.id, secret: 'wrong-secret' })).status).toBe(401);
     }
+    // Naming the client with no credentials at all, in the body.
+    for (let i = 0; i < 4; i += 1) {
+      expect((await postFrom('198.51.100.1', `${url}/token`, { ...grant, client_id: a.id })).status).toBeGreaterThanOrEqual(400);
+    }
     for (let i = 0; i < 3; i += 1) expect((await postFrom('203.0.113.9', `${url}/token`, grant, a)).status).toBe(200);
     expectTooMany(await postFrom('203.0.113.9', `${url}/token`, grant, a));
   });

@@ -44,6 +44,16 @@ async function presentedClientId(ctx: Koa.Context, maxBodyBytes: number): Promis
   return isRandomId(id) ? detach(id) : undefined;
 }
 
+/**
+ * The client the request authenticated as: the provider's client (it is set before the
+ * credentials are checked, so only when the answer is not invalid_client), or the one the
+ * introspection fast path authenticated.
+ */
+function authenticatedAs(ctx: Koa.Context): string | undefined {
+  const id = (ctx as { oidc?: { client?: { clientId?: unknown } } }).oidc?.client?.clientId ?? ctx.state.clientId;
+  return typeof id === 'string' ? id : undefined;
+}
+
 function tooManyRequests(ctx: Koa.Context, result: Extract<LimitResult, { allowed: false }>): void {
   ctx.status = 429;
   ctx.set('Retry-After', String(result.retryAfterSeconds));
@@ -220,8 +230,9 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
     }
     await next();
     const body = ctx.body as { error?: unknown } | undefined;
-    if (backOffKey !== undefined && ctx.status === 401 && body?.error === 'invalid_client') {
-      await giveBack();
+    const failed = ctx.status === 401 && body?.error === 'invalid_client';
+    if (clientId !== undefined && (failed || authenticatedAs(ctx) !== clientId)) await giveBack();
+    if (backOffKey !== undefined && failed) {
       // RFC 6749 §2.3.1: endpoints taking client passwords must resist brute force; repeated
       // failed authentication for one client_id from one address backs off.
       const counted = await limiters.invalidClient.consume(backOffKey).catch((error: unknown) => {
