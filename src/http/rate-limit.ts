@@ -124,6 +124,8 @@ function limitedEndpoints(issuerPath: string): (method: string, path: string) =>
   const authorize = under([authorization, endSession, `${endSession}/confirm`]);
   // Answered from memory, the same for everyone, and fetched by every resource server and client
   // (often on start, all at once): limiting them would only refuse the ones that verify tokens.
+  // Everything else isProviderPath lets through is limited, so a path served tomorrow is limited
+  // by default. (Device authorization and CIBA are not enabled: their paths are not served.)
   const exempt = under([jwks, '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']);
   // The sign-in page and its form posts (src/http/interactions.ts); the uid is whatever the
   // router would take.
