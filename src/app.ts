@@ -219,7 +219,7 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
     pendingMigrations: () => pendingMigrations(database),
     keysLoaded: () => providers.current().keys.keys.length > 0,
     draining: parts.draining,
-  }, logger).routes());
+  }, { logger, onDatabaseCheck: () => parts.metrics.readinessChecks.inc() }).routes());
   koa.use(metricsEndpoint(parts.metrics, { open: config.metrics.open, token: config.metrics.token }));
   koa.use(rateLimits({
     limiters: parts.limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics: parts.metrics, logger,

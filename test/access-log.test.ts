@@ -99,6 +99,22 @@ describe('the access log of the public listener', () => {
     expect(JSON.stringify(lines)).not.toMatch(/the-secret-(code|token)/);
   });
 
+  it('masks the uid of a sign-in interaction, which lets a browser continue it', async () => {
+    const uid = 'Gx4u1V_the-interaction-uid-QkM2';
+    const requests: [string, string, string][] = [
+      ['GET', `/interaction/${uid}`, '/interaction/:uid'],
+      ['POST', `/interaction/${uid}/login`, '/interaction/:uid/login'],
+      ['GET', `/auth/${uid}`, '/auth/:uid'],
+    ];
+    for (const [method, path, logged] of requests) {
+      const res = await fetch(`${direct.url}${path}`, {
+        method, redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: method === 'POST' ? 'username=a&password=b' : undefined,
+      });
+      expect(lineOf(lines, res.headers.get('x-request-id')), path).toMatchObject({ method, path: logged });
+    }
+    expect(JSON.stringify(lines)).not.toContain(uid);
+  });
+
   it('takes the address from X-Forwarded-For only with TRUST_PROXY, and then its last entry (the proxy\'s)', async () => {
     const headers = { 'x-forwarded-for': '203.0.113.9, 198.51.100.7' };
     const trusted = await fetch(`${proxied.url}/healthz`, { headers });

@@ -10,6 +10,7 @@ import { unique } from './support/fixtures.ts';
 import { startServer, type TestServer } from './support/server.ts';
 import { CALLBACK, PASSWORD, signInWorld, startAuthorization, type World } from './support/sign-in.ts';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
+import { LoginProtection } from '../src/services/login-protection.ts';
 
 let database: TestDatabase;
 let world: World;
@@ -122,5 +123,20 @@ describe('login protection', () => {
     const later = await startAuthorization(url, world);
     later.browser.forwardedFor = sprayer;
     expect(signedIn(await later.browser.submit(later.page, { username, password: PASSWORD }, { stopAt: CALLBACK }))).toBe(true);
+  });
+
+  it('locks out an IPv6 /64 as one address, and an IPv4-mapped address as its IPv4 address', async () => {
+    const settings = { maxFailures: 100, addressMaxFailures: 3, lockoutSeconds: 60, windowSeconds: 600, slowDownAfter: 100 };
+    const protection = new LoginProtection(database.database.db, settings, now);
+    // Three failures from three addresses of one /64 (a host rotating its addresses).
+    const network = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:7`;
+    for (const host of ['::1', '::2', ':abcd:1234:5678:9abc']) await protection.recordFailure(unique('guess'), `${network}${host}`);
+    const locked = await protection.check(unique('someone'), `${network}::99`);
+    expect(locked).toMatchObject({ allowed: false, locked: true });
+    expect(await protection.check(unique('someone'), `${network.slice(0, -1)}8::1`)).toEqual({ allowed: true });
+    // A dual-stack socket's spelling of an IPv4 peer is that peer.
+    const v4 = `192.0.2.${Math.floor(Math.random() * 250) + 1}`;
+    for (let i = 0; i < 3; i += 1) await protection.recordFailure(unique('guess'), `::ffff:${v4}`);
+    expect(await protection.check(unique('someone'), v4)).toMatchObject({ allowed: false, locked: true });
   });
 });

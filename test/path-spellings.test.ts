@@ -98,6 +98,8 @@ function limitedEndpoints(client: Credentials): Endpoint[] {
     { method: 'POST', path: '/token', form: grant, client },
     { method: 'POST', path: '/token/introspection', form: { token: 'x' }, client },
     { method: 'POST', path: '/token/revocation', form: { token: 'x' }, client },
+    { method: 'POST', path: '/request', form: { response_type: 'code', scope: 'openid' }, client },
+    { method: 'GET', path: '/me', form: {} },
     { method: 'POST', path: '/reg', form: { x: 'y' } },
     { method: 'POST', path: '/interaction/nope/login', form: { username: 'a', password: 'b' } },
     { method: 'POST', path: '/interaction/nope/confirm', form: { decision: 'allow' } },

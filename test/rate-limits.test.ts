@@ -1,8 +1,9 @@
 // Request limits on the protocol endpoints, over real HTTP: the request past a limit gets 429
 // with Retry-After and an RFC 6749-style body; per client, per address, per-client overrides,
 // the invalid_client back-off; and counters shared by two servers through Redis.
+import http from 'node:http';
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { randomId } from '../src/domain/crypto.ts';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
@@ -44,6 +45,38 @@ async function server(env: Record<string, string>): Promise<TestServer> {
 const newClient = () => serviceClient(tdb.database.db, [roleName]);
 const token = (url: string, client: Credentials) =>
   postForm(`${url}/token`, { grant_type: 'client_credentials', resource }, client);
+
+/** A form POST as if from `address` (the server trusts X-Forwarded-For: TRUST_PROXY=true). */
+async function postFrom(address: string, url: string, form: Record<string, string>, client?: Credentials) {
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': address };
+  if (client) headers.authorization = `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`;
+  const response = await fetch(url, { method: 'POST', headers, body: new URLSearchParams(form).toString() });
+  const text = await response.text();
+  let body: any = text;
+  try { body = JSON.parse(text); } catch {}
+  return { status: response.status, headers: response.headers, body };
+}
+
+/** A form POST sent chunked (Transfer-Encoding: chunked, no Content-Length), in two chunks. */
+function postChunked(url: string, form: Record<string, string>): Promise<{ status: number; body: any }> {
+  const text = new URLSearchParams(form).toString();
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, (response) => {
+      let received = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => { received += chunk; });
+      response.on('end', () => {
+        let body: any = received;
+        try { body = JSON.parse(received); } catch {}
+        resolve({ status: response.statusCode!, body });
+      });
+    });
+    request.on('error', reject);
+    expect(request.getHeader('content-length')).toBeUndefined();
+    request.write(text.slice(0, 10));
+    setTimeout(() => request.end(text.slice(10)), 20);
+  });
+}
 
 function expectTooMany(res: Awaited<ReturnType<typeof postForm>>) {
   expect(res.status, JSON.stringify(res.body)).toBe(429);
@@ -168,6 +201,113 @@ describe(`rate limits (${onPostgres ? 'Postgres' : 'memory'} counters)`, () => {
     const real = await newClient();
     expect((await token(url, real)).status).toBe(200);
     expectTooMany(await token(url, real));
+  });
+
+  it('limits pushed authorization requests (RFC 9126) like the token endpoint, and in the authorization bucket', async () => {
+    const par = (url: string, client: Credentials) => postForm(`${url}/request`, { response_type: 'code', scope: 'openid', redirect_uri: 'https://app.example/cb' }, client);
+    // Per address.
+    let { url } = await server({ RATE_LIMIT_ADDRESS: '2', RATE_LIMIT_CLIENT: '0', RATE_LIMIT_AUTHORIZE_ADDRESS: '100' });
+    const a = await newClient();
+    for (let i = 0; i < 2; i += 1) expect((await par(url, a)).status).not.toBe(429);
+    expectTooMany(await par(url, a));
+    // Per client, one count with the token endpoint.
+    ({ url } = await server({ RATE_LIMIT_CLIENT: '2', RATE_LIMIT_AUTHORIZE_ADDRESS: '100' }));
+    for (let i = 0; i < 2; i += 1) expect((await par(url, a)).status).not.toBe(429);
+    expectTooMany(await token(url, a));
+    // The invalid_client back-off, shared with the token endpoint.
+    ({ url } = await server({ RATE_LIMIT_INVALID_CLIENT: '2', RATE_LIMIT_AUTHORIZE_ADDRESS: '100' }));
+    for (let i = 0; i < 3; i += 1) {
+      const res = await par(url, { id: a.id, secret: 'wrong-secret' });
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('invalid_client');
+    }
+    expectTooMany(await par(url, a));
+    expectTooMany(await token(url, a));
+    // It stores authorization state: it counts in the authorization endpoint's bucket too.
+    ({ url } = await server({ RATE_LIMIT_AUTHORIZE_ADDRESS: '2' }));
+    for (let i = 0; i < 2; i += 1) expect((await par(url, a)).status).not.toBe(429);
+    expectTooMany(await par(url, a));
+    expect((await fetch(`${url}/auth?client_id=x`, { redirect: 'manual' })).status).toBe(429);
+  });
+
+  it('limits every other path the provider serves per address, except discovery and JWKS', async () => {
+    const { url } = await server({ RATE_LIMIT_ADDRESS: '1', RATE_LIMIT_CLIENT: '0' });
+    const paths = ['/me', '/reg/nope', '/auth/nope', '/interaction/nope', '/session/end/success', '/token'];
+    // The first request takes the address's only allowance; every path after it is refused.
+    expect((await fetch(`${url}/me`)).status).not.toBe(429);
+    for (const path of paths) expect((await fetch(`${url}${path}`, { redirect: 'manual' })).status, path).toBe(429);
+    for (const path of ['/jwks', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+      expect((await fetch(`${url}${path}`)).status, path).toBe(200);
+    }
+  });
+
+  it('reads the client_id of a chunked body (no Content-Length): per-client limits and back-off apply', async () => {
+    let { url } = await server({ RATE_LIMIT_CLIENT: '1' });
+    const a = await newClient();
+    const form = (client: Credentials) => ({ grant_type: 'client_credentials', resource, client_id: client.id, client_secret: client.secret });
+    expect((await postChunked(`${url}/token`, form(a))).status).toBe(200);
+    const refused = await postChunked(`${url}/token`, form(a));
+    expect(refused.status).toBe(429);
+    expect(refused.body.error).toBe('temporarily_unavailable');
+    // The back-off too: two wrong secrets, then the right one is refused.
+    ({ url } = await server({ RATE_LIMIT_INVALID_CLIENT: '1', RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS: '30' }));
+    for (let i = 0; i < 2; i += 1) expect((await postChunked(`${url}/token`, form({ id: a.id, secret: 'wrong-secret' }))).status).toBe(401);
+    expect((await postChunked(`${url}/token`, form(a))).status).toBe(429);
+  });
+
+  it('counts an IPv6 /64 as one address, and an IPv4-mapped IPv6 address as the IPv4 one', async () => {
+    const { url } = await server({ TRUST_PROXY: 'true', RATE_LIMIT_ADDRESS: '2', RATE_LIMIT_CLIENT: '0' });
+    const a = await newClient();
+    const grant = { grant_type: 'client_credentials', resource };
+    expect((await postFrom('2001:db8:1:2::1', `${url}/token`, grant, a)).status).toBe(200);
+    expect((await postFrom('2001:db8:1:2:aaaa:bbbb:cccc:dddd', `${url}/token`, grant, a)).status).toBe(200);
+    expectTooMany(await postFrom('2001:db8:1:2:ffff::3', `${url}/token`, grant, a));
+    // The next /64 is another network.
+    expect((await postFrom('2001:db8:1:3::1', `${url}/token`, grant, a)).status).toBe(200);
+    expect((await postFrom('::ffff:192.0.2.7', `${url}/token`, grant, a)).status).toBe(200);
+    expect((await postFrom('::ffff:c000:207', `${url}/token`, grant, a)).status).toBe(200);
+    expectTooMany(await postFrom('192.0.2.7', `${url}/token`, grant, a));
+  });
+
+  it('backs off a client only from the address that failed: wrong secrets elsewhere do not lock it out', async () => {
+    const { url } = await server({ TRUST_PROXY: 'true', RATE_LIMIT_INVALID_CLIENT: '2', RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS: '30' });
+    const a = await newClient();
+    const grant = { grant_type: 'client_credentials', resource };
+    for (let i = 0; i < 3; i += 1) {
+      expect((await postFrom('198.51.100.1', `${url}/token`, grant, { id: a.id, secret: 'wrong-secret' })).status).toBe(401);
+    }
+    expectTooMany(await postFrom('198.51.100.1', `${url}/token`, grant, a));
+    // The client itself, at its own address, is not held up.
+    for (let i = 0; i < 3; i += 1) expect((await postFrom('203.0.113.9', `${url}/token`, grant, a)).status).toBe(200);
+  });
+
+  it('keeps the per-client allowance for the client: requests presenting its id that fail or are refused give it back', async () => {
+    const { url } = await server({ TRUST_PROXY: 'true', RATE_LIMIT_CLIENT: '3', RATE_LIMIT_INVALID_CLIENT: '0' });
+    const a = await newClient();
+    const grant = { grant_type: 'client_credentials', resource };
+    for (let i = 0; i < 6; i += 1) {
+      expect((await postFrom('198.51.100.1', `${url}/token`, grant, { id: a.id, secret: 'wrong-secret' })).status).toBe(401);
+    }
+    // Naming the client with no credentials at all, in the body.
+    for (let i = 0; i < 4; i += 1) {
+      expect((await postFrom('198.51.100.1', `${url}/token`, { ...grant, client_id: a.id })).status).toBeGreaterThanOrEqual(400);
+    }
+    for (let i = 0; i < 3; i += 1) expect((await postFrom('203.0.113.9', `${url}/token`, grant, a)).status).toBe(200);
+    expectTooMany(await postFrom('203.0.113.9', `${url}/token`, grant, a));
+  });
+
+  it('refuses a flood over the address limit before it looks up any client', async () => {
+    const started = await server({ RATE_LIMIT_ADDRESS: '2', RATE_LIMIT_CLIENT: '1000' });
+    const lookups = vi.spyOn(started.app.directory, 'client');
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i += 1) statuses.push((await token(started.url, { id: randomId(), secret: 'wrong-secret' })).status);
+    expect(statuses).toEqual([401, 401, 429, 429, 429, 429]);
+    // The two allowed requests looked their client up (the limiter and the provider); the four
+    // refused ones cost nothing.
+    const before = lookups.mock.calls.length;
+    for (let i = 0; i < 4; i += 1) await token(started.url, { id: randomId(), secret: 'wrong-secret' });
+    expect(lookups.mock.calls.length).toBe(before);
+    lookups.mockRestore();
   });
 
   it('counts refusals and tokens in /metrics', async () => {

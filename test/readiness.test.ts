@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, onPostgres, TEST_DATABASE_URL, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
 import { cleanUp, freePort, ServerProcess } from './support/process.ts';
-import { postForm, TEST_MASTER_KEY } from './support/server.ts';
+import { postForm, startServer, TEST_MASTER_KEY, type TestServer } from './support/server.ts';
 import { TcpProxy } from './support/tcp-proxy.ts';
 
 let tdb: TestDatabase;
@@ -97,4 +97,47 @@ describe.skipIf(!onPostgres)('readiness follows the database', () => {
     expect(server.stdout).toMatch(/"msg":"stopping"/);
     expect(server.stdout).toMatch(/"msg":"stopped"/);
   }, 40_000);
+});
+
+describe('a flood of readiness probes', () => {
+  let local: TestDatabase;
+  let started: TestServer;
+
+  beforeAll(async () => {
+    local = await createTestDatabase();
+    started = await startServer(local.database);
+  }, 60_000);
+
+  afterAll(async () => {
+    await started?.close();
+    await local?.drop();
+  });
+
+  /** Database checks /readyz has made so far, from /metrics. */
+  async function checksMade(): Promise<number> {
+    const text = await (await fetch(`${started.url}/metrics`)).text();
+    const line = text.split('\n').find((entry) => entry.startsWith('postern_readiness_checks_total '));
+    expect(line, 'postern_readiness_checks_total in /metrics').toBeDefined();
+    return Number(line!.split(' ')[1]);
+  }
+
+  it('costs the database at most one check a second, shared by concurrent probes', async () => {
+    const before = await checksMade();
+    const began = Date.now();
+    const concurrent = await Promise.all(Array.from({ length: 50 }, () => fetch(`${started.url}/readyz`)));
+    expect(concurrent.map((res) => res.status)).toEqual(Array(50).fill(200));
+    for (let i = 0; i < 30; i += 1) expect((await fetch(`${started.url}/readyz`)).status).toBe(200);
+    const seconds = (Date.now() - began) / 1000;
+    // One look per second at most (plus the one under way when a second ends).
+    expect(await checksMade() - before).toBeLessThanOrEqual(Math.floor(seconds) + 2);
+    expect(await checksMade() - before).toBeLessThan(10);
+  });
+
+  it('still shows a shutdown at once', async () => {
+    expect((await fetch(`${started.url}/readyz`)).status).toBe(200);
+    started.app.drain();
+    const res = await fetch(`${started.url}/readyz`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ status: 'unavailable', problems: { process: 'shutting down' } });
+  });
 });

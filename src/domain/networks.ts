@@ -65,3 +65,19 @@ export function isAddressAllowed(address: string | undefined, networks: readonly
   if (!parsed) return false;
   return networks.some(([network, bits]) => parsed.kind() === network.kind() && parsed.match(network, bits));
 }
+
+/**
+ * The bucket that per-address limits and lockouts count `address` in. An IPv4 address is itself
+ * (an IPv4-mapped IPv6 address, as a dual-stack socket reports one, is that IPv4 address). An
+ * IPv6 address counts as its /64: RFC 4291 §2.5.4 makes /64 the subnet of one link, and a
+ * single host is routinely given a whole /64 (RFC 8981 temporary addresses rotate inside it), so
+ * keyed by the full address one host would own 2^64 counters. A value that is not an address
+ * (a test's socket, say) is its own bucket.
+ */
+export function addressBucket(address: string): string {
+  const parsed = parseAddress(address);
+  if (!parsed) return address;
+  if (parsed.kind() === 'ipv4') return parsed.toString();
+  const parts = (parsed as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16));
+  return `${parts.join(':')}::/64`;
+}

@@ -22,6 +22,18 @@ export function routeOf(path: string, issuerPath: string): string {
   return 'other';
 }
 
+/**
+ * The path as the access log shows it: the uid of a sign-in interaction (`/interaction/<uid>...`,
+ * `/auth/<uid>`) is what lets a browser continue it, a bearer value like a cookie, so it is
+ * written `:uid`.
+ */
+export function loggedPath(path: string, issuerPath: string): string {
+  if (issuerPath && !path.startsWith(`${issuerPath}/`)) return path;
+  const rest = path.slice(issuerPath.length);
+  const masked = rest.replace(/^\/(interaction|auth)\/[^/]+/, '/$1/:uid');
+  return masked === rest ? path : `${issuerPath}${masked}`;
+}
+
 function errorCode(body: unknown): string {
   const error = (body as { error?: unknown } | undefined)?.error;
   return typeof error === 'string' && /^[a-z_]{1,40}$/.test(error) ? error : 'other';
@@ -68,7 +80,7 @@ export function observeRequests(metrics: Metrics, logger: Logger, issuerPath: st
       }
       const level = ctx.status === 500 ? 'error' : ctx.status >= 500 ? 'warn' : 'info';
       logger[level]({
-        requestId: ctx.state.requestId, method: ctx.method, path: ctx.path, route, status: ctx.status,
+        requestId: ctx.state.requestId, method: ctx.method, path: loggedPath(ctx.path, issuerPath), route, status: ctx.status,
         ms: Math.round(seconds * 10_000) / 10, address: ctx.ip, clientId: authenticatedClient(ctx),
       }, 'request');
     }

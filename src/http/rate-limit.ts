@@ -1,13 +1,15 @@
-// Request limits in front of the protocol endpoints (token, introspection, revocation: per client
-// and per source address), of registration and sign-in (per address), and of the authorization
-// and logout endpoints (per address). Over a limit: 429 with Retry-After (RFC 6585 §4) and an
-// RFC 6749-style JSON error body, or a page for a person's browser.
+// Request limits in front of every path the provider and the sign-in pages serve (see
+// limitedEndpoint below for which limit each path gets, and which few are left out and why).
+// Over a limit: 429 with Retry-After (RFC 6585 §4) and an RFC 6749-style JSON error body, or a
+// page for a person's browser. Addresses are counted by addressBucket (an IPv6 /64, an IPv4
+// address), so one host cannot spread itself over many counters.
 import type Koa from 'koa';
-import { escapeRegExp, INTERACTION_PATH, PROVIDER_ROUTES } from '../domain/endpoints.ts';
+import { escapeRegExp, INTERACTION_PATH, isProviderPath, PROVIDER_ROUTES } from '../domain/endpoints.ts';
 import { isRandomId } from '../domain/crypto.ts';
+import { addressBucket } from '../domain/networks.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { Metrics } from '../platform/metrics.ts';
-import { peekBody } from '../platform/peek-body.ts';
+import { peekFormParams } from '../platform/peek-body.ts';
 import type { LimitResult, RequestLimiters } from '../services/rate-limits.ts';
 import { detach } from '../domain/text.ts';
 
@@ -22,7 +24,8 @@ function formDecode(value: string): string | undefined {
 
 /**
  * The client_id a request presents (Basic credentials, else client_id in a form body), unverified:
- * the limit applies to whoever claims the id. Only a small form body of declared length is read.
+ * the limit applies to whoever claims the id. The body is read however it is framed (declared
+ * length or chunked), up to the body limit: leaving the length out must not skip the limits.
  */
 async function presentedClientId(ctx: Koa.Context, maxBodyBytes: number): Promise<string | undefined> {
   const authorization = ctx.get('authorization');
@@ -34,14 +37,21 @@ async function presentedClientId(ctx: Koa.Context, maxBodyBytes: number): Promis
     const colon = decoded.indexOf(':');
     id = colon > 0 ? formDecode(decoded.slice(0, colon)) : undefined;
   } else {
-    const length = Number(ctx.get('content-length'));
-    if (!ctx.is('application/x-www-form-urlencoded') || !(length > 0 && length <= maxBodyBytes)) return undefined;
-    const body = await peekBody(ctx.req, length);
-    id = body ? new URLSearchParams(body.toString('utf8')).get('client_id') ?? undefined : undefined;
+    id = (await peekFormParams(ctx.req, maxBodyBytes))?.get('client_id') ?? undefined;
   }
   // Counters and the back-off map are keyed by it: only an id that could be a client's (the
   // provider refuses any other as invalid_client), and a copy that does not hold the request.
   return isRandomId(id) ? detach(id) : undefined;
+}
+
+/**
+ * The client the request authenticated as: the provider's client (it is set before the
+ * credentials are checked, so only when the answer is not invalid_client), or the one the
+ * introspection fast path authenticated.
+ */
+function authenticatedAs(ctx: Koa.Context): string | undefined {
+  const id = (ctx as { oidc?: { client?: { clientId?: unknown } } }).oidc?.client?.clientId ?? ctx.state.clientId;
+  return typeof id === 'string' ? id : undefined;
 }
 
 function tooManyRequests(ctx: Koa.Context, result: Extract<LimitResult, { allowed: false }>): void {
@@ -74,43 +84,84 @@ export interface RateLimitDeps {
   isKnownClient(clientId: string): Promise<boolean>;
 }
 
-type LimitedEndpoint = 'protocol' | 'registration' | 'sign_in' | 'authorize';
+/**
+ * - `protocol`: token, introspection, revocation and pushed authorization requests (RFC 9126):
+ *   client authentication, so per address, per presented client and the invalid_client back-off.
+ * - `registration`, `sign_in`: per address, in the small bucket of forms a person or a new client
+ *   posts (passwords, initial access tokens).
+ * - `authorize`: per address, each may store a row for a caller with no credentials.
+ * - `address`: every other path served (userinfo, registration management, the resume of an
+ *   authorization, the sign-in page, logout's last page, other methods on the paths above): per
+ *   address only. Each may look something up in the database for whatever the caller sends.
+ */
+type LimitedEndpoint = 'protocol' | 'registration' | 'sign_in' | 'authorize' | 'address';
+
+interface Limited {
+  endpoint: LimitedEndpoint;
+  /** Also counted in the authorization endpoint's bucket: it creates authorization state. */
+  authorizes: boolean;
+  /** Shown in a person's browser: refused with a page rather than JSON. */
+  page: boolean;
+}
 
 /**
- * Which limited endpoint a request will reach, if any. Paths compare exactly: no router serves
- * another spelling of them (src/domain/endpoints.ts), so no spelling escapes its limit.
+ * Which limits a request meets, if any. Paths compare exactly: no router serves another spelling
+ * of them (src/domain/endpoints.ts), so no spelling escapes its limit; and every path the provider
+ * or the sign-in pages serve is limited unless it is listed in `exempt`.
  */
-function limitedEndpoints(issuerPath: string): (method: string, path: string) => LimitedEndpoint | undefined {
-  const { token, introspection, revocation, registration, authorization, end_session: endSession } = PROVIDER_ROUTES;
-  const protocol = new Set([token, introspection, revocation].map((path) => `${issuerPath}${path}`));
+function limitedEndpoints(issuerPath: string): (method: string, path: string) => Limited | undefined {
+  const {
+    token, introspection, revocation, registration, authorization, end_session: endSession, jwks,
+    pushed_authorization_request: pushed,
+  } = PROVIDER_ROUTES;
+  const under = (paths: string[]) => new Set(paths.map((path) => `${issuerPath}${path}`));
+  const protocol = under([token, introspection, revocation, pushed]);
+  // RFC 9126 §2: a pushed request is stored (PushedAuthorizationRequest) like an authorization
+  // request, so it also counts where those do.
+  const pushedPath = `${issuerPath}${pushed}`;
   // Each may store a row for a caller with no credentials at all: an Interaction (RFC 6749 §4.1.1
   // requests), a Session holding the logout form's anti-forgery value. Every method counts.
-  const authorize = new Set([authorization, endSession, `${endSession}/confirm`].map((path) => `${issuerPath}${path}`));
-  // The form posts of src/http/interactions.ts; the uid is whatever the router would take.
-  const signIn = new RegExp(`^${escapeRegExp(`${issuerPath}${INTERACTION_PATH}`)}/[^/]+/(?:login|confirm|abort)$`);
+  const authorize = under([authorization, endSession, `${endSession}/confirm`]);
+  // Answered from memory, the same for everyone, and fetched by every resource server and client
+  // (often on start, all at once): limiting them would only refuse the ones that verify tokens.
+  // Everything else isProviderPath lets through is limited, so a path served tomorrow is limited
+  // by default. (Device authorization and CIBA are not enabled: their paths are not served.)
+  const exempt = under([jwks, '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']);
+  // The sign-in page and its form posts (src/http/interactions.ts); the uid is whatever the
+  // router would take.
+  const interactions = `${issuerPath}${INTERACTION_PATH}/`;
+  const signInPage = new RegExp(`^${escapeRegExp(interactions)}[^/]+$`);
+  const signIn = new RegExp(`^${escapeRegExp(interactions)}[^/]+/(?:login|confirm|abort)$`);
+  const pages = [`${issuerPath}${authorization}/`, `${issuerPath}${endSession}/`, interactions];
+  const isPage = (path: string) => authorize.has(path) || pages.some((prefix) => path.startsWith(prefix));
   return (method, path) => {
-    if (authorize.has(path)) return 'authorize';
-    if (method !== 'POST') return undefined;
-    if (protocol.has(path)) return 'protocol';
-    if (path === `${issuerPath}${registration}`) return 'registration';
-    return signIn.test(path) ? 'sign_in' : undefined;
+    const limited = (endpoint: LimitedEndpoint): Limited => ({ endpoint, authorizes: path === pushedPath, page: isPage(path) });
+    if (authorize.has(path)) return limited('authorize');
+    if (method === 'POST') {
+      if (protocol.has(path)) return limited('protocol');
+      if (path === `${issuerPath}${registration}`) return limited('registration');
+      if (signIn.test(path)) return limited('sign_in');
+    }
+    if (exempt.has(path)) return undefined;
+    return isProviderPath(path, issuerPath) || signInPage.test(path) ? limited('address') : undefined;
   };
 }
 
-/** Client ids in back-off, remembered by this process (bounded). */
+/** (client, address) pairs in back-off, remembered by this process (bounded). */
 const MAX_BACKED_OFF = 10_000;
 
 export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
   const { limiters, issuerPath, metrics, logger } = deps;
-  // Set when counting an invalid_client finds the client_id over the limit. Kept here rather
-  // than read from the shared store on every request: that would cost a query per request for
-  // the rare case. Another process learns of the back-off at the next failure it sees itself.
+  // Set when counting an invalid_client finds the (client_id, address) pair over the limit. Kept
+  // here rather than read from the shared store on every request: that would cost a query per
+  // request for the rare case. Another process learns of the back-off at the next failure it
+  // sees itself.
   const backedOff = new Map<string, number>();
-  const backOffLeft = (clientId: string): number => {
-    const until = backedOff.get(clientId);
+  const backOffLeft = (key: string): number => {
+    const until = backedOff.get(key);
     if (until === undefined) return 0;
     if (until <= Date.now()) {
-      backedOff.delete(clientId);
+      backedOff.delete(key);
       return 0;
     }
     return Math.ceil((until - Date.now()) / 1000);
@@ -128,49 +179,71 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
       return { allowed: true };
     }
   };
+  const refuse = (ctx: Koa.Context, request: Limited, result: Extract<LimitResult, { allowed: false }>): void => {
+    tooManyRequests(ctx, result);
+    // A person's browser gets a page; clients get the JSON.
+    if (request.page && deps.pageRefused) deps.pageRefused(ctx, result.retryAfterSeconds);
+  };
 
   return async (ctx, next) => {
-    const endpoint = limited(ctx.method, ctx.path);
-    if (endpoint === undefined) return next();
+    const request = limited(ctx.method, ctx.path);
+    if (request === undefined) return next();
+    const address = detach(addressBucket(ctx.ip));
+    const { endpoint } = request;
     if (endpoint !== 'protocol') {
       const result = endpoint === 'authorize'
-        ? await limit('authorize_address', () => limiters.authorizeAddress.consume(detach(ctx.ip)))
-        : await limit('sign_in_address', () => limiters.signInAddress.consume(detach(ctx.ip)));
+        ? await limit('authorize_address', () => limiters.authorizeAddress.consume(address))
+        : endpoint === 'address'
+          ? await limit('address', () => limiters.address.consume(address))
+          : await limit('sign_in_address', () => limiters.signInAddress.consume(address));
       if (result.allowed) return next();
-      tooManyRequests(ctx, result);
-      // A person's browser gets a page; registration clients get the JSON.
-      if (endpoint !== 'registration' && deps.pageRefused) deps.pageRefused(ctx, result.retryAfterSeconds);
-      return undefined;
+      return refuse(ctx, request, result);
     }
 
+    // The address first: a flood of requests must be refused before it costs a client lookup.
+    const byAddress = await limit('address', () => limiters.address.consume(address));
+    if (!byAddress.allowed) return refuse(ctx, request, byAddress);
+    if (request.authorizes) {
+      const result = await limit('authorize_address', () => limiters.authorizeAddress.consume(address));
+      if (!result.allowed) return refuse(ctx, request, result);
+    }
     const presented = await presentedClientId(ctx, deps.maxBodyBytes);
     const clientId = presented !== undefined && await deps.isKnownClient(presented).catch(() => false) ? presented : undefined;
-    if (clientId !== undefined) {
-      const left = backOffLeft(clientId);
+    // The back-off belongs to the client as seen from this address only: failures from elsewhere
+    // (anyone may present a client_id) must not lock the client itself out (docs/security.md).
+    const backOffKey = clientId === undefined ? undefined : `${clientId} ${address}`;
+    if (backOffKey !== undefined) {
+      const left = backOffLeft(backOffKey);
       if (left > 0) {
         metrics.rateLimited.inc({ limiter: 'invalid_client' });
         return tooManyRequests(ctx, { allowed: false, retryAfterSeconds: left });
       }
     }
-    // Both counters at once: each is a round trip to the shared store.
-    const [byAddress, byClient] = await Promise.all([
-      limit('address', () => limiters.address.consume(detach(ctx.ip))),
-      clientId === undefined ? { allowed: true } as const : limit('client', () => limiters.client(clientId).consume(clientId)),
-    ]);
-    if (!byAddress.allowed) return tooManyRequests(ctx, byAddress);
-    if (!byClient.allowed) return tooManyRequests(ctx, byClient);
+    const byClient = clientId === undefined ? { allowed: true } as const : await limit('client', () => limiters.client(clientId).consume(clientId));
+    // The per-client limit keeps the requests the client itself made: anyone may present its id,
+    // so a refused request, and one that fails to authenticate, is given back. Otherwise a flood
+    // presenting the id (wrong secrets, or none) would use up the real client's allowance.
+    const giveBack = () => limiters.client(clientId!).refund(clientId!).catch((error: unknown) => {
+      logger.warn({ err: error }, 'rate limiter failed to give back a request');
+    });
+    if (!byClient.allowed) {
+      await giveBack();
+      return tooManyRequests(ctx, byClient);
+    }
     await next();
     const body = ctx.body as { error?: unknown } | undefined;
-    if (clientId !== undefined && ctx.status === 401 && body?.error === 'invalid_client') {
+    const failed = ctx.status === 401 && body?.error === 'invalid_client';
+    if (clientId !== undefined && (failed || authenticatedAs(ctx) !== clientId)) await giveBack();
+    if (backOffKey !== undefined && failed) {
       // RFC 6749 §2.3.1: endpoints taking client passwords must resist brute force; repeated
-      // failed authentication for one client_id backs off.
-      const counted = await limiters.invalidClient.consume(clientId).catch((error: unknown) => {
+      // failed authentication for one client_id from one address backs off.
+      const counted = await limiters.invalidClient.consume(backOffKey).catch((error: unknown) => {
         logger.warn({ err: error }, 'rate limiter failed to count an invalid_client');
         return { allowed: true } as const;
       });
       if (!counted.allowed) {
         if (backedOff.size >= MAX_BACKED_OFF) backedOff.delete(backedOff.keys().next().value!);
-        backedOff.set(clientId, Date.now() + counted.retryAfterSeconds * 1000);
+        backedOff.set(backOffKey, Date.now() + counted.retryAfterSeconds * 1000);
       }
     }
   };

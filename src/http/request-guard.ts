@@ -9,7 +9,7 @@
 //   request is stored with its interaction, so an unbounded `state` is an unbounded row.
 import type Koa from 'koa';
 import { findOverlongParameter } from '../domain/parameter-limits.ts';
-import { peekBody, peekUnsizedBody, TOO_LARGE } from '../platform/peek-body.ts';
+import { peekRequestBody, TOO_LARGE } from '../platform/peek-body.ts';
 import { decodeCleanUtf8, decodeHeaderValue, decodePercent, isCleanJson } from '../domain/text.ts';
 
 export type Params = [string, string][];
@@ -119,10 +119,8 @@ async function findUncleanBody(ctx: Koa.Context, deps: RequestGuardDeps, params:
   const form = ctx.is('application/x-www-form-urlencoded');
   const json = ctx.is('application/json', '+json');
   if (!form && !json) return undefined;
-  const declared = ctx.get('content-length');
   // bodyLimit has refused declared lengths over the limit; without one, the body is chunked.
-  const body = declared ? (Number(declared) > 0 ? await peekBody(ctx.req, Number(declared)) : undefined)
-    : ctx.get('transfer-encoding') ? await peekUnsizedBody(ctx.req, deps.maxBodyBytes) : undefined;
+  const body = await peekRequestBody(ctx.req, deps.maxBodyBytes);
   if (body === TOO_LARGE) {
     ctx.set('Connection', 'close');
     return { status: 413, message: `request body exceeds ${deps.maxBodyBytes} bytes` };

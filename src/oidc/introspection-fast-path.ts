@@ -10,7 +10,7 @@ import { decodeProtectedHeader } from 'jose';
 import type Koa from 'koa';
 import type Provider from 'oidc-provider';
 import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
-import { peekBody } from '../platform/peek-body.ts';
+import { peekFormParams } from '../platform/peek-body.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
 const ALLOWED_PARAMS = new Set(['token', 'token_type_hint', 'client_id', 'client_secret']);
@@ -55,14 +55,9 @@ export function introspectionFastPath(
 ): Koa.Middleware {
   return async (ctx, next) => {
     if (ctx.method !== 'POST' || ctx.path !== path) return next();
-    const length = Number(ctx.get('content-length'));
-    if (!ctx.is('application/x-www-form-urlencoded') || !(length > 0 && length <= maxBodyBytes)
-      || ctx.get('oauth-client-attestation') || ctx.get('dpop')) {
-      return next();
-    }
-    const body = await peekBody(ctx.req, length);
-    if (!body) return next();
-    const params = new URLSearchParams(body.toString('utf8'));
+    if (ctx.get('oauth-client-attestation') || ctx.get('dpop')) return next();
+    const params = await peekFormParams(ctx.req, maxBodyBytes);
+    if (!params) return next();
     const names = [...params.keys()];
     const token = params.get('token');
     if (!token || names.length !== new Set(names).size || names.some((name) => !ALLOWED_PARAMS.has(name))

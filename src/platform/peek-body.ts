@@ -68,3 +68,26 @@ export function peekUnsizedBody(req: IncomingMessage, limit: number): Promise<Pe
   }
   return body;
 }
+
+/**
+ * The body of `req` however it is framed, left on the stream for its owner: `Content-Length`
+ * bytes when declared (undefined past `limit`: the body limit refuses those), else, when it comes
+ * chunked, until it ends (TOO_LARGE past `limit`). undefined when there is none. Every check that
+ * reads a body goes through here, so none of them can be skipped by leaving the length out.
+ */
+export function peekRequestBody(req: IncomingMessage, limit: number): Promise<Peeked> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined) {
+    const length = Number(declared);
+    return length > 0 && length <= limit ? peekBody(req, length) : Promise.resolve(undefined);
+  }
+  return req.headers['transfer-encoding'] ? peekUnsizedBody(req, limit) : Promise.resolve(undefined);
+}
+
+/** The parameters of a form body (`application/x-www-form-urlencoded`), however it is framed. */
+export async function peekFormParams(req: IncomingMessage, limit: number): Promise<URLSearchParams | undefined> {
+  const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') return undefined;
+  const body = await peekRequestBody(req, limit);
+  return body instanceof Buffer && body.length ? new URLSearchParams(body.toString('utf8')) : undefined;
+}

@@ -7,6 +7,7 @@
 // never tell whether an account exists.
 import { createHash } from 'node:crypto';
 import type { Db } from '../db/tables.ts';
+import { addressBucket } from '../domain/networks.ts';
 import {
   deleteLoginFailures, deleteStaleLoginFailures, findLoginFailures, recordLoginFailure, type LoginFailureRow,
 } from '../store/login-failures.ts';
@@ -32,7 +33,9 @@ const MAX_DELAY_SECONDS = 60;
 // The counters are keyed by digests: the table never holds a username someone typed.
 const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest('base64url');
 const usernameKey = (username: string) => `user:${digest(username.trim().toLowerCase())}`;
-const addressKey = (address: string) => `addr:${digest(address)}`;
+// Counted by bucket (an IPv6 /64, an IPv4 address however the socket spells it), so one host
+// cannot spread its failures over the 2^64 addresses of its network (src/domain/networks.ts).
+const addressKey = (address: string) => `addr:${digest(addressBucket(address))}`;
 
 export class LoginProtection {
   #db: Db;

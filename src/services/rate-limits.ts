@@ -75,6 +75,8 @@ export interface Limiter {
   check(key: string): Promise<LimitResult>;
   /** Forgets `key` (after a successful sign-in, say). */
   reset(key: string): Promise<void>;
+  /** Gives back one request counted for `key` (one that turned out not to be the key's owner). */
+  refund(key: string): Promise<void>;
 }
 
 const unlimited = (name: string): Limiter => ({
@@ -82,6 +84,7 @@ const unlimited = (name: string): Limiter => ({
   consume: async () => ({ allowed: true }),
   check: async () => ({ allowed: true }),
   reset: async () => {},
+  refund: async () => {},
 });
 
 function refused(res: RateLimiterRes): LimitResult {
@@ -126,6 +129,7 @@ export function createLimiter(store: LimiterStore, options: LimiterOptions): Lim
       return res !== null && res.consumedPoints > options.points ? refused(res) : { allowed: true };
     },
     reset: async (key) => { await limiter.delete(key); },
+    refund: async (key) => { await limiter.reward(key, 1); },
   };
 }
 
