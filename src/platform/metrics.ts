@@ -15,6 +15,8 @@ export interface Metrics {
   logins: Counter<'outcome'>;
   lockouts: Counter;
   rateLimited: Counter<'limiter'>;
+  /** Requests answered in front of the provider (`token`, `introspection`): docs/benchmarks.md. */
+  fastPathAnswers: Counter<'endpoint'>;
   /** Sources for the gauges read at scrape time. */
   watchPool(pool: { totalCount: number; idleCount: number; waitingCount: number } | undefined): void;
   watchSigningKeys(keys: () => Promise<{ kid: string; createdAt: Date }[]>): void;
@@ -72,6 +74,7 @@ export function createMetrics(): Metrics {
     logins: new Counter({ name: 'postern_logins_total', help: 'Sign-in attempts by outcome', labelNames: ['outcome'], registers }),
     lockouts: new Counter({ name: 'postern_lockouts_total', help: 'Sign-in lockouts started', registers }),
     rateLimited: new Counter({ name: 'postern_rate_limited_total', help: 'Requests refused by a rate limit, by limiter', labelNames: ['limiter'], registers }),
+    fastPathAnswers: new Counter({ name: 'postern_fast_path_answers_total', help: 'Requests answered in front of oidc-provider, by endpoint (token, introspection)', labelNames: ['endpoint'], registers }),
     watchPool: (value) => { pool = value; },
     watchSigningKeys: (source) => { keys = source; },
   };
