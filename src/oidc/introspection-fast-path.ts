@@ -16,6 +16,8 @@ import type { TokenPolicy } from './token-policy.ts';
 const ALLOWED_PARAMS = new Set(['token', 'token_type_hint', 'client_id', 'client_secret']);
 
 function isJwt(token: string): boolean {
+  // An opaque token has no dots: it goes on without the cost of a failed parse (an exception).
+  if (token.split('.', 4).length !== 3) return false;
   try {
     return decodeProtectedHeader(token).typ === 'at+jwt';
   } catch {
