@@ -148,6 +148,7 @@ function startProviders(parts: Parts, propagation: Propagation): Promise<Provide
       onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
       onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, audit, refusal),
       onTokenIssued: (grantType, api) => metrics.tokensIssued.inc({ grant_type: grantType, api }),
+      onFastPathAnswer: (endpoint) => metrics.fastPathAnswers.inc({ endpoint }),
       audit,
       registration: {
         findInitialAccessToken: (value) => registration.findUsableRegistrationToken(db, value),

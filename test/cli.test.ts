@@ -2,7 +2,7 @@
 // test's Postgres database (DATABASE_URL) or on a fresh embedded data folder that no server holds.
 // Help, and the README's flow; refusals and operations are in cli-operations.test.ts.
 import { describe, expect, it } from 'vitest';
-import { buildProgram } from '../src/cli/main.ts';
+import { buildProgram } from '../src/cli/commands.ts';
 import { cliCommands, field, useCliStore } from './support/cli.ts';
 import { describeRun } from './support/process.ts';
 

@@ -1,43 +1,35 @@
 // The `postern` command line: the same services as the server, on the configured database.
-import { Command, CommanderError } from 'commander';
+// A run loads only the command it names (each command module brings its services, and a command
+// should start in a fraction of a second); help for the whole tree loads every one.
+import { CommanderError, type Command } from 'commander';
 import { ServiceError } from '../services/errors.ts';
-import { adminCommand } from './admin.ts';
-import { auditCommand } from './audit.ts';
-import { apisCommand } from './apis.ts';
-import { clientsCommand } from './clients.ts';
-import { registrationTokensCommand } from './registration-tokens.ts';
-import { rolesCommand } from './roles.ts';
-import { usersCommand } from './users.ts';
-import { keysCommand, migrateCommand, tokensCommand } from './system.ts';
+import { createProgram } from './program.ts';
 
-/** Usage errors, like every other error: one line, `postern: <what is wrong>`. */
-function writeUsageError(text: string, write: (text: string) => void): void {
-  write(`postern: ${text.replace(/^error: /, '').trim()} (see --help)\n`);
-}
+/** Each top-level command, loaded on demand. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  apis: async () => (await import('./apis.ts')).apisCommand(),
+  roles: async () => (await import('./roles.ts')).rolesCommand(),
+  clients: async () => (await import('./clients.ts')).clientsCommand(),
+  users: async () => (await import('./users.ts')).usersCommand(),
+  migrate: async () => (await import('./system.ts')).migrateCommand(),
+  tokens: async () => (await import('./system.ts')).tokensCommand(),
+  keys: async () => (await import('./system.ts')).keysCommand(),
+  admin: async () => (await import('./admin.ts')).adminCommand(),
+  'registration-tokens': async () => (await import('./registration-tokens.ts')).registrationTokensCommand(),
+  audit: async () => (await import('./audit.ts')).auditCommand(),
+};
 
-export function buildProgram(): Command {
-  const program = new Command('postern')
-    .description('Postern: OAuth 2.0 authorization server for service-to-service traffic.\n'
-      + 'Uses DATABASE_URL, or the embedded database in POSTERN_DATA_DIR (default .postern-data).')
-    .option('--json', 'print JSON for scripts')
-    .exitOverride()
-    .configureOutput({ outputError: writeUsageError });
-  for (const command of [apisCommand(), rolesCommand(), clientsCommand(), usersCommand(), migrateCommand(), tokensCommand(), keysCommand(),
-    adminCommand(), registrationTokensCommand(), auditCommand()]) {
-    program.addCommand(command);
-  }
-  // Subcommands get the same exit and error handling.
-  const configure = (command: Command) => {
-    command.exitOverride().configureOutput({ outputError: writeUsageError });
-    command.commands.forEach(configure);
-  };
-  program.commands.forEach(configure);
-  return program;
+/** The program for `argv`: with only the command it names, or every command (help, typos). */
+async function programFor(argv: string[]): Promise<Command> {
+  const name = argv.find((arg) => !arg.startsWith('-'));
+  const load = name !== undefined && Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (load) return createProgram([await load()]);
+  return (await import('./commands.ts')).buildProgram();
 }
 
 export async function runCli(argv: string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv, { from: 'user' });
+    await (await programFor(argv)).parseAsync(argv, { from: 'user' });
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) {

@@ -1,8 +1,9 @@
 // Opens the store of record: real Postgres (DATABASE_URL) or the embedded PGlite in a data folder.
 import fs from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+// The embedded database (its WebAssembly Postgres is tens of megabytes of heap) is loaded only
+// where it is used: a server or CLI on Postgres never loads it.
+import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { type ChangeFeed, PostgresChangeFeed } from './change-feed.ts';
@@ -173,11 +174,13 @@ export async function openEmbeddedForServer(dataDir: string): Promise<Database> 
   const unlock = lockDataDir(dataDir, 'server');
   let pglite: PGlite;
   try {
+    const { PGlite } = await import('@electric-sql/pglite');
     pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
   } catch (error) {
     unlock();
     throw error;
   }
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   const socketPath = embeddedSocketPath(dataDir);
   fs.rmSync(socketPath, { force: true });
   // Unix socket paths are limited to about 100 bytes; with a longer folder path the CLI cannot
@@ -212,6 +215,7 @@ export async function openEmbeddedForCli(dataDir: string): Promise<Database> {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const unlock = lockDataDir(dataDir, 'cli');
   try {
+    const { PGlite } = await import('@electric-sql/pglite');
     const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
     return wrapPGlite(pglite, async () => unlock());
   } catch (error) {

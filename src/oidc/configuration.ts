@@ -29,6 +29,12 @@ export interface ProviderSettings {
   dpopRequireNonce: boolean;
   maxBodyBytes: number;
   keyRotation: { jwksMaxAgeSeconds: number };
+  /**
+   * Answer the plain client-credentials request and JWT introspection in front of the provider
+   * (client-credentials-fast-path.ts, introspection-fast-path.ts). Default on; off, every
+   * request goes through the provider (the same answers, slower).
+   */
+  fastPaths?: boolean;
 }
 
 export interface ProviderDeps {
@@ -44,6 +50,8 @@ export interface ProviderDeps {
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
   /** Each access token issued, by grant type and API (for metrics). */
   onTokenIssued?: (grantType: string, api: string) => void;
+  /** A request answered in front of the provider, by endpoint (for metrics). */
+  onFastPathAnswer?: (endpoint: 'token' | 'introspection') => void;
   /** Security events (token failures, revocations, registrations) and issuance counts. */
   audit: AuditSink;
   /** Storage of self-registered clients (RFC 7591/7592); without it, registration always fails. */
@@ -63,6 +71,9 @@ export interface ProviderPages {
   logout(ctx: KoaContextWithOIDC, form: { action: string; xsrf: string; clientName?: string }): void;
   loggedOut(ctx: KoaContextWithOIDC): void;
 }
+
+/** The provider's own scopes (OpenID Connect); every other scope belongs to an API. */
+export const PROVIDER_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'roles'];
 
 // Every lifetime is set here on purpose (the provider's defaults print notices and some are long).
 const DEFAULT_ACCESS_TOKEN_TTL = 300;
@@ -241,7 +252,7 @@ export function providerConfiguration(config: ProviderSettings, deps: ProviderDe
     // RFC 9700 §2.1.1: PKCE (S256, the only method enabled) for every client, confidential too.
     pkce: { required: () => true },
     responseTypes: ['code'],
-    scopes: ['openid', 'offline_access', 'profile', 'email', 'roles'],
+    scopes: PROVIDER_SCOPES,
     ttl: {
       ...TTL,
       AccessToken: accessTokenTtl as never,

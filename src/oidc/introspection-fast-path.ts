@@ -10,34 +10,14 @@ import { decodeProtectedHeader } from 'jose';
 import type Koa from 'koa';
 import type Provider from 'oidc-provider';
 import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
-import { peekFormParams } from '../platform/peek-body.ts';
+import { callerOf, readPlainForm } from './fast-path-request.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
 const ALLOWED_PARAMS = new Set(['token', 'token_type_hint', 'client_id', 'client_secret']);
-// Values that would need decoding go to the provider, which knows the rules (RFC 6749 §2.3.1).
-const PLAIN = /^[A-Za-z0-9._~-]+$/;
-
-interface Caller { clientId: string; secret: string; method: 'client_secret_basic' | 'client_secret_post' }
-
-function callerOf(authorization: string | undefined, params: URLSearchParams): Caller | undefined {
-  const bodyId = params.get('client_id');
-  const bodySecret = params.get('client_secret');
-  if (authorization) {
-    if (bodyId !== null || bodySecret !== null) return undefined;
-    const [scheme, value, extra] = authorization.split(' ');
-    if (scheme?.toLowerCase() !== 'basic' || !value || extra !== undefined) return undefined;
-    const decoded = Buffer.from(value, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    const clientId = decoded.slice(0, colon);
-    const secret = decoded.slice(colon + 1);
-    if (colon < 1 || !PLAIN.test(clientId) || !PLAIN.test(secret)) return undefined;
-    return { clientId, secret, method: 'client_secret_basic' };
-  }
-  if (!bodyId || !bodySecret) return undefined;
-  return { clientId: bodyId, secret: bodySecret, method: 'client_secret_post' };
-}
 
 function isJwt(token: string): boolean {
+  // An opaque token has no dots: it goes on without the cost of a failed parse (an exception).
+  if (token.split('.', 4).length !== 3) return false;
   try {
     return decodeProtectedHeader(token).typ === 'at+jwt';
   } catch {
@@ -52,18 +32,13 @@ export function introspectionFastPath(
   maxBodyBytes: number,
   /** Whether a client may take this path: false for clients limited to some networks. */
   mayUseFastPath: (clientId: string) => Promise<boolean>,
+  /** Told of each request answered here. */
+  onAnswer: () => void = () => {},
 ): Koa.Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || ctx.path !== path) return next();
-    if (ctx.get('oauth-client-attestation') || ctx.get('dpop')) return next();
-    const params = await peekFormParams(ctx.req, maxBodyBytes);
-    if (!params) return next();
-    const names = [...params.keys()];
-    const token = params.get('token');
-    if (!token || names.length !== new Set(names).size || names.some((name) => !ALLOWED_PARAMS.has(name))
-      || !isJwt(token)) {
-      return next();
-    }
+    const params = await readPlainForm(ctx, path, maxBodyBytes, ALLOWED_PARAMS);
+    const token = params?.get('token');
+    if (!params || !token || !isJwt(token)) return next();
     const caller = callerOf(ctx.get('authorization') || undefined, params);
     if (!caller || !(await mayUseFastPath(caller.clientId))) return next();
     const client = await provider.Client.find(caller.clientId);
@@ -77,5 +52,6 @@ export function introspectionFastPath(
     ctx.state.clientId = client.clientId; // for the access log, as the provider's ctx.oidc.client
     ctx.set('Cache-Control', 'no-store');
     ctx.body = await tokenPolicy.introspectJwt(client.clientId, token);
+    onAnswer();
   };
 }

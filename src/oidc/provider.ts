@@ -6,7 +6,8 @@ import Provider from 'oidc-provider';
 import { secretMatchesAny } from '../domain/crypto.ts';
 import { PROVIDER_ROUTES } from '../domain/endpoints.ts';
 import { auditProviderEvents } from './audit-events.ts';
-import { providerConfiguration, type ProviderDeps, type ProviderSettings } from './configuration.ts';
+import { clientCredentialsFastPath } from './client-credentials-fast-path.ts';
+import { PROVIDER_SCOPES, providerConfiguration, type ProviderDeps, type ProviderSettings } from './configuration.ts';
 import type { Directory } from './directory.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
 import { publishJwks } from './jwks.ts';
@@ -82,13 +83,32 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
   if (deps.onTokenIssued) countIssuedTokens(provider, deps.onTokenIssued);
 
   const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
+  const fastPaths = config.fastPaths === false ? [] : [
+    introspectionFastPath(
+      provider, tokenPolicy, `${issuerPath}${PROVIDER_ROUTES.introspection}`, config.maxBodyBytes,
+      async (clientId) => (await directory.client(clientId))?.networks.length === 0,
+      () => deps.onFastPathAnswer?.('introspection'),
+    ),
+    clientCredentialsFastPath({
+      directory,
+      keys: deps.keys,
+      issuer: config.issuer,
+      path: `${issuerPath}${PROVIDER_ROUTES.token}`,
+      maxBodyBytes: config.maxBodyBytes,
+      providerScopes: new Set(PROVIDER_SCOPES),
+      hasCertificate: (req) => deps.clientCertificates?.fromRequest(req) !== undefined,
+      // What the provider's issuance events do (auditProviderEvents, countIssuedTokens).
+      onIssued: (clientId, api) => {
+        deps.audit.countTokenIssued(clientId);
+        deps.onTokenIssued?.('client_credentials', api);
+        deps.onFastPathAnswer?.('token');
+      },
+    }),
+  ];
   return {
     provider,
     verifyAccessToken: (token, audience, certificateThumbprint) =>
       tokenPolicy.authorizeAccessToken(token, audience, certificateThumbprint),
-    fastPaths: [introspectionFastPath(
-      provider, tokenPolicy, `${issuerPath}${PROVIDER_ROUTES.introspection}`, config.maxBodyBytes,
-      async (clientId) => (await directory.client(clientId))?.networks.length === 0,
-    )],
+    fastPaths,
   };
 }

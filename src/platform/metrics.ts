@@ -17,6 +17,8 @@ export interface Metrics {
   rateLimited: Counter<'limiter'>;
   /** Database checks /readyz made (one answers every probe for a second). */
   readinessChecks: Counter;
+  /** Requests answered in front of the provider (`token`, `introspection`): docs/benchmarks.md. */
+  fastPathAnswers: Counter<'endpoint'>;
   /** Sources for the gauges read at scrape time. */
   watchPool(pool: { totalCount: number; idleCount: number; waitingCount: number } | undefined): void;
   watchSigningKeys(keys: () => Promise<{ kid: string; createdAt: Date }[]>): void;
@@ -75,6 +77,7 @@ export function createMetrics(): Metrics {
     lockouts: new Counter({ name: 'postern_lockouts_total', help: 'Sign-in lockouts started', registers }),
     rateLimited: new Counter({ name: 'postern_rate_limited_total', help: 'Requests refused by a rate limit, by limiter', labelNames: ['limiter'], registers }),
     readinessChecks: new Counter({ name: 'postern_readiness_checks_total', help: 'Database checks made for /readyz (one answers every probe for a second)', registers }),
+    fastPathAnswers: new Counter({ name: 'postern_fast_path_answers_total', help: 'Requests answered in front of oidc-provider, by endpoint (token, introspection)', labelNames: ['endpoint'], registers }),
     watchPool: (value) => { pool = value; },
     watchSigningKeys: (source) => { keys = source; },
   };
