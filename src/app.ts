@@ -230,6 +230,7 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
   koa.use(rateLimits({
     limiters: parts.limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics: parts.metrics, logger,
     isKnownClient: async (clientId) => (await parts.directory.client(clientId)) !== undefined,
+    clientOfAssertion: (assertion) => parts.trustedJwts.claimedClientId(assertion),
     pageRefused: (ctx, seconds) => pages.error(ctx, 429, {
       heading: 'Too many attempts',
       message: `Too many requests came from your network. Try again in ${seconds < 120 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`}.`,

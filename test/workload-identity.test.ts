@@ -236,3 +236,28 @@ describe('a deleted issuer', () => {
     await expectRefused(await k8sToken(), /not a trusted issuer/);
   });
 });
+
+describe('the invalid_client back-off', () => {
+  it('counts refused assertions against the bound client, without client_id', async () => {
+    const issuer = await startLocalIssuer();
+    const limited = await startServer(tdb.database, { RATE_LIMIT_INVALID_CLIENT: '3', RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS: '60' });
+    try {
+      const name = unique('backoff');
+      await createIssuer(db(), { name, issuer: issuer.url, kind: 'kubernetes', discovery: true }, DEV, NO_AUDIT);
+      await createClient(db(), { name: unique('backoff-client'), roles: [reader.name], federated: { issuer: name, subject: 'system:serviceaccount:shop:backoff' } }, NO_AUDIT);
+      const request = async (claims: Record<string, unknown>) => postForm(`${limited.url}/token`, {
+        grant_type: 'client_credentials', resource: orders.identifier, client_assertion_type: ASSERTION_TYPE,
+        client_assertion: await issuer.sign({ ...kubernetesClaims(issuer.url, limited.url, 'shop', 'backoff'), ...claims }),
+      });
+      // The fourth failure goes past the limit of three.
+      for (let i = 0; i < 4; i += 1) expect((await request({ aud: 'https://elsewhere' })).status).toBe(401);
+      // Backed off: even a good assertion waits now.
+      const blocked = await request({});
+      expect(blocked.status).toBe(429);
+      expect(blocked.headers.get('retry-after')).toBeTruthy();
+    } finally {
+      await limited.close();
+      await issuer.close();
+    }
+  });
+});

@@ -194,6 +194,27 @@ export class TrustedJwtVerifier {
     return { issuer, claims, clientId: binding.clientId };
   }
 
+  /**
+   * The client an assertion claims to be, unverified: for request limits and the invalid_client
+   * back-off, which count per client whoever sends it. Only bound clients are named.
+   */
+  async claimedClientId(token: string): Promise<string | undefined> {
+    if (typeof token !== 'string' || token.length > MAX_TRUSTED_JWT_LENGTH) return undefined;
+    let claims: JWTPayload;
+    try {
+      claims = decodeJwt(token);
+    } catch {
+      return undefined;
+    }
+    const issuerName = issuerOfToken(claims);
+    if (issuerName === undefined || typeof claims.sub !== 'string' || claims.sub.length > 1000) return undefined;
+    const row = await this.#cached(this.#issuers, issuerName, () => store.findIssuerByIssuer(this.#deps.db, issuerName));
+    if (!row) return undefined;
+    const subject = claims.sub;
+    const binding = await this.#cached(this.#bindings, `${row.id}\n${subject}`, () => this.#loadBinding(row.id, subject));
+    return binding?.clientId;
+  }
+
   async #loadBinding(issuerId: string, subject: string): Promise<Binding | undefined> {
     const row = await store.findFederationWithClient(this.#deps.db, issuerId, subject);
     return row ? { clientId: row.client_id, claims: row.claims, enabled: row.enabled } : undefined;
