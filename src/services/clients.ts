@@ -22,7 +22,7 @@ import { FEDERATED_AUTH_METHOD } from '../domain/trusted-issuers.ts';
 import { bindFederation, type FederationInput } from './trusted-issuers.ts';
 
 export { AUTH_METHODS, SUPPORTED_GRANTS };
-export type { ClientCredentialsInput, ClientView, CreateClientInput, TlsSubject };
+export type { ClientCredentialsInput, ClientView, CreateClientInput, FederationInput, TlsSubject };
 
 /** Every process caches clients (oidc/directory.ts): a change to one is published with the write. */
 const clientChanged = (client: { clientId: string }): Change => ({ kind: 'client', clientId: client.clientId });
