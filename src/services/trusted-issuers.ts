@@ -223,8 +223,8 @@ export async function checkFederation(trx: Db, input: FederationInput): Promise<
   const entries = Object.entries(input.claims ?? {});
   if (entries.length > MAX_CLAIMS) throw invalid(`at most ${MAX_CLAIMS} required claims`, 'federatedClaims');
   for (const [name, value] of entries) {
-    if (!/^[A-Za-z0-9_.:-]{1,100}$/.test(name) || typeof value !== 'string' || value.length > 1000) {
-      throw invalid(`claim "${name}" must be name=value (a name of letters, digits, "_.:-"; a string value)`, 'federatedClaims');
+    if (!/^[A-Za-z0-9_.:/-]{1,100}$/.test(name) || typeof value !== 'string' || value.length > 1000) {
+      throw invalid(`claim "${name}" must be name=value (a name of letters, digits, "_.:/-"; a string value)`, 'federatedClaims');
     }
     if (['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti'].includes(name)) throw invalid(`claim "${name}" is checked already; require other claims`, 'federatedClaims');
     claims[name] = value;
