@@ -213,6 +213,8 @@ async function main(): Promise<number> {
     postern: { label: 'Postern, platform token', result: median(federatedRounds.federated) },
     bare: { label: 'Postern, client secret', result: median(federatedRounds.secret) },
   };
+  const federatedReport = renderReport([federated]).replace('Postern/bare', 'platform token/client secret');
+  console.log(`\n${federatedReport}\n`);
 
   const signIn: [string, SignInMeasurement][] = [];
   for (const [name, run] of [
@@ -251,7 +253,7 @@ async function main(): Promise<number> {
   const providerPackage = readFileSync(path.join(ROOT, 'node_modules/oidc-provider/package.json'), 'utf8');
   const providerVersion = (JSON.parse(providerPackage) as { version: string }).version;
   console.log(`\n${renderReport(results)}\n`);
-  console.log(`${renderReport([federated]).replace('Postern/bare', 'platform token/client secret')}\n`);
+  console.log(`${federatedReport}\n`);
   console.log(`${renderSignIn(signIn, cost)}\n`);
   console.log(`${renderClusterReport(clusterResults)}\n`);
   console.log(`machine: ${machine()}`);
