@@ -248,3 +248,8 @@ export async function describeFederation(db: Db, clientId: string): Promise<Fede
   const issuer = await store.findIssuerById(db, row.issuer_id);
   return { issuer: issuer?.name ?? row.issuer_id, issuerId: row.issuer_id, subject: row.subject, claims: row.claims };
 }
+
+/** The jti of assertions that have expired need not be remembered (they are refused anyway). */
+export function pruneUsedAssertions(db: Db, now = new Date()): Promise<number> {
+  return store.deleteExpiredAssertionIds(db, now);
+}
