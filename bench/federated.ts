@@ -17,6 +17,11 @@ export interface FederatedWorld {
   assertion(audience: string): string;
   /** One without a jti, which may be sent more than once (SPIRE's JWT-SVIDs have none). */
   reusableAssertion(audience: string): string;
+  /**
+   * Signs `count` assertions ahead, so that the load generator does not sign while Postern is
+   * measured (it shares the machine); `assertion` takes from them first.
+   */
+  prepare(audience: string, count: number): void;
   close(): Promise<void>;
 }
 
@@ -53,8 +58,12 @@ export async function registerFederated(databaseUrl: string, role: string): Prom
     const signature = sign('sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
     return `${header}.${payload}.${signature}`;
   };
+  let ready: string[] = [];
   return {
-    assertion: (audience) => signed(audience, `${prefix}-${counter += 1}`),
+    assertion: (audience) => ready.pop() ?? signed(audience, `${prefix}-${counter += 1}`),
+    prepare: (audience, count) => {
+      ready = Array.from({ length: count }, () => signed(audience, `${prefix}-${counter += 1}`));
+    },
     reusableAssertion: (audience) => signed(audience, undefined),
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
@@ -64,7 +73,8 @@ export async function registerFederated(databaseUrl: string, role: string): Prom
 }
 
 /** client_credentials with a fresh platform token per request (no client_id, no secret). */
-export function federatedProbe(url: string, world: FederatedWorld): Probe {
+export function federatedProbe(url: string, world: FederatedWorld, prepared = 0): Probe {
+  world.prepare(url, prepared);
   const body = (assertion: string) => new URLSearchParams({
     grant_type: 'client_credentials', resource: JWT_RESOURCE, scope: 'orders:read',
     client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion,

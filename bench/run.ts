@@ -203,7 +203,7 @@ async function main(): Promise<number> {
   for (let round = 0; round < settings.rounds; round += 1) {
     for (const which of round % 2 === 0 ? ['federated', 'secret'] as const : ['secret', 'federated'] as const) {
       federatedRounds[which].push(which === 'federated'
-        ? await measureOn(settings, postern, posternServer, async () => federatedProbe(posternUrl, federatedWorld), 'federated client credentials on Postern')
+        ? await measureOn(settings, postern, posternServer, async () => federatedProbe(posternUrl, federatedWorld, 30_000), 'federated client credentials on Postern')
         : await measureOn(settings, postern, posternServer, clientCredentials, 'client credentials (secret) on Postern'));
     }
   }
