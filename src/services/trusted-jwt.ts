@@ -100,7 +100,8 @@ const toIssuer = (row: store.TrustedIssuerRow): TrustedIssuer => ({
 export class TrustedJwtVerifier {
   #deps: TrustedJwtDeps;
   #now: () => number;
-  #issuers = new Map<string, Promise<store.TrustedIssuerRow | undefined>>();
+  /** Every issuer by its `iss` (a few, set by operators), while changes arrive. */
+  #issuers: Promise<Map<string, store.TrustedIssuerRow>> | undefined;
   #bindings = new Map<string, Promise<Binding | undefined>>();
   #keys = new Map<string, KeyEntry>();
   #loading = new Map<string, Promise<KeyEntry>>();
@@ -125,7 +126,7 @@ export class TrustedJwtVerifier {
 
   #flush(): void {
     this.#generation += 1;
-    this.#issuers.clear();
+    this.#issuers = undefined;
     this.#bindings.clear();
   }
 
@@ -153,6 +154,25 @@ export class TrustedJwtVerifier {
   }
 
   /**
+   * The trusted issuer of this `iss`: from the list of all of them while caching (an unknown
+   * `iss` then costs no query), else from the database.
+   */
+  async #issuer(name: string): Promise<store.TrustedIssuerRow | undefined> {
+    if (!this.#caching) return store.findIssuerByIssuer(this.#deps.db, name);
+    const generation = this.#generation;
+    const loading = this.#issuers ?? store.listIssuers(this.#deps.db).then((rows) => new Map(rows.map((row) => [row.issuer, row])));
+    this.#issuers = loading;
+    try {
+      const issuers = await loading;
+      if (generation !== this.#generation && this.#issuers === loading) this.#issuers = undefined;
+      return issuers.get(name);
+    } catch (error) {
+      if (this.#issuers === loading) this.#issuers = undefined;
+      throw error;
+    }
+  }
+
+  /**
    * The token's issuer, signature, lifetime, audience and jti, then the client bound to its
    * subject. Throws TrustedJwtError with the reason on any failure.
    */
@@ -168,7 +188,7 @@ export class TrustedJwtVerifier {
       throw new TrustedJwtError('malformed', 'the token is not a signed JWT');
     }
     const issuerName = issuerOfToken(unverified);
-    const row = issuerName === undefined ? undefined : await this.#cached(this.#issuers, issuerName, () => store.findIssuerByIssuer(this.#deps.db, issuerName));
+    const row = issuerName === undefined ? undefined : await this.#issuer(issuerName);
     if (!row) throw new TrustedJwtError('unknown_issuer', `the token's issuer${typeof unverified.iss === 'string' ? ` "${unverified.iss.slice(0, 200)}"` : ''} is not a trusted issuer`);
     const issuer = toIssuer(row);
     if (!issuer.enabled) throw new TrustedJwtError('issuer_disabled', `trusted issuer ${issuer.name} is disabled`);
@@ -207,8 +227,9 @@ export class TrustedJwtVerifier {
       return undefined;
     }
     const issuerName = issuerOfToken(claims);
-    if (issuerName === undefined || typeof claims.sub !== 'string' || claims.sub.length > 1000) return undefined;
-    const row = await this.#cached(this.#issuers, issuerName, () => store.findIssuerByIssuer(this.#deps.db, issuerName));
+    // A client's own assertion (private_key_jwt) has iss = sub = its client_id.
+    if (issuerName === undefined || typeof claims.sub !== 'string' || claims.sub.length > 1000 || claims.iss === claims.sub) return undefined;
+    const row = await this.#issuer(issuerName);
     if (!row) return undefined;
     const subject = claims.sub;
     const binding = await this.#cached(this.#bindings, `${row.id}\n${subject}`, () => this.#loadBinding(row.id, subject));
