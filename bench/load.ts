@@ -16,6 +16,21 @@ export interface Probe {
   body: string;
   /** True when a 200 body is the answer we want to measure. */
   ok(body: string): boolean;
+  /** A new body for each request (a single-use assertion), instead of replaying `body`. */
+  fresh?: () => string;
+}
+
+/**
+ * autocannon shares request objects between its connections, and each connection's first request
+ * is whichever was built last: with a new body per request, the first requests of all
+ * connections would be one and the same. So a body that may be sent again (`body`) goes first,
+ * then 99 fresh ones, in a loop.
+ */
+function freshRequests(probe: Probe) {
+  const fresh = probe.fresh!;
+  return [{ body: probe.body }, ...Array.from({ length: 99 }, () => ({
+    setupRequest: (request: Record<string, unknown>) => ({ ...request, body: fresh() }),
+  }))];
 }
 
 export interface Measurement {
@@ -88,6 +103,7 @@ async function replay(probe: Probe, connections: number, duration: number, signa
     connections,
     duration,
     verifyBody: probe.ok,
+    ...(probe.fresh ? { requests: freshRequests(probe) } : {}),
   });
   // On abort, end the load at once: a server asked to stop first drains its busy connections.
   const stop = () => run.stop();

@@ -4,6 +4,7 @@ import { adminCommand } from './admin.ts';
 import { auditCommand } from './audit.ts';
 import { apisCommand } from './apis.ts';
 import { clientsCommand } from './clients.ts';
+import { issuersCommand } from './issuers.ts';
 import { createProgram } from './program.ts';
 import { registrationTokensCommand } from './registration-tokens.ts';
 import { rolesCommand } from './roles.ts';
@@ -12,7 +13,7 @@ import { keysCommand, migrateCommand, tokensCommand } from './system.ts';
 
 export function allCommands(): Command[] {
   return [apisCommand(), rolesCommand(), clientsCommand(), usersCommand(), migrateCommand(), tokensCommand(), keysCommand(),
-    adminCommand(), registrationTokensCommand(), auditCommand()];
+    adminCommand(), registrationTokensCommand(), auditCommand(), issuersCommand()];
 }
 
 export function buildProgram(): Command {

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   admin: async () => (await import('./admin.ts')).adminCommand(),
   'registration-tokens': async () => (await import('./registration-tokens.ts')).registrationTokensCommand(),
   audit: async () => (await import('./audit.ts')).auditCommand(),
+  issuers: async () => (await import('./issuers.ts')).issuersCommand(),
 };
 
 /** The program for `argv`: with only the command it names, or every command (help, typos). */

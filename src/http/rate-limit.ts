@@ -27,7 +27,11 @@ function formDecode(value: string): string | undefined {
  * the limit applies to whoever claims the id. The body is read however it is framed (declared
  * length or chunked), up to the body limit: leaving the length out must not skip the limits.
  */
-async function presentedClientId(ctx: Koa.Context, maxBodyBytes: number): Promise<string | undefined> {
+async function presentedClientId(
+  ctx: Koa.Context,
+  maxBodyBytes: number,
+  clientOfAssertion?: (assertion: string) => Promise<string | undefined>,
+): Promise<string | undefined> {
   const authorization = ctx.get('authorization');
   let id: string | undefined;
   if (authorization) {
@@ -37,7 +41,11 @@ async function presentedClientId(ctx: Koa.Context, maxBodyBytes: number): Promis
     const colon = decoded.indexOf(':');
     id = colon > 0 ? formDecode(decoded.slice(0, colon)) : undefined;
   } else {
-    id = (await peekFormParams(ctx.req, maxBodyBytes))?.get('client_id') ?? undefined;
+    const params = await peekFormParams(ctx.req, maxBodyBytes);
+    id = params?.get('client_id') ?? undefined;
+    // A workload's platform token names its client by the binding of its issuer and subject.
+    const assertion = params?.get('client_assertion');
+    if (id === undefined && assertion && clientOfAssertion) id = await clientOfAssertion(assertion).catch(() => undefined);
   }
   // Counters and the back-off map are keyed by it: only an id that could be a client's (the
   // provider refuses any other as invalid_client), and a copy that does not hold the request.
@@ -82,6 +90,8 @@ export interface RateLimitDeps {
    * (the address limit still applies to such requests).
    */
   isKnownClient(clientId: string): Promise<boolean>;
+  /** The client a client assertion without client_id names (federated clients), unverified. */
+  clientOfAssertion?(assertion: string): Promise<string | undefined>;
 }
 
 /**
@@ -207,7 +217,7 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
       const result = await limit('authorize_address', () => limiters.authorizeAddress.consume(address));
       if (!result.allowed) return refuse(ctx, request, result);
     }
-    const presented = await presentedClientId(ctx, deps.maxBodyBytes);
+    const presented = await presentedClientId(ctx, deps.maxBodyBytes, deps.clientOfAssertion);
     const clientId = presented !== undefined && await deps.isKnownClient(presented).catch(() => false) ? presented : undefined;
     // The back-off belongs to the client as seen from this address only: failures from elsewhere
     // (anyone may present a client_id) must not lock the client itself out (docs/security.md).

@@ -6,6 +6,7 @@ import type { Db } from '../db/tables.ts';
 import { TLS_SUBJECT_FIELDS, type TlsSubject } from '../domain/certificates.ts';
 import { describeClientCertificates, type ClientJwks } from './client-auth.ts';
 import { PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
+import { describeFederation, type FederationView } from './trusted-issuers.ts';
 
 export interface ClientView {
   clientId: string;
@@ -35,6 +36,8 @@ export interface ClientView {
   firstParty: boolean;
   roles: string[];
   secrets: { id: string; createdAt: string; expiresAt: string | null }[];
+  /** federated_jwt: the trusted issuer, subject and claims its platform's token must carry. */
+  federation: FederationView | null;
   createdAt: string;
 }
 
@@ -83,6 +86,7 @@ export async function toView(db: Db, row: clients.ClientRow, now = new Date()): 
         createdAt: secret.created_at.toISOString(),
         expiresAt: secret.expires_at?.toISOString() ?? null,
       })),
+    federation: await describeFederation(db, row.client_id),
     createdAt: row.created_at.toISOString(),
   };
 }

@@ -12,6 +12,7 @@ import { rotateSigningKeysIfDue, type KeyRotation } from './key-rotation.ts';
 import type { Keyring } from './keys.ts';
 import type { LoginProtection } from './login-protection.ts';
 import { pruneExpired } from './tokens.ts';
+import { pruneUsedAssertions } from './trusted-issuers.ts';
 
 /** How often each process checks whether the automatic key rotation is due. */
 const ROTATION_CHECK_MS = 60_000;
@@ -52,6 +53,7 @@ function prune(options: MaintenanceOptions): void {
   options.protection.prune().catch((error: unknown) => logger.warn({ err: error }, 'pruning login failures failed'));
   pruneAuditEvents(db, options.auditRetentionDays, options.audit)
     .catch((error: unknown) => logger.warn({ err: error }, 'pruning the audit log failed'));
+  pruneUsedAssertions(db).catch((error: unknown) => logger.warn({ err: error }, 'pruning used assertion ids failed'));
 }
 
 /** The automatic rotation: every process looks; the advisory lock lets one of them rotate. */

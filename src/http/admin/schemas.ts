@@ -9,6 +9,7 @@ import type { AuditEventView } from '../../services/audit-queries.ts';
 import { MAX_TOKEN_TTL_SECONDS, type RegistrationTokenView } from '../../services/registration.ts';
 import type { RoleView } from '../../services/roles.ts';
 import type { RevokeClientTokensResult } from '../../services/tokens.ts';
+import { federationBody, federationView } from './issuer-schemas.ts';
 
 // Bounds keep hostile input small; the services apply the precise rules (names, scope tokens).
 const ref = z.string().min(1).max(2000);
@@ -121,6 +122,7 @@ export const createClientBody = z.strictObject({
   postLogoutRedirectUris: z.array(z.string().max(2000)).max(50).optional(),
   public: z.boolean().optional().meta({ description: 'no secret: SPAs and native apps (PKCE only)' }),
   firstParty: z.boolean().optional().meta({ description: 'skip the consent screen' }),
+  federated: federationBody.optional(),
 }).meta({ id: 'CreateClient' });
 
 export const updateClientBody = z.strictObject({
@@ -133,6 +135,7 @@ export const updateClientBody = z.strictObject({
   allowedNetworks: networks.optional().meta({ description: 'replaces the list; [] lifts the restriction' }),
   requireDpop: requireDpop.optional(),
   requireMtls: requireMtls.optional(),
+  federated: federationBody.optional().meta({ description: 'federated_jwt clients: replaces the binding' }),
 }).meta({ id: 'UpdateClient' });
 
 export const rotateSecretBody = z.strictObject({
@@ -192,6 +195,7 @@ export const clientView = z.object({
   firstParty: z.boolean().meta({ description: 'first-party apps skip the consent screen' }),
   roles: z.array(z.string()),
   secrets: z.array(z.object({ id: z.string(), createdAt: timestamp, expiresAt: timestamp.nullable() })),
+  federation: federationView.nullable(),
   createdAt: timestamp,
 }).meta({ id: 'Client' }) satisfies z.ZodType<ClientView>;
 
