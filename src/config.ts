@@ -41,6 +41,8 @@ export interface Config extends MasterKeySettings {
    * advance by a compromised client is useless later. Costs a client one extra round trip.
    */
   dpopRequireNonce: boolean;
+  /** Token exchange (RFC 8693): how many exchanges one chain of tokens may hold. */
+  tokenExchangeMaxDepth: number;
   /** HTTPS on the public listener: PEM files, re-read when they change (docs/sender-constrained-tokens.md). */
   tls: { certFile: string; keyFile: string } | undefined;
   /** Mutual TLS (RFC 8705): which CAs issue client certificates, and proxies that forward them. */
@@ -144,6 +146,7 @@ export const envSchema = z.object({
   KEY_ROTATION_DAYS: intFrom(0, 3650).default(30).describe('Rotate the signing keys automatically when the newest has signed this many days (0: only by hand).'),
   KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600).describe('A new signing key is published this long before it signs; the JWKS max-age is half of it, at most 600.'),
   // Sender-constrained tokens (docs/sender-constrained-tokens.md) and the audit log (docs/audit.md).
+  TOKEN_EXCHANGE_MAX_DEPTH: intFrom(1, 10).default(4).describe('Token exchange (RFC 8693): how many exchanges one chain of tokens may hold; a token exchanged from an exchanged token nests `act` one level deeper (docs/token-exchange.md).'),
   DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0']).default('true').describe('DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8).'),
   // TLS and mutual TLS (docs/sender-constrained-tokens.md, "Mutual TLS").
   TLS_CERT_FILE: z.string().min(1).optional().describe('PEM certificate (chain) of the public listener: with TLS_KEY_FILE, Postern serves HTTPS itself. Replaced files are picked up within 10 s.'),
@@ -301,6 +304,7 @@ function toConfig(e: Env, checked: {
       slowDownAfter: e.LOGIN_SLOW_DOWN_AFTER,
     },
     dpopRequireNonce: e.DPOP_REQUIRE_NONCE === 'true' || e.DPOP_REQUIRE_NONCE === '1',
+    tokenExchangeMaxDepth: e.TOKEN_EXCHANGE_MAX_DEPTH,
     tls,
     mtls: {
       caFile: e.TLS_CLIENT_CA_FILE ? path.resolve(e.TLS_CLIENT_CA_FILE) : undefined,
