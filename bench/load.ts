@@ -16,6 +16,8 @@ export interface Probe {
   body: string;
   /** True when a 200 body is the answer we want to measure. */
   ok(body: string): boolean;
+  /** A new body for each request (a single-use assertion), instead of replaying `body`. */
+  fresh?: () => string;
 }
 
 export interface Measurement {
@@ -102,6 +104,7 @@ async function replay(probe: Probe, connections: number, duration: number, signa
     connections,
     duration,
     verifyBody: probe.ok,
+    ...(probe.fresh ? { requests: [{ setupRequest: (request: Record<string, unknown>) => ({ ...request, body: probe.fresh!() }) }] } : {}),
   });
   // On abort, end the load at once: a server asked to stop first drains its busy connections.
   const stop = () => run.stop();

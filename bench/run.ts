@@ -16,6 +16,7 @@ import {
 } from './load.ts';
 import { failedRequests, machine, renderReport, type ScenarioResult } from './report.ts';
 import { ACCESS_TOKEN_TTL, EXCHANGE_TARGET, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
+import { federatedProbe, registerFederated } from './federated.ts';
 import { argon2Cost, measureLogins, measureRefresh, registerSignIn, renderSignIn, type SignInMeasurement } from './sign-in.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -167,6 +168,8 @@ async function main(): Promise<number> {
   undo.push({ what: `drop database ${database.name}`, run: database.drop });
   const credentials = await register(database.url);
   const signInWorld = await registerSignIn(database.url, credentials.role);
+  const federatedWorld = await registerFederated(database.url, credentials.role);
+  undo.push({ what: 'stop the local token issuer', run: federatedWorld.close });
   console.log(`database ${database.name} migrated and registered`);
 
   const posternPort = await freePort();
@@ -219,6 +222,23 @@ async function main(): Promise<number> {
   }
 
   results.push(await measureExchange(settings, postern, posternUrl, credentials));
+  // Federated client credentials (a fresh platform token per request) against secret-based ones,
+  // both on Postern, alternating.
+  const federatedRounds: Record<'federated' | 'secret', Measurement[]> = { federated: [], secret: [] };
+  const posternServer = { label: 'Postern', url: posternUrl, ...credentials };
+  for (let round = 0; round < settings.rounds; round += 1) {
+    for (const which of round % 2 === 0 ? ['federated', 'secret'] as const : ['secret', 'federated'] as const) {
+      federatedRounds[which].push(which === 'federated'
+        ? await measureOn(settings, postern, posternServer, async () => federatedProbe(posternUrl, federatedWorld), 'federated client credentials on Postern')
+        : await measureOn(settings, postern, posternServer, clientCredentials, 'client credentials (secret) on Postern'));
+    }
+  }
+  const federated: ScenarioResult = {
+    name: 'client credentials, federated (platform token)',
+    target: { min: 0.6, text: '>= 0.6x client secret' },
+    postern: { label: 'Postern, platform token', result: median(federatedRounds.federated) },
+    bare: { label: 'Postern, client secret', result: median(federatedRounds.secret) },
+  };
 
   const signIn: [string, SignInMeasurement][] = [];
   for (const [name, run] of [
@@ -257,6 +277,7 @@ async function main(): Promise<number> {
   const providerPackage = readFileSync(path.join(ROOT, 'node_modules/oidc-provider/package.json'), 'utf8');
   const providerVersion = (JSON.parse(providerPackage) as { version: string }).version;
   console.log(`\n${renderReport(results)}\n`);
+  console.log(`${renderReport([federated]).replace('Postern/bare', 'platform token/client secret')}\n`);
   console.log(`${renderSignIn(signIn, cost)}\n`);
   console.log(`${renderClusterReport(clusterResults)}\n`);
   console.log(`machine: ${machine()}`);
@@ -265,7 +286,7 @@ async function main(): Promise<number> {
     + `oidc-provider ${providerVersion}`);
   // Targets may be missed (that is a result); failed requests make the numbers meaningless.
   const clusterFailures = clusterResults.some((r) => r.result.non2xx + r.result.otherFailures > 0);
-  return results.some((s) => failedRequests(s) > 0) || signIn.some(([, m]) => m.failed > 0) || clusterFailures ? 1 : 0;
+  return [...results, federated].some((s) => failedRequests(s) > 0) || signIn.some(([, m]) => m.failed > 0) || clusterFailures ? 1 : 0;
 }
 
 let exitCode = 1;

@@ -34,6 +34,8 @@ import { createRequestLimiters, openLimiterStore, type LimiterStore, type Reques
 import * as registration from './services/registration.ts';
 import { recordClientNetworkRefused } from './services/security-events.ts';
 import { pingDatabase } from './store/health.ts';
+import { TrustedJwtVerifier } from './services/trusted-jwt.ts';
+import { PROVIDER_ROUTES } from './domain/endpoints.ts';
 
 export interface App {
   koa: Koa;
@@ -118,6 +120,8 @@ interface Parts {
   pages: Pages;
   clientCertificates: ClientCertificates;
   protection: LoginProtection;
+  /** Tokens of trusted issuers (workload identity): client assertions and subject tokens. */
+  trustedJwts: TrustedJwtVerifier;
   /** True once shutdown has begun. */
   draining(): boolean;
 }
@@ -145,6 +149,7 @@ function startProviders(parts: Parts, propagation: Propagation): Promise<Provide
       dpopNonceSecret: parts.options.dpopNonceSecret,
       artifactKey: parts.artifactKey,
       clientCertificates: parts.clientCertificates,
+      trustedJwts: parts.trustedJwts,
       onServerError: (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'),
       onNetworkRefused: (refusal) => recordClientNetworkRefused(logger, audit, refusal),
       onTokenIssued: (grantType, api) => metrics.tokensIssued.inc({ grant_type: grantType, api }),
@@ -183,6 +188,7 @@ function buildAdminApi(parts: Parts, providers: ProviderHolder) {
       .verifyAccessToken(token, audience, parts.clientCertificates.fromRequest(request)?.thumbprint),
     audit: parts.audit,
     certificateHeader: config.mtls.header,
+    issuerRules: { development: config.mode === 'development' },
   });
 }
 
@@ -224,6 +230,7 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
   koa.use(rateLimits({
     limiters: parts.limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics: parts.metrics, logger,
     isKnownClient: async (clientId) => (await parts.directory.client(clientId)) !== undefined,
+    clientOfAssertion: (assertion) => parts.trustedJwts.claimedClientId(assertion),
     pageRefused: (ctx, seconds) => pages.error(ctx, 429, {
       heading: 'Too many attempts',
       message: `Too many requests came from your network. Try again in ${seconds < 120 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`}.`,
@@ -275,6 +282,15 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     pages: createPages(),
     clientCertificates: new ClientCertificates(config.mtls, options.clientAuthorities),
     protection: new LoginProtection(database.db, config.login, now),
+    // RFC 7523 §3 item 3: the assertion's audience is Postern, by its issuer or token endpoint.
+    trustedJwts: new TrustedJwtVerifier({
+      db: database.db,
+      changes: propagation,
+      artifactKey,
+      defaultAudience: [config.issuer, `${config.issuer.replace(/\/$/, '')}${PROVIDER_ROUTES.token}`],
+      settings: config.trustedJwts,
+      now,
+    }),
     draining: () => draining,
   };
   const providers = await startProviders(parts, propagation);
@@ -317,6 +333,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       await audit.close();
       await limits.store.close();
       await directory.close();
+      parts.trustedJwts.close();
       await propagation.close();
       await database.changes?.close();
     },

@@ -6,6 +6,7 @@ import { isLoopbackHost, normalizeCidr } from './domain/networks.ts';
 import { readMasterKeySettings, type MasterKeySettings } from './platform/master-key.ts';
 import type { LoginProtectionSettings } from './services/login-protection.ts';
 import type { RateLimitSettings } from './services/rate-limits.ts';
+import type { TrustedJwtSettings } from './services/trusted-jwt.ts';
 
 export type Mode = 'development' | 'production';
 
@@ -74,6 +75,8 @@ export interface Config extends MasterKeySettings {
   redisUrl: string | undefined;
   rateLimitStore: 'memory' | 'postgres' | 'redis';
   rateLimits: RateLimitSettings;
+  /** Workload identity: tokens of trusted issuers (docs/workload-identity.md). */
+  trustedJwts: TrustedJwtSettings;
 }
 
 /** `a=10,b=0` to a map; undefined when malformed. */
@@ -155,6 +158,12 @@ export const envSchema = z.object({
   TLS_CLIENT_CERT_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,100}$/).optional().describe('Header in which a TLS-terminating proxy forwards the client certificate (PEM, URL-encoded PEM or base64 DER), e.g. `X-Client-Cert`. Believed only from TLS_CLIENT_CERT_PROXIES.'),
   TLS_CLIENT_CERT_PROXIES: z.string().default('').describe('Addresses (CIDR, comma-separated) of the proxies allowed to set TLS_CLIENT_CERT_HEADER: the TCP peer must be one of them.'),
   AUDIT_RETENTION_DAYS: intFrom(0, 36500).default(365).describe('Audit events older than this are deleted by the prune timer (0: kept forever).'),
+  // Workload identity (docs/workload-identity.md).
+  FEDERATED_ASSERTION_MAX_LIFETIME_SECONDS: intFrom(60, 86400).default(3600).describe('Longest lifetime (`exp` - `iat`) of a trusted issuer\'s token accepted as a client assertion or subject token.'),
+  TRUSTED_ISSUER_FETCH_TIMEOUT_MS: intFrom(100, 30_000).default(3000).describe('Deadline of one fetch of a trusted issuer\'s discovery document or keys.'),
+  TRUSTED_ISSUER_MAX_JWKS_BYTES: intFrom(1024, 4 * 1024 * 1024).default(256 * 1024).describe('Largest discovery document or JWK Set accepted from a trusted issuer.'),
+  TRUSTED_ISSUER_REFETCH_SECONDS: intFrom(1, 3600).default(5).describe('Least time between two fetches of one issuer\'s keys when a token names a key it does not know.'),
+  TRUSTED_ISSUER_ALLOW_PRIVATE_ADDRESSES: z.enum(['true', 'false', '1', '0']).default('false').describe('Production: fetch trusted issuers\' keys from private, loopback and link-local addresses too (an in-cluster issuer). Off: such targets are refused, whatever name leads to them.'),
 });
 
 /** The JWKS may be cached for at most ten minutes, and for at most half the propagation delay. */
@@ -341,6 +350,21 @@ function toConfig(e: Env, checked: {
       authorizePerAddress: e.RATE_LIMIT_AUTHORIZE_ADDRESS,
       invalidClient: e.RATE_LIMIT_INVALID_CLIENT,
       invalidClientBlockSeconds: e.RATE_LIMIT_INVALID_CLIENT_BLOCK_SECONDS,
+    },
+    trustedJwts: {
+      maxLifetimeSeconds: e.FEDERATED_ASSERTION_MAX_LIFETIME_SECONDS,
+      clockToleranceSeconds: 30,
+      refetchIntervalSeconds: e.TRUSTED_ISSUER_REFETCH_SECONDS,
+      defaultCacheSeconds: 300,
+      minCacheSeconds: 30,
+      maxCacheSeconds: 86_400,
+      fetch: {
+        timeoutMs: e.TRUSTED_ISSUER_FETCH_TIMEOUT_MS,
+        maxBytes: e.TRUSTED_ISSUER_MAX_JWKS_BYTES,
+        // Development: http on loopback, and the local issuers of tests and examples.
+        allowInsecure: mode === 'development',
+        allowPrivateAddresses: e.TRUSTED_ISSUER_ALLOW_PRIVATE_ADDRESSES === 'true' || e.TRUSTED_ISSUER_ALLOW_PRIVATE_ADDRESSES === '1',
+      },
     },
   };
 }

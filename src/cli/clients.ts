@@ -28,6 +28,11 @@ function show(client: clients.ClientView): string {
     ...(client.ownsApis.length ? [['serves', client.ownsApis.join(' ')] as [string, string]] : []),
     ...(client.mayExchange.length ? [['may exchange', client.mayExchange.map((p) => `${p.api} ${p.scopes.join(' ')}`).join('\n              ')] as [string, string]] : []),
     ...(client.mayImpersonate ? [['may impersonate', 'yes (exchanged tokens carry no act)'] as [string, string]] : []),
+    ...(client.federation ? [
+      ['federated issuer', client.federation.issuer] as [string, string],
+      ['federated subject', client.federation.subject] as [string, string],
+      ['required claims', Object.entries(client.federation.claims).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'] as [string, string],
+    ] : []),
     ...(!client.tokenEndpointAuthMethod.startsWith('client_secret') || client.public ? [] : [['secrets', client.secrets.map((s) => `${s.id} (created ${s.createdAt}${s.expiresAt ? `, expires ${s.expiresAt}` : ''})`).join('\n         ')] as [string, string]]),
   ]);
 }
@@ -58,7 +63,7 @@ function readTextFile(file: string): string {
 }
 
 /** A JWK Set from a file; the service checks what is in it. */
-function readJwksFile(file: string): unknown {
+export function readJwksFile(file: string): unknown {
   const text = readTextFile(file);
   let parsed: unknown;
   try {
@@ -111,7 +116,38 @@ const NO_SECRET_NOTICE: Record<string, string> = {
   private_key_jwt: 'It authenticates with client assertions signed by its own keys (no secret).',
   tls_client_auth: 'It authenticates with a certificate from a CA of TLS_CLIENT_CA_FILE carrying that subject (no secret).',
   self_signed_tls_client_auth: 'It authenticates with one of these certificates (no secret).',
+  federated_jwt: 'It authenticates with its platform\'s token as client assertion (no secret): docs/workload-identity.md.',
 };
+
+/** `--claim name=value` (repeatable) to the claims a federated client's token must carry. */
+function claimsOf(values: string[]): Record<string, string> | undefined {
+  if (!values.length) return undefined;
+  const claims: Record<string, string> = {};
+  for (const value of values) {
+    const at = value.indexOf('=');
+    if (at < 1) throw new Error(`--claim takes name=value, got "${value}"`);
+    claims[value.slice(0, at)] = value.slice(at + 1);
+  }
+  return claims;
+}
+
+/** The federation options given, if any. */
+function federationOf(opts: { federatedIssuer?: string; federatedSubject?: string; claim: string[] }): clients.FederationInput | undefined {
+  if (opts.federatedIssuer === undefined && opts.federatedSubject === undefined && !opts.claim.length) return undefined;
+  if (opts.federatedIssuer === undefined || opts.federatedSubject === undefined) {
+    throw new Error('--federated-issuer and --federated-subject go together (--claim with them)');
+  }
+  return { issuer: opts.federatedIssuer, subject: opts.federatedSubject, claims: claimsOf(opts.claim) };
+}
+
+/** The options of a client that authenticates with its platform's token. */
+function withFederationOptions(command: Command, verb: 'create' | 'update'): Command {
+  const replace = verb === 'update' ? 'replace: ' : '';
+  return command
+    .option('--federated-issuer <issuer>', `${replace}a trusted issuer (postern issuers list) whose token authenticates it, instead of a secret`)
+    .option('--federated-subject <sub>', `${replace}the token's sub, exactly (system:serviceaccount:shop:orders, spiffe://..., repo:org/repo:ref:...)`)
+    .option('--claim <name=value>', `${replace}a claim the token must carry with exactly this value (repeatable)`, collect, []);
+}
 
 const SECRET_NOTICE = 'Store the secret now: it is shown only once and Postern keeps only a hash.';
 
@@ -135,8 +171,9 @@ export function clientsCommand(): Command {
     .option('--post-logout-redirect-uri <uri>', 'where people may return after logging out (repeatable)', collect, [])
     .option('--public', 'a public app (SPA, native) that cannot keep a secret: no secret, PKCE only')
     .option('--first-party', 'an app of your own: people are not asked for consent');
-  withCertificateOptions(create, 'create')
+  withFederationOptions(withCertificateOptions(create, 'create'), 'create')
     .action(action(async ({ db, out, audit }, opts: TlsSubjectOptions & {
+      federatedIssuer?: string; federatedSubject?: string; claim: string[];
       name: string; grant: string[]; role: string[]; authMethod?: string; jwksFile?: string; jwksUri?: string;
       allowedNetwork: string[]; requireDpop?: boolean; redirectUri: string[]; postLogoutRedirectUri: string[];
       public?: boolean; firstParty?: boolean; certificateFile: string[]; requireMtls?: boolean;
@@ -157,6 +194,7 @@ export function clientsCommand(): Command {
         postLogoutRedirectUris: opts.postLogoutRedirectUri,
         public: opts.public,
         firstParty: opts.firstParty,
+        federated: federationOf(opts),
       }, audit);
       out.print(
         { ...result.client, clientSecret: result.clientSecret },
@@ -181,8 +219,9 @@ export function clientsCommand(): Command {
     .option('--no-may-exchange', 'take every exchange permission away')
     .option('--may-impersonate', 'its exchanged tokens carry no act claim naming it')
     .option('--no-may-impersonate', 'its exchanged tokens name it in act (the default)');
-  withCertificateOptions(update, 'update')
+  withFederationOptions(withCertificateOptions(update, 'update'), 'update')
     .action(action(async ({ db, out, audit }, ref: string, opts: TlsSubjectOptions & {
+      federatedIssuer?: string; federatedSubject?: string; claim: string[];
       name?: string; jwksFile?: string; jwksUri?: string; allowedNetwork: string[]; anyNetwork?: boolean; requireDpop?: boolean;
       certificateFile: string[]; requireMtls?: boolean; mayExchange: string[] | false; mayImpersonate?: boolean;
     }) => {
@@ -199,6 +238,7 @@ export function clientsCommand(): Command {
         requireMtls: opts.requireMtls,
         mayExchange: opts.mayExchange === false ? [] : opts.mayExchange.length ? opts.mayExchange.map(parseExchange) : undefined,
         mayImpersonate: opts.mayImpersonate,
+        federated: federationOf(opts),
       }, audit);
       out.print(client, (value) => `client updated\n${show(value)}`);
     }));

@@ -5,6 +5,7 @@ import { adminCommand } from './admin.ts';
 import { auditCommand } from './audit.ts';
 import { apisCommand } from './apis.ts';
 import { clientsCommand } from './clients.ts';
+import { issuersCommand } from './issuers.ts';
 import { registrationTokensCommand } from './registration-tokens.ts';
 import { rolesCommand } from './roles.ts';
 import { usersCommand } from './users.ts';
@@ -23,7 +24,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: writeUsageError });
   for (const command of [apisCommand(), rolesCommand(), clientsCommand(), usersCommand(), migrateCommand(), tokensCommand(), keysCommand(),
-    adminCommand(), registrationTokensCommand(), auditCommand()]) {
+    adminCommand(), registrationTokensCommand(), auditCommand(), issuersCommand()]) {
     program.addCommand(command);
   }
   // Subcommands get the same exit and error handling.

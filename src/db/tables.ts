@@ -199,6 +199,31 @@ export interface RegistrationTokenRolesTable {
   role_id: string;
 }
 
+export interface TrustedIssuersTable {
+  id: string;
+  name: string;
+  issuer: string;
+  kind: 'kubernetes' | 'spiffe' | 'oidc';
+  jwks_source: 'discovery' | 'jwks_uri' | 'static';
+  jwks_uri: ColumnType<string | null, string | null | undefined, string | null>;
+  jwks: ColumnType<{ keys: Record<string, unknown>[] } | null, string | null | undefined, string | null>;
+  enabled: Generated<boolean>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface ClientFederationsTable {
+  client_id: string;
+  issuer_id: string;
+  subject: string;
+  claims: Json<Record<string, string>>;
+}
+
+export interface UsedAssertionsTable {
+  id: string;
+  expires_at: Date;
+}
+
 export interface Tables {
   clients: ClientsTable;
   client_secrets: ClientSecretsTable;
@@ -220,6 +245,9 @@ export interface Tables {
   audit_events: AuditEventsTable;
   registration_tokens: RegistrationTokensTable;
   registration_token_roles: RegistrationTokenRolesTable;
+  trusted_issuers: TrustedIssuersTable;
+  client_federations: ClientFederationsTable;
+  used_assertions: UsedAssertionsTable;
 }
 
 /**

@@ -25,6 +25,8 @@ export const AUDIT_EVENT_TYPES = [
   'registration.created', 'registration.updated', 'registration.deleted', 'registration.failure',
   'key.generated', 'key.rotated', 'key.revoked', 'master_key.rotated',
   'audit.pruned', 'audit.dropped',
+  /** Trusted issuers of workload identity (docs/workload-identity.md). */
+  'issuer.created', 'issuer.updated', 'issuer.deleted',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
@@ -47,7 +49,8 @@ export const AUDIT_DETAIL_KEYS = [
   'error', 'errorDescription', 'grantType', 'status', 'reason', 'method', 'path', 'route',
   'count', 'since', 'until', 'resource', 'tokenTypeHint', 'maxUses', 'expiresAt', 'description',
   'registrationToken', 'kid', 'alg', 'deleted', 'before', 'dropped', 'username', 'attempts',
-  'firstSeen', 'lastSeen', 'overflow', 'subject', 'actors',
+  'firstSeen', 'lastSeen', 'overflow', 'actors',
+  'issuer', 'kind', 'jwksSource', 'jwksUri', 'subject', 'claims', 'clients',
 ] as const;
 
 export type AuditDetailKey = (typeof AUDIT_DETAIL_KEYS)[number];

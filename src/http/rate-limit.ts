@@ -24,7 +24,11 @@ function formDecode(value: string): string | undefined {
  * The client_id a request presents (Basic credentials, else client_id in a form body), unverified:
  * the limit applies to whoever claims the id. Only a small form body of declared length is read.
  */
-async function presentedClientId(ctx: Koa.Context, maxBodyBytes: number): Promise<string | undefined> {
+async function presentedClientId(
+  ctx: Koa.Context,
+  maxBodyBytes: number,
+  clientOfAssertion?: (assertion: string) => Promise<string | undefined>,
+): Promise<string | undefined> {
   const authorization = ctx.get('authorization');
   let id: string | undefined;
   if (authorization) {
@@ -37,7 +41,11 @@ async function presentedClientId(ctx: Koa.Context, maxBodyBytes: number): Promis
     const length = Number(ctx.get('content-length'));
     if (!ctx.is('application/x-www-form-urlencoded') || !(length > 0 && length <= maxBodyBytes)) return undefined;
     const body = await peekBody(ctx.req, length);
-    id = body ? new URLSearchParams(body.toString('utf8')).get('client_id') ?? undefined : undefined;
+    const params = body ? new URLSearchParams(body.toString('utf8')) : undefined;
+    id = params?.get('client_id') ?? undefined;
+    // A workload's platform token names its client by the binding of its issuer and subject.
+    const assertion = params?.get('client_assertion');
+    if (id === undefined && assertion && clientOfAssertion) id = await clientOfAssertion(assertion).catch(() => undefined);
   }
   // Counters and the back-off map are keyed by it: only an id that could be a client's (the
   // provider refuses any other as invalid_client), and a copy that does not hold the request.
@@ -72,6 +80,8 @@ export interface RateLimitDeps {
    * (the address limit still applies to such requests).
    */
   isKnownClient(clientId: string): Promise<boolean>;
+  /** The client a client assertion without client_id names (federated clients), unverified. */
+  clientOfAssertion?(assertion: string): Promise<string | undefined>;
 }
 
 type LimitedEndpoint = 'protocol' | 'registration' | 'sign_in' | 'authorize';
@@ -143,7 +153,7 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
       return undefined;
     }
 
-    const presented = await presentedClientId(ctx, deps.maxBodyBytes);
+    const presented = await presentedClientId(ctx, deps.maxBodyBytes, deps.clientOfAssertion);
     const clientId = presented !== undefined && await deps.isKnownClient(presented).catch(() => false) ? presented : undefined;
     if (clientId !== undefined) {
       const left = backOffLeft(clientId);

@@ -10,6 +10,7 @@ import { CLIENT_AUTH_ALGS } from '../domain/client-keys.ts';
 import { grantDigest } from '../domain/crypto.ts';
 import { PROVIDER_ROUTES } from '../domain/endpoints.ts';
 import type { KeySet } from '../domain/signing-keys.ts';
+import type { TrustedJwtVerifier } from '../services/trusted-jwt.ts';
 import { findAccount, personGrants, SCOPE_CLAIMS } from './accounts.ts';
 import { createAdapterFactory, type NetworkRefusal } from './adapter.ts';
 import { ClientCertificates } from './client-certificates.ts';
@@ -57,6 +58,11 @@ export interface ProviderDeps {
   pages: ProviderPages;
   /** Client certificates of requests (mutual TLS, RFC 8705); without it, requests have none. */
   clientCertificates?: ClientCertificates;
+  /**
+   * Tokens of trusted issuers (workload identity): federated client authentication and token
+   * exchange subject tokens call `trustedJwts.verifyTrustedJwt(token, {audience})`.
+   */
+  trustedJwts?: TrustedJwtVerifier;
 }
 
 export interface ProviderPages {

@@ -93,7 +93,8 @@ export class Directory {
   }
 
   #onChange(change: Change): void {
-    if (change.kind === 'keys') return; // the provider holder's business, not cached here
+    // The provider holder's and the trusted-token verifier's business, not cached here.
+    if (change.kind === 'keys' || change.kind === 'issuer') return;
     this.#generation += 1;
     if (change.kind === 'client') {
       this.#clients.delete(change.clientId);

@@ -9,6 +9,7 @@ import { auditProviderEvents } from './audit-events.ts';
 import { providerConfiguration, type ProviderDeps, type ProviderSettings } from './configuration.ts';
 import type { Directory } from './directory.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
+import { compareWithFederatedProof, federatedClientAuth } from './federated-client-auth.ts';
 import { publishJwks } from './jwks.ts';
 import { registrationMiddleware } from './registration.ts';
 import { tokenErrorAnswers } from './token-errors.ts';
@@ -37,14 +38,15 @@ export interface ProviderParts {
  * client_secret_post, so it is replaced by a check against the client's live secret hashes.
  */
 function compareSecretsByHash(provider: Provider, directory: Directory): void {
+  // A federated client's only "secret" is the proof of a verified assertion (federated-client-auth.ts).
   (provider.Client.prototype as unknown as { compareClientSecret(actual: string): Promise<boolean> })
-    .compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
-      const client = await directory.client(this.clientId);
+    .compareClientSecret = compareWithFederatedProof(async (clientId, actual) => {
+      const client = await directory.client(clientId);
       if (!client?.enabled) return false;
       const now = Date.now();
       const live = client.secrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.hash);
       return secretMatchesAny(actual, live);
-    };
+    });
 }
 
 /** Tells `onTokenIssued` of every access token, by grant type and API (the metrics' counter). */
@@ -92,11 +94,18 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
   if (deps.onTokenIssued) countIssuedTokens(provider, deps.onTokenIssued);
 
   const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
+  const { token, introspection, revocation } = PROVIDER_ROUTES;
+  const federated = deps.trustedJwts ? [federatedClientAuth({
+    verifier: deps.trustedJwts,
+    paths: new Set([token, introspection, revocation].map((path) => `${issuerPath}${path}`)),
+    maxBodyBytes: config.maxBodyBytes,
+    audit: deps.audit,
+  })] : [];
   return {
     provider,
     verifyAccessToken: (token, audience, certificateThumbprint) =>
       tokenPolicy.authorizeAccessToken(token, audience, certificateThumbprint),
-    fastPaths: [introspectionFastPath(
+    fastPaths: [...federated, introspectionFastPath(
       provider, tokenPolicy, `${issuerPath}${PROVIDER_ROUTES.introspection}`, config.maxBodyBytes,
       async (clientId) => (await directory.client(clientId))?.networks.length === 0,
     )],

@@ -68,3 +68,23 @@ export function peekUnsizedBody(req: IncomingMessage, limit: number): Promise<Pe
   }
   return body;
 }
+
+/**
+ * Replaces a peeked body (declared length) by `body` before its owner reads it: the old bytes
+ * are taken off the stream and the new ones put back in the same turn (so the stream does not
+ * end between the two), and later peeks see the new bytes. False when the old bytes were not
+ * all there to take (nothing is changed then).
+ */
+export async function replacePeekedBody(req: IncomingMessage, body: Buffer): Promise<boolean> {
+  const old = await peeked.get(req);
+  if (!(old instanceof Buffer) || req.readableLength !== old.length) return false;
+  const taken = req.read() as Buffer | null;
+  if (!taken || !taken.equals(old)) {
+    if (taken) req.unshift(taken);
+    return false;
+  }
+  req.unshift(body);
+  req.headers['content-length'] = String(body.length);
+  peeked.set(req, Promise.resolve(body));
+  return true;
+}

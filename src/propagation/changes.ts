@@ -10,7 +10,9 @@ export type Change =
   /** A JWT access token (or, `grant:<digest>`, every JWT of a grant) revoked until `exp`. */
   | { kind: 'revoked'; jti: string; exp: number }
   /** Signing keys were added or rescheduled: servers reload their published set. */
-  | { kind: 'keys' };
+  | { kind: 'keys' }
+  /** Trusted issuers (workload identity) or the clients bound to their subjects. */
+  | { kind: 'issuer' };
 
 /** The propagation's own messages, never shown to caches. */
 type Signal =

@@ -4,6 +4,8 @@
 // services (RFC 7591) meet their own rules here and are then stored the one same way
 // (clients.ts insertNewClient).
 import { CERTIFICATE_AUTH_METHODS, SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
+import { FEDERATED_AUTH_METHOD } from '../domain/trusted-issuers.ts';
+import type { FederationInput } from './trusted-issuers.ts';
 import { checkNetworks, credentialMetadata, credentialsOf, type ClientCredentialsInput } from './client-auth.ts';
 import { checkSignInSettings, PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
 import { invalid } from './errors.ts';
@@ -12,6 +14,7 @@ import { checkName, checkOneBinding } from './validation.ts';
 export const SUPPORTED_GRANTS = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
 export const AUTH_METHODS = [
   'client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth',
+  FEDERATED_AUTH_METHOD,
 ] as const;
 
 export interface CreateClientInput extends ClientCredentialsInput {
@@ -34,6 +37,8 @@ export interface CreateClientInput extends ClientCredentialsInput {
   public?: boolean;
   /** An app of the deployer's own: no consent screen. */
   firstParty?: boolean;
+  /** Authenticates with its platform's token: a trusted issuer, a subject, required claims (federated_jwt). */
+  federated?: FederationInput;
 }
 
 /** A client that passed its rules, ready to be stored (its id is given when it is). */
@@ -53,6 +58,15 @@ function chooseAuthMethod(input: CreateClientInput): string {
   if (input.public) {
     if (input.tokenEndpointAuthMethod !== undefined) throw invalid('a public client has no token endpoint auth method', 'tokenEndpointAuthMethod');
     return PUBLIC_AUTH_METHOD;
+  }
+  if (input.federated !== undefined) {
+    if (input.tokenEndpointAuthMethod !== undefined && input.tokenEndpointAuthMethod !== FEDERATED_AUTH_METHOD) {
+      throw invalid(`a federated client authenticates with ${FEDERATED_AUTH_METHOD}`, 'tokenEndpointAuthMethod');
+    }
+    return FEDERATED_AUTH_METHOD;
+  }
+  if (input.tokenEndpointAuthMethod === FEDERATED_AUTH_METHOD) {
+    throw invalid(`${FEDERATED_AUTH_METHOD} needs a trusted issuer and subject (federatedIssuer, federatedSubject)`, 'federatedIssuer');
   }
   const method = input.tokenEndpointAuthMethod
     ?? (input.tlsSubject !== undefined ? 'tls_client_auth'

@@ -7,6 +7,7 @@ import { TLS_SUBJECT_FIELDS, type TlsSubject } from '../domain/certificates.ts';
 import { describeClientCertificates, type ClientJwks } from './client-auth.ts';
 import { PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
 import { exchangeView, TOKEN_EXCHANGE_GRANT } from './exchange-permissions.ts';
+import { describeFederation, type FederationView } from './trusted-issuers.ts';
 
 export interface ClientView {
   clientId: string;
@@ -42,6 +43,8 @@ export interface ClientView {
   mayImpersonate: boolean;
   /** The APIs it serves: it may exchange the tokens issued for them. */
   ownsApis: string[];
+  /** federated_jwt: the trusted issuer, subject and claims its platform's token must carry. */
+  federation: FederationView | null;
   createdAt: string;
 }
 
@@ -96,6 +99,7 @@ export async function toView(db: Db, row: clients.ClientRow, now = new Date()): 
         expiresAt: secret.expires_at?.toISOString() ?? null,
       })),
     ...exchange,
+    federation: await describeFederation(db, row.client_id),
     createdAt: row.created_at.toISOString(),
   };
 }

@@ -19,9 +19,11 @@ import { toView, type ClientView, type StoredMetadata } from './client-view.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { applyExchangeSettings, type ExchangeSettings } from './exchange-permissions.ts';
 import { changedFields, checkName, checkOneBinding } from './validation.ts';
+import { FEDERATED_AUTH_METHOD } from '../domain/trusted-issuers.ts';
+import { bindFederation, type FederationInput } from './trusted-issuers.ts';
 
 export { AUTH_METHODS, SUPPORTED_GRANTS };
-export type { ClientCredentialsInput, ClientView, CreateClientInput, TlsSubject };
+export type { ClientCredentialsInput, ClientView, CreateClientInput, FederationInput, TlsSubject };
 
 /** Every process caches clients (oidc/directory.ts): a change to one is published with the write. */
 const clientChanged = (client: { clientId: string }): Change => ({ kind: 'client', clientId: client.clientId });
@@ -78,8 +80,12 @@ export async function createClient(db: Db, input: CreateClientInput, audit: Audi
   const clientId = randomId();
   const clientSecret = checked.usesSecret ? generateClientSecret() : null;
   try {
-    const client = await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) =>
-      insertNewClient(trx, clientId, checked, { clientSecret, roleIds: await resolveRoles(trx, input.roles ?? []) }));
+    const client = await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) => {
+      const created = await insertNewClient(trx, clientId, checked, { clientSecret, roleIds: await resolveRoles(trx, input.roles ?? []) });
+      if (input.federated === undefined) return created;
+      await bindFederation(trx, clientId, input.federated);
+      return toView(trx, (await clients.findClientById(trx, clientId))!);
+    });
     audit.record({
       type: 'client.created', target: { type: 'client', id: clientId },
       details: { name, grantTypes, roles: client.roles, tokenEndpointAuthMethod: authMethod },
@@ -150,6 +156,8 @@ export interface UpdateClientInput extends ClientCredentialsInput, ExchangeSetti
   allowedNetworks?: string[];
   requireDpop?: boolean;
   requireMtls?: boolean;
+  /** federated_jwt clients: a new issuer, subject or claims (replacing the binding). */
+  federated?: FederationInput;
 }
 
 /**
@@ -187,6 +195,12 @@ export async function updateClient(
         metadata ??= { ...client.metadata };
         if (input.requireMtls) metadata.tls_client_certificate_bound_access_tokens = true;
         else delete metadata.tls_client_certificate_bound_access_tokens;
+      }
+      if (input.federated !== undefined) {
+        if ((client.metadata as StoredMetadata).token_endpoint_auth_method !== FEDERATED_AUTH_METHOD) {
+          throw invalid(`client ${client.name} does not authenticate with ${FEDERATED_AUTH_METHOD}`, 'federatedIssuer');
+        }
+        await bindFederation(trx, client.client_id, input.federated);
       }
       if (metadata) checkOneBinding(metadata.dpop_bound_access_tokens === true, metadata.tls_client_certificate_bound_access_tokens === true);
       await applyExchangeSettings(trx, client.client_id, input);

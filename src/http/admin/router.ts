@@ -43,6 +43,8 @@ export interface AdminApiDeps {
   verifyAccessToken: VerifyAccessToken;
   /** TLS_CLIENT_CERT_HEADER, when a proxy forwards client certificates (checked like any input). */
   certificateHeader?: string;
+  /** Development allows trusted issuers on plain http loopback URLs. */
+  issuerRules?: AdminDeps['issuerRules'];
 }
 
 // RFC 6750 §3: how a resource server says what was wrong with the token.

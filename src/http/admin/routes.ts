@@ -11,6 +11,8 @@ import * as registration from '../../services/registration.ts';
 import * as roles from '../../services/roles.ts';
 import { revokeClientTokens } from '../../services/tokens.ts';
 import * as users from '../../services/users.ts';
+import * as issuers from '../../services/trusted-issuers.ts';
+import * as i from './issuer-schemas.ts';
 import * as s from './schemas.ts';
 import * as u from './user-schemas.ts';
 
@@ -20,6 +22,8 @@ export interface AdminDeps {
   audit: AuditSink;
   /** The OpenAPI document of this API (built from this table). */
   openApiDocument(): Record<string, unknown>;
+  /** Development allows trusted issuers on plain http loopback URLs. */
+  issuerRules?: issuers.IssuerRules;
 }
 
 type Schema = z.ZodType;
@@ -32,7 +36,7 @@ export interface AdminRoute<P extends Schema | undefined = Schema | undefined,
   path: string;
   operationId: string;
   summary: string;
-  tag: 'apis' | 'clients' | 'roles' | 'users' | 'keys' | 'audit' | 'registration' | 'meta';
+  tag: 'apis' | 'clients' | 'roles' | 'users' | 'keys' | 'audit' | 'registration' | 'meta' | 'issuers';
   params?: P;
   query?: Q;
   body?: B;
@@ -49,7 +53,35 @@ const route = <P extends Schema | undefined = undefined, Q extends Schema | unde
 
 const items = async <T>(promise: Promise<T[]>) => ({ items: await promise });
 
+const PRODUCTION_RULES: issuers.IssuerRules = { development: false };
+
 export const ADMIN_ROUTES: AdminRoute[] = [
+  // Trusted issuers (workload identity, docs/workload-identity.md)
+  route({
+    method: 'post', path: '/issuers', operationId: 'createIssuer', summary: 'Trust an issuer of workload tokens', tag: 'issuers',
+    body: i.createIssuerBody, status: 201, response: i.issuerView,
+    handle: ({ body }, { db, audit, issuerRules }) => issuers.createIssuer(db, body, issuerRules ?? PRODUCTION_RULES, audit),
+  }),
+  route({
+    method: 'get', path: '/issuers', operationId: 'listIssuers', summary: 'List trusted issuers', tag: 'issuers',
+    status: 200, response: s.list(i.issuerView),
+    handle: (_, { db }) => items(issuers.listIssuers(db)),
+  }),
+  route({
+    method: 'get', path: '/issuers/{id}', operationId: 'getIssuer', summary: 'Show a trusted issuer', tag: 'issuers',
+    params: s.idParams, status: 200, response: i.issuerView,
+    handle: ({ params }, { db }) => issuers.getIssuer(db, params.id),
+  }),
+  route({
+    method: 'patch', path: '/issuers/{id}', operationId: 'updateIssuer', summary: 'Change a trusted issuer', tag: 'issuers',
+    params: s.idParams, body: i.updateIssuerBody, status: 200, response: i.issuerView,
+    handle: ({ params, body }, { db, audit, issuerRules }) => issuers.updateIssuer(db, params.id, body, issuerRules ?? PRODUCTION_RULES, audit),
+  }),
+  route({
+    method: 'delete', path: '/issuers/{id}', operationId: 'deleteIssuer', summary: 'Stop trusting an issuer', tag: 'issuers',
+    params: s.idParams, query: i.deleteIssuerQuery, status: 204,
+    handle: ({ params, query }, { db, audit }) => issuers.deleteIssuer(db, params.id, { force: query.force }, audit),
+  }),
   // APIs (resource servers)
   route({
     method: 'post', path: '/apis', operationId: 'createApi', summary: 'Register an API', tag: 'apis',

@@ -9,6 +9,7 @@ import type { AuditEventView } from '../../services/audit-queries.ts';
 import { MAX_TOKEN_TTL_SECONDS, type RegistrationTokenView } from '../../services/registration.ts';
 import type { RoleView } from '../../services/roles.ts';
 import type { RevokeClientTokensResult } from '../../services/tokens.ts';
+import { federationBody, federationView } from './issuer-schemas.ts';
 
 // Bounds keep hostile input small; the services apply the precise rules (names, scope tokens).
 const ref = z.string().min(1).max(2000);
@@ -123,6 +124,7 @@ export const createClientBody = z.strictObject({
   postLogoutRedirectUris: z.array(z.string().max(2000)).max(50).optional(),
   public: z.boolean().optional().meta({ description: 'no secret: SPAs and native apps (PKCE only)' }),
   firstParty: z.boolean().optional().meta({ description: 'skip the consent screen' }),
+  federated: federationBody.optional(),
 }).meta({ id: 'CreateClient' });
 
 export const updateClientBody = z.strictObject({
@@ -139,6 +141,7 @@ export const updateClientBody = z.strictObject({
     .meta({ description: 'token exchange (RFC 8693): replaces the scopes of other APIs it may ask for on behalf of the subjects of tokens it receives; [] takes them away. Implies the token-exchange grant type' }),
   mayImpersonate: z.boolean().optional()
     .meta({ description: 'its exchanged tokens carry no `act` claim naming it (impersonation); off by default' }),
+  federated: federationBody.optional().meta({ description: 'federated_jwt clients: replaces the binding' }),
 }).meta({ id: 'UpdateClient' });
 
 export const rotateSecretBody = z.strictObject({
@@ -203,6 +206,7 @@ export const clientView = z.object({
     .meta({ description: 'token exchange: the scopes of other APIs it may ask for on others\' behalf' }),
   mayImpersonate: z.boolean(),
   ownsApis: z.array(z.string()).meta({ description: 'the APIs it serves: it may exchange tokens issued for them' }),
+  federation: federationView.nullable(),
   createdAt: timestamp,
 }).meta({ id: 'Client' }) satisfies z.ZodType<ClientView>;
 
