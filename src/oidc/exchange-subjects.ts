@@ -6,6 +6,7 @@ import { decodeProtectedHeader } from 'jose';
 import type Provider from 'oidc-provider';
 import { grantDigest } from '../domain/crypto.ts';
 import { isActClaim, isLineage, opaqueTokenKey, TOKEN_TYPES, type ActClaim, type Lineage } from '../domain/token-exchange.ts';
+import { TrustedJwtError, type TrustedJwtVerifier } from '../services/trusted-jwt.ts';
 import type { Directory } from './directory.ts';
 import type { AccessTokenClaims, TokenPolicy } from './token-policy.ts';
 
@@ -109,13 +110,48 @@ async function fromOpaque(
 }
 
 /**
- * The token if it is an active access token of Postern's of the given type; undefined for
- * anything else (expired, revoked, tampered with, not Postern's, its client disabled). The type
- * is checked by the caller.
+ * A JWT of a trusted external issuer (workload identity, docs/workload-identity.md) whose
+ * subject is bound to a client: the subject of the exchange is that client. Its audience must be
+ * an API the exchanging client serves. Not single-use: the service received it as a bearer token
+ * and may exchange it for several APIs. A string: why it was refused.
+ */
+async function fromTrustedJwt(verifier: TrustedJwtVerifier, value: string, audiences: string[]): Promise<PresentedToken | string> {
+  if (audiences.length === 0) return 'this client serves no API: a trusted JWT must be for one of them';
+  try {
+    const { claims, clientId, unbound } = await verifier.verifyTrustedJwt(value, { audience: audiences, singleUse: false });
+    if (!clientId) return `the subject_token's subject is not bound to a client: ${unbound ?? 'none'}`;
+    const act = readAct(claims.act);
+    if (act === null) return 'the subject_token\'s act claim is malformed';
+    return {
+      key: '',
+      clientId,
+      sub: clientId,
+      aud: audiences.filter((aud) => audienceList(claims.aud).includes(aud)),
+      exp: claims.exp!,
+      iat: claims.iat ?? Math.floor(Date.now() / 1000),
+      act,
+      mayAct: claims.may_act,
+    };
+  } catch (error) {
+    if (error instanceof TrustedJwtError) return `subject_token: ${error.message}`;
+    throw error;
+  }
+}
+
+function audienceList(aud: unknown): string[] {
+  return audiences(aud);
+}
+
+/**
+ * The token if it is an active access token of Postern's of the given type, or a JWT of a trusted
+ * issuer bound to a client; undefined (or why, as a string) for anything else (expired, revoked,
+ * tampered with, not Postern's, its client disabled). The type is checked by the caller.
  */
 export async function readPresentedToken(
   provider: Provider, tokenPolicy: TokenPolicy, directory: Directory, value: string, type: string,
-): Promise<PresentedToken | undefined> {
+  trusted?: { verifier: TrustedJwtVerifier | undefined; audiences: string[] },
+): Promise<PresentedToken | string | undefined> {
+  if (type === TOKEN_TYPES.jwt && trusted?.verifier) return fromTrustedJwt(trusted.verifier, value, trusted.audiences);
   if (type !== TOKEN_TYPES.accessToken) return undefined;
   if (looksLikeJwt(value)) {
     const claims = await tokenPolicy.activeJwt(value);

@@ -88,6 +88,7 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
     maxDepth: config.tokenExchangeMaxDepth ?? 4,
     certificateOf: (ctx) => deps.clientCertificates?.fromRequest(ctx.req)?.cert,
     hasCertificate: (ctx) => deps.clientCertificates?.fromRequest(ctx.req) !== undefined,
+    trustedJwts: deps.trustedJwts,
   });
   provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);

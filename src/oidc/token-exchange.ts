@@ -16,6 +16,8 @@ import { readPresentedToken, type PresentedToken } from './exchange-subjects.ts'
 import { requireApi, resourceServerInfo } from './resource-policy.ts';
 import { GRANT_TYPE_NOT_ALLOWED } from './provider-texts.ts';
 import type { TokenPolicy } from './token-policy.ts';
+import type { TrustedJwtVerifier } from '../services/trusted-jwt.ts';
+import { listOwnedApis } from '../store/exchange-permissions.ts';
 
 export interface TokenExchangeDeps {
   db: Db;
@@ -27,6 +29,8 @@ export interface TokenExchangeDeps {
   /** The request's client certificate, for tokens bound to it (RFC 8705 §3). */
   certificateOf(ctx: KoaContextWithOIDC): unknown;
   hasCertificate(ctx: KoaContextWithOIDC): boolean;
+  /** JWTs of trusted issuers as subject tokens (`urn:ietf:params:oauth:token-type:jwt`). */
+  trustedJwts?: TrustedJwtVerifier;
 }
 
 const PARAMETERS = [
@@ -53,11 +57,12 @@ interface Params {
   requested_token_type?: string; resource?: string | string[]; audience?: string; scope?: string;
 }
 
-function checkRequest(params: Params): void {
+function checkRequest(params: Params, trusted: boolean): void {
   if (!params.subject_token) throw invalidRequest('missing required parameter \'subject_token\'');
   if (!params.subject_token_type) throw invalidRequest('missing required parameter \'subject_token_type\'');
-  if (params.subject_token_type !== TOKEN_TYPES.accessToken) {
-    throw invalidRequest(`unsupported subject_token_type: Postern exchanges ${TOKEN_TYPES.accessToken}`);
+  const types: string[] = trusted ? [TOKEN_TYPES.accessToken, TOKEN_TYPES.jwt] : [TOKEN_TYPES.accessToken];
+  if (!types.includes(params.subject_token_type)) {
+    throw invalidRequest(`unsupported subject_token_type: Postern exchanges ${types.join(' and ')}`);
   }
   // RFC 8693 §2.1: actor_token_type is required with actor_token, and only with it.
   if (params.actor_token !== undefined && !params.actor_token_type) throw invalidRequest('actor_token_type is required with actor_token');
@@ -118,13 +123,17 @@ function grantedScopes(requested: string | undefined, api: ApiEntry, permitted: 
 
 async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaContextWithOIDC): Promise<void> {
   const params = ctx.oidc.params as Params;
-  checkRequest(params);
+  checkRequest(params, deps.trustedJwts !== undefined);
   const { clientId } = ctx.oidc.client!;
   const client = await deps.directory.client(clientId);
   if (!client?.exchange.size) throw new errors.UnauthorizedClient('this client has no exchange permission');
 
   const read = (value: string, type: string) => readPresentedToken(provider, deps.tokenPolicy, deps.directory, value, type);
-  const subject = await read(params.subject_token!, params.subject_token_type!);
+  const trusted = params.subject_token_type === TOKEN_TYPES.jwt
+    ? { verifier: deps.trustedJwts, audiences: await listOwnedApis(deps.db, clientId) }
+    : undefined;
+  const subject = await readPresentedToken(provider, deps.tokenPolicy, deps.directory, params.subject_token!, params.subject_token_type!, trusted);
+  if (typeof subject === 'string') throw invalidGrant(subject);
   if (!subject) throw invalidGrant('subject_token is not an active access token of this server');
   // Who may exchange what: only the service behind an API the token is for.
   let owned = false;
@@ -133,7 +142,8 @@ async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaCon
 
   let actor: PresentedToken | undefined;
   if (params.actor_token !== undefined) {
-    actor = await read(params.actor_token, params.actor_token_type!);
+    const read_ = await read(params.actor_token, params.actor_token_type!);
+    actor = typeof read_ === 'string' ? undefined : read_;
     if (!actor) throw invalidGrant('actor_token is not an active access token of this server');
     if (actor.sub !== clientId || actor.clientId !== clientId) throw invalidGrant('actor_token must be a token of the client making the request');
   }
@@ -167,7 +177,7 @@ async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaCon
   if (ttl <= 0) throw invalidGrant('subject_token or actor_token has expired');
 
   const lineage: Lineage = {
-    t: [...(subject.lineage?.t ?? []), subject.key, ...(actor ? [actor.key] : [])],
+    t: [...(subject.lineage?.t ?? []), subject.key, ...(actor ? [actor.key] : [])].filter(Boolean),
     c: [...(subject.lineage?.c ?? []), subject.clientId],
   };
   // No grantId: the token belongs to no grant of this client; the subject's grant is in `gid`.
