@@ -15,6 +15,8 @@ import { JWT_RESOURCE } from './resources.ts';
 export interface FederatedWorld {
   /** A new client assertion each call: the service account's token for `audience`. */
   assertion(audience: string): string;
+  /** One without a jti, which may be sent more than once (SPIRE's JWT-SVIDs have none). */
+  reusableAssertion(audience: string): string;
   close(): Promise<void>;
 }
 
@@ -43,15 +45,17 @@ export async function registerFederated(databaseUrl: string, role: string): Prom
   const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: 'bench-1', typ: 'JWT' })).toString('base64url');
   const prefix = randomBytes(6).toString('hex');
   let counter = 0;
+  const signed = (audience: string, jti: string | undefined) => {
+    const now = Math.floor(Date.now() / 1000);
+    const payload = Buffer.from(JSON.stringify({
+      iss: issuer, sub: SUBJECT, aud: [audience], iat: now, nbf: now, exp: now + 600, ...(jti ? { jti } : {}),
+    })).toString('base64url');
+    const signature = sign('sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+    return `${header}.${payload}.${signature}`;
+  };
   return {
-    assertion(audience) {
-      const now = Math.floor(Date.now() / 1000);
-      const payload = Buffer.from(JSON.stringify({
-        iss: issuer, sub: SUBJECT, aud: [audience], iat: now, nbf: now, exp: now + 600, jti: `${prefix}-${counter += 1}`,
-      })).toString('base64url');
-      const signature = sign('sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
-      return `${header}.${payload}.${signature}`;
-    },
+    assertion: (audience) => signed(audience, `${prefix}-${counter += 1}`),
+    reusableAssertion: (audience) => signed(audience, undefined),
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
@@ -61,15 +65,16 @@ export async function registerFederated(databaseUrl: string, role: string): Prom
 
 /** client_credentials with a fresh platform token per request (no client_id, no secret). */
 export function federatedProbe(url: string, world: FederatedWorld): Probe {
-  const body = () => new URLSearchParams({
+  const body = (assertion: string) => new URLSearchParams({
     grant_type: 'client_credentials', resource: JWT_RESOURCE, scope: 'orders:read',
-    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: world.assertion(url),
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion,
   }).toString();
   return {
     url: `${url}/token`,
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    get body() { return body(); },
-    fresh: body,
+    // Sent once per connection and once in 100 requests (bench/load.ts); every other request's token has a jti of its own.
+    body: body(world.reusableAssertion(url)),
+    fresh: () => body(world.assertion(url)),
     ok: (text) => text.includes('"access_token"'),
   };
 }

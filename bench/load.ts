@@ -20,6 +20,19 @@ export interface Probe {
   fresh?: () => string;
 }
 
+/**
+ * autocannon shares request objects between its connections, and each connection's first request
+ * is whichever was built last: with a new body per request, the first requests of all
+ * connections would be one and the same. So a body that may be sent again (`body`) goes first,
+ * then 99 fresh ones, in a loop.
+ */
+function freshRequests(probe: Probe) {
+  const fresh = probe.fresh!;
+  return [{ body: probe.body }, ...Array.from({ length: 99 }, () => ({
+    setupRequest: (request: Record<string, unknown>) => ({ ...request, body: fresh() }),
+  }))];
+}
+
 export interface Measurement {
   rps: number;
   p50: number;
@@ -104,7 +117,7 @@ async function replay(probe: Probe, connections: number, duration: number, signa
     connections,
     duration,
     verifyBody: probe.ok,
-    ...(probe.fresh ? { requests: [{ setupRequest: (request: Record<string, unknown>) => ({ ...request, body: probe.fresh!() }) }] } : {}),
+    ...(probe.fresh ? { requests: freshRequests(probe) } : {}),
   });
   // On abort, end the load at once: a server asked to stop first drains its busy connections.
   const stop = () => run.stop();
