@@ -8,6 +8,7 @@ import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { updateClient } from '../src/services/clients.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { ACCESS_TOKEN_TYPE, exchange, exchangeWorld, personToken, TOKEN_EXCHANGE, type ExchangeWorld } from './support/exchange.ts';
+import { adminCall, adminClient, tokenFor } from './support/admin.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
 
 let tdb: TestDatabase;
@@ -160,5 +161,33 @@ describe('the target and scopes', () => {
   it('still exchanges after every refusal above', async () => {
     const ok = await exchange(server.url, x.front, subject, { resource: x.payments.identifier, scope: 'payments:charge' });
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+  });
+});
+
+describe('the admin API', () => {
+  it('sets an API\'s owner and a client\'s exchange permissions, and refuses bad ones', async () => {
+    const token = await tokenFor(server.url, await adminClient(tdb.database.db));
+    const owner = await adminCall(server.url, 'PATCH', `/apis/${encodeURIComponent(x.archive.identifier)}`, { token, body: { owner: x.bystander.name } });
+    expect(owner.status, owner.text).toBe(200);
+    expect(owner.body.ownerClientId).toBe(x.bystander.id);
+    const set = await adminCall(server.url, 'PATCH', `/clients/${x.bystander.id}`, {
+      token, body: { mayExchange: [{ api: x.payments.identifier, scopes: ['payments:charge'] }], mayImpersonate: true },
+    });
+    expect(set.status, set.text).toBe(200);
+    expect(set.body).toMatchObject({
+      mayExchange: [{ api: x.payments.identifier, scopes: ['payments:charge'] }], mayImpersonate: true,
+      ownsApis: [x.archive.identifier], grantTypes: ['client_credentials', TOKEN_EXCHANGE],
+    });
+    for (const body of [{ mayExchange: [{ api: x.payments.identifier, scopes: [] }] }, { mayExchange: 'all' }, { mayImpersonate: 'yes' }]) {
+      const bad = await adminCall(server.url, 'PATCH', `/clients/${x.bystander.id}`, { token, body });
+      expect(bad.status, bad.text).toBe(400);
+    }
+    const undefinedScope = await adminCall(server.url, 'PATCH', `/clients/${x.bystander.id}`, {
+      token, body: { mayExchange: [{ api: x.payments.identifier, scopes: ['payments:steal'] }] },
+    });
+    expect(undefinedScope.status, undefinedScope.text).toBe(400);
+    const cleared = await adminCall(server.url, 'PATCH', `/clients/${x.bystander.id}`, { token, body: { mayExchange: [], mayImpersonate: false } });
+    expect(cleared.body).toMatchObject({ mayExchange: [], mayImpersonate: false, grantTypes: ['client_credentials'] });
+    await adminCall(server.url, 'PATCH', `/apis/${encodeURIComponent(x.archive.identifier)}`, { token, body: { owner: null } });
   });
 });
