@@ -7,6 +7,8 @@ import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { updateClient } from '../src/services/clients.ts';
+import { assignRoleToClient } from '../src/services/roles.ts';
+import { role } from './support/fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { ACCESS_TOKEN_TYPE, exchange, exchangeWorld, introspectAs, personToken, TOKEN_EXCHANGE, type ExchangeWorld } from './support/exchange.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
@@ -123,5 +125,21 @@ describe('impersonation', () => {
     } finally {
       await updateClient(tdb.database.db, x.front.name, { mayImpersonate: false }, NO_AUDIT);
     }
+  });
+});
+
+describe('a service\'s own token as subject', () => {
+  it('exchanges an opaque client-credentials token for what that service holds, until it is revoked', async () => {
+    const db = tdb.database.db;
+    const granted = await role(db, [{ api: x.ledger.identifier, scopes: ['ledger:read'] }, { api: x.archive.identifier, scopes: ['archive:write'] }]);
+    await assignRoleToClient(db, granted.name, x.bystander.name, NO_AUDIT);
+    const own = await postForm(`${server.url}/token`, { grant_type: 'client_credentials', resource: x.ledger.identifier }, x.bystander);
+    expect(own.status, JSON.stringify(own.body)).toBe(200);
+    expect(own.body.access_token).not.toContain('.');
+    const res = await exchange(server.url, x.ledgerService, own.body.access_token, { resource: x.archive.identifier });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(decodeJwt(res.body.access_token)).toMatchObject({ sub: x.bystander.id, client_id: x.ledgerService.id, act: { sub: x.ledgerService.id }, scope: 'archive:write' });
+    expect((await postForm(`${server.url}/token/revocation`, { token: own.body.access_token }, x.bystander)).status).toBe(200);
+    expect((await introspectAs(server.url, x.ledgerService, res.body.access_token)).body).toEqual({ active: false });
   });
 });
