@@ -9,6 +9,7 @@ import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { updateClient } from '../src/services/clients.ts';
 import { assignRoleToClient } from '../src/services/roles.ts';
 import { role } from './support/fixtures.ts';
+import { exchangeCode, refresh, signIn } from './support/sign-in.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { ACCESS_TOKEN_TYPE, exchange, exchangeWorld, introspectAs, personToken, TOKEN_EXCHANGE, type ExchangeWorld } from './support/exchange.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
@@ -141,5 +142,18 @@ describe('a service\'s own token as subject', () => {
     expect(decodeJwt(res.body.access_token)).toMatchObject({ sub: x.bystander.id, client_id: x.ledgerService.id, act: { sub: x.ledgerService.id }, scope: 'archive:write' });
     expect((await postForm(`${server.url}/token/revocation`, { token: own.body.access_token }, x.bystander)).status).toBe(200);
     expect((await introspectAs(server.url, x.ledgerService, res.body.access_token)).body).toEqual({ active: false });
+  });
+});
+
+describe('the person\'s grant', () => {
+  it('revoked (a replayed refresh token) ends the tokens exchanged from its tokens', async () => {
+    const flow = await signIn(server.url, x.world);
+    const tokens = (await exchangeCode(server.url, x.world, flow.code, flow.verifier, { resource: x.world.api.identifier })).body;
+    expect(tokens.refresh_token).toBeTruthy();
+    const exchanged = await exchange(server.url, x.front, tokens.access_token, { resource: x.payments.identifier });
+    expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+    expect((await refresh(server.url, x.world, tokens.refresh_token, { resource: x.world.api.identifier })).status).toBe(200);
+    expect((await refresh(server.url, x.world, tokens.refresh_token)).body.error).toBe('invalid_grant');
+    expect((await introspectAs(server.url, x.front, exchanged.body.access_token)).body).toEqual({ active: false });
   });
 });
