@@ -92,6 +92,20 @@ export async function introspectionProbe(server: Server, resource: string, forma
   return formPost(server, '/token/introspection', { token }, activeToken);
 }
 
+/**
+ * Token exchange (RFC 8693): `exchanger` trades a fresh token of `subject` for JWT_RESOURCE for a
+ * token of `target`, on the subject's behalf.
+ */
+export async function exchangeProbe(subject: Server, exchanger: Server, resource: string, target: string): Promise<Probe> {
+  const subjectToken = await issueToken(subject, resource, 'jwt');
+  return formPost(exchanger, '/token', {
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: subjectToken,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    resource: target,
+  }, issuedToken);
+}
+
 /** One autocannon run that `signal` ends early. */
 async function replay(probe: Probe, connections: number, duration: number, signal: AbortSignal) {
   signal.throwIfAborted();

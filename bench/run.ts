@@ -12,10 +12,10 @@ import { createBenchDatabase, register } from './bench-db.ts';
 import { memoryOf, renderClusterReport, type ClusterResult } from './cluster.ts';
 import { Child, freePort } from './children.ts';
 import {
-  check, introspectionProbe, issueToken, measure, tokenProbe, type Measurement, type Probe, type Server,
+  check, exchangeProbe, introspectionProbe, issueToken, measure, tokenProbe, type Measurement, type Probe, type Server,
 } from './load.ts';
 import { failedRequests, machine, renderReport, type ScenarioResult } from './report.ts';
-import { ACCESS_TOKEN_TTL, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
+import { ACCESS_TOKEN_TTL, EXCHANGE_TARGET, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
 import { renderTargets, residentMiB, timeCli } from './targets.ts';
 import { federatedProbe, registerFederated } from './federated.ts';
 import { argon2Cost, measureLogins, measureRefresh, registerSignIn, renderSignIn, type SignInMeasurement } from './sign-in.ts';
@@ -137,6 +137,33 @@ function median(rounds: Measurement[]): Measurement {
   };
 }
 
+/**
+ * Token exchange (RFC 8693) against client credentials, both on Postern in the same run: an
+ * exchange verifies a subject token and checks who may exchange what, then issues a token as
+ * client credentials does.
+ */
+async function measureExchange(
+  settings: Settings, postern: Child, url: string, credentials: Awaited<ReturnType<typeof register>>,
+): Promise<ScenarioResult> {
+  const subject = { label: 'Postern', url, clientId: credentials.clientId, clientSecret: credentials.clientSecret };
+  const exchanger = { label: 'Postern', url, ...credentials.exchanger };
+  const runs = {
+    exchange: () => measureOn(settings, postern, subject, () => exchangeProbe(subject, exchanger, JWT_RESOURCE, EXCHANGE_TARGET), 'token exchange on Postern'),
+    clientCredentials: () => measureOn(settings, postern, subject, clientCredentials, 'client credentials on Postern'),
+  };
+  const measured: Record<keyof typeof runs, Measurement[]> = { exchange: [], clientCredentials: [] };
+  for (let round = 0; round < settings.rounds; round += 1) {
+    const order = round % 2 === 0 ? (['exchange', 'clientCredentials'] as const) : (['clientCredentials', 'exchange'] as const);
+    for (const which of order) measured[which].push(await runs[which]());
+  }
+  return {
+    name: 'token exchange (RFC 8693), JWT ES256',
+    target: { min: 0.7, text: '>= 0.7x Postern client credentials' },
+    postern: { label: 'Postern', result: median(measured.exchange) },
+    bare: { label: 'Postern, client credentials', result: median(measured.clientCredentials) },
+  };
+}
+
 async function main(): Promise<number> {
   const settings = readSettings();
   const database = await createBenchDatabase(settings.baseUrl);
@@ -198,6 +225,7 @@ async function main(): Promise<number> {
     });
   }
 
+  results.push(await measureExchange(settings, postern, posternUrl, credentials));
   // Memory after the same load on both (Postern's one process, bare's), before sign-in adds more.
   const memory = { postern: residentMiB(postern.pid), bare: residentMiB(bare.pid) };
   // Federated client credentials (a fresh platform token per request) against secret-based ones,

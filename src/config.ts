@@ -44,6 +44,8 @@ export interface Config extends MasterKeySettings {
   dpopRequireNonce: boolean;
   /** The plain client-credentials request and JWT introspection skip the provider's detour. */
   fastPaths: boolean;
+  /** Token exchange (RFC 8693): how many exchanges one chain of tokens may hold. */
+  tokenExchangeMaxDepth: number;
   /** HTTPS on the public listener: PEM files, re-read when they change (docs/sender-constrained-tokens.md). */
   tls: { certFile: string; keyFile: string } | undefined;
   /** Mutual TLS (RFC 8705): which CAs issue client certificates, and proxies that forward them. */
@@ -150,6 +152,7 @@ export const envSchema = z.object({
   KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600).describe('A new signing key is published this long before it signs; the JWKS max-age is half of it, at most 600.'),
   // Sender-constrained tokens (docs/sender-constrained-tokens.md) and the audit log (docs/audit.md).
   FAST_PATHS: z.enum(['true', 'false', '1', '0']).default('true').describe('Answer the plain client-credentials request and JWT introspection in front of oidc-provider (the same answers, faster; docs/benchmarks.md). `false` sends every request through the provider.'),
+  TOKEN_EXCHANGE_MAX_DEPTH: intFrom(1, 10).default(4).describe('Token exchange (RFC 8693): how many exchanges one chain of tokens may hold; a token exchanged from an exchanged token nests `act` one level deeper (docs/token-exchange.md).'),
   DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0']).default('true').describe('DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8).'),
   // TLS and mutual TLS (docs/sender-constrained-tokens.md, "Mutual TLS").
   TLS_CERT_FILE: z.string().min(1).optional().describe('PEM certificate (chain) of the public listener: with TLS_KEY_FILE, Postern serves HTTPS itself. Replaced files are picked up within 10 s.'),
@@ -314,6 +317,7 @@ function toConfig(e: Env, checked: {
     },
     dpopRequireNonce: e.DPOP_REQUIRE_NONCE === 'true' || e.DPOP_REQUIRE_NONCE === '1',
     fastPaths: e.FAST_PATHS === 'true' || e.FAST_PATHS === '1',
+    tokenExchangeMaxDepth: e.TOKEN_EXCHANGE_MAX_DEPTH,
     tls,
     mtls: {
       caFile: e.TLS_CLIENT_CA_FILE ? path.resolve(e.TLS_CLIENT_CA_FILE) : undefined,

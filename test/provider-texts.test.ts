@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  NO_CLIENT_AUTHENTICATION, readLogoutForm, REFUSAL_DETAILS, VERIFIED_WITH,
+  GRANT_TYPE_NOT_ALLOWED, NO_CLIENT_AUTHENTICATION, readLogoutForm, REFUSAL_DETAILS, VERIFIED_WITH,
 } from '../src/oidc/provider-texts.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { ROOT } from './support/process.ts';
@@ -39,6 +39,7 @@ describe('oidc-provider texts Postern recognises', () => {
   it('are each still thrown where they were read', () => {
     const thrown: [string, string][] = [
       ['shared/client_auth.js', NO_CLIENT_AUTHENTICATION],
+      ['actions/token.js', GRANT_TYPE_NOT_ALLOWED],
       ['helpers/validate_dpop.js', REFUSAL_DETAILS.dpopReplay],
       ['helpers/sender_constraints.js', REFUSAL_DETAILS.dpopMissing],
       ['helpers/sender_constraints.js', REFUSAL_DETAILS.certificateMissing],

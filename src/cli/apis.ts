@@ -18,6 +18,7 @@ function show(api: apis.ApiView): string {
     ['introspection client', api.introspectionClientId],
     ['require dpop', api.requireDpop ? 'yes' : 'no'],
     ['require mtls', api.requireMtls ? 'yes' : 'no'],
+    ['owner', api.ownerClientId ?? '(none)'],
     ['built in', api.system ? 'yes' : 'no'],
   ]);
 }
@@ -104,9 +105,12 @@ export function apisCommand(): Command {
     .option('--no-require-dpop', 'Bearer tokens are issued for it again')
     .option('--require-mtls', 'its tokens must be bound to the client\'s TLS certificate (RFC 8705)')
     .option('--no-require-mtls', 'its tokens need not be certificate-bound')
+    .option('--owner <client>', 'the client (id or name) that serves this API: it may exchange tokens issued for it (RFC 8693)')
+    .option('--no-owner', 'remove the owner')
     .action(action(async ({ db, out, audit }, ref: string, opts: {
       name?: string; addScopes: string[]; removeScopes: string[]; tokenFormat?: string; alg?: string; ttl?: number;
       introspectionClient?: string | false; requireDpop?: boolean; requireMtls?: boolean; describeScope: string[];
+      owner?: string | false;
     }) => {
       const api = await apis.updateApi(db, ref, {
         name: opts.name,
@@ -119,6 +123,7 @@ export function apisCommand(): Command {
         introspectionClient: opts.introspectionClient === false ? null : opts.introspectionClient,
         requireDpop: opts.requireDpop,
         requireMtls: opts.requireMtls,
+        owner: opts.owner === false ? null : opts.owner,
       }, audit);
       out.print(api, (value) => `API updated\n${show(value)}`);
     }));

@@ -25,6 +25,9 @@ function show(client: clients.ClientView): string {
     ['require dpop', client.requireDpop ? 'yes' : 'no'],
     ['require mtls', client.requireMtls ? 'yes (tokens bound to its certificate)' : 'no'],
     ['roles', client.roles.join(' ') || '(none)'],
+    ...(client.ownsApis.length ? [['serves', client.ownsApis.join(' ')] as [string, string]] : []),
+    ...(client.mayExchange.length ? [['may exchange', client.mayExchange.map((p) => `${p.api} ${p.scopes.join(' ')}`).join('\n              ')] as [string, string]] : []),
+    ...(client.mayImpersonate ? [['may impersonate', 'yes (exchanged tokens carry no act)'] as [string, string]] : []),
     ...(client.federation ? [
       ['federated issuer', client.federation.issuer] as [string, string],
       ['federated subject', client.federation.subject] as [string, string],
@@ -32,6 +35,13 @@ function show(client: clients.ClientView): string {
     ] : []),
     ...(!client.tokenEndpointAuthMethod.startsWith('client_secret') || client.public ? [] : [['secrets', client.secrets.map((s) => `${s.id} (created ${s.createdAt}${s.expiresAt ? `, expires ${s.expiresAt}` : ''})`).join('\n         ')] as [string, string]]),
   ]);
+}
+
+/** "https://payments.internal payments:charge" -> { api, scopes } */
+function parseExchange(value: string): { api: string; scopes: string[] } {
+  const [api, ...scopes] = value.trim().split(/\s+/);
+  if (!api || scopes.length === 0) throw new Error(`--may-exchange takes "<api> <scope> [scope...]", got "${value}"`);
+  return { api, scopes };
 }
 
 function describeKey(jwk: Record<string, unknown>): string {
@@ -204,12 +214,16 @@ export function clientsCommand(): Command {
     .option('--allowed-network <cidr>', 'replace its networks with these (repeatable)', collect, [])
     .option('--any-network', 'lift the network restriction')
     .option('--require-dpop', 'its access tokens must be DPoP-bound')
-    .option('--no-require-dpop', 'its access tokens may be Bearer tokens');
+    .option('--no-require-dpop', 'its access tokens may be Bearer tokens')
+    .option('--may-exchange <grant>', 'token exchange (RFC 8693): replace what it may ask for on others\' behalf with "<api> <scope> [scope...]" (repeatable); implies the grant type', collect, [])
+    .option('--no-may-exchange', 'take every exchange permission away')
+    .option('--may-impersonate', 'its exchanged tokens carry no act claim naming it')
+    .option('--no-may-impersonate', 'its exchanged tokens name it in act (the default)');
   withFederationOptions(withCertificateOptions(update, 'update'), 'update')
     .action(action(async ({ db, out, audit }, ref: string, opts: TlsSubjectOptions & {
       federatedIssuer?: string; federatedSubject?: string; claim: string[];
       name?: string; jwksFile?: string; jwksUri?: string; allowedNetwork: string[]; anyNetwork?: boolean; requireDpop?: boolean;
-      certificateFile: string[]; requireMtls?: boolean;
+      certificateFile: string[]; requireMtls?: boolean; mayExchange: string[] | false; mayImpersonate?: boolean;
     }) => {
       if (opts.anyNetwork && opts.allowedNetwork.length) throw new Error('--any-network and --allowed-network contradict each other');
       const networks = words(opts.allowedNetwork);
@@ -222,6 +236,8 @@ export function clientsCommand(): Command {
         allowedNetworks: opts.anyNetwork ? [] : networks.length ? networks : undefined,
         requireDpop: opts.requireDpop,
         requireMtls: opts.requireMtls,
+        mayExchange: opts.mayExchange === false ? [] : opts.mayExchange.length ? opts.mayExchange.map(parseExchange) : undefined,
+        mayImpersonate: opts.mayImpersonate,
         federated: federationOf(opts),
       }, audit);
       out.print(client, (value) => `client updated\n${show(value)}`);

@@ -17,6 +17,8 @@ export interface ClientsTable {
   allowed_networks: ColumnType<string[], string | undefined, string>;
   /** The registration token a self-registered client used (migration 0008); null: an operator's. */
   registered_by: ColumnType<string | null, string | null | undefined, string | null>;
+  /** It may exchange tokens without being named in `act` (migration 0015). */
+  may_impersonate: Generated<boolean>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -41,6 +43,8 @@ export interface ApisTable {
   /** Tokens for this API must be DPoP-bound (migration 0007). */
   require_dpop: Generated<boolean>;
   require_mtls: Generated<boolean>;
+  /** The client that serves this API: the only one that may exchange its tokens (migration 0015). */
+  owner_client_id: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -67,6 +71,13 @@ export interface RoleScopesTable {
 export interface ClientRolesTable {
   client_id: string;
   role_id: string;
+}
+
+/** What a client may ask for on others' behalf by token exchange, per API (migration 0015). */
+export interface ClientExchangeScopesTable {
+  client_id: string;
+  api_id: string;
+  scope: string;
 }
 
 export interface OidcPayloadsTable {
@@ -221,6 +232,7 @@ export interface Tables {
   roles: RolesTable;
   role_scopes: RoleScopesTable;
   client_roles: ClientRolesTable;
+  client_exchange_scopes: ClientExchangeScopesTable;
   oidc_payloads: OidcPayloadsTable;
   revoked_tokens: RevokedTokensTable;
   signing_keys: SigningKeysTable;

@@ -18,6 +18,8 @@ export const AUDIT_EVENT_TYPES = [
   /** Tokens issued, counted per client and written once per interval (never one row per token). */
   'token.issued',
   'token.revoked',
+  /** A token exchanged (RFC 8693): the subject, the chain of actors and the target API. */
+  'token.exchanged',
   'admin.access_denied',
   'registration_token.created', 'registration_token.revoked',
   'registration.created', 'registration.updated', 'registration.deleted', 'registration.failure',
@@ -47,7 +49,7 @@ export const AUDIT_DETAIL_KEYS = [
   'error', 'errorDescription', 'grantType', 'status', 'reason', 'method', 'path', 'route',
   'count', 'since', 'until', 'resource', 'tokenTypeHint', 'maxUses', 'expiresAt', 'description',
   'registrationToken', 'kid', 'alg', 'deleted', 'before', 'dropped', 'username', 'attempts',
-  'firstSeen', 'lastSeen', 'overflow',
+  'firstSeen', 'lastSeen', 'overflow', 'actors',
   'issuer', 'kind', 'jwksSource', 'jwksUri', 'subject', 'claims', 'clients',
 ] as const;
 

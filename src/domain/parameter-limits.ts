@@ -40,6 +40,13 @@ export const PARAMETER_LIMITS: ReadonlyMap<string, number> = new Map(Object.entr
   token: 16_384,
   token_type_hint: 64,
   access_token: 16_384,
+  // Token exchange (RFC 8693 §2.1).
+  subject_token: 16_384,
+  actor_token: 16_384,
+  subject_token_type: 128,
+  actor_token_type: 128,
+  requested_token_type: 128,
+  audience: MAX_RESOURCE_LENGTH,
   // RP-initiated logout (OpenID Connect RP-Initiated Logout §2).
   post_logout_redirect_uri: 2000,
   logout_hint: 512,

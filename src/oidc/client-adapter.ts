@@ -4,6 +4,7 @@
 // client's network allow-list is enforced. Initial access tokens live in a table of their own.
 import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Directory } from './directory.ts';
+import { TOKEN_EXCHANGE_GRANT } from '../domain/token-exchange.ts';
 import { providerAuthMethod } from './federated-client-auth.ts';
 import { CLIENT_AUTH_ROUTES, isAddressAllowed, sourceAddress } from './network-policy.ts';
 import { requestContext, requestInfo, SERVICE_POLICY, toRegistrationError, type RegistrationHandlers } from './registration.ts';
@@ -70,6 +71,8 @@ export class ClientAdapter implements Adapter {
     if (!client?.enabled) return undefined;
     if (client.networks.length) this.#checkNetwork(id, client.networks);
     const metadata: AdapterPayload = { ...client.metadata };
+    // An exchange permission implies the token-exchange grant type (docs/token-exchange.md).
+    if (client.exchange.size) metadata.grant_types = [...(metadata.grant_types as string[] | undefined ?? ['authorization_code']), TOKEN_EXCHANGE_GRANT];
     metadata.token_endpoint_auth_method = providerAuthMethod(metadata.token_endpoint_auth_method) as AdapterPayload["token_endpoint_auth_method"];
     if (metadata.token_endpoint_auth_method === undefined) delete metadata.token_endpoint_auth_method;
     this.#refusePublicIntrospection(metadata);

@@ -20,6 +20,7 @@ import { readLogoutForm } from './provider-texts.ts';
 import { checkBeforeConsuming, redemptionCheck } from './redemption-check.ts';
 import { registrationFeatures, type RegistrationHandlers } from './registration.ts';
 import { resourceIndicators } from './resource-policy.ts';
+import { claimsOfExchangedToken } from './token-exchange.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
 /** What the provider takes of the configuration (config.ts). */
@@ -36,6 +37,8 @@ export interface ProviderSettings {
    * request goes through the provider (the same answers, slower).
    */
   fastPaths?: boolean;
+  /** Token exchange (RFC 8693): how many exchanges a chain may hold; 4 when not given. */
+  tokenExchangeMaxDepth?: number;
 }
 
 export interface ProviderDeps {
@@ -143,6 +146,8 @@ function logoutFeature(pages: ProviderPages, issuerPath: string) {
  */
 function tokenClaims(db: Db, directory: Directory): NonNullable<Configuration['extraTokenClaims']> {
   return async (ctx, token) => {
+    const exchanged = claimsOfExchangedToken(token);
+    if (exchanged) return exchanged;
     const resourceServer = (token as { resourceServer?: { audience?: string } }).resourceServer;
     if (!resourceServer?.audience || !token.clientId) return undefined;
     const { accountId, grantId } = token as { accountId?: string; grantId?: string };
@@ -180,13 +185,16 @@ function providerFeatures(
     clientCredentials: { enabled: true },
     introspection: {
       enabled: true,
-      allowedPolicy: async (ctx, client, token) =>
-        tokenPolicy.mayIntrospect(client.clientId, token.clientId as string, (token as { aud?: unknown }).aud, token.iat),
+      allowedPolicy: async (ctx, client, token) => tokenPolicy.mayIntrospect(
+        client.clientId, token.clientId as string, (token as { aud?: unknown }).aud, token.iat,
+        (token as { extra?: { lin?: unknown; gid?: unknown } }).extra,
+      ),
     },
     revocation: {
       enabled: true,
       allowedPolicy: async (_ctx, client, token) => {
         tokenPolicy.mayRevoke(client.clientId, token.clientId as string);
+        await tokenPolicy.recordOpaqueRevocation(token as { kind?: string; jti?: string; clientId?: string; exp?: number });
         return true;
       },
     },

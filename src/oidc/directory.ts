@@ -9,6 +9,7 @@ import type { Db } from '../db/tables.ts';
 import { MAX_RESOURCE_LENGTH } from '../domain/parameter-limits.ts';
 import { findApiByIdentifier } from '../store/apis.ts';
 import { findClientById, listClientSecrets } from '../store/clients.ts';
+import { listExchangeScopes } from '../store/exchange-permissions.ts';
 import { isTokenRevoked, listLiveRevocations } from '../store/revocations.ts';
 import { listClientGrants } from '../store/roles.ts';
 import { detach } from '../domain/text.ts';
@@ -28,6 +29,10 @@ export interface ClientEntry {
   tokensRevokedBefore: number | null;
   /** Where the client may authenticate from; empty: anywhere. */
   networks: Network[];
+  /** Token exchange: per API identifier, the scopes it may ask for on others' behalf. */
+  exchange: Map<string, Set<string>>;
+  /** Its exchanged tokens carry no `act` naming it. */
+  mayImpersonate: boolean;
 }
 
 export interface ApiEntry {
@@ -42,6 +47,8 @@ export interface ApiEntry {
   requireDpop: boolean;
   /** Tokens for this API must be bound to the client's certificate (RFC 8705 §3). */
   requireMtls: boolean;
+  /** The client that serves this API: the only one that may exchange its tokens. */
+  ownerClientId: string | null;
 }
 
 export class Directory {
@@ -159,10 +166,13 @@ export class Directory {
   async #loadClient(clientId: string): Promise<ClientEntry | undefined> {
     const row = await findClientById(this.#db, clientId);
     if (!row) return undefined;
-    const [secrets, grantRows] = await Promise.all([
+    const [secrets, grantRows, exchangeRows] = await Promise.all([
       listClientSecrets(this.#db, clientId),
       listClientGrants(this.#db, clientId),
+      listExchangeScopes(this.#db, clientId),
     ]);
+    const exchange = new Map<string, Set<string>>();
+    for (const row of exchangeRows) exchange.set(row.identifier, (exchange.get(row.identifier) ?? new Set()).add(row.scope));
     const grants = new Map<string, { scopes: Set<string>; roles: Set<string> }>();
     const roles = new Set<string>();
     for (const grant of grantRows) {
@@ -181,6 +191,8 @@ export class Directory {
       roles,
       tokensRevokedBefore: row.tokens_revoked_before?.getTime() ?? null,
       networks: parseNetworks(row.allowed_networks),
+      exchange,
+      mayImpersonate: row.may_impersonate,
     };
   }
 
@@ -197,6 +209,7 @@ export class Directory {
       introspectionClientId: row.introspection_client_id,
       requireDpop: row.require_dpop,
       requireMtls: row.require_mtls,
+      ownerClientId: row.owner_client_id,
     };
   }
 }

@@ -12,6 +12,9 @@ export const VERIFIED_WITH = '9.13.3';
 /** lib/shared/client_auth.js: no client_id anywhere (Basic, body or assertion). */
 export const NO_CLIENT_AUTHENTICATION = 'no client authentication mechanism provided';
 
+/** lib/actions/token.js: the client is not registered for the grant type it uses. */
+export const GRANT_TYPE_NOT_ALLOWED = 'requested grant type is not allowed for this client';
+
 /** `error_detail` of refusals at the token endpoint (never shown to clients as such). */
 export const REFUSAL_DETAILS = {
   /** lib/helpers/validate_dpop.js: a DPoP proof's jti seen before. */

@@ -14,6 +14,7 @@ import { compareWithFederatedProof, federatedClientAuth } from './federated-clie
 import { publishJwks } from './jwks.ts';
 import { registrationMiddleware } from './registration.ts';
 import { tokenErrorAnswers } from './token-errors.ts';
+import { registerTokenExchange } from './token-exchange.ts';
 import { TokenPolicy, type AuthorizedCaller } from './token-policy.ts';
 
 /** The protocol engine's type, for the composition root (nothing outside oidc/ imports oidc-provider). */
@@ -80,6 +81,16 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
   auditProviderEvents(provider, deps.audit);
   provider.use(tokenPolicy.middleware());
   provider.use(tokenErrorAnswers(provider));
+  registerTokenExchange(provider, {
+    db: deps.db,
+    directory,
+    tokenPolicy,
+    audit: deps.audit,
+    maxDepth: config.tokenExchangeMaxDepth ?? 4,
+    certificateOf: (ctx) => deps.clientCertificates?.fromRequest(ctx.req)?.cert,
+    hasCertificate: (ctx) => deps.clientCertificates?.fromRequest(ctx.req) !== undefined,
+    trustedJwts: deps.trustedJwts,
+  });
   provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
   if (deps.onTokenIssued) countIssuedTokens(provider, deps.onTokenIssued);

@@ -26,7 +26,7 @@ function tokenAccountId(ctx: KoaContextWithOIDC): string | undefined {
   return entities.AuthorizationCode?.accountId ?? entities.RefreshToken?.accountId;
 }
 
-function resourceServerInfo(api: ApiEntry, scopes: Iterable<string>) {
+export function resourceServerInfo(api: ApiEntry, scopes: Iterable<string>) {
   return {
     scope: [...scopes].join(' '),
     audience: api.identifier,

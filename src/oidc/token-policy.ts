@@ -5,6 +5,7 @@
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { revokedGrantJti } from '../domain/crypto.ts';
+import { isLineage, opaqueTokenKey } from '../domain/token-exchange.ts';
 import type { Db } from '../db/tables.ts';
 import { writeAndPropagate } from '../propagation/index.ts';
 import { insertRevokedToken } from '../store/revocations.ts';
@@ -22,6 +23,12 @@ export interface AccessTokenClaims extends JWTPayload {
   /** Digest of the grant a person's token was issued from (src/domain/crypto.ts grantDigest). */
   gid?: string;
   cnf?: { jkt?: string; 'x5t#S256'?: string };
+  /** RFC 8693 §4.1: who acts for the subject of an exchanged token. */
+  act?: unknown;
+  /** RFC 8693 §4.4: who may act for the subject. */
+  may_act?: unknown;
+  /** An exchanged token's lineage (domain/token-exchange.ts). */
+  lin?: unknown;
 }
 
 /** Who presents a usable access token, and what it lets them do now. */
@@ -91,10 +98,12 @@ export class TokenPolicy {
    * client of an API it is for, and a client granted `introspect` on Postern's own API. Tokens of
    * a client that was disabled or deleted are inactive for everyone.
    */
-  async mayIntrospect(callerId: string, tokenClientId: string, aud: unknown, iat?: number): Promise<boolean> {
+  async mayIntrospect(callerId: string, tokenClientId: string, aud: unknown, iat?: number, extra?: { lin?: unknown; gid?: unknown }): Promise<boolean> {
     const { directory } = this.#deps;
     const owner = await directory.client(tokenClientId);
     if (!owner?.enabled || predatesCutOff(owner, iat)) return false;
+    // An exchanged opaque token (a JWT's lineage is checked with its revocation).
+    if (extra && (await this.lineageRevoked({ ...extra, iat }))) return false;
     if (callerId === tokenClientId) return true;
     const caller = await directory.client(callerId);
     if (caller?.grants.get(POSTERN_API)?.scopes.has(INTROSPECT_SCOPE)) return true;
@@ -139,11 +148,42 @@ export class TokenPolicy {
     return payload;
   }
 
-  /** Revoked by its jti, or, for a person's token, through its grant (`gid`). */
+  /** Revoked by its jti, or, for a person's token, through its grant (`gid`), or through its lineage. */
   async #isRevoked(claims: AccessTokenClaims): Promise<boolean> {
     const { directory } = this.#deps;
     if (await directory.isRevoked(claims.jti!)) return true;
-    return typeof claims.gid === 'string' && directory.isRevoked(revokedGrantJti(claims.gid));
+    return this.lineageRevoked(claims);
+  }
+
+  /**
+   * Whether anything a token came from is revoked: the person's grant (`gid`), and for an
+   * exchanged token (RFC 8693) every token before it in the chain, and every client of the chain
+   * disabled, deleted or cut off since. Read from the Directory, which every process keeps current.
+   */
+  async lineageRevoked(claims: { gid?: unknown; lin?: unknown; iat?: number }): Promise<boolean> {
+    const { directory } = this.#deps;
+    if (typeof claims.gid === 'string' && (await directory.isRevoked(revokedGrantJti(claims.gid)))) return true;
+    if (claims.lin === undefined) return false;
+    if (!isLineage(claims.lin)) return true;
+    for (const key of claims.lin.t) if (await directory.isRevoked(key)) return true;
+    for (const clientId of claims.lin.c) {
+      const client = await directory.client(clientId);
+      if (!client?.enabled || predatesCutOff(client, claims.iat)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A JWT access token of ours that is usable now, whatever its audience: signature, issuer,
+   * type and expiry, not revoked (itself, its grant, its lineage), its client enabled and the
+   * token newer than the client's cut-off. The subject and actor tokens of an exchange.
+   */
+  async activeJwt(token: string): Promise<AccessTokenClaims | undefined> {
+    const claims = await this.#verify(token);
+    if (!claims?.jti || !claims.client_id || (await this.#isRevoked(claims))) return undefined;
+    const client = await this.#deps.directory.client(claims.client_id);
+    if (!client?.enabled || predatesCutOff(client, claims.iat)) return undefined;
+    return claims;
   }
 
   async introspectJwt(callerId: string, token: string): Promise<Record<string, unknown>> {
@@ -165,6 +205,7 @@ export class TokenPolicy {
       token_type: claims.cnf?.jkt ? 'DPoP' : 'Bearer',
       roles: claims.roles,
       cnf: claims.cnf,
+      act: claims.act,
     };
   }
 
@@ -231,6 +272,20 @@ export class TokenPolicy {
     });
   }
 
+  /**
+   * An opaque access token is being revoked (the provider deletes it): tokens exchanged from it
+   * carry its key (a digest) in their lineage, so the key goes on the revocation list until the
+   * token would have expired, and every process knows before the answer (RFC 7009 §2.2).
+   */
+  async recordOpaqueRevocation(token: { kind?: string; jti?: string; clientId?: string; exp?: number }): Promise<void> {
+    if ((token.kind !== 'AccessToken' && token.kind !== 'ClientCredentials') || !token.jti || !token.clientId || !token.exp) return;
+    const jti = opaqueTokenKey(token.jti);
+    const { exp, clientId } = token;
+    await writeAndPropagate(this.#deps.db, { kind: 'revoked', jti, exp }, async (trx) => {
+      await insertRevokedToken(trx, { jti, clientId, expiresAt: new Date(exp * 1000) });
+    });
+  }
+
   /** Koa middleware for the provider: answers for JWTs where the provider refuses them. */
   middleware() {
     return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
@@ -250,8 +305,11 @@ export class TokenPolicy {
       }
       if (route === 'introspection' && ctx.status === 200) {
         // Opaque client-credentials tokens have no account; say what RFC 9068 JWTs say.
-        const answer = ctx.body as { active?: boolean; sub?: string; client_id?: string };
+        const answer = ctx.body as { active?: boolean; sub?: string; client_id?: string; lin?: unknown; gid?: unknown };
         if (answer.active && !answer.sub && answer.client_id) answer.sub = answer.client_id;
+        // Postern's own bookkeeping, as JWT introspection leaves it out too.
+        delete answer.lin;
+        delete answer.gid;
         return;
       }
       const client = ctx.oidc.client;

@@ -31,6 +31,8 @@ export interface ApiView {
   requireDpop: boolean;
   /** Its tokens must be bound to the client's certificate (RFC 8705 §3). */
   requireMtls: boolean;
+  /** The client that serves this API: the only one that may exchange its tokens (RFC 8693). */
+  ownerClientId: string | null;
   system: boolean;
   createdAt: string;
 }
@@ -48,6 +50,7 @@ function toView(row: apis.ApiWithScopes): ApiView {
     introspectionClientId: row.introspection_client_id,
     requireDpop: row.require_dpop,
     requireMtls: row.require_mtls,
+    ownerClientId: row.owner_client_id,
     system: row.system,
     createdAt: row.created_at.toISOString(),
   };
@@ -112,6 +115,8 @@ export interface CreateApiInput {
   introspectionClient?: string;
   requireDpop?: boolean;
   requireMtls?: boolean;
+  /** The client (id or name) that serves this API and may exchange its tokens. */
+  owner?: string;
 }
 
 export async function createApi(db: Db, input: CreateApiInput, audit: AuditSink): Promise<ApiView> {
@@ -132,6 +137,7 @@ export async function createApi(db: Db, input: CreateApiInput, audit: AuditSink)
         id, identifier, name: name ?? identifier, tokenFormat, signingAlg, accessTokenTtl, introspectionClientId,
         requireDpop: input.requireDpop === true,
         requireMtls: input.requireMtls === true,
+        ownerClientId: input.owner ? await resolveClientId(trx, input.owner) : null,
       });
       await apis.insertApiScopes(trx, id, scopes);
       await apis.setApiScopeDescriptions(trx, id, checkScopeDescriptions(input.scopeDescriptions, scopes));
@@ -169,6 +175,8 @@ export interface UpdateApiInput {
   introspectionClient?: string | null;
   requireDpop?: boolean;
   requireMtls?: boolean;
+  /** The client (id or name) that serves this API; null removes it. */
+  owner?: string | null;
 }
 
 export async function updateApi(
@@ -206,6 +214,9 @@ export async function updateApi(
           : input.introspectionClient === null ? null : await resolveClientId(trx, input.introspectionClient),
         requireDpop: input.requireDpop,
         requireMtls: input.requireMtls,
+        ownerClientId: input.owner === undefined
+          ? undefined
+          : input.owner === null ? null : await resolveClientId(trx, input.owner),
       });
       await apis.insertApiScopes(trx, api.id, addScopes);
       await apis.deleteApiScopes(trx, api.id, removeScopes);

@@ -6,6 +6,7 @@ import type { Db } from '../db/tables.ts';
 import { TLS_SUBJECT_FIELDS, type TlsSubject } from '../domain/certificates.ts';
 import { describeClientCertificates, type ClientJwks } from './client-auth.ts';
 import { PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
+import { exchangeView, TOKEN_EXCHANGE_GRANT } from './exchange-permissions.ts';
 import { describeFederation, type FederationView } from './trusted-issuers.ts';
 
 export interface ClientView {
@@ -36,6 +37,12 @@ export interface ClientView {
   firstParty: boolean;
   roles: string[];
   secrets: { id: string; createdAt: string; expiresAt: string | null }[];
+  /** Token exchange (RFC 8693): the scopes of other APIs it may ask for on others' behalf. */
+  mayExchange: { api: string; scopes: string[] }[];
+  /** It may exchange without being named in the new token's `act` claim. */
+  mayImpersonate: boolean;
+  /** The APIs it serves: it may exchange the tokens issued for them. */
+  ownsApis: string[];
   /** federated_jwt: the trusted issuer, subject and claims its platform's token must carry. */
   federation: FederationView | null;
   createdAt: string;
@@ -60,12 +67,17 @@ export interface StoredMetadata {
 
 export async function toView(db: Db, row: clients.ClientRow, now = new Date()): Promise<ClientView> {
   const metadata = row.metadata as StoredMetadata;
-  const secrets = await clients.listClientSecrets(db, row.client_id);
+  const [secrets, exchange] = await Promise.all([
+    clients.listClientSecrets(db, row.client_id),
+    exchangeView(db, row.client_id, row.may_impersonate),
+  ]);
+  const grantTypes = metadata.grant_types ?? [];
   return {
     clientId: row.client_id,
     name: row.name,
     enabled: row.enabled,
-    grantTypes: metadata.grant_types ?? [],
+    // An exchange permission implies the grant type (docs/token-exchange.md).
+    grantTypes: exchange.mayExchange.length && !grantTypes.includes(TOKEN_EXCHANGE_GRANT) ? [...grantTypes, TOKEN_EXCHANGE_GRANT] : grantTypes,
     tokenEndpointAuthMethod: metadata.token_endpoint_auth_method ?? 'client_secret_basic',
     jwks: metadata.jwks ?? null,
     jwksUri: metadata.jwks_uri ?? null,
@@ -86,6 +98,7 @@ export async function toView(db: Db, row: clients.ClientRow, now = new Date()): 
         createdAt: secret.created_at.toISOString(),
         expiresAt: secret.expires_at?.toISOString() ?? null,
       })),
+    ...exchange,
     federation: await describeFederation(db, row.client_id),
     createdAt: row.created_at.toISOString(),
   };

@@ -17,6 +17,7 @@ import { PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
 import { cutOffClientTokens, type ClientTokensCutOff } from './client-tokens.ts';
 import { toView, type ClientView, type StoredMetadata } from './client-view.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
+import { applyExchangeSettings, type ExchangeSettings } from './exchange-permissions.ts';
 import { changedFields, checkName, checkOneBinding } from './validation.ts';
 import { FEDERATED_AUTH_METHOD } from '../domain/trusted-issuers.ts';
 import { bindFederation, type FederationInput } from './trusted-issuers.ts';
@@ -148,7 +149,7 @@ export async function listClientsPage(db: Db, query: ListClientsQuery = {}): Pro
 }
 
 /** The credential fields replace the client's (for its own auth method). */
-export interface UpdateClientInput extends ClientCredentialsInput {
+export interface UpdateClientInput extends ClientCredentialsInput, ExchangeSettings {
   name?: string;
   enabled?: boolean;
   /** Replaces the list; an empty list lifts the restriction. */
@@ -202,6 +203,7 @@ export async function updateClient(
         await bindFederation(trx, client.client_id, input.federated);
       }
       if (metadata) checkOneBinding(metadata.dpop_bound_access_tokens === true, metadata.tls_client_certificate_bound_access_tokens === true);
+      await applyExchangeSettings(trx, client.client_id, input);
       const row = await clients.updateClient(trx, client.client_id, { name, enabled: input.enabled, metadata, allowedNetworks });
       if (input.enabled === false) cutOff = await cutOffClientTokens(trx, client.client_id, new Date());
       return toView(trx, row ?? client);

@@ -19,6 +19,8 @@ export interface NewApi {
   introspectionClientId: string | null;
   requireDpop?: boolean;
   requireMtls?: boolean;
+  /** The client that serves the API (token exchange, migration 0015). */
+  ownerClientId?: string | null;
 }
 
 export async function insertApi(db: Db, api: NewApi): Promise<void> {
@@ -32,6 +34,7 @@ export async function insertApi(db: Db, api: NewApi): Promise<void> {
     introspection_client_id: api.introspectionClientId,
     require_dpop: api.requireDpop ?? false,
     require_mtls: api.requireMtls ?? false,
+    owner_client_id: api.ownerClientId ?? null,
   }).execute();
 }
 
@@ -88,7 +91,7 @@ export async function findApi(db: Db, ref: string): Promise<ApiWithScopes | unde
 export async function updateApi(
   db: Db,
   id: string,
-  changes: Partial<Pick<NewApi, 'name' | 'tokenFormat' | 'signingAlg' | 'accessTokenTtl' | 'introspectionClientId' | 'requireDpop' | 'requireMtls'>>,
+  changes: Partial<Pick<NewApi, 'name' | 'tokenFormat' | 'signingAlg' | 'accessTokenTtl' | 'introspectionClientId' | 'requireDpop' | 'requireMtls' | 'ownerClientId'>>,
 ): Promise<void> {
   await db.updateTable('apis').set({
     ...(changes.name === undefined ? {} : { name: changes.name }),
@@ -98,6 +101,7 @@ export async function updateApi(
     ...(changes.introspectionClientId === undefined ? {} : { introspection_client_id: changes.introspectionClientId }),
     ...(changes.requireDpop === undefined ? {} : { require_dpop: changes.requireDpop }),
     ...(changes.requireMtls === undefined ? {} : { require_mtls: changes.requireMtls }),
+    ...(changes.ownerClientId === undefined ? {} : { owner_client_id: changes.ownerClientId }),
     updated_at: new Date(),
   }).where('id', '=', id).execute();
 }

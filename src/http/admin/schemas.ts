@@ -89,6 +89,7 @@ export const createApiBody = z.strictObject({
   introspectionClient: ref.optional().meta({ description: 'client id or name' }),
   requireDpop: z.boolean().optional().meta({ description: 'token requests must carry a DPoP proof (RFC 9449)' }),
   requireMtls: z.boolean().optional().meta({ description: 'its tokens must be bound to the client\'s TLS certificate (RFC 8705 §3)' }),
+  owner: ref.optional().meta({ description: 'the client (id or name) that serves this API: the only one that may exchange its tokens (RFC 8693)' }),
 }).meta({ id: 'CreateApi' });
 
 export const updateApiBody = z.strictObject({
@@ -103,6 +104,7 @@ export const updateApiBody = z.strictObject({
   introspectionClient: ref.nullable().optional().meta({ description: 'client id or name; null removes it' }),
   requireDpop: z.boolean().optional().meta({ description: 'token requests must carry a DPoP proof (RFC 9449)' }),
   requireMtls: z.boolean().optional().meta({ description: 'its tokens must be bound to the client\'s TLS certificate (RFC 8705 §3)' }),
+  owner: ref.nullable().optional().meta({ description: 'the client (id or name) that serves this API and may exchange its tokens; null removes it' }),
 }).meta({ id: 'UpdateApi' });
 
 export const createClientBody = z.strictObject({
@@ -135,6 +137,10 @@ export const updateClientBody = z.strictObject({
   allowedNetworks: networks.optional().meta({ description: 'replaces the list; [] lifts the restriction' }),
   requireDpop: requireDpop.optional(),
   requireMtls: requireMtls.optional(),
+  mayExchange: z.array(z.strictObject({ api: ref.meta({ description: 'API id, identifier or name' }), scopes: scopes.min(1) })).max(100).optional()
+    .meta({ description: 'token exchange (RFC 8693): replaces the scopes of other APIs it may ask for on behalf of the subjects of tokens it receives; [] takes them away. Implies the token-exchange grant type' }),
+  mayImpersonate: z.boolean().optional()
+    .meta({ description: 'its exchanged tokens carry no `act` claim naming it (impersonation); off by default' }),
   federated: federationBody.optional().meta({ description: 'federated_jwt clients: replaces the binding' }),
 }).meta({ id: 'UpdateClient' });
 
@@ -172,6 +178,7 @@ export const apiView = z.object({
   introspectionClientId: z.string().nullable(),
   requireDpop: z.boolean(),
   requireMtls: z.boolean(),
+  ownerClientId: z.string().nullable().meta({ description: 'the client that serves this API and may exchange its tokens' }),
   system: z.boolean(),
   createdAt: timestamp,
 }).meta({ id: 'Api' }) satisfies z.ZodType<ApiView>;
@@ -195,6 +202,10 @@ export const clientView = z.object({
   firstParty: z.boolean().meta({ description: 'first-party apps skip the consent screen' }),
   roles: z.array(z.string()),
   secrets: z.array(z.object({ id: z.string(), createdAt: timestamp, expiresAt: timestamp.nullable() })),
+  mayExchange: z.array(z.object({ api: z.string(), scopes: z.array(z.string()) }))
+    .meta({ description: 'token exchange: the scopes of other APIs it may ask for on others\' behalf' }),
+  mayImpersonate: z.boolean(),
+  ownsApis: z.array(z.string()).meta({ description: 'the APIs it serves: it may exchange tokens issued for them' }),
   federation: federationView.nullable(),
   createdAt: timestamp,
 }).meta({ id: 'Client' }) satisfies z.ZodType<ClientView>;

@@ -1,0 +1,42 @@
+// The token-exchange settings at the command line, run as a user runs them (child processes on
+// the test's database): an API's owner, a client's exchange permissions (which imply the grant
+// type) and impersonation, and the refusals of bad ones.
+import { describe, expect, it } from 'vitest';
+import { cliCommands, field, useCliStore } from './support/cli.ts';
+
+const store = useCliStore('postern-cli-exchange-');
+const { ok, json, refused } = cliCommands(() => store.env);
+const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
+describe('postern apis update --owner and clients update --may-exchange', () => {
+  it('sets, shows and takes away the settings', async () => {
+    await ok(['apis', 'create', '--identifier', 'https://front.internal', '--scopes', 'front:use']);
+    await ok(['apis', 'create', '--identifier', 'https://payments.internal', '--scopes', 'payments:charge payments:refund']);
+    await ok(['clients', 'create', '--name', 'front']);
+    expect(field(await ok(['apis', 'update', 'https://front.internal', '--owner', 'front']), 'owner')).not.toBe('(none)');
+
+    const updated = await ok(['clients', 'update', 'front', '--may-exchange', 'https://payments.internal payments:charge', '--may-impersonate']);
+    expect(field(updated, 'grant types')).toBe(`client_credentials ${GRANT}`);
+    expect(field(updated, 'serves')).toBe('https://front.internal');
+    expect(field(updated, 'may exchange')).toBe('https://payments.internal payments:charge');
+    expect(field(updated, 'may impersonate')).toMatch(/^yes/);
+
+    const shown = await json(['clients', 'show', 'front']);
+    expect(shown).toMatchObject({
+      mayExchange: [{ api: 'https://payments.internal', scopes: ['payments:charge'] }],
+      mayImpersonate: true,
+      ownsApis: ['https://front.internal'],
+    });
+
+    const cleared = await json(['clients', 'update', 'front', '--no-may-exchange', '--no-may-impersonate']);
+    expect(cleared).toMatchObject({ mayExchange: [], mayImpersonate: false, grantTypes: ['client_credentials'] });
+    expect((await json(['apis', 'update', 'https://front.internal', '--no-owner'])).ownerClientId).toBeNull();
+  }, 120_000);
+
+  it('refuses scopes the API does not define, Postern\'s own API and malformed values', async () => {
+    await refused(['clients', 'update', 'front', '--may-exchange', 'https://payments.internal payments:steal'], 'does not define payments:steal');
+    await refused(['clients', 'update', 'front', '--may-exchange', 'urn:postern admin:write'], 'cannot be a target of token exchange');
+    await refused(['clients', 'update', 'front', '--may-exchange', 'https://payments.internal'], '--may-exchange takes');
+    await refused(['apis', 'update', 'https://front.internal', '--owner', 'nobody'], 'unknown client');
+  }, 120_000);
+});
