@@ -9,6 +9,7 @@ import { ArtifactKey } from './domain/artifact-hashing.ts';
 import { adminApi, adminApp } from './http/admin/router.ts';
 import { healthRoutes } from './http/health.ts';
 import { interactionRoutes } from './http/interactions.ts';
+import { gateEndpoint } from './http/gate.ts';
 import { createKoaApp } from './http/koa-app.ts';
 import { metricsEndpoint, observeRequests } from './http/metrics.ts';
 import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
@@ -34,6 +35,8 @@ import { createRequestLimiters, openLimiterStore, type LimiterStore, type Reques
 import * as registration from './services/registration.ts';
 import { recordClientNetworkRefused } from './services/security-events.ts';
 import { pingDatabase } from './store/health.ts';
+import { decide, type GateRoutes, type GateRule } from './services/gate.ts';
+import { parseNetworks } from './domain/networks.ts';
 
 export interface App {
   koa: Koa;
@@ -101,6 +104,8 @@ export interface BuildAppOptions {
   metrics?: Metrics;
   /** The CAs of TLS_CLIENT_CA_FILE: tls_client_auth accepts certificates they issued. */
   clientAuthorities?: X509Certificate[];
+  /** The route rules the decision endpoint matches (tests may give their own table). */
+  gateRoutes?: GateRoutes<GateRule>;
 }
 
 /** What the parts of the app share once the process's services are up. */
@@ -230,6 +235,7 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
       code: 'too_many_requests',
     }),
   }));
+  koa.use(buildGate(parts, providers));
   koa.use(authorizationServerMetadataAlias(prefix));
   koa.use(interactionRoutes({
     flow: interactionFlow(() => providers.current().provider),
@@ -246,6 +252,30 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
   koa.use(notFound());
   return koa;
 }
+
+/** The decision endpoint for gateways (http/gate.ts), over the route rules and the provider's tokens. */
+function buildGate(parts: Parts, providers: ProviderHolder): Koa.Middleware {
+  const { config, logger } = parts.options;
+  const routes = parts.options.gateRoutes ?? NO_ROUTES;
+  return gateEndpoint({
+    trustedGateways: parseNetworks(config.gateTrustedGateways),
+    decide: (original, presented) => decide({
+      routes,
+      checkToken: (request) => providers.current().gateTokens.check(request),
+      routeLimiter: (points) => parts.limiters.route(points),
+      audit: parts.audit,
+    }, original, presented),
+    certificateThumbprint: (req) => parts.clientCertificates.fromRequest(req)?.thumbprint,
+    metrics: parts.metrics,
+    logger,
+  });
+}
+
+/** Until route rules are loaded: nothing matches, every decision is a refusal. */
+const NO_ROUTES: GateRoutes<GateRule> = {
+  match: () => ({ rule: null, reason: 'no-rules-for-host' }),
+  evaluate: () => ({ allow: false, status: 403, error: 'insufficient_scope', why: 'no rule' }),
+};
 
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config, database, logger } = options;

@@ -19,6 +19,8 @@ export const AUDIT_EVENT_TYPES = [
   'token.issued',
   'token.revoked',
   'admin.access_denied',
+  /** The decision endpoint refused a request a gateway asked about (counted per client, rule and minute). */
+  'gate.denied',
   'registration_token.created', 'registration_token.revoked',
   'registration.created', 'registration.updated', 'registration.deleted', 'registration.failure',
   'key.generated', 'key.rotated', 'key.revoked', 'master_key.rotated',
@@ -113,6 +115,7 @@ const AGGREGATED: Partial<Record<AuditEventType, readonly AuditDetailKey[]>> = {
   'client.network_refused': ['route'],
   'login.failure': ['username', 'reason'],
   'admin.access_denied': ['reason', 'status', 'method', 'route'],
+  'gate.denied': ['route', 'status', 'error', 'reason'],
 };
 
 /**

@@ -157,3 +157,42 @@ export function gateContractOf(path: string): { contract: GateContract; rest: st
   }
   return undefined;
 }
+
+// What the decision endpoint learns of the token of the original request (oidc/gate-tokens.ts).
+
+export interface GateTokenRequest {
+  /** The Authorization header of the original request. */
+  authorization: string | undefined;
+  /** Its DPoP header(s): more than one is refused (RFC 9449 §4.3 item 1). */
+  dpop: string | string[] | undefined;
+  /** The API the matching rule protects: the token's audience must name it. */
+  audience: string;
+  /** The original method and URL (without query), which a DPoP proof must name. */
+  method: string;
+  url: string;
+  /** x5t#S256 of the client certificate the gateway forwarded (a trusted proxy only). */
+  certificateThumbprint: string | undefined;
+}
+
+export interface GateCaller {
+  clientId: string;
+  /** The person's id, or the client's own for a client's token (RFC 9068 §2.2). */
+  subject: string;
+  /** The token's scopes that its holder still holds on the audience. */
+  scopes: string[];
+  /** The roles the holder has now. */
+  roles: string[];
+  senderConstrained: 'dpop' | 'mtls' | null;
+  /** Epoch seconds. */
+  expiresAt: number;
+  /**
+   * The chain of actors of a delegated token (RFC 8693 §4.1 `act`), outermost first. Hook for
+   * token exchange: nothing issues delegated tokens yet, so it is always empty.
+   */
+  actors: string[];
+}
+
+export type GateTokenResult =
+  | { ok: true; caller: GateCaller }
+  /** `error` absent: no token at all (RFC 6750 §3.1: no error code then). */
+  | { ok: false; scheme: 'Bearer' | 'DPoP'; error?: 'invalid_token' | 'invalid_dpop_proof' | 'invalid_request'; description?: string };

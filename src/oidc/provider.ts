@@ -8,6 +8,7 @@ import { PROVIDER_ROUTES } from '../domain/endpoints.ts';
 import { auditProviderEvents } from './audit-events.ts';
 import { providerConfiguration, type ProviderDeps, type ProviderSettings } from './configuration.ts';
 import type { Directory } from './directory.ts';
+import { GateTokens } from './gate-tokens.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
 import { publishJwks } from './jwks.ts';
 import { registrationMiddleware } from './registration.ts';
@@ -28,6 +29,8 @@ export interface ProviderParts {
    * the scopes it carries that they still hold; undefined when it is not usable.
    */
   verifyAccessToken(token: string, audience: string, certificateThumbprint?: string): Promise<AuthorizedCaller | undefined>;
+  /** The access token of a request a gateway asks about (the decision endpoint, docs/gateways.md). */
+  gateTokens: GateTokens;
 }
 
 /**
@@ -86,6 +89,7 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
     provider,
     verifyAccessToken: (token, audience, certificateThumbprint) =>
       tokenPolicy.authorizeAccessToken(token, audience, certificateThumbprint),
+    gateTokens: new GateTokens({ provider, tokenPolicy, directory, db: deps.db }),
     fastPaths: [introspectionFastPath(
       provider, tokenPolicy, `${issuerPath}${PROVIDER_ROUTES.introspection}`, config.maxBodyBytes,
       async (clientId) => (await directory.client(clientId))?.networks.length === 0,

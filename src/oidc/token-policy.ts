@@ -174,18 +174,34 @@ export class TokenPolicy {
    * admin API accepts exactly these; undefined for anything else.
    */
   async verifyAccessToken(token: string, audience: string, certificateThumbprint?: string): Promise<AccessTokenClaims | undefined> {
-    const claims = await this.#verify(token);
-    if (!claims?.jti || !claims.client_id || !audiences(claims.aud).includes(audience)) return undefined;
+    const claims = await this.usableJwt(token, audience);
     // RFC 9449 §7.2: a DPoP-bound token presented as a plain Bearer token is refused; the admin
     // API takes no proofs. RFC 8705 §3: a certificate-bound token is accepted only over a
     // connection presenting that very certificate.
-    if (claims.cnf?.jkt) return undefined;
+    if (!claims || claims.cnf?.jkt) return undefined;
     const boundTo = claims.cnf?.['x5t#S256'];
     if (claims.cnf && (!boundTo || boundTo !== certificateThumbprint)) return undefined;
+    return claims;
+  }
+
+  /**
+   * A JWT access token of ours for `audience`, usable now, whatever it is bound to (the caller
+   * checks the binding): signature, issuer, type and expiry (remembered, as for introspection),
+   * not revoked, its client enabled and the token newer than the client's cut-off.
+   */
+  async usableJwt(token: string, audience: string): Promise<AccessTokenClaims | undefined> {
+    const claims = await this.#verify(token);
+    if (!claims?.jti || !claims.client_id || !audiences(claims.aud).includes(audience)) return undefined;
     if (await this.#isRevoked(claims)) return undefined;
     const client = await this.#deps.directory.client(claims.client_id);
     if (!client?.enabled || predatesCutOff(client, claims.iat)) return undefined;
     return claims;
+  }
+
+  /** Whether a token of `clientId` issued at `iat` still counts: the client enabled, no cut-off since. */
+  async clientStillTrusts(clientId: string, iat: number | undefined): Promise<boolean> {
+    const client = await this.#deps.directory.client(clientId);
+    return Boolean(client?.enabled) && !predatesCutOff(client!, iat);
   }
 
   /**
