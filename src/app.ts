@@ -35,7 +35,7 @@ import { createRequestLimiters, openLimiterStore, type LimiterStore, type Reques
 import * as registration from './services/registration.ts';
 import { recordClientNetworkRefused } from './services/security-events.ts';
 import { pingDatabase } from './store/health.ts';
-import { decide, type GateRoutes, type GateRule } from './services/gate.ts';
+import { decide, type GateRoutes } from './services/gate.ts';
 import { parseNetworks } from './domain/networks.ts';
 
 export interface App {
@@ -105,7 +105,7 @@ export interface BuildAppOptions {
   /** The CAs of TLS_CLIENT_CA_FILE: tls_client_auth accepts certificates they issued. */
   clientAuthorities?: X509Certificate[];
   /** The route rules the decision endpoint matches (tests may give their own table). */
-  gateRoutes?: GateRoutes<GateRule>;
+  gateRoutes?: GateRoutes;
 }
 
 /** What the parts of the app share once the process's services are up. */
@@ -272,10 +272,7 @@ function buildGate(parts: Parts, providers: ProviderHolder): Koa.Middleware {
 }
 
 /** Until route rules are loaded: nothing matches, every decision is a refusal. */
-const NO_ROUTES: GateRoutes<GateRule> = {
-  match: () => ({ rule: null, reason: 'no-rules-for-host' }),
-  evaluate: () => ({ allow: false, status: 403, error: 'insufficient_scope', why: 'no rule' }),
-};
+const NO_ROUTES: GateRoutes = { match: () => ({ rule: null, reason: 'no-rules-for-host' }) };
 
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config, database, logger } = options;

@@ -94,10 +94,12 @@ export function normalizeGatePath(raw: string): { path: string } | Refusal {
 /** Headers as the HTTP layer gives them: one value per name (lower case), or none. */
 export type HeaderLookup = (name: string) => string | undefined;
 
-function parseHost(value: string | undefined): { host: string; hostname: string } | undefined {
+function parseHost(value: string | undefined, scheme: string): { host: string; hostname: string } | undefined {
   // A proxy chain may list several (X-Forwarded-Host: a, b): the first is the client's.
-  const host = value?.split(',')[0]?.trim();
+  let host = value?.split(',')[0]?.trim();
   if (!host || !HOST.test(host)) return undefined;
+  // RFC 3986 §6.2.3: the default port is the same as none.
+  host = host.replace(scheme === 'https' ? /:443$/ : /:80$/, '');
   const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
   return { host: host.toLowerCase(), hostname: hostname.toLowerCase().replace(/\.$/, '') };
 }
@@ -140,10 +142,10 @@ export function readOriginalRequest(
   if (!originalMethod) return missing('the original method');
   if (!METHOD.test(originalMethod)) return { error: 'bad_gateway_request', description: 'the original method is not an HTTP method' };
   if (target === undefined) return missing('the original URI');
-  const host = parseHost(hostHeader);
-  if (!host) return missing('a valid original host');
   const scheme = parseScheme(header('x-forwarded-proto'), 'http');
   if (!scheme) return { error: 'bad_gateway_request', description: 'X-Forwarded-Proto must be http or https' };
+  const host = parseHost(hostHeader, scheme);
+  if (!host) return missing('a valid original host');
   const normalised = normalizeGatePath(target);
   if ('error' in normalised) return normalised;
   return { method: originalMethod, scheme, ...host, path: normalised.path };

@@ -6,31 +6,16 @@
 // and minute, never one row per request.
 import type { AuditSink } from '../domain/audit-events.ts';
 import type { GateCaller, GateTokenRequest, GateTokenResult, OriginalRequest } from '../domain/gate-request.ts';
+import { evaluateRule, type RouteMatch, type RouteRequest, type RouteRule } from '../domain/routes.ts';
 import type { Limiter } from './rate-limits.ts';
 
-/** What the decision needs of a route rule (src/domain/routes.ts has the whole rule). */
-export interface GateRule {
-  id: string;
-  /** The API identifier: the token's audience must name it. */
-  api: string;
-  public: boolean;
-  rateLimitPerMinute: number | null;
-  cacheSeconds: number | null;
+/** The route rules, compiled: a RouteTable (domain/routes.ts), kept current per process. */
+export interface GateRoutes {
+  match(request: RouteRequest): RouteMatch;
 }
 
-export type RuleVerdict =
-  | { allow: true }
-  | { allow: false; status: number; error: string; neededScope?: string; why: string };
-
-export interface GateRoutes<R extends GateRule> {
-  /** The rule for a request (synchronous: the table is in memory, kept current by the feed). */
-  match(request: { host: string; method: string; path: string }): { rule: R } | { rule: null; reason: string };
-  /** Whether the rule lets the caller (with its CURRENT scopes and roles) through. */
-  evaluate(rule: R, caller: Pick<GateCaller, 'clientId' | 'subject' | 'scopes' | 'roles' | 'senderConstrained'>): RuleVerdict;
-}
-
-export interface GateDeps<R extends GateRule> {
-  routes: GateRoutes<R>;
+export interface GateDeps {
+  routes: GateRoutes;
   checkToken(request: GateTokenRequest): Promise<GateTokenResult>;
   /** The limiter of rules allowing `points` requests a minute, per rule and client. */
   routeLimiter(points: number): Limiter;
@@ -89,14 +74,24 @@ function identity(caller: GateCaller): Record<string, string> {
  * Cache-Control of an allow: no-store unless the rule allows caching, and then never past the
  * token's expiry. A cached allow outlives a revocation by up to that long (docs/gateways.md).
  */
-function cacheControl(rule: GateRule, expiresAt: number | undefined, now: number): string {
+function cacheControl(rule: RouteRule, expiresAt: number | undefined, now: number): string {
   if (!rule.cacheSeconds) return 'no-store';
   const left = expiresAt === undefined ? rule.cacheSeconds : Math.min(rule.cacheSeconds, expiresAt - Math.floor(now / 1000));
   return left > 0 ? `private, max-age=${left}` : 'no-store';
 }
 
-export async function decide<R extends GateRule>(
-  deps: GateDeps<R>, original: OriginalRequest, presented: PresentedCredentials,
+/** The rule for the request: by its host as sent (with a port other than the default), else its name alone. */
+function matchRule(routes: GateRoutes, original: OriginalRequest): RouteMatch {
+  const request = { host: original.host, method: original.method, path: original.path };
+  const matched = routes.match(request);
+  if (matched.rule === null && matched.reason === 'no-rules-for-host' && original.host !== original.hostname) {
+    return routes.match({ ...request, host: original.hostname });
+  }
+  return matched;
+}
+
+export async function decide(
+  deps: GateDeps, original: OriginalRequest, presented: PresentedCredentials,
 ): Promise<GateDecision> {
   const now = (deps.now ?? Date.now)();
   const denied = (decision: Omit<GateDecision, 'headers'> & { headers?: Record<string, string> }, clientId?: string): GateDecision => {
@@ -106,9 +101,9 @@ export async function decide<R extends GateRule>(
     });
     return { ...decision, headers: { 'Cache-Control': 'no-store', ...decision.headers } };
   };
-  const matched = deps.routes.match({ host: original.hostname, method: original.method, path: original.path });
+  const matched = matchRule(deps.routes, original);
   if (matched.rule === null) {
-    const { reason } = matched as { reason: string };
+    const { reason } = matched;
     return denied({
       status: 403, route: 'none', outcome: 'no_route',
       body: { error: 'access_denied', error_description: `no route rule lets ${original.method} ${original.path} through (${reason})` },
@@ -132,12 +127,14 @@ export async function decide<R extends GateRule>(
     });
   }
   const { caller } = result as Extract<GateTokenResult, { ok: true }>;
-  const verdict = deps.routes.evaluate(rule, caller);
+  // The token was checked for this rule's API: that is its audience here.
+  const verdict = evaluateRule(rule, { ...caller, audiences: [rule.api] });
   if (!verdict.allow) {
-    const status = verdict.status === 401 ? 401 : 403;
+    // RFC 6750 §3.1 names invalid_token and insufficient_scope; access_denied goes in the body only.
+    const rfc6750 = verdict.error !== 'access_denied';
     return denied({
-      status, route: rule.id, outcome: 'forbidden',
-      headers: { 'WWW-Authenticate': challenge('Bearer', { error: verdict.error, error_description: verdict.why, scope: verdict.neededScope }) },
+      status: verdict.status, route: rule.id, outcome: 'forbidden',
+      headers: rfc6750 ? { 'WWW-Authenticate': challenge(caller.senderConstrained === 'dpop' ? 'DPoP' : 'Bearer', { error: verdict.error, error_description: verdict.why, scope: verdict.neededScope }) } : {},
       body: { error: verdict.error, error_description: verdict.why },
     }, caller.clientId);
   }
