@@ -47,7 +47,7 @@ export const IDENTITY_HEADERS = {
   subject: 'X-Postern-Subject',
   scope: 'X-Postern-Scope',
   roles: 'X-Postern-Roles',
-  /** The actor chain of a delegated token (RFC 8693 §4.1), outermost first; absent until token exchange. */
+  /** The actor chain of a delegated token (RFC 8693 §4.1), outermost first; empty until token exchange. */
   actors: 'X-Postern-Actor',
 } as const;
 
@@ -59,15 +59,19 @@ function challenge(scheme: string, fields: Record<string, string | undefined>): 
   return parts.length ? `${scheme} ${parts.join(', ')}` : scheme;
 }
 
-function identity(caller: GateCaller): Record<string, string> {
-  const headers: Record<string, string> = {
-    [IDENTITY_HEADERS.clientId]: caller.clientId,
-    [IDENTITY_HEADERS.subject]: caller.subject,
-    [IDENTITY_HEADERS.scope]: caller.scopes.join(' '),
-    [IDENTITY_HEADERS.roles]: caller.roles.join(' '),
+/**
+ * The identity headers of an allow, every one of them always (empty for an anonymous caller of a
+ * public route): a gateway copying them then replaces whatever the client sent under these names
+ * (Caddy 2.6 would otherwise pass a placeholder's text for a header missing from the answer).
+ */
+function identity(caller: GateCaller | undefined): Record<string, string> {
+  return {
+    [IDENTITY_HEADERS.clientId]: caller?.clientId ?? '',
+    [IDENTITY_HEADERS.subject]: caller?.subject ?? '',
+    [IDENTITY_HEADERS.scope]: caller?.scopes.join(' ') ?? '',
+    [IDENTITY_HEADERS.roles]: caller?.roles.join(' ') ?? '',
+    [IDENTITY_HEADERS.actors]: caller?.actors.join(' ') ?? '',
   };
-  if (caller.actors.length) headers[IDENTITY_HEADERS.actors] = caller.actors.join(' ');
-  return headers;
 }
 
 /**
@@ -115,7 +119,7 @@ export async function decide(
     : undefined;
   if (rule.public) {
     // Open to anyone; a usable token still tells the upstream who calls.
-    const headers = result?.ok ? identity(result.caller) : {};
+    const headers = identity(result?.ok ? result.caller : undefined);
     return { status: 200, route: rule.id, outcome: 'allow', headers: { ...headers, 'Cache-Control': cacheControl(rule, undefined, now) }, body: undefined };
   }
   if (!result!.ok) {
