@@ -34,6 +34,7 @@ import { createRequestLimiters, openLimiterStore, type LimiterStore, type Reques
 import * as registration from './services/registration.ts';
 import { recordClientNetworkRefused } from './services/security-events.ts';
 import { pingDatabase } from './store/health.ts';
+import { LiveRoutes } from './services/live-routes.ts';
 
 export interface App {
   koa: Koa;
@@ -43,6 +44,8 @@ export interface App {
   /** This process's registration for propagation (its id in server_processes). */
   propagation: Propagation;
   directory: Directory;
+  /** Route policies, compiled and kept current: `routes.match({ host, method, path })` per request. */
+  routes: LiveRoutes;
   /** The admin API alone, for its own listener when `config.admin` is set (else `koa` serves it). */
   adminKoa: Koa;
   /** The audit log: `audit.record(...)` from any route; written in batches (flush() in tests). */
@@ -261,7 +264,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   // This process registers when the feed connects, before anything caches.
   const propagation = new Propagation(database.db, database.changes);
   const directory = new Directory(database.db, propagation);
+  const routes = new LiveRoutes(database.db, propagation);
   await propagation.start();
+  await routes.start();
   const audit = new AuditLog(database.db, { logger });
   const parts: Parts = {
     options,
@@ -304,6 +309,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     providers,
     propagation,
     directory,
+    routes,
     // The admin listener's requests are logged and counted like the public ones.
     adminKoa: adminApp((ctx, next) => observe(ctx, () => admin.middleware(ctx, next)), { proxy: config.trustProxy }),
     audit,
@@ -317,6 +323,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       await audit.close();
       await limits.store.close();
       await directory.close();
+      routes.close();
       await propagation.close();
       await database.changes?.close();
     },
