@@ -37,6 +37,7 @@ import { recordClientNetworkRefused } from './services/security-events.ts';
 import { pingDatabase } from './store/health.ts';
 import { decide, type GateRoutes } from './services/gate.ts';
 import { parseNetworks } from './domain/networks.ts';
+import { LiveRoutes } from './services/live-routes.ts';
 
 export interface App {
   koa: Koa;
@@ -46,6 +47,8 @@ export interface App {
   /** This process's registration for propagation (its id in server_processes). */
   propagation: Propagation;
   directory: Directory;
+  /** Route policies, compiled and kept current: `routes.match({ host, method, path })` per request. */
+  routes: LiveRoutes;
   /** The admin API alone, for its own listener when `config.admin` is set (else `koa` serves it). */
   adminKoa: Koa;
   /** The audit log: `audit.record(...)` from any route; written in batches (flush() in tests). */
@@ -104,13 +107,15 @@ export interface BuildAppOptions {
   metrics?: Metrics;
   /** The CAs of TLS_CLIENT_CA_FILE: tls_client_auth accepts certificates they issued. */
   clientAuthorities?: X509Certificate[];
-  /** The route rules the decision endpoint matches (tests may give their own table). */
+  /** The route rules the decision endpoint matches instead of the stored ones (tests). */
   gateRoutes?: GateRoutes;
 }
 
 /** What the parts of the app share once the process's services are up. */
 interface Parts {
   options: BuildAppOptions;
+  /** The route policies the decision endpoint matches. */
+  routes: GateRoutes;
   /** Stored tokens, codes and sessions are found by their keyed hash under it. */
   artifactKey: ArtifactKey;
   /** The issuer's path is where the provider lives (oidc-provider requires them to match). */
@@ -256,7 +261,7 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
 /** The decision endpoint for gateways (http/gate.ts), over the route rules and the provider's tokens. */
 function buildGate(parts: Parts, providers: ProviderHolder): Koa.Middleware {
   const { config, logger } = parts.options;
-  const routes = parts.options.gateRoutes ?? NO_ROUTES;
+  const { routes } = parts;
   return gateEndpoint({
     trustedGateways: parseNetworks(config.gateTrustedGateways),
     decide: (original, presented) => decide({
@@ -270,9 +275,6 @@ function buildGate(parts: Parts, providers: ProviderHolder): Koa.Middleware {
     logger,
   });
 }
-
-/** Until route rules are loaded: nothing matches, every decision is a refusal. */
-const NO_ROUTES: GateRoutes = { match: () => ({ rule: null, reason: 'no-rules-for-host' }) };
 
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config, database, logger } = options;
@@ -288,10 +290,13 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   // This process registers when the feed connects, before anything caches.
   const propagation = new Propagation(database.db, database.changes);
   const directory = new Directory(database.db, propagation);
+  const routes = new LiveRoutes(database.db, propagation);
   await propagation.start();
+  await routes.start();
   const audit = new AuditLog(database.db, { logger });
   const parts: Parts = {
     options,
+    routes: options.gateRoutes ?? routes,
     artifactKey,
     prefix: new URL(config.issuer).pathname.replace(/\/$/, ''),
     now,
@@ -331,6 +336,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     providers,
     propagation,
     directory,
+    routes,
     // The admin listener's requests are logged and counted like the public ones.
     adminKoa: adminApp((ctx, next) => observe(ctx, () => admin.middleware(ctx, next)), { proxy: config.trustProxy }),
     audit,
@@ -344,6 +350,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       await audit.close();
       await limits.store.close();
       await directory.close();
+      routes.close();
       await propagation.close();
       await database.changes?.close();
     },

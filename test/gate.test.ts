@@ -10,6 +10,7 @@ import { sql } from 'kysely';
 import { RouteTable, type RouteRule } from '../src/domain/routes.ts';
 import { updateApi } from '../src/services/apis.ts';
 import { unassignRoleFromClient } from '../src/services/roles.ts';
+import { createRoute, updateRoute } from '../src/services/routes.ts';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { tokenFor } from './support/admin.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -273,6 +274,30 @@ describe('sender-constrained tokens', () => {
     expect((await nginx('GET', '/orders/1', bearer(token))).status).toBe(401);
     // A plain Bearer token where the rule wants a DPoP-bound one.
     expect((await nginx('GET', '/bound', bearer(await tokenFor(origin, reader, orders)))).status).toBe(401);
+  });
+});
+
+describe('stored route policies', () => {
+  it('decides with the rules written through the service, and a change holds from the next request', async () => {
+    const { db } = tdb.database;
+    const host = 'stored.example';
+    const stored = await createRoute(db, { api: orders, host, path: '/stock/*', methods: ['GET'], scopesAll: ['orders:write'] }, NO_AUDIT);
+    const other = await startServer(tdb.database, {});
+    try {
+      const token = await tokenFor(other.url, reader, orders);
+      const ask = () => nginx('GET', '/stock/1', { ...bearer(token), 'x-forwarded-host': host }, other.url);
+      expect((await ask()).status).toBe(403);
+      await updateRoute(db, stored.id, { scopesAll: ['orders:read'] }, NO_AUDIT);
+      // Without a live feed (the embedded store) the table reloads within a second.
+      let status = (await ask()).status;
+      for (let i = 0; i < 30 && status !== 200; i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        status = (await ask()).status;
+      }
+      expect(status).toBe(200);
+    } finally {
+      await other.close();
+    }
   });
 });
 

@@ -1,8 +1,8 @@
 // The route matcher and the requirement check of domain/routes.ts, pure: every case of the
 // matching order in docs/routes.md, and the spellings an attacker would try.
 import { describe, expect, it } from 'vitest';
-import { parsePathPattern, normalizeRouteHost, normalizeRouteMethod } from '../src/domain/route-patterns.js';
-import { evaluateRule, findConflict, matchRoute, RouteTable, type RouteCaller, type RouteRule } from '../src/domain/routes.js';
+import { parsePathPattern, normalizeRouteHost, normalizeRouteMethod } from '../src/domain/route-patterns.ts';
+import { evaluateRule, findConflict, matchRoute, RouteTable, type RouteCaller, type RouteRule } from '../src/domain/routes.ts';
 
 let next = 0;
 function rule(path: string, more: Partial<RouteRule> = {}): RouteRule {

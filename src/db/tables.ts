@@ -188,6 +188,25 @@ export interface RegistrationTokenRolesTable {
   role_id: string;
 }
 
+/** Route policies (migration 0013); the lists are jsonb arrays written as JSON text. */
+export interface RouteRulesTable {
+  id: string;
+  api_id: string;
+  host: string | null;
+  methods: Json<string[]>;
+  path: string;
+  public: boolean;
+  scopes_all: Json<string[]>;
+  scopes_any: Json<string[]>;
+  roles: Json<string[]>;
+  clients: Json<string[]>;
+  sender_constrained: 'dpop' | 'mtls' | 'any' | null;
+  rate_limit_per_minute: number | null;
+  cache_seconds: number | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
 export interface Tables {
   clients: ClientsTable;
   client_secrets: ClientSecretsTable;
@@ -208,6 +227,7 @@ export interface Tables {
   audit_events: AuditEventsTable;
   registration_tokens: RegistrationTokensTable;
   registration_token_roles: RegistrationTokenRolesTable;
+  route_rules: RouteRulesTable;
 }
 
 /**

@@ -25,6 +25,8 @@ export const AUDIT_EVENT_TYPES = [
   'registration.created', 'registration.updated', 'registration.deleted', 'registration.failure',
   'key.generated', 'key.rotated', 'key.revoked', 'master_key.rotated',
   'audit.pruned', 'audit.dropped',
+  /** Route policies (docs/routes.md). */
+  'route.created', 'route.updated', 'route.deleted',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
@@ -48,6 +50,7 @@ export const AUDIT_DETAIL_KEYS = [
   'count', 'since', 'until', 'resource', 'tokenTypeHint', 'maxUses', 'expiresAt', 'description',
   'registrationToken', 'kid', 'alg', 'deleted', 'before', 'dropped', 'username', 'attempts',
   'firstSeen', 'lastSeen', 'overflow',
+  'host', 'methods',
 ] as const;
 
 export type AuditDetailKey = (typeof AUDIT_DETAIL_KEYS)[number];

@@ -11,7 +11,7 @@
 // Two rules that would still tie (same host, same path shape, a method in common) are refused
 // when written (findConflict); the rule id breaks a tie that a race let through, so the answer
 // is the same in every process.
-import { comparePatterns, matchesPath, parsePathPattern, type PathPattern } from './route-patterns.js';
+import { comparePatterns, matchesPath, parsePathPattern, type PathPattern } from './route-patterns.ts';
 
 export type SenderConstraint = 'dpop' | 'mtls' | 'any';
 

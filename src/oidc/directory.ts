@@ -86,7 +86,8 @@ export class Directory {
   }
 
   #onChange(change: Change): void {
-    if (change.kind === 'keys') return; // the provider holder's business, not cached here
+    // Signing keys are the provider holder's business, route policies the route table's.
+    if (change.kind === 'keys' || change.kind === 'routes') return;
     this.#generation += 1;
     if (change.kind === 'client') {
       this.#clients.delete(change.clientId);

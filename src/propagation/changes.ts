@@ -10,7 +10,9 @@ export type Change =
   /** A JWT access token (or, `grant:<digest>`, every JWT of a grant) revoked until `exp`. */
   | { kind: 'revoked'; jti: string; exp: number }
   /** Signing keys were added or rescheduled: servers reload their published set. */
-  | { kind: 'keys' };
+  | { kind: 'keys' }
+  /** Route policies: every process reloads its route table (services/live-routes.ts). */
+  | { kind: 'routes' };
 
 /** The propagation's own messages, never shown to caches. */
 type Signal =

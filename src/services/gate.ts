@@ -23,10 +23,10 @@ export interface GateDeps {
   now?: () => number;
 }
 
-export type GateOutcome = 'allow' | 'no_route' | 'no_token' | 'invalid_token' | 'forbidden' | 'rate_limited';
+export type GateOutcome = 'allow' | 'no_route' | 'no_token' | 'invalid_token' | 'forbidden' | 'rate_limited' | 'unavailable';
 
 export interface GateDecision {
-  status: 200 | 401 | 403 | 429;
+  status: 200 | 401 | 403 | 429 | 503;
   /** A bounded label: the rule's id, or `none`. */
   route: string;
   outcome: GateOutcome;
@@ -105,7 +105,16 @@ export async function decide(
     });
     return { ...decision, headers: { 'Cache-Control': 'no-store', ...decision.headers } };
   };
-  const matched = matchRule(deps.routes, original);
+  let matched: RouteMatch;
+  try {
+    matched = matchRule(deps.routes, original);
+  } catch {
+    // The rules could not be loaded (services/live-routes.ts): fail closed, never guess.
+    return denied({
+      status: 503, route: 'none', outcome: 'unavailable', headers: { 'Retry-After': '1' },
+      body: { error: 'temporarily_unavailable', error_description: 'route policies are not loaded' },
+    });
+  }
   if (matched.rule === null) {
     const { reason } = matched;
     return denied({
