@@ -94,7 +94,9 @@ export class GateTokens {
 
   /** An opaque token of the store: a person's (AccessToken) or a client's (ClientCredentials). */
   async #opaqueFacts(token: string, audience: string): Promise<TokenFacts | undefined> {
-    if (!/^[A-Za-z0-9_-]{20,200}$/.test(token)) return undefined;
+    // Only an API that issues opaque tokens has any to find: made-up tokens for the others cost
+    // no query (anyone can send them, through the gateway, as fast as it forwards).
+    if (!/^[A-Za-z0-9_-]{20,200}$/.test(token) || (await this.#directory.api(audience))?.tokenFormat !== 'opaque') return undefined;
     const [access, service] = await Promise.all([
       this.#provider.AccessToken.find(token) as Promise<OpaqueModel | undefined>,
       this.#provider.ClientCredentials.find(token) as Promise<OpaqueModel | undefined>,
