@@ -11,6 +11,8 @@ import { RouteTable, type RouteRule } from '../src/domain/routes.ts';
 import { updateApi } from '../src/services/apis.ts';
 import { unassignRoleFromClient } from '../src/services/roles.ts';
 import { createRoute, updateRoute } from '../src/services/routes.ts';
+import { createClient } from '../src/services/clients.ts';
+import { selfSigned } from './support/certificates.ts';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { tokenFor } from './support/admin.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -274,6 +276,40 @@ describe('sender-constrained tokens', () => {
     expect((await nginx('GET', '/orders/1', bearer(token))).status).toBe(401);
     // A plain Bearer token where the rule wants a DPoP-bound one.
     expect((await nginx('GET', '/bound', bearer(await tokenFor(origin, reader, orders)))).status).toBe(401);
+  });
+});
+
+describe('certificate-bound tokens', () => {
+  it('takes one only with the certificate the gateway forwards, from a trusted proxy', async () => {
+    const { db } = tdb.database;
+    const [cert, stranger] = await Promise.all([selfSigned('CN=payments'), selfSigned('CN=payments')]);
+    const readRole = await role(db, [{ api: orders, scopes: ['orders:read'] }]);
+    const { client } = await createClient(db, { name: 'payments-gate', roles: [readRole.name], certificates: [cert.cert] }, NO_AUDIT);
+    const table = new RouteTable([rule({ id: 'mtls', path: '/pay', scopesAll: ['orders:read'], senderConstrained: 'mtls' })]);
+    const proxied = await startServer(tdb.database, { TLS_CLIENT_CERT_HEADER: 'X-Client-Cert', TLS_CLIENT_CERT_PROXIES: '127.0.0.1' }, '', { gateRoutes: table });
+    try {
+      const issued = await fetch(`${proxied.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-client-cert': encodeURIComponent(cert.cert) },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, resource: orders }).toString(),
+      });
+      const { access_token: token } = await issued.json() as { access_token: string };
+      const ask = (headers: Record<string, string>) => nginx('GET', '/pay', { ...bearer(token), ...headers }, proxied.url);
+      const allowed = await ask({ 'x-client-cert': encodeURIComponent(cert.cert) });
+      expect(allowed.status).toBe(200);
+      expect(allowed.headers['x-postern-client-id']).toBe(client.clientId);
+      expect((await ask({})).status).toBe(401);
+      expect((await ask({ 'x-client-cert': encodeURIComponent(stranger.cert) })).status).toBe(401);
+      // The same header is not believed from a gateway that is not a certificate proxy.
+      const untrusted = await startServer(tdb.database, { TLS_CLIENT_CERT_HEADER: 'X-Client-Cert', TLS_CLIENT_CERT_PROXIES: '10.0.0.0/8' }, '', { gateRoutes: table });
+      try {
+        expect((await nginx('GET', '/pay', { ...bearer(token), 'x-client-cert': encodeURIComponent(cert.cert) }, untrusted.url)).status).toBe(401);
+      } finally {
+        await untrusted.close();
+      }
+    } finally {
+      await proxied.close();
+    }
   });
 });
 
