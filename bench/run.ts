@@ -16,6 +16,9 @@ import {
 } from './load.ts';
 import { failedRequests, machine, renderReport, type ScenarioResult } from './report.ts';
 import { ACCESS_TOKEN_TTL, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
+import {
+  decisionProbe, gatewaySite, hasNginx, plainSite, registerGateRoute, renderGatewayReport, startNginx, throughProbe,
+} from './gateway.ts';
 import { argon2Cost, measureLogins, measureRefresh, registerSignIn, renderSignIn, type SignInMeasurement } from './sign-in.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -104,6 +107,15 @@ const SCENARIOS: Scenario[] = [
     bare: (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
   },
   {
+    // The decision endpoint (docs/gateways.md): a JWT checked against a route rule, the answer a
+    // gateway waits for before each request. The bar is the bare provider's opaque introspection.
+    name: 'gateway decision, JWT token',
+    target: { min: 1.5, text: '>= 1.5x bare opaque introspection' },
+    bareLabel: 'bare, OPAQUE introspection',
+    postern: decisionProbe,
+    bare: (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
+  },
+  {
     name: 'introspection, opaque token',
     bareLabel: 'bare oidc-provider',
     postern: (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
@@ -134,12 +146,34 @@ function median(rounds: Measurement[]): Measurement {
   };
 }
 
+/** nginx -> Postern -> API against nginx -> API, alternating rounds, with one token. */
+async function measureGateway(settings: Settings, postern: Child, server: Server) {
+  const upstreamPort = await freePort();
+  const upstream = await startServer('API behind the gateway', 'bench/upstream.ts', { PORT: String(upstreamPort) }, '/');
+  const api = `127.0.0.1:${upstreamPort}`;
+  const checked = await startNginx('gateway', gatewaySite(new URL(server.url).host, api));
+  undo.push({ what: 'stop nginx (gateway)', run: checked.stop });
+  const plain = await startNginx('plain', plainSite(api));
+  undo.push({ what: 'stop nginx (plain)', run: plain.stop });
+  const token = await issueToken(server, JWT_RESOURCE, 'jwt');
+  const rounds: Record<'checked' | 'plain', Measurement[]> = { checked: [], plain: [] };
+  for (let round = 0; round < settings.rounds; round += 1) {
+    for (const which of round % 2 === 0 ? (['checked', 'plain'] as const) : (['plain', 'checked'] as const)) {
+      const url = which === 'checked' ? checked.url : plain.url;
+      const child = which === 'checked' ? postern : upstream;
+      rounds[which].push(await measureOn(settings, child, server, () => Promise.resolve(throughProbe(url, token)), `nginx ${which === 'checked' ? 'with' : 'without'} the check`));
+    }
+  }
+  return { checked: median(rounds.checked), plain: median(rounds.plain) };
+}
+
 async function main(): Promise<number> {
   const settings = readSettings();
   const database = await createBenchDatabase(settings.baseUrl);
   undo.push({ what: `drop database ${database.name}`, run: database.drop });
   const credentials = await register(database.url);
   const signInWorld = await registerSignIn(database.url, credentials.role);
+  await registerGateRoute(database.url);
   console.log(`database ${database.name} migrated and registered`);
 
   const posternPort = await freePort();
@@ -191,6 +225,9 @@ async function main(): Promise<number> {
     });
   }
 
+  const gateway = hasNginx ? await measureGateway(settings, postern, { label: 'Postern', url: posternUrl, ...credentials }) : undefined;
+  if (!hasNginx) console.log('nginx is not installed: the gateway throughput is not measured');
+
   const signIn: [string, SignInMeasurement][] = [];
   for (const [name, run] of [
     ['password login (POST login form)', measureLogins],
@@ -228,6 +265,10 @@ async function main(): Promise<number> {
   const providerPackage = readFileSync(path.join(ROOT, 'node_modules/oidc-provider/package.json'), 'utf8');
   const providerVersion = (JSON.parse(providerPackage) as { version: string }).version;
   console.log(`\n${renderReport(results)}\n`);
+  if (gateway) {
+    const decisions = results.find((result) => result.name.startsWith('gateway decision'))?.postern.result;
+    console.log(`${renderGatewayReport(gateway.checked, gateway.plain, decisions)}\n`);
+  }
   console.log(`${renderSignIn(signIn, cost)}\n`);
   console.log(`${renderClusterReport(clusterResults)}\n`);
   console.log(`machine: ${machine()}`);
