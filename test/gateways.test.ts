@@ -10,6 +10,9 @@ import { createTestDatabase, onPostgres, type TestDatabase } from './support/dat
 import { api, role, serviceClient } from './support/fixtures.ts';
 import { hasCaddy, hasNginx, startCaddy, startNginx, startUpstream, type Gateway, type Upstream } from './support/gateways.ts';
 import { cleanUp } from './support/process.ts';
+import { selfSigned } from './support/certificates.ts';
+import { createClient } from '../src/services/clients.ts';
+import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { postForm, startServer, type TestServer } from './support/server.ts';
 
 if (!onPostgres) console.warn('test/gateways.test.ts runs on Postgres only (once in CI): set TEST_DATABASE_URL');
@@ -64,8 +67,12 @@ describe.runIf(onPostgres).each(gateways)('%s in front of an API', (_name, insta
       rule({ id: 'write', path: '/orders/*', methods: ['POST'], scopesAll: ['orders:write'] }),
       rule({ id: 'admin', path: '/admin/*', scopesAll: ['orders:write'] }),
       rule({ id: 'limited', path: '/limited', scopesAll: ['orders:read'], rateLimitPerMinute: 1 }),
+      rule({ id: 'bound', path: '/pay', scopesAll: ['orders:read'], senderConstrained: 'mtls' }),
     ]);
-    server = await startServer(tdb.database, { GATE_TRUSTED_GATEWAYS: '127.0.0.1' }, '', { gateRoutes: routes });
+    // The gateway is also the proxy that forwards client certificates.
+    server = await startServer(tdb.database, {
+      GATE_TRUSTED_GATEWAYS: '127.0.0.1', TLS_CLIENT_CERT_HEADER: 'X-Client-Cert', TLS_CLIENT_CERT_PROXIES: '127.0.0.1',
+    }, '', { gateRoutes: routes });
     upstream = await startUpstream();
     gateway = await start(new URL(server.url).host, new URL(upstream.url).host);
   }, 60_000);
@@ -132,6 +139,23 @@ describe.runIf(onPostgres).each(gateways)('%s in front of an API', (_name, insta
       expect([400, 401, 403], path).toContain(answer.status);
     }
     expect(upstream.seen.slice(before).map((each) => each.url)).toEqual([]);
+  });
+
+  it.runIf(installed)('never lets a client send its own certificate header to Postern', async () => {
+    const cert = await selfSigned('CN=payments');
+    const readRole = await role(tdb.database.db, [{ api: orders, scopes: ['orders:read'] }]);
+    const { client } = await createClient(tdb.database.db, { name: `payments-${_name.split(' ')[0]}`, roles: [readRole.name], certificates: [cert.cert] }, NO_AUDIT);
+    // Issued straight from Postern, bound to the certificate (as if through a TLS proxy).
+    const issued = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-client-cert': encodeURIComponent(cert.cert) },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId, resource: orders }).toString(),
+    });
+    const { access_token: token } = await issued.json() as { access_token: string };
+    // A stolen token and the (public) certificate, sent through the gateway without TLS.
+    const answer = await send(gateway.url, 'GET', '/pay', { authorization: `Bearer ${token}`, 'x-client-cert': encodeURIComponent(cert.cert) });
+    expect(answer.status).toBe(401);
+    expect(reached('/pay')).toBe(0);
   });
 
   it.runIf(installed)('passes 429 with Retry-After over a route limit', async () => {
