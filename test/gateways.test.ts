@@ -114,6 +114,15 @@ describe.runIf(onPostgres).each(gateways)('%s in front of an API', (_name, insta
     for (const name of ['x-postern-client-id', 'x-postern-scope', 'x-postern-actor']) expect(seen.headers[name] ?? '', name).toBe('');
   });
 
+  it.runIf(installed)('describes the request itself: a client cannot pass its own original-request headers', async () => {
+    const answer = await send(gateway.url, 'GET', '/orders/5', {
+      'x-original-uri': '/public/x', 'x-original-method': 'GET', 'x-forwarded-uri': '/public/x', 'x-forwarded-method': 'GET',
+      'x-forwarded-host': 'elsewhere.example', 'x-forwarded-proto': 'https',
+    });
+    expect(answer.status).toBe(401);
+    expect(reached('/orders/5')).toBe(0);
+  });
+
   it.runIf(installed)('answers 403 to a token without the scope', async () => {
     const token = await tokenFor(server.url, reader, orders);
     const answer = await send(gateway.url, 'POST', '/orders/3', { authorization: `Bearer ${token}`, 'content-length': '0' });
