@@ -7,6 +7,7 @@ import { apisCommand } from './apis.ts';
 import { clientsCommand } from './clients.ts';
 import { registrationTokensCommand } from './registration-tokens.ts';
 import { rolesCommand } from './roles.ts';
+import { routesCommand } from './routes.ts';
 import { usersCommand } from './users.ts';
 import { keysCommand, migrateCommand, tokensCommand } from './system.ts';
 
@@ -23,7 +24,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: writeUsageError });
   for (const command of [apisCommand(), rolesCommand(), clientsCommand(), usersCommand(), migrateCommand(), tokensCommand(), keysCommand(),
-    adminCommand(), registrationTokensCommand(), auditCommand()]) {
+    adminCommand(), registrationTokensCommand(), auditCommand(), routesCommand()]) {
     program.addCommand(command);
   }
   // Subcommands get the same exit and error handling.

@@ -2,7 +2,8 @@
 // JWT access tokens and answers unsupported_token_type for them; this module verifies them itself
 // (signature, issuer, expiry, revocation list, client still enabled) and applies one policy to
 // JWT and opaque tokens alike.
-import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { createLocalJWKSet, type JWK } from 'jose';
+import { tokenAudiences as audiences, verifyAccessTokenJwt, type AccessTokenClaims } from '../domain/access-tokens.ts';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { revokedGrantJti } from '../domain/crypto.ts';
 import type { Db } from '../db/tables.ts';
@@ -12,17 +13,10 @@ import { currentPersonGrants } from './accounts.ts';
 import { NO_CLIENT_AUTHENTICATION } from './provider-texts.ts';
 import { detach } from '../domain/text.ts';
 import type { ClientEntry, Directory } from './directory.ts';
-import { ACCESS_TOKEN_ALGS, publicJwk } from '../domain/signing-keys.ts';
+import { publicJwk } from '../domain/signing-keys.ts';
 import { INTROSPECT_SCOPE, POSTERN_API } from './resource-policy.ts';
 
-export interface AccessTokenClaims extends JWTPayload {
-  client_id?: string;
-  scope?: string;
-  roles?: string[];
-  /** Digest of the grant a person's token was issued from (src/domain/crypto.ts grantDigest). */
-  gid?: string;
-  cnf?: { jkt?: string; 'x5t#S256'?: string };
-}
+export type { AccessTokenClaims };
 
 /** Who presents a usable access token, and what it lets them do now. */
 export interface AuthorizedCaller {
@@ -50,11 +44,6 @@ const AUTHENTICATION_REQUIRED = 'client authentication is required';
  */
 export class AuthenticationRequired extends errors.InvalidClientAuth {
   override error_description = AUTHENTICATION_REQUIRED;
-}
-
-function audiences(aud: unknown): string[] {
-  if (typeof aud === 'string') return [aud];
-  return Array.isArray(aud) ? aud.filter((value): value is string => typeof value === 'string') : [];
 }
 
 /**
@@ -120,18 +109,10 @@ export class TokenPolicy {
       this.#verified.delete(token);
       return undefined;
     }
-    let payload: AccessTokenClaims;
-    try {
-      ({ payload } = await jwtVerify<AccessTokenClaims>(token, this.#keys, {
-        issuer: this.#deps.issuer,
-        typ: 'at+jwt', // RFC 9068 §2.1
-        algorithms: [...ACCESS_TOKEN_ALGS],
-        requiredClaims: ['jti', 'exp', 'client_id'],
-      }));
-    } catch {
-      return undefined;
-    }
-    if (payload.nbf === undefined || payload.nbf <= now) {
+    const verified = await verifyAccessTokenJwt(token, this.#keys, this.#deps.issuer);
+    if (!verified) return undefined;
+    const payload = verified.claims;
+    if (verified.usableNow) {
       if (this.#verified.size >= VERIFIED_CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
       // A copy: the token may be cut from a larger request body, which the key must not keep.
       this.#verified.set(detach(token), payload);

@@ -143,7 +143,7 @@ function auditDetails(rule: RouteRule) {
 
 export async function createRoute(db: Db, input: RouteInput, audit: AuditSink): Promise<RouteView> {
   const created = await writeAndPropagate(db, ROUTES, async (trx) => {
-    const { rule, apiId } = await checkRule(trx, randomId('rt_'), input);
+    const { rule, apiId } = await checkRule(trx, randomId('route_'), input);
     await refuseTies(trx, rule);
     await store.insertRouteRule(trx, apiId, rule);
     return toView(await requireRule(trx, rule.id));
