@@ -211,6 +211,10 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
   });
   koa.use(observe);
   koa.use(errorBoundary(logger));
+  // The decision endpoint first: a gateway asks before every request it passes on, so it skips
+  // what does not concern it. It reads no body, refuses every path it cannot match safely, and
+  // nothing it is sent reaches the database unhashed (src/http/gate.ts).
+  koa.use(buildGate(parts, providers));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);
@@ -240,7 +244,6 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
       code: 'too_many_requests',
     }),
   }));
-  koa.use(buildGate(parts, providers));
   koa.use(authorizationServerMetadataAlias(prefix));
   koa.use(interactionRoutes({
     flow: interactionFlow(() => providers.current().provider),

@@ -3,6 +3,10 @@
 // forward_auth) and `/gate/ext-authz/...` (Envoy ext_authz over HTTP). Spelled exactly so: any
 // other spelling goes on to the 404 (src/domain/endpoints.ts explains why).
 //
+// It runs before the public listener's body limit, request guard and request limits (app.ts): it
+// reads no body, refuses every path and header value it cannot parse safely itself, and nothing
+// it is sent reaches the database unhashed (an opaque token is looked up by its keyed hash).
+//
 // Only a configured gateway is believed (GATE_TRUSTED_GATEWAYS, by the TCP peer's address, never
 // X-Forwarded-For): the endpoint trusts the headers that describe the original request, and
 // whoever could call it directly could describe any request they like.
