@@ -43,7 +43,7 @@ afterAll(async () => {
 
 interface RawAnswer { status: number; headers: Map<string, string>; body: string }
 
-/** Sends `lines` as one HTTP/1.1 request, byte for byte, and reads the answer. */
+/** Sends `lines` as one HTTP/1.1 request, byte for byte (latin1: one byte per character), and reads the answer. */
 function raw(lines: string[]): Promise<RawAnswer> {
   const { port } = new URL(server.url);
   return new Promise((resolve, reject) => {
@@ -62,7 +62,7 @@ function raw(lines: string[]): Promise<RawAnswer> {
       resolve({ status: Number(status!.split(' ')[1]), headers, body });
     });
     // Not end(): the server would take the half-close as the client leaving. Connection: close ends it.
-    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    socket.write(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'));
   });
 }
 
@@ -123,6 +123,30 @@ describe('Envoy ext_authz (HTTP)', () => {
     expect((await envoy('GET', '/orders/7')).status).toBe(401);
     expect((await envoy('GET', '/orders/%2e%2e/admin', `Bearer ${token}`)).status).toBe(403);
     expect((await envoy('GET', '/orders%2F7', `Bearer ${token}`)).status).toBe(403);
+  });
+});
+
+describe('hostile bytes', () => {
+  it('get a 4xx, never a 500, though the endpoint answers before the request guard', async () => {
+    const port = new URL(server.url).port;
+    const base = (extra: string[], target = '/gate/auth-request') => [
+      `GET ${target} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Connection: close', ...extra,
+    ];
+    const original = ['X-Original-Method: GET', 'X-Forwarded-Host: orders.example'];
+    const cases: string[][] = [
+      base([...original, 'X-Original-URI: /orders/%00']),
+      base([...original, 'X-Original-URI: /orders/\u00ff\u00fe']),
+      base([...original, 'X-Original-URI: /orders/1', 'Authorization: Bearer \u00ff\u00fe.\u00ff.x']),
+      base([...original, 'X-Original-URI: /orders/1', 'Authorization: Bearer eyJhbGciOiJFUzI1NiJ9.AAA.AAA']),
+      base([...original, 'X-Original-URI: /orders/1', 'Authorization: DPoP abc', 'DPoP: \u00ff']),
+      base(['X-Original-Method: GET', 'X-Original-URI: /orders/1', 'X-Forwarded-Host: orders\u00ff.example']),
+      base(['Content-Length: 0'], '/gate/ext-authz/orders/%ff%fe'),
+    ];
+    for (const lines of cases) {
+      const answer = await raw(lines.map((line) => JSON.parse(`"${line}"`) as string));
+      expect(answer.status, lines.join(' | ')).toBeGreaterThanOrEqual(400);
+      expect(answer.status, lines.join(' | ')).toBeLessThan(500);
+    }
   });
 });
 
