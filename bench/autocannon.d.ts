@@ -9,6 +9,8 @@ declare module 'autocannon' {
     connections?: number;
     /** Seconds. */
     duration?: number;
+    /** A number of requests to send instead of a duration. */
+    amount?: number;
     /** Called with every response body; false counts as a mismatch. */
     verifyBody?: (body: string) => boolean;
     /** A sequence of requests per connection, each able to change itself from the last answer. */

@@ -11,6 +11,8 @@ export interface Server {
 }
 
 export interface Probe {
+  /** POST unless said otherwise (a GET sends no body). */
+  method?: 'GET' | 'POST';
   url: string;
   headers: Record<string, string>;
   body: string;
@@ -60,7 +62,8 @@ function formPost(server: Server, path: string, form: Record<string, string>, ok
 
 /** Sends the probe once; throws unless the answer is a 200 the probe accepts. */
 export async function check(probe: Probe, what: string): Promise<string> {
-  const response = await fetch(probe.url, { method: 'POST', headers: probe.headers, body: probe.body });
+  const method = probe.method ?? 'POST';
+  const response = await fetch(probe.url, { method, headers: probe.headers, body: method === 'GET' ? undefined : probe.body });
   const text = await response.text();
   if (response.status !== 200 || !probe.ok(text)) {
     throw new Error(`${what}: expected a successful answer, got ${response.status} ${text.slice(0, 300)}`);
@@ -111,9 +114,9 @@ async function replay(probe: Probe, connections: number, duration: number, signa
   signal.throwIfAborted();
   const run = autocannon({
     url: probe.url,
-    method: 'POST',
+    method: probe.method ?? 'POST',
     headers: probe.headers,
-    body: probe.body,
+    body: probe.method === 'GET' ? undefined : probe.body,
     connections,
     duration,
     verifyBody: probe.ok,

@@ -18,6 +18,9 @@ import { failedRequests, machine, renderReport, type ScenarioResult } from './re
 import { ACCESS_TOKEN_TTL, EXCHANGE_TARGET, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
 import { renderTargets, residentMiB, timeCli } from './targets.ts';
 import { federatedProbe, registerFederated } from './federated.ts';
+import {
+  decisionProbe, gatewaySite, hasNginx, plainSite, registerGateRoute, renderGatewayReport, startNginx, throughProbe,
+} from './gateway.ts';
 import { argon2Cost, measureLogins, measureRefresh, registerSignIn, renderSignIn, type SignInMeasurement } from './sign-in.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -106,6 +109,15 @@ const SCENARIOS: Scenario[] = [
     bare: (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
   },
   {
+    // The decision endpoint (docs/gateways.md): a JWT checked against a route rule, the answer a
+    // gateway waits for before each request. The bar is the bare provider's opaque introspection.
+    name: 'gateway decision, JWT token',
+    target: { min: 1.5, text: '>= 1.5x bare opaque introspection' },
+    bareLabel: 'bare, OPAQUE introspection',
+    postern: decisionProbe,
+    bare: (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
+  },
+  {
     name: 'introspection, opaque token',
     target: { min: 1.0, text: '>= 1.0x bare' },
     bareLabel: 'bare oidc-provider',
@@ -164,6 +176,27 @@ async function measureExchange(
   };
 }
 
+/** nginx -> Postern -> API against nginx -> API, alternating rounds, with one token. */
+async function measureGateway(settings: Settings, postern: Child, server: Server) {
+  const upstreamPort = await freePort();
+  const upstream = await startServer('API behind the gateway', 'bench/upstream.ts', { PORT: String(upstreamPort) }, '/');
+  const api = `127.0.0.1:${upstreamPort}`;
+  const checked = await startNginx('gateway', gatewaySite(new URL(server.url).host, api));
+  undo.push({ what: 'stop nginx (gateway)', run: checked.stop });
+  const plain = await startNginx('plain', plainSite(api));
+  undo.push({ what: 'stop nginx (plain)', run: plain.stop });
+  const token = await issueToken(server, JWT_RESOURCE, 'jwt');
+  const rounds: Record<'checked' | 'plain', Measurement[]> = { checked: [], plain: [] };
+  for (let round = 0; round < settings.rounds; round += 1) {
+    for (const which of round % 2 === 0 ? (['checked', 'plain'] as const) : (['plain', 'checked'] as const)) {
+      const url = which === 'checked' ? checked.url : plain.url;
+      const child = which === 'checked' ? postern : upstream;
+      rounds[which].push(await measureOn(settings, child, server, () => Promise.resolve(throughProbe(url, token)), `nginx ${which === 'checked' ? 'with' : 'without'} the check`));
+    }
+  }
+  return { checked: median(rounds.checked), plain: median(rounds.plain) };
+}
+
 async function main(): Promise<number> {
   const settings = readSettings();
   const database = await createBenchDatabase(settings.baseUrl);
@@ -172,6 +205,7 @@ async function main(): Promise<number> {
   const signInWorld = await registerSignIn(database.url, credentials.role);
   const federatedWorld = await registerFederated(database.url, credentials.role);
   undo.push({ what: 'stop the local token issuer', run: federatedWorld.close });
+  await registerGateRoute(database.url);
   console.log(`database ${database.name} migrated and registered`);
 
   const posternPort = await freePort();
@@ -247,6 +281,8 @@ async function main(): Promise<number> {
   };
   const federatedReport = renderReport([federated]).replace('Postern/bare', 'platform token/client secret');
   console.log(`\n${federatedReport}\n`);
+  const gateway = hasNginx ? await measureGateway(settings, postern, { label: 'Postern', url: posternUrl, ...credentials }) : undefined;
+  if (!hasNginx) console.log('nginx is not installed: the gateway throughput is not measured');
 
   const signIn: [string, SignInMeasurement][] = [];
   for (const [name, run] of [
@@ -291,6 +327,10 @@ async function main(): Promise<number> {
   const providerVersion = (JSON.parse(providerPackage) as { version: string }).version;
   console.log(`\n${renderReport(results)}\n`);
   console.log(`${federatedReport}\n`);
+  if (gateway) {
+    const decisions = results.find((result) => result.name.startsWith('gateway decision'))?.postern.result;
+    console.log(`${renderGatewayReport(gateway.checked, gateway.plain, decisions)}\n`);
+  }
   console.log(`${renderSignIn(signIn, cost)}\n`);
   console.log(`${renderClusterReport(clusterResults)}\n`);
   console.log(`${renderTargets({

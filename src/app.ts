@@ -9,6 +9,7 @@ import { ArtifactKey } from './domain/artifact-hashing.ts';
 import { adminApi, adminApp } from './http/admin/router.ts';
 import { healthRoutes } from './http/health.ts';
 import { interactionRoutes } from './http/interactions.ts';
+import { gateEndpoint } from './http/gate.ts';
 import { createKoaApp } from './http/koa-app.ts';
 import { metricsEndpoint, observeRequests } from './http/metrics.ts';
 import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
@@ -36,6 +37,9 @@ import { recordClientNetworkRefused } from './services/security-events.ts';
 import { pingDatabase } from './store/health.ts';
 import { TrustedJwtVerifier } from './services/trusted-jwt.ts';
 import { PROVIDER_ROUTES } from './domain/endpoints.ts';
+import { decide, type GateRoutes } from './services/gate.ts';
+import { parseNetworks } from './domain/networks.ts';
+import { LiveRoutes } from './services/live-routes.ts';
 
 export interface App {
   koa: Koa;
@@ -45,6 +49,8 @@ export interface App {
   /** This process's registration for propagation (its id in server_processes). */
   propagation: Propagation;
   directory: Directory;
+  /** Route policies, compiled and kept current: `routes.match({ host, method, path })` per request. */
+  routes: LiveRoutes;
   /** The admin API alone, for its own listener when `config.admin` is set (else `koa` serves it). */
   adminKoa: Koa;
   /** The audit log: `audit.record(...)` from any route; written in batches (flush() in tests). */
@@ -103,11 +109,15 @@ export interface BuildAppOptions {
   metrics?: Metrics;
   /** The CAs of TLS_CLIENT_CA_FILE: tls_client_auth accepts certificates they issued. */
   clientAuthorities?: X509Certificate[];
+  /** The route rules the decision endpoint matches instead of the stored ones (tests). */
+  gateRoutes?: GateRoutes;
 }
 
 /** What the parts of the app share once the process's services are up. */
 interface Parts {
   options: BuildAppOptions;
+  /** The route policies the decision endpoint matches. */
+  routes: GateRoutes;
   /** Stored tokens, codes and sessions are found by their keyed hash under it. */
   artifactKey: ArtifactKey;
   /** The issuer's path is where the provider lives (oidc-provider requires them to match). */
@@ -208,6 +218,10 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
   });
   koa.use(observe);
   koa.use(errorBoundary(logger));
+  // The decision endpoint first: a gateway asks before every request it passes on, so it skips
+  // what does not concern it. It reads no body, refuses every path it cannot match safely, and
+  // nothing it is sent reaches the database unhashed (src/http/gate.ts).
+  koa.use(buildGate(parts, providers));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);
@@ -255,6 +269,24 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
   return koa;
 }
 
+/** The decision endpoint for gateways (http/gate.ts), over the route rules and the provider's tokens. */
+function buildGate(parts: Parts, providers: ProviderHolder): Koa.Middleware {
+  const { config, logger } = parts.options;
+  const { routes } = parts;
+  return gateEndpoint({
+    trustedGateways: parseNetworks(config.gateTrustedGateways),
+    decide: (original, presented) => decide({
+      routes,
+      checkToken: (request) => providers.current().gateTokens.check(request),
+      routeLimiter: (points) => parts.limiters.route(points),
+      audit: parts.audit,
+    }, original, presented),
+    certificateThumbprint: (req) => parts.clientCertificates.fromRequest(req)?.thumbprint,
+    metrics: parts.metrics,
+    logger,
+  });
+}
+
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config, database, logger } = options;
   const artifactKey = ArtifactKey.fromSecret(options.artifactKey);
@@ -269,10 +301,13 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   // This process registers when the feed connects, before anything caches.
   const propagation = new Propagation(database.db, database.changes);
   const directory = new Directory(database.db, propagation);
+  const routes = new LiveRoutes(database.db, propagation);
   await propagation.start();
+  await routes.start();
   const audit = new AuditLog(database.db, { logger });
   const parts: Parts = {
     options,
+    routes: options.gateRoutes ?? routes,
     artifactKey,
     prefix: new URL(config.issuer).pathname.replace(/\/$/, ''),
     now,
@@ -321,6 +356,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     providers,
     propagation,
     directory,
+    routes,
     // The admin listener's requests are logged and counted like the public ones.
     adminKoa: adminApp((ctx, next) => observe(ctx, () => admin.middleware(ctx, next)), { proxy: config.trustProxy }),
     audit,
@@ -335,6 +371,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       await limits.store.close();
       await directory.close();
       parts.trustedJwts.close();
+      routes.close();
       await propagation.close();
       await database.changes?.close();
     },

@@ -79,6 +79,8 @@ export interface Config extends MasterKeySettings {
   rateLimits: RateLimitSettings;
   /** Workload identity: tokens of trusted issuers (docs/workload-identity.md). */
   trustedJwts: TrustedJwtSettings;
+  /** CIDR ranges of the gateways the decision endpoint answers (docs/gateways.md); empty: none. */
+  gateTrustedGateways: string[];
 }
 
 /** `a=10,b=0` to a map; undefined when malformed. */
@@ -160,6 +162,7 @@ export const envSchema = z.object({
   TLS_CLIENT_CA_FILE: z.string().min(1).optional().describe('PEM bundle of the CAs that issue client certificates for `tls_client_auth` (RFC 8705 §2.1). The HTTPS listener asks every client for a certificate (optional at the TLS level).'),
   TLS_CLIENT_CERT_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,100}$/).optional().describe('Header in which a TLS-terminating proxy forwards the client certificate (PEM, URL-encoded PEM or base64 DER), e.g. `X-Client-Cert`. Believed only from TLS_CLIENT_CERT_PROXIES.'),
   TLS_CLIENT_CERT_PROXIES: z.string().default('').describe('Addresses (CIDR, comma-separated) of the proxies allowed to set TLS_CLIENT_CERT_HEADER: the TCP peer must be one of them.'),
+  GATE_TRUSTED_GATEWAYS: z.string().optional().describe('Addresses (CIDR, comma-separated) of the gateways (nginx, Caddy, Traefik, Envoy) allowed to ask the decision endpoint `/gate/...`: the TCP peer must be one of them. Default: loopback in development, none in production (the endpoint refuses everyone). See docs/gateways.md.'),
   AUDIT_RETENTION_DAYS: intFrom(0, 36500).default(365).describe('Audit events older than this are deleted by the prune timer (0: kept forever).'),
   // Workload identity (docs/workload-identity.md).
   FEDERATED_ASSERTION_MAX_LIFETIME_SECONDS: intFrom(60, 86400).default(3600).describe('Longest lifetime (`exp` - `iat`) of a trusted issuer\'s token accepted as a client assertion or subject token.'),
@@ -284,10 +287,22 @@ function checkClientCertificates(e: Env, tls: Config['tls'], found: Findings): s
   return proxies;
 }
 
+/** The gateways the decision endpoint believes: loopback by default in development only. */
+function checkGateways(e: Env, mode: Mode, found: Findings): string[] {
+  if (e.GATE_TRUSTED_GATEWAYS === undefined && mode === 'development') {
+    found.conveniences.push('gateways on loopback may ask /gate (GATE_TRUSTED_GATEWAYS)');
+    return ['127.0.0.0/8', '::1/128'];
+  }
+  const entries = (e.GATE_TRUSTED_GATEWAYS ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+  const bad = entries.filter((item) => normalizeCidr(item) === undefined);
+  if (bad.length) found.problems.push(`GATE_TRUSTED_GATEWAYS: not an address or CIDR range: ${bad.join(', ')}`);
+  return entries.map(normalizeCidr).filter((item) => item !== undefined);
+}
+
 /** The configuration the checked variables make. */
 function toConfig(e: Env, checked: {
   mode: Mode; issuer: string; tls: Config['tls']; workers: number; proxies: string[];
-  rateLimits: ReturnType<typeof checkRateLimits>; masterKeys: MasterKeySettings;
+  rateLimits: ReturnType<typeof checkRateLimits>; masterKeys: MasterKeySettings; gateways: string[];
 }): Config {
   const { mode, issuer, tls, workers, proxies, rateLimits, masterKeys } = checked;
   const port = e.PORT;
@@ -370,6 +385,7 @@ function toConfig(e: Env, checked: {
         allowPrivateAddresses: e.TRUSTED_ISSUER_ALLOW_PRIVATE_ADDRESSES === 'true' || e.TRUSTED_ISSUER_ALLOW_PRIVATE_ADDRESSES === '1',
       },
     },
+    gateTrustedGateways: checked.gateways,
   };
 }
 
@@ -394,7 +410,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   });
   problems.push(...masterKeys.problems);
   conveniences.push(...masterKeys.conveniences);
-  const config = toConfig(e, { mode, issuer, tls, workers, rateLimits, proxies, masterKeys });
+  const gateways = checkGateways(e, mode, found);
+  const config = toConfig(e, { mode, issuer, tls, workers, rateLimits, proxies, masterKeys, gateways });
   return { config, problems, conveniences };
 }
 

@@ -164,6 +164,23 @@ describe.each(['', '/issuer'])('endpoint spellings (issuer path "%s")', (issuerP
   });
 });
 
+describe('the gateway decision endpoint', () => {
+  it('answers only at its exact spellings: every variant is a 404, never a decision', async () => {
+    const { url } = await server('/issuer');
+    const origin = new URL(url).origin;
+    for (const path of ['/gate/auth-request', '/gate/forward-auth']) {
+      const served = await send(origin, 'GET', path);
+      // Served (the gateway sent too little: 400), not a 404.
+      expect(served.status, path).toBe(400);
+      for (const spelling of variants(path)) expectNotFound(await send(origin, 'GET', spelling), `GET ${spelling}`);
+    }
+    // Envoy's prefix: the rest is the original path, normalised by the endpoint itself.
+    for (const spelling of ['/GATE/ext-authz/x', '/gate/Ext-authz/x', '/gate//ext-authz/x', '/gate/%65xt-authz/x', '/x/../gate/ext-authz/x', '/gate/ext-authzx']) {
+      expectNotFound(await send(origin, 'GET', spelling), `GET ${spelling}`);
+    }
+  });
+});
+
 describe('no spelling of any endpoint is a server error', () => {
   it('answers every method on every spelling of every path with less than 500', async () => {
     const { url } = await server('/issuer');
@@ -174,6 +191,7 @@ describe('no spelling of any endpoint is a server error', () => {
       '/issuer/auth/nope', '/issuer/reg/nope', '/issuer/session/end/confirm', '/issuer/session/end/success',
       '/issuer/.well-known/openid-configuration', '/.well-known/oauth-authorization-server/issuer',
       '/healthz', '/readyz', '/metrics', '/admin/v1/openapi.json', '/admin/v1/clients',
+      '/gate/auth-request', '/gate/forward-auth', '/gate/ext-authz/orders/1',
     ]);
     for (const [name, value] of Object.entries(discovery)) {
       if (name.endsWith('_endpoint') || name === 'jwks_uri') paths.add(new URL(String(value)).pathname);

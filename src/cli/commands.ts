@@ -8,12 +8,13 @@ import { issuersCommand } from './issuers.ts';
 import { createProgram } from './program.ts';
 import { registrationTokensCommand } from './registration-tokens.ts';
 import { rolesCommand } from './roles.ts';
+import { routesCommand } from './routes.ts';
 import { usersCommand } from './users.ts';
 import { keysCommand, migrateCommand, tokensCommand } from './system.ts';
 
 export function allCommands(): Command[] {
   return [apisCommand(), rolesCommand(), clientsCommand(), usersCommand(), migrateCommand(), tokensCommand(), keysCommand(),
-    adminCommand(), registrationTokensCommand(), auditCommand(), issuersCommand()];
+    adminCommand(), registrationTokensCommand(), auditCommand(), issuersCommand(), routesCommand()];
 }
 
 export function buildProgram(): Command {

@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'registration-tokens': async () => (await import('./registration-tokens.ts')).registrationTokensCommand(),
   audit: async () => (await import('./audit.ts')).auditCommand(),
   issuers: async () => (await import('./issuers.ts')).issuersCommand(),
+  routes: async () => (await import('./routes.ts')).routesCommand(),
 };
 
 /** The program for `argv`: with only the command it names, or every command (help, typos). */

@@ -212,6 +212,25 @@ export interface TrustedIssuersTable {
   updated_at: UpdatedAt;
 }
 
+/** Route policies (migration 0013); the lists are jsonb arrays written as JSON text. */
+export interface RouteRulesTable {
+  id: string;
+  api_id: string;
+  host: string | null;
+  methods: Json<string[]>;
+  path: string;
+  public: boolean;
+  scopes_all: Json<string[]>;
+  scopes_any: Json<string[]>;
+  roles: Json<string[]>;
+  clients: Json<string[]>;
+  sender_constrained: 'dpop' | 'mtls' | 'any' | null;
+  rate_limit_per_minute: number | null;
+  cache_seconds: number | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
 export interface ClientFederationsTable {
   client_id: string;
   issuer_id: string;
@@ -248,6 +267,7 @@ export interface Tables {
   trusted_issuers: TrustedIssuersTable;
   client_federations: ClientFederationsTable;
   used_assertions: UsedAssertionsTable;
+  route_rules: RouteRulesTable;
 }
 
 /**

@@ -21,12 +21,16 @@ export const AUDIT_EVENT_TYPES = [
   /** A token exchanged (RFC 8693): the subject, the chain of actors and the target API. */
   'token.exchanged',
   'admin.access_denied',
+  /** The decision endpoint refused a request a gateway asked about (counted per client, rule and minute). */
+  'gate.denied',
   'registration_token.created', 'registration_token.revoked',
   'registration.created', 'registration.updated', 'registration.deleted', 'registration.failure',
   'key.generated', 'key.rotated', 'key.revoked', 'master_key.rotated',
   'audit.pruned', 'audit.dropped',
   /** Trusted issuers of workload identity (docs/workload-identity.md). */
   'issuer.created', 'issuer.updated', 'issuer.deleted',
+  /** Route policies (docs/routes.md). */
+  'route.created', 'route.updated', 'route.deleted',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
@@ -51,6 +55,7 @@ export const AUDIT_DETAIL_KEYS = [
   'registrationToken', 'kid', 'alg', 'deleted', 'before', 'dropped', 'username', 'attempts',
   'firstSeen', 'lastSeen', 'overflow', 'actors',
   'issuer', 'kind', 'jwksSource', 'jwksUri', 'subject', 'claims', 'clients',
+  'host', 'methods',
 ] as const;
 
 export type AuditDetailKey = (typeof AUDIT_DETAIL_KEYS)[number];
@@ -118,6 +123,7 @@ const AGGREGATED: Partial<Record<AuditEventType, readonly AuditDetailKey[]>> = {
   'client.network_refused': ['route'],
   'login.failure': ['username', 'reason'],
   'admin.access_denied': ['reason', 'status', 'method', 'route'],
+  'gate.denied': ['route', 'status', 'error', 'reason'],
 };
 
 /**

@@ -34,6 +34,17 @@ export function actDepth(act: unknown): number {
   return depth;
 }
 
+/**
+ * The actors of a delegated token, outermost (the current actor) first: the `sub` of each level
+ * of `act` (RFC 8693 §4.1). Empty for a token that names no actor or whose `act` is malformed.
+ */
+export function actorChain(act: unknown): string[] {
+  if (!isActClaim(act)) return [];
+  const actors: string[] = [];
+  for (let current: ActClaim | undefined = act; current; current = current.act) actors.push(current.sub);
+  return actors;
+}
+
 /** A well-formed `act`: nested objects, each with a string `sub`. */
 export function isActClaim(value: unknown): value is ActClaim {
   let current = value;

@@ -14,6 +14,7 @@ export function routeOf(path: string, issuerPath: string): string {
   if (path.startsWith('/.well-known/oauth-authorization-server')) return '/.well-known/oauth-authorization-server';
   if (path === '/admin' || path.startsWith('/admin/')) return '/admin';
   if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path;
+  if (path.startsWith('/gate/')) return '/gate';
   if (issuerPath && !path.startsWith(`${issuerPath}/`)) return 'other';
   const rest = path.slice(issuerPath.length);
   if (EXACT.has(rest)) return rest;

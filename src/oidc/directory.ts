@@ -93,8 +93,9 @@ export class Directory {
   }
 
   #onChange(change: Change): void {
-    // The provider holder's and the trusted-token verifier's business, not cached here.
-    if (change.kind === 'keys' || change.kind === 'issuer') return;
+    // Signing keys are the provider holder's business, trusted issuers the verifier's, route
+    // policies the route table's: none is cached here.
+    if (change.kind === 'keys' || change.kind === 'issuer' || change.kind === 'routes') return;
     this.#generation += 1;
     if (change.kind === 'client') {
       this.#clients.delete(change.clientId);

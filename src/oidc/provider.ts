@@ -9,6 +9,7 @@ import { auditProviderEvents } from './audit-events.ts';
 import { clientCredentialsFastPath } from './client-credentials-fast-path.ts';
 import { PROVIDER_SCOPES, providerConfiguration, type ProviderDeps, type ProviderSettings } from './configuration.ts';
 import type { Directory } from './directory.ts';
+import { GateTokens } from './gate-tokens.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
 import { compareWithFederatedProof, federatedClientAuth } from './federated-client-auth.ts';
 import { publishJwks } from './jwks.ts';
@@ -31,6 +32,8 @@ export interface ProviderParts {
    * the scopes it carries that they still hold; undefined when it is not usable.
    */
   verifyAccessToken(token: string, audience: string, certificateThumbprint?: string): Promise<AuthorizedCaller | undefined>;
+  /** The access token of a request a gateway asks about (the decision endpoint, docs/gateways.md). */
+  gateTokens: GateTokens;
 }
 
 /**
@@ -129,6 +132,7 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
     provider,
     verifyAccessToken: (token, audience, certificateThumbprint) =>
       tokenPolicy.authorizeAccessToken(token, audience, certificateThumbprint),
+    gateTokens: new GateTokens({ provider, tokenPolicy, directory, db: deps.db }),
     fastPaths: [...federated, ...fastPaths],
   };
 }

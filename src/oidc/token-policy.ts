@@ -2,7 +2,8 @@
 // JWT access tokens and answers unsupported_token_type for them; this module verifies them itself
 // (signature, issuer, expiry, revocation list, client still enabled) and applies one policy to
 // JWT and opaque tokens alike.
-import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { createLocalJWKSet, type JWK } from 'jose';
+import { tokenAudiences as audiences, verifyAccessTokenJwt, type AccessTokenClaims } from '../domain/access-tokens.ts';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { revokedGrantJti } from '../domain/crypto.ts';
 import { isLineage, opaqueTokenKey } from '../domain/token-exchange.ts';
@@ -13,23 +14,10 @@ import { currentPersonGrants } from './accounts.ts';
 import { NO_CLIENT_AUTHENTICATION } from './provider-texts.ts';
 import { detach } from '../domain/text.ts';
 import type { ClientEntry, Directory } from './directory.ts';
-import { ACCESS_TOKEN_ALGS, publicJwk } from '../domain/signing-keys.ts';
+import { publicJwk } from '../domain/signing-keys.ts';
 import { INTROSPECT_SCOPE, POSTERN_API } from './resource-policy.ts';
 
-export interface AccessTokenClaims extends JWTPayload {
-  client_id?: string;
-  scope?: string;
-  roles?: string[];
-  /** Digest of the grant a person's token was issued from (src/domain/crypto.ts grantDigest). */
-  gid?: string;
-  cnf?: { jkt?: string; 'x5t#S256'?: string };
-  /** RFC 8693 §4.1: who acts for the subject of an exchanged token. */
-  act?: unknown;
-  /** RFC 8693 §4.4: who may act for the subject. */
-  may_act?: unknown;
-  /** An exchanged token's lineage (domain/token-exchange.ts). */
-  lin?: unknown;
-}
+export type { AccessTokenClaims };
 
 /** Who presents a usable access token, and what it lets them do now. */
 export interface AuthorizedCaller {
@@ -57,11 +45,6 @@ const AUTHENTICATION_REQUIRED = 'client authentication is required';
  */
 export class AuthenticationRequired extends errors.InvalidClientAuth {
   override error_description = AUTHENTICATION_REQUIRED;
-}
-
-function audiences(aud: unknown): string[] {
-  if (typeof aud === 'string') return [aud];
-  return Array.isArray(aud) ? aud.filter((value): value is string => typeof value === 'string') : [];
 }
 
 /**
@@ -129,18 +112,10 @@ export class TokenPolicy {
       this.#verified.delete(token);
       return undefined;
     }
-    let payload: AccessTokenClaims;
-    try {
-      ({ payload } = await jwtVerify<AccessTokenClaims>(token, this.#keys, {
-        issuer: this.#deps.issuer,
-        typ: 'at+jwt', // RFC 9068 §2.1
-        algorithms: [...ACCESS_TOKEN_ALGS],
-        requiredClaims: ['jti', 'exp', 'client_id'],
-      }));
-    } catch {
-      return undefined;
-    }
-    if (payload.nbf === undefined || payload.nbf <= now) {
+    const verified = await verifyAccessTokenJwt(token, this.#keys, this.#deps.issuer);
+    if (!verified) return undefined;
+    const payload = verified.claims;
+    if (verified.usableNow) {
       if (this.#verified.size >= VERIFIED_CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
       // A copy: the token may be cut from a larger request body, which the key must not keep.
       this.#verified.set(detach(token), payload);
@@ -215,18 +190,34 @@ export class TokenPolicy {
    * admin API accepts exactly these; undefined for anything else.
    */
   async verifyAccessToken(token: string, audience: string, certificateThumbprint?: string): Promise<AccessTokenClaims | undefined> {
-    const claims = await this.#verify(token);
-    if (!claims?.jti || !claims.client_id || !audiences(claims.aud).includes(audience)) return undefined;
+    const claims = await this.usableJwt(token, audience);
     // RFC 9449 §7.2: a DPoP-bound token presented as a plain Bearer token is refused; the admin
     // API takes no proofs. RFC 8705 §3: a certificate-bound token is accepted only over a
     // connection presenting that very certificate.
-    if (claims.cnf?.jkt) return undefined;
+    if (!claims || claims.cnf?.jkt) return undefined;
     const boundTo = claims.cnf?.['x5t#S256'];
     if (claims.cnf && (!boundTo || boundTo !== certificateThumbprint)) return undefined;
+    return claims;
+  }
+
+  /**
+   * A JWT access token of ours for `audience`, usable now, whatever it is bound to (the caller
+   * checks the binding): signature, issuer, type and expiry (remembered, as for introspection),
+   * not revoked, its client enabled and the token newer than the client's cut-off.
+   */
+  async usableJwt(token: string, audience: string): Promise<AccessTokenClaims | undefined> {
+    const claims = await this.#verify(token);
+    if (!claims?.jti || !claims.client_id || !audiences(claims.aud).includes(audience)) return undefined;
     if (await this.#isRevoked(claims)) return undefined;
     const client = await this.#deps.directory.client(claims.client_id);
     if (!client?.enabled || predatesCutOff(client, claims.iat)) return undefined;
     return claims;
+  }
+
+  /** Whether a token of `clientId` issued at `iat` still counts: the client enabled, no cut-off since. */
+  async clientStillTrusts(clientId: string, iat: number | undefined): Promise<boolean> {
+    const client = await this.#deps.directory.client(clientId);
+    return Boolean(client?.enabled) && !predatesCutOff(client!, iat);
   }
 
   /**

@@ -19,6 +19,9 @@ export interface Metrics {
   readinessChecks: Counter;
   /** Requests answered in front of the provider (`token`, `introspection`): docs/benchmarks.md. */
   fastPathAnswers: Counter<'endpoint'>;
+  /** Decisions of the gateway endpoint: route is a rule id (or `none`), never a raw path. */
+  gateDecisions: Counter<'route' | 'outcome'>;
+  gateDuration: Histogram<'outcome'>;
   /** Sources for the gauges read at scrape time. */
   watchPool(pool: { totalCount: number; idleCount: number; waitingCount: number } | undefined): void;
   watchSigningKeys(keys: () => Promise<{ kid: string; createdAt: Date }[]>): void;
@@ -78,6 +81,14 @@ export function createMetrics(): Metrics {
     rateLimited: new Counter({ name: 'postern_rate_limited_total', help: 'Requests refused by a rate limit, by limiter', labelNames: ['limiter'], registers }),
     readinessChecks: new Counter({ name: 'postern_readiness_checks_total', help: 'Database checks made for /readyz (one answers every probe for a second)', registers }),
     fastPathAnswers: new Counter({ name: 'postern_fast_path_answers_total', help: 'Requests answered in front of oidc-provider, by endpoint (token, introspection)', labelNames: ['endpoint'], registers }),
+    gateDecisions: new Counter({ name: 'postern_gate_decisions_total', help: 'Decisions of the gateway endpoint by route rule and outcome', labelNames: ['route', 'outcome'], registers }),
+    gateDuration: new Histogram({
+      name: 'postern_gate_decision_seconds',
+      help: 'Latency of the gateway endpoint by outcome',
+      labelNames: ['outcome'],
+      buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers,
+    }),
     watchPool: (value) => { pool = value; },
     watchSigningKeys: (source) => { keys = source; },
   };

@@ -12,7 +12,9 @@ export type Change =
   /** Signing keys were added or rescheduled: servers reload their published set. */
   | { kind: 'keys' }
   /** Trusted issuers (workload identity) or the clients bound to their subjects. */
-  | { kind: 'issuer' };
+  | { kind: 'issuer' }
+  /** Route policies: every process reloads its route table (services/live-routes.ts). */
+  | { kind: 'routes' };
 
 /** The propagation's own messages, never shown to caches. */
 type Signal =

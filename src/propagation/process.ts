@@ -16,8 +16,12 @@ import {
 import { parseMessage, type Change } from './changes.ts';
 
 export interface ChangeSubscriber {
-  /** A change committed by some process (this one included), in commit order. */
-  onChange(change: Change): void;
+  /**
+   * A change committed by some process (this one included), in commit order. A subscriber that
+   * must reload before it is current returns the reload: markers behind the change are not
+   * acknowledged until it settles, so a writer waits for it (services/live-routes.ts).
+   */
+  onChange(change: Change): void | Promise<void>;
   /** The feed (re)connected or dropped: anything cached may be stale. */
   onReset(): void;
 }
@@ -44,6 +48,8 @@ export class Propagation implements ChangeSource {
   #acking: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #pingOutstanding = false;
+  /** Reloads subscribers are still doing for changes already handed to them. */
+  #applying = new Set<Promise<void>>();
 
   /** `feed`: null where there is none (the embedded store): nothing is cached, nothing registers. */
   constructor(db: Db, feed: ChangeFeed | null) {
@@ -116,7 +122,13 @@ export class Propagation implements ChangeSource {
       this.#acknowledge();
       return;
     }
-    for (const subscriber of this.#subscribers) subscriber.onChange(message);
+    for (const subscriber of this.#subscribers) {
+      const applying = subscriber.onChange(message);
+      if (applying) {
+        const tracked = applying.catch(() => {}).finally(() => this.#applying.delete(tracked));
+        this.#applying.add(tracked);
+      }
+    }
   }
 
   #acknowledge(): void {
@@ -124,6 +136,8 @@ export class Propagation implements ChangeSource {
     this.#acking = (async () => {
       while (this.#registered && this.#markerSeen > this.#markerAcked) {
         const marker = this.#markerSeen;
+        // Changes before this marker are applied only once their reloads are done.
+        while (this.#applying.size > 0) await Promise.all([...this.#applying]);
         try {
           await acknowledgeMarker(this.#db, this.processId, marker);
           this.#markerAcked = marker;

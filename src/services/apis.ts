@@ -7,6 +7,7 @@ import { findClientById, findClientByName } from '../store/clients.ts';
 import type { AuditSink } from '../domain/audit-events.ts';
 import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { conflict, invalid, isUniqueViolation, notFound, ServiceError } from './errors.ts';
+import { refuseIfRulesNeed } from './routes.ts';
 import { changedFields, checkName, checkOneBinding, checkResourceIdentifier, checkScopes, checkTtl } from './validation.ts';
 
 export { ACCESS_TOKEN_ALGS };
@@ -204,6 +205,7 @@ export async function updateApi(
       checkOneBinding(input.requireDpop ?? api.require_dpop, input.requireMtls ?? api.require_mtls, 'an API');
       const unknown = removeScopes.filter((scope) => !api.scopes.includes(scope));
       if (unknown.length) throw invalid(`API ${api.identifier} does not define ${unknown.join(', ')}`, 'removeScopes');
+      await refuseIfRulesNeed(trx, api, removeScopes);
       await apis.updateApi(trx, api.id, {
         name: input.name === undefined ? undefined : checkName(input.name),
         tokenFormat: input.tokenFormat === undefined ? undefined : checkFormat(input.tokenFormat),
@@ -239,6 +241,7 @@ export async function deleteApi(db: Db, ref: string, audit: AuditSink): Promise<
   const deleted = await writeAndPropagate(db, CONFIG, async (trx) => {
     const api = await requireApi(trx, ref);
     if (api.system) throw new ServiceError('forbidden', `the ${api.name} API is built in and cannot be deleted`);
+    await refuseIfRulesNeed(trx, api, 'all');
     await apis.deleteApi(trx, api.id);
     return toView(api);
   });

@@ -144,11 +144,15 @@ export interface RequestLimiters {
   authorizeAddress: Limiter;
   /** Counts invalid_client answers per client_id; over the limit, the client_id backs off. */
   invalidClient: Limiter;
+  /** A gateway route rule's limit of `points` requests a minute (keys: rule and client). */
+  route(points: number): Limiter;
 }
 
 export function createRequestLimiters(store: LimiterStore, settings: RateLimitSettings): RequestLimiters {
   const duration = settings.windowSeconds;
   const byPoints = new Map<number, Limiter>();
+  // One per limit a rule sets: bounded by the rules, which administrators write.
+  const routeLimiters = new Map<number, Limiter>();
   const clientLimiter = (points: number) => {
     let limiter = byPoints.get(points);
     if (!limiter) {
@@ -163,6 +167,14 @@ export function createRequestLimiters(store: LimiterStore, settings: RateLimitSe
     address: createLimiter(store, { keyPrefix: `${settings.keyPrefix}:address`, points: settings.perAddress, duration }),
     signInAddress: createLimiter(store, { keyPrefix: `${settings.keyPrefix}:sign_in_address`, points: settings.signInPerAddress, duration }),
     authorizeAddress: createLimiter(store, { keyPrefix: `${settings.keyPrefix}:authorize_address`, points: settings.authorizePerAddress, duration }),
+    route: (points) => {
+      let limiter = routeLimiters.get(points);
+      if (!limiter) {
+        limiter = createLimiter(store, { keyPrefix: `${settings.keyPrefix}:route`, points, duration: 60 });
+        routeLimiters.set(points, limiter);
+      }
+      return limiter;
+    },
     invalidClient: createLimiter(store, {
       keyPrefix: `${settings.keyPrefix}:invalid_client`,
       points: settings.invalidClient,

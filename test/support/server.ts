@@ -26,7 +26,7 @@ export async function startServer(
   database: Database,
   env: Record<string, string> = {},
   issuerPath = '',
-  options: Pick<BuildAppOptions, 'now' | 'onKeyRotation'> & {
+  options: Pick<BuildAppOptions, 'now' | 'onKeyRotation' | 'gateRoutes'> & {
     logger?: Logger; tls?: TlsMaterial;
     /** The port of an earlier server, to take its place (same issuer, same cookies). */
     port?: number;

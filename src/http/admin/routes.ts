@@ -13,6 +13,10 @@ import { revokeClientTokens } from '../../services/tokens.ts';
 import * as users from '../../services/users.ts';
 import * as issuers from '../../services/trusted-issuers.ts';
 import * as i from './issuer-schemas.ts';
+import { checkRoute } from '../../services/route-check.ts';
+import { exportIstio, exportOpa } from '../../services/route-export.ts';
+import * as routes from '../../services/routes.ts';
+import * as r from './route-schemas.ts';
 import * as s from './schemas.ts';
 import * as u from './user-schemas.ts';
 
@@ -20,6 +24,8 @@ export interface AdminDeps {
   db: Db;
   /** Records what this request changes, as the calling admin client, with its request id. */
   audit: AuditSink;
+  /** The issuer (route exports name it and its JWKS). */
+  issuer: string;
   /** The OpenAPI document of this API (built from this table). */
   openApiDocument(): Record<string, unknown>;
   /** Development allows trusted issuers on plain http loopback URLs. */
@@ -36,7 +42,7 @@ export interface AdminRoute<P extends Schema | undefined = Schema | undefined,
   path: string;
   operationId: string;
   summary: string;
-  tag: 'apis' | 'clients' | 'roles' | 'users' | 'keys' | 'audit' | 'registration' | 'meta' | 'issuers';
+  tag: 'apis' | 'clients' | 'roles' | 'users' | 'keys' | 'audit' | 'registration' | 'meta' | 'issuers' | 'routes';
   params?: P;
   query?: Q;
   body?: B;
@@ -284,6 +290,50 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     method: 'delete', path: '/users/{id}', operationId: 'deleteUser', summary: 'Delete a person, their sessions and grants',
     tag: 'users', params: s.idParams, status: 204,
     handle: ({ params }, { db, audit }) => users.deleteUser(db, params.id, audit),
+  }),
+
+  // Route policies (docs/routes.md)
+  route({
+    method: 'post', path: '/routes', operationId: 'createRoute', summary: 'Create a route rule', tag: 'routes',
+    body: r.createRouteBody, status: 201, response: r.routeView,
+    handle: ({ body }, { db, audit }) => routes.createRoute(db, body, audit),
+  }),
+  route({
+    method: 'get', path: '/routes', operationId: 'listRoutes', summary: 'List route rules', tag: 'routes',
+    query: r.listRoutesQuery, status: 200, response: s.list(r.routeView),
+    handle: ({ query }, { db }) => items(routes.listRoutes(db, query)),
+  }),
+  route({
+    method: 'get', path: '/routes/check', operationId: 'checkRoute',
+    summary: 'Which rule covers a request, and the decision without a token', tag: 'routes',
+    query: r.checkRouteQuery, status: 200, response: r.routeCheck,
+    handle: ({ query }, { db, issuer }) => checkRoute(db, query, issuer),
+  }),
+  route({
+    method: 'get', path: '/routes/export', operationId: 'exportRoutes',
+    summary: 'The rules as Istio policies or an OPA data document and Rego policy', tag: 'routes',
+    query: r.exportRoutesQuery, status: 200, response: r.routeExport,
+    handle: async ({ query }, { db, issuer }) => {
+      const rules = await routes.listRoutes(db);
+      const options = { issuer, namespace: query.namespace };
+      const result = query.format === 'istio' ? exportIstio(rules, options) : exportOpa(rules, options);
+      return { format: query.format, text: result.text, warnings: result.warnings };
+    },
+  }),
+  route({
+    method: 'get', path: '/routes/{id}', operationId: 'getRoute', summary: 'Show a route rule', tag: 'routes',
+    params: r.routeParams, status: 200, response: r.routeView,
+    handle: ({ params }, { db }) => routes.getRoute(db, params.id),
+  }),
+  route({
+    method: 'patch', path: '/routes/{id}', operationId: 'updateRoute', summary: 'Change a route rule', tag: 'routes',
+    params: r.routeParams, body: r.updateRouteBody, status: 200, response: r.routeView,
+    handle: ({ params, body }, { db, audit }) => routes.updateRoute(db, params.id, body, audit),
+  }),
+  route({
+    method: 'delete', path: '/routes/{id}', operationId: 'deleteRoute', summary: 'Delete a route rule', tag: 'routes',
+    params: r.routeParams, status: 204,
+    handle: ({ params }, { db, audit }) => routes.deleteRoute(db, params.id, audit),
   }),
 
   // Keys and the API's own description
