@@ -188,6 +188,16 @@ export interface RegistrationTokenRolesTable {
   role_id: string;
 }
 
+/** A signed-in person's console session (migration 0016), found by the keyed hash of its id. */
+export interface ConsoleSessionsTable {
+  id_hash: string;
+  user_id: string;
+  csrf_secret: string;
+  created_at: CreatedAt;
+  last_seen_at: ColumnType<Date, Date | undefined, Date>;
+  expires_at: Date;
+}
+
 export interface Tables {
   clients: ClientsTable;
   client_secrets: ClientSecretsTable;
@@ -208,6 +218,7 @@ export interface Tables {
   audit_events: AuditEventsTable;
   registration_tokens: RegistrationTokensTable;
   registration_token_roles: RegistrationTokenRolesTable;
+  console_sessions: ConsoleSessionsTable;
 }
 
 /**

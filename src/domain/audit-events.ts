@@ -19,6 +19,8 @@ export const AUDIT_EVENT_TYPES = [
   'token.issued',
   'token.revoked',
   'admin.access_denied',
+  /** A person signed in to or out of the admin console (src/http/console/). */
+  'console.signed_in', 'console.signed_out',
   'registration_token.created', 'registration_token.revoked',
   'registration.created', 'registration.updated', 'registration.deleted', 'registration.failure',
   'key.generated', 'key.rotated', 'key.revoked', 'master_key.rotated',
