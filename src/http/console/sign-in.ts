@@ -140,7 +140,8 @@ function endSessionForm(deps: ConsoleDeps) {
 
 /**
  * POST /console/logout: the console session ends here; the page then sends the browser to end
- * the sign-in session too (OpenID Connect RP-Initiated Logout, by a form: no token in a URL).
+ * the sign-in session too (OpenID Connect RP-Initiated Logout, by a form naming the app and where to come back: no
+ * token in the URL, so no id_token_hint; Postern's own page asks the person to confirm).
  */
 export function signOut(deps: ConsoleDeps): Koa.Middleware {
   return async (ctx) => {
