@@ -29,25 +29,28 @@ export async function countEventsPerMinute(db: Db, types: readonly string[], sin
 
 /** Clients whose newest live secret is older than `before` (the first `limit` by age, and how many). */
 export async function findStaleSecrets(db: Db, before: Date, limit: number): Promise<{ total: number; items: { clientId: string; name: string; since: Date }[] }> {
+  // One pass over the secrets, grouped (a hash aggregate), then names for the few shown.
   const { rows } = await sql<{ client_id: string; name: string; since: Date; total: string }>`
-    select c.client_id, c.name, newest.since, count(*) over () as total
-    from clients c
-    join lateral (select max(s.created_at) as since from client_secrets s
-                  where s.client_id = c.client_id and (s.expires_at is null or s.expires_at > now())) newest on true
-    where newest.since < ${before}
-    order by newest.since
-    limit ${limit}`.execute(db);
+    with newest as (
+      select client_id, max(created_at) as since from client_secrets
+      where expires_at is null or expires_at > now()
+      group by client_id having max(created_at) < ${before}
+    ), shown as (select client_id, since from newest order by since limit ${limit})
+    select c.client_id, c.name, shown.since, (select count(*) from newest) as total
+    from shown join clients c on c.client_id = shown.client_id
+    order by shown.since`.execute(db);
   return { total: Number(rows[0]?.total ?? 0), items: rows.map((row) => ({ clientId: row.client_id, name: row.name, since: new Date(row.since) })) };
 }
 
 /** Enabled clients older than `createdBefore` with no token issued in the audit log (its retention). */
 export async function findUnusedClients(db: Db, createdBefore: Date, limit: number): Promise<{ total: number; items: { clientId: string; name: string }[] }> {
+  // The clients that were used, read once from the type index; the rest by a hash anti-join.
   const { rows } = await sql<{ client_id: string; name: string; total: string }>`
-    select c.client_id, c.name, count(*) over () as total
-    from clients c
-    where c.enabled and c.created_at < ${createdBefore}
-      and not exists (select 1 from audit_events a where a.client_id = c.client_id and a.type = 'token.issued')
-    order by c.name
-    limit ${limit}`.execute(db);
+    with used as (select distinct client_id from audit_events where type = 'token.issued' and client_id is not null),
+    unused as (
+      select c.client_id, c.name from clients c
+      where c.enabled and c.created_at < ${createdBefore} and c.client_id not in (select client_id from used)
+    )
+    select client_id, name, (select count(*) from unused) as total from unused order by name limit ${limit}`.execute(db);
   return { total: Number(rows[0]?.total ?? 0), items: rows.map((row) => ({ clientId: row.client_id, name: row.name })) };
 }

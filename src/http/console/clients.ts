@@ -2,7 +2,7 @@
 // rotation with overlap, disable and enable, token revocation, roles, delete by name.
 import type Koa from 'koa';
 import * as clients from '../../services/clients.ts';
-import { listRoles, assignRoleToClient, unassignRoleFromClient } from '../../services/roles.ts';
+import { assignRoleToClient, listRoleSummaries, unassignRoleFromClient } from '../../services/roles.ts';
 import { revokeClientTokens } from '../../services/tokens.ts';
 import {
   auditOf, ConsolePageError, field, lines, noticeOf, queryText, readChange, redirectTo, render, serviceMessage, signedIn,
@@ -35,7 +35,7 @@ async function listPage(deps: ConsoleDeps, ctx: Koa.Context): Promise<void> {
 
 async function newForm(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   requireWriter(ctx);
-  render(ctx, 'client-new', { title: 'New client', section: 'clients', roles: await listRoles(deps.db), form: {}, ...extra }, { status });
+  render(ctx, 'client-new', { title: 'New client', section: 'clients', roles: await listRoleSummaries(deps.db), form: {}, ...extra }, { status });
 }
 
 function createInput(form: URLSearchParams): clients.CreateClientInput {
@@ -83,7 +83,7 @@ function showSecret(deps: ConsoleDeps, ctx: Koa.Context, client: clients.ClientV
 
 async function detail(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   const client = await clients.getClient(deps.db, ctx.params.id!);
-  const allRoles = (await listRoles(deps.db)).map((role) => role.name).filter((name) => !client.roles.includes(name));
+  const allRoles = (await listRoleSummaries(deps.db)).map((role) => role.name).filter((name) => !client.roles.includes(name));
   render(ctx, 'client', {
     title: client.name, section: 'clients', client, overlaps: OVERLAPS, otherRoles: allRoles, notice: noticeOf(ctx), ...extra,
   }, { status });

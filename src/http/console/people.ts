@@ -1,7 +1,7 @@
 // People in the console: list and search, create, password (the policy's own messages, as the
 // CLI shows them), enable and disable, end their sessions, roles.
 import type Koa from 'koa';
-import { assignRoleToUser, listRoles, unassignRoleFromUser } from '../../services/roles.ts';
+import { assignRoleToUser, listRoleSummaries, unassignRoleFromUser } from '../../services/roles.ts';
 import * as users from '../../services/users.ts';
 import {
   auditOf, ConsolePageError, field, noticeOf, queryText, readChange, redirectTo, render, serviceMessage,
@@ -15,13 +15,13 @@ async function listPage(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<strin
   const next = page.nextCursor ? `?${new URLSearchParams({ ...(q ? { q } : {}), cursor: page.nextCursor })}` : undefined;
   render(ctx, 'people', {
     title: 'People', section: 'people', items: page.items, q, next, first: Boolean(cursor), notice: noticeOf(ctx),
-    roles: await listRoles(deps.db), form: {}, ...extra,
+    roles: await listRoleSummaries(deps.db), form: {}, ...extra,
   }, { status });
 }
 
 async function detail(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   const person = await users.getUser(deps.db, ctx.params.id!);
-  const otherRoles = (await listRoles(deps.db)).map((role) => role.name).filter((name) => !person.roles.includes(name));
+  const otherRoles = (await listRoleSummaries(deps.db)).map((role) => role.name).filter((name) => !person.roles.includes(name));
   render(ctx, 'person', { title: person.username, section: 'people', person, otherRoles, notice: noticeOf(ctx), ...extra }, { status });
 }
 

@@ -2,7 +2,7 @@
 // shown once), revoke. Route policies and trusted issuers get their pages here when they land.
 import type Koa from 'koa';
 import * as registration from '../../services/registration.ts';
-import { listRoles } from '../../services/roles.ts';
+import { listRoleSummaries } from '../../services/roles.ts';
 import {
   auditOf, ConsolePageError, field, noticeOf, readChange, redirectTo, render, serviceMessage, type ConsoleDeps, type ConsolePages,
 } from './kit.ts';
@@ -10,7 +10,7 @@ import {
 async function listPage(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   render(ctx, 'registration-tokens', {
     title: 'Registration tokens', section: 'registration', notice: noticeOf(ctx),
-    items: await registration.listRegistrationTokens(deps.db), roles: await listRoles(deps.db), form: {}, ...extra,
+    items: await registration.listRegistrationTokens(deps.db), roles: await listRoleSummaries(deps.db), form: {}, ...extra,
   }, { status });
 }
 

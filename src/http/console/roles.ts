@@ -10,7 +10,7 @@ import {
 
 async function listPage(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   const q = queryText(ctx, 'q')?.toLowerCase();
-  const all = await roles.listRoles(deps.db);
+  const all = await roles.listRoleSummaries(deps.db);
   const items = q ? all.filter((role) => role.name.toLowerCase().includes(q)) : all;
   render(ctx, 'roles', { title: 'Roles', section: 'roles', items, q, notice: noticeOf(ctx), form: {}, ...extra }, { status });
 }
