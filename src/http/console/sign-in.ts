@@ -43,6 +43,12 @@ export function clearCookie(deps: ConsoleDeps, ctx: Koa.Context, name: string): 
 /** GET /console/login: to the login page, with a fresh state, nonce and PKCE verifier. */
 export function startSignIn(deps: ConsoleDeps): Koa.Middleware {
   return (ctx) => {
+    // The cookie must be set where the browser comes back: on the console's own origin.
+    if (ctx.origin !== deps.consoleOrigin) {
+      ctx.status = 303;
+      ctx.redirect(`${deps.consoleOrigin}${CONSOLE_PATH}/login`);
+      return;
+    }
     const flow: Flow = { state: random(), verifier: random(), nonce: random() };
     ctx.cookies.set(FLOW_COOKIE, Buffer.from(JSON.stringify(flow)).toString('base64url'), cookieOptions(deps, FLOW_SECONDS));
     const auth = new URL(`${deps.issuer}/auth`);
