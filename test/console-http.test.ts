@@ -8,6 +8,8 @@ import { createUser } from '../src/services/users.ts';
 import { ArtifactKey } from '../src/domain/artifact-hashing.ts';
 import { HttpBrowser } from './support/browser.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import http from 'node:http';
+import { freePort } from './support/process.ts';
 import { startServer, type TestServer } from './support/server.ts';
 
 const PASSWORD = 'lantern-meadow-copper-9';
@@ -18,15 +20,15 @@ const countSessions = async () => Number((await database.database.db.selectFrom(
   .select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
 
 /** Signs `username` in through the login page, as a browser without scripts would. */
-async function signIn(browser: HttpBrowser, username: string) {
-  const start = await browser.request(`${server.url}/console/login`);
+async function signIn(browser: HttpBrowser, username: string, consoleUrl = server.url) {
+  const start = await browser.request(`${consoleUrl}/console/login`);
   expect(start.status).toBe(303);
   let page = await browser.request(start.location!);
   while (page.location) page = await browser.request(new URL(page.location, server.url).href);
   const action = /action="([^"]+)"/.exec(page.html)![1]!;
   const csrf = /name="csrf" value="([^"]+)"/.exec(page.html)![1]!;
   page = await browser.request(new URL(action, server.url).href, { form: { csrf, username, password: PASSWORD } });
-  while (page.location) page = await browser.request(new URL(page.location, server.url).href);
+  while (page.location) page = await browser.request(new URL(page.location, consoleUrl).href);
   return page;
 }
 
@@ -106,5 +108,30 @@ describe('the admin console over HTTP', () => {
     expect(page.status).toBe(403);
     expect(page.html).toContain('Not an administrator');
     expect(await countSessions()).toBe(before);
+  }, 60_000);
+
+  it('lives on the admin listener only when ADMIN_PORT is set, and signs in across the two', async () => {
+    const adminPort = await freePort();
+    const separate = await startServer(database.database, { ADMIN_PORT: String(adminPort) });
+    const listener = http.createServer(separate.app.adminKoa.callback());
+    await new Promise<void>((resolve) => listener.listen(adminPort, '127.0.0.1', resolve));
+    try {
+      const adminUrl = `http://127.0.0.1:${adminPort}`;
+      expect((await new HttpBrowser().request(`${separate.url}/console`)).status).toBe(404);
+      expect((await new HttpBrowser().request(`${adminUrl}/console`)).status).toBe(200);
+      const previous = server;
+      server = separate;
+      try {
+        const overview = await signIn(new HttpBrowser(), 'ada', adminUrl);
+        expect(overview.status).toBe(200);
+        expect(overview.html).toContain('<title>Overview · Postern console</title>');
+      } finally {
+        server = previous;
+      }
+    } finally {
+      listener.closeAllConnections();
+      await new Promise((resolve) => listener.close(resolve));
+      await separate.close();
+    }
   }, 60_000);
 });

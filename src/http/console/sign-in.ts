@@ -44,7 +44,7 @@ export function clearCookie(deps: ConsoleDeps, ctx: Koa.Context, name: string): 
 export function startSignIn(deps: ConsoleDeps): Koa.Middleware {
   return (ctx) => {
     // The cookie must be set where the browser comes back: on the console's own origin.
-    if (ctx.origin !== deps.consoleOrigin) {
+    if (`${ctx.protocol}://${ctx.host}` !== deps.consoleOrigin) {
       ctx.status = 303;
       ctx.redirect(`${deps.consoleOrigin}${CONSOLE_PATH}/login`);
       return;
