@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { startConsoleSession, resumeConsoleSession, CONSOLE_CLIENT_ID } from '../src/services/console-sessions.ts';
+import { unassignRoleFromUser } from '../src/services/roles.ts';
 import { createUser } from '../src/services/users.ts';
 import { ArtifactKey } from '../src/domain/artifact-hashing.ts';
 import { HttpBrowser } from './support/browser.ts';
@@ -100,6 +101,20 @@ describe('the admin console over HTTP', () => {
     const { sessionId } = await startConsoleSession(database.database.db, key, rows[0]!.user_id, 'secret', { idleSeconds: 60, maxSeconds: 3600 }, new Date(Date.now() - 120_000));
     expect(await resumeConsoleSession(database.database.db, key, sessionId, { idleSeconds: 60, maxSeconds: 3600 })).toBeUndefined();
     expect(await resumeConsoleSession(database.database.db, key, sessionId, { idleSeconds: 600, maxSeconds: 3600 })).toBeDefined();
+  }, 60_000);
+
+  it('signs out, at the next page, a person whose role was taken away', async () => {
+    const { db } = database.database;
+    await createUser(db, { username: 'grace', password: PASSWORD, roles: ['postern-admin'] }, NO_AUDIT);
+    const browser = new HttpBrowser();
+    expect((await signIn(browser, 'grace')).status).toBe(200);
+    const before = await countSessions();
+    await unassignRoleFromUser(db, 'postern-admin', 'grace', NO_AUDIT);
+    const page = await browser.request(`${server.url}/console/clients`);
+    expect(page.status).toBe(403);
+    expect(page.html).toContain('Not an administrator');
+    expect(await countSessions()).toBe(before - 1);
+    expect(browser.cookies.has('postern.console')).toBe(false);
   }, 60_000);
 
   it('refuses a person without the role and stores no session for them', async () => {
