@@ -7,6 +7,8 @@ import type { Database } from './db/database.ts';
 import { pendingMigrations } from './db/migrator.ts';
 import { ArtifactKey } from './domain/artifact-hashing.ts';
 import { adminApi, adminApp } from './http/admin/router.ts';
+import { consoleMiddleware } from './http/console/router.ts';
+import { consoleUrls } from './http/console/sign-in.ts';
 import { healthRoutes } from './http/health.ts';
 import { interactionRoutes } from './http/interactions.ts';
 import { gateEndpoint } from './http/gate.ts';
@@ -34,6 +36,7 @@ import { startMaintenance } from './services/maintenance.ts';
 import { createRequestLimiters, openLimiterStore, type LimiterStore, type RequestLimiters } from './services/rate-limits.ts';
 import * as registration from './services/registration.ts';
 import { recordClientNetworkRefused } from './services/security-events.ts';
+import { DEFAULT_CONSOLE_SESSION, registerConsoleApp } from './services/console-sessions.ts';
 import { pingDatabase } from './store/health.ts';
 import { TrustedJwtVerifier } from './services/trusted-jwt.ts';
 import { PROVIDER_ROUTES } from './domain/endpoints.ts';
@@ -203,8 +206,38 @@ function buildAdminApi(parts: Parts, providers: ProviderHolder) {
   });
 }
 
+/**
+ * Where browsers reach the admin console: CONSOLE_URL, else the admin listener when there is
+ * one (on loopback when it listens everywhere), else the issuer's origin.
+ */
+export function consoleOrigin(config: Config): string {
+  if (config.consoleUrl) return config.consoleUrl;
+  if (!config.admin) return new URL(config.issuer).origin;
+  const host = ['0.0.0.0', '::', ''].includes(config.admin.host) ? '127.0.0.1' : config.admin.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}`;
+}
+
+/** The admin console (/console), on the admin listener when there is one, else the public one. */
+function buildConsole(parts: Parts, providers: ProviderHolder): Koa.Middleware {
+  const { config, database, logger } = parts.options;
+  return consoleMiddleware({
+    db: database.db,
+    audit: parts.audit,
+    logger,
+    artifactKey: parts.artifactKey,
+    keyring: parts.options.keyring,
+    issuer: config.issuer,
+    consoleOrigin: consoleOrigin(config),
+    secureCookies: config.mode === 'production',
+    maxBodyBytes: config.maxBodyBytes,
+    session: DEFAULT_CONSOLE_SESSION,
+    keyRotation: config.keyRotation,
+    reloadKeys: async () => { await providers.refresh(); },
+  });
+}
+
 /** The public listener's app: every request passes these, in this order. */
-function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middleware: Koa.Middleware }, observe: Koa.Middleware): Koa {
+function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middleware: Koa.Middleware }, observe: Koa.Middleware, adminConsole?: Koa.Middleware): Koa {
   const { config, database, logger, cookieKeys } = parts.options;
   const { prefix, pages } = parts;
   const koa = createKoaApp({ trustProxy: config.trustProxy, keys: cookieKeys });
@@ -253,6 +286,7 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
     }),
   }));
   koa.use(authorizationServerMetadataAlias(prefix));
+  if (adminConsole) koa.use(adminConsole);
   koa.use(interactionRoutes({
     flow: interactionFlow(() => providers.current().provider),
     db: database.db,
@@ -332,7 +366,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const providers = await startProviders(parts, propagation);
   const admin = buildAdminApi(parts, providers);
   const observe = observeRequests(metrics, logger, parts.prefix);
-  const koa = buildPublicApp(parts, providers, admin, observe);
+  const adminConsole = buildConsole(parts, providers);
+  await registerConsoleApp(database.db, consoleUrls({ consoleOrigin: consoleOrigin(config) }));
+  const koa = buildPublicApp(parts, providers, admin, observe, config.admin ? undefined : adminConsole);
   const maintenance = startMaintenance({
     db: database.db,
     logger,
@@ -358,7 +394,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     directory,
     routes,
     // The admin listener's requests are logged and counted like the public ones.
-    adminKoa: adminApp((ctx, next) => observe(ctx, () => admin.middleware(ctx, next)), { proxy: config.trustProxy }),
+    adminKoa: adminApp((ctx, next) => observe(ctx, () => adminConsole(ctx, () => admin.middleware(ctx, next))), {
+      proxy: config.trustProxy, keys: options.cookieKeys,
+    }),
     audit,
     metrics,
     limiters: limits.limiters,

@@ -38,6 +38,11 @@ export interface Config extends MasterKeySettings {
    */
   admin: { host: string; port: number } | undefined;
   /**
+   * Where browsers reach the admin console (docs/console.md): an origin. Unset: the admin
+   * listener's address when ADMIN_PORT is set, else the issuer's origin.
+   */
+  consoleUrl: string | undefined;
+  /**
    * DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8): a proof made in
    * advance by a compromised client is useless later. Costs a client one extra round trip.
    */
@@ -121,6 +126,7 @@ export const envSchema = z.object({
   PRUNE_INTERVAL_SECONDS: intFrom(0, 86400).default(600).describe('How often expired tokens, codes and revocations are deleted (0: never).'),
   ADMIN_PORT: intFrom(1, 65535).optional().describe('A separate listener for the admin API; unset: the public listener serves it.'),
   ADMIN_HOST: z.string().min(1).default('127.0.0.1').describe('Address of the admin listener.'),
+  CONSOLE_URL: z.url({ protocol: /^https?$/ }).optional().describe('Origin browsers use to reach the admin console at `/console` (e.g. `https://admin.example.com`). Unset: the admin listener (`http://ADMIN_HOST:ADMIN_PORT`) when ADMIN_PORT is set, else the issuer\'s origin.'),
   // Encryption at rest of private keys (docs/master-key.md). Values are never echoed in problems.
   POSTERN_MASTER_KEY: z.string().optional().describe('Master key encrypting private keys at rest (base64, 32 bytes); see docs/master-key.md.'),
   POSTERN_MASTER_KEY_FILE: z.string().min(1).optional().describe('File holding the master key, instead of POSTERN_MASTER_KEY.'),
@@ -323,6 +329,7 @@ function toConfig(e: Env, checked: {
     pruneIntervalSeconds: e.PRUNE_INTERVAL_SECONDS,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     admin: e.ADMIN_PORT === undefined ? undefined : { host: e.ADMIN_HOST, port: e.ADMIN_PORT },
+    consoleUrl: e.CONSOLE_URL === undefined ? undefined : new URL(e.CONSOLE_URL).origin,
     login: {
       maxFailures: e.LOGIN_MAX_FAILURES,
       addressMaxFailures: e.LOGIN_ADDRESS_MAX_FAILURES,

@@ -243,6 +243,16 @@ export interface UsedAssertionsTable {
   expires_at: Date;
 }
 
+/** A signed-in person's console session (migration 0016), found by the keyed hash of its id. */
+export interface ConsoleSessionsTable {
+  id_hash: string;
+  user_id: string;
+  csrf_secret: string;
+  created_at: CreatedAt;
+  last_seen_at: ColumnType<Date, Date | undefined, Date>;
+  expires_at: Date;
+}
+
 export interface Tables {
   clients: ClientsTable;
   client_secrets: ClientSecretsTable;
@@ -268,6 +278,7 @@ export interface Tables {
   client_federations: ClientFederationsTable;
   used_assertions: UsedAssertionsTable;
   route_rules: RouteRulesTable;
+  console_sessions: ConsoleSessionsTable;
 }
 
 /**

@@ -23,6 +23,8 @@ export const AUDIT_EVENT_TYPES = [
   'admin.access_denied',
   /** The decision endpoint refused a request a gateway asked about (counted per client, rule and minute). */
   'gate.denied',
+  /** A person signed in to or out of the admin console (src/http/console/). */
+  'console.signed_in', 'console.signed_out',
   'registration_token.created', 'registration_token.revoked',
   'registration.created', 'registration.updated', 'registration.deleted', 'registration.failure',
   'key.generated', 'key.rotated', 'key.revoked', 'master_key.rotated',

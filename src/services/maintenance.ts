@@ -11,6 +11,7 @@ import { pruneAuditEvents } from './audit-queries.ts';
 import { rotateSigningKeysIfDue, type KeyRotation } from './key-rotation.ts';
 import type { Keyring } from './keys.ts';
 import type { LoginProtection } from './login-protection.ts';
+import { pruneConsoleSessions } from './console-sessions.ts';
 import { pruneExpired } from './tokens.ts';
 import { pruneUsedAssertions } from './trusted-issuers.ts';
 
@@ -51,6 +52,7 @@ function prune(options: MaintenanceOptions): void {
     .then((converted) => { if (converted) logger.info({ rows: converted }, 'hashed artifacts stored with their raw values by an older version'); })
     .catch((error: unknown) => logger.warn({ err: error }, 'hashing artifacts of an older version failed'));
   options.protection.prune().catch((error: unknown) => logger.warn({ err: error }, 'pruning login failures failed'));
+  pruneConsoleSessions(db).catch((error: unknown) => logger.warn({ err: error }, 'pruning console sessions failed'));
   pruneAuditEvents(db, options.auditRetentionDays, options.audit)
     .catch((error: unknown) => logger.warn({ err: error }, 'pruning the audit log failed'));
   pruneUsedAssertions(db).catch((error: unknown) => logger.warn({ err: error }, 'pruning used assertion ids failed'));

@@ -3,6 +3,7 @@ import { grantDigest, randomId } from '../domain/crypto.ts';
 import type { Db } from '../db/tables.ts';
 import { hashPassword, passwordNeedsRehash, verifyDecoy, verifyPassword } from '../domain/passwords.ts';
 import { deletePayloadsOfAccount, listGrantsOfAccount } from '../store/oidc-payloads.ts';
+import { deleteConsoleSessionsOfUser } from '../store/console-sessions.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
 import { findRole } from '../store/roles.ts';
 import * as users from '../store/users.ts';
@@ -103,6 +104,22 @@ export async function listUsers(db: Db): Promise<UserView[]> {
   return Promise.all(rows.map((row) => toView(db, row)));
 }
 
+/** A page of people in username order (keyset paging: the cursor is the last username). */
+export async function listUsersPage(
+  db: Db, query: { limit?: number; cursor?: string; usernamePrefix?: string } = {},
+): Promise<{ items: UserView[]; nextCursor: string | null }> {
+  const limit = query.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalid('limit must be between 1 and 200', 'limit');
+  let afterUsername: string | undefined;
+  if (query.cursor !== undefined) {
+    afterUsername = Buffer.from(query.cursor, 'base64url').toString('utf8');
+    if (Buffer.from(afterUsername, 'utf8').toString('base64url') !== query.cursor) throw invalid('cursor is not one this server returned', 'cursor');
+  }
+  const { rows, more } = await users.listUsersPage(db, { limit, afterUsername, usernamePrefix: query.usernamePrefix });
+  const items = await Promise.all(rows.map((row) => toView(db, row)));
+  return { items, nextCursor: more && rows.length ? Buffer.from(rows.at(-1)!.username, 'utf8').toString('base64url') : null };
+}
+
 export async function getUser(db: Db, ref: string): Promise<UserView> {
   return toView(db, await requireUser(db, ref));
 }
@@ -142,6 +159,8 @@ async function endSessions(trx: Db, userId: string): Promise<Change[]> {
     revoked.push({ kind: 'revoked', ...await insertRevokedGrant(trx, { digest: grantDigest(grant.id), clientId: grant.clientId }) });
   }
   await deletePayloadsOfAccount(trx, userId, grants.map((grant) => grant.id));
+  // The admin console's sessions end with the others.
+  await deleteConsoleSessionsOfUser(trx, userId);
   return revoked;
 }
 

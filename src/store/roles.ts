@@ -20,6 +20,28 @@ export async function listRoles(db: Db): Promise<RoleRow[]> {
   return db.selectFrom('roles').selectAll().orderBy('name').execute();
 }
 
+/** Every role's grants in one query (for lists of roles). */
+export async function listAllRoleGrants(db: Db): Promise<(RoleGrant & { role_id: string })[]> {
+  return db.selectFrom('role_scopes')
+    .innerJoin('apis', 'apis.id', 'role_scopes.api_id')
+    .select(['role_scopes.role_id', 'role_scopes.api_id', 'apis.identifier', 'role_scopes.scope'])
+    .orderBy('apis.identifier').orderBy('role_scopes.scope')
+    .execute();
+}
+
+/** How many clients and people hold each role (two grouped counts, whatever their number). */
+export async function countRoleHolders(db: Db): Promise<Map<string, { clients: number; users: number }>> {
+  const [clients, users] = await Promise.all([
+    db.selectFrom('client_roles').select(['role_id', (eb) => eb.fn.countAll<string>().as('n')]).groupBy('role_id').execute(),
+    db.selectFrom('user_roles').select(['role_id', (eb) => eb.fn.countAll<string>().as('n')]).groupBy('role_id').execute(),
+  ]);
+  const counts = new Map<string, { clients: number; users: number }>();
+  const entry = (id: string) => counts.get(id) ?? counts.set(id, { clients: 0, users: 0 }).get(id)!;
+  for (const row of clients) entry(row.role_id).clients = Number(row.n);
+  for (const row of users) entry(row.role_id).users = Number(row.n);
+  return counts;
+}
+
 export async function updateRole(
   db: Db,
   id: string,

@@ -32,6 +32,17 @@ export async function listUsers(db: Db): Promise<UserRow[]> {
   return db.selectFrom('users').selectAll().orderBy('username').execute();
 }
 
+/** One page of people in username order, after `afterUsername`; one row more tells whether another follows. */
+export async function listUsersPage(
+  db: Db, query: { limit: number; afterUsername?: string; usernamePrefix?: string },
+): Promise<{ rows: UserRow[]; more: boolean }> {
+  let select = db.selectFrom('users').selectAll();
+  if (query.afterUsername !== undefined) select = select.where('username', '>', query.afterUsername);
+  if (query.usernamePrefix) select = select.where(sql<boolean>`starts_with(username, ${query.usernamePrefix})`);
+  const rows = await select.orderBy('username').limit(query.limit + 1).execute();
+  return { rows: rows.slice(0, query.limit), more: rows.length > query.limit };
+}
+
 export async function updateUser(
   db: Db,
   id: string,

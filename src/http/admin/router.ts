@@ -196,9 +196,10 @@ export function adminApi(deps: AdminApiDeps): { router: Router; middleware: Koa.
 }
 
 /** A Koa app serving only the admin API, for the separate listener (ADMIN_PORT). */
-export function adminApp(middleware: Koa.Middleware, options: { proxy: boolean }): Koa {
-  // Built as the public app is: the same proxy trust, so ctx.ip (audited) means the same.
-  const koa = createKoaApp({ trustProxy: options.proxy });
+export function adminApp(middleware: Koa.Middleware, options: { proxy: boolean; keys?: string[] }): Koa {
+  // Built as the public app is: the same proxy trust, so ctx.ip (audited) means the same; the
+  // same cookie keys (the console's cookies are signed).
+  const koa = createKoaApp({ trustProxy: options.proxy, keys: options.keys });
   koa.use(requestId());
   koa.use(noCachePragma());
   koa.use(async (ctx, next) => {

@@ -1,0 +1,78 @@
+// Roles in the console: what each grants per API, who holds it (clients and people), assign
+// and unassign, create and delete.
+import type Koa from 'koa';
+import { listApis } from '../../services/apis.ts';
+import * as roles from '../../services/roles.ts';
+import {
+  auditOf, ConsolePageError, field, noticeOf, queryText, readChange, redirectTo, render, serviceMessage,
+  type ConsoleDeps, type ConsolePages,
+} from './kit.ts';
+
+async function listPage(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
+  const q = queryText(ctx, 'q')?.toLowerCase();
+  const all = await roles.listRoleSummaries(deps.db);
+  const items = q ? all.filter((role) => role.name.toLowerCase().includes(q)) : all;
+  render(ctx, 'roles', { title: 'Roles', section: 'roles', items, q, notice: noticeOf(ctx), form: {}, ...extra }, { status });
+}
+
+async function detail(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
+  const role = await roles.getRole(deps.db, ctx.params.id!);
+  render(ctx, 'role', { title: role.name, section: 'roles', role, apis: await listApis(deps.db), notice: noticeOf(ctx), ...extra }, { status });
+}
+
+/** A change on one role; a service's refusal is shown on the role's page. */
+function change(deps: ConsoleDeps, work: (ctx: Koa.Context, form: URLSearchParams, id: string) => Promise<string>): Koa.Middleware {
+  return async (ctx) => {
+    const form = await readChange(deps, ctx);
+    let notice: string;
+    try {
+      notice = await work(ctx, form, ctx.params.id!);
+    } catch (error) {
+      if (error instanceof ConsolePageError) throw error;
+      await detail(deps, ctx, { error: serviceMessage(error) }, 400);
+      return;
+    }
+    redirectTo(ctx, `/roles/${encodeURIComponent(ctx.params.id!)}`, notice);
+  };
+}
+
+export function registerRolePages(pages: ConsolePages, deps: ConsoleDeps): void {
+  pages.get('/roles', (ctx) => listPage(deps, ctx));
+  pages.post('/roles', async (ctx) => {
+    const form = await readChange(deps, ctx);
+    try {
+      const role = await roles.createRole(deps.db, { name: field(form, 'name'), description: field(form, 'description') || undefined }, auditOf(deps, ctx));
+      redirectTo(ctx, `/roles/${encodeURIComponent(role.id)}`, `Role ${role.name} created.`);
+    } catch (error) {
+      await listPage(deps, ctx, { error: serviceMessage(error), form: Object.fromEntries(form) }, 400);
+    }
+  });
+  pages.get('/roles/:id', (ctx) => detail(deps, ctx));
+  pages.post('/roles/:id/grant', change(deps, async (ctx, form, id) => {
+    const grant = { api: field(form, 'api'), scopes: form.getAll('scopes') };
+    if (form.get('action') === 'remove') {
+      await roles.ungrantScopes(deps.db, id, grant, auditOf(deps, ctx));
+      return `Removed ${grant.scopes.join(', ')}.`;
+    }
+    await roles.grantScopes(deps.db, id, grant, auditOf(deps, ctx));
+    return `Granted ${grant.scopes.join(', ')}.`;
+  }));
+  pages.post('/roles/:id/holders', change(deps, async (ctx, form, id) => {
+    const kind = field(form, 'kind');
+    const who = field(form, 'who');
+    if (!who) throw new ConsolePageError(400, 'Name the client or person.');
+    const remove = form.get('action') === 'unassign';
+    const audit = auditOf(deps, ctx);
+    if (kind === 'client') await (remove ? roles.unassignRoleFromClient : roles.assignRoleToClient)(deps.db, id, who, audit);
+    else if (kind === 'user') await (remove ? roles.unassignRoleFromUser : roles.assignRoleToUser)(deps.db, id, who, audit);
+    else throw new ConsolePageError(400, 'Choose a client or a person.');
+    return remove ? `${who} no longer holds this role.` : `${who} holds this role now.`;
+  }));
+  pages.post('/roles/:id/delete', async (ctx) => {
+    const form = await readChange(deps, ctx);
+    const role = await roles.getRole(deps.db, ctx.params.id!);
+    if (field(form, 'confirm') !== role.name) throw new ConsolePageError(400, `To delete this role, type its name (${role.name}) exactly.`);
+    await roles.deleteRole(deps.db, role.id, auditOf(deps, ctx));
+    redirectTo(ctx, '/roles', `Role ${role.name} deleted.`);
+  });
+}
