@@ -232,6 +232,7 @@ function buildConsole(parts: Parts, providers: ProviderHolder): Koa.Middleware {
     maxBodyBytes: config.maxBodyBytes,
     session: DEFAULT_CONSOLE_SESSION,
     keyRotation: config.keyRotation,
+    issuerRules: { development: config.mode === 'development' },
     reloadKeys: async () => { await providers.refresh(); },
   });
 }

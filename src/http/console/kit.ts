@@ -10,6 +10,7 @@ import type { Db } from '../../db/tables.ts';
 import type { ArtifactKey } from '../../domain/artifact-hashing.ts';
 import { auditAs, type AuditSink } from '../../domain/audit-events.ts';
 import type { Keyring } from '../../services/keys.ts';
+import type { IssuerRules } from '../../services/trusted-issuers.ts';
 import { CONSOLE_CLIENT_ID, type ConsoleAuthority, type ConsoleSessionSettings } from '../../services/console-sessions.ts';
 import { ServiceError } from '../../services/errors.ts';
 import type { Logger } from '../../platform/logger.ts';
@@ -32,6 +33,8 @@ export interface ConsoleDeps {
   maxBodyBytes: number;
   session: ConsoleSessionSettings;
   keyRotation: { rotationDays: number; propagationSeconds: number };
+  /** Development allows trusted issuers on plain http loopback URLs; absent: production's rules. */
+  issuerRules?: IssuerRules;
   /** Tells this process to load the signing keys now (the others are told by the change feed). */
   reloadKeys(): Promise<void>;
 }
@@ -160,6 +163,10 @@ export function serviceMessage(error: unknown): string {
   if (error instanceof ServiceError) return error.message;
   throw error;
 }
+
+/** The status of a service's refusal shown on a form: a 4xx, never a 500. */
+export const refusalStatus = (error: unknown): number =>
+  (error instanceof ServiceError ? { invalid_input: 400, not_found: 404, conflict: 409, forbidden: 403 }[error.code] : 400);
 
 /** 303 to a page of the console, with a notice to show there (in the query, never a secret). */
 export function redirectTo(ctx: Koa.Context, path: string, notice?: string): void {

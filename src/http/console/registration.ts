@@ -51,8 +51,4 @@ export function registerRegistrationPages(pages: ConsolePages, deps: ConsoleDeps
     }
     redirectTo(ctx, '/registration-tokens', 'Token revoked.');
   });
-  // Route policies and trusted issuers are built elsewhere; their pages say so until they land.
-  for (const [path, title] of [['/route-policies', 'Route policies'], ['/trusted-issuers', 'Trusted issuers']] as const) {
-    pages.get(path, (ctx) => render(ctx, 'coming', { title, section: path.slice(1) }));
-  }
 }

@@ -21,6 +21,8 @@ import { registerOverview } from './overview.ts';
 import { registerPeoplePages } from './people.ts';
 import { registerRegistrationPages } from './registration.ts';
 import { registerRolePages } from './roles.ts';
+import { registerRoutePolicyPages } from './route-policies.ts';
+import { registerTrustedIssuerPages } from './trusted-issuers.ts';
 import { clearCookie, finishSignIn, notAnAdministrator, signOut, startSignIn } from './sign-in.ts';
 
 const ASSETS = fileURLToPath(new URL('../../../views/console/assets', import.meta.url));
@@ -102,7 +104,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     post: (path, handler) => { router.post(at(path), signedIn, handler); },
   };
   for (const register of [registerOverview, registerApiPages, registerRolePages, registerClientPages,
-    registerPeoplePages, registerKeyPages, registerAuditPages, registerRegistrationPages]) register(pages, deps);
+    registerPeoplePages, registerKeyPages, registerAuditPages, registerRegistrationPages, registerRoutePolicyPages,
+    registerTrustedIssuerPages]) register(pages, deps);
   return router;
 }
 
