@@ -10,6 +10,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { createRole } from '../src/services/roles.ts';
+import { createRoute } from '../src/services/routes.ts';
+import { createIssuer } from '../src/services/trusted-issuers.ts';
 import { createUser } from '../src/services/users.ts';
 import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
 import { api } from './support/fixtures.ts';
@@ -84,6 +86,9 @@ describe.skipIf(!hasChromium || !once)('the admin console in a real browser', ()
     await createUser(db, { username: 'ada', password: PASSWORD, name: 'Ada Admin', roles: ['postern-admin'] }, NO_AUDIT);
     await createUser(db, { username: 'rory', password: PASSWORD, name: 'Rory Reader', roles: ['console-readers'] }, NO_AUDIT);
     await createUser(db, { username: 'nina', password: PASSWORD, name: 'Nina Nobody' }, NO_AUDIT);
+    await createRoute(db, { api: 'https://orders.example', host: 'orders.example', methods: ['GET'], path: '/orders/{id}', scopesAll: ['orders:read'], rateLimitPerMinute: 600 }, NO_AUDIT);
+    await createRoute(db, { api: 'https://orders.example', host: 'orders.example', path: '/health', public: true }, NO_AUDIT);
+    await createIssuer(db, { name: 'k8s-prod', issuer: 'https://k8s.example', kind: 'kubernetes', jwksUri: 'https://k8s.example/openid/v1/jwks' }, { development: false }, NO_AUDIT);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -110,7 +115,9 @@ describe.skipIf(!hasChromium || !once)('the admin console in a real browser', ()
     for (const [path, title, shot] of [
       ['/apis', 'APIs', 'apis'], ['/roles', 'Roles', 'roles'], ['/clients', 'Clients', 'clients'], ['/clients/new', 'New client', 'client-new'],
       ['/people', 'People', 'people'], ['/keys', 'Signing keys', 'keys'], ['/audit', 'Audit log', 'audit'],
-      ['/registration-tokens', 'Registration tokens', 'registration-tokens'], ['/route-policies', 'Route policies', undefined],
+      ['/registration-tokens', 'Registration tokens', 'registration-tokens'], ['/route-policies', 'Route policies', 'route-policies'],
+      [`/route-policies?method=GET&url=${encodeURIComponent('https://orders.example/orders/7')}`, 'Route policies', 'route-check'],
+      ['/trusted-issuers', 'Trusted issuers', 'trusted-issuers'],
     ] as const) {
       await page.goto(`${server.url}/console${path}`);
       expect(await page.title()).toBe(`${title} · Postern console`);
@@ -125,6 +132,14 @@ describe.skipIf(!hasChromium || !once)('the admin console in a real browser', ()
     await page.goto(`${server.url}/console/people`);
     await page.getByRole('link', { name: 'ada' }).click();
     await checkPage(watched, 'person');
+    await page.goto(`${server.url}/console/route-policies`);
+    await page.getByRole('link', { name: /^route_/ }).first().click();
+    expect(await page.title()).toMatch(/^Rule route_/);
+    await checkPage(watched, 'route-policy');
+    await page.goto(`${server.url}/console/trusted-issuers`);
+    await page.getByRole('link', { name: 'k8s-prod' }).click();
+    expect(await page.title()).toBe('k8s-prod · Postern console');
+    await checkPage(watched, 'trusted-issuer');
 
     // A client: created, its secret shown once.
     await page.goto(`${server.url}/console/clients/new`);
@@ -196,7 +211,7 @@ describe.skipIf(!hasChromium || !once)('the admin console in a real browser', ()
     const { page, context } = watched;
     await signIn(page, 'rory');
     await expect.poll(() => page.title()).toBe('Overview · Postern console');
-    for (const path of ['/clients', '/apis', '/roles', '/people', '/keys', '/registration-tokens']) {
+    for (const path of ['/clients', '/apis', '/roles', '/people', '/keys', '/registration-tokens', '/route-policies', '/trusted-issuers']) {
       await page.goto(`${server.url}/console${path}`);
       // The only form that posts is the sign-out.
       expect(await page.locator('form[method=post]').count(), path).toBe(1);
