@@ -125,6 +125,7 @@ async function main(): Promise<void> {
       '/clients?status=disabled', '/clients/benchclient00000004242', '/clients/new', '/people', '/people?q=person-09',
       '/people/usr_bench_77', '/keys', '/audit', `/audit${older}`, '/audit?type=token.issued',
       '/audit?target=benchclient00000004242', '/audit?actor=usr_bench_8', '/registration-tokens',
+      '/route-policies', '/trusted-issuers',
     ];
     const rows: [string, number, number, number][] = [];
     for (const path of pages) {
