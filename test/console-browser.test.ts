@@ -136,6 +136,21 @@ describe.skipIf(!hasChromium || !once)('the admin console in a real browser', ()
     await page.getByRole('link', { name: /^route_/ }).first().click();
     expect(await page.title()).toMatch(/^Rule route_/);
     await checkPage(watched, 'route-policy');
+    // A rule made through the form: first refused (a scope the API lacks), then made, then deleted by id.
+    await page.goto(`${server.url}/console/route-policies`);
+    await page.getByLabel('Methods (empty: any)').fill('POST');
+    await page.getByLabel('Path pattern').fill('/orders');
+    await page.getByLabel('Scopes, all of (space separated)').fill('orders:refund');
+    await page.getByRole('button', { name: 'Create rule' }).click();
+    await expect.poll(() => page.locator('[role=alert]').first().textContent()).toContain('does not define orders:refund');
+    await checkPage(watched);
+    await page.getByLabel('Scopes, all of (space separated)').fill('orders:write');
+    await page.getByRole('button', { name: 'Create rule' }).click();
+    await expect.poll(() => page.title()).toMatch(/^Rule route_/);
+    const ruleId = (await page.title()).split(' ')[1]!;
+    await page.getByLabel(/Type the id/).fill(ruleId);
+    await page.getByRole('button', { name: 'Delete rule' }).click();
+    await expect.poll(() => page.locator('[role=status]').first().textContent()).toContain(`Rule ${ruleId} deleted`);
     await page.goto(`${server.url}/console/trusted-issuers`);
     await page.getByRole('link', { name: 'k8s-prod' }).click();
     expect(await page.title()).toBe('k8s-prod · Postern console');
