@@ -11,7 +11,7 @@ import { healthRoutes } from './http/health.ts';
 import { interactionRoutes } from './http/interactions.ts';
 import { createKoaApp } from './http/koa-app.ts';
 import { metricsEndpoint, observeRequests } from './http/metrics.ts';
-import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
+import { authorizationServerMetadataAlias, bodyLimit, canonicalHost, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
 import { createPages, providerPages, type Pages } from './http/pages.ts';
 import { rateLimits } from './http/rate-limit.ts';
 import { requestGuard } from './http/request-guard.ts';
@@ -201,6 +201,8 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
   });
   koa.use(observe);
   koa.use(errorBoundary(logger));
+  // URLs are built from ISSUER, never from the Host the caller sent.
+  koa.use(canonicalHost(config.issuer, config.trustProxy));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);
