@@ -76,6 +76,13 @@ describe('the delay of a username', () => {
     expect(await p.check(unique('dave'), address())).toEqual({ allowed: true });
   });
 
+  it('folds case as lower case: "straße" and "STRASSE" are two usernames', async () => {
+    const p = protection({ maxFailures: 100, slowDownAfter: 1 });
+    await fail(p, 'straße', address(), 1);
+    expect((await p.check('STRAßE', address())).allowed).toBe(false);
+    expect(await p.check('STRASSE', address())).toEqual({ allowed: true });
+  });
+
   it('is not applied to an address: many usernames from one address are not slowed down', async () => {
     const p = protection({ slowDownAfter: 1, addressMaxFailures: 50 });
     const from = address();
@@ -122,6 +129,28 @@ describe('lockouts', () => {
     const there = address();
     await fail(q, other, there, 7); // username 64 -> 60 s; address locked 3 s
     expect(await q.check(other, there)).toEqual({ allowed: false, locked: false, retryAfterSeconds: 60 });
+  });
+
+  it('answer with the longest wait whichever counter was written last', async () => {
+    // The address locked first (20 s), then the username slowed down from elsewhere (2 s).
+    const p = protection({ addressMaxFailures: 3, maxFailures: 100, slowDownAfter: 1, lockoutSeconds: 20 });
+    const user = unique('u');
+    const from = address();
+    for (let i = 0; i < 3; i += 1) await p.recordFailure(unique('spray'), from);
+    await fail(p, user, address(), 2);
+    expect(await p.check(user, from)).toEqual({ allowed: false, locked: true, retryAfterSeconds: 20 });
+    // The username slowed down first (60 s), then the address locked by others (3 s).
+    const q = protection({ addressMaxFailures: 2, maxFailures: 100, slowDownAfter: 1, lockoutSeconds: 3 });
+    const other = unique('u');
+    const there = address();
+    await fail(q, other, address(), 7);
+    for (let i = 0; i < 2; i += 1) await q.recordFailure(unique('spray'), there);
+    expect(await q.check(other, there)).toEqual({ allowed: false, locked: false, retryAfterSeconds: 60 });
+  });
+
+  it('with a lockout of no time, reaching the threshold locks nothing', async () => {
+    const p = protection({ maxFailures: 1, addressMaxFailures: 1, lockoutSeconds: 0, slowDownAfter: 100 });
+    expect(await p.recordFailure(unique('u'), address())).toEqual({ locked: false });
   });
 
   it('a failure at a locked address says locked even when the username is not', async () => {
