@@ -46,6 +46,17 @@ describe('checkClientJwks', () => {
     expect(refusal(() => checkClientJwks({ keys: Array.from({ length: 21 }, () => key) })).message).toBe('jwks must hold 1 to 20 keys');
   });
 
+  it('refuses every private member of a JWK, and JWK Sets that are arrays or functions', async () => {
+    const good = await ec();
+    for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']) {
+      expect(refusal(() => checkClientJwks({ keys: [{ ...good, [member]: 'x' }] })).message, member)
+        .toBe(`jwks: key 1 contains private key material (${member}); register the public key only`);
+    }
+    for (const value of [Object.assign([], { keys: [good] }), Object.assign(() => {}, { keys: [good] })]) {
+      expect(refusal(() => checkClientJwks(value)).message).toBe('jwks must be a JWK Set: {"keys": [...]}');
+    }
+  });
+
   it('refuses each bad key with its place and reason', async () => {
     const good = await ec();
     const cases: [unknown, string][] = [
@@ -86,7 +97,7 @@ describe('checkJwksUri', () => {
     for (const value of ['/jwks', 'not a url', 'https://user@keys.internal/jwks', 'https://:pw@keys.internal/jwks', 'https://keys.internal/jwks#x', 'mailto:a@b']) {
       expect(refusal(() => checkJwksUri(value)), value).toEqual({ code: 'invalid_input', message: form, fields: ['jwksUri'] });
     }
-    for (const value of ['http://keys.internal/jwks', 'ftp://keys.internal/jwks']) {
+    for (const value of ['http://keys.internal/jwks', 'ftp://keys.internal/jwks', 'ftp://localhost/jwks', 'ws://127.0.0.1/jwks']) {
       expect(refusal(() => checkJwksUri(value, 'uri')), value)
         .toEqual({ code: 'invalid_input', message: 'uri must use https (plain http only on a loopback host)', fields: ['uri'] });
     }
@@ -121,11 +132,12 @@ describe('checkTlsSubject', () => {
     expect(checkTlsSubject({ field: 'san_email', value: 'ops@example.com' })).toEqual({ field: 'san_email', value: 'ops@example.com' });
     expect(checkTlsSubject({ field: 'san_uri', value: 'spiffe://example.org/ns/shop' })).toEqual({ field: 'san_uri', value: 'spiffe://example.org/ns/shop' });
     expect(checkTlsSubject({ field: 'san_dns', value: 'x'.repeat(63) })).toEqual({ field: 'san_dns', value: 'x'.repeat(63) });
+    expect(checkTlsSubject({ field: 'san_dns', value: 'stock.a.b' })).toEqual({ field: 'san_dns', value: 'stock.a.b' });
   });
 
   it('refuses an unknown field, an empty or over-long value, and values not of their kind', () => {
     const fields = 'tlsSubject must name one of subject_dn, san_dns, san_ip, san_email, san_uri with its value';
-    for (const value of [null, 'x', { field: 'cn', value: 'x' }, {}]) {
+    for (const value of [null, 'x', { field: 'cn', value: 'x' }, {}, Object.assign(() => {}, { field: 'san_uri', value: 'urn:x' })]) {
       expect(refusal(() => checkTlsSubject(value)), JSON.stringify(value)).toEqual({ code: 'invalid_input', message: fields, fields: ['tlsSubject'] });
     }
     for (const value of ['', '   ', 7, 'x'.repeat(1001)]) {
@@ -167,6 +179,8 @@ describe('checkClientCertificates and describeClientCertificates', () => {
     const one = await selfSigned('CN=stock,O=Example');
     expect(refusal(() => checkClientCertificates([]))).toEqual({ code: 'invalid_input', message: 'certificates must hold 1 to 20 certificates', fields: ['certificates'] });
     expect(refusal(() => checkClientCertificates(Array.from({ length: 21 }, () => one.cert), 'certs')).message).toBe('certs must hold 1 to 20 certificates');
+    const twenty = await Promise.all(Array.from({ length: 20 }, (_, i) => selfSigned(`CN=c${i},O=Example`)));
+    expect(checkClientCertificates(twenty.map((issued) => issued.cert)).keys).toHaveLength(20);
     expect(refusal(() => checkClientCertificates([one.cert, 'not pem'])).message).toBe('certificates: certificate 2 is not a PEM certificate');
     expect(refusal(() => checkClientCertificates([7 as never])).message).toBe('certificates: certificate 1 is not a PEM certificate');
     expect(refusal(() => checkClientCertificates([one.cert, one.cert])).message).toBe('certificates: certificate 2 is listed twice');

@@ -24,7 +24,7 @@ beforeAll(async () => {
 });
 
 /** Runs `certificates.fromRequest` (twice, to see its cache) on each request a server gets. */
-async function serve(certificates: ClientCertificates, tls: boolean) {
+async function serve(certificates: ClientCertificates, tls: boolean, tlsCas = [ca.cert]) {
   const seen: (PresentedCertificate | undefined)[] = [];
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const first = certificates.fromRequest(req);
@@ -33,7 +33,7 @@ async function serve(certificates: ClientCertificates, tls: boolean) {
     res.end('ok');
   };
   const server = tls
-    ? https.createServer({ cert: serverCert.cert, key: serverCert.key, ca: [ca.cert], requestCert: true, rejectUnauthorized: false }, handler)
+    ? https.createServer({ cert: serverCert.cert, key: serverCert.key, ca: tlsCas, requestCert: true, rejectUnauthorized: false }, handler)
     : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -136,6 +136,19 @@ describe('a certificate of the TLS connection', () => {
       agent.destroy();
       await server.close();
     }
+  });
+
+  it('is not trusted when TLS did not verify it, even if it chains to a configured CA', async () => {
+    // The listener's TLS trusts another CA than the one configured now (the file just changed).
+    const certificates = new ClientCertificates({ header: undefined, proxies: [] }, authorities(ca.cert));
+    const server = await serve(certificates, true, [other.cert]);
+    try {
+      await tlsRequest(server.url, { ca: ca.cert, client });
+      expect(server.seen[0]).toMatchObject({ thumbprint: client.thumbprint, trusted: false });
+    } finally {
+      await server.close();
+    }
+    expect(new ClientCertificates({ header: undefined, proxies: [] }).hasAuthorities).toBe(false);
   });
 
   it('is none on a plain connection when no proxy header applies', async () => {
