@@ -14,7 +14,7 @@ import { interactionRoutes } from './http/interactions.ts';
 import { gateEndpoint } from './http/gate.ts';
 import { createKoaApp } from './http/koa-app.ts';
 import { metricsEndpoint, observeRequests } from './http/metrics.ts';
-import { authorizationServerMetadataAlias, bodyLimit, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
+import { authorizationServerMetadataAlias, bodyLimit, canonicalHost, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
 import { createPages, providerPages, type Pages } from './http/pages.ts';
 import { rateLimits } from './http/rate-limit.ts';
 import { requestGuard } from './http/request-guard.ts';
@@ -256,6 +256,9 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
   // what does not concern it. It reads no body, refuses every path it cannot match safely, and
   // nothing it is sent reaches the database unhashed (src/http/gate.ts).
   koa.use(buildGate(parts, providers));
+  // URLs are built from ISSUER, never from the Host the caller sent. After the decision endpoint,
+  // which reads the Host and X-Forwarded-Host a gateway sends to name the API's host, not ours.
+  koa.use(canonicalHost(config.issuer, config.trustProxy));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
   if (!config.admin) koa.use(admin.middleware);

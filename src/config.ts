@@ -120,7 +120,7 @@ export const envSchema = z.object({
   DATABASE_POOL_SIZE: intFrom(1, 200).default(10).describe('Connections per process in the Postgres pool.'),
   MIGRATE_ON_START: z.enum(['true', 'false', '1', '0']).optional().describe('Apply pending database migrations when a server starts. Default `true` in development, `false` in production, where `postern migrate` is a deployment step of its own and a server whose database lacks a migration refuses to start, naming it.'),
   POSTERN_DATA_DIR: z.string().min(1).default('.postern-data').describe('Folder of the embedded database and of the development master key.'),
-  TRUST_PROXY: z.enum(['true', 'false', '1', '0']).default('false').describe('Trust `X-Forwarded-For`/`-Proto`/`-Host` from a proxy in front (client address, https URLs).'),
+  TRUST_PROXY: z.enum(['true', 'false', '1', '0']).default('false').describe('Trust a proxy in front: the client address is the last `X-Forwarded-For` entry. URLs always come from `ISSUER`, never from `Host` or `X-Forwarded-Host`/`-Proto`.'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Level of the JSON logs on stdout.'),
   MAX_BODY_BYTES: intFrom(1024, 1024 * 1024).default(32 * 1024).describe('Largest request body accepted (413 above it).'),
   PRUNE_INTERVAL_SECONDS: intFrom(0, 86400).default(600).describe('How often expired tokens, codes and revocations are deleted (0: never).'),

@@ -106,4 +106,56 @@ describe('refusals of unauthenticated requests', () => {
       actor_type: 'anonymous', details: { overflow: true, count: 28 },
     });
   });
+
+  it('are not keyed by what the caller writes: 150 grant types are one row, 500 usernames one row with 10 examples', async () => {
+    await server.app.audit.flush({ counts: true });
+    const since = await lastId();
+    for (let i = 0; i < 150; i += 1) {
+      const id = `no-such-client-${i}`;
+      const res = await postForm(`${server.url}/token`, { grant_type: `urn:made-up:${i}:${'g'.repeat(i % 40)}` }, { id, secret: 'x' });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+    }
+    await server.app.audit.flush({ counts: true });
+    const rows = await rowsAfter(since);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.details).toMatchObject({ grantType: 'other', count: 150 });
+
+    const db = tdb.database.db;
+    const before = await lastId();
+    const log = new AuditLog(db, { flushIntervalMs: 0, countIntervalMs: 0 });
+    for (let i = 0; i < 500; i += 1) {
+      log.record({
+        type: 'login.failure', actor: { type: 'anonymous' }, outcome: 'failure', sourceAddress: '192.0.2.1', clientId: 'app',
+        details: { username: `guess-${i}-${'u'.repeat(200)}` },
+      });
+    }
+    expect(log.pending).toBe(1);
+    await log.close();
+    const logins = await rowsAfter(before);
+    expect(logins).toHaveLength(1);
+    expect(logins[0]!.details.count).toBe(500);
+    const usernames = logins[0]!.details.usernames as string[];
+    expect(usernames).toHaveLength(10);
+    expect(usernames[0]).toBe(`guess-0-${'u'.repeat(56)}`);
+    expect(logins[0]!.details).not.toHaveProperty('username');
+  });
+
+  it('keep at most 100 kinds a server by default, each key part cut to 64 characters, and count the rest', async () => {
+    const db = tdb.database.db;
+    const since = await lastId();
+    const log = new AuditLog(db, { flushIntervalMs: 0, countIntervalMs: 0 });
+    for (let i = 0; i < 300; i += 1) {
+      log.record({
+        type: 'registration.failure', actor: { type: 'anonymous' }, outcome: 'failure', sourceAddress: `2001:db8::${i.toString(16)}`,
+        details: { error: `e${i}-${'x'.repeat(300)}`, status: 401, route: 'registration' },
+      });
+    }
+    expect(log.pending).toBe(101);
+    await log.close();
+    const rows = await rowsAfter(since);
+    expect(rows).toHaveLength(101);
+    for (const row of rows.filter((r) => !r.details.overflow)) expect((row.details.error as string).length).toBeLessThanOrEqual(64);
+    expect(rows.find((row) => row.details.overflow)!.details.count).toBe(200);
+  });
 });

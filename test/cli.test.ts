@@ -194,7 +194,8 @@ describe('registering an API, a role and a client, as the README shows', () => {
     expect(table).toMatch(new RegExp(`^${reports.id}\\s+reports\\s+yes\\s+client_credentials$`, 'm'));
 
     const list = await json<Record<string, unknown>[]>(['clients', 'list']);
-    expect(list.map((client) => client.name)).toEqual(['billing', 'reports']);
+    // The console's own sign-in app (migration 0016) is a client like any other.
+    expect(list.map((client) => client.name)).toEqual(['billing', 'postern-console', 'reports']);
 
     const shown = await ok(['clients', 'show', 'billing']);
     expect(field(shown, 'client_id')).toBe(billing.id);
@@ -307,12 +308,13 @@ describe('registering an API, a role and a client, as the README shows', () => {
     expect(await ok(['clients', 'delete', 'reports'])).toBe('client reports deleted\n');
     const deletedClient = await json(['clients', 'delete', billing.id]);
     expect(deletedClient).toMatchObject({ clientId: billing.id, name: 'billing' });
-    expect(await json(['clients', 'list'])).toEqual([]);
-    expect(await ok(['clients', 'list'])).toBe('(none)\n');
+    expect((await json<{ name: string }[]>(['clients', 'list'])).map((client) => client.name)).toEqual(['postern-console']);
+    expect(await ok(['clients', 'list'])).not.toMatch(/billing|reports/);
 
     expect(await ok(['roles', 'delete', 'ledger-writer'])).toBe('role ledger-writer deleted\n');
     expect(await json(['roles', 'delete', 'orders-reader'])).toMatchObject({ name: 'orders-reader' });
-    expect(await json(['roles', 'list'])).toEqual([]);
+    // postern-admin comes with the database (migration 0016): the console's administrators.
+    expect((await json<{ name: string }[]>(['roles', 'list'])).map((role) => role.name)).toEqual(['postern-admin']);
 
     expect(await ok(['apis', 'delete', 'ledger'])).toBe('API https://ledger.internal deleted\n');
     expect(await json(['apis', 'delete', 'https://orders.internal'])).toMatchObject({ identifier: 'https://orders.internal' });

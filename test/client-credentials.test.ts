@@ -1,4 +1,5 @@
 // The token endpoint with the client-credentials grant, over real HTTP.
+import http from 'node:http';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { updateApi } from '../src/services/apis.ts';
@@ -292,16 +293,45 @@ describe('client credentials', () => {
     expect((await token({}, svc)).status).toBe(200);
   });
 
-  it('builds endpoint URLs from a trusted proxy\'s forwarded headers, and ignores them otherwise', async () => {
-    const headers = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'auth.example.com' };
-    const direct = await fetch(`${server.url}/.well-known/openid-configuration`, { headers });
-    expect(((await direct.json()) as { token_endpoint: string }).token_endpoint).toBe(`${server.url}/token`);
+  it('builds every endpoint URL from ISSUER, whatever Host and forwarded headers say, with TRUST_PROXY or without', async () => {
+    const forged = { host: 'evil.example', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'auth.evil.example', forwarded: 'host=evil.example;proto=https' };
     const proxied = await startServer(tdb.database, { TRUST_PROXY: 'true' });
     try {
-      const res = await fetch(`${proxied.url}/.well-known/openid-configuration`, { headers });
-      expect(((await res.json()) as { token_endpoint: string }).token_endpoint).toBe('https://auth.example.com/token');
+      for (const target of [server, proxied]) {
+        const issuer = new URL(target.url);
+        for (const [path, headers] of [
+          ['/.well-known/openid-configuration', forged],
+          ['/.well-known/openid-configuration', { host: 'evil.example' }],
+          ['/.well-known/openid-configuration', { 'x-forwarded-host': 'evil.example' }],
+          // An absolute-form request target names a host of its own.
+          ['http://evil.example/.well-known/openid-configuration', forged],
+          [`http://evil.example:${issuer.port}/.well-known/oauth-authorization-server`, {}],
+        ] as const) {
+          const res = await rawGet(issuer, path, headers);
+          expect(res.status, `${path} ${JSON.stringify(headers)}`).toBe(200);
+          const doc = JSON.parse(res.body) as Record<string, unknown>;
+          expect(doc.issuer).toBe(target.url);
+          expect(doc.token_endpoint).toBe(`${target.url}/token`);
+          expect(doc.jwks_uri).toBe(`${target.url}/jwks`);
+          expect(res.body).not.toContain('evil');
+        }
+      }
     } finally {
       await proxied.close();
     }
   });
 });
+
+/** A GET over a raw socket request: fetch would not send a Host or request target of our choosing. */
+function rawGet(issuer: URL, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request({ host: issuer.hostname, port: issuer.port, path, headers }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => { body += chunk; });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}

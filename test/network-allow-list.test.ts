@@ -4,6 +4,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, updateClient } from '../src/services/clients.ts';
+import { createRegistrationToken } from '../src/services/registration.ts';
 import { createLogger } from '../src/platform/logger.ts';
 import { adminClient, adminClientFor, tokenFor } from './support/admin.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
@@ -110,6 +111,52 @@ describe('a client limited to some networks', () => {
     const client = await restrictedClient(['10.0.0.0/8']);
     const res = await post(`${direct.url}/token`, tokenForm(), client, { 'x-forwarded-for': '10.1.2.3' });
     expect(res.status).toBe(401);
+  });
+});
+
+describe('a self-registered client limited to some networks', () => {
+  /** RFC 7592 client configuration, with the registration access token as Bearer. */
+  async function manage(method: string, uri: string, token: string, body?: unknown) {
+    const res = await fetch(uri, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  it('is refused from outside at reading, updating and deleting its configuration (RFC 7592)', async () => {
+    const { token: initial } = await createRegistrationToken(tdb.database.db, { roles: [reader.name] }, NO_AUDIT);
+    const registered = await fetch(`${direct.url}/reg`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${initial}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_name: unique('self'), grant_types: ['client_credentials'] }),
+    });
+    expect(registered.status).toBe(201);
+    const created = await registered.json() as { client_id: string; registration_access_token: string; registration_client_uri: string };
+    const uri = created.registration_client_uri;
+    let rat = created.registration_access_token;
+    const update = { client_id: created.client_id, client_name: unique('renamed'), grant_types: ['client_credentials'] };
+
+    await updateClient(tdb.database.db, created.client_id, { allowedNetworks: ['10.0.0.0/8'] }, NO_AUDIT);
+    logLines.length = 0;
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      const res = await manage(method, uri, rat, method === 'PUT' ? update : undefined);
+      expect(res.status, method).toBe(401);
+      expect(res.body, method).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+    }
+    const warnings = logLines.map((line) => JSON.parse(line)).filter((entry) => entry.event === 'client.network_refused');
+    expect(warnings.map((entry) => entry.route)).toEqual(['client', 'client_update', 'client_delete']);
+    expect(logLines.join('')).not.toContain(rat);
+
+    // From inside its networks, the same token still manages it: nothing was changed or deleted.
+    await updateClient(tdb.database.db, created.client_id, { allowedNetworks: ['127.0.0.0/8'] }, NO_AUDIT);
+    expect((await manage('GET', uri, rat)).status).toBe(200);
+    const updated = await manage('PUT', uri, rat, update);
+    expect(updated.status).toBe(200);
+    rat = updated.body.registration_access_token;
+    expect((await manage('DELETE', uri, rat)).status).toBe(204);
   });
 });
 

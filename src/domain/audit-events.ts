@@ -120,13 +120,37 @@ export function auditAs(sink: AuditSink, who: AuditContext): AuditSink {
  * that tell one kind of refusal from another.
  */
 const AGGREGATED: Partial<Record<AuditEventType, readonly AuditDetailKey[]>> = {
+  // grantType is one of AUDIT_GRANT_TYPES or `other` (auditGrantType): the caller writes it.
   'token.failure': ['error', 'status', 'route', 'grantType'],
   'registration.failure': ['error', 'status', 'route'],
   'client.network_refused': ['route'],
-  'login.failure': ['username', 'reason'],
+  'login.failure': ['reason'],
   'admin.access_denied': ['reason', 'status', 'method', 'route'],
   'gate.denied': ['route', 'status', 'error', 'reason'],
 };
+
+/**
+ * Details of a counted refusal that the caller chooses freely (a username typed on the login
+ * page): never part of the key, which would let anyone make a row per value; each row keeps the
+ * first few distinct values as examples instead.
+ */
+const SAMPLED: Partial<Record<AuditEventType, readonly AuditDetailKey[]>> = {
+  'login.failure': ['username'],
+};
+
+/** The sampled details of a counted event (see SAMPLED). */
+export function sampledDetails(event: AuditEventInput): readonly AuditDetailKey[] {
+  return SAMPLED[event.type] ?? [];
+}
+
+/** The grant types Postern serves; a refusal names any other as `other`. */
+export const AUDIT_GRANT_TYPES: readonly string[] = ['authorization_code', 'client_credentials', 'refresh_token'];
+
+/** A request's grant_type as the audit log keeps it: a served one, `other`, or none. */
+export function auditGrantType(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  return typeof value === 'string' && AUDIT_GRANT_TYPES.includes(value) ? value : 'other';
+}
 
 /**
  * The details that key the count of `event`, or undefined when it is recorded on its own row.

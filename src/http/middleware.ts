@@ -88,3 +88,31 @@ export function notFound(): Koa.Middleware {
     jsonError(ctx, 404, 'not_found', 'no such endpoint');
   };
 }
+
+/**
+ * Every absolute URL Postern and the provider build (discovery, redirects, registration URIs)
+ * comes from ISSUER, never from the request: the Host header (and with TRUST_PROXY,
+ * X-Forwarded-Host and X-Forwarded-Proto) is set to the issuer's before anything reads it, and an
+ * absolute-form request target (`GET http://other/...`) is reduced to its path. A forged Host
+ * could otherwise make discovery advertise another origin's endpoints to a cache.
+ */
+export function canonicalHost(issuer: string, trustProxy: boolean): Koa.Middleware {
+  const { host, protocol } = new URL(issuer);
+  const proto = protocol.slice(0, -1);
+  return async (ctx, next) => {
+    const headers = ctx.req.headers;
+    headers.host = host;
+    if (ctx.req.httpVersionMajor >= 2) headers[':authority'] = host;
+    if (trustProxy) {
+      headers['x-forwarded-host'] = host;
+      headers['x-forwarded-proto'] = proto;
+    }
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ctx.req.url ?? '')) {
+      const target = URL.parse(ctx.req.url!);
+      ctx.req.url = target ? `${target.pathname}${target.search}` : '/';
+      ctx.originalUrl = ctx.req.url;
+      ctx.request.originalUrl = ctx.req.url;
+    }
+    await next();
+  };
+}

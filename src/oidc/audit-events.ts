@@ -4,7 +4,7 @@
 // event for them), and token issuance, which is only counted (no write on the token path).
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { AuditSink } from '../domain/audit-events.ts';
+import { auditGrantType, type AuditSink } from '../domain/audit-events.ts';
 
 interface ProviderError { error?: string; error_description?: string; statusCode?: number }
 
@@ -49,7 +49,8 @@ function recordFailure(sink: AuditSink, ctx: KoaContextWithOIDC, type: FailureTy
       errorDescription: answer.description,
       status: ctx.status,
       route: ctx.oidc?.route,
-      grantType: (ctx.oidc?.params as { grant_type?: unknown } | undefined)?.grant_type,
+      // The caller writes grant_type: a served one or `other`, so it cannot key new counts.
+      grantType: auditGrantType((ctx.oidc?.params as { grant_type?: unknown } | undefined)?.grant_type),
     },
   });
 }

@@ -263,6 +263,11 @@ export function providerConfiguration(config: ProviderSettings, deps: ProviderDe
     // point inside the network, so they are fetched as given (still with the 2.5 s timeout).
     fetch: (url, options) => fetch(url, { ...options, dispatcher: undefined } as RequestInit),
     renderError: async (ctx, out) => deps.pages.error(ctx, out as { error: string; error_description?: string }),
+    // RFC 9700 §2.1.1 and OAuth 2.1 §4.1.1: a client always names its redirect_uri, at the
+    // authorization and the token endpoint, even with one registered. The provider's default
+    // fills it in, and its error handler then fails (a 500) on a resume or authorization URL whose
+    // parameters are not a request's.
+    allowOmittingSingleRegisteredRedirectUri: false,
     // RFC 9700 §2.1.1: PKCE (S256, the only method enabled) for every client, confidential too.
     pkce: { required: () => true },
     responseTypes: ['code'],

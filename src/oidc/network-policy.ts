@@ -6,10 +6,14 @@ import { parseAddress } from '../domain/networks.ts';
 
 export { isAddressAllowed } from '../domain/networks.ts';
 
-/** Endpoints where a client authenticates itself (not the browser-facing ones). */
+/**
+ * Endpoints where a client authenticates itself (not the browser-facing ones), with its
+ * credentials or, at RFC 7592 client configuration (`client`, `client_update`, `client_delete`),
+ * with its registration access token.
+ */
 export const CLIENT_AUTH_ROUTES = new Set([
   'token', 'introspection', 'revocation', 'pushed_authorization_request', 'backchannel_authentication',
-  'device_authorization',
+  'device_authorization', 'client', 'client_update', 'client_delete',
 ]);
 
 /**

@@ -6,6 +6,7 @@ import Provider from 'oidc-provider';
 import { secretMatchesAny } from '../domain/crypto.ts';
 import { PROVIDER_ROUTES } from '../domain/endpoints.ts';
 import { auditProviderEvents } from './audit-events.ts';
+import { browserErrorPages } from './browser-errors.ts';
 import { clientCredentialsFastPath } from './client-credentials-fast-path.ts';
 import { PROVIDER_SCOPES, providerConfiguration, type ProviderDeps, type ProviderSettings } from './configuration.ts';
 import type { Directory } from './directory.ts';
@@ -81,6 +82,7 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
 
   // Outermost first: the request context for registration, then the audit of final answers.
   provider.use(registrationMiddleware());
+  provider.use(browserErrorPages(deps.pages, (ctx, error) => deps.onServerError?.(ctx, error as Error)));
   auditProviderEvents(provider, deps.audit);
   provider.use(tokenPolicy.middleware());
   provider.use(tokenErrorAnswers(provider));

@@ -4,7 +4,7 @@
 // per client per interval, so that issuing a token adds no database write; refusals that anyone
 // can cause at will are counted the same way (aggregationKeys), so that they add none either.
 import {
-  aggregationKeys, AUDIT_DETAIL_KEYS, AUDIT_EVENT_TYPES, type Actor, type AuditEventInput, type AuditSink,
+  aggregationKeys, AUDIT_DETAIL_KEYS, AUDIT_EVENT_TYPES, sampledDetails, type Actor, type AuditEventInput, type AuditSink,
 } from '../domain/audit-events.ts';
 import type { Db } from '../db/tables.ts';
 import type { Logger } from '../platform/logger.ts';
@@ -16,6 +16,10 @@ const SYSTEM: Actor = { type: 'system' };
 const DETAIL_KEYS = new Set<string>(AUDIT_DETAIL_KEYS);
 const MAX_STRING = 300;
 const MAX_LIST = 50;
+/** A value in the key of a count is cut to this length (the values are short words and ids). */
+const MAX_KEY_PART = 64;
+/** Distinct examples of a sampled detail kept per count (SAMPLED in domain/audit-events.ts). */
+const MAX_SAMPLES = 10;
 
 /**
  * Strings that look like credentials are masked even under an allowed key: a JWT, or a long run of
@@ -93,7 +97,13 @@ function toRow(event: RecordedEvent, at: Date): store.NewAuditEvent {
 }
 
 /** Refusals of one kind from one source within the interval (the first one's columns). */
-interface Aggregate { columns: Columns; details: Record<string, unknown>; count: number; firstSeen: Date; lastSeen: Date }
+interface Aggregate {
+  columns: Columns; details: Record<string, unknown>; count: number; firstSeen: Date; lastSeen: Date;
+  /** The first few distinct values of each sampled detail (a username, say). */
+  samples?: Map<string, Set<unknown>>;
+}
+
+const keyPart = (value: unknown) => (typeof value === 'string' ? detach(value.slice(0, MAX_KEY_PART)) : value);
 
 export interface AuditLogOptions {
   logger?: Logger;
@@ -101,7 +111,7 @@ export interface AuditLogOptions {
   flushIntervalMs?: number;
   /** How often counts are written: token issuance per client, refusals per kind and source (ms). */
   countIntervalMs?: number;
-  /** Refusal counts kept per interval; past it, further kinds fold into one row per type. */
+  /** Refusal counts kept per interval (100); past it, further kinds fold into one row per type. */
   maxAggregates?: number;
   /** Events held at most; past it the oldest are dropped (and the drop is itself recorded). */
   maxBuffered?: number;
@@ -129,7 +139,7 @@ export class AuditLog implements AuditSink {
     this.#max = options.maxBuffered ?? 10_000;
     this.#batchSize = options.batchSize ?? 500;
     const flushEvery = options.flushIntervalMs ?? 1000;
-    this.#maxAggregates = options.maxAggregates ?? 1000;
+    this.#maxAggregates = options.maxAggregates ?? 100;
     const countEvery = options.countIntervalMs ?? 60_000;
     if (flushEvery > 0) this.#timers.push(setInterval(() => void this.flush(), flushEvery));
     if (countEvery > 0) this.#timers.push(setInterval(() => this.#moveCounts(), countEvery));
@@ -166,7 +176,7 @@ export class AuditLog implements AuditSink {
   #count(event: RecordedEvent, keys: readonly string[], at: Date): void {
     const columns = toColumns(event, at);
     const all = safeDetails(event.details as Record<string, unknown>);
-    const details = Object.fromEntries(keys.filter((key) => key in all).map((key) => [key, all[key]]));
+    const details = Object.fromEntries(keys.filter((key) => key in all).map((key) => [key, keyPart(all[key])]));
     let key = JSON.stringify([columns.type, columns.source_address, columns.actor_type, columns.actor_id, columns.client_id, columns.user_id, details]);
     let aggregate = this.#aggregates.get(key);
     if (!aggregate && this.#aggregates.size >= this.#maxAggregates) {
@@ -189,6 +199,19 @@ export class AuditLog implements AuditSink {
     }
     aggregate.count += 1;
     aggregate.lastSeen = at;
+    this.#sample(aggregate, event, all);
+  }
+
+  /** Keeps the first MAX_SAMPLES distinct values of each sampled detail, cut like a key part. */
+  #sample(aggregate: Aggregate, event: RecordedEvent, all: Record<string, unknown>): void {
+    if (aggregate.details.overflow) return;
+    for (const name of sampledDetails(event)) {
+      if (!(name in all)) continue;
+      aggregate.samples ??= new Map();
+      let values = aggregate.samples.get(name);
+      if (!values) aggregate.samples.set(name, values = new Set());
+      if (values.size < MAX_SAMPLES) values.add(keyPart(all[name]));
+    }
   }
 
   #push(row: store.NewAuditEvent): void {
@@ -202,8 +225,10 @@ export class AuditLog implements AuditSink {
   #moveCounts(): void {
     const aggregates = this.#aggregates;
     this.#aggregates = new Map();
-    for (const { columns, details, count, firstSeen, lastSeen } of aggregates.values()) {
-      this.#push({ ...columns, occurred_at: firstSeen, details: JSON.stringify({ ...details, count, firstSeen, lastSeen }) });
+    for (const { columns, details, count, firstSeen, lastSeen, samples } of aggregates.values()) {
+      // A sampled detail `username` is written as `usernames`: its first distinct values.
+      const examples = Object.fromEntries([...samples ?? []].map(([name, values]) => [`${name}s`, [...values]]));
+      this.#push({ ...columns, occurred_at: firstSeen, details: JSON.stringify({ ...details, ...examples, count, firstSeen, lastSeen }) });
     }
     const until = new Date();
     const since = this.#issuedSince;
