@@ -8,7 +8,7 @@ const store = useCliStore('postern-cli-exchange-');
 const { ok, json, refused } = cliCommands(() => store.env);
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
-describe('postern apis update --owner and clients update --may-exchange', () => {
+describe('postern apis update --owner and clients create/update --may-exchange', () => {
   it('sets, shows and takes away the settings', async () => {
     await ok(['apis', 'create', '--identifier', 'https://front.internal', '--scopes', 'front:use']);
     await ok(['apis', 'create', '--identifier', 'https://payments.internal', '--scopes', 'payments:charge payments:refund']);
@@ -31,6 +31,20 @@ describe('postern apis update --owner and clients update --may-exchange', () => 
     const cleared = await json(['clients', 'update', 'front', '--no-may-exchange', '--no-may-impersonate']);
     expect(cleared).toMatchObject({ mayExchange: [], mayImpersonate: false, grantTypes: ['client_credentials'] });
     expect((await json(['apis', 'update', 'https://front.internal', '--no-owner'])).ownerClientId).toBeNull();
+  }, 120_000);
+
+  it('gives a client its exchange permissions when it is created', async () => {
+    const created = await ok(['clients', 'create', '--name', 'front-2', '--may-exchange', 'https://payments.internal payments:charge payments:refund']);
+    expect(field(created, 'grant types')).toBe(`client_credentials ${GRANT}`);
+    expect(field(created, 'may exchange')).toBe('https://payments.internal payments:charge payments:refund');
+    expect(created).toMatch(/client_secret: /);
+    const shown = await json(['clients', 'show', 'front-2']);
+    expect(shown).toMatchObject({ mayExchange: [{ api: 'https://payments.internal', scopes: ['payments:charge', 'payments:refund'] }], mayImpersonate: false });
+    const impersonating = await json(['clients', 'create', '--name', 'front-3', '--may-exchange', 'https://payments.internal payments:charge', '--may-impersonate']);
+    expect(impersonating).toMatchObject({ mayImpersonate: true, grantTypes: ['client_credentials', GRANT] });
+    // A refused permission creates nothing.
+    await refused(['clients', 'create', '--name', 'front-4', '--may-exchange', 'https://payments.internal payments:steal'], 'does not define payments:steal');
+    await refused(['clients', 'show', 'front-4'], 'front-4');
   }, 120_000);
 
   it('refuses scopes the API does not define, Postern\'s own API and malformed values', async () => {

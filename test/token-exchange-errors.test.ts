@@ -2,7 +2,7 @@
 // description naming the rule, never a 500: missing, duplicate, oversized and malformed
 // parameters, wrong token types, tokens that are not Postern's or no longer active, a subject
 // token for an API the client does not serve, targets and scopes it may not have, the depth limit.
-import { SignJWT, generateKeyPair } from 'jose';
+import { SignJWT, decodeJwt, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { updateClient } from '../src/services/clients.ts';
@@ -189,5 +189,41 @@ describe('the admin API', () => {
     const cleared = await adminCall(server.url, 'PATCH', `/clients/${x.bystander.id}`, { token, body: { mayExchange: [], mayImpersonate: false } });
     expect(cleared.body).toMatchObject({ mayExchange: [], mayImpersonate: false, grantTypes: ['client_credentials'] });
     await adminCall(server.url, 'PATCH', `/apis/${encodeURIComponent(x.archive.identifier)}`, { token, body: { owner: null } });
+  });
+
+  it('gives a client its exchange permissions when it is created, which then exchanges, and refuses bad ones with nothing created', async () => {
+    const token = await tokenFor(server.url, await adminClient(tdb.database.db));
+    const name = `front-created-${Date.now()}`;
+    const created = await adminCall(server.url, 'POST', '/clients', {
+      token, body: { name, mayExchange: [{ api: x.payments.identifier, scopes: ['payments:charge'] }] },
+    });
+    expect(created.status, created.text).toBe(201);
+    expect(created.body.client).toMatchObject({
+      mayExchange: [{ api: x.payments.identifier, scopes: ['payments:charge'] }], mayImpersonate: false,
+      grantTypes: ['client_credentials', TOKEN_EXCHANGE],
+    });
+    // It serves the front API in place of x.front, and exchanges the person's token at once.
+    const front = { id: created.body.client.clientId as string, secret: created.body.clientSecret as string };
+    await adminCall(server.url, 'PATCH', `/apis/${encodeURIComponent(x.world.api.identifier)}`, { token, body: { owner: name } });
+    try {
+      const exchanged = await exchange(server.url, front, await personToken(server.url, x), { resource: x.payments.identifier });
+      expect(exchanged.status, JSON.stringify(exchanged.body)).toBe(200);
+      expect(decodeJwt(exchanged.body.access_token).act).toEqual({ sub: front.id });
+    } finally {
+      await adminCall(server.url, 'PATCH', `/apis/${encodeURIComponent(x.world.api.identifier)}`, { token, body: { owner: x.front.name } });
+    }
+    const impersonating = await adminCall(server.url, 'POST', '/clients', {
+      token, body: { name: `${name}-i`, mayExchange: [{ api: x.payments.identifier, scopes: ['payments:charge'] }], mayImpersonate: true },
+    });
+    expect(impersonating.body.client).toMatchObject({ mayImpersonate: true });
+    for (const body of [
+      { name: `${name}-bad1`, mayExchange: [{ api: x.payments.identifier, scopes: ['payments:steal'] }] },
+      { name: `${name}-bad2`, mayExchange: [{ api: 'urn:postern', scopes: ['admin:write'] }] },
+      { name: `${name}-bad3`, mayExchange: 'all' },
+    ]) {
+      const bad = await adminCall(server.url, 'POST', '/clients', { token, body });
+      expect(bad.status, bad.text).toBe(400);
+      expect((await adminCall(server.url, 'GET', `/clients/${body.name}`, { token })).status).toBe(404);
+    }
   });
 });

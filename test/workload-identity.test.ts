@@ -1,6 +1,7 @@
 // Federated client authentication (RFC 7523 §2.2 with a trusted issuer's token): Kubernetes
 // projected service-account tokens, SPIFFE JWT-SVIDs and GitHub Actions tokens from issuers this
 // test runs on loopback, presented as client assertions over real HTTP, and every way one is refused.
+import http from 'node:http';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
@@ -143,6 +144,55 @@ describe('a Kubernetes projected service-account token', () => {
     });
     expect(response.status).toBe(401);
     expect(response.body.error).toBe('invalid_client');
+  });
+});
+
+/** A token request whose form body comes chunked (no Content-Length), in pieces. */
+function chunkedTokenRequest(form: Record<string, string>, pieces = 3): Promise<{ status: number; body: any }> {
+  const body = new URLSearchParams(form).toString();
+  const url = new URL(`${server.url}/token`);
+  return new Promise((resolve, reject) => {
+    const request = http.request({
+      host: url.hostname, port: url.port, method: 'POST', path: url.pathname,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'transfer-encoding': 'chunked' },
+    }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => { text += chunk; });
+      response.on('end', () => resolve({ status: response.statusCode!, body: text.startsWith('{') ? JSON.parse(text) : text }));
+    });
+    request.on('error', reject);
+    const size = Math.ceil(body.length / pieces);
+    for (let at = 0; at < body.length; at += size) request.write(body.slice(at, at + size));
+    request.end();
+  });
+}
+
+describe('a chunked token request (no Content-Length)', () => {
+  it('authenticates the bound client as a request with a length does', async () => {
+    const response = await chunkedTokenRequest({
+      grant_type: 'client_credentials', resource: orders.identifier, scope: 'orders:read',
+      client_assertion_type: ASSERTION_TYPE, client_assertion: await k8sToken(),
+    });
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    expect(decodeJwt(response.body.access_token).client_id).toBe(clientId);
+  });
+
+  it('refuses a bad assertion with the reason, as for a request with a length', async () => {
+    const response = await chunkedTokenRequest({
+      grant_type: 'client_credentials', resource: orders.identifier,
+      client_assertion_type: ASSERTION_TYPE, client_assertion: await k8sToken({ sub: 'system:serviceaccount:shop:nobody' }),
+    });
+    expect(response.status).toBe(401);
+    expect(response.body).toEqual({ error: 'invalid_client', error_description: expect.stringMatching(/^client assertion: /) });
+  });
+
+  it('refuses a chunked body over MAX_BODY_BYTES as too large', async () => {
+    const response = await chunkedTokenRequest({
+      grant_type: 'client_credentials', resource: orders.identifier, padding: 'x'.repeat(40 * 1024),
+      client_assertion_type: ASSERTION_TYPE, client_assertion: await k8sToken(),
+    }, 20);
+    expect(response.status).toBe(413);
   });
 });
 

@@ -170,13 +170,16 @@ export function clientsCommand(): Command {
     .option('--redirect-uri <uri>', 'where authorization codes may be sent (repeatable; authorization_code)', collect, [])
     .option('--post-logout-redirect-uri <uri>', 'where people may return after logging out (repeatable)', collect, [])
     .option('--public', 'a public app (SPA, native) that cannot keep a secret: no secret, PKCE only')
-    .option('--first-party', 'an app of your own: people are not asked for consent');
+    .option('--first-party', 'an app of your own: people are not asked for consent')
+    .option('--may-exchange <grant>', 'token exchange (RFC 8693): "<api> <scope> [scope...]" it may ask for on others\' behalf (repeatable); implies the grant type', collect, [])
+    .option('--may-impersonate', 'its exchanged tokens carry no act claim naming it');
   withFederationOptions(withCertificateOptions(create, 'create'), 'create')
     .action(action(async ({ db, out, audit }, opts: TlsSubjectOptions & {
       federatedIssuer?: string; federatedSubject?: string; claim: string[];
       name: string; grant: string[]; role: string[]; authMethod?: string; jwksFile?: string; jwksUri?: string;
       allowedNetwork: string[]; requireDpop?: boolean; redirectUri: string[]; postLogoutRedirectUri: string[];
       public?: boolean; firstParty?: boolean; certificateFile: string[]; requireMtls?: boolean;
+      mayExchange: string[]; mayImpersonate?: boolean;
     }) => {
       const result = await clients.createClient(db, {
         name: opts.name,
@@ -195,6 +198,8 @@ export function clientsCommand(): Command {
         public: opts.public,
         firstParty: opts.firstParty,
         federated: federationOf(opts),
+        mayExchange: opts.mayExchange.length ? opts.mayExchange.map(parseExchange) : undefined,
+        mayImpersonate: opts.mayImpersonate,
       }, audit);
       out.print(
         { ...result.client, clientSecret: result.clientSecret },

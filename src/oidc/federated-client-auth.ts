@@ -14,7 +14,7 @@ import { decodeJwt } from 'jose';
 import type { AuditSink } from '../domain/audit-events.ts';
 import { FEDERATED_AUTH_METHOD, JWT_BEARER_ASSERTION_TYPE } from '../domain/trusted-issuers.ts';
 import { detach } from '../domain/text.ts';
-import { peekBody, replacePeekedBody } from '../platform/peek-body.ts';
+import { peekFormParams, replacePeekedBody } from '../platform/peek-body.ts';
 import { TrustedJwtError, type TrustedJwtVerifier } from '../services/trusted-jwt.ts';
 
 /** Requests whose assertion was verified here, and the client it proved. */
@@ -54,11 +54,10 @@ export function federatedClientAuth(options: FederatedClientAuthOptions): Koa.Mi
   const { verifier, paths, maxBodyBytes, audit } = options;
   return async (ctx, next) => {
     if (ctx.method !== 'POST' || !paths.has(ctx.path) || !ctx.is('application/x-www-form-urlencoded')) return next();
-    const length = Number(ctx.get('content-length'));
-    if (!(length > 0 && length <= maxBodyBytes)) return next();
-    const body = await peekBody(ctx.req, length);
-    if (!body) return next();
-    const params = new URLSearchParams(body.toString('utf8'));
+    // However the body is framed: with a length, or chunked (read up to the cap, as every check
+    // that reads a body does; a larger one is the body limit's to refuse).
+    const params = await peekFormParams(ctx.req, maxBodyBytes);
+    if (!params) return next();
     const assertions = params.getAll('client_assertion');
     // Anything else (duplicates, other mechanisms besides) is the provider's to refuse.
     if (assertions.length !== 1 || params.getAll('client_assertion_type').length !== 1
@@ -92,7 +91,8 @@ export function federatedClientAuth(options: FederatedClientAuthOptions): Koa.Mi
     params.set('client_secret', PROOF);
     if (!(await replacePeekedBody(ctx.req, Buffer.from(params.toString(), 'utf8')))) {
       ctx.status = 400;
-      ctx.body = { error: 'invalid_request', error_description: 'the request body could not be read' };
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { error: 'invalid_request', error_description: 'the request body could not be read whole: send it again, with a Content-Length' };
       return undefined;
     }
     verifiedRequests.set(ctx.req, detach(clientId));

@@ -8,7 +8,7 @@
 import Provider from 'oidc-provider';
 import { decodeProtectedHeader } from 'jose';
 import { checkDpopProof, PROOF_MAX_AGE_SECONDS } from '../domain/dpop-proof.ts';
-import { actorChain } from '../domain/token-exchange.ts';
+import { actorChain, isLineage } from '../domain/token-exchange.ts';
 import type { Db } from '../db/tables.ts';
 import { listRoleNamesOfUser } from '../store/users.ts';
 import { currentPersonGrants } from './accounts.ts';
@@ -25,6 +25,8 @@ interface TokenFacts {
   x5t?: string;
   /** The actors of a delegated (exchanged) token, outermost first. */
   actors?: string[];
+  /** For an exchanged token, the client the first token of its chain was issued to. */
+  rootClientId?: string;
 }
 
 /** Proof jtis seen, per process, until their proofs are too old to be taken anyway. */
@@ -33,6 +35,7 @@ const MAX_SEEN_PROOFS = 50_000;
 type OpaqueModel = {
   isValid: boolean; clientId: string; accountId?: string; scope?: string; aud?: string | string[];
   exp?: number; iat?: number; jkt?: string; 'x5t#S256'?: string; grantId?: string;
+  extra?: { act?: unknown; lin?: unknown; gid?: unknown };
 };
 
 export class GateTokens {
@@ -92,6 +95,7 @@ export class GateTokens {
     return {
       clientId: claims.client_id!, subject: claims.sub, scope: claims.scope ?? '', expiresAt: claims.exp,
       jkt: claims.cnf?.jkt, x5t: claims.cnf?.['x5t#S256'], actors: actorChain(claims.act),
+      rootClientId: rootClientOf((claims as { lin?: unknown }).lin),
     };
   }
 
@@ -114,9 +118,13 @@ export class GateTokens {
       if (!grant || grant.isExpired || grant.clientId !== found.clientId || grant.accountId !== found.accountId) return undefined;
     }
     if (!(await this.#tokenPolicy.clientStillTrusts(found.clientId, found.iat))) return undefined;
+    // An exchanged token (RFC 8693) keeps its act and lineage in the stored payload: revoking any
+    // token of its chain, or disabling a client of it, makes it unusable here too.
+    const extra = found.extra ?? {};
+    if (await this.#tokenPolicy.lineageRevoked({ lin: extra.lin, gid: extra.gid, iat: found.iat })) return undefined;
     return {
       clientId: found.clientId, subject: found.accountId ?? found.clientId, scope: found.scope ?? '', expiresAt: found.exp,
-      jkt: found.jkt, x5t: found['x5t#S256'],
+      jkt: found.jkt, x5t: found['x5t#S256'], actors: actorChain(extra.act), rootClientId: rootClientOf(extra.lin),
     };
   }
 
@@ -145,8 +153,10 @@ export class GateTokens {
 
   /** The scopes and roles the token's holder has on `audience` now. */
   async #currentGrants(facts: TokenFacts, audience: string): Promise<{ scopes: Set<string>; roles: string[] } | undefined> {
-    if (facts.subject === facts.clientId) {
-      const client = await this.#directory.client(facts.clientId);
+    // A service's own token, or one exchanged on a service's behalf (its subject is the client the
+    // chain began with): the service's grants, as the exchange read them.
+    if (facts.subject === facts.clientId || facts.subject === facts.rootClientId) {
+      const client = await this.#directory.client(facts.subject);
       if (!client?.enabled) return undefined;
       return { scopes: client.grants.get(audience)?.scopes ?? new Set(), roles: [...client.roles].sort() };
     }
@@ -156,6 +166,10 @@ export class GateTokens {
     ]);
     return person ? { scopes: person.scopes, roles } : undefined;
   }
+}
+
+function rootClientOf(lin: unknown): string | undefined {
+  return isLineage(lin) ? lin.c[0] : undefined;
 }
 
 function isJwt(token: string): boolean {

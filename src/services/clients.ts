@@ -74,7 +74,8 @@ async function resolveRoles(trx: Db, refs: readonly string[]): Promise<string[]>
   return ids;
 }
 
-export async function createClient(db: Db, input: CreateClientInput, audit: AuditSink): Promise<CreatedClient> {
+/** A client's exchange settings may be given at its creation as at any update. */
+export async function createClient(db: Db, input: CreateClientInput & ExchangeSettings, audit: AuditSink): Promise<CreatedClient> {
   const checked = checkNewClient(input);
   const { name, grantTypes, authMethod } = checked;
   const clientId = randomId();
@@ -82,13 +83,18 @@ export async function createClient(db: Db, input: CreateClientInput, audit: Audi
   try {
     const client = await writeAndPropagate(db, { kind: 'client', clientId }, async (trx) => {
       const created = await insertNewClient(trx, clientId, checked, { clientSecret, roleIds: await resolveRoles(trx, input.roles ?? []) });
-      if (input.federated === undefined) return created;
-      await bindFederation(trx, clientId, input.federated);
+      const exchange = input.mayExchange !== undefined || input.mayImpersonate !== undefined;
+      if (input.federated === undefined && !exchange) return created;
+      if (input.federated !== undefined) await bindFederation(trx, clientId, input.federated);
+      await applyExchangeSettings(trx, clientId, input);
       return toView(trx, (await clients.findClientById(trx, clientId))!);
     });
     audit.record({
       type: 'client.created', target: { type: 'client', id: clientId },
-      details: { name, grantTypes, roles: client.roles, tokenEndpointAuthMethod: authMethod },
+      details: {
+        name, grantTypes, roles: client.roles, tokenEndpointAuthMethod: authMethod,
+        ...(client.mayExchange.length ? { mayExchange: client.mayExchange } : {}), ...(client.mayImpersonate ? { mayImpersonate: true } : {}),
+      },
     });
     return { client, clientSecret };
   } catch (error) {

@@ -107,6 +107,9 @@ export const updateApiBody = z.strictObject({
   owner: ref.nullable().optional().meta({ description: 'the client (id or name) that serves this API and may exchange its tokens; null removes it' }),
 }).meta({ id: 'UpdateApi' });
 
+/** Token exchange (RFC 8693) permissions: per API, the scopes a client may ask for on others' behalf. */
+const mayExchange = z.array(z.strictObject({ api: ref.meta({ description: 'API id, identifier or name' }), scopes: scopes.min(1) })).max(100);
+
 export const createClientBody = z.strictObject({
   name,
   grantTypes: z.array(z.enum(SUPPORTED_GRANTS)).max(10).optional(),
@@ -125,6 +128,10 @@ export const createClientBody = z.strictObject({
   public: z.boolean().optional().meta({ description: 'no secret: SPAs and native apps (PKCE only)' }),
   firstParty: z.boolean().optional().meta({ description: 'skip the consent screen' }),
   federated: federationBody.optional(),
+  mayExchange: mayExchange.optional()
+    .meta({ description: 'token exchange (RFC 8693): the scopes of other APIs it may ask for on behalf of the subjects of tokens it receives. Implies the token-exchange grant type' }),
+  mayImpersonate: z.boolean().optional()
+    .meta({ description: 'its exchanged tokens carry no `act` claim naming it (impersonation); off by default' }),
 }).meta({ id: 'CreateClient' });
 
 export const updateClientBody = z.strictObject({
@@ -137,7 +144,7 @@ export const updateClientBody = z.strictObject({
   allowedNetworks: networks.optional().meta({ description: 'replaces the list; [] lifts the restriction' }),
   requireDpop: requireDpop.optional(),
   requireMtls: requireMtls.optional(),
-  mayExchange: z.array(z.strictObject({ api: ref.meta({ description: 'API id, identifier or name' }), scopes: scopes.min(1) })).max(100).optional()
+  mayExchange: mayExchange.optional()
     .meta({ description: 'token exchange (RFC 8693): replaces the scopes of other APIs it may ask for on behalf of the subjects of tokens it receives; [] takes them away. Implies the token-exchange grant type' }),
   mayImpersonate: z.boolean().optional()
     .meta({ description: 'its exchanged tokens carry no `act` claim naming it (impersonation); off by default' }),
