@@ -9,7 +9,7 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/tables.ts';
 import type { AuditSink } from '../domain/audit-events.ts';
-import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPES, actDepth, type ActClaim, type Lineage } from '../domain/token-exchange.ts';
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPES, actDepth, actorChain, type ActClaim, type Lineage } from '../domain/token-exchange.ts';
 import { currentPersonGrants } from './accounts.ts';
 import type { ApiEntry, ClientEntry, Directory } from './directory.ts';
 import { readPresentedToken, type PresentedToken } from './exchange-subjects.ts';
@@ -208,12 +208,6 @@ async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaCon
     expires_in: ttl,
     scope: scopes.join(' '),
   };
-}
-
-function actorChain(act: ActClaim | undefined): string[] {
-  const chain: string[] = [];
-  for (let current = act; current; current = current.act) chain.push(current.sub);
-  return chain;
 }
 
 /**
