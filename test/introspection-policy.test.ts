@@ -118,12 +118,14 @@ describe('introspection of JWT access tokens', () => {
 
   it('says active false once the token has expired', async () => {
     const db = tdb.database.db;
-    const brief = await api(db, { scopes: ['brief'], accessTokenTtl: 1 });
+    // Two seconds: exp is counted from iat in whole seconds, so a one-second token issued late in
+    // a second may have expired by the first introspection on a slow machine.
+    const brief = await api(db, { scopes: ['brief'], accessTokenTtl: 2 });
     const r = await role(db, [{ api: brief.identifier, scopes: ['brief'] }]);
     const svc = await serviceClient(db, [r.name]);
     const token = await issue(svc, brief.identifier);
     expect((await introspect(token, svc)).body.active).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await new Promise((resolve) => setTimeout(resolve, 3100));
     expect((await introspect(token, svc)).body).toEqual({ active: false });
   });
 
