@@ -13,7 +13,7 @@ import { createRole } from '../src/services/roles.ts';
 import { createRoute } from '../src/services/routes.ts';
 import { createIssuer } from '../src/services/trusted-issuers.ts';
 import { createUser } from '../src/services/users.ts';
-import { createTestDatabase, onPostgres, type TestDatabase } from './support/database.ts';
+import { createTestDatabase, slowSuitesRunHere, type TestDatabase } from './support/database.ts';
 import { api } from './support/fixtures.ts';
 import { ROOT } from './support/process.ts';
 import { startServer, type TestServer } from './support/server.ts';
@@ -22,7 +22,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const hasChromium = fs.existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`console browser tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
 // CI runs the suite on Postgres and on the embedded database; the browser half runs once.
-const once = !(process.env.CI && !onPostgres);
+const once = slowSuitesRunHere;
 
 const SHOTS = path.join(ROOT, 'test-results', 'console');
 const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { useCliStore } from './support/cli.ts';
+import { slowSuitesRunHere } from './support/database.ts';
 import { describeRun, postern } from './support/process.ts';
 
 const CLI_STEPS_TIMEOUT_MS = 120_000;
@@ -26,7 +27,7 @@ async function refused(args: string[], message: string): Promise<void> {
   expect(result.stderr, what).toContain(message);
 }
 
-describe('postern issuers and federated clients', () => {
+describe.runIf(slowSuitesRunHere)('postern issuers and federated clients', () => {
   it('creates, shows, binds, updates and deletes', async () => {
     const out = await ok(['issuers', 'create', 'k8s-prod', '--issuer', 'https://oidc.eks.example.com/id/ABC', '--discovery', '--kind', 'kubernetes']);
     expect(out).toMatch(/^kind:\s+kubernetes$/m);

@@ -6,12 +6,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { cliCommands, field, useCliStore } from './support/cli.ts';
+import { slowSuitesRunHere } from './support/database.ts';
 
 const store = useCliStore('postern-routes-cli-');
 const { cli, ok, json, refused } = cliCommands(() => store.env);
 const API = 'https://orders.internal';
 
-describe('postern routes', () => {
+describe.runIf(slowSuitesRunHere)('postern routes', () => {
   it('creates, lists, shows, updates, checks and deletes rules', async () => {
     await ok(['apis', 'create', '--identifier', API, '--scopes', 'orders:read orders:write orders:admin']);
     await ok(['roles', 'create', 'order-admins', '--grant', `${API} orders:admin`]);

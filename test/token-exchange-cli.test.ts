@@ -3,12 +3,13 @@
 // type) and impersonation, and the refusals of bad ones.
 import { describe, expect, it } from 'vitest';
 import { cliCommands, field, useCliStore } from './support/cli.ts';
+import { slowSuitesRunHere } from './support/database.ts';
 
 const store = useCliStore('postern-cli-exchange-');
 const { ok, json, refused } = cliCommands(() => store.env);
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
-describe('postern apis update --owner and clients create/update --may-exchange', () => {
+describe.runIf(slowSuitesRunHere)('postern apis update --owner and clients create/update --may-exchange', () => {
   it('sets, shows and takes away the settings', async () => {
     await ok(['apis', 'create', '--identifier', 'https://front.internal', '--scopes', 'front:use']);
     await ok(['apis', 'create', '--identifier', 'https://payments.internal', '--scopes', 'payments:charge payments:refund']);

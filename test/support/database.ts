@@ -13,6 +13,12 @@ import { migrate } from '../../src/db/migrator.ts';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL;
 export const onPostgres = Boolean(TEST_DATABASE_URL);
+/**
+ * Whether a slow suite whose embedded run covers nothing the other suites do not runs here: CI
+ * (.ci/run sets CI) runs such suites once, on Postgres; anywhere else they run on whichever
+ * database is configured.
+ */
+export const slowSuitesRunHere = !(process.env.CI && !onPostgres);
 
 export interface TestDatabase {
   database: Database;
