@@ -112,7 +112,7 @@ describe('client credentials: the scopes of the token', () => {
       ['orders:admin orders:read', 'scope "orders:admin" is not granted to this client', 'orders:admin'],
       ['orders:read orders:delete', `scope "orders:delete" is not defined by ${orders.identifier}`, 'orders:delete'],
       ['orders:delete orders:admin', `scope "orders:delete" is not defined by ${orders.identifier}`, 'orders:delete'],
-    ]) {
+    ] as const) {
       const res = await cc(svc, { resource: orders.identifier, scope });
       expect(res.status, scope).toBe(400);
       // The refused scope is named in the answer, as RFC 6749 §5.2 allows (and oidc-provider adds).
