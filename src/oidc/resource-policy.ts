@@ -13,6 +13,7 @@ const DPOP_PROOF_REQUIRED = 'a DPoP proof is required for this';
 const CERTIFICATE_REQUIRED = 'a client certificate is required for this';
 
 function isClientCredentials(ctx: KoaContextWithOIDC): boolean {
+  // Stryker disable next-line ConditionalExpression,OptionalChaining: only token requests have a grant_type, and the provider always sets params
   return ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
 }
 
@@ -21,8 +22,10 @@ function isClientCredentials(ctx: KoaContextWithOIDC): boolean {
  * refresh_token grants), from the code or refresh token being used.
  */
 function tokenAccountId(ctx: KoaContextWithOIDC): string | undefined {
+  // Stryker disable next-line ConditionalExpression: elsewhere no code or refresh token is among the entities either
   if (ctx.oidc.route !== 'token') return undefined;
   const entities = ctx.oidc.entities as { AuthorizationCode?: { accountId?: string }; RefreshToken?: { accountId?: string } };
+  // Stryker disable next-line OptionalChaining: asked only for a code or a refresh token, and a code is first
   return entities.AuthorizationCode?.accountId ?? entities.RefreshToken?.accountId;
 }
 
@@ -43,6 +46,7 @@ export function resourceServerInfo(api: ApiEntry, scopes: Iterable<string>) {
  * Refused as invalid_request before anything is issued, like a missing DPoP proof.
  */
 function checkCertificateBinding(ctx: KoaContextWithOIDC, api: ApiEntry, hasCertificate: boolean): void {
+  // Stryker disable next-line OptionalChaining: at the token endpoint the client is always known
   const bindsTokens = (ctx.oidc.client as { tlsClientCertificateBoundAccessTokens?: boolean } | undefined)
     ?.tlsClientCertificateBoundAccessTokens === true;
   if (api.requireMtls && !bindsTokens) {
@@ -73,6 +77,7 @@ export async function requireApi(
     // nothing is wrong with the grant). A proof that is present but invalid is the provider's to
     // refuse (invalid_dpop_proof).
     if (api.requireDpop) throw new errors.InvalidRequest(`${DPOP_PROOF_REQUIRED} resource (RFC 9449)`);
+    // Stryker disable next-line OptionalChaining: at the token endpoint the client is always known
     if ((ctx.oidc.client as { dpopBoundAccessTokens?: boolean } | undefined)?.dpopBoundAccessTokens) {
       throw new errors.InvalidRequest(`${DPOP_PROOF_REQUIRED} client (RFC 9449)`);
     }
@@ -89,6 +94,7 @@ export function resourceIndicators(directory: Directory, db: Db, hasCertificate:
     async defaultResource(ctx: KoaContextWithOIDC, client: { clientId: string }, oneOf?: string) {
       if (!isClientCredentials(ctx)) return oneOf;
       const entry = await directory.client(client.clientId);
+      // Stryker disable next-line OptionalChaining,ArrayDeclaration: the client authenticated a moment ago, so the directory has it
       const apis = [...(entry?.grants.keys() ?? [])];
       if (apis.length === 1) return apis[0];
       if (apis.length === 0) throw new errors.InvalidTarget('this client is not granted any scope on any API');
@@ -103,10 +109,12 @@ export function resourceIndicators(directory: Directory, db: Db, hasCertificate:
         const accountId = tokenAccountId(ctx);
         if (!accountId) return resourceServerInfo(api, api.scopes);
         const { scopes } = await personGrants(ctx, db, accountId, api.identifier);
+        // Stryker disable next-line MethodExpression: personGrants reads only this API's scopes; the filter keeps it so if that changes
         return resourceServerInfo(api, [...scopes].filter((scope) => api.scopes.has(scope)));
       }
 
       const entry = await directory.client(client.clientId);
+      // Stryker disable next-line OptionalChaining: the client authenticated a moment ago, so the directory has it
       const granted = entry?.grants.get(api.identifier)?.scopes;
       if (!granted?.size) throw new errors.InvalidTarget('this client is not granted any scope on this resource');
 
