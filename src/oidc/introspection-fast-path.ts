@@ -1,16 +1,20 @@
-// Introspection of Postern's JWT access tokens without the provider's detour. oidc-provider
-// authenticates the caller, then refuses every JWT by throwing unsupported_token_type, which
-// TokenPolicy.middleware() replaces with the real answer; the throw and its error handling cost
-// more than the answer itself. This path answers the plain case directly: a JWT-shaped token, a
-// caller authenticating with its client secret (Basic or in the body) and not limited to some
-// networks (that check belongs to the provider's client lookup), nothing unusual. Anything
-// else, including every failure, goes to the provider untouched (its body is put back on the
+// Introspection of Postern's JWT access tokens and of services' opaque tokens without the
+// provider's detour. oidc-provider authenticates the caller, then refuses every JWT by throwing
+// unsupported_token_type, which TokenPolicy.middleware() replaces with the real answer; the throw
+// and its error handling cost more than the answer itself. For an opaque token it looks the row
+// up on every request, where opaque-introspection.ts remembers the rows it found and reads what
+// can end a token from memory every process keeps current. This path answers the plain case
+// directly: a JWT-shaped token or a service's opaque token, a caller authenticating with its
+// client secret (Basic or in the body) and not limited to some networks (that check belongs to
+// the provider's client lookup), nothing unusual. Anything else, including every failure and
+// every other kind of token, goes to the provider untouched (its body is put back on the
 // stream), so every error response still comes from the provider.
 import { decodeProtectedHeader } from 'jose';
 import type Koa from 'koa';
 import type Provider from 'oidc-provider';
 import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
 import { callerOf, readPlainForm } from './fast-path-request.ts';
+import { isOpaqueValue, type OpaqueIntrospection } from './opaque-introspection.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
 const ALLOWED_PARAMS = new Set(['token', 'token_type_hint', 'client_id', 'client_secret']);
@@ -34,11 +38,18 @@ export function introspectionFastPath(
   mayUseFastPath: (clientId: string) => Promise<boolean>,
   /** Told of each request answered here. */
   onAnswer: () => void = () => {},
+  /** Answers for services' opaque tokens; without it, those go to the provider. */
+  opaque?: OpaqueIntrospection,
 ): Koa.Middleware {
   return async (ctx, next) => {
     const params = await readPlainForm(ctx, path, maxBodyBytes, ALLOWED_PARAMS);
     const token = params?.get('token');
-    if (!params || !token || !isJwt(token)) return next();
+    if (!params || !token) return next();
+    const jwt = isJwt(token);
+    // An opaque token with a hint naming another kind is the provider's (it looks there first).
+    const hint = params.get('token_type_hint');
+    const opaqueToken = !jwt && opaque !== undefined && isOpaqueValue(token) && (hint === null || hint === 'access_token');
+    if (!jwt && !opaqueToken) return next();
     const caller = callerOf(ctx.get('authorization') || undefined, params);
     if (!caller || !(await mayUseFastPath(caller.clientId))) return next();
     const client = await provider.Client.find(caller.clientId);
@@ -47,11 +58,13 @@ export function introspectionFastPath(
         .compareClientSecret(caller.secret))) {
       return next();
     }
+    const answer = jwt ? await tokenPolicy.introspectJwt(client.clientId, token) : await opaque!.introspect(client.clientId, token);
+    if (!answer) return next();
     // The body stays on the stream unread; nothing else will read it.
     ctx.req.resume();
     ctx.state.clientId = client.clientId; // for the access log, as the provider's ctx.oidc.client
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = await tokenPolicy.introspectJwt(client.clientId, token);
+    ctx.body = answer;
     onAnswer();
   };
 }

@@ -12,6 +12,7 @@ import { PROVIDER_SCOPES, providerConfiguration, type ProviderDeps, type Provide
 import type { Directory } from './directory.ts';
 import { GateTokens } from './gate-tokens.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
+import { OpaqueIntrospection } from './opaque-introspection.ts';
 import { compareWithFederatedProof, federatedClientAuth } from './federated-client-auth.ts';
 import { publishJwks } from './jwks.ts';
 import { registrationMiddleware } from './registration.ts';
@@ -113,6 +114,7 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
       provider, tokenPolicy, `${issuerPath}${PROVIDER_ROUTES.introspection}`, config.maxBodyBytes,
       async (clientId) => (await directory.client(clientId))?.networks.length === 0,
       () => deps.onFastPathAnswer?.('introspection'),
+      new OpaqueIntrospection(provider, directory, tokenPolicy),
     ),
     clientCredentialsFastPath({
       directory,
