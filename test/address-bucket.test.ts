@@ -21,6 +21,16 @@ describe('addressBucket', () => {
     expect(addressBucket('192.0.2.8')).not.toBe('192.0.2.7');
   });
 
+  it('gives the same bucket for IPv4 spellings whether or not they are parsed', () => {
+    // Canonical spellings skip the parse; the others are parsed, and must land in the same place.
+    for (const [address, bucket] of [
+      ['10.0.0.1', '10.0.0.1'], ['::FFFF:10.0.0.1', '10.0.0.1'], ['255.255.255.255', '255.255.255.255'],
+      ['0.0.0.0', '0.0.0.0'], ['::ffff:0a00:0001', '10.0.0.1'],
+    ]) expect(addressBucket(address!), address).toBe(bucket);
+    expect(addressBucket('256.0.0.1')).toBe('256.0.0.1'); // no address: its own bucket
+    expect(addressBucket('10.0.0.1.5')).toBe('10.0.0.1.5');
+  });
+
   it('keeps a value that is not an address as it is', () => {
     expect(addressBucket('')).toBe('');
     expect(addressBucket('not-an-address')).toBe('not-an-address');

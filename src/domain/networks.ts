@@ -66,6 +66,9 @@ export function isAddressAllowed(address: string | undefined, networks: readonly
   return networks.some(([network, bits]) => parsed.kind() === network.kind() && parsed.match(network, bits));
 }
 
+const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const CANONICAL_IPV4 = new RegExp(`^(?:::ffff:)?(${OCTET}(?:\\.${OCTET}){3})$`, 'i');
+
 /**
  * The bucket that per-address limits and lockouts count `address` in. An IPv4 address is itself
  * (an IPv4-mapped IPv6 address, as a dual-stack socket reports one, is that IPv4 address). An
@@ -75,6 +78,10 @@ export function isAddressAllowed(address: string | undefined, networks: readonly
  * (a test's socket, say) is its own bucket.
  */
 export function addressBucket(address: string): string {
+  // The common case without a parse: an IPv4 address as sockets write it (no leading zeros),
+  // plain or IPv4-mapped, is already what the parse below would return.
+  const plain = CANONICAL_IPV4.exec(address);
+  if (plain) return plain[1]!;
   const parsed = parseAddress(address);
   if (!parsed) return address;
   if (parsed.kind() === 'ipv4') return parsed.toString();

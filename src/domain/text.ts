@@ -72,7 +72,11 @@ export function decodePercent(value: string, plus: boolean): string | undefined 
   return decodeCleanUtf8(out.subarray(0, length));
 }
 
+/** ASCII without NUL: UTF-8 as it is, each character its own byte. */
+const PLAIN_ASCII = /^[\x01-\x7f]*$/;
+
 /** A header value as Node gives it (each byte one character): clean UTF-8 once read as bytes. */
 export function decodeHeaderValue(value: string): string | undefined {
+  if (PLAIN_ASCII.test(value)) return value;
   return decodeCleanUtf8(Buffer.from(value, 'latin1'));
 }

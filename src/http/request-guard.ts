@@ -29,6 +29,11 @@ export function parseParams(text: string): Params | undefined {
 }
 
 const COMPACT_JOSE = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){2,4}$/;
+/**
+ * JSON text of printable ASCII (and JSON's whitespace) without a backslash: valid UTF-8 with no
+ * NUL, and no escape that could make a NUL or a lone surrogate, so every string it holds is clean.
+ */
+const PLAIN_JSON_TEXT = /^[\t\n\r\x20-\x5b\x5d-\x7e]*$/;
 
 /**
  * A value's embedded JSON is clean: a JWT's header and claims (they reach the database as a
@@ -47,6 +52,7 @@ export function hasCleanContent(value: string): boolean {
   for (const segment of value.split('.').slice(0, 2)) {
     const bytes = Buffer.from(segment, 'base64url');
     if (bytes[0] !== 0x7b) continue; // not JSON
+    if (PLAIN_JSON_TEXT.test(bytes.toString('latin1'))) continue; // clean without a parse
     const text = decodeCleanUtf8(bytes);
     if (text === undefined) return false;
     try {
