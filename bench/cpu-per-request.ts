@@ -1,5 +1,5 @@
 // `node bench/cpu-per-request.ts`: CPU time each server spends per request, for the decision
-// endpoint (JWT), Postern's JWT introspection and bare oidc-provider's opaque introspection. On a
+// endpoint (JWT), Postern's JWT and opaque introspection and bare oidc-provider's opaque introspection. On a
 // shared machine, throughput follows whatever else runs; the CPU a server process spends per
 // answer (read from /proc after a fixed number of requests) moves far less, so its ratios say
 // what the throughput ratios would be on a machine of one's own. Linux only.
@@ -61,6 +61,7 @@ try {
   for (let round = 0; round < 3; round += 1) {
     rows.push(['Postern, gateway decision (JWT)', await cpuPerRequest(postern.pid!, await decisionProbe(posternServer))]);
     rows.push(['Postern, introspection (JWT)', await cpuPerRequest(postern.pid!, await introspectionProbe(posternServer, JWT_RESOURCE, 'jwt'))]);
+    rows.push(['Postern, introspection (opaque)', await cpuPerRequest(postern.pid!, await introspectionProbe(posternServer, OPAQUE_RESOURCE, 'opaque'))]);
     rows.push(['bare oidc-provider, introspection (opaque)', await cpuPerRequest(bare.pid!, await introspectionProbe(bareServer, OPAQUE_RESOURCE, 'opaque'))]);
   }
   const median = (label: string) => {
