@@ -1,7 +1,10 @@
 // Token exchange (RFC 8693) driven by a certified client library (oauth4webapi's generic token
-// endpoint request) and by raw HTTP for every refusal: who may exchange what, the scopes and
+// endpoint request), by Python's Authlib (its requests-based OAuth2Session, when Debian's
+// python3-authlib is installed) and by raw HTTP for every refusal: who may exchange what, the scopes and
 // lifetime of the new token, delegation (`act`, nested along a chain) and impersonation, and
 // revocation following the chain.
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +18,39 @@ import { ACCESS_TOKEN_TYPE, exchange, exchangeWorld, introspectAs, personToken, 
 import { postForm, startServer, type TestServer } from './support/server.ts';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
+
+/**
+ * A Python that has Authlib and requests: Debian's first (python3-authlib installs for it),
+ * then whichever python3 comes first on PATH. Undefined when there is none.
+ */
+const python = ['/usr/bin/python3', 'python3'].find((program) =>
+  spawnSync(program, ['-c', 'import authlib, requests'], { stdio: 'ignore', timeout: 20_000 }).status === 0);
+if (!python) console.warn('python3 with Authlib is not installed (Debian: python3-authlib python3-requests): the Authlib token exchange is not tested');
+const AUTHLIB_SCRIPT = path.join(import.meta.dirname, 'support/authlib-exchange.py');
+
+/** Runs the Authlib script with `env`; its JSON answer and exit code. */
+function authlibExchange(env: Record<string, string>): Promise<{ code: number | null; answer: any; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    // Only what the script needs, plus PATH: no proxy settings, no user site of the caller's.
+    const child = spawn(python!, [AUTHLIB_SCRIPT], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('error', (error) => { clearTimeout(timer); reject(error); });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      let answer: unknown;
+      try {
+        answer = JSON.parse(stdout);
+      } catch {
+        answer = stdout;
+      }
+      resolve({ code, answer, stderr });
+    });
+  });
+}
 
 let tdb: TestDatabase;
 let server: TestServer;
@@ -54,6 +90,28 @@ describe('token exchange with oauth4webapi', () => {
     const seen = await introspectAs(server.url, x.front, result.access_token);
     expect(seen.body).toMatchObject({ active: true, sub: x.world.user.id, act: { sub: x.front.id }, scope: 'payments:charge' });
     expect(seen.body.lin).toBeUndefined();
+  });
+});
+
+describe.skipIf(!python)('token exchange with Authlib (Python)', () => {
+  it('gives the front service a payments token for the person, naming it in act', async () => {
+    const subject = await personToken(server.url, x);
+    const env = {
+      TOKEN_ENDPOINT: `${server.url}/token`, CLIENT_ID: x.front.id, CLIENT_SECRET: x.front.secret,
+      SUBJECT_TOKEN: subject, RESOURCE: x.payments.identifier,
+    };
+    const ran = await authlibExchange(env);
+    expect(ran.code, `${JSON.stringify(ran.answer)}\n${ran.stderr}`).toBe(0);
+    expect(ran.answer).toMatchObject({ token_type: 'Bearer', scope: 'payments:charge', issued_token_type: ACCESS_TOKEN_TYPE });
+    const claims = decodeJwt(ran.answer.access_token);
+    expect(claims).toMatchObject({ sub: x.world.user.id, client_id: x.front.id, aud: x.payments.identifier, act: { sub: x.front.id } });
+    const seen = await introspectAs(server.url, x.front, ran.answer.access_token);
+    expect(seen.body).toMatchObject({ active: true, act: { sub: x.front.id } });
+
+    // A refusal reaches the library as the RFC 6749 error it is.
+    const refused = await authlibExchange({ ...env, RESOURCE: x.ledger.identifier });
+    expect(refused.code).toBe(1);
+    expect(refused.answer).toEqual({ error: 'invalid_target', error_description: `this client may not exchange tokens for ${x.ledger.identifier}` });
   });
 });
 

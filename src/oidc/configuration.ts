@@ -21,6 +21,7 @@ import { checkBeforeConsuming, redemptionCheck } from './redemption-check.ts';
 import { registrationFeatures, type RegistrationHandlers } from './registration.ts';
 import { resourceIndicators } from './resource-policy.ts';
 import { claimsOfExchangedToken } from './token-exchange.ts';
+import { TOKEN_DPOP_ALGS } from './token-dpop.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
 /** What the provider takes of the configuration (config.ts). */
@@ -244,6 +245,8 @@ export function providerConfiguration(config: ProviderSettings, deps: ProviderDe
     enabledJWA: {
       clientAuthSigningAlgValues: [...CLIENT_AUTH_ALGS] as never,
       requestObjectSigningAlgValues: ASYMMETRIC_ALGS as never,
+      // The provider's defaults, named where token-dpop.ts checks the proofs of registered grants.
+      dPoPSigningAlgValues: TOKEN_DPOP_ALGS as never,
     },
     features: providerFeatures(config, deps, tokenPolicy, { certificates, hasCertificate, issuerPath }),
     interactions: {

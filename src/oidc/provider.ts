@@ -18,6 +18,7 @@ import { publishJwks } from './jwks.ts';
 import { registrationMiddleware } from './registration.ts';
 import { tokenErrorAnswers } from './token-errors.ts';
 import { registerTokenExchange } from './token-exchange.ts';
+import { TokenDpop } from './token-dpop.ts';
 import { TokenPolicy, type AuthorizedCaller } from './token-policy.ts';
 
 /** The protocol engine's type, for the composition root (nothing outside oidc/ imports oidc-provider). */
@@ -96,6 +97,8 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
     certificateOf: (ctx) => deps.clientCertificates?.fromRequest(ctx.req)?.cert,
     hasCertificate: (ctx) => deps.clientCertificates?.fromRequest(ctx.req) !== undefined,
     trustedJwts: deps.trustedJwts,
+    // The provider's nonce secret and setting (configuration.ts features.dPoP).
+    dpop: new TokenDpop(provider, { nonceSecret: Buffer.from(deps.dpopNonceSecret, 'base64url'), requireNonce: config.dpopRequireNonce }),
   });
   provider.use(publishJwks(deps.keys, config.keyRotation.jwksMaxAgeSeconds));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);

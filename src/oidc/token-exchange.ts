@@ -4,7 +4,9 @@
 // than the service may ask for on others' behalf (its exchange permission), never longer than the
 // subject token lives. The new token names the service in `act` (delegation) unless the service
 // may impersonate, and carries its lineage so that revoking anything it came from revokes it
-// (token-policy.ts lineageRevoked). docs/token-exchange.md.
+// (token-policy.ts lineageRevoked). The new token is bound as any token of the client and API
+// is: to the key of a DPoP proof sent with the request, to the client's certificate when its
+// tokens are certificate-bound. docs/token-exchange.md.
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/tables.ts';
@@ -16,6 +18,7 @@ import { readPresentedToken, type PresentedToken } from './exchange-subjects.ts'
 import { requireApi, resourceServerInfo } from './resource-policy.ts';
 import { GRANT_TYPE_NOT_ALLOWED } from './provider-texts.ts';
 import type { TokenPolicy } from './token-policy.ts';
+import type { TokenDpop } from './token-dpop.ts';
 import type { TrustedJwtVerifier } from '../services/trusted-jwt.ts';
 import { listOwnedApis } from '../store/exchange-permissions.ts';
 
@@ -29,6 +32,8 @@ export interface TokenExchangeDeps {
   /** The request's client certificate, for tokens bound to it (RFC 8705 §3). */
   certificateOf(ctx: KoaContextWithOIDC): unknown;
   hasCertificate(ctx: KoaContextWithOIDC): boolean;
+  /** DPoP proofs of the request (RFC 9449), checked as the provider checks them for its grants. */
+  dpop: TokenDpop;
   /** JWTs of trusted issuers as subject tokens (`urn:ietf:params:oauth:token-type:jwt`). */
   trustedJwts?: TrustedJwtVerifier;
 }
@@ -124,6 +129,8 @@ function grantedScopes(requested: string | undefined, api: ApiEntry, permitted: 
 async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaContextWithOIDC): Promise<void> {
   const params = ctx.oidc.params as Params;
   checkRequest(params, deps.trustedJwts !== undefined);
+  // RFC 9449 §5: a proof, when sent, is checked before anything else, as for the provider's grants.
+  const proof = await deps.dpop.check(ctx);
   const { clientId } = ctx.oidc.client!;
   const client = await deps.directory.client(clientId);
   if (!client?.exchange.size) throw new errors.UnauthorizedClient('this client has no exchange permission');
@@ -164,11 +171,8 @@ async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaCon
   if (!api) throw invalidTarget('unknown resource');
   const permitted = client.exchange.get(api.identifier);
   if (!permitted) throw invalidTarget(`this client may not exchange tokens for ${api.identifier}`);
-  const dpopBound = (ctx.oidc.client as { dpopBoundAccessTokens?: boolean }).dpopBoundAccessTokens;
-  if (ctx.get('DPoP') || api.requireDpop || dpopBound) {
-    throw invalidRequest('token exchange does not issue DPoP-bound tokens: this API or client requires them, or a DPoP proof was sent');
-  }
-  await requireApi(ctx, deps.directory, api.identifier, deps.hasCertificate); // certificate binding (RFC 8705 §3)
+  // What the API or client requires of the request: a DPoP proof (RFC 9449 §5), a certificate (RFC 8705 §3).
+  await requireApi(ctx, deps.directory, api.identifier, deps.hasCertificate);
 
   const held = await subjectHoldings(deps, subject, api);
   const scopes = grantedScopes(params.scope, api, permitted, held.scopes);
@@ -188,6 +192,7 @@ async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaCon
   (token as unknown as { expiresIn: number }).expiresIn = ttl;
   const cert = client.metadata.tls_client_certificate_bound_access_tokens === true ? deps.certificateOf(ctx) : undefined;
   if (cert) token.setThumbprint('x5t', cert as never);
+  await deps.dpop.bind(ctx, proof, token);
   exchangeClaims.set(token, { roles: held.roles, ...(act ? { act } : {}), lin: lineage, ...(subject.gid ? { gid: subject.gid } : {}) });
   ctx.oidc.entity('AccessToken', token);
   const value = await token.save();
