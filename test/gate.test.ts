@@ -85,11 +85,21 @@ const nginx = (method: string, uri: string, headers: Record<string, string> = {}
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 describe('the decision endpoint', () => {
-  it('asks for a token with 401 and a Bearer challenge, without an error code when none was sent (RFC 6750 §3.1)', async () => {
-    const answer = await nginx('GET', '/orders/1');
-    expect(answer.status).toBe(401);
-    expect(answer.headers['www-authenticate']).toBe('Bearer');
-    expect(answer.headers['cache-control']).toBe('no-store');
+  it('asks for a token with 401 and a Bearer challenge naming invalid_token, in every contract', async () => {
+    // The gateway contract: one error for every 401, a missing token included (docs/gateways.md).
+    const challenge = 'Bearer error="invalid_token", error_description="an access token is required"';
+    const asked = [
+      await nginx('GET', '/orders/1'),
+      await nginx('GET', '/orders/1', { authorization: 'Basic dXNlcjpwYXNz' }),
+      await send('GET', '/gate/forward-auth', { 'x-forwarded-method': 'GET', 'x-forwarded-proto': 'https', 'x-forwarded-host': HOST, 'x-forwarded-uri': '/orders/1' }),
+      await send('GET', '/gate/ext-authz/orders/1', { host: HOST, 'content-length': '0' }),
+    ];
+    for (const answer of asked) {
+      expect(answer.status).toBe(401);
+      expect(answer.headers['www-authenticate']).toBe(challenge);
+      expect(answer.headers['cache-control']).toBe('no-store');
+      expect(JSON.parse(answer.body)).toEqual({ error: 'invalid_token', error_description: 'an access token is required' });
+    }
   });
 
   it('refuses a bad token with invalid_token', async () => {

@@ -107,7 +107,7 @@ describe('Traefik forwardAuth', () => {
     expect(allowed.headers.get('x-postern-scope')).toBe('orders:read orders:write');
     const none = await traefik('POST', '/orders/7');
     expect(none.status).toBe(401);
-    expect(none.headers.get('www-authenticate')).toBe('Bearer');
+    expect(none.headers.get('www-authenticate')).toBe('Bearer error="invalid_token", error_description="an access token is required"');
     const weak = await traefik('POST', '/orders/7', `Bearer ${await tokenFor(server.url, reader, orders)}`);
     expect(weak.status).toBe(403);
     expect(weak.headers.get('www-authenticate')).toMatch(/insufficient_scope.*scope="orders:write"/);
@@ -120,7 +120,9 @@ describe('Envoy ext_authz (HTTP)', () => {
     const allowed = await envoy('POST', '/orders/7?x=1', `Bearer ${token}`);
     expect(allowed.status).toBe(200);
     expect(allowed.headers.get('x-postern-subject')).toBe(writer.id);
-    expect((await envoy('GET', '/orders/7')).status).toBe(401);
+    const none = await envoy('GET', '/orders/7');
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe('Bearer error="invalid_token", error_description="an access token is required"');
     expect((await envoy('GET', '/orders/%2e%2e/admin', `Bearer ${token}`)).status).toBe(403);
     expect((await envoy('GET', '/orders%2F7', `Bearer ${token}`)).status).toBe(403);
   });

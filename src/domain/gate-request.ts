@@ -196,5 +196,5 @@ export interface GateCaller {
 
 export type GateTokenResult =
   | { ok: true; caller: GateCaller }
-  /** `error` absent: no token at all (RFC 6750 §3.1: no error code then). */
+  /** `error` absent: no token at all (answered as invalid_token all the same, services/gate.ts). */
   | { ok: false; scheme: 'Bearer' | 'DPoP'; error?: 'invalid_token' | 'invalid_dpop_proof' | 'invalid_request'; description?: string };
