@@ -320,6 +320,7 @@ function buildGate(parts: Parts, providers: ProviderHolder): Koa.Middleware {
       audit: parts.audit,
     }, original, presented),
     certificateThumbprint: (req) => parts.clientCertificates.fromRequest(req)?.thumbprint,
+    envoyCertificateProxies: config.gateEnvoyClientCert ? parseNetworks(config.mtls.proxies) : undefined,
     metrics: parts.metrics,
     logger,
   });

@@ -11,6 +11,7 @@
 // X-Forwarded-For): the endpoint trusts the headers that describe the original request, and
 // whoever could call it directly could describe any request they like.
 import type Koa from 'koa';
+import { FORWARDED_CLIENT_CERT_HEADER, forwardedClientCertThumbprint } from '../domain/forwarded-client-cert.ts';
 import { GATE_CONTRACT_PATHS, GATE_PATH, gateContractOf, readOriginalRequest, type OriginalRequest } from '../domain/gate-request.ts';
 import { isAddressAllowed, type Network } from '../domain/networks.ts';
 import type { Logger } from '../platform/logger.ts';
@@ -23,6 +24,11 @@ export interface GateEndpointDeps {
   decide(original: OriginalRequest, presented: PresentedCredentials): Promise<GateDecision>;
   /** x5t#S256 of the client certificate of the request, as forwarded by a trusted proxy. */
   certificateThumbprint(req: Koa.Context['req']): string | undefined;
+  /**
+   * GATE_ENVOY_CLIENT_CERT: the proxies (TLS_CLIENT_CERT_PROXIES) whose x-forwarded-client-cert
+   * the ext-authz contract reads instead of certificateThumbprint. Undefined: off.
+   */
+  envoyCertificateProxies?: readonly Network[];
   metrics: Metrics;
   logger: Logger;
 }
@@ -36,6 +42,19 @@ function answer(ctx: Koa.Context, status: number, error: string, description: st
 export function gateEndpoint(deps: GateEndpointDeps): Koa.Middleware {
   const { metrics } = deps;
   let warnedUntrusted = false;
+  let warnedUnreadable = false;
+  /** The certificate Envoy describes, believed from a certificate proxy only (as TLS_CLIENT_CERT_HEADER is). */
+  const envoyThumbprint = (req: Koa.Context['req'], proxies: readonly Network[]): string | undefined => {
+    const value = req.headers[FORWARDED_CLIENT_CERT_HEADER];
+    // Node joins repeated x-forwarded-client-cert headers with ", ": several elements, refused.
+    if (typeof value !== 'string' || !value || !isAddressAllowed(req.socket.remoteAddress, proxies)) return undefined;
+    const thumbprint = forwardedClientCertThumbprint(value);
+    if (thumbprint === undefined && !warnedUnreadable) {
+      warnedUnreadable = true;
+      deps.logger.warn('x-forwarded-client-cert could not be read (one element, as Envoy sets it with forward_client_cert_details: SANITIZE_SET): certificate-bound tokens are refused');
+    }
+    return thumbprint;
+  };
   return async (ctx, next) => {
     const raw = ctx.req.url ?? '';
     if (!raw.startsWith(`${GATE_PATH}/`)) return next();
@@ -67,7 +86,9 @@ export function gateEndpoint(deps: GateEndpointDeps): Koa.Middleware {
       const decision = await deps.decide(original, {
         authorization: ctx.get('authorization') || undefined,
         dpop: ctx.req.headers.dpop,
-        certificateThumbprint: deps.certificateThumbprint(ctx.req),
+        certificateThumbprint: found.contract === 'ext-authz' && deps.envoyCertificateProxies
+          ? envoyThumbprint(ctx.req, deps.envoyCertificateProxies)
+          : deps.certificateThumbprint(ctx.req),
       });
       outcome = decision.outcome;
       route = decision.route;
