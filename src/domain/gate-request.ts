@@ -151,13 +151,21 @@ export function readOriginalRequest(
   return { method: originalMethod, scheme, ...host, path: normalised.path };
 }
 
-/** The contract of a decision request's path, and the rest (ext-authz), or undefined. */
+const AUTH_REQUEST = { contract: 'auth-request', rest: '' } as const;
+const FORWARD_AUTH = { contract: 'forward-auth', rest: '' } as const;
+const EXT_AUTHZ_ROOT = { contract: 'ext-authz', rest: '' } as const;
+
+/**
+ * The contract of a decision request's path, and the rest (ext-authz), or undefined. Asked for
+ * every request a gateway passes on: compares, allocates nothing but the ext-authz rest.
+ */
 export function gateContractOf(path: string): { contract: GateContract; rest: string } | undefined {
-  for (const [contract, base] of Object.entries(GATE_CONTRACT_PATHS) as [GateContract, string][]) {
-    if (path === base) return { contract, rest: '' };
-    if (contract === 'ext-authz' && path.startsWith(`${base}/`)) return { contract, rest: path.slice(base.length) };
-  }
-  return undefined;
+  if (path === GATE_CONTRACT_PATHS['auth-request']) return AUTH_REQUEST;
+  if (path === GATE_CONTRACT_PATHS['forward-auth']) return FORWARD_AUTH;
+  const base = GATE_CONTRACT_PATHS['ext-authz'];
+  if (!path.startsWith(base)) return undefined;
+  if (path.length === base.length) return EXT_AUTHZ_ROOT;
+  return path[base.length] === '/' ? { contract: 'ext-authz', rest: path.slice(base.length) } : undefined;
 }
 
 // What the decision endpoint learns of the token of the original request (oidc/gate-tokens.ts).

@@ -80,7 +80,8 @@ export function observeRequests(metrics: Metrics, logger: Logger, issuerPath: st
         if (route === '/token/revocation') metrics.revocations.inc({ result: ctx.status === 200 ? 'ok' : 'error' });
       }
       const level = ctx.status === 500 ? 'error' : ctx.status >= 500 ? 'warn' : 'info';
-      logger[level]({
+      // The line's fields cost something to gather: only for a line that is written.
+      if (logger.isLevelEnabled(level)) logger[level]({
         requestId: ctx.state.requestId, method: ctx.method, path: loggedPath(ctx.path, issuerPath), route, status: ctx.status,
         ms: Math.round(seconds * 10_000) / 10, address: ctx.ip, clientId: authenticatedClient(ctx),
       }, 'request');
