@@ -53,6 +53,9 @@ export function normalizeGatePath(raw: string): { path: string } | Refusal {
   if (!target.startsWith('/')) return bad('the path must start with "/"');
   if (target.length > 4096) return bad('the path is too long');
   if (!PATH_CHARS.test(target)) return bad('the path holds characters that must be percent-encoded');
+  // Nothing to decode, no doubled slash, no segment starting with a dot: already normal (the
+  // common case, which the steps below would give back unchanged).
+  if (!target.includes('%') && !target.includes('//') && !target.includes('/.')) return { path: target };
   let decoded = '';
   for (let i = 0; i < target.length; i += 1) {
     const char = target[i]!;
