@@ -3,7 +3,7 @@
 // after the other, stops it, and prints the profile's top functions by self time, overall and
 // by package. The profile itself stays in the folder printed (open it in Chrome's DevTools).
 //   BENCH_DATABASE_URL  Postgres server to create the throw-away database on
-//   PROFILE_SCENARIOS   comma-separated, of: token, introspect-jwt, introspect-opaque (default all)
+//   PROFILE_SCENARIOS   comma-separated, of: token, introspect-jwt, introspect-opaque, gate (default all)
 //   PROFILE_SECONDS     seconds of load per scenario (default 8)
 //   PROFILE_ROOT        the checkout whose src/main.ts is profiled (default this one; to compare)
 import { randomBytes } from 'node:crypto';
@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createBenchDatabase, register } from './bench-db.ts';
 import { Child, freePort } from './children.ts';
+import { decisionProbe, registerGateRoute } from './gateway.ts';
 import { introspectionProbe, measure, tokenProbe, type Probe, type Server } from './load.ts';
 import { JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
 
@@ -21,6 +22,8 @@ const SCENARIOS: Record<string, (server: Server) => Promise<Probe>> = {
   token: async (server) => tokenProbe(server, JWT_RESOURCE),
   'introspect-jwt': (server) => introspectionProbe(server, JWT_RESOURCE, 'jwt'),
   'introspect-opaque': (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
+  // The decision endpoint for a JWT (Traefik's and Caddy's question), as bench/gateway.ts asks it.
+  gate: (server) => decisionProbe(server),
 };
 const chosen = (process.env.PROFILE_SCENARIOS || Object.keys(SCENARIOS).join(',')).split(',');
 
@@ -53,6 +56,7 @@ async function main() {
   let child: Child | undefined;
   try {
     const credentials = await register(database.url);
+    if (chosen.includes('gate')) await registerGateRoute(database.url);
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     child = new Child('Postern', 'src/main.ts', {

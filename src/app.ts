@@ -12,7 +12,7 @@ import { consoleUrls } from './http/console/sign-in.ts';
 import { healthRoutes } from './http/health.ts';
 import { interactionRoutes } from './http/interactions.ts';
 import { gateEndpoint } from './http/gate.ts';
-import { createKoaApp } from './http/koa-app.ts';
+import { createKoaApp, type Lane } from './http/koa-app.ts';
 import { metricsEndpoint, observeRequests } from './http/metrics.ts';
 import { authorizationServerMetadataAlias, bodyLimit, canonicalHost, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
 import { createPages, providerPages, type Pages } from './http/pages.ts';
@@ -241,7 +241,9 @@ function buildConsole(parts: Parts, providers: ProviderHolder): Koa.Middleware {
 function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middleware: Koa.Middleware }, observe: Koa.Middleware, adminConsole?: Koa.Middleware): Koa {
   const { config, database, logger, cookieKeys } = parts.options;
   const { prefix, pages } = parts;
-  const koa = createKoaApp({ trustProxy: config.trustProxy, keys: cookieKeys });
+  // The decision endpoint answers before Koa: a gateway asks before every request it passes on
+  // (src/http/gate.ts does for it what the middleware below does for the rest).
+  const koa = createKoaApp({ trustProxy: config.trustProxy, keys: cookieKeys, lane: buildGate(parts, providers) });
   koa.use(requestId());
   // Outside everything that answers, errors included.
   koa.use(noCachePragma());
@@ -252,12 +254,8 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
   });
   koa.use(observe);
   koa.use(errorBoundary(logger));
-  // The decision endpoint first: a gateway asks before every request it passes on, so it skips
-  // what does not concern it. It reads no body, refuses every path it cannot match safely, and
-  // nothing it is sent reaches the database unhashed (src/http/gate.ts).
-  koa.use(buildGate(parts, providers));
-  // URLs are built from ISSUER, never from the Host the caller sent. After the decision endpoint,
-  // which reads the Host and X-Forwarded-Host a gateway sends to name the API's host, not ours.
+  // URLs are built from ISSUER, never from the Host the caller sent. The decision endpoint, on its
+  // lane, reads the Host and X-Forwarded-Host a gateway sends to name the API's host, not ours.
   koa.use(canonicalHost(config.issuer, config.trustProxy));
   // Before bodyLimit: the admin API answers every error, 413 included, in its own format.
   // With a separate admin listener, the public one does not serve /admin at all (as Hydra).
@@ -308,7 +306,7 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
 }
 
 /** The decision endpoint for gateways (http/gate.ts), over the route rules and the provider's tokens. */
-function buildGate(parts: Parts, providers: ProviderHolder): Koa.Middleware {
+function buildGate(parts: Parts, providers: ProviderHolder): Lane {
   const { config, logger } = parts.options;
   const { routes } = parts;
   return gateEndpoint({
@@ -320,6 +318,10 @@ function buildGate(parts: Parts, providers: ProviderHolder): Koa.Middleware {
       audit: parts.audit,
     }, original, presented),
     certificateThumbprint: (req) => parts.clientCertificates.fromRequest(req)?.thumbprint,
+    envoyCertificateProxies: config.gateEnvoyClientCert ? parseNetworks(config.mtls.proxies) : undefined,
+    trustProxy: config.trustProxy,
+    issuerPath: parts.prefix,
+    draining: parts.draining,
     metrics: parts.metrics,
     logger,
   });

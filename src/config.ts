@@ -86,6 +86,8 @@ export interface Config extends MasterKeySettings {
   trustedJwts: TrustedJwtSettings;
   /** CIDR ranges of the gateways the decision endpoint answers (docs/gateways.md); empty: none. */
   gateTrustedGateways: string[];
+  /** The ext-authz contract reads the client certificate from Envoy's x-forwarded-client-cert (from mtls.proxies only). */
+  gateEnvoyClientCert: boolean;
 }
 
 /** `a=10,b=0` to a map; undefined when malformed. */
@@ -169,6 +171,7 @@ export const envSchema = z.object({
   TLS_CLIENT_CERT_HEADER: z.string().regex(/^[A-Za-z0-9-]{1,100}$/).optional().describe('Header in which a TLS-terminating proxy forwards the client certificate (PEM, URL-encoded PEM or base64 DER), e.g. `X-Client-Cert`. Believed only from TLS_CLIENT_CERT_PROXIES.'),
   TLS_CLIENT_CERT_PROXIES: z.string().default('').describe('Addresses (CIDR, comma-separated) of the proxies allowed to set TLS_CLIENT_CERT_HEADER: the TCP peer must be one of them.'),
   GATE_TRUSTED_GATEWAYS: z.string().optional().describe('Addresses (CIDR, comma-separated) of the gateways (nginx, Caddy, Traefik, Envoy) allowed to ask the decision endpoint `/gate/...`: the TCP peer must be one of them. Default: loopback in development, none in production (the endpoint refuses everyone). See docs/gateways.md.'),
+  GATE_ENVOY_CLIENT_CERT: z.enum(['true', 'false', '1', '0']).default('false').describe('`true`: the Envoy contract of the decision endpoint (`/gate/ext-authz`) reads the client certificate of certificate-bound tokens from Envoy\'s `x-forwarded-client-cert` (one element, as `forward_client_cert_details: SANITIZE_SET` sets it), believed only from TLS_CLIENT_CERT_PROXIES. See docs/gateways.md.'),
   AUDIT_RETENTION_DAYS: intFrom(0, 36500).default(365).describe('Audit events older than this are deleted by the prune timer (0: kept forever).'),
   // Workload identity (docs/workload-identity.md).
   FEDERATED_ASSERTION_MAX_LIFETIME_SECONDS: intFrom(60, 86400).default(3600).describe('Longest lifetime (`exp` - `iat`) of a trusted issuer\'s token accepted as a client assertion or subject token.'),
@@ -393,6 +396,7 @@ function toConfig(e: Env, checked: {
       },
     },
     gateTrustedGateways: checked.gateways,
+    gateEnvoyClientCert: e.GATE_ENVOY_CLIENT_CERT === 'true' || e.GATE_ENVOY_CLIENT_CERT === '1',
   };
 }
 
@@ -418,6 +422,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   problems.push(...masterKeys.problems);
   conveniences.push(...masterKeys.conveniences);
   const gateways = checkGateways(e, mode, found);
+  if ((e.GATE_ENVOY_CLIENT_CERT === 'true' || e.GATE_ENVOY_CLIENT_CERT === '1') && proxies.length === 0) {
+    problems.push('GATE_ENVOY_CLIENT_CERT needs TLS_CLIENT_CERT_PROXIES: the addresses of the Envoys allowed to forward client certificates');
+  }
   const config = toConfig(e, { mode, issuer, tls, workers, rateLimits, proxies, masterKeys, gateways });
   return { config, problems, conveniences };
 }

@@ -115,4 +115,11 @@ describe('operations settings', () => {
     expect(loadConfig({ TLS_CLIENT_CERT_HEADER: 'X-Client-Cert', TLS_CLIENT_CERT_PROXIES: '10.0.0.0/8,192.0.2.7' }).config.mtls)
       .toEqual({ caFile: undefined, header: 'x-client-cert', proxies: ['10.0.0.0/8', '192.0.2.7/32'] });
   });
+
+  it('reads Envoy\'s x-forwarded-client-cert at the gate only when told to, and only with the proxies it comes from', () => {
+    expect(loadConfig({}).config.gateEnvoyClientCert).toBe(false);
+    expect(loadConfig({ GATE_ENVOY_CLIENT_CERT: 'true', TLS_CLIENT_CERT_PROXIES: '10.0.0.4' })).toMatchObject({ problems: [], config: { gateEnvoyClientCert: true } });
+    expect(loadConfig({ GATE_ENVOY_CLIENT_CERT: 'true' }).problems)
+      .toEqual(['GATE_ENVOY_CLIENT_CERT needs TLS_CLIENT_CERT_PROXIES: the addresses of the Envoys allowed to forward client certificates']);
+  });
 });

@@ -3,6 +3,7 @@
 // identity, and every refusal with its status and challenge. Real gateways in front of it:
 // test/gateways.test.ts.
 import http from 'node:http';
+import { Writable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { createRoute, updateRoute } from '../src/services/routes.ts';
 import { createClient } from '../src/services/clients.ts';
 import { selfSigned } from './support/certificates.ts';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { tokenFor } from './support/admin.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { api, role, serviceClient } from './support/fixtures.ts';
@@ -85,11 +87,21 @@ const nginx = (method: string, uri: string, headers: Record<string, string> = {}
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 describe('the decision endpoint', () => {
-  it('asks for a token with 401 and a Bearer challenge, without an error code when none was sent (RFC 6750 §3.1)', async () => {
-    const answer = await nginx('GET', '/orders/1');
-    expect(answer.status).toBe(401);
-    expect(answer.headers['www-authenticate']).toBe('Bearer');
-    expect(answer.headers['cache-control']).toBe('no-store');
+  it('asks for a token with 401 and a Bearer challenge naming invalid_token, in every contract', async () => {
+    // The gateway contract: one error for every 401, a missing token included (docs/gateways.md).
+    const challenge = 'Bearer error="invalid_token", error_description="an access token is required"';
+    const asked = [
+      await nginx('GET', '/orders/1'),
+      await nginx('GET', '/orders/1', { authorization: 'Basic dXNlcjpwYXNz' }),
+      await send('GET', '/gate/forward-auth', { 'x-forwarded-method': 'GET', 'x-forwarded-proto': 'https', 'x-forwarded-host': HOST, 'x-forwarded-uri': '/orders/1' }),
+      await send('GET', '/gate/ext-authz/orders/1', { host: HOST, 'content-length': '0' }),
+    ];
+    for (const answer of asked) {
+      expect(answer.status).toBe(401);
+      expect(answer.headers['www-authenticate']).toBe(challenge);
+      expect(answer.headers['cache-control']).toBe('no-store');
+      expect(JSON.parse(answer.body)).toEqual({ error: 'invalid_token', error_description: 'an access token is required' });
+    }
   });
 
   it('refuses a bad token with invalid_token', async () => {
@@ -331,6 +343,73 @@ describe('stored route policies', () => {
         status = (await ask()).status;
       }
       expect(status).toBe(200);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('answered before the app\'s middleware', () => {
+  interface Line { msg: string; level: number; requestId?: string; method?: string; path?: string; route?: string; status?: number; address?: string }
+  const sink = (lines: Line[]) => new Writable({
+    write(chunk, _encoding, done) {
+      for (const text of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(text) as Line);
+      done();
+    },
+  });
+
+  it('gets the request id, headers, access-log line and request metrics any request gets, and lets connections go while draining', async () => {
+    const lines: Line[] = [];
+    const other = await startServer(tdb.database, { TRUST_PROXY: 'true' }, '', { gateRoutes: routes, logger: createLogger('info', sink(lines)) });
+    try {
+      const forwarded = { 'x-forwarded-for': '203.0.113.9, 198.51.100.7' };
+      const traced = await nginx('GET', '/orders/1', { 'x-request-id': 'trace-42', ...forwarded }, other.url);
+      expect(traced.status).toBe(401);
+      expect(traced.headers).toMatchObject({
+        'x-request-id': 'trace-42', 'cache-control': 'no-store', pragma: 'no-cache',
+        'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(traced.body)),
+      });
+      const allowed = await nginx('GET', '/orders/1', { ...bearer(await tokenFor(other.url, reader, orders)), 'x-request-id': 'not an id!' }, other.url);
+      expect(allowed.status).toBe(200);
+      expect(allowed.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(allowed.headers).toMatchObject({ 'cache-control': 'no-store', pragma: 'no-cache', 'content-type': 'text/plain; charset=utf-8', 'content-length': '0' });
+      expect(allowed.headers.connection).toBe('keep-alive');
+      const envoyAsked = await send('GET', '/gate/ext-authz/orders/1?access_token=the-secret', { host: HOST, 'x-request-id': 'trace-43' }, other.url);
+      expect(envoyAsked.status).toBe(401);
+
+      const lineOf = (id: string) => lines.filter((line) => line.msg === 'request' && line.requestId === id);
+      expect(lineOf('trace-42')).toEqual([expect.objectContaining({
+        level: 30, method: 'GET', path: '/gate/auth-request', route: '/gate', status: 401, address: '198.51.100.7',
+      })]);
+      expect(lineOf(allowed.headers['x-request-id'] as string)).toEqual([expect.objectContaining({ route: '/gate', status: 200 })]);
+      expect(lineOf('trace-43')).toEqual([expect.objectContaining({ path: '/gate/ext-authz/orders/1', status: 401 })]);
+      expect(JSON.stringify(lines)).not.toContain('the-secret');
+      const metrics = await (await fetch(`${other.url}/metrics`)).text();
+      expect(metrics).toMatch(/postern_http_requests_total\{route="\/gate",method="GET",status="401"\} [1-9]/);
+      expect(metrics).toMatch(/postern_http_requests_total\{route="\/gate",method="GET",status="200"\} [1-9]/);
+
+      other.app.drain();
+      expect((await nginx('GET', '/orders/1', {}, other.url)).headers.connection).toBe('close');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('answers what it did not expect with a 500 naming the request id, and logs it', async () => {
+    const lines: Line[] = [];
+    // A rule no table would hold: checking it throws, after the token was checked.
+    const broken = { match: () => ({ rule: { ...rule({ id: 'broken', path: '/orders/*' }), scopesAll: null } }) } as unknown as RouteTable;
+    const other = await startServer(tdb.database, {}, '', { gateRoutes: broken, logger: createLogger('info', sink(lines)) });
+    try {
+      const token = await tokenFor(other.url, reader, orders);
+      const answer = await nginx('GET', '/orders/1', { ...bearer(token), 'x-request-id': 'trace-500' }, other.url);
+      expect(answer.status).toBe(500);
+      expect(answer.headers).toMatchObject({ 'x-request-id': 'trace-500', 'cache-control': 'no-store', pragma: 'no-cache' });
+      expect(JSON.parse(answer.body)).toEqual({ error: 'server_error', error_description: 'unexpected error; quote request id trace-500' });
+      expect(lines.filter((line) => line.requestId === 'trace-500').map((line) => line.msg)).toEqual(['unhandled error', 'request']);
+      // The endpoint still answers the next request.
+      expect((await nginx('GET', '/orders/1', bearer(token), other.url)).status).toBe(500);
+      expect((await nginx('GET', '/orders/1', {}, other.url)).status).toBe(401);
     } finally {
       await other.close();
     }

@@ -90,7 +90,7 @@ describe.runIf(onPostgres).each(gateways)('%s in front of an API', (_name, insta
   it.runIf(installed)('answers 401 with WWW-Authenticate without a token, and the API sees nothing', async () => {
     const answer = await send(gateway.url, 'GET', '/orders/1');
     expect(answer.status).toBe(401);
-    expect(answer.headers['www-authenticate']).toBe('Bearer');
+    expect(answer.headers['www-authenticate']).toBe('Bearer error="invalid_token", error_description="an access token is required"');
     expect(reached('/orders/1')).toBe(0);
   });
 

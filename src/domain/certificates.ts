@@ -28,11 +28,12 @@ export function pemCertificates(text: string): string[] {
  * The elements of an Envoy X-Forwarded-Client-Cert header, each the list of its key (lower case)
  * and value pairs in order: elements are separated by `,`, pairs by `;`, and a value may be a
  * quoted string in which those separators (and `\"`) are plain text. Undefined when the header
- * is not one.
+ * is not one, a trailing `;` or `,` included (Envoy never writes an empty pair or element).
  */
-function parseForwardedClientCert(text: string): [string, string][][] | undefined {
+export function parseForwardedClientCert(text: string): [string, string][][] | undefined {
   const elements: [string, string][][] = [];
   let current: [string, string][] = [];
+  let separator = '';
   const pair = /\s*([A-Za-z]+)=("(?:[^"\\]|\\.)*"|[^;,"]*)\s*([;,]|$)/y;
   while (pair.lastIndex < text.length) {
     const at = pair.lastIndex;
@@ -40,12 +41,13 @@ function parseForwardedClientCert(text: string): [string, string][][] | undefine
     if (!match || pair.lastIndex === at) return undefined;
     const raw = match[2]!;
     current.push([match[1]!.toLowerCase(), raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw]);
-    if (match[3] !== ';') {
+    separator = match[3]!;
+    if (separator !== ';') {
       elements.push(current);
       current = [];
     }
   }
-  return elements;
+  return separator === '' ? elements : undefined;
 }
 
 /**

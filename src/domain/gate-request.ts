@@ -53,6 +53,9 @@ export function normalizeGatePath(raw: string): { path: string } | Refusal {
   if (!target.startsWith('/')) return bad('the path must start with "/"');
   if (target.length > 4096) return bad('the path is too long');
   if (!PATH_CHARS.test(target)) return bad('the path holds characters that must be percent-encoded');
+  // Nothing to decode, no doubled slash, no segment starting with a dot: already normal (the
+  // common case, which the steps below would give back unchanged).
+  if (!target.includes('%') && !target.includes('//') && !target.includes('/.')) return { path: target };
   let decoded = '';
   for (let i = 0; i < target.length; i += 1) {
     const char = target[i]!;
@@ -151,13 +154,21 @@ export function readOriginalRequest(
   return { method: originalMethod, scheme, ...host, path: normalised.path };
 }
 
-/** The contract of a decision request's path, and the rest (ext-authz), or undefined. */
+const AUTH_REQUEST = { contract: 'auth-request', rest: '' } as const;
+const FORWARD_AUTH = { contract: 'forward-auth', rest: '' } as const;
+const EXT_AUTHZ_ROOT = { contract: 'ext-authz', rest: '' } as const;
+
+/**
+ * The contract of a decision request's path, and the rest (ext-authz), or undefined. Asked for
+ * every request a gateway passes on: compares, allocates nothing but the ext-authz rest.
+ */
 export function gateContractOf(path: string): { contract: GateContract; rest: string } | undefined {
-  for (const [contract, base] of Object.entries(GATE_CONTRACT_PATHS) as [GateContract, string][]) {
-    if (path === base) return { contract, rest: '' };
-    if (contract === 'ext-authz' && path.startsWith(`${base}/`)) return { contract, rest: path.slice(base.length) };
-  }
-  return undefined;
+  if (path === GATE_CONTRACT_PATHS['auth-request']) return AUTH_REQUEST;
+  if (path === GATE_CONTRACT_PATHS['forward-auth']) return FORWARD_AUTH;
+  const base = GATE_CONTRACT_PATHS['ext-authz'];
+  if (!path.startsWith(base)) return undefined;
+  if (path.length === base.length) return EXT_AUTHZ_ROOT;
+  return path[base.length] === '/' ? { contract: 'ext-authz', rest: path.slice(base.length) } : undefined;
 }
 
 // What the decision endpoint learns of the token of the original request (oidc/gate-tokens.ts).
@@ -196,5 +207,5 @@ export interface GateCaller {
 
 export type GateTokenResult =
   | { ok: true; caller: GateCaller }
-  /** `error` absent: no token at all (RFC 6750 §3.1: no error code then). */
+  /** `error` absent: no token at all (answered as invalid_token all the same, services/gate.ts). */
   | { ok: false; scheme: 'Bearer' | 'DPoP'; error?: 'invalid_token' | 'invalid_dpop_proof' | 'invalid_request'; description?: string };

@@ -162,7 +162,7 @@ export type RouteDecision =
  * Whether a caller meets a rule. `caller` is null when the request carries no token.
  * Every requirement the rule names must hold: all of scopesAll, one of scopesAny, one of roles,
  * one of clients, and the sender constraint. RFC 6750 §3.1: a missing or unfit token is 401
- * invalid_token (a gateway sends no error code when there was no token at all), a token without
+ * invalid_token (the gateway endpoint says so for a missing token too: docs/gateways.md), a token without
  * the scope is 403 insufficient_scope, and a caller the rule does not admit is 403 access_denied.
  */
 export function evaluateRule(rule: RouteRule, caller: RouteCaller | null): RouteDecision {

@@ -61,16 +61,17 @@ function authenticatedClient(ctx: Koa.Context): string | undefined {
  * query string is never logged: it can carry codes and tokens.
  */
 export function observeRequests(metrics: Metrics, logger: Logger, issuerPath: string): Koa.Middleware {
+  const record = requestRecorder(metrics, logger, issuerPath);
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     try {
       await next();
     } finally {
       const route = routeOf(ctx.path, issuerPath);
-      const labels = { route, method: ctx.method, status: String(ctx.status) };
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.httpRequests.inc(labels);
-      metrics.httpDuration.observe(labels, seconds);
+      record(route, ctx.method, ctx.status, seconds, () => ({
+        requestId: ctx.state.requestId, path: ctx.path, address: ctx.ip, clientId: authenticatedClient(ctx),
+      }));
       if (ctx.method === 'POST' && ctx.status !== 429) {
         if (route === '/token' && ctx.status >= 400) metrics.tokenErrors.inc({ error: errorCode(ctx.body) });
         if (route === '/token/introspection') {
@@ -79,12 +80,35 @@ export function observeRequests(metrics: Metrics, logger: Logger, issuerPath: st
         }
         if (route === '/token/revocation') metrics.revocations.inc({ result: ctx.status === 200 ? 'ok' : 'error' });
       }
-      const level = ctx.status === 500 ? 'error' : ctx.status >= 500 ? 'warn' : 'info';
-      logger[level]({
-        requestId: ctx.state.requestId, method: ctx.method, path: loggedPath(ctx.path, issuerPath), route, status: ctx.status,
-        ms: Math.round(seconds * 10_000) / 10, address: ctx.ip, clientId: authenticatedClient(ctx),
-      }, 'request');
     }
+  };
+}
+
+/** What the access-log line says of a request besides its route, method and status. */
+export interface AccessLogFields {
+  requestId: string;
+  /** Without the query. */
+  path: string;
+  address: string;
+  clientId: string | undefined;
+}
+
+/**
+ * Counts and times one answered request and writes its access-log line (observeRequests, and the
+ * decision endpoint, which answers before Koa): the same metrics and the same line for both. The
+ * line's fields are gathered only for a line that is written.
+ */
+export function requestRecorder(metrics: Metrics, logger: Logger, issuerPath: string) {
+  return (route: string, method: string, status: number, seconds: number, fields: () => AccessLogFields): void => {
+    const labels = { route, method, status: String(status) };
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, seconds);
+    const level = status === 500 ? 'error' : status >= 500 ? 'warn' : 'info';
+    if (!logger.isLevelEnabled(level)) return;
+    const { requestId, path, address, clientId } = fields();
+    logger[level]({
+      requestId, method, path: loggedPath(path, issuerPath), route, status, ms: Math.round(seconds * 10_000) / 10, address, clientId,
+    }, 'request');
   };
 }
 

@@ -5,14 +5,23 @@ import type { Logger } from '../platform/logger.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/** The id of a request: a sane one the caller sent is kept, for tracing; else a new one. */
+export function requestIdOf(given: string | undefined): string {
+  return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
 /** Every response gets an x-request-id (a sane one from the caller is kept, for tracing). */
 export function requestId(): Koa.Middleware {
   return async (ctx, next) => {
-    const given = ctx.get('x-request-id');
-    ctx.state.requestId = REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.state.requestId = requestIdOf(ctx.get('x-request-id'));
     ctx.set('x-request-id', ctx.state.requestId);
     await next();
   };
+}
+
+/** Whether a Cache-Control value says no-store: such a response also says Pragma: no-cache. */
+export function isNoStore(cacheControl: string): boolean {
+  return /(^|,)\s*no-store\s*(,|$)/i.test(cacheControl);
 }
 
 /**
@@ -25,9 +34,14 @@ export function noCachePragma(): Koa.Middleware {
     try {
       await next();
     } finally {
-      if (/(^|,)\s*no-store\s*(,|$)/i.test(ctx.response.get('Cache-Control'))) ctx.set('Pragma', 'no-cache');
+      if (isNoStore(ctx.response.get('Cache-Control'))) ctx.set('Pragma', 'no-cache');
     }
   };
+}
+
+/** The body of a 500: the request id to quote, never what went wrong (that goes to the log). */
+export function serverErrorBody(requestId: string): { error: string; error_description: string } {
+  return { error: 'server_error', error_description: `unexpected error; quote request id ${requestId}` };
 }
 
 function jsonError(ctx: Koa.Context, status: number, error: string, description: string): void {
@@ -51,7 +65,8 @@ export function errorBoundary(logger: Logger): Koa.Middleware {
         return;
       }
       logger.error({ err: error, requestId: ctx.state.requestId, path: ctx.path }, 'unhandled error');
-      jsonError(ctx, 500, 'server_error', `unexpected error; quote request id ${ctx.state.requestId}`);
+      const body = serverErrorBody(ctx.state.requestId);
+      jsonError(ctx, 500, body.error, body.error_description);
     }
   };
 }

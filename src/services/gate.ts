@@ -1,9 +1,10 @@
 // The decision of the gateway endpoint (docs/gateways.md): may this original request pass? The
 // route rule that matches it names the API and what a caller needs; the token says who calls,
 // with what they hold now. Allow is exactly 200 (Envoy allows on nothing else) with the caller's
-// identity for the upstream; deny is 401 (no usable token, RFC 6750 §3.1), 403 (the rule says no)
-// or 429 (over the rule's limit for this client). Denials are audited as counts per client, rule
-// and minute, never one row per request.
+// identity for the upstream; deny is 401 (no usable token, a missing one included: always
+// `error="invalid_token"`, see below), 403 (the rule says no) or 429 (over the rule's limit for
+// this client). Denials are audited as counts per client, rule and minute, never one row per
+// request.
 import type { AuditSink } from '../domain/audit-events.ts';
 import type { GateCaller, GateTokenRequest, GateTokenResult, OriginalRequest } from '../domain/gate-request.ts';
 import { evaluateRule, type RouteMatch, type RouteRequest, type RouteRule } from '../domain/routes.ts';
@@ -132,11 +133,15 @@ export async function decide(
     return { status: 200, route: rule.id, outcome: 'allow', headers: { ...headers, 'Cache-Control': cacheControl(rule, undefined, now) }, body: undefined };
   }
   if (!result!.ok) {
-    const { scheme, error, description } = result as Extract<GateTokenResult, { ok: false }>;
+    const refused = result as Extract<GateTokenResult, { ok: false }>;
+    const { scheme, error = 'invalid_token', description = 'an access token is required' } = refused;
+    // A missing token gets invalid_token too. RFC 6750 §3.1 suggests no error code then; the
+    // gateway contract wants one error for every 401 (docs/gateways.md, Answers), so that a
+    // client behind any gateway reads the same challenge whatever was wrong with its token.
     return denied({
-      status: 401, route: rule.id, outcome: error ? 'invalid_token' : 'no_token',
+      status: 401, route: rule.id, outcome: refused.error ? 'invalid_token' : 'no_token',
       headers: { 'WWW-Authenticate': challenge(scheme, { error, error_description: description }) },
-      body: { error: error ?? 'invalid_token', error_description: description ?? 'an access token is required' },
+      body: { error, error_description: description },
     });
   }
   const { caller } = result as Extract<GateTokenResult, { ok: true }>;

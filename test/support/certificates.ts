@@ -166,3 +166,28 @@ export function tlsRequest(
     request.end(body);
   });
 }
+
+/**
+ * An x-forwarded-client-cert element exactly as Envoy writes it for the certificate of the
+ * connection it terminated (forward_client_cert_details SANITIZE_SET or APPEND_FORWARD; its
+ * conn_manager_utility.cc): `By` (its own certificate's URI names), `Hash` (hex SHA-256 of the
+ * DER), then what set_current_client_cert_details asks for, in this order: `Cert` (the PEM with
+ * newline, space, `+`, `/` and `=` percent-encoded), `Subject` (always quoted), `URI` and `DNS`
+ * (written as they are, unquoted).
+ */
+export function envoyClientCertElement(cert: string, details: { by?: string; cert?: boolean; subject?: string; uri?: string[]; dns?: string[] } = {}): string {
+  const pem = cert.split(/(?<=-----END CERTIFICATE-----)/)[0]!.trim();
+  const der = Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, ''), 'base64');
+  const parts: string[] = [];
+  if (details.by) parts.push(`By=${details.by}`);
+  parts.push(`Hash=${createHash('sha256').update(der).digest('hex')}`);
+  if (details.cert) {
+    const encoded = `${pem}\n`.replace(/[\n +/=]/g, (c) => ({ '\n': '%0A', ' ': '%20', '+': '%2B', '/': '%2F', '=': '%3D' })[c]!);
+    parts.push(`Cert="${encoded}"`);
+  }
+  // The subject as RFC 4514 text (a `"` in it already escaped as `\"`), which Envoy quotes as it is.
+  if (details.subject !== undefined) parts.push(`Subject="${details.subject}"`);
+  if (details.uri) parts.push(...(details.uri.length ? details.uri.map((uri) => `URI=${uri}`) : ['URI=']));
+  for (const dns of details.dns ?? []) parts.push(`DNS=${dns}`);
+  return parts.join(';');
+}
