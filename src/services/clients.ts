@@ -18,6 +18,7 @@ import { cutOffClientTokens, type ClientTokensCutOff } from './client-tokens.ts'
 import { toView, type ClientView, type StoredMetadata } from './client-view.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { applyExchangeSettings, type ExchangeSettings } from './exchange-permissions.ts';
+import { decodeCursor, encodeCursor, pageLimit, type Page } from './paging.ts';
 import { changedFields, checkName, checkOneBinding } from './validation.ts';
 import { FEDERATED_AUTH_METHOD } from '../domain/trusted-issuers.ts';
 import { bindFederation, type FederationInput } from './trusted-issuers.ts';
@@ -112,7 +113,7 @@ export async function getClient(db: Db, ref: string): Promise<ClientView> {
   return toView(db, await requireClient(db, ref));
 }
 
-export interface ClientPage { items: ClientView[]; nextCursor: string | null }
+export type ClientPage = Page<ClientView>;
 
 export interface ListClientsQuery {
   /** 1 to 200; 50 by default. */
@@ -125,18 +126,9 @@ export interface ListClientsQuery {
   role?: string;
 }
 
-// The cursor is the last name of the page, encoded so that callers treat it as opaque.
-const encodeCursor = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
-function decodeCursor(cursor: string): string {
-  const name = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!cursor || encodeCursor(name) !== cursor) throw invalid('cursor is not one this server returned', 'cursor');
-  return name;
-}
-
-/** A page of clients in name order, filtered. */
+/** A page of clients in name order, filtered; the cursor is the last name of the page. */
 export async function listClientsPage(db: Db, query: ListClientsQuery = {}): Promise<ClientPage> {
-  const limit = query.limit ?? 50;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalid('limit must be between 1 and 200', 'limit');
+  const limit = pageLimit(query.limit);
   let roleId: string | undefined;
   if (query.role !== undefined) {
     const role = await roles.findRole(db, query.role);
