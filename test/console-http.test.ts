@@ -2,11 +2,12 @@
 // before sign-in; a hash of the session id after), the checks of the sign-in's return, idle
 // expiry, and refusals of changes without a session or a CSRF token; the forms that change a
 // sign-in app's redirect URIs, a workload's binding and a route rule; paged lists (the holders
-// of a role, route rules).
+// of a role, route rules); the overview's warning of clients that never got a token.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { startConsoleSession, resumeConsoleSession, CONSOLE_CLIENT_ID } from '../src/services/console-sessions.ts';
 import { createClient, deleteClient, getClient } from '../src/services/clients.ts';
+import { describeOverview } from '../src/services/console-overview.ts';
 import { createRole, unassignRoleFromUser } from '../src/services/roles.ts';
 import { createIssuer, getIssuer } from '../src/services/trusted-issuers.ts';
 import { createRoute, getRoute, listRoutes } from '../src/services/routes.ts';
@@ -466,6 +467,23 @@ describe('the admin console over HTTP', () => {
     expect((await getClient(db, workload.clientId)).federation).toEqual(workload.federation);
     await expect(getIssuer(db, 'forged')).rejects.toThrow();
     await expect(getClient(db, 'forged-workload')).rejects.toThrow();
+  }, 60_000);
+
+  it('warns on the overview of enabled clients that never got a token, whatever else the log holds', async () => {
+    const { db } = database.database;
+    const made = [];
+    for (const name of ['quiet-one', 'busy-one', 'quiet-disabled']) made.push((await createClient(db, { name }, NO_AUDIT)).client.clientId);
+    const [quiet, busy, disabled] = made as [string, string, string];
+    await db.updateTable('clients').set({ created_at: new Date(Date.now() - 2 * 86_400_000) } as never).where('client_id', 'in', made).execute();
+    await db.updateTable('clients').set({ enabled: false }).where('client_id', '=', disabled).execute();
+    await db.insertInto('audit_events').values([
+      { type: 'token.issued', actor_type: 'client', actor_id: busy, client_id: busy, outcome: 'success', details: JSON.stringify({ count: 3 }) },
+      { type: 'token.failure', actor_type: 'client', actor_id: quiet, client_id: quiet, outcome: 'failure', details: JSON.stringify({ count: 1 }) },
+      { type: 'token.issued', actor_type: 'anonymous', actor_id: null, client_id: null, outcome: 'success', details: '{}' },
+    ] as never).execute();
+    const overview = await describeOverview(db, { hours: 1, secretMaxAgeDays: 90, rotationDays: 90 });
+    const unused = overview.warnings.filter((warning) => warning.kind === 'unused');
+    expect(unused).toEqual([{ kind: 'unused', text: 'quiet-one: no token issued in the audit log', link: `/clients/${quiet}` }]);
   }, 60_000);
 
   it('signs out, at the next page, a person whose role was taken away', async () => {
