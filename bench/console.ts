@@ -1,9 +1,12 @@
 // `npm run bench:console`: how fast every page of the admin console renders on Postgres with
-// 10,000 clients, 1,000 people and 100,000 audit events (the issue's bar: under 200 ms each). A
-// throw-away database is seeded in bulk, a server runs in this process on loopback, an
-// administrator signs in through the real login page, and each page is fetched 10 times after
-// a warm-up; the median and the slowest are printed.
+// 10,000 clients, 1,000 people, 100,000 audit events and 1,000 route rules (the issue's bar:
+// under 200 ms each). A throw-away database is seeded in bulk, a server runs in this process on
+// loopback, an administrator signs in through the real login page, and each page is fetched 10
+// times after a warm-up; the median and the slowest are printed. The overview's first load is
+// the one that ends the sign-in: the first of a fresh server, before its figures are reused; it
+// is held to the bar too.
 //   BENCH_DATABASE_URL  Postgres server to create the throw-away database on
+//   BENCH_AUDIT_EVENTS  audit events to seed (100,000 by default; the log grows with traffic)
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
@@ -14,12 +17,16 @@ import { migrate } from '../src/db/migrator.ts';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { MasterKey } from '../src/domain/key-encryption.ts';
 import { createLogger } from '../src/platform/logger.ts';
+import { createApi } from '../src/services/apis.ts';
+import { createClient } from '../src/services/clients.ts';
 import { createUser } from '../src/services/users.ts';
 import { createBenchDatabase } from './bench-db.ts';
 
 const CLIENTS = 10_000;
 const PEOPLE = 1_000;
-const EVENTS = 100_000;
+const EVENTS = Number(process.env.BENCH_AUDIT_EVENTS || 100_000);
+if (!Number.isInteger(EVENTS) || EVENTS < 1) throw new Error('BENCH_AUDIT_EVENTS is a number of events');
+const ROUTES = 1_000;
 const RUNS = 10;
 const LIMIT_MS = 200;
 const PASSWORD = 'lantern-meadow-copper-9';
@@ -45,7 +52,8 @@ async function seed(url: string): Promise<void> {
     await sql`insert into users (id, username, password_hash)
       select 'usr_bench_' || i, 'person-' || lpad(i::text, 5, '0'), 'x' from generate_series(1, ${PEOPLE}) i`.execute(db);
     await sql`insert into user_roles (user_id, role_id) select 'usr_bench_' || i, 'role_bench_' || (1 + i % 20) from generate_series(1, ${PEOPLE}) i`.execute(db);
-    // Over the last 12 hours: counted token issuance and refusals, sign-in failures, changes.
+    // One every 0.43 s back from now (100,000: the last 12 hours): counted token issuance and
+    // refusals, sign-in failures, changes.
     await sql`insert into audit_events (occurred_at, type, actor_type, actor_id, target_type, target_id, client_id, outcome, details)
       select now() - ((i * 0.43) || ' seconds')::interval,
         (array['token.issued', 'token.failure', 'login.failure', 'client.updated', 'token.issued'])[1 + i % 5],
@@ -57,8 +65,17 @@ async function seed(url: string): Promise<void> {
         case when i % 5 in (1, 2) then 'failure' else 'success' end,
         case when i % 5 in (0, 1, 4) then jsonb_build_object('count', 1 + i % 7) else '{}'::jsonb end
       from generate_series(1, ${EVENTS}) i`.execute(db);
+    // Rules of one API, one path each (no two tie); gateways and the console read them.
+    await createApi(db, { identifier: 'https://shop.bench', name: 'shop', scopes: ['shop:read'] }, NO_AUDIT);
+    await sql`insert into route_rules (id, api_id, host, methods, path, scopes_all)
+      select 'route_bench_' || lpad(i::text, 5, '0'), (select id from apis where identifier = 'https://shop.bench'), 'shop.bench',
+        '["GET"]'::jsonb, '/items/' || i || '/{id}', '["shop:read"]'::jsonb
+      from generate_series(1, ${ROUTES}) i`.execute(db);
     await sql`analyze`.execute(db);
     await createUser(db, { username: 'bench-admin', password: PASSWORD, roles: ['postern-admin'] }, NO_AUDIT);
+    await createClient(db, {
+      name: 'bench-web', grantTypes: ['authorization_code'], redirectUris: ['https://app.bench/cb'], postLogoutRedirectUris: ['https://app.bench/'],
+    }, NO_AUDIT);
   } finally {
     await database.close();
   }
@@ -80,14 +97,20 @@ class Jar {
   }
 }
 
-async function signIn(jar: Jar, base: string): Promise<void> {
+async function signIn(jar: Jar, base: string): Promise<number> {
   let page = await jar.get(`${base}/console/login`);
   while (page.location) page = await jar.get(new URL(page.location, base).href);
   const action = /action="([^"]+)"/.exec(page.html)![1]!;
   const csrf = /name="csrf" value="([^"]+)"/.exec(page.html)![1]!;
   page = await jar.get(new URL(action, base).href, { csrf, username: 'bench-admin', password: PASSWORD });
-  while (page.location) page = await jar.get(new URL(page.location, base).href);
+  let took = 0;
+  while (page.location) {
+    const started = performance.now();
+    page = await jar.get(new URL(page.location, base).href);
+    took = performance.now() - started;
+  }
   if (!page.html.includes('<title>Overview')) throw new Error(`sign-in failed: ${page.status}`);
+  return took;
 }
 
 async function main(): Promise<void> {
@@ -115,24 +138,31 @@ async function main(): Promise<void> {
     close = async () => { await app.close(); await database.close(); };
 
     const jar = new Jar();
-    await signIn(jar, url);
-    const clientsPage = await jar.get(`${url}/console/clients`);
-    const next = /href="\/console\/clients(\?[^"]*cursor=[^"]+)"/.exec(clientsPage.html)![1]!.replaceAll('&amp;', '&');
-    const auditPage = await jar.get(`${url}/console/audit`);
-    const older = /href="\/console\/audit(\?[^"]*cursor=[^"]+)"/.exec(auditPage.html)![1]!.replaceAll('&amp;', '&');
+    // The overview's first load: the page the sign-in lands on.
+    const coldOverview = await signIn(jar, url);
+    /** The link to the next page of a list, as the page gives it. */
+    const nextOf = async (path: string, list: string, cursor = 'cursor') => {
+      const page = await jar.get(`${url}/console${path}`);
+      const link = new RegExp(`href="/console${list}(\\?[^"]*${cursor}=[^"]+)"`).exec(page.html);
+      if (!link) throw new Error(`${path}: no next page`);
+      return `${list}${link[1]!.replaceAll('&amp;', '&')}`;
+    };
+    const web = /href="\/console\/clients\/([^"]+)">bench-web</.exec((await jar.get(`${url}/console/clients?q=bench-web`)).html)![1]!;
     const pages = [
-      '', '/apis', '/apis/api_postern', '/roles', '/roles/bench-role-3', '/clients', `/clients${next}`, '/clients?q=svc-05',
-      '/clients?status=disabled', '/clients/benchclient00000004242', '/clients/new', '/people', '/people?q=person-09',
-      '/people/usr_bench_77', '/keys', '/audit', `/audit${older}`, '/audit?type=token.issued',
+      '', '/apis', '/apis/api_postern', '/roles', '/roles/bench-role-3', await nextOf('/roles/bench-role-3', '/roles/role_bench_3', 'clients'),
+      '/roles/bench-role-3?q=svc-01', '/clients', await nextOf('/clients', '/clients'), '/clients?q=svc-05',
+      '/clients?status=disabled', '/clients/benchclient00000004242', `/clients/${web}`, '/clients/new', '/people', '/people?q=person-09',
+      '/people/usr_bench_77', '/keys', '/audit', await nextOf('/audit', '/audit'), '/audit?type=token.issued',
       '/audit?target=benchclient00000004242', '/audit?actor=usr_bench_8', '/registration-tokens',
-      '/route-policies', '/trusted-issuers',
+      '/route-policies', await nextOf('/route-policies', '/route-policies'), '/route-policies?path=/items/5',
+      '/route-policies/route_bench_00500', '/trusted-issuers',
     ];
     const rows: [string, number, number, number][] = [];
     for (const path of pages) {
-      // The first load, before any warm-up (the overview reuses its figures for 20 s after it).
+      // The first load, before any warm-up; the overview's was the sign-in's.
       const cold = performance.now();
       await jar.get(`${url}/console${path}`);
-      const first = performance.now() - cold;
+      const first = path === '' ? coldOverview : performance.now() - cold;
       await jar.get(`${url}/console${path}`);
       const times: number[] = [];
       for (let i = 0; i < RUNS; i++) {
@@ -151,7 +181,9 @@ async function main(): Promise<void> {
     }
     const over = rows.filter(([, , median]) => median > LIMIT_MS);
     console.log(over.length ? `${over.length} pages over ${LIMIT_MS} ms (median)` : `every page under ${LIMIT_MS} ms (median)`);
-    process.exitCode = over.length ? 1 : 0;
+    const coldOver = coldOverview > LIMIT_MS;
+    console.log(`the overview's first load, on a fresh server: ${coldOverview.toFixed(1)} ms${coldOver ? `, over ${LIMIT_MS} ms` : ''}`);
+    process.exitCode = over.length || coldOver ? 1 : 0;
   } finally {
     server.closeAllConnections();
     server.close();

@@ -134,6 +134,47 @@ describe('admin API: clients', () => {
     expect((await call('PATCH', `/clients/${svc.id}`, { enabled: true })).body.enabled).toBe(true);
   });
 
+  it('replaces a sign-in app\'s redirect URIs under the rules of its creation, and names them in the audit log', async () => {
+    const name = unique('web');
+    const created = await call('POST', '/clients', {
+      name, grantTypes: ['authorization_code'], redirectUris: ['https://app.example/cb'], postLogoutRedirectUris: ['https://app.example/'],
+    });
+    const id = s.clientWithSecret.parse(created.body).client.clientId;
+    const replaced = await call('PATCH', `/clients/${id}`, { redirectUris: ['https://app.example/callback', 'http://localhost:5173/cb'] });
+    expect(replaced.status).toBe(200);
+    expect(s.clientView.parse(replaced.body)).toMatchObject({
+      redirectUris: ['https://app.example/callback', 'http://localhost:5173/cb'], postLogoutRedirectUris: ['https://app.example/'],
+    });
+    const cleared = await call('PATCH', `/clients/${id}`, { postLogoutRedirectUris: [] });
+    expect(s.clientView.parse(cleared.body).postLogoutRedirectUris).toEqual([]);
+    const service = await serviceClient(tdb.database.db);
+    for (const [ref, body, field, message] of [
+      [id, { redirectUris: ['http://app.example/cb'] }, 'redirectUris', 'must use https'],
+      [id, { redirectUris: ['https://app.example/cb#x'] }, 'redirectUris', 'without a fragment'],
+      [id, { redirectUris: [] }, 'redirectUris', 'at least one redirect URI'],
+      // A private-use scheme is for public native apps only.
+      [id, { redirectUris: ['com.example.app:/cb'] }, 'redirectUris', 'private-use scheme'],
+      [id, { postLogoutRedirectUris: ['ftp://app.example/'] }, 'postLogoutRedirectUris', 'must use https'],
+      [service.id, { redirectUris: ['https://app.example/cb'] }, 'redirectUris', 'only to authorization_code clients'],
+      [service.id, { postLogoutRedirectUris: [] }, 'postLogoutRedirectUris', 'only to authorization_code clients'],
+      ['postern-console-webapp', { redirectUris: ['https://evil.example/cb'] }, 'redirectUris', 'where the console is served'],
+    ] as const) {
+      const refused = await call('PATCH', `/clients/${ref}`, body);
+      expect(refused.status, message).toBe(400);
+      expect(refused.body).toMatchObject({ error: 'invalid_input', fields: [field] });
+      expect(refused.body.message).toContain(message);
+    }
+    expect(s.clientView.parse((await call('GET', `/clients/${id}`)).body).redirectUris).toEqual(['https://app.example/callback', 'http://localhost:5173/cb']);
+    const spa = await call('POST', '/clients', { name: unique('spa'), grantTypes: ['authorization_code'], public: true, redirectUris: ['http://localhost:5173/cb'] });
+    const native = await call('PATCH', `/clients/${spa.body.client.clientId}`, { redirectUris: ['com.example.app:/callback'] });
+    expect(native.status).toBe(200);
+    expect(native.body.redirectUris).toEqual(['com.example.app:/callback']);
+    await server.app.audit.flush();
+    const events = await tdb.database.db.selectFrom('audit_events').select('details')
+      .where('type', '=', 'client.updated').where('target_id', '=', id).orderBy('id').execute();
+    expect(events.map((event) => (event.details as { fields: string[] }).fields)).toEqual([['redirectUris'], ['postLogoutRedirectUris']]);
+  });
+
   it('rotates a secret, keeping the old one for the overlap', async () => {
     const svc = await serviceClient(tdb.database.db);
     const rotated = await call('POST', `/clients/${svc.id}/rotate-secret`, { keepOldForSeconds: 3600 });

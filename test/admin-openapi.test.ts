@@ -70,6 +70,15 @@ describe('admin API: OpenAPI document', () => {
     expect(create.security).toEqual([{ posternToken: ['admin:write'] }]);
     expect(document.paths['/clients'].get.security).toEqual([{ posternToken: ['admin:read'] }]);
   });
+
+  it('describes the redirect URIs a client update replaces', async () => {
+    const document = (await adminCall(server.url, 'GET', '/openapi.json')).body;
+    const { properties } = document.components.schemas.UpdateClient;
+    expect(properties.redirectUris).toMatchObject({ type: 'array', maxItems: 50, items: { type: 'string', maxLength: 2000 } });
+    expect(properties.redirectUris.description).toContain('at least one');
+    expect(properties.postLogoutRedirectUris.description).toContain('[] removes them');
+    expect(document.paths['/clients/{id}'].patch.summary).toContain('redirect URIs');
+  });
 });
 
 describe('admin API on its own listener (ADMIN_PORT)', () => {

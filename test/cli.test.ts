@@ -41,7 +41,7 @@ const HELP_MENTIONS: Record<string, string[]> = {
     '--allowed-network <cidr>', '--require-dpop', '--tls-subject-dn <dn>', '--tls-san-dns <name>', '--tls-san-uri <uri>',
     '--certificate-file <file>', '--require-mtls', '--no-require-mtls'],
   'clients update': ['<client>', '--jwks-file <file>', '--jwks-uri <url>', '--allowed-network <cidr>', '--any-network',
-    '--require-dpop', '--no-require-dpop'],
+    '--require-dpop', '--no-require-dpop', '--redirect-uri <uri>', '--post-logout-redirect-uri <uri>', '--no-post-logout-redirect-uri'],
   'clients show': ['<client>'],
   'clients enable': ['<client>'],
   'clients disable': ['<client>'],

@@ -1,16 +1,19 @@
 // The admin console in real headless Chromium: sign-in through Postern's login page, every page
 // free of console errors, CSP violations and serious accessibility problems (axe-core), a client
-// created, its secret shown once, rotated, disabled and deleted; a read-only administrator sees
-// no write controls and a forged change is refused; a person without the role is refused; logout
-// ends both sessions. Runs once in CI (on Postgres), not on both databases.
+// created, its secret shown once, rotated, disabled and deleted; a route rule, a sign-in app's
+// redirect URIs and a workload's binding changed through their forms; paged holders of a role; a
+// read-only administrator sees no write controls and a forged change is refused; a person
+// without the role is refused; logout ends both sessions. Runs once in CI (on Postgres), not on
+// both databases.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
+import { createClient, getClient } from '../src/services/clients.ts';
 import { createRole } from '../src/services/roles.ts';
-import { createRoute } from '../src/services/routes.ts';
+import { createRoute, getRoute } from '../src/services/routes.ts';
 import { createIssuer } from '../src/services/trusted-issuers.ts';
 import { createUser } from '../src/services/users.ts';
 import { createTestDatabase, slowSuitesRunHere, type TestDatabase } from './support/database.ts';
@@ -31,6 +34,7 @@ const PASSWORD = 'lantern-meadow-copper-9';
 let database: TestDatabase;
 let server: TestServer;
 let browser: Browser;
+let ruleId: string;
 
 interface Watched { page: Page; context: BrowserContext; problems: string[] }
 
@@ -86,9 +90,19 @@ describe.skipIf(!hasChromium || !once)('the admin console in a real browser', ()
     await createUser(db, { username: 'ada', password: PASSWORD, name: 'Ada Admin', roles: ['postern-admin'] }, NO_AUDIT);
     await createUser(db, { username: 'rory', password: PASSWORD, name: 'Rory Reader', roles: ['console-readers'] }, NO_AUDIT);
     await createUser(db, { username: 'nina', password: PASSWORD, name: 'Nina Nobody' }, NO_AUDIT);
-    await createRoute(db, { api: 'https://orders.example', host: 'orders.example', methods: ['GET'], path: '/orders/{id}', scopesAll: ['orders:read'], rateLimitPerMinute: 600 }, NO_AUDIT);
+    ruleId = (await createRoute(db, { api: 'https://orders.example', host: 'orders.example', methods: ['GET'], path: '/orders/{id}', scopesAll: ['orders:read'], rateLimitPerMinute: 600 }, NO_AUDIT)).id;
     await createRoute(db, { api: 'https://orders.example', host: 'orders.example', path: '/health', public: true }, NO_AUDIT);
+    // More rules and holders than a page shows.
+    for (let i = 0; i < 26; i++) await createRoute(db, { api: 'https://orders.example', host: 'orders.example', path: `/reports/${i}`, scopesAll: ['orders:read'] }, NO_AUDIT);
+    await createRole(db, { name: 'orders-readers', grants: [{ api: 'https://orders.example', scopes: ['orders:read'] }] }, NO_AUDIT);
+    for (let i = 0; i < 27; i++) await createClient(db, { name: `reader-${String(i).padStart(2, '0')}`, roles: ['orders-readers'] }, NO_AUDIT);
     await createIssuer(db, { name: 'k8s-prod', issuer: 'https://k8s.example', kind: 'kubernetes', jwksUri: 'https://k8s.example/openid/v1/jwks' }, { development: false }, NO_AUDIT);
+    await createClient(db, {
+      name: 'orders-web', grantTypes: ['authorization_code'], redirectUris: ['https://app.example/callback'], postLogoutRedirectUris: ['https://app.example/'],
+    }, NO_AUDIT);
+    await createClient(db, {
+      name: 'orders-worker', federated: { issuer: 'k8s-prod', subject: 'system:serviceaccount:shop:orders', claims: { 'kubernetes.io/namespace': 'shop' } },
+    }, NO_AUDIT);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -117,7 +131,8 @@ describe.skipIf(!hasChromium || !once)('the admin console in a real browser', ()
       ['/people', 'People', 'people'], ['/keys', 'Signing keys', 'keys'], ['/audit', 'Audit log', 'audit'],
       ['/registration-tokens', 'Registration tokens', 'registration-tokens'], ['/route-policies', 'Route policies', 'route-policies'],
       [`/route-policies?method=GET&url=${encodeURIComponent('https://orders.example/orders/7')}`, 'Route policies', 'route-check'],
-      ['/trusted-issuers', 'Trusted issuers', 'trusted-issuers'],
+      ['/trusted-issuers', 'Trusted issuers', 'trusted-issuers'], ['/clients/orders-web', 'orders-web', 'client-web'],
+      ['/clients/orders-worker', 'orders-worker', 'client-workload'], ['/roles/orders-readers', 'orders-readers', 'role-holders'],
     ] as const) {
       await page.goto(`${server.url}/console${path}`);
       expect(await page.title()).toBe(`${title} · Postern console`);
@@ -147,10 +162,49 @@ describe.skipIf(!hasChromium || !once)('the admin console in a real browser', ()
     await page.getByLabel('Scopes, all of (space separated)').fill('orders:write');
     await page.getByRole('button', { name: 'Create rule' }).click();
     await expect.poll(() => page.title()).toMatch(/^Rule route_/);
-    const ruleId = (await page.title()).split(' ')[1]!;
-    await page.getByLabel(/Type the id/).fill(ruleId);
+    const madeId = (await page.title()).split(' ')[1]!;
+    await page.getByLabel(/Type the id/).fill(madeId);
     await page.getByRole('button', { name: 'Delete rule' }).click();
-    await expect.poll(() => page.locator('[role=status]').first().textContent()).toContain(`Rule ${ruleId} deleted`);
+    await expect.poll(() => page.locator('[role=status]').first().textContent()).toContain(`Rule ${madeId} deleted`);
+    // A rule changed on its page: refused (a scope the API lacks) with what was typed kept, then saved.
+    await page.goto(`${server.url}/console/route-policies/${ruleId}`);
+    await page.getByLabel('Methods (empty: any)').fill('GET HEAD');
+    await page.getByLabel('Scopes, all of (space separated)').fill('orders:refund');
+    await page.getByRole('button', { name: 'Save rule' }).click();
+    await expect.poll(() => page.locator('[role=alert]').first().textContent()).toContain('does not define orders:refund');
+    expect(await page.getByLabel('Methods (empty: any)').inputValue()).toBe('GET HEAD');
+    await checkPage(watched, 'route-policy-refused');
+    await page.getByLabel('Scopes, all of (space separated)').fill('orders:read');
+    await page.getByRole('button', { name: 'Save rule' }).click();
+    await expect.poll(() => page.locator('[role=status]').first().textContent()).toContain(`Rule ${ruleId} saved.`);
+    expect((await getRoute(database.database.db, ruleId)).methods).toEqual(['GET', 'HEAD']);
+    // The rules a page at a time.
+    await page.goto(`${server.url}/console/route-policies`);
+    await page.getByRole('link', { name: 'Next page' }).click();
+    await expect.poll(() => page.getByRole('link', { name: 'First page' }).count()).toBe(1);
+    await checkPage(watched);
+
+    // A sign-in app's redirect URIs: refused under the rules of creation, then saved.
+    await page.goto(`${server.url}/console/clients/orders-web`);
+    await page.getByLabel(/^Redirect URIs/).fill('http://app.example/callback');
+    await page.getByRole('button', { name: 'Save redirect URIs' }).click();
+    await expect.poll(() => page.locator('[role=alert]').first().textContent()).toContain('must use https');
+    await checkPage(watched);
+    await page.getByLabel(/^Redirect URIs/).fill('https://app.example/callback\nhttps://app.example/auth/return');
+    await page.getByRole('button', { name: 'Save redirect URIs' }).click();
+    await expect.poll(() => page.locator('[role=status]').first().textContent()).toContain('Redirect URIs saved.');
+    expect((await getClient(database.database.db, 'orders-web')).redirectUris).toEqual(['https://app.example/callback', 'https://app.example/auth/return']);
+    // A workload's binding.
+    await page.goto(`${server.url}/console/clients/orders-worker`);
+    await page.getByLabel(/^Subject/).fill('system:serviceaccount:shop:orders-v2');
+    await page.getByRole('button', { name: 'Save binding' }).click();
+    await expect.poll(() => page.locator('[role=status]').first().textContent()).toContain('Binding saved.');
+    expect((await getClient(database.database.db, 'orders-worker')).federation!.subject).toBe('system:serviceaccount:shop:orders-v2');
+    // The holders of a role a page at a time.
+    await page.goto(`${server.url}/console/roles/orders-readers`);
+    await page.getByRole('link', { name: 'Next page of clients' }).click();
+    await expect.poll(() => page.getByRole('link', { name: 'reader-26' }).count()).toBe(1);
+    await checkPage(watched);
     await page.goto(`${server.url}/console/trusted-issuers`);
     await page.getByRole('link', { name: 'k8s-prod' }).click();
     expect(await page.title()).toBe('k8s-prod · Postern console');
@@ -226,7 +280,8 @@ describe.skipIf(!hasChromium || !once)('the admin console in a real browser', ()
     const { page, context } = watched;
     await signIn(page, 'rory');
     await expect.poll(() => page.title()).toBe('Overview · Postern console');
-    for (const path of ['/clients', '/apis', '/roles', '/people', '/keys', '/registration-tokens', '/route-policies', '/trusted-issuers']) {
+    for (const path of ['/clients', '/apis', '/roles', '/people', '/keys', '/registration-tokens', '/route-policies', '/roles/orders-readers',
+      `/route-policies/${ruleId}`, '/clients/orders-web', '/clients/orders-worker', '/trusted-issuers']) {
       await page.goto(`${server.url}/console${path}`);
       // The only form that posts is the sign-out.
       expect(await page.locator('form[method=post]').count(), path).toBe(1);
@@ -241,6 +296,17 @@ describe.skipIf(!hasChromium || !once)('the admin console in a real browser', ()
     expect(await roles.text()).not.toContain('forged-role');
     // Without the CSRF token, the same request is refused as well.
     expect((await context.request.post(`${server.url}/console/roles`, { form: { name: 'forged-role' } })).status()).toBe(403);
+    // The new forms too, with a token of the session.
+    const before = await getClient(database.database.db, 'orders-web');
+    for (const [path, form] of [
+      ['/clients/orders-web/redirect-uris', { redirectUris: 'https://forged.example/cb' }],
+      ['/clients/orders-worker/federation', { federatedIssuer: 'k8s-prod', federatedSubject: 'forged' }],
+      [`/route-policies/${ruleId}`, { path: '/forged' }],
+    ] as const) {
+      expect((await context.request.post(`${server.url}/console${path}`, { form: { csrf, ...form } })).status(), path).toBe(403);
+    }
+    expect((await getClient(database.database.db, 'orders-web')).redirectUris).toEqual(before.redirectUris);
+    expect((await getRoute(database.database.db, ruleId)).path).toBe('/orders/{id}');
     await context.close();
   }, 120_000);
 

@@ -1,16 +1,19 @@
 // The admin console over plain HTTP, on both databases: its headers, what it stores (nothing
 // before sign-in; a hash of the session id after), the checks of the sign-in's return, idle
-// expiry, and refusals of changes without a session or a CSRF token.
+// expiry, and refusals of changes without a session or a CSRF token; the forms that change a
+// sign-in app's redirect URIs, a workload's binding and a route rule; paged lists (the holders
+// of a role, route rules); the overview's warning of clients that never got a token.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { startConsoleSession, resumeConsoleSession, CONSOLE_CLIENT_ID } from '../src/services/console-sessions.ts';
-import { createClient, deleteClient } from '../src/services/clients.ts';
+import { createClient, deleteClient, getClient } from '../src/services/clients.ts';
+import { describeOverview } from '../src/services/console-overview.ts';
 import { createRole, unassignRoleFromUser } from '../src/services/roles.ts';
-import { getIssuer } from '../src/services/trusted-issuers.ts';
-import { listRoutes } from '../src/services/routes.ts';
+import { createIssuer, getIssuer } from '../src/services/trusted-issuers.ts';
+import { createRoute, getRoute, listRoutes } from '../src/services/routes.ts';
 import { createUser } from '../src/services/users.ts';
 import { ArtifactKey } from '../src/domain/artifact-hashing.ts';
-import { HttpBrowser } from './support/browser.ts';
+import { authorizeUrl, HttpBrowser, pkce } from './support/browser.ts';
 import { api } from './support/fixtures.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import http from 'node:http';
@@ -212,23 +215,275 @@ describe('the admin console over HTTP', () => {
     await expectAuditedBy('ada', ['issuer.created', 'issuer.updated', 'issuer.updated', 'issuer.deleted'], id);
   }, 60_000);
 
-  it('shows a read-only administrator the two pages without a write control, and refuses forged changes with 403', async () => {
+  it('changes a web app\'s redirect URIs on its page, on every server before the form returns; refusals are form errors', async () => {
+    const { db } = database.database;
+    const web = (await createClient(db, {
+      name: 'orders-web', grantTypes: ['authorization_code'], redirectUris: ['https://app.example/cb'], postLogoutRedirectUris: ['https://app.example/'],
+    }, NO_AUDIT)).client;
+    // Another server on the same database (the console's app left pointing at this one).
+    const other = await startServer(database.database, { CONSOLE_URL: server.url });
+    try {
+      const authorize = async (redirectUri: string) => (await new HttpBrowser().request(authorizeUrl(other.url, {
+        client_id: web.clientId, response_type: 'code', redirect_uri: redirectUri, scope: 'openid', state: 'st',
+        code_challenge: pkce().challenge, code_challenge_method: 'S256',
+      }))).status;
+      expect(await authorize('https://app.example/cb')).toBe(303);
+      expect(await authorize('https://app.example/callback')).toBe(400);
+      const browser = new HttpBrowser();
+      await signIn(browser, 'ada');
+      const page = await browser.request(`${server.url}/console/clients/${web.clientId}`);
+      expect(page.html).toContain('>https://app.example/cb</textarea>');
+      const csrf = csrfOf(page.html);
+      const at = `${server.url}/console/clients/${web.clientId}/redirect-uris`;
+      // One a line; a comma belongs to the URI.
+      const uris = { redirectUris: 'https://app.example/callback\r\nhttps://app.example/other?a=1,2\r\n', postLogoutRedirectUris: '' };
+      const saved = await browser.request(at, { form: { csrf, ...uris } });
+      expect(saved.status).toBe(303);
+      expect((await browser.request(saved.location!)).html).toContain('Redirect URIs saved.');
+      // The other server uses the new list as soon as the form has returned.
+      expect(await authorize('https://app.example/callback')).toBe(303);
+      expect(await authorize('https://app.example/other?a=1,2')).toBe(303);
+      expect(await authorize('https://app.example/cb')).toBe(400);
+      expect(await getClient(db, web.clientId)).toMatchObject({
+        redirectUris: ['https://app.example/callback', 'https://app.example/other?a=1,2'], postLogoutRedirectUris: [],
+      });
+      // The rules of creation: refused, with what was typed shown again, and nothing changed.
+      for (const [form, text] of [
+        [{ redirectUris: 'http://app.example/cb' }, 'must use https'],
+        [{ redirectUris: 'https://app.example/cb#top' }, 'without a fragment'],
+        [{ redirectUris: '' }, 'at least one redirect URI'],
+        [{ redirectUris: 'com.example.app:/cb' }, 'private-use scheme'],
+        [{ redirectUris: 'https://app.example/cb', postLogoutRedirectUris: 'javascript:alert(1)' }, 'redirect URI &quot;javascript:alert(1)&quot; must use https'],
+      ] as const) {
+        const refused = await browser.request(at, { form: { csrf, postLogoutRedirectUris: '', ...form } });
+        expect(refused.status, text).toBe(400);
+        expect(refused.html).toContain('role="alert"');
+        expect(refused.html).toContain(text);
+        expect(refused.html).toContain(`>${form.redirectUris.replace('&', '&amp;')}</textarea>`);
+      }
+      expect((await getClient(db, web.clientId)).redirectUris).toEqual(['https://app.example/callback', 'https://app.example/other?a=1,2']);
+      // A service has no redirects: no form, and a forged one is refused by the service.
+      const service = (await createClient(db, { name: 'redirectless' }, NO_AUDIT)).client;
+      expect((await browser.request(`${server.url}/console/clients/${service.clientId}`)).html).not.toContain('redirect-uris');
+      const notSignIn = await browser.request(`${server.url}/console/clients/${service.clientId}/redirect-uris`, { form: { csrf, redirectUris: 'https://app.example/cb' } });
+      expect(notSignIn.status).toBe(400);
+      expect(notSignIn.html).toContain('only to authorization_code clients');
+      // The console's own app takes them from where the console is served.
+      const own = await browser.request(`${server.url}/console/clients/${CONSOLE_CLIENT_ID}`);
+      expect(own.html).toContain('every server sets its redirect URIs at start');
+      expect(own.html).not.toContain('Save redirect URIs');
+      expect((await browser.request(`${server.url}/console/clients/${CONSOLE_CLIENT_ID}/redirect-uris`, { form: { csrf, redirectUris: 'https://evil.example/cb' } })).status).toBe(400);
+      expect((await getClient(db, CONSOLE_CLIENT_ID)).redirectUris).toEqual([`${server.url}/console/callback`]);
+      await expectAuditedBy('ada', ['client.updated'], web.clientId);
+      const event = await db.selectFrom('audit_events').select('details').where('target_id', '=', web.clientId).executeTakeFirstOrThrow();
+      expect(event.details).toEqual({ name: 'orders-web', enabled: true, fields: ['redirectUris', 'postLogoutRedirectUris'] });
+    } finally {
+      await other.close();
+    }
+  }, 60_000);
+
+  it('binds a workload to a trusted issuer when it is made, and changes the binding on its page', async () => {
+    const { db } = database.database;
+    const ci = await createIssuer(db, { name: 'ci-runners', issuer: 'https://ci.example', jwksUri: 'https://ci.example/jwks' }, { development: false }, NO_AUDIT);
+    const stage = await createIssuer(db, { name: 'k8s-stage', issuer: 'https://stage.example', kind: 'kubernetes', jwksUri: 'https://stage.example/jwks' }, { development: false }, NO_AUDIT);
+    const browser = new HttpBrowser();
+    await signIn(browser, 'ada');
+    const form = await browser.request(`${server.url}/console/clients/new`);
+    expect(form.html).toContain('value="workload"');
+    const csrf = csrfOf(form.html);
+    const workload = { csrf, name: 'deployer', kind: 'workload', federatedIssuer: ci.id, federatedSubject: 'repo:acme/shop:ref:refs/heads/main', federatedClaims: 'repository_owner=acme\r\n' };
+    const noSubject = await browser.request(`${server.url}/console/clients/new`, { form: { ...workload, federatedSubject: '' } });
+    expect(noSubject.status).toBe(400);
+    expect(noSubject.html).toContain('federatedSubject must be');
+    const made = await browser.request(`${server.url}/console/clients/new`, { form: workload });
+    // No secret to show: straight to its page.
+    expect(made.status).toBe(303);
+    const id = /\/console\/clients\/([^?]+)/.exec(made.location!)![1]!;
+    expect(await getClient(db, id)).toMatchObject({
+      tokenEndpointAuthMethod: 'federated_jwt', secrets: [],
+      federation: { issuer: 'ci-runners', subject: 'repo:acme/shop:ref:refs/heads/main', claims: { repository_owner: 'acme' } },
+    });
+    const page = await browser.request(`${server.url}/console/clients/${id}`);
+    expect(page.html).toContain('Save binding');
+    expect(page.html).toContain('>repository_owner=acme</textarea>');
+    const at = `${server.url}/console/clients/${id}/federation`;
+    const binding = { csrf, federatedIssuer: stage.id, federatedSubject: 'system:serviceaccount:shop:deployer', federatedClaims: 'kubernetes.io/namespace = shop' };
+    expect((await browser.request(at, { form: binding })).status).toBe(303);
+    expect((await getClient(db, id)).federation).toMatchObject({
+      issuer: 'k8s-stage', subject: 'system:serviceaccount:shop:deployer', claims: { 'kubernetes.io/namespace': 'shop' },
+    });
+    await createClient(db, { name: 'stage-other', federated: { issuer: 'k8s-stage', subject: 'system:serviceaccount:shop:other' } }, NO_AUDIT);
+    for (const [changed, status, text] of [
+      [{ federatedClaims: 'no-equals-sign' }, 400, 'name=value'],
+      [{ federatedClaims: 'sub=someone' }, 400, 'is checked already'],
+      [{ federatedIssuer: 'nope' }, 400, 'unknown trusted issuer'],
+      [{ federatedSubject: 'system:serviceaccount:shop:other' }, 409, 'another client is bound'],
+    ] as const) {
+      const refused = await browser.request(at, { form: { ...binding, ...changed } });
+      expect(refused.status, text).toBe(status);
+      expect(refused.html).toContain('role="alert"');
+      expect(refused.html).toContain(text);
+    }
+    expect((await getClient(db, id)).federation!.subject).toBe('system:serviceaccount:shop:deployer');
+    const service = (await createClient(db, { name: 'not-a-workload' }, NO_AUDIT)).client;
+    expect((await browser.request(`${server.url}/console/clients/${service.clientId}`)).html).not.toContain('Save binding');
+    const notFederated = await browser.request(`${server.url}/console/clients/${service.clientId}/federation`, { form: binding });
+    expect(notFederated.status).toBe(400);
+    expect(notFederated.html).toContain('does not authenticate with federated_jwt');
+    // The issuer's page links its clients to the page where their binding changes.
+    expect((await browser.request(`${server.url}/console/trusted-issuers/${stage.id}`)).html).toContain('<a href="/console/clients/deployer">deployer</a>');
+    await expectAuditedBy('ada', ['client.created', 'client.updated'], id);
+  }, 60_000);
+
+  it('changes a route rule on its page: checked whole again and used at once; refusals keep what was typed', async () => {
+    const { db } = database.database;
+    const rule = await createRoute(db, { api: 'https://orders.example', host: 'orders.example', methods: ['GET'], path: '/invoices/{id}', scopesAll: ['orders:read'] }, NO_AUDIT);
+    await createRoute(db, { api: 'https://orders.example', host: 'orders.example', methods: ['POST'], path: '/invoices/{id}', scopesAll: ['orders:write'] }, NO_AUDIT);
+    const browser = new HttpBrowser();
+    await signIn(browser, 'ada');
+    const page = await browser.request(`${server.url}/console/route-policies/${rule.id}`);
+    expect(page.html).toContain('Save rule');
+    expect(page.html).toContain('name="path" required value="/invoices/{id}"');
+    const csrf = csrfOf(page.html);
+    const at = `${server.url}/console/route-policies/${rule.id}`;
+    const form = {
+      csrf, host: 'orders.example', methods: 'GET HEAD', path: '/invoices/{id}', scopesAll: 'orders:write', scopesAny: '', roles: '', clients: '',
+      senderConstrained: 'dpop', rateLimitPerMinute: '120', cacheSeconds: '',
+    };
+    const saved = await browser.request(at, { form });
+    expect(saved.status).toBe(303);
+    expect((await browser.request(saved.location!)).html).toContain(`Rule ${rule.id} saved.`);
+    expect(await getRoute(db, rule.id)).toMatchObject({
+      api: 'https://orders.example', host: 'orders.example', methods: ['GET', 'HEAD'], scopesAll: ['orders:write'], senderConstrained: 'dpop',
+      rateLimitPerMinute: 120, cacheSeconds: null,
+    });
+    // The route table of this process has it before the form returned.
+    const check = await browser.request(`${server.url}/console/route-policies?method=HEAD&url=${encodeURIComponent('https://orders.example/invoices/7')}`);
+    expect(check.html).toContain(`Decided by rule <a href="/console/route-policies/${rule.id}">`);
+    for (const [changed, status, text] of [
+      [{ scopesAll: 'orders:nope' }, 400, 'does not define orders:nope'],
+      [{ methods: 'POST' }, 409, 'already covers'],
+      [{ rateLimitPerMinute: 'lots' }, 400, 'The rate limit is a whole number'],
+      [{ public: 'on' }, 400, 'a public rule needs no token'],
+      [{ path: 'invoices' }, 400, 'path'],
+    ] as const) {
+      const refused = await browser.request(at, { form: { ...form, ...changed } });
+      expect(refused.status, text).toBe(status);
+      expect(refused.html).toContain('role="alert"');
+      expect(refused.html).toContain(text);
+      const [name, value] = Object.entries(changed)[0]!;
+      if (name !== 'public') expect(refused.html).toContain(`name="${name}"${name === 'path' ? ' required' : ''} value="${value}"`);
+    }
+    expect((await getRoute(db, rule.id)).methods).toEqual(['GET', 'HEAD']);
+    // Emptied fields clear: any host.
+    expect((await browser.request(at, { form: { ...form, host: '', senderConstrained: '', rateLimitPerMinute: '' } })).status).toBe(303);
+    expect(await getRoute(db, rule.id)).toMatchObject({ host: null, senderConstrained: null, rateLimitPerMinute: null });
+    await expectAuditedBy('ada', ['route.updated', 'route.updated'], rule.id);
+  }, 60_000);
+
+  it('pages through the holders of a role and through route rules, searched and filtered', async () => {
+    const { db } = database.database;
+    const role = await createRole(db, { name: 'paged-role' }, NO_AUDIT);
+    for (let i = 0; i < 30; i++) await createClient(db, { name: `holder-${String(i).padStart(2, '0')}`, roles: ['paged-role'] }, NO_AUDIT);
+    // People straight into the tables: 27 password hashes would only slow the test down.
+    const people = Array.from({ length: 27 }, (_, i) => ({ id: `usr_paged${i}`, username: `member-${String(i).padStart(2, '0')}`, password_hash: 'x' }));
+    await db.insertInto('users').values(people).execute();
+    await db.insertInto('user_roles').values(people.map((person) => ({ user_id: person.id, role_id: role.id }))).execute();
+    const browser = new HttpBrowser();
+    await signIn(browser, 'ada');
+    const shown = (html: string, prefix: string) => [...html.matchAll(new RegExp(`>(${prefix}-\\d\\d)</a>`, 'g'))].map((match) => match[1]);
+    const href = (html: string, text: string) => {
+      const link = new RegExp(`href="([^"]+)">${text}</a>`).exec(html);
+      return link ? `${server.url}${link[1]!.replaceAll('&amp;', '&')}` : undefined;
+    };
+    const names = (prefix: string, from: number, to: number) => Array.from({ length: to - from }, (_, i) => `${prefix}-${String(from + i).padStart(2, '0')}`);
+    const first = await browser.request(`${server.url}/console/roles/paged-role`);
+    expect(first.html).toContain('30 clients and 27 people hold this role.');
+    expect(shown(first.html, 'holder')).toEqual(names('holder', 0, 25));
+    expect(shown(first.html, 'member')).toEqual(names('member', 0, 25));
+    expect(href(first.html, 'First page of clients')).toBeUndefined();
+    const second = await browser.request(href(first.html, 'Next page of clients')!);
+    expect(shown(second.html, 'holder')).toEqual(names('holder', 25, 30));
+    expect(shown(second.html, 'member')).toEqual(names('member', 0, 25));
+    expect(href(second.html, 'Next page of clients')).toBeUndefined();
+    expect(href(second.html, 'First page of clients')).toBe(`${server.url}/console/roles/${role.id}`);
+    // The people's next page keeps the clients' page.
+    const both = await browser.request(href(second.html, 'Next page of people')!);
+    expect(shown(both.html, 'holder')).toEqual(names('holder', 25, 30));
+    expect(shown(both.html, 'member')).toEqual(names('member', 25, 27));
+    const searched = await browser.request(`${server.url}/console/roles/paged-role?q=holder-2`);
+    expect(shown(searched.html, 'holder')).toEqual(names('holder', 20, 30));
+    expect(searched.html).toContain('None match.');
+    expect((await browser.request(`${server.url}/console/roles/paged-role?clients=forged`)).status).toBe(400);
+
+    // Route rules: 31 under /paged/, one of them for any host (listed after the named host's).
+    const made = [await createRoute(db, { api: 'https://orders.example', path: '/paged/any' }, NO_AUDIT)];
+    for (let i = 0; i < 30; i++) made.push(await createRoute(db, { api: 'https://orders.example', host: 'orders.example', path: `/paged/${String(i).padStart(2, '0')}` }, NO_AUDIT));
+    const ids = (html: string) => [...html.matchAll(/<td><a href="\/console\/route-policies\/(route_[^"]+)">/g)].map((match) => match[1]);
+    const rules = await browser.request(`${server.url}/console/route-policies?api=${encodeURIComponent('https://orders.example')}&path=/paged/`);
+    expect(ids(rules.html)).toEqual(made.slice(1, 26).map((rule) => rule.id));
+    const next = href(rules.html, 'Next page')!;
+    expect(next).toContain('path=%2Fpaged%2F');
+    const last = await browser.request(next);
+    expect(ids(last.html)).toEqual([...made.slice(26), made[0]!].map((rule) => rule.id));
+    expect(href(last.html, 'Next page')).toBeUndefined();
+    expect(href(last.html, 'First page')).toBe(`${server.url}/console/route-policies?api=${encodeURIComponent('https://orders.example')}&path=%2Fpaged%2F`);
+    const forged = await browser.request(`${server.url}/console/route-policies?cursor=${Buffer.from('["x"]').toString('base64url')}`);
+    expect(forged.status).toBe(400);
+    expect(forged.html).toContain('cursor is not one this server returned');
+  }, 120_000);
+
+  it('shows a read-only administrator no write control on any page, and refuses forged changes with 403', async () => {
     const { db } = database.database;
     const browser = new HttpBrowser();
     await signIn(browser, 'rory');
-    for (const path of ['/route-policies', '/trusted-issuers']) {
+    const rule = (await listRoutes(db))[0]!;
+    const web = await getClient(db, 'orders-web');
+    const workload = await getClient(db, 'deployer');
+    for (const path of ['/route-policies', '/trusted-issuers', `/route-policies/${rule.id}`, '/roles/paged-role', `/clients/${web.clientId}`, `/clients/${workload.clientId}`]) {
       const page = await browser.request(`${server.url}/console${path}`);
-      expect(page.status).toBe(200);
+      expect(page.status, path).toBe(200);
       // The only form that posts is the sign-out.
       expect(page.html.match(/method="post"/g), path).toHaveLength(1);
     }
     const csrf = csrfOf((await browser.request(`${server.url}/console/route-policies`)).html);
+    const routes = (await listRoutes(db)).length;
     const forged = await browser.request(`${server.url}/console/route-policies`, { form: { csrf, api: 'https://orders.example', path: '/forged' } });
     expect(forged.status).toBe(403);
     expect(forged.html).toContain('admin:write');
     expect((await browser.request(`${server.url}/console/trusted-issuers`, { form: { csrf, name: 'forged', issuer: 'https://forged.example', source: 'discovery' } })).status).toBe(403);
-    expect(await listRoutes(db)).toEqual([]);
+    for (const [path, form] of [
+      [`/route-policies/${rule.id}`, { path: '/forged', methods: 'DELETE' }],
+      [`/clients/${web.clientId}/redirect-uris`, { redirectUris: 'https://forged.example/cb' }],
+      [`/clients/${workload.clientId}/federation`, { federatedIssuer: 'k8s-stage', federatedSubject: 'system:serviceaccount:forged:x' }],
+      ['/clients/new', { name: 'forged-workload', kind: 'workload', federatedIssuer: 'k8s-stage', federatedSubject: 'forged' }],
+    ] as const) {
+      const refused = await browser.request(`${server.url}/console${path}`, { form: { csrf, ...form } });
+      expect(refused.status, path).toBe(403);
+    }
+    expect(await listRoutes(db)).toHaveLength(routes);
+    expect(await getRoute(db, rule.id)).toEqual(rule);
+    expect((await getClient(db, web.clientId)).redirectUris).toEqual(web.redirectUris);
+    expect((await getClient(db, workload.clientId)).federation).toEqual(workload.federation);
     await expect(getIssuer(db, 'forged')).rejects.toThrow();
+    await expect(getClient(db, 'forged-workload')).rejects.toThrow();
+  }, 60_000);
+
+  it('warns on the overview of enabled clients that never got a token, whatever else the log holds', async () => {
+    const { db } = database.database;
+    const made = [];
+    for (const name of ['quiet-one', 'busy-one', 'quiet-disabled']) made.push((await createClient(db, { name }, NO_AUDIT)).client.clientId);
+    const [quiet, busy, disabled] = made as [string, string, string];
+    await db.updateTable('clients').set({ created_at: new Date(Date.now() - 2 * 86_400_000) } as never).where('client_id', 'in', made).execute();
+    await db.updateTable('clients').set({ enabled: false }).where('client_id', '=', disabled).execute();
+    await db.insertInto('audit_events').values([
+      { type: 'token.issued', actor_type: 'client', actor_id: busy, client_id: busy, outcome: 'success', details: JSON.stringify({ count: 3 }) },
+      { type: 'token.failure', actor_type: 'client', actor_id: quiet, client_id: quiet, outcome: 'failure', details: JSON.stringify({ count: 1 }) },
+      { type: 'token.issued', actor_type: 'anonymous', actor_id: null, client_id: null, outcome: 'success', details: '{}' },
+    ] as never).execute();
+    const overview = await describeOverview(db, { hours: 1, secretMaxAgeDays: 90, rotationDays: 90 });
+    const unused = overview.warnings.filter((warning) => warning.kind === 'unused');
+    expect(unused).toEqual([{ kind: 'unused', text: 'quiet-one: no token issued in the audit log', link: `/clients/${quiet}` }]);
   }, 60_000);
 
   it('signs out, at the next page, a person whose role was taken away', async () => {

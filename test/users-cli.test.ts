@@ -96,4 +96,22 @@ describe('postern clients create for sign-in apps', () => {
       .toContain('fragment');
     expect(await refused(['clients', 'create', '--name', 'x4', '--public'])).toContain('client_credentials');
   }, 120_000);
+
+  it('replaces the redirect URIs of a sign-in app with clients update, under the rules of its creation', async () => {
+    const updated = JSON.parse(await ok(['--json', 'clients', 'update', 'webapp',
+      '--redirect-uri', 'https://app.example/callback', '--redirect-uri', 'https://app.example/other']));
+    expect(updated).toMatchObject({
+      redirectUris: ['https://app.example/callback', 'https://app.example/other'], postLogoutRedirectUris: ['https://app.example/'],
+    });
+    expect(await ok(['clients', 'update', 'webapp', '--post-logout-redirect-uri', 'https://app.example/bye']))
+      .toMatch(/logout URIs:\s+https:\/\/app.example\/bye\n/);
+    expect(JSON.parse(await ok(['--json', 'clients', 'update', 'webapp', '--no-post-logout-redirect-uri'])).postLogoutRedirectUris).toEqual([]);
+    expect(await refused(['clients', 'update', 'webapp', '--redirect-uri', 'http://app.example/cb'])).toContain('must use https');
+    expect(await refused(['clients', 'update', 'webapp', '--redirect-uri', 'https://app.example/cb#frag'])).toContain('fragment');
+    expect(await refused(['clients', 'update', 'webapp', '--redirect-uri', 'com.example.app:/cb'])).toContain('private-use scheme');
+    expect(JSON.parse(await ok(['--json', 'clients', 'update', 'spa', '--redirect-uri', 'com.example.app:/cb'])).redirectUris).toEqual(['com.example.app:/cb']);
+    await ok(['clients', 'create', '--name', 'plain-service']);
+    expect(await refused(['clients', 'update', 'plain-service', '--redirect-uri', 'https://app.example/cb'])).toContain('only to authorization_code clients');
+    expect(JSON.parse(await ok(['--json', 'clients', 'show', 'webapp'])).redirectUris).toEqual(['https://app.example/callback', 'https://app.example/other']);
+  }, 120_000);
 });

@@ -211,7 +211,7 @@ export function clientsCommand(): Command {
     }));
 
   const update = command.command('update')
-    .description('replace a client\'s keys, certificates, networks or token binding (every process applies it before this returns)')
+    .description('replace a client\'s keys, certificates, networks, token binding or redirect URIs (every process applies it before this returns)')
     .argument('<client>', 'client id or name')
     .option('--name <name>', 'new name')
     .option('--jwks-file <file>', 'private_key_jwt: replace its public keys with this JWK Set')
@@ -223,12 +223,16 @@ export function clientsCommand(): Command {
     .option('--may-exchange <grant>', 'token exchange (RFC 8693): replace what it may ask for on others\' behalf with "<api> <scope> [scope...]" (repeatable); implies the grant type', collect, [])
     .option('--no-may-exchange', 'take every exchange permission away')
     .option('--may-impersonate', 'its exchanged tokens carry no act claim naming it')
-    .option('--no-may-impersonate', 'its exchanged tokens name it in act (the default)');
+    .option('--no-may-impersonate', 'its exchanged tokens name it in act (the default)')
+    .option('--redirect-uri <uri>', 'authorization_code: replace where codes may be sent with these (repeatable)', collect, [])
+    .option('--post-logout-redirect-uri <uri>', 'authorization_code: replace where people may return after logging out with these (repeatable)', collect, [])
+    .option('--no-post-logout-redirect-uri', 'authorization_code: remove every post-logout redirect URI');
   withFederationOptions(withCertificateOptions(update, 'update'), 'update')
     .action(action(async ({ db, out, audit }, ref: string, opts: TlsSubjectOptions & {
       federatedIssuer?: string; federatedSubject?: string; claim: string[];
       name?: string; jwksFile?: string; jwksUri?: string; allowedNetwork: string[]; anyNetwork?: boolean; requireDpop?: boolean;
       certificateFile: string[]; requireMtls?: boolean; mayExchange: string[] | false; mayImpersonate?: boolean;
+      redirectUri: string[]; postLogoutRedirectUri: string[] | false;
     }) => {
       if (opts.anyNetwork && opts.allowedNetwork.length) throw new Error('--any-network and --allowed-network contradict each other');
       const networks = words(opts.allowedNetwork);
@@ -244,6 +248,8 @@ export function clientsCommand(): Command {
         mayExchange: opts.mayExchange === false ? [] : opts.mayExchange.length ? opts.mayExchange.map(parseExchange) : undefined,
         mayImpersonate: opts.mayImpersonate,
         federated: federationOf(opts),
+        redirectUris: opts.redirectUri.length ? opts.redirectUri : undefined,
+        postLogoutRedirectUris: opts.postLogoutRedirectUri === false ? [] : opts.postLogoutRedirectUri.length ? opts.postLogoutRedirectUri : undefined,
       }, audit);
       out.print(client, (value) => `client updated\n${show(value)}`);
     }));

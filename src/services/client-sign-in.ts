@@ -69,3 +69,38 @@ export function checkSignInSettings(
   }
   return { grantTypes, redirectUris, postLogoutRedirectUris, signIn };
 }
+
+/** The sign-in settings a client keeps in its provider metadata. */
+interface SignInMetadata {
+  grant_types?: string[];
+  token_endpoint_auth_method?: string;
+  redirect_uris?: string[];
+  post_logout_redirect_uris?: string[];
+}
+
+/**
+ * Replaces a sign-in app's redirect URIs, or where people may return after logging out, in its
+ * metadata, under the rules of its creation (checkSignInSettings): an authorization_code client
+ * only, at least one redirect URI, each checked by checkRedirectUris for a public client or not.
+ * An empty list of post-logout redirect URIs removes them.
+ */
+export function replaceRedirectUris(
+  metadata: SignInMetadata,
+  input: { redirectUris?: readonly string[]; postLogoutRedirectUris?: readonly string[] },
+): void {
+  const field = input.redirectUris !== undefined ? 'redirectUris' : 'postLogoutRedirectUris';
+  if (!(metadata.grant_types ?? []).includes('authorization_code')) {
+    throw invalid('redirect URIs apply only to authorization_code clients (sign-in apps)', field);
+  }
+  const publicClient = metadata.token_endpoint_auth_method === PUBLIC_AUTH_METHOD;
+  if (input.redirectUris !== undefined) {
+    const uris = checkRedirectUris(input.redirectUris, publicClient, 'redirectUris');
+    if (uris.length === 0) throw invalid('an authorization_code client needs at least one redirect URI', 'redirectUris');
+    metadata.redirect_uris = uris;
+  }
+  if (input.postLogoutRedirectUris !== undefined) {
+    const uris = checkRedirectUris(input.postLogoutRedirectUris, publicClient, 'postLogoutRedirectUris');
+    if (uris.length) metadata.post_logout_redirect_uris = uris;
+    else delete metadata.post_logout_redirect_uris;
+  }
+}

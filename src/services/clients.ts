@@ -13,11 +13,13 @@ import { deletePayloadsByClientId } from '../store/oidc-payloads.ts';
 import * as roles from '../store/roles.ts';
 import { checkNetworks, credentialMetadata, credentialsOf, CREDENTIAL_PROPERTIES, type ClientCredentialsInput } from './client-auth.ts';
 import { AUTH_METHODS, checkNewClient, SUPPORTED_GRANTS, type CreateClientInput, type NewClient } from './client-rules.ts';
-import { PUBLIC_AUTH_METHOD } from './client-sign-in.ts';
+import { PUBLIC_AUTH_METHOD, replaceRedirectUris } from './client-sign-in.ts';
+import { CONSOLE_CLIENT_ID } from './console-sessions.ts';
 import { cutOffClientTokens, type ClientTokensCutOff } from './client-tokens.ts';
 import { toView, type ClientView, type StoredMetadata } from './client-view.ts';
 import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import { applyExchangeSettings, type ExchangeSettings } from './exchange-permissions.ts';
+import { decodeCursor, encodeCursor, pageLimit, type Page } from './paging.ts';
 import { changedFields, checkName, checkOneBinding } from './validation.ts';
 import { FEDERATED_AUTH_METHOD } from '../domain/trusted-issuers.ts';
 import { bindFederation, type FederationInput } from './trusted-issuers.ts';
@@ -112,7 +114,7 @@ export async function getClient(db: Db, ref: string): Promise<ClientView> {
   return toView(db, await requireClient(db, ref));
 }
 
-export interface ClientPage { items: ClientView[]; nextCursor: string | null }
+export type ClientPage = Page<ClientView>;
 
 export interface ListClientsQuery {
   /** 1 to 200; 50 by default. */
@@ -125,18 +127,9 @@ export interface ListClientsQuery {
   role?: string;
 }
 
-// The cursor is the last name of the page, encoded so that callers treat it as opaque.
-const encodeCursor = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
-function decodeCursor(cursor: string): string {
-  const name = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!cursor || encodeCursor(name) !== cursor) throw invalid('cursor is not one this server returned', 'cursor');
-  return name;
-}
-
-/** A page of clients in name order, filtered. */
+/** A page of clients in name order, filtered; the cursor is the last name of the page. */
 export async function listClientsPage(db: Db, query: ListClientsQuery = {}): Promise<ClientPage> {
-  const limit = query.limit ?? 50;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalid('limit must be between 1 and 200', 'limit');
+  const limit = pageLimit(query.limit);
   let roleId: string | undefined;
   if (query.role !== undefined) {
     const role = await roles.findRole(db, query.role);
@@ -164,13 +157,17 @@ export interface UpdateClientInput extends ClientCredentialsInput, ExchangeSetti
   requireMtls?: boolean;
   /** federated_jwt clients: a new issuer, subject or claims (replacing the binding). */
   federated?: FederationInput;
+  /** Sign-in apps (authorization_code): replaces where codes may be sent (at least one), checked as at creation. */
+  redirectUris?: string[];
+  /** Sign-in apps: replaces where people may return after logging out; an empty list removes them. */
+  postLogoutRedirectUris?: string[];
 }
 
 /**
- * Renames, enables or disables a client, replaces its keys or networks; every change holds at
- * once everywhere (a disabled client is refused at once). Disabling revokes every token the
- * client holds, as revoke-tokens does: enabling it again does not bring them back, so that
- * "disable, rotate the secret, enable" leaves nothing a thief could still use.
+ * Renames, enables or disables a client, replaces its keys, networks or redirect URIs; every
+ * change holds at once everywhere (a disabled client is refused at once). Disabling revokes every
+ * token the client holds, as revoke-tokens does: enabling it again does not bring them back, so
+ * that "disable, rotate the secret, enable" leaves nothing a thief could still use.
  */
 export async function updateClient(
   db: Db,
@@ -202,6 +199,14 @@ export async function updateClient(
         if (input.requireMtls) metadata.tls_client_certificate_bound_access_tokens = true;
         else delete metadata.tls_client_certificate_bound_access_tokens;
       }
+      if (input.redirectUris !== undefined || input.postLogoutRedirectUris !== undefined) {
+        // Each server writes the console's own at start, from where it serves the console.
+        if (client.client_id === CONSOLE_CLIENT_ID) {
+          throw invalid('the console\'s app takes its redirect URIs from where the console is served (CONSOLE_URL)', 'redirectUris');
+        }
+        metadata ??= { ...client.metadata };
+        replaceRedirectUris(metadata, input);
+      }
       if (input.federated !== undefined) {
         if ((client.metadata as StoredMetadata).token_endpoint_auth_method !== FEDERATED_AUTH_METHOD) {
           throw invalid(`client ${client.name} does not authenticate with ${FEDERATED_AUTH_METHOD}`, 'federatedIssuer');
@@ -217,7 +222,9 @@ export async function updateClient(
     audit.record({
       type: 'client.updated', target: { type: 'client', id: updated.clientId },
       details: {
-        name: updated.name, fields: changedFields(input), enabled: updated.enabled,
+        // An empty list of post-logout redirect URIs removes them: a change to name too.
+        name: updated.name, fields: [...changedFields(input), ...(input.postLogoutRedirectUris?.length === 0 ? ['postLogoutRedirectUris'] : [])],
+        enabled: updated.enabled,
         ...(cutOff ? { revokedBefore: cutOff.revokedBefore, deletedArtifacts: cutOff.deletedArtifacts } : {}),
       },
     });

@@ -35,13 +35,16 @@ export function nextRotation(keys: { activatesAt: string }[], rotationDays: numb
 export async function describeOverview(db: Db, settings: OverviewSettings, now = Date.now()): Promise<Overview> {
   const minutes = settings.hours * 60;
   const start = Math.floor(now / 60_000) * 60_000 - (minutes - 1) * 60_000;
-  const [counts, perMinute, keys, stale, unused] = await Promise.all([
-    overview.countRows(db),
-    overview.countEventsPerMinute(db, SERIES_TYPES, new Date(start)),
-    listKeys(db, now),
-    overview.findStaleSecrets(db, new Date(now - settings.secretMaxAgeDays * DAY_MS), 5),
-    overview.findUnusedClients(db, new Date(now - DAY_MS), 5),
-  ]);
+  // One connection, one query after the other: computed at most every 20 s per process, the
+  // figures are not worth five of the pool's connections at once (on a cold pool, four new
+  // backends to start, each warming its own catalog caches, while token requests need the pool).
+  const [counts, perMinute, keys, stale, unused] = await db.connection().execute(async (conn) => [
+    await overview.countRows(conn),
+    await overview.countEventsPerMinute(conn, SERIES_TYPES, new Date(start)),
+    await listKeys(conn, now),
+    await overview.findStaleSecrets(conn, new Date(now - settings.secretMaxAgeDays * DAY_MS), 5),
+    await overview.findUnusedClients(conn, new Date(now - DAY_MS), 5),
+  ] as const);
   const series = Object.fromEntries(SERIES_TYPES.map((type) => [type, new Array<number>(minutes).fill(0)])) as Overview['series'];
   for (const row of perMinute) {
     const index = Math.floor((row.minute.getTime() - start) / 60_000);

@@ -129,6 +129,21 @@ export async function getRole(db: Db, ref: string): Promise<RoleView> {
   return toView(db, await requireRole(db, ref));
 }
 
+/**
+ * One role as in a list: its grants and how many hold it, not who (a role may be held by
+ * thousands; listClientsPage and listUsersPage page through them with `role`).
+ */
+export async function getRoleSummary(db: Db, ref: string): Promise<RoleSummary> {
+  const role = await requireRole(db, ref);
+  const [grantRows, holders] = await Promise.all([roles.listRoleGrants(db, role.id), roles.countHoldersOfRole(db, role.id)]);
+  const grants = new Map<string, string[]>();
+  for (const grant of grantRows) grants.set(grant.identifier, [...(grants.get(grant.identifier) ?? []), grant.scope]);
+  return {
+    id: role.id, name: role.name, description: role.description,
+    grants: [...grants].map(([api, scopes]) => ({ api, scopes })), ...holders,
+  };
+}
+
 export async function updateRole(
   db: Db,
   ref: string,

@@ -13,6 +13,7 @@ import { findClientById, findClientByName } from '../store/clients.ts';
 import { findRole } from '../store/roles.ts';
 import * as store from '../store/routes.ts';
 import { conflict, invalid, notFound, ServiceError } from './errors.ts';
+import { decodeTupleCursor, encodeTupleCursor, pageLimit, type Page } from './paging.ts';
 import { changedFields, checkScopes } from './validation.ts';
 
 const ROUTES: Change = { kind: 'routes' };
@@ -152,7 +153,8 @@ export async function createRoute(db: Db, input: RouteInput, audit: AuditSink): 
   return created;
 }
 
-export async function listRoutes(db: Db, filter: { api?: string; host?: string } = {}): Promise<RouteView[]> {
+/** The API's row id and the host (normalized) of a filter. */
+async function resolveFilter(db: Db, filter: { api?: string; host?: string }): Promise<{ apiId?: string; host?: string }> {
   let apiId: string | undefined;
   if (filter.api !== undefined) {
     const api = await findApi(db, filter.api);
@@ -161,7 +163,38 @@ export async function listRoutes(db: Db, filter: { api?: string; host?: string }
   }
   const host = filter.host === undefined ? undefined : normalizeRouteHost(filter.host);
   if (filter.host !== undefined && host === undefined) throw invalid(`host "${filter.host}" is not a host name`, 'host');
-  return (await store.listRouteRules(db, { apiId, host })).map(toView);
+  return { apiId, host };
+}
+
+export async function listRoutes(db: Db, filter: { api?: string; host?: string } = {}): Promise<RouteView[]> {
+  return (await store.listRouteRules(db, await resolveFilter(db, filter))).map(toView);
+}
+
+export interface ListRoutesQuery {
+  /** The API: its identifier, name or id. */
+  api?: string;
+  host?: string;
+  /** Only rules whose path pattern starts with this. */
+  pathPrefix?: string;
+  /** 1 to 200; 50 by default. */
+  limit?: number;
+  /** From a previous page's nextCursor. */
+  cursor?: string;
+}
+
+/** A page of rules in the order of listRoutes, filtered. */
+export async function listRoutesPage(db: Db, query: ListRoutesQuery = {}): Promise<Page<RouteView>> {
+  const limit = pageLimit(query.limit);
+  const { apiId, host } = await resolveFilter(db, query);
+  let after: store.RouteRuleKey | undefined;
+  if (query.cursor !== undefined) {
+    const [api, hostKey, path, id] = decodeTupleCursor(query.cursor, 4);
+    if (typeof api !== 'string' || typeof path !== 'string' || typeof id !== 'string') throw invalid('cursor is not one this server returned', 'cursor');
+    after = { api, host: hostKey ?? null, path, id };
+  }
+  const { rows, more } = await store.listRouteRulesPage(db, { limit, after, apiId, host, pathPrefix: query.pathPrefix });
+  const last = rows.at(-1);
+  return { items: rows.map(toView), nextCursor: more && last ? encodeTupleCursor([last.api, last.host, last.path, last.id]) : null };
 }
 
 export async function getRoute(db: Db, id: string): Promise<RouteView> {

@@ -11,6 +11,7 @@ import { conflict, invalid, isUniqueViolation, notFound } from './errors.ts';
 import type { AuditSink } from '../domain/audit-events.ts';
 import { checkPassword } from './password-policy.ts';
 import { writeAndPropagate, type Change } from '../propagation/index.ts';
+import { decodeCursor, encodeCursor, pageLimit, type Page } from './paging.ts';
 import { changedFields, checkName } from './validation.ts';
 
 export interface UserView {
@@ -105,19 +106,26 @@ export async function listUsers(db: Db): Promise<UserView[]> {
 }
 
 /** A page of people in username order (keyset paging: the cursor is the last username). */
+/** A page of people in username order, filtered; the cursor is the last username of the page. */
 export async function listUsersPage(
-  db: Db, query: { limit?: number; cursor?: string; usernamePrefix?: string } = {},
-): Promise<{ items: UserView[]; nextCursor: string | null }> {
-  const limit = query.limit ?? 50;
-  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw invalid('limit must be between 1 and 200', 'limit');
-  let afterUsername: string | undefined;
-  if (query.cursor !== undefined) {
-    afterUsername = Buffer.from(query.cursor, 'base64url').toString('utf8');
-    if (Buffer.from(afterUsername, 'utf8').toString('base64url') !== query.cursor) throw invalid('cursor is not one this server returned', 'cursor');
+  db: Db,
+  query: {
+    limit?: number; cursor?: string; usernamePrefix?: string;
+    /** Only people holding this role (id or name). */
+    role?: string;
+  } = {},
+): Promise<Page<UserView>> {
+  const limit = pageLimit(query.limit);
+  let roleId: string | undefined;
+  if (query.role !== undefined) {
+    const role = await findRole(db, query.role);
+    if (!role) throw invalid(`unknown role "${query.role}"`, 'role');
+    roleId = role.id;
   }
-  const { rows, more } = await users.listUsersPage(db, { limit, afterUsername, usernamePrefix: query.usernamePrefix });
+  const afterUsername = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  const { rows, more } = await users.listUsersPage(db, { limit, afterUsername, usernamePrefix: query.usernamePrefix, roleId });
   const items = await Promise.all(rows.map((row) => toView(db, row)));
-  return { items, nextCursor: more && rows.length ? Buffer.from(rows.at(-1)!.username, 'utf8').toString('base64url') : null };
+  return { items, nextCursor: more && rows.length ? encodeCursor(rows.at(-1)!.username) : null };
 }
 
 export async function getUser(db: Db, ref: string): Promise<UserView> {

@@ -42,6 +42,15 @@ export async function countRoleHolders(db: Db): Promise<Map<string, { clients: n
   return counts;
 }
 
+/** How many clients and people hold one role. */
+export async function countHoldersOfRole(db: Db, roleId: string): Promise<{ clients: number; users: number }> {
+  const [clients, users] = await Promise.all([
+    db.selectFrom('client_roles').select((eb) => eb.fn.countAll<string>().as('n')).where('role_id', '=', roleId).executeTakeFirstOrThrow(),
+    db.selectFrom('user_roles').select((eb) => eb.fn.countAll<string>().as('n')).where('role_id', '=', roleId).executeTakeFirstOrThrow(),
+  ]);
+  return { clients: Number(clients.n), users: Number(users.n) };
+}
+
 export async function updateRole(
   db: Db,
   id: string,

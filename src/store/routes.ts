@@ -48,6 +48,34 @@ export async function listRouteRules(db: Db, filter: { apiId?: string; host?: st
   return rows.map(toRule);
 }
 
+/** Where a page of rules ends: the sort key of its last rule (API, host, path, id). */
+export interface RouteRuleKey { api: string; host: string | null; path: string; id: string }
+
+/**
+ * A page of rules in the order of listRouteRules (API, host with "any host" last, path, id),
+ * after `after`, by keyset: the sort key compared as one row.
+ */
+export async function listRouteRulesPage(
+  db: Db,
+  query: { limit: number; after?: RouteRuleKey; apiId?: string; host?: string; pathPrefix?: string },
+): Promise<{ rows: StoredRouteRule[]; more: boolean }> {
+  let select = selectRules(db);
+  if (query.apiId !== undefined) select = select.where('route_rules.api_id', '=', query.apiId);
+  if (query.host !== undefined) select = select.where('route_rules.host', '=', query.host);
+  if (query.pathPrefix) select = select.where(sql<boolean>`starts_with(route_rules.path, ${query.pathPrefix})`);
+  const after = query.after;
+  if (after) {
+    select = select.where(sql<boolean>`(apis.identifier, route_rules.host is null, coalesce(route_rules.host, ''), route_rules.path, route_rules.id)
+      > (${after.api}, ${after.host === null}, ${after.host ?? ''}, ${after.path}, ${after.id})`);
+  }
+  const rows = await select
+    .orderBy('apis.identifier').orderBy(sql`route_rules.host is null`).orderBy(sql`coalesce(route_rules.host, '')`)
+    .orderBy('route_rules.path').orderBy('route_rules.id')
+    .limit(query.limit + 1)
+    .execute();
+  return { rows: rows.slice(0, query.limit).map(toRule), more: rows.length > query.limit };
+}
+
 export async function findRouteRule(db: Db, id: string): Promise<StoredRouteRule | undefined> {
   const row = await selectRules(db).where('route_rules.id', '=', id).executeTakeFirst();
   return row ? toRule(row) : undefined;

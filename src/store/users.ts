@@ -34,11 +34,15 @@ export async function listUsers(db: Db): Promise<UserRow[]> {
 
 /** One page of people in username order, after `afterUsername`; one row more tells whether another follows. */
 export async function listUsersPage(
-  db: Db, query: { limit: number; afterUsername?: string; usernamePrefix?: string },
+  db: Db, query: { limit: number; afterUsername?: string; usernamePrefix?: string; roleId?: string },
 ): Promise<{ rows: UserRow[]; more: boolean }> {
   let select = db.selectFrom('users').selectAll();
   if (query.afterUsername !== undefined) select = select.where('username', '>', query.afterUsername);
   if (query.usernamePrefix) select = select.where(sql<boolean>`starts_with(username, ${query.usernamePrefix})`);
+  if (query.roleId !== undefined) {
+    const roleId = query.roleId;
+    select = select.where('id', 'in', (eb) => eb.selectFrom('user_roles').select('user_id').where('role_id', '=', roleId));
+  }
   const rows = await select.orderBy('username').limit(query.limit + 1).execute();
   return { rows: rows.slice(0, query.limit), more: rows.length > query.limit };
 }

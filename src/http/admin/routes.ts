@@ -132,7 +132,7 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     handle: ({ params }, { db }) => clients.getClient(db, params.id),
   }),
   route({
-    method: 'patch', path: '/clients/{id}', operationId: 'updateClient', summary: 'Rename, enable or disable a client; replace its keys, networks or DPoP requirement',
+    method: 'patch', path: '/clients/{id}', operationId: 'updateClient', summary: 'Rename, enable or disable a client; replace its keys, networks, DPoP requirement or redirect URIs',
     tag: 'clients', params: s.idParams, body: s.updateClientBody, status: 200, response: s.clientView,
     handle: ({ params, body }, { db, audit }) => clients.updateClient(db, params.id, body, audit),
   }),

@@ -149,6 +149,10 @@ export const updateClientBody = z.strictObject({
   mayImpersonate: z.boolean().optional()
     .meta({ description: 'its exchanged tokens carry no `act` claim naming it (impersonation); off by default' }),
   federated: federationBody.optional().meta({ description: 'federated_jwt clients: replaces the binding' }),
+  redirectUris: z.array(z.string().max(2000)).max(50).optional()
+    .meta({ description: 'authorization_code clients: replaces the exact redirect URIs (at least one; https, http on a loopback address, or a private-use scheme for a public app; no fragment)' }),
+  postLogoutRedirectUris: z.array(z.string().max(2000)).max(50).optional()
+    .meta({ description: 'authorization_code clients: replaces where people may return after logging out, under the same rules; [] removes them' }),
 }).meta({ id: 'UpdateClient' });
 
 export const rotateSecretBody = z.strictObject({

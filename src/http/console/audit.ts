@@ -3,7 +3,7 @@
 import type Koa from 'koa';
 import { AUDIT_EVENT_TYPES } from '../../domain/audit-events.ts';
 import { listAuditEvents } from '../../services/audit-queries.ts';
-import { ConsolePageError, queryText, render, type ConsoleDeps, type ConsolePages } from './kit.ts';
+import { ConsolePageError, listPaging, queryText, render, type ConsoleDeps, type ConsolePages } from './kit.ts';
 
 /** A date or date-time typed in a form (datetime-local gives no zone: read as UTC). */
 function timeOf(value: string | undefined, name: string): Date | undefined {
@@ -18,19 +18,17 @@ async function auditPage(deps: ConsoleDeps, ctx: Koa.Context): Promise<void> {
     type: queryText(ctx, 'type'), actor: queryText(ctx, 'actor'), target: queryText(ctx, 'target'),
     since: queryText(ctx, 'since'), until: queryText(ctx, 'until'),
   };
-  const cursor = queryText(ctx, 'cursor', 100);
+  const paging = listPaging(ctx, '/audit', filter, 'cursor', 100);
   const page = await listAuditEvents(deps.db, {
-    limit: 50, cursor,
+    limit: 50, cursor: paging.cursor,
     type: filter.type ? [filter.type] : undefined,
     actor: filter.actor,
     // A target is a client (id or name) or a person (id).
     ...(filter.target ? (filter.target.startsWith('usr_') ? { user: filter.target } : { client: filter.target }) : {}),
     since: timeOf(filter.since, 'From'), until: timeOf(filter.until, 'Until'),
   });
-  const kept = Object.fromEntries(Object.entries(filter).filter(([, value]) => value)) as Record<string, string>;
-  const next = page.nextCursor ? `?${new URLSearchParams({ ...kept, cursor: page.nextCursor })}` : undefined;
   render(ctx, 'audit', {
-    title: 'Audit log', section: 'audit', items: page.items, filter, types: AUDIT_EVENT_TYPES, next, first: Boolean(cursor),
+    title: 'Audit log', section: 'audit', items: page.items, filter, types: AUDIT_EVENT_TYPES, paging: paging.links(page.nextCursor),
   });
 }
 

@@ -1,11 +1,17 @@
-// Clients in the console: list and search, create (the secret shown once), settings, secret
-// rotation with overlap, disable and enable, token revocation, roles, delete by name.
+// Clients in the console: list and search, create (the secret shown once), settings, a sign-in
+// app's redirect URIs, a workload's binding to a trusted issuer, secret rotation with overlap,
+// disable and enable, token revocation, roles, delete by name.
 import type Koa from 'koa';
+import { FEDERATED_AUTH_METHOD } from '../../domain/trusted-issuers.ts';
 import * as clients from '../../services/clients.ts';
+import { CONSOLE_CLIENT_ID } from '../../services/console-sessions.ts';
+import { invalid } from '../../services/errors.ts';
 import { assignRoleToClient, listRoleSummaries, unassignRoleFromClient } from '../../services/roles.ts';
 import { revokeClientTokens } from '../../services/tokens.ts';
+import { listIssuers } from '../../services/trusted-issuers.ts';
 import {
-  auditOf, ConsolePageError, field, lines, noticeOf, queryText, readChange, redirectTo, render, serviceMessage, signedIn,
+  auditOf, ConsolePageError, field, lines, listPaging, noticeOf, PAGE_SIZE, queryText, readChange, redirectTo, refusalStatus, render, serviceMessage,
+  signedIn,
   type ConsoleDeps, type ConsolePages,
 } from './kit.ts';
 
@@ -16,7 +22,29 @@ const OVERLAPS = [
   { seconds: 7 * 86400, label: '7 days' },
 ];
 
-const KINDS = ['service', 'web', 'public'] as const;
+const KINDS = ['service', 'web', 'public', 'workload'] as const;
+
+/** URIs typed one a line (or separated by spaces: a URI holds none, but may hold a comma). */
+const uriLines = (value: string) => value.split(/\s+/).filter(Boolean);
+
+/** Claims a workload's token must carry, typed one a line as name=value. */
+function claimLines(text: string): Record<string, string> {
+  const claims: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/).map((each) => each.trim()).filter(Boolean)) {
+    const at = line.indexOf('=');
+    if (at < 1) throw invalid(`a required claim is name=value, one a line (not "${line.slice(0, 100)}")`, 'federatedClaims');
+    claims[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return claims;
+}
+
+/** The binding of a workload's form: a trusted issuer, the subject of its tokens, required claims. */
+const federationInput = (form: URLSearchParams): clients.FederationInput => ({
+  issuer: field(form, 'federatedIssuer'), subject: field(form, 'federatedSubject'), claims: claimLines(field(form, 'federatedClaims')),
+});
+
+/** A form sent back with what was typed in it (never its CSRF token). */
+const typed = (form: URLSearchParams) => Object.fromEntries([...form].filter(([key]) => key !== 'csrf'));
 
 function requireWriter(ctx: Koa.Context): void {
   if (!signedIn(ctx).who.canWrite) throw new ConsolePageError(403, 'Creating clients takes the admin:write scope on urn:postern.');
@@ -25,33 +53,34 @@ function requireWriter(ctx: Koa.Context): void {
 async function listPage(deps: ConsoleDeps, ctx: Koa.Context): Promise<void> {
   const q = queryText(ctx, 'q');
   const status = queryText(ctx, 'status');
-  const cursor = queryText(ctx, 'cursor', 400);
+  const paging = listPaging(ctx, '/clients', { q, status });
   const page = await clients.listClientsPage(deps.db, {
-    limit: 25, cursor, namePrefix: q, enabled: status === 'enabled' ? true : status === 'disabled' ? false : undefined,
+    limit: PAGE_SIZE, cursor: paging.cursor, namePrefix: q, enabled: status === 'enabled' ? true : status === 'disabled' ? false : undefined,
   });
-  const next = page.nextCursor ? `?${new URLSearchParams({ ...(q ? { q } : {}), ...(status ? { status } : {}), cursor: page.nextCursor })}` : undefined;
-  render(ctx, 'clients', { title: 'Clients', section: 'clients', items: page.items, q, status, next, first: Boolean(cursor), notice: noticeOf(ctx) });
+  render(ctx, 'clients', { title: 'Clients', section: 'clients', items: page.items, q, status, paging: paging.links(page.nextCursor), notice: noticeOf(ctx) });
 }
 
 async function newForm(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   requireWriter(ctx);
-  render(ctx, 'client-new', { title: 'New client', section: 'clients', roles: await listRoleSummaries(deps.db), form: {}, ...extra }, { status });
+  const [roles, issuers] = await Promise.all([listRoleSummaries(deps.db), listIssuers(deps.db)]);
+  render(ctx, 'client-new', { title: 'New client', section: 'clients', roles, issuers, form: {}, ...extra }, { status });
 }
 
 function createInput(form: URLSearchParams): clients.CreateClientInput {
   const kind = field(form, 'kind') as (typeof KINDS)[number];
   if (!KINDS.includes(kind)) throw new ConsolePageError(400, 'Choose what kind of client this is.');
-  const signIn = kind !== 'service';
+  const signIn = kind === 'web' || kind === 'public';
   return {
     name: field(form, 'name'),
     roles: form.getAll('roles'),
     ...(signIn ? {
       grantTypes: ['authorization_code', ...(form.get('refresh') ? ['refresh_token'] : [])],
-      redirectUris: lines(field(form, 'redirectUris')),
-      postLogoutRedirectUris: lines(field(form, 'postLogoutRedirectUris')),
+      redirectUris: uriLines(field(form, 'redirectUris')),
+      postLogoutRedirectUris: uriLines(field(form, 'postLogoutRedirectUris')),
       public: kind === 'public',
       firstParty: form.get('firstParty') === 'on',
     } : {}),
+    ...(kind === 'workload' ? { federated: federationInput(form) } : {}),
     allowedNetworks: lines(field(form, 'allowedNetworks')),
     requireDpop: form.get('requireDpop') === 'on',
   };
@@ -64,8 +93,7 @@ async function create(deps: ConsoleDeps, ctx: Koa.Context): Promise<void> {
   try {
     created = await clients.createClient(deps.db, createInput(form), auditOf(deps, ctx));
   } catch (error) {
-    const values = Object.fromEntries([...form].filter(([key]) => key !== 'csrf'));
-    await newForm(deps, ctx, { error: serviceMessage(error), form: values }, 400);
+    await newForm(deps, ctx, { error: serviceMessage(error), form: typed(form) }, 400);
     return;
   }
   if (!created.clientSecret) {
@@ -83,13 +111,17 @@ function showSecret(deps: ConsoleDeps, ctx: Koa.Context, client: clients.ClientV
 
 async function detail(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   const client = await clients.getClient(deps.db, ctx.params.id!);
-  const allRoles = (await listRoleSummaries(deps.db)).map((role) => role.name).filter((name) => !client.roles.includes(name));
+  const federated = client.tokenEndpointAuthMethod === FEDERATED_AUTH_METHOD;
+  const [roles, issuers] = await Promise.all([listRoleSummaries(deps.db), federated ? listIssuers(deps.db) : []]);
+  const otherRoles = roles.map((role) => role.name).filter((name) => !client.roles.includes(name));
   render(ctx, 'client', {
-    title: client.name, section: 'clients', client, overlaps: OVERLAPS, otherRoles: allRoles, notice: noticeOf(ctx), ...extra,
+    title: client.name, section: 'clients', client, overlaps: OVERLAPS, otherRoles, issuers, form: {}, notice: noticeOf(ctx),
+    // The console's own app: its redirect URIs are written by each server at start.
+    ownApp: client.clientId === CONSOLE_CLIENT_ID, ...extra,
   }, { status });
 }
 
-/** Runs a change; a service's refusal is shown on the client's page. */
+/** Runs a change; a service's refusal is shown on the client's page, with what was typed. */
 function change(deps: ConsoleDeps, work: (ctx: Koa.Context, form: URLSearchParams, id: string) => Promise<string | void>): Koa.Middleware {
   return async (ctx) => {
     const form = await readChange(deps, ctx);
@@ -98,7 +130,7 @@ function change(deps: ConsoleDeps, work: (ctx: Koa.Context, form: URLSearchParam
     try {
       notice = await work(ctx, form, id);
     } catch (error) {
-      await detail(deps, ctx, { error: serviceMessage(error) }, 400);
+      await detail(deps, ctx, { error: serviceMessage(error), form: typed(form) }, refusalStatus(error));
       return;
     }
     if (ctx.status === 200 && ctx.body) return; // the work rendered its own answer
@@ -148,6 +180,16 @@ export function registerClientPages(pages: ConsolePages, deps: ConsoleDeps): voi
     }
     await clients.updateClient(deps.db, id, input, auditOf(deps, ctx));
     return 'Settings saved.';
+  }));
+  pages.post('/clients/:id/redirect-uris', change(deps, async (ctx, form, id) => {
+    await clients.updateClient(deps.db, id, {
+      redirectUris: uriLines(field(form, 'redirectUris')), postLogoutRedirectUris: uriLines(field(form, 'postLogoutRedirectUris')),
+    }, auditOf(deps, ctx));
+    return 'Redirect URIs saved.';
+  }));
+  pages.post('/clients/:id/federation', change(deps, async (ctx, form, id) => {
+    await clients.updateClient(deps.db, id, { federated: federationInput(form) }, auditOf(deps, ctx));
+    return 'Binding saved.';
   }));
   pages.post('/clients/:id/roles', change(deps, async (ctx, form, id) => {
     const role = field(form, 'role');

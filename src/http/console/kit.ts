@@ -181,3 +181,30 @@ export const queryText = (ctx: Koa.Context, name: string, max = 200): string | u
   const value = ctx.query[name];
   return typeof value === 'string' && value.trim() ? value.trim().slice(0, max) : undefined;
 };
+
+/** Rows a list of the console shows at once. */
+export const PAGE_SIZE = 25;
+
+/** The links of a list read a page at a time: back to its first page, on to the next. */
+export interface PageLinks { first?: string; next?: string }
+
+/**
+ * Cursor paging of a list at `path`: the cursor the query asks for (value `name`: a page may
+ * hold more than one list), and, once the page is read, the links to its first and next pages.
+ * The links keep `kept`, the list's search and filters and the cursors of other lists on the
+ * page; empty values are left out.
+ */
+export function listPaging(ctx: Koa.Context, path: string, kept: Record<string, string | undefined>, name = 'cursor', max = 400) {
+  const cursor = queryText(ctx, name, max);
+  const href = (extra: Record<string, string>) => {
+    const query = new URLSearchParams({ ...Object.fromEntries(Object.entries(kept).filter(([, value]) => value)) as Record<string, string>, ...extra });
+    return `${CONSOLE_PATH}${path}${query.size ? `?${query}` : ''}`;
+  };
+  return {
+    cursor,
+    links: (nextCursor: string | null): PageLinks => ({
+      first: cursor ? href({}) : undefined,
+      next: nextCursor ? href({ [name]: nextCursor }) : undefined,
+    }),
+  };
+}

@@ -4,17 +4,16 @@ import type Koa from 'koa';
 import { assignRoleToUser, listRoleSummaries, unassignRoleFromUser } from '../../services/roles.ts';
 import * as users from '../../services/users.ts';
 import {
-  auditOf, ConsolePageError, field, noticeOf, queryText, readChange, redirectTo, render, serviceMessage,
+  auditOf, ConsolePageError, field, listPaging, noticeOf, PAGE_SIZE, queryText, readChange, redirectTo, render, serviceMessage,
   type ConsoleDeps, type ConsolePages,
 } from './kit.ts';
 
 async function listPage(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   const q = queryText(ctx, 'q');
-  const cursor = queryText(ctx, 'cursor', 400);
-  const page = await users.listUsersPage(deps.db, { limit: 25, cursor, usernamePrefix: q });
-  const next = page.nextCursor ? `?${new URLSearchParams({ ...(q ? { q } : {}), cursor: page.nextCursor })}` : undefined;
+  const paging = listPaging(ctx, '/people', { q });
+  const page = await users.listUsersPage(deps.db, { limit: PAGE_SIZE, cursor: paging.cursor, usernamePrefix: q });
   render(ctx, 'people', {
-    title: 'People', section: 'people', items: page.items, q, next, first: Boolean(cursor), notice: noticeOf(ctx),
+    title: 'People', section: 'people', items: page.items, q, paging: paging.links(page.nextCursor), notice: noticeOf(ctx),
     roles: await listRoleSummaries(deps.db), form: {}, ...extra,
   }, { status });
 }

@@ -1,10 +1,12 @@
-// Roles in the console: what each grants per API, who holds it (clients and people), assign
-// and unassign, create and delete.
+// Roles in the console: what each grants per API, who holds it (clients and people, a page at
+// a time, searched by name), assign and unassign, create and delete.
 import type Koa from 'koa';
 import { listApis } from '../../services/apis.ts';
+import { listClientsPage } from '../../services/clients.ts';
 import * as roles from '../../services/roles.ts';
+import { listUsersPage } from '../../services/users.ts';
 import {
-  auditOf, ConsolePageError, field, noticeOf, queryText, readChange, redirectTo, render, serviceMessage,
+  auditOf, ConsolePageError, field, listPaging, noticeOf, PAGE_SIZE, queryText, readChange, redirectTo, render, serviceMessage,
   type ConsoleDeps, type ConsolePages,
 } from './kit.ts';
 
@@ -15,9 +17,26 @@ async function listPage(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<strin
   render(ctx, 'roles', { title: 'Roles', section: 'roles', items, q, notice: noticeOf(ctx), form: {}, ...extra }, { status });
 }
 
+/**
+ * A role's page: its grants, and who holds it, clients and people each a page at a time (a
+ * cursor each, `clients` and `people`), searched by name prefix.
+ */
 async function detail(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
-  const role = await roles.getRole(deps.db, ctx.params.id!);
-  render(ctx, 'role', { title: role.name, section: 'roles', role, apis: await listApis(deps.db), notice: noticeOf(ctx), ...extra }, { status });
+  const role = await roles.getRoleSummary(deps.db, ctx.params.id!);
+  const q = queryText(ctx, 'q');
+  const path = `/roles/${encodeURIComponent(role.id)}`;
+  const clientPaging = listPaging(ctx, path, { q, people: queryText(ctx, 'people', 400) }, 'clients');
+  const peoplePaging = listPaging(ctx, path, { q, clients: clientPaging.cursor }, 'people');
+  const [apis, holders, people] = await Promise.all([
+    listApis(deps.db),
+    listClientsPage(deps.db, { role: role.id, namePrefix: q, limit: PAGE_SIZE, cursor: clientPaging.cursor }),
+    listUsersPage(deps.db, { role: role.id, usernamePrefix: q, limit: PAGE_SIZE, cursor: peoplePaging.cursor }),
+  ]);
+  render(ctx, 'role', {
+    title: role.name, section: 'roles', role, apis, q, notice: noticeOf(ctx),
+    clients: holders.items, clientPages: clientPaging.links(holders.nextCursor),
+    people: people.items, peoplePages: peoplePaging.links(people.nextCursor), ...extra,
+  }, { status });
 }
 
 /** A change on one role; a service's refusal is shown on the role's page. */

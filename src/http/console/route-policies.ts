@@ -1,14 +1,16 @@
-// Route policies in the console (docs/routes.md): the rules of each API, filtered by API and host;
-// create one, delete one by typing its id, and check which rule covers a request and what it
-// decides for a caller without a token. The service checks every rule whole (the API's scopes,
-// roles and clients that exist, no tie with another rule); its refusals are form errors.
+// Route policies in the console (docs/routes.md): the rules of each API, filtered by API, host
+// and path, a page at a time; create one, change one, delete one by typing its id, and check
+// which rule covers a request and what it decides for a caller without a token. The service
+// checks every rule whole (the API's scopes, roles and clients that exist, no tie with another
+// rule); its refusals are form errors.
 import type Koa from 'koa';
 import { listApis } from '../../services/apis.ts';
 import { invalid } from '../../services/errors.ts';
+import type { Page } from '../../services/paging.ts';
 import { checkRoute, type RouteCheck } from '../../services/route-check.ts';
 import * as routes from '../../services/routes.ts';
 import {
-  auditOf, ConsolePageError, field, noticeOf, queryText, readChange, redirectTo, refusalStatus, render, serviceMessage,
+  auditOf, ConsolePageError, field, listPaging, noticeOf, PAGE_SIZE, queryText, readChange, redirectTo, refusalStatus, render, serviceMessage,
   type ConsoleDeps, type ConsolePages,
 } from './kit.ts';
 
@@ -25,11 +27,11 @@ function whole(form: URLSearchParams, name: string, label: string): number | nul
   return Number(value);
 }
 
-function ruleInput(form: URLSearchParams): routes.RouteInput {
+/** Everything of a rule but its API, from the form (a rule's edit form is the whole rule). */
+function ruleFields(form: URLSearchParams): Omit<routes.RouteInput, 'api'> {
   const sender = field(form, 'senderConstrained');
   if (sender && !(SENDER as readonly string[]).includes(sender)) throw invalid('Choose how tokens must be bound.', 'senderConstrained');
   return {
-    api: field(form, 'api'),
     host: field(form, 'host') || null,
     methods: words(field(form, 'methods')),
     path: field(form, 'path'),
@@ -43,6 +45,19 @@ function ruleInput(form: URLSearchParams): routes.RouteInput {
     cacheSeconds: whole(form, 'cacheSeconds', 'The cache time'),
   };
 }
+
+/** A stored rule as its edit form's values. */
+function formOf(rule: routes.RouteView): Record<string, string> {
+  return {
+    host: rule.host ?? '', methods: rule.methods.join(' '), path: rule.path, ...(rule.public ? { public: 'on' } : {}),
+    scopesAll: rule.scopesAll.join(' '), scopesAny: rule.scopesAny.join(' '), roles: rule.roles.join(' '), clients: rule.clients.join(' '),
+    senderConstrained: rule.senderConstrained ?? '', rateLimitPerMinute: rule.rateLimitPerMinute?.toString() ?? '',
+    cacheSeconds: rule.cacheSeconds?.toString() ?? '',
+  };
+}
+
+/** A form sent back with what was typed in it (never its CSRF token). */
+const typed = (form: URLSearchParams) => Object.fromEntries([...form].filter(([key]) => key !== 'csrf'));
 
 /** The request of the check form, if one was asked: method and URL, read from the query. */
 async function checked(deps: ConsoleDeps, ctx: Koa.Context): Promise<{ check?: RouteCheck; checkError?: string; asked: Record<string, string> }> {
@@ -65,11 +80,13 @@ async function checked(deps: ConsoleDeps, ctx: Koa.Context): Promise<{ check?: R
 async function listPage(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   const api = queryText(ctx, 'api');
   const host = queryText(ctx, 'host');
+  const path = queryText(ctx, 'path');
+  const paging = listPaging(ctx, '/route-policies', { api, host, path });
   const apis = (await listApis(deps.db)).filter((each) => !each.system);
-  let items: routes.RouteView[] = [];
+  let page: Page<routes.RouteView> = { items: [], nextCursor: null };
   let filterError: string | undefined;
   try {
-    items = await routes.listRoutes(deps.db, { api, host });
+    page = await routes.listRoutesPage(deps.db, { api, host, pathPrefix: path, limit: PAGE_SIZE, cursor: paging.cursor });
   } catch (error) {
     filterError = serviceMessage(error);
     status = Math.max(status, 400);
@@ -77,14 +94,16 @@ async function listPage(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<strin
   const check = await checked(deps, ctx);
   if (check.checkError) status = Math.max(status, 400);
   render(ctx, 'route-policies', {
-    title: 'Route policies', section: 'route-policies', items, apis, api, host, filterError, ...check,
-    notice: noticeOf(ctx), form: {}, senders: SENDER, ...extra,
+    title: 'Route policies', section: 'route-policies', items: page.items, paging: paging.links(page.nextCursor), apis, api, host, path,
+    filterError, ...check, notice: noticeOf(ctx), form: {}, senders: SENDER, ...extra,
   }, { status });
 }
 
 async function detail(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown> = {}, status = 200): Promise<void> {
   const rule = await routes.getRoute(deps.db, ctx.params.id!);
-  render(ctx, 'route-policy', { title: `Rule ${rule.id}`, section: 'route-policies', rule, notice: noticeOf(ctx), ...extra }, { status });
+  render(ctx, 'route-policy', {
+    title: `Rule ${rule.id}`, section: 'route-policies', rule, form: formOf(rule), senders: SENDER, notice: noticeOf(ctx), ...extra,
+  }, { status });
 }
 
 export function registerRoutePolicyPages(pages: ConsolePages, deps: ConsoleDeps): void {
@@ -92,14 +111,26 @@ export function registerRoutePolicyPages(pages: ConsolePages, deps: ConsoleDeps)
   pages.post('/route-policies', async (ctx) => {
     const form = await readChange(deps, ctx);
     try {
-      const rule = await routes.createRoute(deps.db, ruleInput(form), auditOf(deps, ctx));
+      const rule = await routes.createRoute(deps.db, { api: field(form, 'api'), ...ruleFields(form) }, auditOf(deps, ctx));
       redirectTo(ctx, `/route-policies/${encodeURIComponent(rule.id)}`, `Rule ${rule.id} created.`);
     } catch (error) {
       const message = serviceMessage(error);
-      await listPage(deps, ctx, { error: message, form: Object.fromEntries(form) }, refusalStatus(error));
+      await listPage(deps, ctx, { error: message, form: typed(form) }, refusalStatus(error));
     }
   });
   pages.get('/route-policies/:id', (ctx) => detail(deps, ctx));
+  // The whole rule but its API, checked whole again by the service, as the admin API's PATCH is.
+  pages.post('/route-policies/:id', async (ctx) => {
+    const form = await readChange(deps, ctx);
+    const current = await routes.getRoute(deps.db, ctx.params.id!);
+    try {
+      await routes.updateRoute(deps.db, current.id, ruleFields(form), auditOf(deps, ctx));
+    } catch (error) {
+      await detail(deps, ctx, { error: serviceMessage(error), form: typed(form) }, refusalStatus(error));
+      return;
+    }
+    redirectTo(ctx, `/route-policies/${encodeURIComponent(current.id)}`, `Rule ${current.id} saved.`);
+  });
   pages.post('/route-policies/:id/delete', async (ctx) => {
     const form = await readChange(deps, ctx);
     const rule = await routes.getRoute(deps.db, ctx.params.id!);
