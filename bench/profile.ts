@@ -3,24 +3,31 @@
 // after the other, stops it, and prints the profile's top functions by self time, overall and
 // by package. The profile itself stays in the folder printed (open it in Chrome's DevTools).
 //   BENCH_DATABASE_URL  Postgres server to create the throw-away database on
-//   PROFILE_SCENARIOS   comma-separated, of: token, introspect-jwt, introspect-opaque (default all)
+//   PROFILE_SCENARIOS   comma-separated, of: token, introspect-jwt, introspect-opaque, exchange,
+//                       federated (default all)
 //   PROFILE_SECONDS     seconds of load per scenario (default 8)
 //   PROFILE_ROOT        the checkout whose src/main.ts is profiled (default this one; to compare)
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createBenchDatabase, register } from './bench-db.ts';
+import { createBenchDatabase, register, type Credentials } from './bench-db.ts';
 import { Child, freePort } from './children.ts';
-import { introspectionProbe, measure, tokenProbe, type Probe, type Server } from './load.ts';
-import { JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
+import { registerFederated, federatedProbe, type FederatedWorld } from './federated.ts';
+import { exchangeProbe, introspectionProbe, measure, tokenProbe, type Probe, type Server } from './load.ts';
+import { EXCHANGE_TARGET, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const seconds = Number(process.env.PROFILE_SECONDS || 8);
-const SCENARIOS: Record<string, (server: Server) => Promise<Probe>> = {
-  token: async (server) => tokenProbe(server, JWT_RESOURCE),
-  'introspect-jwt': (server) => introspectionProbe(server, JWT_RESOURCE, 'jwt'),
-  'introspect-opaque': (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
+interface World { server: Server; credentials: Credentials; federated: FederatedWorld }
+const SCENARIOS: Record<string, (world: World) => Promise<Probe>> = {
+  token: async ({ server }) => tokenProbe(server, JWT_RESOURCE),
+  'introspect-jwt': ({ server }) => introspectionProbe(server, JWT_RESOURCE, 'jwt'),
+  'introspect-opaque': ({ server }) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
+  // Token exchange (RFC 8693): the bench client's JWT for the orders API traded for a payments token.
+  exchange: ({ server, credentials }) => exchangeProbe(server, { ...server, ...credentials.exchanger }, JWT_RESOURCE, EXCHANGE_TARGET),
+  // Federated client credentials: a platform token of its own per request, signed before the run.
+  federated: async ({ server, federated }) => federatedProbe(server.url, federated, Math.ceil(seconds * 8000)),
 };
 const chosen = (process.env.PROFILE_SCENARIOS || Object.keys(SCENARIOS).join(',')).split(',');
 
@@ -51,8 +58,10 @@ async function main() {
   const database = await createBenchDatabase(process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
   const profileDir = mkdtempSync(path.join(os.tmpdir(), 'postern-profile-'));
   let child: Child | undefined;
+  let federated: FederatedWorld | undefined;
   try {
     const credentials = await register(database.url);
+    federated = await registerFederated(database.url, credentials.role);
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     child = new Child('Postern', 'src/main.ts', {
@@ -63,7 +72,9 @@ async function main() {
     await child.waitUntilReady(`${url}/healthz`);
     const server = { label: 'Postern', url, ...credentials };
     for (const name of chosen) {
-      const probe = await SCENARIOS[name]!(server);
+      const build = SCENARIOS[name];
+      if (!build) throw new Error(`PROFILE_SCENARIOS: unknown ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+      const probe = await build({ server, credentials, federated });
       const result = await measure(probe, { connections: 32, duration: seconds, warmup: 1, signal: new AbortController().signal });
       console.log(`${name}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms, non-2xx ${result.non2xx}`);
     }
@@ -74,6 +85,7 @@ async function main() {
     }
   } finally {
     await child?.stop();
+    await federated?.close();
     await database.drop();
   }
 }
