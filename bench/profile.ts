@@ -14,7 +14,7 @@ import path from 'node:path';
 import { createBenchDatabase, register, type Credentials } from './bench-db.ts';
 import { Child, freePort } from './children.ts';
 import { registerFederated, federatedProbe, type FederatedWorld } from './federated.ts';
-import { exchangeProbe, introspectionProbe, measure, tokenProbe, type Probe, type Server } from './load.ts';
+import { check, exchangeProbe, introspectionProbe, measure, tokenProbe, type Probe, type Server } from './load.ts';
 import { EXCHANGE_TARGET, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -67,6 +67,8 @@ async function main() {
     child = new Child('Postern', 'src/main.ts', {
       NODE_ENV: 'development', POSTERN_MASTER_KEY: randomBytes(32).toString('base64'), DATABASE_URL: database.url,
       LOG_LEVEL: 'warn', RATE_LIMIT_CLIENT: '10000000', RATE_LIMIT_ADDRESS: '10000000', WORKERS: '1',
+      // A refused request is counted as such; a back-off would turn what follows into 429s.
+      RATE_LIMIT_INVALID_CLIENT: '0',
       PORT: String(port), ISSUER: url, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}`,
     }, process.env.PROFILE_ROOT ? path.resolve(process.env.PROFILE_ROOT) : ROOT);
     await child.waitUntilReady(`${url}/healthz`);
@@ -75,8 +77,9 @@ async function main() {
       const build = SCENARIOS[name];
       if (!build) throw new Error(`PROFILE_SCENARIOS: unknown ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
       const probe = await build({ server, credentials, federated });
+      await check(probe, name);
       const result = await measure(probe, { connections: 32, duration: seconds, warmup: 1, signal: new AbortController().signal });
-      console.log(`${name}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms, non-2xx ${result.non2xx}`);
+      console.log(`${name}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms, non-2xx ${result.non2xx}${result.non2xx ? ` (${result.statusCodes})` : ''}`);
     }
     await child.stop();
     child = undefined;

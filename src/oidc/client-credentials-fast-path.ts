@@ -2,9 +2,12 @@
 // authenticating with its client secret (Basic or in the body), asking for a JWT for one API with
 // scopes its roles grant, and nothing else in play: no DPoP proof, no client certificate, no
 // assertion, no network allow-list, no certificate- or DPoP-bound client or API, no parameter
-// beyond grant_type, scope, resource and the credentials. The token is what the provider would
-// issue (same claims, same key, same header), the answer the same JSON and headers, and the
-// issuance counted the same way (audit count and metrics). Everything else, and every failure,
+// beyond grant_type, scope, resource and the credentials. A federated client (a platform token as
+// its assertion) counts as plain once federated-client-auth.ts, in front of this, has verified
+// the token (signature, lifetime, audience, single-use jti, binding) and put its proof in place
+// of the assertion: the proof is then its secret, as the provider's compareClientSecret takes
+// it (test/federated-fast-path.test.ts). The token is what the provider would issue (same
+// claims, same key, same header), the answer the same JSON and headers, and the issuance counted the same way (audit count and metrics). Everything else, and every failure,
 // goes to the provider untouched (the body is put back on the stream), so every error response
 // still comes from the provider. test/client-credentials-fast-path.test.ts sends a table of
 // requests to a server with this path and one without and compares the answers.
@@ -12,10 +15,12 @@ import { randomBytes } from 'node:crypto';
 import { CompactSign, importJWK, type CryptoKey, type KeyObject } from 'jose';
 import type Koa from 'koa';
 import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
+import { FEDERATED_AUTH_METHOD } from '../domain/trusted-issuers.ts';
 import { secretMatchesAny } from '../domain/crypto.ts';
 import type { KeySet } from '../domain/signing-keys.ts';
 import type { ApiEntry, ClientEntry, Directory } from './directory.ts';
 import { callerOf, readPlainForm, type Caller } from './fast-path-request.ts';
+import { federatedProofHolds } from './federated-client-auth.ts';
 
 const ALLOWED_PARAMS = new Set(['grant_type', 'scope', 'resource', 'client_id', 'client_secret']);
 
@@ -52,18 +57,27 @@ function signingKeys(set: KeySet): Map<string, SigningKey> {
   return keys;
 }
 
-/** The client, when it is enabled, plain, and the secret is one of its live ones. */
-function plainClient(client: ClientEntry | undefined, caller: Caller, now: number): client is ClientEntry {
+/**
+ * The client, when it is enabled, plain, and the secret is one of its live ones, or for a
+ * federated client the proof of the assertion verified for it in this very request.
+ */
+function plainClient(client: ClientEntry | undefined, caller: Caller, now: number, req: object): client is ClientEntry {
   if (!client?.enabled || client.networks.length > 0) return false;
   const metadata = client.metadata as {
     token_endpoint_auth_method?: string; grant_types?: unknown; client_secret_expires_at?: unknown;
     tls_client_certificate_bound_access_tokens?: unknown; dpop_bound_access_tokens?: unknown;
   };
+  const method = metadata.token_endpoint_auth_method ?? 'client_secret_basic';
+  // The provider is shown a federated client as client_secret_post (providerAuthMethod).
+  const federated = method === FEDERATED_AUTH_METHOD;
   // oidc-provider takes either secret method for a client registered with one of them.
-  if (!SECRET_AUTH_METHODS.includes(metadata.token_endpoint_auth_method ?? 'client_secret_basic')) return false;
+  if (!federated && !SECRET_AUTH_METHODS.includes(method)) return false;
   if (!Array.isArray(metadata.grant_types) || !metadata.grant_types.includes('client_credentials')) return false;
   if (metadata.tls_client_certificate_bound_access_tokens || metadata.dpop_bound_access_tokens) return false;
   if (metadata.client_secret_expires_at !== undefined && metadata.client_secret_expires_at !== 0) return false;
+  // As compareWithFederatedProof decides: a verified request's proof, and only for its client.
+  const proof = federatedProofHolds(req, client.clientId, caller.secret);
+  if (proof !== undefined || federated) return proof === true;
   const live = client.secrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.hash);
   return secretMatchesAny(caller.secret, live);
 }
@@ -90,7 +104,7 @@ export function clientCredentialsFastPath(options: ClientCredentialsFastPathOpti
     const caller = callerOf(ctx.get('authorization') || undefined, params);
     if (!caller) return next();
     const client = await directory.client(caller.clientId);
-    if (!plainClient(client, caller, Date.now())) return next();
+    if (!plainClient(client, caller, Date.now(), ctx.req)) return next();
     // No resource: the client's only API (resource-policy.ts defaultResource).
     let resource = params.get('resource');
     if (resource === null) {
