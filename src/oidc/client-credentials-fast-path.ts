@@ -5,12 +5,13 @@
 // beyond grant_type, scope, resource and the credentials. A federated client (a platform token as
 // its assertion) counts as plain once federated-client-auth.ts, in front of this, has verified
 // the token (signature, lifetime, audience, single-use jti, binding) and put its proof in place
-// of the assertion: the proof is then its secret, as the provider's compareClientSecret takes
-// it (test/federated-fast-path.test.ts). The token is what the provider would issue (same
-// claims, same key, same header), the answer the same JSON and headers, and the issuance counted the same way (audit count and metrics). Everything else, and every failure,
-// goes to the provider untouched (the body is put back on the stream), so every error response
-// still comes from the provider. test/client-credentials-fast-path.test.ts sends a table of
-// requests to a server with this path and one without and compares the answers.
+// of the assertion: the proof is then its secret, as the provider's compareClientSecret takes it.
+// The token is what the provider would issue (same claims, same key, same header), the answer the
+// same JSON and headers, and the issuance counted the same way (audit count and metrics).
+// Everything else, and every failure, goes to the provider untouched (the body is put back on the
+// stream), so every error response still comes from the provider.
+// test/client-credentials-fast-path.test.ts and test/federated-fast-path.test.ts send tables of
+// requests to a server with this path and one without and compare the answers.
 import { randomBytes } from 'node:crypto';
 import { CompactSign, importJWK, type CryptoKey, type KeyObject } from 'jose';
 import type Koa from 'koa';
