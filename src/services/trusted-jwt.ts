@@ -17,6 +17,7 @@ import type { Db } from '../db/tables.ts';
 import { fetchJson, maxAgeOf, type KeyFetchSettings } from '../platform/key-fetch.ts';
 import type { ChangeSource } from '../propagation/index.ts';
 import * as store from '../store/trusted-issuers.ts';
+import { AssertionClaims } from './assertion-claims.ts';
 
 /** A trusted issuer as verification sees it. */
 export interface TrustedIssuer {
@@ -108,9 +109,12 @@ export class TrustedJwtVerifier {
   #lastFetch = new Map<string, number>();
   #generation = 0;
   #unsubscribe: (() => void) | undefined;
+  /** Used jtis, claimed in batches under load (assertion-claims.ts). */
+  #claims: AssertionClaims;
 
   constructor(deps: TrustedJwtDeps) {
     this.#deps = deps;
+    this.#claims = new AssertionClaims(deps.db);
     this.#now = deps.now ?? Date.now;
     this.#unsubscribe = deps.changes?.subscribe({
       onChange: (change) => {
@@ -265,7 +269,7 @@ export class TrustedJwtVerifier {
   async #claimJti(issuer: TrustedIssuer, jti: string, exp: number): Promise<void> {
     const id = this.#deps.artifactKey.digest(`trusted-jwt\n${issuer.id}\n${jti}`);
     const expiresAt = new Date((exp + this.#deps.settings.clockToleranceSeconds) * 1000);
-    if (!(await store.claimAssertionId(this.#deps.db, id, expiresAt))) {
+    if (!(await this.#claims.claim(id, expiresAt))) {
       throw new TrustedJwtError('replayed', 'the token was used before (its jti is single-use)');
     }
   }
