@@ -1,10 +1,12 @@
 // Single use of assertion ids (RFC 7523 §3 item 7) under load: every verified platform token's
 // jti is claimed in the database, whose primary key lets each id in once, whichever process
-// claims it. A claim made while another is on its way waits for it and then goes with every claim
-// that arrived meanwhile, in one statement (store/trusted-issuers.ts claimAssertionIds): one
-// round trip and one commit for many requests instead of one each, and no delay when the server
-// is idle (a lone claim is sent at once). An id presented twice in one batch is claimed once; the
-// second presentation is refused whatever the first one's fate, as it would be one statement later.
+// claims it. Claims are sent together, in one statement (store/trusted-issuers.ts
+// claimAssertionIds): those made in one turn of the event loop (the requests read from the
+// network at once), and those made while a statement is on its way, which go with the next one.
+// One round trip and one commit then serve many requests instead of one each; an idle server
+// waits for nothing (a lone claim goes at the end of its turn). An id presented twice in one batch
+// is claimed once; the second presentation is refused whatever the first one's fate, as it would
+// be one statement later.
 import type { Db } from '../db/tables.ts';
 import { claimAssertionIds } from '../store/trusted-issuers.ts';
 
@@ -26,12 +28,14 @@ export class AssertionClaims {
   claim(id: string, expiresAt: Date): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ id, expiresAt, resolve, reject });
-      if (!this.#sending) void this.#send();
+      if (!this.#sending) {
+        this.#sending = true;
+        setImmediate(() => void this.#send());
+      }
     });
   }
 
   async #send(): Promise<void> {
-    this.#sending = true;
     try {
       while (this.#queue.length) {
         const batch = new Map<string, Pending>();
