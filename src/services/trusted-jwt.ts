@@ -7,7 +7,7 @@
 // Cache-Control, within bounds; a token naming a kid the cached set lacks re-fetches it, at most
 // once per `refetchIntervalSeconds` per issuer, so made-up kids cannot make Postern hammer an
 // issuer. Issuers and bindings are cached while the change feed is live, like oidc/directory.ts.
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, type JWTPayload } from 'jose';
 import type { ArtifactKey } from '../domain/artifact-hashing.ts';
 import { detach } from '../domain/text.ts';
 import {
@@ -18,6 +18,7 @@ import { fetchJson, maxAgeOf, type KeyFetchSettings } from '../platform/key-fetc
 import type { ChangeSource } from '../propagation/index.ts';
 import * as store from '../store/trusted-issuers.ts';
 import { AssertionClaims } from './assertion-claims.ts';
+import { verifyTrustedSignature } from './trusted-jwt-signature.ts';
 
 /** A trusted issuer as verification sees it. */
 export interface TrustedIssuer {
@@ -284,8 +285,8 @@ export class TrustedJwtVerifier {
       throw new TrustedJwtError('unknown_key', `no key "${kid.slice(0, 100)}" in the keys of ${row.name}`);
     }
     try {
-      const { payload } = await jwtVerify(token, entry.verify, { algorithms: TRUSTED_JWT_ALGS, clockTolerance: this.#deps.settings.clockToleranceSeconds });
-      return payload;
+      // jose's jwtVerify checks, the signature on the thread pool (trusted-jwt-signature.ts).
+      return await verifyTrustedSignature(token, entry.verify, TRUSTED_JWT_ALGS, this.#deps.settings.clockToleranceSeconds);
     } catch (error) {
       if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys) {
         throw new TrustedJwtError('unknown_key', `no key of ${row.name} matches the token`);
