@@ -1,8 +1,10 @@
 // `node bench/cpu-per-request.ts`: CPU time each server spends per request. On a shared machine,
 // throughput follows whatever else runs; the CPU a server process spends per answer (read from
 // /proc after a fixed number of requests) moves far less, so its ratios say what the throughput
-// ratios would be on a machine of one's own. For Postern, the CPU of its Postgres backends (the
-// connections to the benchmark's database) is read too and shown beside it. Linux only.
+// ratios would be on a machine of one's own. Also shown: the part of it spent on the process's
+// main thread (its event loop: what bounds one worker's throughput when the load saturates it;
+// the rest ran on the thread pool, crypto mostly) and, for Postern, the CPU of its Postgres
+// backends (the connections to the benchmark's database). Linux only.
 //   BENCH_DATABASE_URL  Postgres server to create the throw-away database on
 //   BENCH_REQUESTS      requests per round (default 20000); three rounds, the median shown
 //   CPU_SCENARIOS       comma-separated, of: decision, introspect-jwt, bare-introspect,
@@ -22,11 +24,11 @@ import { EXCHANGE_TARGET, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
 const ROOT = new URL('..', import.meta.url).pathname;
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);
 
-/** User + system CPU of a process so far, in microseconds; 0 once it is gone. */
-function cpuOf(pid: number): number {
+/** User + system CPU of a process (or, with `thread`, of that thread of it) so far, in microseconds; 0 once it is gone. */
+function cpuOf(pid: number, thread?: number): number {
   let stat: string;
   try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    stat = fs.readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
   } catch {
     return 0;
   }
@@ -70,7 +72,9 @@ async function backends(world: World): Promise<number[]> {
   }
 }
 
-async function cpuPerRequest(world: World, pid: number, probe: Probe): Promise<{ server: number; database: number }> {
+interface Cost { server: number; mainThread: number; database: number }
+
+async function cpuPerRequest(world: World, pid: number, probe: Probe): Promise<Cost> {
   await check(probe, probe.url);
   const run = (amount: number) => autocannon({
     url: probe.url, method: probe.method ?? 'POST', headers: probe.headers,
@@ -80,14 +84,16 @@ async function cpuPerRequest(world: World, pid: number, probe: Probe): Promise<{
   await run(2000); // warm-up
   const pids = await backends(world);
   const before = cpuOf(pid);
+  const mainBefore = cpuOf(pid, pid);
   const databaseBefore = new Map(pids.map((backend) => [backend, cpuOf(backend)]));
   const result = await run(REQUESTS);
   const server = cpuOf(pid) - before;
+  const mainThread = cpuOf(pid, pid) - mainBefore;
   // Backends opened during the run count from zero.
   const after = await backends(world);
   const database = after.reduce((sum, backend) => sum + cpuOf(backend) - (databaseBefore.get(backend) ?? 0), 0);
   if (result.non2xx || result.errors || result.mismatches) throw new Error(`${probe.url}: failed requests`);
-  return { server: server / REQUESTS, database: database / REQUESTS };
+  return { server: server / REQUESTS, mainThread: mainThread / REQUESTS, database: database / REQUESTS };
 }
 
 const baseUrl = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -118,7 +124,7 @@ try {
     bare: { label: 'bare', url: `http://127.0.0.1:${barePort}`, ...bareCredentials },
     credentials, federated, posternPid: postern.pid!, barePid: bare.pid!, databaseName: database.name, baseUrl,
   };
-  const rows: [string, { server: number; database: number }][] = [];
+  const rows: [string, Cost][] = [];
   for (let round = 0; round < 3; round += 1) {
     for (const name of chosen) {
       const scenario = SCENARIOS[name]!;
@@ -126,19 +132,21 @@ try {
       rows.push([scenario.label, await cpuPerRequest(world, pid, await scenario.probe(world))]);
     }
   }
-  const median = (label: string, which: 'server' | 'database') => {
+  const median = (label: string, which: keyof Cost) => {
     const values = rows.filter(([name]) => name === label).map(([, value]) => value[which]).sort((a, b) => a - b);
     return values[Math.floor(values.length / 2)]!;
   };
   const labels = chosen.map((name) => SCENARIOS[name]!.label);
   const first = labels[0]!;
   const baseCost = median(first, 'server');
+  const baseMain = median(first, 'mainThread');
   console.log(`CPU per request (median of 3 rounds of ${REQUESTS} requests, 32 connections; ratios to the first row):`);
   for (const label of labels) {
     const cost = median(label, 'server');
+    const main = median(label, 'mainThread');
     const db = median(label, 'database');
-    console.log(`  ${label.padEnd(44)} ${cost.toFixed(0).padStart(5)} us  (${(1e6 / cost).toFixed(0)} req/s per core; ${(baseCost / cost).toFixed(2)}x)  `
-      + `+ Postgres backends ${db.toFixed(0)} us`);
+    console.log(`  ${label.padEnd(44)} ${cost.toFixed(0).padStart(5)} us  (${(1e6 / cost).toFixed(0)} req/s per core; ${(baseCost / cost).toFixed(2)}x);  `
+      + `main thread ${main.toFixed(0)} us (${(baseMain / main).toFixed(2)}x);  Postgres backends ${db.toFixed(0)} us`);
   }
 } finally {
   for (const child of children) await child.stop();
