@@ -6,7 +6,8 @@
 // the rest ran on the thread pool, crypto mostly) and, for Postern, the CPU of its Postgres
 // backends (the connections to the benchmark's database). Linux only.
 //   BENCH_DATABASE_URL  Postgres server to create the throw-away database on
-//   BENCH_REQUESTS      requests per round (default 20000); three rounds, the median shown
+//   BENCH_REQUESTS      requests per round (default 20000)
+//   CPU_ROUNDS          rounds, each scenario once per round in turn (default 3); the median shown
 //   CPU_SCENARIOS       comma-separated, of: decision, introspect-jwt, bare-introspect,
 //                       client-credentials, exchange, federated
 //                       (default decision,introspect-jwt,bare-introspect)
@@ -23,6 +24,7 @@ import { EXCHANGE_TARGET, JWT_RESOURCE, OPAQUE_RESOURCE } from './resources.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);
+const ROUNDS = Math.max(1, Number(process.env.CPU_ROUNDS ?? 3));
 
 /** User + system CPU of a process (or, with `thread`, of that thread of it) so far, in microseconds; 0 once it is gone. */
 function cpuOf(pid: number, thread?: number): number {
@@ -125,7 +127,7 @@ try {
     credentials, federated, posternPid: postern.pid!, barePid: bare.pid!, databaseName: database.name, baseUrl,
   };
   const rows: [string, Cost][] = [];
-  for (let round = 0; round < 3; round += 1) {
+  for (let round = 0; round < ROUNDS; round += 1) {
     for (const name of chosen) {
       const scenario = SCENARIOS[name]!;
       const pid = scenario.server === 'postern' ? world.posternPid : world.barePid;
@@ -140,7 +142,7 @@ try {
   const first = labels[0]!;
   const baseCost = median(first, 'server');
   const baseMain = median(first, 'mainThread');
-  console.log(`CPU per request (median of 3 rounds of ${REQUESTS} requests, 32 connections; ratios to the first row):`);
+  console.log(`CPU per request (median of ${ROUNDS} rounds of ${REQUESTS} requests, 32 connections; ratios to the first row):`);
   for (const label of labels) {
     const cost = median(label, 'server');
     const main = median(label, 'mainThread');
