@@ -1,6 +1,8 @@
-// The signature check of a trusted issuer's token (trusted-jwt.ts), made with node:crypto on the
-// thread pool rather than through WebCrypto, whose ECDSA verification ran on the event loop and
-// cost a federated token request about as much as the rest of it. The checks are those of jose's
+// The signature check of a trusted issuer's token (trusted-jwt.ts), made with node:crypto rather
+// than through WebCrypto, whose ECDSA verification cost a federated token request about twice
+// what the same verification costs here. It runs in place: handing it to the thread pool cost
+// more (a wake-up and a switch per request) than it spared the event loop on a 2-core machine
+// (bench/cpu-per-request.ts, whole process and its main thread). The checks are those of jose's
 // jwtVerify with the options trusted-jwt.ts gave it (algorithms, clockTolerance), in its order and
 // with its error classes, so that refusals keep their reasons; some are stricter: no `crit`
 // header at all (platform tokens use none), base64url without padding only. The key is still
@@ -62,10 +64,12 @@ function keyObjectOf(key: unknown): KeyObject {
   return object;
 }
 
-function verifyOnPool(algorithm: Algorithm, data: Buffer, key: KeyObject, signature: Buffer): Promise<boolean> {
-  return new Promise((resolve) => {
-    verify(algorithm.hash, data, { key, ...algorithm.options }, signature, (error, valid) => resolve(!error && valid));
-  });
+function verified(algorithm: Algorithm, data: Buffer, key: KeyObject, signature: Buffer): boolean {
+  try {
+    return verify(algorithm.hash, data, { key, ...algorithm.options }, signature);
+  } catch {
+    return false; // a signature of the wrong length for the key, say
+  }
 }
 
 /** RFC 7519 §4.1.4-6 as jose checks them: numbers when present, `nbf` and `exp` against now. */
@@ -108,7 +112,7 @@ export async function verifyTrustedSignature(
   const key = keyObjectOf(await getKey(header as unknown as JWTHeaderParameters, { payload: encodedPayload, signature: encodedSignature }));
   if (key.type !== 'public' || !algorithm.fits(key)) throw new TypeError(`the key chosen is not a key for ${alg}`);
   const data = Buffer.from(`${encodedHeader}.${encodedPayload}`, 'ascii');
-  if (!(await verifyOnPool(algorithm, data, key, Buffer.from(encodedSignature, 'base64url')))) {
+  if (!verified(algorithm, data, key, Buffer.from(encodedSignature, 'base64url'))) {
     throw new errors.JWSSignatureVerificationFailed();
   }
   const payload = parseObject(encodedPayload) as JWTPayload | undefined;

@@ -285,7 +285,7 @@ export class TrustedJwtVerifier {
       throw new TrustedJwtError('unknown_key', `no key "${kid.slice(0, 100)}" in the keys of ${row.name}`);
     }
     try {
-      // jose's jwtVerify checks, the signature on the thread pool (trusted-jwt-signature.ts).
+      // jose's jwtVerify checks, the signature by node:crypto (trusted-jwt-signature.ts).
       return await verifyTrustedSignature(token, entry.verify, TRUSTED_JWT_ALGS, this.#deps.settings.clockToleranceSeconds);
     } catch (error) {
       if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys) {
