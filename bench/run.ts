@@ -6,6 +6,7 @@
 //   BENCH_WARMUP        seconds of unreported load before each measurement (default 2)
 //   BENCH_ROUNDS        measurements per server and scenario, alternating servers (default 3)
 //   BENCH_SCENARIOS     comma-separated parts to run (default all; names in PARTS below)
+//   BENCH_ROOT          the checkout whose src/main.ts is measured (default this one; to compare)
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -89,7 +90,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 async function startServer(name: string, script: string, env: Record<string, string>, readyPath: string): Promise<Child> {
-  const child = new Child(name, script, env, ROOT);
+  // Postern from BENCH_ROOT when given; the bare provider and the API behind nginx from here.
+  const root = script === 'src/main.ts' && process.env.BENCH_ROOT ? path.resolve(process.env.BENCH_ROOT) : ROOT;
+  const child = new Child(name, script, env, root);
   undo.push({ what: `stop ${name}`, run: () => child.stop() });
   await child.waitUntilReady(`http://127.0.0.1:${env.PORT}${readyPath}`);
   return child;
