@@ -7,12 +7,14 @@
 // backends (the connections to the benchmark's database). Linux only.
 //   BENCH_DATABASE_URL  Postgres server to create the throw-away database on
 //   BENCH_REQUESTS      requests per round (default 20000)
+//   CPU_ROOT            the checkout whose src/main.ts is measured (default this one; to compare)
 //   CPU_ROUNDS          rounds, each scenario once per round in turn (default 3); the median shown
 //   CPU_SCENARIOS       comma-separated, of: decision, introspect-jwt, bare-introspect,
 //                       client-credentials, exchange, federated
-//                       (default decision,introspect-jwt,bare-introspect)
+//                       (default bare-introspect,decision,introspect-jwt); ratios are to the first
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { createBenchDatabase, register, type Credentials } from './bench-db.ts';
@@ -59,7 +61,7 @@ const SCENARIOS: Record<string, Scenario> = {
     probe: async ({ postern, federated }) => federatedProbe(postern.url, federated, REQUESTS + 3000),
   },
 };
-const chosen = (process.env.CPU_SCENARIOS || 'decision,introspect-jwt,bare-introspect').split(',').map((name) => name.trim());
+const chosen = (process.env.CPU_SCENARIOS || 'bare-introspect,decision,introspect-jwt').split(',').map((name) => name.trim());
 for (const name of chosen) if (!SCENARIOS[name]) throw new Error(`CPU_SCENARIOS: unknown ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
 
 /** The Postgres backends serving the benchmark's database now. */
@@ -111,7 +113,7 @@ try {
   const postern = new Child('Postern', 'src/main.ts', {
     NODE_ENV: 'development', POSTERN_MASTER_KEY: randomBytes(32).toString('base64'), DATABASE_URL: database.url, LOG_LEVEL: 'warn',
     RATE_LIMIT_CLIENT: '10000000', RATE_LIMIT_ADDRESS: '10000000', RATE_LIMIT_INVALID_CLIENT: '0', WORKERS: '1', PORT: String(port), ISSUER: url,
-  }, ROOT);
+  }, process.env.CPU_ROOT ? path.resolve(process.env.CPU_ROOT) : ROOT);
   children.push(postern);
   await postern.waitUntilReady(`${url}/healthz`);
   const bareCredentials = { clientId: 'bench-baseline', clientSecret: randomBytes(32).toString('base64url') };
