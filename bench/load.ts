@@ -28,7 +28,7 @@ export interface Probe {
  * connections would be one and the same. So a body that may be sent again (`body`) goes first,
  * then 99 fresh ones, in a loop.
  */
-function freshRequests(probe: Probe) {
+export function freshRequests(probe: Probe) {
   const fresh = probe.fresh!;
   return [{ body: probe.body }, ...Array.from({ length: 99 }, () => ({
     setupRequest: (request: Record<string, unknown>) => ({ ...request, body: fresh() }),

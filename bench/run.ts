@@ -5,6 +5,8 @@
 //   BENCH_DURATION      seconds measured per scenario and server (default 10)
 //   BENCH_WARMUP        seconds of unreported load before each measurement (default 2)
 //   BENCH_ROUNDS        measurements per server and scenario, alternating servers (default 3)
+//   BENCH_SCENARIOS     comma-separated parts to run (default all; names in PARTS below)
+//   BENCH_ROOT          the checkout whose src/main.ts is measured (default this one; to compare)
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -26,6 +28,22 @@ import { argon2Cost, measureLogins, measureRefresh, registerSignIn, renderSignIn
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CONNECTIONS = 32;
 
+/** What BENCH_SCENARIOS may name: each part of the run, in the order they run. */
+const PARTS = [
+  'client-credentials', 'introspect-jwt', 'gateway-decision', 'introspect-opaque', 'exchange', 'federated',
+  'gateway', 'sign-in', 'workers', 'cli',
+] as const;
+type Part = (typeof PARTS)[number];
+
+function readParts(): Set<Part> {
+  const raw = process.env.BENCH_SCENARIOS;
+  if (raw === undefined || raw.trim() === '') return new Set(PARTS);
+  const names = raw.split(',').map((name) => name.trim()).filter(Boolean);
+  const unknown = names.filter((name) => !(PARTS as readonly string[]).includes(name));
+  if (unknown.length) throw new Error(`BENCH_SCENARIOS: unknown ${unknown.join(', ')}; known: ${PARTS.join(', ')}`);
+  return new Set(names as Part[]);
+}
+
 function seconds(name: string, fallback: number): number {
   const raw = process.env[name];
   const value = raw === undefined || raw === '' ? fallback : Number(raw);
@@ -39,6 +57,7 @@ function readSettings() {
     duration: seconds('BENCH_DURATION', 5),
     warmup: seconds('BENCH_WARMUP', 2),
     rounds: Math.max(1, Math.round(seconds('BENCH_ROUNDS', 3))),
+    parts: readParts(),
   };
   // Each measurement replays one token, issued just before it: it must outlive warm-up plus run.
   if (settings.duration + settings.warmup > ACCESS_TOKEN_TTL - 30) {
@@ -71,13 +90,16 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 async function startServer(name: string, script: string, env: Record<string, string>, readyPath: string): Promise<Child> {
-  const child = new Child(name, script, env, ROOT);
+  // Postern from BENCH_ROOT when given; the bare provider and the API behind nginx from here.
+  const root = script === 'src/main.ts' && process.env.BENCH_ROOT ? path.resolve(process.env.BENCH_ROOT) : ROOT;
+  const child = new Child(name, script, env, root);
   undo.push({ what: `stop ${name}`, run: () => child.stop() });
   await child.waitUntilReady(`http://127.0.0.1:${env.PORT}${readyPath}`);
   return child;
 }
 
 interface Scenario {
+  part: Part;
   name: string;
   target?: ScenarioResult['target'];
   bareLabel: string;
@@ -93,6 +115,7 @@ const clientCredentials = async (server: Server) => {
 
 const SCENARIOS: Scenario[] = [
   {
+    part: 'client-credentials',
     name: 'client credentials, JWT ES256',
     target: { min: 1.2, text: '>= 1.2x bare' },
     bareLabel: 'bare oidc-provider',
@@ -102,6 +125,7 @@ const SCENARIOS: Scenario[] = [
   {
     // Bare oidc-provider cannot introspect JWTs at all; its opaque introspection (one in-memory
     // lookup) is the bar Postern's signature check must clear.
+    part: 'introspect-jwt',
     name: 'introspection, JWT token',
     target: { min: 1.5, text: '>= 1.5x bare opaque introspection' },
     bareLabel: 'bare, OPAQUE token',
@@ -111,6 +135,7 @@ const SCENARIOS: Scenario[] = [
   {
     // The decision endpoint (docs/gateways.md): a JWT checked against a route rule, the answer a
     // gateway waits for before each request. The bar is the bare provider's opaque introspection.
+    part: 'gateway-decision',
     name: 'gateway decision, JWT token',
     target: { min: 1.5, text: '>= 1.5x bare opaque introspection' },
     bareLabel: 'bare, OPAQUE introspection',
@@ -118,6 +143,7 @@ const SCENARIOS: Scenario[] = [
     bare: (server) => introspectionProbe(server, OPAQUE_RESOURCE, 'opaque'),
   },
   {
+    part: 'introspect-opaque',
     name: 'introspection, opaque token',
     target: { min: 1.0, text: '>= 1.0x bare' },
     bareLabel: 'bare oidc-provider',
@@ -227,22 +253,24 @@ async function main(): Promise<number> {
   };
   const postern = await startServer('Postern', 'src/main.ts', { ...posternEnv, PORT: String(posternPort), ISSUER: posternUrl }, '/healthz');
 
+  const { parts } = settings;
+  const tableScenarios = SCENARIOS.filter((scenario) => parts.has(scenario.part));
   const bareCredentials = { clientId: 'bench-baseline', clientSecret: randomBytes(32).toString('base64url') };
   const barePort = await freePort();
-  const bare = await startServer('bare oidc-provider', 'bench/bare-provider.ts', {
+  const bare = tableScenarios.length === 0 ? undefined : await startServer('bare oidc-provider', 'bench/bare-provider.ts', {
     PORT: String(barePort),
     BENCH_CLIENT_ID: bareCredentials.clientId,
     BENCH_CLIENT_SECRET: bareCredentials.clientSecret,
   }, '/.well-known/openid-configuration');
-  console.log(`Postern PID ${postern.pid} at ${posternUrl}, bare oidc-provider PID ${bare.pid} on port ${barePort}`);
+  console.log(`Postern PID ${postern.pid} at ${posternUrl}${bare ? `, bare oidc-provider PID ${bare.pid} on port ${barePort}` : ''}`);
 
   const results: ScenarioResult[] = [];
-  for (const scenario of SCENARIOS) {
+  for (const scenario of tableScenarios) {
     const posternServer = { label: 'Postern', url: posternUrl, ...credentials };
     const bareServer = { label: scenario.bareLabel, url: `http://127.0.0.1:${barePort}`, ...bareCredentials };
     const runs = {
       postern: () => measureOn(settings, postern, posternServer, scenario.postern, `${scenario.name} on Postern`),
-      bare: () => measureOn(settings, bare, bareServer, scenario.bare, `${scenario.name} on ${scenario.bareLabel}`),
+      bare: () => measureOn(settings, bare!, bareServer, scenario.bare, `${scenario.name} on ${scenario.bareLabel}`),
     };
     // The machine's speed drifts: alternate the servers (P B, B P, P B, ...) and keep each one's
     // median round, so that neither is always measured in the slower moment.
@@ -259,93 +287,108 @@ async function main(): Promise<number> {
     });
   }
 
-  results.push(await measureExchange(settings, postern, posternUrl, credentials));
+  if (parts.has('exchange')) results.push(await measureExchange(settings, postern, posternUrl, credentials));
   // Memory after the same load on both (Postern's one process, bare's), before sign-in adds more.
-  const memory = { postern: residentMiB(postern.pid), bare: residentMiB(bare.pid) };
+  const memory = bare ? { postern: residentMiB(postern.pid), bare: residentMiB(bare.pid) } : undefined;
   // Federated client credentials (a fresh platform token per request) against secret-based ones,
   // both on Postern, alternating.
-  const federatedRounds: Record<'federated' | 'secret', Measurement[]> = { federated: [], secret: [] };
-  const posternServer = { label: 'Postern', url: posternUrl, ...credentials };
-  for (let round = 0; round < settings.rounds; round += 1) {
-    for (const which of round % 2 === 0 ? ['federated', 'secret'] as const : ['secret', 'federated'] as const) {
-      federatedRounds[which].push(which === 'federated'
-        ? await measureOn(settings, postern, posternServer, async () => federatedProbe(posternUrl, federatedWorld, 30_000), 'federated client credentials on Postern')
-        : await measureOn(settings, postern, posternServer, clientCredentials, 'client credentials (secret) on Postern'));
+  let federated: ScenarioResult | undefined;
+  let federatedReport = '';
+  if (parts.has('federated')) {
+    const federatedRounds: Record<'federated' | 'secret', Measurement[]> = { federated: [], secret: [] };
+    const posternServer = { label: 'Postern', url: posternUrl, ...credentials };
+    for (let round = 0; round < settings.rounds; round += 1) {
+      for (const which of round % 2 === 0 ? ['federated', 'secret'] as const : ['secret', 'federated'] as const) {
+        federatedRounds[which].push(which === 'federated'
+          ? await measureOn(settings, postern, posternServer, async () => federatedProbe(posternUrl, federatedWorld, 30_000), 'federated client credentials on Postern')
+          : await measureOn(settings, postern, posternServer, clientCredentials, 'client credentials (secret) on Postern'));
+      }
     }
+    federated = {
+      name: 'client credentials, federated (platform token)',
+      target: { min: 0.6, text: '>= 0.6x client secret' },
+      postern: { label: 'Postern, platform token', result: median(federatedRounds.federated) },
+      bare: { label: 'Postern, client secret', result: median(federatedRounds.secret) },
+    };
+    federatedReport = renderReport([federated]).replace('Postern/bare', 'platform token/client secret');
+    console.log(`\n${federatedReport}\n`);
   }
-  const federated: ScenarioResult = {
-    name: 'client credentials, federated (platform token)',
-    target: { min: 0.6, text: '>= 0.6x client secret' },
-    postern: { label: 'Postern, platform token', result: median(federatedRounds.federated) },
-    bare: { label: 'Postern, client secret', result: median(federatedRounds.secret) },
-  };
-  const federatedReport = renderReport([federated]).replace('Postern/bare', 'platform token/client secret');
-  console.log(`\n${federatedReport}\n`);
-  const gateway = hasNginx ? await measureGateway(settings, postern, { label: 'Postern', url: posternUrl, ...credentials }) : undefined;
-  if (!hasNginx) console.log('nginx is not installed: the gateway throughput is not measured');
+  const gateway = parts.has('gateway') && hasNginx
+    ? await measureGateway(settings, postern, { label: 'Postern', url: posternUrl, ...credentials })
+    : undefined;
+  if (parts.has('gateway') && !hasNginx) console.log('nginx is not installed: the gateway throughput is not measured');
 
   const signIn: [string, SignInMeasurement][] = [];
-  for (const [name, run] of [
-    ['password login (POST login form)', measureLogins],
-    ['refresh-token grant, JWT ES256', measureRefresh],
-  ] as const) {
-    console.log(`measuring ${name} on Postern (${settings.duration} s)`);
-    signIn.push([name, await run(posternUrl, signInWorld, { connections: CONNECTIONS, duration: settings.duration })]);
-    if (postern.exited) throw postern.failure(`stopped while measuring ${name}`);
-  }
-  const cost = await argon2Cost();
-  // The same Postern as a cluster of two workers (the database and its keys are ready).
-  const clusterPort = await freePort();
-  const clusterUrl = `http://127.0.0.1:${clusterPort}`;
-  const cluster = await startServer('Postern WORKERS=2', 'src/main.ts', {
-    ...posternEnv, WORKERS: '2', PORT: String(clusterPort), ISSUER: clusterUrl,
-  }, '/healthz');
-  // /healthz answers once one worker listens; give the second one time to start too.
-  await new Promise((resolve) => setTimeout(resolve, 3000));
-  const byWorkers: Record<1 | 2, { child: typeof postern; server: Server; rounds: Measurement[] }> = {
-    1: { child: postern, server: { label: 'Postern WORKERS=1', url: posternUrl, ...credentials }, rounds: [] },
-    2: { child: cluster, server: { label: 'Postern WORKERS=2', url: clusterUrl, ...credentials }, rounds: [] },
-  };
-  for (let round = 0; round < settings.rounds; round += 1) {
-    for (const workers of round % 2 === 0 ? [1, 2] as const : [2, 1] as const) {
-      const { child, server, rounds } = byWorkers[workers];
-      rounds.push(await measureOn(settings, child, server, clientCredentials, `client credentials on ${server.label}`));
+  if (parts.has('sign-in')) {
+    for (const [name, run] of [
+      ['password login (POST login form)', measureLogins],
+      ['refresh-token grant, JWT ES256', measureRefresh],
+    ] as const) {
+      console.log(`measuring ${name} on Postern (${settings.duration} s)`);
+      signIn.push([name, await run(posternUrl, signInWorld, { connections: CONNECTIONS, duration: settings.duration })]);
+      if (postern.exited) throw postern.failure(`stopped while measuring ${name}`);
     }
   }
-  const clusterResults: ClusterResult[] = ([1, 2] as const).map((workers) => ({
-    workers,
-    result: median(byWorkers[workers].rounds),
-    ...memoryOf(byWorkers[workers].child.pid!, workers),
-  }));
+  const cost = parts.has('sign-in') ? await argon2Cost() : undefined;
+  let clusterResults: ClusterResult[] = [];
+  if (parts.has('workers')) {
+    // The same Postern as a cluster of two workers (the database and its keys are ready).
+    const clusterPort = await freePort();
+    const clusterUrl = `http://127.0.0.1:${clusterPort}`;
+    const cluster = await startServer('Postern WORKERS=2', 'src/main.ts', {
+      ...posternEnv, WORKERS: '2', PORT: String(clusterPort), ISSUER: clusterUrl,
+    }, '/healthz');
+    // /healthz answers once one worker listens; give the second one time to start too.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const byWorkers: Record<1 | 2, { child: typeof postern; server: Server; rounds: Measurement[] }> = {
+      1: { child: postern, server: { label: 'Postern WORKERS=1', url: posternUrl, ...credentials }, rounds: [] },
+      2: { child: cluster, server: { label: 'Postern WORKERS=2', url: clusterUrl, ...credentials }, rounds: [] },
+    };
+    for (let round = 0; round < settings.rounds; round += 1) {
+      for (const workers of round % 2 === 0 ? [1, 2] as const : [2, 1] as const) {
+        const { child, server, rounds } = byWorkers[workers];
+        rounds.push(await measureOn(settings, child, server, clientCredentials, `client credentials on ${server.label}`));
+      }
+    }
+    clusterResults = ([1, 2] as const).map((workers) => ({
+      workers,
+      result: median(byWorkers[workers].rounds),
+      ...memoryOf(byWorkers[workers].child.pid!, workers),
+    }));
+  }
 
   // A CLI command on the same Postgres database, as an operator would run it.
   const cliCommand = 'postern clients list';
-  console.log(`timing \`${cliCommand}\``);
-  const cli = await timeCli(ROOT, ['clients', 'list'], { DATABASE_URL: database.url, POSTERN_MASTER_KEY: posternEnv.POSTERN_MASTER_KEY });
+  let cli: Awaited<ReturnType<typeof timeCli>> | undefined;
+  if (parts.has('cli')) {
+    console.log(`timing \`${cliCommand}\``);
+    cli = await timeCli(ROOT, ['clients', 'list'], { DATABASE_URL: database.url, POSTERN_MASTER_KEY: posternEnv.POSTERN_MASTER_KEY });
+  }
 
   const providerPackage = readFileSync(path.join(ROOT, 'node_modules/oidc-provider/package.json'), 'utf8');
   const providerVersion = (JSON.parse(providerPackage) as { version: string }).version;
-  console.log(`\n${renderReport(results)}\n`);
-  console.log(`${federatedReport}\n`);
+  if (results.length) console.log(`\n${renderReport(results)}\n`);
+  if (federated) console.log(`${federatedReport}\n`);
   if (gateway) {
     const decisions = results.find((result) => result.name.startsWith('gateway decision'))?.postern.result;
     console.log(`${renderGatewayReport(gateway.checked, gateway.plain, decisions)}\n`);
   }
-  console.log(`${renderSignIn(signIn, cost)}\n`);
-  console.log(`${renderClusterReport(clusterResults)}\n`);
-  console.log(`${renderTargets({
-    clientCredentials: results[0]!.postern.result,
+  if (cost) console.log(`${renderSignIn(signIn, cost)}\n`);
+  if (clusterResults.length) console.log(`${renderClusterReport(clusterResults)}\n`);
+  const targets = renderTargets({
+    clientCredentials: results.find((result) => result.name === SCENARIOS[0]!.name)?.postern.result,
     memory,
-    workers: { one: clusterResults[0]!.result, two: clusterResults[1]!.result },
-    cli: { ...cli, command: cliCommand },
-  })}\n`);
+    workers: clusterResults.length ? { one: clusterResults[0]!.result, two: clusterResults[1]!.result } : undefined,
+    cli: cli ? { ...cli, command: cliCommand } : undefined,
+  });
+  if (targets) console.log(`${targets}\n`);
   console.log(`machine: ${machine()}`);
   console.log(`load: autocannon, ${CONNECTIONS} connections, ${settings.rounds} alternating rounds per server of `
     + `${settings.warmup} s warm-up + ${settings.duration} s (median round shown), load generator on the same machine; `
-    + `oidc-provider ${providerVersion}`);
+    + `oidc-provider ${providerVersion}${parts.size < PARTS.length ? `; BENCH_SCENARIOS=${[...parts].join(',')}` : ''}`);
   // Targets may be missed (that is a result); failed requests make the numbers meaningless.
   const clusterFailures = clusterResults.some((r) => r.result.non2xx + r.result.otherFailures > 0);
-  return [...results, federated].some((s) => failedRequests(s) > 0) || signIn.some(([, m]) => m.failed > 0) || clusterFailures ? 1 : 0;
+  return [...results, ...(federated ? [federated] : [])].some((s) => failedRequests(s) > 0) || signIn.some(([, m]) => m.failed > 0) || clusterFailures ? 1 : 0;
 }
 
 let exitCode = 1;

@@ -49,27 +49,35 @@ export async function timeCli(root: string, args: string[], env: Record<string, 
 }
 
 export interface TargetInput {
-  clientCredentials: Measurement;
-  memory: { postern: number | undefined; bare: number | undefined };
-  workers: { one: Measurement; two: Measurement };
-  cli: { median: number; best: number; runs: number; command: string };
+  /** Each part is left out when BENCH_SCENARIOS left out what measures it. */
+  clientCredentials?: Measurement;
+  memory?: { postern: number | undefined; bare: number | undefined };
+  workers?: { one: Measurement; two: Measurement };
+  cli?: { median: number; best: number; runs: number; command: string };
 }
 
 const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
 
+/** The lines of the targets measured; empty when none was. */
 export function renderTargets(input: TargetInput): string {
   const { clientCredentials, memory, workers, cli } = input;
   const lines = ['Other targets:'];
-  const p99 = clientCredentials.p99;
-  lines.push(`  client credentials p99 at 32 connections: ${p99.toFixed(0)} ms  target <= ${TARGETS.clientCredentialsP99Ms} ms: ${verdict(p99 <= TARGETS.clientCredentialsP99Ms)}`);
-  if (memory.postern !== undefined && memory.bare !== undefined) {
+  if (clientCredentials) {
+    const p99 = clientCredentials.p99;
+    lines.push(`  client credentials p99 at 32 connections: ${p99.toFixed(0)} ms  target <= ${TARGETS.clientCredentialsP99Ms} ms: ${verdict(p99 <= TARGETS.clientCredentialsP99Ms)}`);
+  }
+  if (memory && memory.postern !== undefined && memory.bare !== undefined) {
     const ratio = memory.postern / memory.bare;
     lines.push(`  resident memory after the run: Postern ${memory.postern} MiB, bare ${memory.bare} MiB, ${ratio.toFixed(2)}x  target <= ${TARGETS.memoryRatio}x: ${verdict(ratio <= TARGETS.memoryRatio)}`);
-  } else {
+  } else if (memory) {
     lines.push('  resident memory after the run: n/a (not Linux)');
   }
-  const gain = workers.two.rps / workers.one.rps;
-  lines.push(`  WORKERS=2 / WORKERS=1: ${gain.toFixed(2)}x  target >= ${TARGETS.workersRatio}x: ${verdict(gain >= TARGETS.workersRatio)}`);
-  lines.push(`  \`${cli.command}\` on Postgres: median ${cli.median.toFixed(3)} s, best ${cli.best.toFixed(3)} s of ${cli.runs} runs  target <= ${TARGETS.cliSeconds} s: ${verdict(cli.median <= TARGETS.cliSeconds)}`);
-  return lines.join('\n');
+  if (workers) {
+    const gain = workers.two.rps / workers.one.rps;
+    lines.push(`  WORKERS=2 / WORKERS=1: ${gain.toFixed(2)}x  target >= ${TARGETS.workersRatio}x: ${verdict(gain >= TARGETS.workersRatio)}`);
+  }
+  if (cli) {
+    lines.push(`  \`${cli.command}\` on Postgres: median ${cli.median.toFixed(3)} s, best ${cli.best.toFixed(3)} s of ${cli.runs} runs  target <= ${TARGETS.cliSeconds} s: ${verdict(cli.median <= TARGETS.cliSeconds)}`);
+  }
+  return lines.length > 1 ? lines.join('\n') : '';
 }

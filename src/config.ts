@@ -161,7 +161,7 @@ export const envSchema = z.object({
   KEY_ROTATION_DAYS: intFrom(0, 3650).default(30).describe('Rotate the signing keys automatically when the newest has signed this many days (0: only by hand).'),
   KEY_PROPAGATION_SECONDS: intFrom(2, 30 * 86400).default(3600).describe('A new signing key is published this long before it signs; the JWKS max-age is half of it, at most 600.'),
   // Sender-constrained tokens (docs/sender-constrained-tokens.md) and the audit log (docs/audit.md).
-  FAST_PATHS: z.enum(['true', 'false', '1', '0']).default('true').describe('Answer the plain client-credentials request and the introspection of JWTs and of opaque service tokens in front of oidc-provider (the same answers, faster; docs/benchmarks.md). `false` sends every request through the provider.'),
+  FAST_PATHS: z.enum(['true', 'false', '1', '0']).default('true').describe('Answer the plain client-credentials request (with a client secret or a verified platform token), the plain token exchange and the introspection of JWTs and of opaque service tokens in front of oidc-provider (the same answers, faster; docs/benchmarks.md). `false` sends every request through the provider.'),
   TOKEN_EXCHANGE_MAX_DEPTH: intFrom(1, 10).default(4).describe('Token exchange (RFC 8693): how many exchanges one chain of tokens may hold; a token exchanged from an exchanged token nests `act` one level deeper (docs/token-exchange.md).'),
   DPOP_REQUIRE_NONCE: z.enum(['true', 'false', '1', '0']).default('true').describe('DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 §8).'),
   // TLS and mutual TLS (docs/sender-constrained-tokens.md, "Mutual TLS").

@@ -63,6 +63,13 @@ describe('revocation along a chain, seen by another process', () => {
     expect((await introspectAs(b.url, x.front, tokens.payments)).body.active).toBe(true);
   });
 
+  it('a subject token revoked on A is refused by B\'s exchange at once (the fast path)', async () => {
+    const subject = await personToken(a.url, x);
+    expect((await exchange(b.url, x.front, subject, { resource: x.payments.identifier })).status).toBe(200);
+    expect((await postForm(`${a.url}/token/revocation`, { token: subject }, x.world.client)).status).toBe(200);
+    expect((await exchange(b.url, x.front, subject, { resource: x.payments.identifier })).body).toMatchObject({ error: 'invalid_grant' });
+  });
+
   it('disabling a client of the chain ends the tokens exchanged through it on both', async () => {
     const tokens = await chain();
     await updateClient(tdb.database.db, x.paymentsService.name, { enabled: false }, NO_AUDIT);

@@ -33,7 +33,7 @@ function audiences(aud: unknown): string[] {
   return Array.isArray(aud) ? aud.filter((value): value is string => typeof value === 'string') : [];
 }
 
-function looksLikeJwt(value: string): boolean {
+export function looksLikeJwt(value: string): boolean {
   if (value.split('.').length !== 3) return false;
   try {
     return decodeProtectedHeader(value).typ === 'at+jwt';

@@ -4,9 +4,18 @@
 // secret in one of the two plain ways. Anything else is left to the provider, which knows every
 // rule; so is every failure.
 import type Koa from 'koa';
+import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
+import { secretMatchesAny } from '../domain/crypto.ts';
+import { TOKEN_EXCHANGE_GRANT } from '../domain/token-exchange.ts';
+import { FEDERATED_AUTH_METHOD } from '../domain/trusted-issuers.ts';
 import { peekRequestBody } from '../platform/peek-body.ts';
+import type { ClientEntry } from './directory.ts';
+import { federatedProofHolds } from './federated-client-auth.ts';
 
 export interface Caller { clientId: string; secret: string; method: 'client_secret_basic' | 'client_secret_post' }
+
+/** RFC 6749 §3.3 scope tokens, separated by single spaces; anything else is the provider's. */
+export const SCOPE_LIST = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/;
 
 // Values that would need decoding go to the provider, which knows the rules (RFC 6749 §2.3.1).
 const PLAIN = /^[A-Za-z0-9._~-]+$/;
@@ -57,3 +66,40 @@ export async function readPlainForm(
   if (names.size !== count) return undefined;
   return params;
 }
+
+/** The grant types the provider is shown for a client (client-adapter.ts). */
+function grantTypesOf(client: ClientEntry): string[] {
+  const stored = (client.metadata as { grant_types?: unknown }).grant_types;
+  const types = Array.isArray(stored) ? stored as string[] : ['authorization_code'];
+  // An exchange permission implies the token-exchange grant type.
+  return client.exchange.size ? [...types, TOKEN_EXCHANGE_GRANT] : types;
+}
+
+/**
+ * The client, when it is enabled, plain, and the secret is one of its live ones, or for a
+ * federated client the proof of the assertion verified for it in this very request; and it may
+ * use `grantType`.
+ */
+export function plainClient(
+  client: ClientEntry | undefined, caller: Caller, now: number, req: object, grantType: 'client_credentials' | typeof TOKEN_EXCHANGE_GRANT,
+): client is ClientEntry {
+  if (!client?.enabled || client.networks.length > 0) return false;
+  const metadata = client.metadata as {
+    token_endpoint_auth_method?: string; grant_types?: unknown; client_secret_expires_at?: unknown;
+    tls_client_certificate_bound_access_tokens?: unknown; dpop_bound_access_tokens?: unknown;
+  };
+  const method = metadata.token_endpoint_auth_method ?? 'client_secret_basic';
+  // The provider is shown a federated client as client_secret_post (providerAuthMethod).
+  const federated = method === FEDERATED_AUTH_METHOD;
+  // oidc-provider takes either secret method for a client registered with one of them.
+  if (!federated && !SECRET_AUTH_METHODS.includes(method)) return false;
+  if (!grantTypesOf(client).includes(grantType)) return false;
+  if (metadata.tls_client_certificate_bound_access_tokens || metadata.dpop_bound_access_tokens) return false;
+  if (metadata.client_secret_expires_at !== undefined && metadata.client_secret_expires_at !== 0) return false;
+  // As compareWithFederatedProof decides: a verified request's proof, and only for its client.
+  const proof = federatedProofHolds(req, client.clientId, caller.secret);
+  if (proof !== undefined || federated) return proof === true;
+  const live = client.secrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.hash);
+  return secretMatchesAny(caller.secret, live);
+}
+

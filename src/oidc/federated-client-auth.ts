@@ -117,6 +117,17 @@ export function compareWithFederatedProof(
   };
 }
 
+/**
+ * For the fast paths, which answer in front of the provider: whether this request's secret is the
+ * proof of an assertion verified above for `clientId`; undefined when no assertion was verified
+ * for this request (the secret is then the caller's own, and the proof is never one).
+ */
+export function federatedProofHolds(req: object, clientId: string, presented: string): boolean | undefined {
+  const proved = verifiedRequests.get(req);
+  if (proved === undefined) return presented === PROOF ? false : undefined;
+  return proved === clientId && presented === PROOF;
+}
+
 /** What the provider is shown of a federated client's auth method (see the top of this file). */
 export function providerAuthMethod(stored: unknown): unknown {
   return stored === FEDERATED_AUTH_METHOD ? 'client_secret_post' : stored;

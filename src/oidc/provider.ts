@@ -10,6 +10,7 @@ import { browserErrorPages } from './browser-errors.ts';
 import { clientCredentialsFastPath } from './client-credentials-fast-path.ts';
 import { PROVIDER_SCOPES, providerConfiguration, type ProviderDeps, type ProviderSettings } from './configuration.ts';
 import type { Directory } from './directory.ts';
+import { exchangeFastPath } from './exchange-fast-path.ts';
 import { GateTokens } from './gate-tokens.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
 import { OpaqueIntrospection } from './opaque-introspection.ts';
@@ -131,6 +132,25 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
       onIssued: (clientId, api) => {
         deps.audit.countTokenIssued(clientId);
         deps.onTokenIssued?.('client_credentials', api);
+        deps.onFastPathAnswer?.('token');
+      },
+    }),
+    exchangeFastPath({
+      provider,
+      db: deps.db,
+      directory,
+      tokenPolicy,
+      audit: deps.audit,
+      keys: deps.keys,
+      issuer: config.issuer,
+      path: `${issuerPath}${PROVIDER_ROUTES.token}`,
+      maxBodyBytes: config.maxBodyBytes,
+      maxDepth: config.tokenExchangeMaxDepth ?? 4,
+      hasCertificate: (req) => deps.clientCertificates?.fromRequest(req) !== undefined,
+      // What the provider's issuance events do for an exchanged token (gty token_exchange).
+      onIssued: (clientId, api) => {
+        deps.audit.countTokenIssued(clientId);
+        deps.onTokenIssued?.('token_exchange', api);
         deps.onFastPathAnswer?.('token');
       },
     }),

@@ -57,12 +57,12 @@ const invalidGrant = (description: string) => new errors.CustomOIDCProviderError
 const invalidTarget = (description: string) => new errors.InvalidTarget(description);
 const invalidScope = (description: string, scope = '') => new errors.InvalidScope(description, scope);
 
-interface Params {
+export interface Params {
   subject_token?: string; subject_token_type?: string; actor_token?: string; actor_token_type?: string;
   requested_token_type?: string; resource?: string | string[]; audience?: string; scope?: string;
 }
 
-function checkRequest(params: Params, trusted: boolean): void {
+export function checkRequest(params: Params, trusted: boolean): void {
   if (!params.subject_token) throw invalidRequest('missing required parameter \'subject_token\'');
   if (!params.subject_token_type) throw invalidRequest('missing required parameter \'subject_token_type\'');
   const types: string[] = trusted ? [TOKEN_TYPES.accessToken, TOKEN_TYPES.jwt] : [TOKEN_TYPES.accessToken];
@@ -81,7 +81,7 @@ function checkRequest(params: Params, trusted: boolean): void {
 }
 
 /** RFC 8693 §2.1: `resource` and `audience` name the one API the new token is for. */
-function targetOf(params: Params, client: ClientEntry): string {
+export function targetOf(params: Params, client: ClientEntry): string {
   const resources = params.resource === undefined ? [] : [params.resource].flat();
   if (resources.length > 1) throw invalidTarget('name one API: token exchange issues a token for a single resource');
   const [resource] = resources;
@@ -97,8 +97,8 @@ function targetOf(params: Params, client: ClientEntry): string {
 }
 
 /** What the subject holds on the API now: a person's roles, or a client's. */
-async function subjectHoldings(
-  deps: TokenExchangeDeps, subject: PresentedToken, api: ApiEntry,
+export async function subjectHoldings(
+  deps: Pick<TokenExchangeDeps, 'db' | 'directory'>, subject: PresentedToken, api: ApiEntry,
 ): Promise<{ scopes: Set<string>; roles: string[] }> {
   const rootClient = subject.lineage?.c[0] ?? subject.clientId;
   if (subject.sub === rootClient) {
@@ -113,7 +113,7 @@ async function subjectHoldings(
 }
 
 /** The intersection of what was asked, what the client may ask for, and what the subject holds. */
-function grantedScopes(requested: string | undefined, api: ApiEntry, permitted: Set<string>, held: Set<string>): string[] {
+export function grantedScopes(requested: string | undefined, api: ApiEntry, permitted: Set<string>, held: Set<string>): string[] {
   const asked = (requested ?? '').split(' ').filter(Boolean);
   for (const scope of asked) {
     if (!api.scopes.has(scope)) throw invalidScope(`scope "${scope}" is not defined by ${api.identifier}`, scope);

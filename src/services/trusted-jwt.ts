@@ -7,7 +7,7 @@
 // Cache-Control, within bounds; a token naming a kid the cached set lacks re-fetches it, at most
 // once per `refetchIntervalSeconds` per issuer, so made-up kids cannot make Postern hammer an
 // issuer. Issuers and bindings are cached while the change feed is live, like oidc/directory.ts.
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, type JWTPayload } from 'jose';
 import type { ArtifactKey } from '../domain/artifact-hashing.ts';
 import { detach } from '../domain/text.ts';
 import {
@@ -17,6 +17,8 @@ import type { Db } from '../db/tables.ts';
 import { fetchJson, maxAgeOf, type KeyFetchSettings } from '../platform/key-fetch.ts';
 import type { ChangeSource } from '../propagation/index.ts';
 import * as store from '../store/trusted-issuers.ts';
+import { AssertionClaims } from './assertion-claims.ts';
+import { verifyTrustedSignature } from './trusted-jwt-signature.ts';
 
 /** A trusted issuer as verification sees it. */
 export interface TrustedIssuer {
@@ -108,9 +110,12 @@ export class TrustedJwtVerifier {
   #lastFetch = new Map<string, number>();
   #generation = 0;
   #unsubscribe: (() => void) | undefined;
+  /** Used jtis, claimed in batches under load (assertion-claims.ts). */
+  #claims: AssertionClaims;
 
   constructor(deps: TrustedJwtDeps) {
     this.#deps = deps;
+    this.#claims = new AssertionClaims(deps.db);
     this.#now = deps.now ?? Date.now;
     this.#unsubscribe = deps.changes?.subscribe({
       onChange: (change) => {
@@ -265,7 +270,7 @@ export class TrustedJwtVerifier {
   async #claimJti(issuer: TrustedIssuer, jti: string, exp: number): Promise<void> {
     const id = this.#deps.artifactKey.digest(`trusted-jwt\n${issuer.id}\n${jti}`);
     const expiresAt = new Date((exp + this.#deps.settings.clockToleranceSeconds) * 1000);
-    if (!(await store.claimAssertionId(this.#deps.db, id, expiresAt))) {
+    if (!(await this.#claims.claim(id, expiresAt))) {
       throw new TrustedJwtError('replayed', 'the token was used before (its jti is single-use)');
     }
   }
@@ -280,8 +285,8 @@ export class TrustedJwtVerifier {
       throw new TrustedJwtError('unknown_key', `no key "${kid.slice(0, 100)}" in the keys of ${row.name}`);
     }
     try {
-      const { payload } = await jwtVerify(token, entry.verify, { algorithms: TRUSTED_JWT_ALGS, clockTolerance: this.#deps.settings.clockToleranceSeconds });
-      return payload;
+      // jose's jwtVerify checks, the signature by node:crypto (trusted-jwt-signature.ts).
+      return await verifyTrustedSignature(token, entry.verify, TRUSTED_JWT_ALGS, this.#deps.settings.clockToleranceSeconds);
     } catch (error) {
       if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys) {
         throw new TrustedJwtError('unknown_key', `no key of ${row.name} matches the token`);

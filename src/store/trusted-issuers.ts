@@ -104,19 +104,25 @@ export async function listFederatedClientNames(db: Db, issuerId: string): Promis
 // ---- single-use assertion ids
 
 /**
- * Claims an assertion id; false when it was claimed before (a replay). One statement, committed
- * without waiting for the WAL flush (synchronous_commit off for this transaction only): a crash
- * of the database may forget the claims of its last moments (wal_writer_delay, 200 ms by
- * default, times three at most), a window docs/workload-identity.md states; waiting for the
- * flush on every token request would halve the rate of federated clients.
+ * Claims assertion ids (each at most once in `claims`): the ids claimed now; the others were
+ * claimed before (replays). One statement, committed without waiting for the WAL flush
+ * (synchronous_commit off for this transaction only): a crash of the database may forget the
+ * claims of its last moments (wal_writer_delay, 200 ms by default, times three at most), a window
+ * docs/workload-identity.md states; waiting for the flush on every token request would halve the
+ * rate of federated clients. services/assertion-claims.ts sends the claims of concurrent requests
+ * together.
  */
-export async function claimAssertionId(db: Db, id: string, expiresAt: Date): Promise<boolean> {
+export async function claimAssertionIds(db: Db, claims: readonly { id: string; expiresAt: Date }[]): Promise<Set<string>> {
+  const ids = claims.map((claim) => claim.id);
+  const expiries = claims.map((claim) => claim.expiresAt.toISOString());
   const result = await sql<{ id: string }>`
     INSERT INTO used_assertions (id, expires_at)
-    SELECT ${id}, ${expiresAt} FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush
+    SELECT claimed.id, claimed.expires_at
+    FROM unnest(${ids}::text[], ${expiries}::timestamptz[]) AS claimed (id, expires_at),
+      (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush
     ON CONFLICT (id) DO NOTHING
     RETURNING id`.execute(db);
-  return result.rows.length === 1;
+  return new Set(result.rows.map((row) => row.id));
 }
 
 export async function deleteExpiredAssertionIds(db: Db, now: Date): Promise<number> {
