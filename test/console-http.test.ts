@@ -282,6 +282,17 @@ describe('the admin console over HTTP', () => {
     }
   }, 60_000);
 
+  it('refuses to delete the console\'s own app, from its page and from the service', async () => {
+    const { db } = database.database;
+    const browser = new HttpBrowser();
+    await signIn(browser, 'ada');
+    const csrf = csrfOf((await browser.request(`${server.url}/console/clients/${CONSOLE_CLIENT_ID}`)).html);
+    const refused = await browser.request(`${server.url}/console/clients/${CONSOLE_CLIENT_ID}/delete`, { form: { csrf, confirm: 'postern-console' } });
+    expect(refused.status).toBe(409);
+    await expect(deleteClient(db, CONSOLE_CLIENT_ID, NO_AUDIT)).rejects.toThrow('cannot be deleted');
+    expect((await getClient(db, CONSOLE_CLIENT_ID)).clientId).toBe(CONSOLE_CLIENT_ID);
+  });
+
   it('binds a workload to a trusted issuer when it is made, and changes the binding on its page', async () => {
     const { db } = database.database;
     const ci = await createIssuer(db, { name: 'ci-runners', issuer: 'https://ci.example', jwksUri: 'https://ci.example/jwks' }, { development: false }, NO_AUDIT);

@@ -247,6 +247,10 @@ export async function setClientEnabled(
 export async function deleteClient(db: Db, ref: string, audit: AuditSink): Promise<ClientView> {
   const view = await writeAndPropagate(db, clientChanged, async (trx) => {
     const client = await requireClient(trx, ref);
+    // Created by a migration and never again: without it no one could sign in to the console.
+    if (client.client_id === CONSOLE_CLIENT_ID) {
+      throw conflict('the console\'s app cannot be deleted: the console signs people in with it (disable it to close the console)');
+    }
     const found = await toView(trx, client);
     await clients.deleteClient(trx, client.client_id);
     // Its stored tokens, and the registration access token of a self-registered client, go too.
