@@ -1,6 +1,7 @@
 // `postern users ...` and `postern roles assign --user` as a user runs them, in child processes.
 import { describe, expect, it } from 'vitest';
 import { useCliStore } from './support/cli.ts';
+import { slowSuitesRunHere } from './support/database.ts';
 import { describeRun, postern } from './support/process.ts';
 
 const store = useCliStore('postern-users-');
@@ -21,7 +22,8 @@ async function refused(args: string[], stdin?: string): Promise<string> {
 
 const GOOD = 'plum-orchard-quietly-42';
 
-describe('postern users', () => {
+// Slow on the embedded database (a data folder opened per command); cli.test.ts covers that path.
+describe.runIf(slowSuitesRunHere)('postern users', () => {
   it('creates a person with the password from stdin, never echoing it', async () => {
     const out = await ok(['users', 'create', 'alice', '--email', 'alice@example.com', '--name', 'Alice', '--password-stdin'], `${GOOD}\n`);
     expect(out).toContain('user created');
@@ -74,7 +76,7 @@ describe('postern users', () => {
   }, 120_000);
 });
 
-describe('postern clients create for sign-in apps', () => {
+describe.runIf(slowSuitesRunHere)('postern clients create for sign-in apps', () => {
   it('registers a confidential web app, a public app, and refuses bad redirect URIs', async () => {
     const web = JSON.parse(await ok(['--json', 'clients', 'create', '--name', 'webapp', '--grant', 'authorization_code',
       '--redirect-uri', 'https://app.example/cb', '--post-logout-redirect-uri', 'https://app.example/', '--first-party']));
