@@ -168,6 +168,30 @@ export function serviceMessage(error: unknown): string {
 export const refusalStatus = (error: unknown): number =>
   (error instanceof ServiceError ? { invalid_input: 400, not_found: 404, conflict: 409, forbidden: 403 }[error.code] : 400);
 
+/**
+ * A change on one record's page (`/{section}/:id`): the work's notice is shown on the page it
+ * redirects back to; a service's refusal is shown on the page itself, by `detail`, with 400.
+ */
+export function recordChange(
+  deps: ConsoleDeps,
+  section: string,
+  detail: (deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string, unknown>, status: number) => Promise<void>,
+  work: (ctx: Koa.Context, form: URLSearchParams, id: string) => Promise<string>,
+): Koa.Middleware {
+  return async (ctx) => {
+    const form = await readChange(deps, ctx);
+    let notice: string;
+    try {
+      notice = await work(ctx, form, ctx.params.id!);
+    } catch (error) {
+      if (error instanceof ConsolePageError) throw error;
+      await detail(deps, ctx, { error: serviceMessage(error) }, 400);
+      return;
+    }
+    redirectTo(ctx, `/${section}/${encodeURIComponent(ctx.params.id!)}`, notice);
+  };
+}
+
 /** 303 to a page of the console, with a notice to show there (in the query, never a secret). */
 export function redirectTo(ctx: Koa.Context, path: string, notice?: string): void {
   ctx.status = 303;

@@ -4,7 +4,7 @@ import type Koa from 'koa';
 import { assignRoleToUser, listRoleSummaries, unassignRoleFromUser } from '../../services/roles.ts';
 import * as users from '../../services/users.ts';
 import {
-  auditOf, ConsolePageError, field, listPaging, noticeOf, PAGE_SIZE, queryText, readChange, redirectTo, render, serviceMessage,
+  auditOf, ConsolePageError, field, listPaging, noticeOf, PAGE_SIZE, queryText, readChange, recordChange, redirectTo, render, serviceMessage,
   type ConsoleDeps, type ConsolePages,
 } from './kit.ts';
 
@@ -24,20 +24,7 @@ async function detail(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string,
   render(ctx, 'person', { title: person.username, section: 'people', person, otherRoles, notice: noticeOf(ctx), ...extra }, { status });
 }
 
-function change(deps: ConsoleDeps, work: (ctx: Koa.Context, form: URLSearchParams, id: string) => Promise<string>): Koa.Middleware {
-  return async (ctx) => {
-    const form = await readChange(deps, ctx);
-    let notice: string;
-    try {
-      notice = await work(ctx, form, ctx.params.id!);
-    } catch (error) {
-      if (error instanceof ConsolePageError) throw error;
-      await detail(deps, ctx, { error: serviceMessage(error) }, 400);
-      return;
-    }
-    redirectTo(ctx, `/people/${encodeURIComponent(ctx.params.id!)}`, notice);
-  };
-}
+const change = (deps: ConsoleDeps, work: Parameters<typeof recordChange>[3]) => recordChange(deps, 'people', detail, work);
 
 export function registerPeoplePages(pages: ConsolePages, deps: ConsoleDeps): void {
   pages.get('/people', (ctx) => listPage(deps, ctx));

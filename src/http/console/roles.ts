@@ -6,7 +6,7 @@ import { listClientsPage } from '../../services/clients.ts';
 import * as roles from '../../services/roles.ts';
 import { listUsersPage } from '../../services/users.ts';
 import {
-  auditOf, ConsolePageError, field, listPaging, noticeOf, PAGE_SIZE, queryText, readChange, redirectTo, render, serviceMessage,
+  auditOf, ConsolePageError, field, listPaging, noticeOf, PAGE_SIZE, queryText, readChange, recordChange, redirectTo, render, serviceMessage,
   type ConsoleDeps, type ConsolePages,
 } from './kit.ts';
 
@@ -39,21 +39,7 @@ async function detail(deps: ConsoleDeps, ctx: Koa.Context, extra: Record<string,
   }, { status });
 }
 
-/** A change on one role; a service's refusal is shown on the role's page. */
-function change(deps: ConsoleDeps, work: (ctx: Koa.Context, form: URLSearchParams, id: string) => Promise<string>): Koa.Middleware {
-  return async (ctx) => {
-    const form = await readChange(deps, ctx);
-    let notice: string;
-    try {
-      notice = await work(ctx, form, ctx.params.id!);
-    } catch (error) {
-      if (error instanceof ConsolePageError) throw error;
-      await detail(deps, ctx, { error: serviceMessage(error) }, 400);
-      return;
-    }
-    redirectTo(ctx, `/roles/${encodeURIComponent(ctx.params.id!)}`, notice);
-  };
-}
+const change = (deps: ConsoleDeps, work: Parameters<typeof recordChange>[3]) => recordChange(deps, 'roles', detail, work);
 
 export function registerRolePages(pages: ConsolePages, deps: ConsoleDeps): void {
   pages.get('/roles', (ctx) => listPage(deps, ctx));
