@@ -16,7 +16,7 @@ import type Koa from 'koa';
 import type { KeySet } from '../domain/signing-keys.ts';
 import type { ApiEntry, ClientEntry, Directory } from './directory.ts';
 import { callerOf, plainClient, readPlainForm, SCOPE_LIST } from './fast-path-request.ts';
-import { loadedKey, signAccessToken, signingKeys, tokenId } from './fast-path-tokens.ts';
+import { canSign, signAccessToken, signingKeys, tokenId } from './fast-path-tokens.ts';
 
 const ALLOWED_PARAMS = new Set(['grant_type', 'scope', 'resource', 'client_id', 'client_secret']);
 
@@ -71,9 +71,7 @@ export function clientCredentialsFastPath(options: ClientCredentialsFastPathOpti
     if (!api || api.tokenFormat !== 'jwt' || api.requireDpop || api.requireMtls) return next();
     const scopes = grantedScopes(client, api, params.get('scope'), providerScopes);
     const signing = keys.get(api.signingAlg);
-    if (!scopes || !signing) return next();
-    const key = await loadedKey(signing);
-    if (!key) return next();
+    if (!scopes || !canSign(signing)) return next();
 
     // The claims in the order oidc-provider writes them (lib/models/formats/jwt.js), with
     // Postern's extra claims first (configuration.ts tokenClaims).
@@ -91,7 +89,7 @@ export function clientCredentialsFastPath(options: ClientCredentialsFastPathOpti
       iss: issuer,
       aud: api.identifier,
     };
-    const token = await signAccessToken(signing, key, payload);
+    const token = signAccessToken(signing, payload);
 
     // The body stays on the stream unread; nothing else will read it.
     ctx.req.resume();

@@ -25,7 +25,7 @@ import { actDepth, actorChain, TOKEN_EXCHANGE_GRANT, TOKEN_TYPES, type ActClaim,
 import type { Directory } from './directory.ts';
 import { looksLikeJwt, readPresentedToken } from './exchange-subjects.ts';
 import { callerOf, plainClient, readPlainForm, SCOPE_LIST } from './fast-path-request.ts';
-import { loadedKey, signAccessToken, signingKeys, tokenId } from './fast-path-tokens.ts';
+import { canSign, signAccessToken, signingKeys, tokenId } from './fast-path-tokens.ts';
 import { checkRequest, grantedScopes, subjectHoldings, targetOf, type Params } from './token-exchange.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
@@ -105,8 +105,7 @@ export function exchangeFastPath(options: ExchangeFastPathOptions): Koa.Middlewa
       if (api.requireDpop || api.requireMtls || bound.dpop_bound_access_tokens || bound.tls_client_certificate_bound_access_tokens) return next();
       if (api.tokenFormat !== 'jwt') return next();
       const signing = keys.get(api.signingAlg);
-      const key = await loadedKey(signing);
-      if (!key) return next();
+      if (!canSign(signing)) return next();
 
       const held = await subjectHoldings(options, subject, api);
       const scopes = grantedScopes(params.scope, api, permitted, held.scopes);
@@ -134,7 +133,7 @@ export function exchangeFastPath(options: ExchangeFastPathOptions): Koa.Middlewa
         iss: options.issuer,
         aud: api.identifier,
       };
-      const token = await signAccessToken(signing!, key, payload);
+      const token = signAccessToken(signing, payload);
 
       // The body stays on the stream unread; nothing else will read it.
       ctx.req.resume();

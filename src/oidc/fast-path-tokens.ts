@@ -1,38 +1,79 @@
 // What the fast paths (client-credentials-fast-path.ts, exchange-fast-path.ts) issue: a JWT access
 // token signed with the key the provider signs with, its header as the provider writes it.
-import { randomBytes } from 'node:crypto';
-import { CompactSign, importJWK, type CryptoKey, type KeyObject } from 'jose';
+//
+// Signed with node:crypto, in place, rather than through jose's CompactSign: jose signs through
+// WebCrypto, whose ECDSA signature cost about 77 µs of the event loop against 28 µs here (the
+// same key, the same bytes; ES256 on this machine), and that was the largest single cost of a
+// token request. The output is a compact JWS any JOSE library verifies: the protected header is
+// the one jose would write for the provider ({"alg","typ":"at+jwt","kid"}, in that order), ECDSA
+// signatures in the JWS form (r || s, RFC 7518 §3.4), RSASSA-PKCS1-v1_5 for RS256 and Ed25519 for
+// EdDSA. test/fast-path-tokens.test.ts verifies each with jose against the published key.
+import { createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { KeySet } from '../domain/signing-keys.ts';
 
-export type SigningKey = { alg: string; kid: string; key: Promise<CryptoKey | KeyObject | Uint8Array> };
-
-/** The key the provider signs `alg` with: the signing key of that type (providerJwks). */
-export function signingKeys(set: KeySet): Map<string, SigningKey> {
-  const keys = new Map<string, SigningKey>();
-  for (const key of set.keys) {
-    if (!key.signs || !key.privateJwk || keys.has(key.alg)) continue;
-    const loaded = importJWK(key.privateJwk, key.alg);
-    loaded.catch(() => {}); // a key that does not load sends its requests to the provider
-    keys.set(key.alg, { alg: key.alg, kid: key.kid, key: loaded });
-  }
-  return keys;
+export interface SigningKey {
+  alg: string;
+  kid: string;
+  /** The private key; undefined when it did not load (the provider answers then). */
+  key: KeyObject | undefined;
+  /** The encoded protected header, followed by the dot. */
+  headerPrefix: string;
 }
 
-/** The loaded key of `signing`; undefined when it did not load (the provider answers then). */
-export async function loadedKey(signing: SigningKey | undefined): Promise<CryptoKey | KeyObject | Uint8Array | undefined> {
+/** How each algorithm the provider signs access tokens with is computed with node:crypto. */
+const ALGORITHMS: Record<string, { hash: string | null; dsaEncoding?: 'ieee-p1363' }> = {
+  ES256: { hash: 'sha256', dsaEncoding: 'ieee-p1363' },
+  RS256: { hash: 'sha256' },
+  EdDSA: { hash: null },
+};
+
+function loadKey(jwk: object): KeyObject | undefined {
   try {
-    return signing ? await signing.key : undefined;
+    return createPrivateKey({ key: jwk as never, format: 'jwk' });
   } catch {
     return undefined;
   }
 }
 
+/** The key the provider signs `alg` with: the signing key of that type (providerJwks). */
+export function signingKeys(set: KeySet): Map<string, SigningKey> {
+  const keys = new Map<string, SigningKey>();
+  for (const key of set.keys) {
+    if (!key.signs || !key.privateJwk || keys.has(key.alg) || !ALGORITHMS[key.alg]) continue;
+    const header = JSON.stringify({ alg: key.alg, typ: 'at+jwt', kid: key.kid });
+    keys.set(key.alg, {
+      alg: key.alg, kid: key.kid, key: loadKey(key.privateJwk), headerPrefix: `${Buffer.from(header).toString('base64url')}.`,
+    });
+  }
+  return keys;
+}
+
+// Token ids come from a pool of random bytes filled 4 KiB at a time: one call to the system's
+// generator per 128 ids instead of one each (about 6 µs each); each byte is handed out once.
+const ID_BYTES = 32;
+let pool = Buffer.alloc(0);
+let offset = 0;
+
 /** A token id as long as the provider's (43 characters, 256 bits). */
-export const tokenId = () => randomBytes(32).toString('base64url');
+export function tokenId(): string {
+  if (offset + ID_BYTES > pool.length) {
+    pool = randomBytes(ID_BYTES * 128);
+    offset = 0;
+  }
+  const id = pool.toString('base64url', offset, offset + ID_BYTES);
+  offset += ID_BYTES;
+  return id;
+}
 
 /** The compact JWS of `payload`, with the header the provider gives access tokens. */
-export function signAccessToken(signing: SigningKey, key: CryptoKey | KeyObject | Uint8Array, payload: object): Promise<string> {
-  return new CompactSign(Buffer.from(JSON.stringify(payload)))
-    .setProtectedHeader({ alg: signing.alg, typ: 'at+jwt', kid: signing.kid })
-    .sign(key);
+export function signAccessToken(signing: SigningKey & { key: KeyObject }, payload: object): string {
+  const input = signing.headerPrefix + Buffer.from(JSON.stringify(payload)).toString('base64url');
+  const { hash, dsaEncoding } = ALGORITHMS[signing.alg]!;
+  const signature = sign(hash, Buffer.from(input), dsaEncoding ? { key: signing.key, dsaEncoding } : signing.key);
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+/** Whether `signing` can sign here (its key loaded). */
+export function canSign(signing: SigningKey | undefined): signing is SigningKey & { key: KeyObject } {
+  return signing?.key !== undefined;
 }
