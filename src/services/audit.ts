@@ -26,6 +26,8 @@ const MAX_SAMPLES = 10;
  * base64url characters mixing cases and digits (secrets and opaque tokens are 43 such characters).
  */
 function maskCredentials(value: string): string {
+  // Shorter than the shortest string either pattern matches (a JWT of three 5-character parts).
+  if (value.length < 15) return value;
   return value
     .replace(/eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g, '[redacted]')
     .replace(/[A-Za-z0-9_-]{32,}/g, (run) => (/[a-z]/.test(run) && /[A-Z]/.test(run) && /[0-9]/.test(run) ? '[redacted]' : run));
