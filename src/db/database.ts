@@ -7,6 +7,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { type ChangeFeed, PostgresChangeFeed } from './change-feed.ts';
+import { namePreparedStatements } from './prepared.ts';
 import type { Db, Tables } from './tables.ts';
 
 /** Runs SQL text (several statements allowed); resolves to the rows of the last statement. */
@@ -108,7 +109,10 @@ export function openPostgres(
   // A client checked out of the pool has no 'error' listener (the pool removes its own): a
   // connection lost mid-query would emit an unhandled 'error' and end the process. The query
   // itself still rejects, so this listener only keeps the process alive.
-  pool.on('connect', (client) => { client.on('error', () => {}); });
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+    namePreparedStatements(client);
+  });
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
   const changes = options.listen === false ? null : new PostgresChangeFeed(connectionString);
   return {

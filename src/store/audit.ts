@@ -20,7 +20,7 @@ export async function insertAuditEvents(db: Db, rows: NewAuditEvent[]): Promise<
   const text = (column: (typeof COLUMNS)[number]) => rows.map((row) => (row[column] ?? null) as string | null);
   const at = rows.map((row) => (row.occurred_at === undefined ? null : new Date(row.occurred_at).toISOString()));
   const details = rows.map((row) => (typeof row.details === 'string' ? row.details : JSON.stringify(row.details ?? {})));
-  await sql`
+  await sql`/* prepared:insert_audit_events */
     INSERT INTO audit_events (occurred_at, type, actor_type, actor_id, target_type, target_id, client_id, user_id, outcome, source_address, request_id, details)
     SELECT coalesce(r.occurred_at, now()), r.type, r.actor_type, r.actor_id, r.target_type, r.target_id, r.client_id, r.user_id, r.outcome,
       r.source_address, r.request_id, r.details

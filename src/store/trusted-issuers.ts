@@ -115,7 +115,7 @@ export async function listFederatedClientNames(db: Db, issuerId: string): Promis
 export async function claimAssertionIds(db: Db, claims: readonly { id: string; expiresAt: Date }[]): Promise<Set<string>> {
   const ids = claims.map((claim) => claim.id);
   const expiries = claims.map((claim) => claim.expiresAt.toISOString());
-  const result = await sql<{ id: string }>`
+  const result = await sql<{ id: string }>`/* prepared:claim_assertion_ids */
     INSERT INTO used_assertions (id, expires_at)
     SELECT claimed.id, claimed.expires_at
     FROM unnest(${ids}::text[], ${expiries}::timestamptz[]) AS claimed (id, expires_at),
