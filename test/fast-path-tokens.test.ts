@@ -28,7 +28,7 @@ describe('fast-path token signing', () => {
     for (const [alg, signing] of keys) {
       expect(canSign(signing)).toBe(true);
       if (!canSign(signing)) continue;
-      const token = signAccessToken(signing, payload);
+      const token = await signAccessToken(signing, payload);
       const publicKey = await importJWK(publicJwks.get(alg)!, alg);
       const { payload: verified, protectedHeader } = await jwtVerify(token, publicKey, { typ: 'at+jwt', algorithms: [alg] });
       expect(verified).toEqual(payload);

@@ -89,7 +89,7 @@ export function clientCredentialsFastPath(options: ClientCredentialsFastPathOpti
       iss: issuer,
       aud: api.identifier,
     };
-    const token = signAccessToken(signing, payload);
+    const token = await signAccessToken(signing, payload);
 
     // The body stays on the stream unread; nothing else will read it.
     ctx.req.resume();

@@ -133,7 +133,7 @@ export function exchangeFastPath(options: ExchangeFastPathOptions): Koa.Middlewa
         iss: options.issuer,
         aud: api.identifier,
       };
-      const token = signAccessToken(signing, payload);
+      const token = await signAccessToken(signing, payload);
 
       // The body stays on the stream unread; nothing else will read it.
       ctx.req.resume();
