@@ -6,6 +6,9 @@ export const INTROSPECT_SCOPE = 'introspect';
 export const ADMIN_READ_SCOPE = 'admin:read';
 export const ADMIN_WRITE_SCOPE = 'admin:write';
 
+/** The name of the first admin client (`postern admin bootstrap`). */
+export const DEFAULT_ADMIN_NAME = 'postern-admin';
+
 /** The console's own app (migration 0016). */
 // Shaped like every client id (domain/crypto.ts RANDOM_ID_PATTERN): the Directory looks up no other.
 export const CONSOLE_CLIENT_ID = 'postern-console-webapp';
