@@ -1,6 +1,6 @@
 // postern admin bootstrap
 import { Command } from 'commander';
-import { bootstrapAdmin, DEFAULT_ADMIN_NAME } from '../services/admin.ts';
+import { DEFAULT_ADMIN_NAME } from '../domain/postern-api.ts';
 import { action } from './context.ts';
 import { fields } from './output.ts';
 
@@ -12,6 +12,8 @@ export function adminCommand(): Command {
     .option('--name <name>', `client name (default ${DEFAULT_ADMIN_NAME})`)
     .option('--force', 'create another admin client even though one exists')
     .action(action(async ({ db, out, audit }, opts: { name?: string; force?: boolean }) => {
+      // Loaded when the command runs: help and usage errors load no database code.
+      const { bootstrapAdmin } = await import('../services/admin.ts');
       const result = await bootstrapAdmin(db, { name: opts.name, force: opts.force }, audit);
       out.print(
         {

@@ -1,6 +1,7 @@
 // postern apis ...
 import { Command, Option } from 'commander';
-import * as apis from '../services/apis.ts';
+// Each command loads the service when it runs: help and usage errors load no database code.
+import type * as apis from '../services/apis.ts';
 import { ACCESS_TOKEN_ALGS } from '../domain/signing-keys.ts';
 import { action, collect, words } from './context.ts';
 import { fields, parseDuration, table } from './output.ts';
@@ -58,6 +59,7 @@ export function apisCommand(): Command {
       identifier: string; name?: string; scopes: string[]; tokenFormat: string; alg: string; ttl: number;
       introspectionClient?: string; requireDpop?: boolean; requireMtls?: boolean; describeScope: string[];
     }) => {
+      const apis = await import('../services/apis.ts');
       const api = await apis.createApi(db, {
         identifier: opts.identifier,
         name: opts.name,
@@ -76,6 +78,7 @@ export function apisCommand(): Command {
   command.command('list')
     .description('list APIs')
     .action(action(async ({ db, out }) => {
+      const apis = await import('../services/apis.ts');
       out.print(await apis.listApis(db), (list) => table(
         ['IDENTIFIER', 'NAME', 'SCOPES', 'FORMAT', 'TTL'],
         list.map((api) => [api.identifier, api.name, api.scopes.join(' '), api.tokenFormat, `${api.accessTokenTtl}s`]),
@@ -86,6 +89,7 @@ export function apisCommand(): Command {
     .description('show an API')
     .argument('<api>', 'id, identifier or name')
     .action(action(async ({ db, out }, ref: string) => {
+      const apis = await import('../services/apis.ts');
       out.print(await apis.getApi(db, ref), show);
     }));
 
@@ -112,6 +116,7 @@ export function apisCommand(): Command {
       introspectionClient?: string | false; requireDpop?: boolean; requireMtls?: boolean; describeScope: string[];
       owner?: string | false;
     }) => {
+      const apis = await import('../services/apis.ts');
       const api = await apis.updateApi(db, ref, {
         name: opts.name,
         addScopes: words(opts.addScopes),
@@ -132,6 +137,7 @@ export function apisCommand(): Command {
     .description('delete an API, its scopes and the grants of those scopes')
     .argument('<api>', 'id, identifier or name')
     .action(action(async ({ db, out, audit }, ref: string) => {
+      const apis = await import('../services/apis.ts');
       const api = await apis.deleteApi(db, ref, audit);
       out.print(api, (value) => `API ${value.identifier} deleted`);
     }));

@@ -1,6 +1,6 @@
 // postern audit tail [--follow] [--type ...] [--limit n]
 import { Command } from 'commander';
-import { tailAuditEvents, type AuditEventView } from '../services/audit-queries.ts';
+import type { AuditEventView } from '../services/audit-queries.ts';
 import { action, collect, words } from './context.ts';
 
 function line(event: AuditEventView): string {
@@ -29,6 +29,8 @@ export function auditCommand(): Command {
     .option('--limit <n>', 'how many of the latest events (default 20)', positive, 20)
     .option('-f, --follow', 'keep printing new events as they are written (Ctrl-C stops)')
     .action(action(async ({ db, out }, opts: { type: string[]; limit: number; follow?: boolean }) => {
+      // Loaded when the command runs: help and usage errors load no database code.
+      const { tailAuditEvents } = await import('../services/audit-queries.ts');
       const type = words(opts.type);
       // Followed events are printed as they come; otherwise with the command's result.
       const print = (events: AuditEventView[]) => {

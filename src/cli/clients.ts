@@ -2,7 +2,9 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { pemCertificates } from '../services/client-auth.ts';
-import * as clients from '../services/clients.ts';
+import { AUTH_METHODS } from '../services/client-rules.ts';
+// Each command loads the service when it runs: help and usage errors load no database code.
+import type * as clients from '../services/clients.ts';
 import { decodeCleanUtf8, isCleanJson } from '../domain/text.ts';
 import { action, collect, words } from './context.ts';
 import { fields, parseDuration, table } from './output.ts';
@@ -162,7 +164,7 @@ export function clientsCommand(): Command {
     .addOption(new Option('--auth-method <method>', 'how it authenticates at the token endpoint (default: private_key_jwt with '
       + '--jwks-file or --jwks-uri, tls_client_auth with --tls-subject-dn or --tls-san-*, self_signed_tls_client_auth with '
       + '--certificate-file, else client_secret_basic)')
-      .choices([...clients.AUTH_METHODS]))
+      .choices([...AUTH_METHODS]))
     .option('--jwks-file <file>', 'private_key_jwt: a JSON file with its public keys (a JWK Set)')
     .option('--jwks-uri <url>', 'private_key_jwt: the https URL of its JWK Set')
     .option('--allowed-network <cidr>', 'a network it may authenticate from, IPv4 or IPv6 (repeatable; default: any)', collect, [])
@@ -181,6 +183,7 @@ export function clientsCommand(): Command {
       public?: boolean; firstParty?: boolean; certificateFile: string[]; requireMtls?: boolean;
       mayExchange: string[]; mayImpersonate?: boolean;
     }) => {
+      const clients = await import('../services/clients.ts');
       const result = await clients.createClient(db, {
         name: opts.name,
         grantTypes: words(opts.grant),
@@ -234,6 +237,7 @@ export function clientsCommand(): Command {
       certificateFile: string[]; requireMtls?: boolean; mayExchange: string[] | false; mayImpersonate?: boolean;
       redirectUri: string[]; postLogoutRedirectUri: string[] | false;
     }) => {
+      const clients = await import('../services/clients.ts');
       if (opts.anyNetwork && opts.allowedNetwork.length) throw new Error('--any-network and --allowed-network contradict each other');
       const networks = words(opts.allowedNetwork);
       const client = await clients.updateClient(db, ref, {
@@ -257,6 +261,7 @@ export function clientsCommand(): Command {
   command.command('list')
     .description('list clients')
     .action(action(async ({ db, out }) => {
+      const clients = await import('../services/clients.ts');
       out.print(await clients.listClients(db), (list) => table(
         ['CLIENT_ID', 'NAME', 'ENABLED', 'GRANTS', 'ROLES'],
         list.map((c) => [c.clientId, c.name, c.enabled ? 'yes' : 'no', c.grantTypes.join(' '), c.roles.join(' ')]),
@@ -267,6 +272,7 @@ export function clientsCommand(): Command {
     .description('show a client')
     .argument('<client>', 'client id or name')
     .action(action(async ({ db, out }, ref: string) => {
+      const clients = await import('../services/clients.ts');
       out.print(await clients.getClient(db, ref), show);
     }));
 
@@ -275,6 +281,7 @@ export function clientsCommand(): Command {
       .description(enabled ? 'let a disabled client get tokens again' : 'refuse the client at once (its tokens stop introspecting as active)')
       .argument('<client>', 'client id or name')
       .action(action(async ({ db, out, audit }, ref: string) => {
+        const clients = await import('../services/clients.ts');
         out.print(await clients.setClientEnabled(db, ref, enabled, audit), (c) => `client ${c.name} ${name}d`);
       }));
   }
@@ -283,6 +290,7 @@ export function clientsCommand(): Command {
     .description('delete a client, its secrets and role assignments')
     .argument('<client>', 'client id or name')
     .action(action(async ({ db, out, audit }, ref: string) => {
+      const clients = await import('../services/clients.ts');
       out.print(await clients.deleteClient(db, ref, audit), (c) => `client ${c.name} deleted`);
     }));
 
@@ -291,6 +299,7 @@ export function clientsCommand(): Command {
     .argument('<client>', 'client id or name')
     .option('--keep-old-for <duration>', 'overlap during which the old secrets still work (e.g. 24h)', parseDuration, 0)
     .action(action(async ({ db, out, audit }, ref: string, opts: { keepOldFor: number }) => {
+      const clients = await import('../services/clients.ts');
       const result = await clients.rotateClientSecret(db, ref, opts.keepOldFor, audit);
       out.print(
         { ...result.client, clientSecret: result.clientSecret, oldSecretsExpireAt: result.oldSecretsExpireAt },

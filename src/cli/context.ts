@@ -1,18 +1,15 @@
-// What every command needs: the configured database (migrated) and the output format.
-import os from 'node:os';
+// What every command needs: the configured database (migrated) and the output format. Command
+// modules load this to declare their commands; what opens the database (the configuration, the
+// driver, the key material) is in run.ts, loaded when a command runs, so that help and usage
+// errors load none of it.
 import type { Command } from 'commander';
-import { loadConfig, type Config } from '../config.ts';
-import { openDatabase, type Database } from '../db/database.ts';
-import { listMigrations, migrate } from '../db/migrator.ts';
+import type { Config } from '../config.ts';
+import type { Database } from '../db/database.ts';
 import type { Db } from '../db/tables.ts';
-import { resolveMasterKey } from '../platform/master-key.ts';
-import { auditAs, type AuditSink } from '../domain/audit-events.ts';
-import { AuditLog } from '../services/audit.ts';
-import { ArtifactKey } from '../domain/artifact-hashing.ts';
-import { hashStoredArtifacts } from '../services/artifacts.ts';
-import { openKeyMaterial, type Keyring } from '../services/keys.ts';
+import type { AuditSink } from '../domain/audit-events.ts';
+import type { Keyring } from '../services/keys.ts';
 import { isCleanJson } from '../domain/text.ts';
-import { createOutput, type Output } from './output.ts';
+import type { Output } from './output.ts';
 
 export interface CommandContext {
   db: Db;
@@ -27,19 +24,10 @@ export interface CommandContext {
   migrations: { applied: string[]; total: number };
 }
 
-/** Who runs the CLI: the OS user (the audit log's actor for every change made here). */
-export function operatorName(): string {
-  try {
-    return os.userInfo().username || `uid:${process.getuid?.() ?? 'unknown'}`;
-  } catch {
-    return `uid:${process.getuid?.() ?? 'unknown'}`;
-  }
-}
-
 /**
  * Wraps a command action: opens the store, applies pending migrations, checks the master key
  * against the stored key material (encrypting rows older than encryption at rest, hashing stored
- * artifacts older than hashed storage), runs, closes.
+ * artifacts older than hashed storage), runs, closes (run.ts).
  */
 export function action<A extends unknown[]>(
   run: (ctx: CommandContext, ...args: A) => Promise<void>,
@@ -51,37 +39,8 @@ export function action<A extends unknown[]>(
     if (!args.slice(0, -1).every((arg) => isCleanJson(arg) && !JSON.stringify(arg ?? null).includes('\ufffd'))) {
       throw new Error('an argument holds a NUL byte or is not UTF-8 text');
     }
-    const out = createOutput(Boolean(command.optsWithGlobals().json));
-    const { config, problems } = loadConfig();
-    const dbProblems = problems.filter((problem) => problem.startsWith('DATABASE') || problem.startsWith('POSTERN_'));
-    if (dbProblems.length) throw new Error(dbProblems.join('; '));
-    const database = await openDatabase(config, 'cli');
-    // What a command has done is reported even if closing afterwards fails: a new secret is
-    // shown once.
-    let completed = false;
-    try {
-      const migrations = { applied: await migrate(database), total: listMigrations().length };
-      // The same key as the server's: configured, or in development the file beside the data.
-      const keyring: Keyring = [resolveMasterKey(config).key, ...(config.newMasterKey ? [config.newMasterKey] : [])];
-      const { material } = await openKeyMaterial(database.db, keyring);
-      // Artifacts an older version stored with their raw values (migration 0011).
-      if (material) await hashStoredArtifacts(database.db, ArtifactKey.fromSecret(material.artifactKey));
-      // No timer: one command's events are written together when it ends.
-      const auditLog = new AuditLog(database.db, { flushIntervalMs: 0, countIntervalMs: 0 });
-      const audit = auditAs(auditLog, { actor: { type: 'operator', id: operatorName() } });
-      try {
-        await run({ db: database.db, database, out, config, keyring, audit, migrations }, ...args);
-        completed = true;
-      } finally {
-        await auditLog.close();
-      }
-    } finally {
-      try {
-        await database.close();
-      } finally {
-        if (completed) out.flush();
-      }
-    }
+    const { runInContext } = await import('./run.ts');
+    await runInContext(Boolean(command.optsWithGlobals().json), (ctx) => run(ctx, ...args));
   };
 }
 

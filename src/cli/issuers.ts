@@ -1,7 +1,8 @@
 // postern issuers ... (workload identity: docs/workload-identity.md)
 import { Command, Option } from 'commander';
 import { ISSUER_KINDS } from '../domain/trusted-issuers.ts';
-import * as issuers from '../services/trusted-issuers.ts';
+// Each command loads the service when it runs: help and usage errors load no database code.
+import type * as issuers from '../services/trusted-issuers.ts';
 import { readJwksFile } from './clients.ts';
 import { action } from './context.ts';
 import { fields, table } from './output.ts';
@@ -39,6 +40,7 @@ export function issuersCommand(): Command {
     .option('--jwks-file <file>', 'its public keys, a JWK Set file (a cluster whose issuer cannot be reached)')
     .addOption(new Option('--kind <kind>', 'what kind of platform').choices([...ISSUER_KINDS]).default('oidc'))
     .action(action(async ({ db, out, audit, config }, name: string, opts: KeyOptions & { issuer: string; kind: issuers.IssuerInput['kind'] }) => {
+      const issuers = await import('../services/trusted-issuers.ts');
       const issuer = await issuers.createIssuer(db, { name, issuer: opts.issuer, kind: opts.kind, ...keysOf(opts) }, rules(config), audit);
       out.print(issuer, (value) => `issuer created\n${show(value)}`);
     }));
@@ -46,6 +48,7 @@ export function issuersCommand(): Command {
   command.command('list')
     .description('list trusted issuers')
     .action(action(async ({ db, out }) => {
+      const issuers = await import('../services/trusted-issuers.ts');
       out.print(await issuers.listIssuers(db), (list) => table(
         ['NAME', 'KIND', 'ISSUER', 'ENABLED', 'CLIENTS'],
         list.map((i) => [i.name, i.kind, i.issuer, i.enabled ? 'yes' : 'no', String(i.clients.length)]),
@@ -56,6 +59,7 @@ export function issuersCommand(): Command {
     .description('show a trusted issuer')
     .argument('<issuer>', 'id or name')
     .action(action(async ({ db, out }, ref: string) => {
+      const issuers = await import('../services/trusted-issuers.ts');
       out.print(await issuers.getIssuer(db, ref), show);
     }));
 
@@ -73,6 +77,7 @@ export function issuersCommand(): Command {
     .action(action(async ({ db, out, audit, config }, ref: string, opts: KeyOptions & {
       name?: string; issuer?: string; kind?: issuers.IssuerInput['kind']; enable?: boolean; disable?: boolean;
     }) => {
+      const issuers = await import('../services/trusted-issuers.ts');
       if (opts.enable && opts.disable) throw new Error('--enable and --disable contradict each other');
       const issuer = await issuers.updateIssuer(db, ref, {
         name: opts.name, issuer: opts.issuer, kind: opts.kind, ...keysOf(opts),
@@ -86,6 +91,7 @@ export function issuersCommand(): Command {
     .argument('<issuer>', 'id or name')
     .option('--force', 'also when clients are bound to it (they can no longer authenticate)')
     .action(action(async ({ db, out, audit }, ref: string, opts: { force?: boolean }) => {
+      const issuers = await import('../services/trusted-issuers.ts');
       const issuer = await issuers.deleteIssuer(db, ref, { force: opts.force }, audit);
       out.print(issuer, (value) => `issuer ${value.name} deleted${value.clients.length ? ` (clients left without a way to authenticate: ${value.clients.join(' ')})` : ''}`);
     }));

@@ -1,6 +1,7 @@
 // postern registration-tokens create|list|revoke
 import { Command } from 'commander';
-import * as registration from '../services/registration.ts';
+// Each command loads the service when it runs: help and usage errors load no database code.
+import type * as registration from '../services/registration.ts';
 import { action, collect, words } from './context.ts';
 import { fields, parseDuration, table } from './output.ts';
 
@@ -32,6 +33,7 @@ export function registrationTokensCommand(): Command {
     .option('--ttl <duration>', 'how long it may be used (e.g. 30m, 1h, 7d; default 1h)', parseDuration, 3600)
     .option('--description <text>', 'what it is for (e.g. the pipeline using it)')
     .action(action(async ({ db, out, audit }, opts: { role: string[]; maxUses: number; ttl: number; description?: string }) => {
+      const registration = await import('../services/registration.ts');
       const result = await registration.createRegistrationToken(db, {
         roles: words(opts.role), maxUses: opts.maxUses, ttlSeconds: opts.ttl, description: opts.description,
       }, audit);
@@ -46,6 +48,7 @@ export function registrationTokensCommand(): Command {
   command.command('list')
     .description('list registration tokens (never their values)')
     .action(action(async ({ db, out }) => {
+      const registration = await import('../services/registration.ts');
       out.print(await registration.listRegistrationTokens(db), (list) => table(
         ['ID', 'ROLES', 'USES', 'EXPIRES', 'STATE', 'DESCRIPTION'],
         list.map((t) => [t.id, t.roles.join(' '), `${t.uses}/${t.maxUses}`, t.expiresAt, t.state, t.description ?? '']),
@@ -56,6 +59,7 @@ export function registrationTokensCommand(): Command {
     .description('stop a token from registering more clients (clients it registered stay)')
     .argument('<id>', 'token id (rt_...)')
     .action(action(async ({ db, out, audit }, id: string) => {
+      const registration = await import('../services/registration.ts');
       out.print(await registration.revokeRegistrationToken(db, id, audit), (t) => `registration token ${t.id} revoked`);
     }));
 

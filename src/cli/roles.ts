@@ -1,7 +1,8 @@
 // postern roles ...
 import { Command } from 'commander';
 import { invalid } from '../services/errors.ts';
-import * as roles from '../services/roles.ts';
+// Each command loads the service when it runs: help and usage errors load no database code.
+import type * as roles from '../services/roles.ts';
 import { action, collect } from './context.ts';
 import { fields, table } from './output.ts';
 
@@ -41,6 +42,7 @@ export function rolesCommand(): Command {
     .option('--description <text>', 'what the role is for')
     .option('--grant <grant>', 'scopes to grant: "<api> <scope> [scope...]" (repeatable)', collect, [])
     .action(action(async ({ db, out, audit }, name: string, opts: { description?: string; grant: string[] }) => {
+      const roles = await import('../services/roles.ts');
       const role = await roles.createRole(db, {
         name, description: opts.description, grants: opts.grant.map(parseGrant),
       }, audit);
@@ -50,6 +52,7 @@ export function rolesCommand(): Command {
   command.command('list')
     .description('list roles')
     .action(action(async ({ db, out }) => {
+      const roles = await import('../services/roles.ts');
       out.print(await roles.listRoles(db), (list) => table(
         ['NAME', 'GRANTS', 'CLIENTS'],
         list.map((role) => [
@@ -64,6 +67,7 @@ export function rolesCommand(): Command {
     .description('show a role')
     .argument('<role>', 'id or name')
     .action(action(async ({ db, out }, ref: string) => {
+      const roles = await import('../services/roles.ts');
       out.print(await roles.getRole(db, ref), show);
     }));
 
@@ -71,6 +75,7 @@ export function rolesCommand(): Command {
     .description('delete a role (clients lose what it granted)')
     .argument('<role>', 'id or name')
     .action(action(async ({ db, out, audit }, ref: string) => {
+      const roles = await import('../services/roles.ts');
       out.print(await roles.deleteRole(db, ref, audit), (role) => `role ${role.name} deleted`);
     }));
 
@@ -80,6 +85,7 @@ export function rolesCommand(): Command {
     .argument('<api>', 'API id, identifier or name')
     .argument('<scopes...>', 'scopes of that API')
     .action(action(async ({ db, out, audit }, ref: string, api: string, scopes: string[]) => {
+      const roles = await import('../services/roles.ts');
       out.print(await roles.grantScopes(db, ref, { api, scopes }, audit), (role) => `scopes granted\n${show(role)}`);
     }));
 
@@ -89,6 +95,7 @@ export function rolesCommand(): Command {
     .argument('<api>', 'API id, identifier or name')
     .argument('<scopes...>', 'scopes of that API')
     .action(action(async ({ db, out, audit }, ref: string, api: string, scopes: string[]) => {
+      const roles = await import('../services/roles.ts');
       out.print(await roles.ungrantScopes(db, ref, { api, scopes }, audit), (role) => `scopes taken back\n${show(role)}`);
     }));
 
@@ -98,6 +105,7 @@ export function rolesCommand(): Command {
     .option('--client <client>', 'client id or name')
     .option('--user <user>', 'user id or username')
     .action(action(async ({ db, out, audit }, ref: string, opts: { client?: string; user?: string }) => {
+      const roles = await import('../services/roles.ts');
       const target = holder(opts);
       const role = target.kind === 'client'
         ? await roles.assignRoleToClient(db, ref, target.ref, audit)
@@ -111,6 +119,7 @@ export function rolesCommand(): Command {
     .option('--client <client>', 'client id or name')
     .option('--user <user>', 'user id or username')
     .action(action(async ({ db, out, audit }, ref: string, opts: { client?: string; user?: string }) => {
+      const roles = await import('../services/roles.ts');
       const target = holder(opts);
       const role = target.kind === 'client'
         ? await roles.unassignRoleFromClient(db, ref, target.ref, audit)

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { RouteDecision, RouteRule, SenderConstraint } from '../domain/routes.ts';
 import { invalid } from '../services/errors.ts';
-import { checkRoute, type RouteCheck } from '../services/route-check.ts';
-import { exportIstio, exportOpa } from '../services/route-export.ts';
-import * as routes from '../services/routes.ts';
+// Each command loads the services when it runs: help and usage errors load no database code.
+import type { RouteCheck } from '../services/route-check.ts';
+import type * as routes from '../services/routes.ts';
 import { action, collect, words } from './context.ts';
 import { fields, parseDuration, table } from './output.ts';
 
@@ -112,6 +112,7 @@ export function routesCommand(): Command {
     .requiredOption('--api <api>', 'the API (identifier, name or id), e.g. https://orders.internal')
     .requiredOption('--path <pattern>', 'path pattern: /orders, /orders/{id}, /orders/* (prefix)'))
     .action(action(async ({ db, out, audit }, opts: RuleOptions) => {
+      const routes = await import('../services/routes.ts');
       const rule = await routes.createRoute(db, toInput(opts, false) as routes.RouteInput, audit);
       out.print(rule, (value) => `route rule created\n${show(value)}`);
     }));
@@ -121,6 +122,7 @@ export function routesCommand(): Command {
     .option('--api <api>', 'only this API\'s rules')
     .option('--host <host>', 'only rules for this host')
     .action(action(async ({ db, out }, opts: { api?: string; host?: string }) => {
+      const routes = await import('../services/routes.ts');
       out.print(await routes.listRoutes(db, opts), (list) => table(
         ['ID', 'API', 'HOST', 'METHODS', 'PATH', 'NEEDS'],
         list.map((rule) => [rule.id, rule.api, rule.host ?? '*', rule.methods.join(',') || '*', rule.path, needs(rule)]),
@@ -131,6 +133,7 @@ export function routesCommand(): Command {
     .description('show a route rule')
     .argument('<id>', 'rule id')
     .action(action(async ({ db, out }, id: string) => {
+      const routes = await import('../services/routes.ts');
       out.print(await routes.getRoute(db, id), show);
     }));
 
@@ -146,6 +149,7 @@ export function routesCommand(): Command {
     .option('--no-rate-limit', 'no rate limit')
     .option('--no-cache', 'gateways may not cache an allow')
     .action(action(async ({ db, out, audit }, id: string, opts: RuleOptions) => {
+      const routes = await import('../services/routes.ts');
       const rule = await routes.updateRoute(db, id, toInput(opts, true), audit);
       out.print(rule, (value) => `route rule updated\n${show(value)}`);
     }));
@@ -154,6 +158,7 @@ export function routesCommand(): Command {
     .description('delete a route rule')
     .argument('<id>', 'rule id')
     .action(action(async ({ db, out, audit }, id: string) => {
+      const routes = await import('../services/routes.ts');
       const rule = await routes.deleteRoute(db, id, audit);
       out.print(rule, (value) => `route rule ${value.id} deleted`);
     }));
@@ -164,6 +169,7 @@ export function routesCommand(): Command {
     .requiredOption('--url <url>', 'the request URL, e.g. https://orders.example/orders/7')
     .option('--token <token>', 'an access token to evaluate ("-": read it from standard input)')
     .action(action(async ({ db, out, config }, opts: { method: string; url: string; token?: string }) => {
+      const { checkRoute } = await import('../services/route-check.ts');
       const check = await checkRoute(db, { method: opts.method, url: opts.url, token: await readToken(opts.token) }, config.issuer);
       out.print(check, showCheck);
     }));
@@ -175,6 +181,8 @@ export function routesCommand(): Command {
     .option('--selector <label=value>', 'istio: workload labels the policies apply to (repeatable)', collect, [])
     .option('--out <path>', 'istio: a file to write; opa: a folder for data.json and policy.rego (default: standard output)')
     .action(action(async ({ db, out, config }, opts: { format: 'istio' | 'opa'; namespace?: string; selector: string[]; out?: string }) => {
+      const routes = await import('../services/routes.ts');
+      const { exportIstio, exportOpa } = await import('../services/route-export.ts');
       const rules = await routes.listRoutes(db);
       const selector = opts.selector.length ? Object.fromEntries(opts.selector.map((pair) => {
         const at = pair.indexOf('=');

@@ -4,9 +4,8 @@ import { Command } from 'commander';
 import { MasterKey } from '../domain/key-encryption.ts';
 import { readMasterKeyFile, writeMasterKeyFile } from '../platform/master-key.ts';
 import { invalid } from '../services/errors.ts';
-import { listKeys, revokeSigningKey, rotateSigningKeys, type KeyRevocation, type KeyRotation } from '../services/key-rotation.ts';
-import { generateKeyMaterial, hasSigningKeys, rotateMasterKey } from '../services/keys.ts';
-import { pruneExpired } from '../services/tokens.ts';
+// Each command loads the services when it runs: help and usage errors load no database code.
+import type { KeyRevocation, KeyRotation } from '../services/key-rotation.ts';
 import { action } from './context.ts';
 import { table } from './output.ts';
 
@@ -27,6 +26,7 @@ export function tokensCommand(): Command {
   command.command('prune')
     .description('delete expired tokens, codes, sessions, revocation entries and client secrets')
     .action(action(async ({ db, out }) => {
+      const { pruneExpired } = await import('../services/tokens.ts');
       const result = await pruneExpired(db);
       out.print(result, (r) => `pruned ${r.artifacts} expired artifacts, ${r.revocations} revocation entries, ${r.clientSecrets} client secrets`);
     }));
@@ -62,6 +62,7 @@ function rotateMasterCommand(): Command {
       } else {
         throw invalid('give the new master key: --new-key-file <path>, POSTERN_NEW_MASTER_KEY, or --generate');
       }
+      const { rotateMasterKey } = await import('../services/keys.ts');
       const result = await rotateMasterKey(db, keyring, newKey);
       audit.record({ type: 'master_key.rotated', details: { count: result.signingKeys + result.serverSecrets } });
       const configure = newKeyFile
@@ -109,6 +110,7 @@ export function keysCommand(): Command {
     .description('create the signing keys and server secrets (once, before the first production start)')
     .option('--if-missing', 'succeed without doing anything when keys exist (for deployment scripts)')
     .action(action(async ({ db, out, keyring, audit }, opts: { ifMissing?: boolean }) => {
+      const { generateKeyMaterial, hasSigningKeys } = await import('../services/keys.ts');
       if (opts.ifMissing && (await hasSigningKeys(db))) {
         out.print({ created: false }, () => 'signing keys exist already; nothing to do');
         return;
@@ -121,6 +123,7 @@ export function keysCommand(): Command {
   command.command('list')
     .description('list signing keys with their state and dates (public information only)')
     .action(action(async ({ db, out }) => {
+      const { listKeys } = await import('../services/key-rotation.ts');
       out.print(await listKeys(db), (list) => table(
         ['KID', 'ALG', 'KTY', 'STATE', 'PUBLISHED', 'SIGNS FROM', 'SIGNS UNTIL', 'PUBLISHED UNTIL'],
         list.map((k) => [k.kid, k.alg, k.kty, k.state, k.createdAt, k.activatesAt, k.retiresAt ?? '-', k.removeAfter ?? '-']),
@@ -129,6 +132,7 @@ export function keysCommand(): Command {
   command.command('rotate')
     .description('add new signing keys: published now, signing after KEY_PROPAGATION_SECONDS; the current ones stay published until their tokens expire')
     .action(action(async ({ db, out, config, keyring, audit }) => {
+      const { rotateSigningKeys } = await import('../services/key-rotation.ts');
       const rotation = await rotateSigningKeys(db, keyring, { propagationSeconds: config.keyRotation.propagationSeconds });
       for (const key of rotation.added) {
         audit.record({ type: 'key.rotated', target: { type: 'key', id: key.kid }, details: { alg: key.alg, since: key.activatesAt } });
@@ -139,6 +143,7 @@ export function keysCommand(): Command {
     .description('take a leaked signing key out of the JWKS at once (its tokens stop verifying); another key of its type signs from now on')
     .argument('<kid>', 'the key id (postern keys list)')
     .action(action(async ({ db, out, config, keyring, audit }, kid: string) => {
+      const { revokeSigningKey } = await import('../services/key-rotation.ts');
       const revocation = await revokeSigningKey(db, keyring, kid);
       audit.record({
         type: 'key.revoked', target: { type: 'key', id: kid },

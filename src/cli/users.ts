@@ -1,8 +1,8 @@
 // postern users ...
 import { Command } from 'commander';
-import { read } from 'read';
 import { invalid } from '../services/errors.ts';
-import * as users from '../services/users.ts';
+// Each command loads the service when it runs: help and usage errors load no database code.
+import type * as users from '../services/users.ts';
 import { decodeCleanUtf8 } from '../domain/text.ts';
 import { action } from './context.ts';
 import { fields, table } from './output.ts';
@@ -35,6 +35,8 @@ async function newPassword(fromStdin: boolean): Promise<string> {
   if (!process.stdin.isTTY) {
     throw invalid('no terminal to ask for the password: pipe it with --password-stdin', 'password');
   }
+  // Loaded only to ask: a command given its password, or none, does not load it.
+  const { read } = await import('read');
   const first = await read({ prompt: 'Password: ', silent: true, replace: '' });
   const second = await read({ prompt: 'Repeat password: ', silent: true, replace: '' });
   if (first !== second) throw invalid('the passwords do not match', 'password');
@@ -51,6 +53,7 @@ export function usersCommand(): Command {
     .option('--name <name>', 'full name, shown to apps with the profile scope')
     .option('--password-stdin', 'read the password from standard input')
     .action(action(async ({ db, out, audit }, username: string, opts: { email?: string; name?: string; passwordStdin?: boolean }) => {
+      const users = await import('../services/users.ts');
       const password = await newPassword(Boolean(opts.passwordStdin));
       const user = await users.createUser(db, { username, password, email: opts.email, name: opts.name }, audit);
       out.print(user, (value) => `user created\n${show(value)}`);
@@ -59,6 +62,7 @@ export function usersCommand(): Command {
   command.command('list')
     .description('list people')
     .action(action(async ({ db, out }) => {
+      const users = await import('../services/users.ts');
       out.print(await users.listUsers(db), (list) => table(
         ['USERNAME', 'EMAIL', 'ENABLED', 'ROLES'],
         list.map((u) => [u.username, u.email ?? '', u.enabled ? 'yes' : 'no', u.roles.join(' ')]),
@@ -69,6 +73,7 @@ export function usersCommand(): Command {
     .description('show a person')
     .argument('<user>', 'user id or username')
     .action(action(async ({ db, out, audit }, ref: string) => {
+      const users = await import('../services/users.ts');
       out.print(await users.getUser(db, ref), show);
     }));
 
@@ -79,6 +84,7 @@ export function usersCommand(): Command {
     .option('--email-verified', 'mark the email address verified')
     .option('--name <name>', 'new full name')
     .action(action(async ({ db, out, audit }, ref: string, opts: { email?: string; emailVerified?: boolean; name?: string }) => {
+      const users = await import('../services/users.ts');
       out.print(await users.updateUser(db, ref, opts, audit), (value) => `user updated\n${show(value)}`);
     }));
 
@@ -87,6 +93,7 @@ export function usersCommand(): Command {
       .description(enabled ? 'let a disabled person sign in again' : 'refuse sign-in and end every session and grant at once')
       .argument('<user>', 'user id or username')
       .action(action(async ({ db, out, audit }, ref: string) => {
+        const users = await import('../services/users.ts');
         out.print(await users.setUserEnabled(db, ref, enabled, audit), (u) => `user ${u.username} ${name}d`);
       }));
   }
@@ -96,6 +103,7 @@ export function usersCommand(): Command {
     .argument('<user>', 'user id or username')
     .option('--password-stdin', 'read the password from standard input')
     .action(action(async ({ db, out, audit }, ref: string, opts: { passwordStdin?: boolean }) => {
+      const users = await import('../services/users.ts');
       const password = await newPassword(Boolean(opts.passwordStdin));
       out.print(await users.setUserPassword(db, ref, password, audit), (u) => `password set for ${u.username}`);
     }));
@@ -104,6 +112,7 @@ export function usersCommand(): Command {
     .description("end every session of a person and revoke their grants and tokens")
     .argument('<user>', 'user id or username')
     .action(action(async ({ db, out, audit }, ref: string) => {
+      const users = await import('../services/users.ts');
       const result = await users.revokeUserSessions(db, ref, audit);
       out.print(result, (r) => `sessions of ${r.user.username} ended; ${r.revokedGrants} grant(s) revoked`);
     }));
@@ -112,6 +121,7 @@ export function usersCommand(): Command {
     .description('delete a person, their roles, sessions and grants')
     .argument('<user>', 'user id or username')
     .action(action(async ({ db, out, audit }, ref: string) => {
+      const users = await import('../services/users.ts');
       out.print(await users.deleteUser(db, ref, audit), (u) => `user ${u.username} deleted`);
     }));
 

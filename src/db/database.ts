@@ -228,13 +228,18 @@ export async function openEmbeddedForCli(dataDir: string): Promise<Database> {
   }
 }
 
-/** The store the configuration names: Postgres with DATABASE_URL, else the embedded one. */
+/**
+ * The store the configuration names: Postgres with DATABASE_URL, else the embedded one. A CLI
+ * command runs its queries one after another on one connection, as it does through a server's
+ * socket: a command that reads many rows would otherwise open a connection per query it runs
+ * at once, each costing the server a new backend, and wait for each to close.
+ */
 export async function openDatabase(
   config: { databaseUrl: string | undefined; databasePoolSize: number; dataDir: string },
   role: 'server' | 'cli',
 ): Promise<Database> {
   if (config.databaseUrl) {
-    return openPostgres(config.databaseUrl, { poolSize: config.databasePoolSize, listen: role === 'server' });
+    return openPostgres(config.databaseUrl, { poolSize: role === 'server' ? config.databasePoolSize : 1, listen: role === 'server' });
   }
   return role === 'server' ? openEmbeddedForServer(config.dataDir) : openEmbeddedForCli(config.dataDir);
 }

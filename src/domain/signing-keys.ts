@@ -1,6 +1,7 @@
 // Signing keys: which algorithms we sign with, how keys are made, and the states a key passes
 // through (docs/keys.md). What the provider is given of them is oidc/jwks.ts.
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
+// jose is loaded when keys are made: the CLI names these algorithms in every command.
+import type { JWK } from 'jose';
 import { randomId } from './crypto.ts';
 
 /** Algorithms an API may choose for its JWT access tokens. ES256 is the default (fast, small). */
@@ -18,6 +19,7 @@ const KEY_SPECS = [
 export interface PrivateKey { kid: string; alg: string; privateJwk: JWK }
 
 export async function generateSigningKeys(): Promise<PrivateKey[]> {
+  const { exportJWK, generateKeyPair } = await import('jose');
   return Promise.all(KEY_SPECS.map(async ({ alg, options }) => {
     const { privateKey } = await generateKeyPair(alg, { ...options, extractable: true });
     const kid = randomId();

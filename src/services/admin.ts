@@ -2,7 +2,7 @@
 // admin client, which the admin API then trusts.
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/tables.ts';
-import { POSTERN_API } from '../domain/postern-api.ts';
+import { ADMIN_READ_SCOPE, ADMIN_WRITE_SCOPE, DEFAULT_ADMIN_NAME, POSTERN_API } from '../domain/postern-api.ts';
 import { findClientByName } from '../store/clients.ts';
 import { findRole, listClientsGrantedScope } from '../store/roles.ts';
 import { requireApi } from './apis.ts';
@@ -11,12 +11,8 @@ import { conflict } from './errors.ts';
 import { createRole, grantScopes } from './roles.ts';
 import type { AuditSink } from '../domain/audit-events.ts';
 
-export { POSTERN_API };
-/** Scopes of `urn:postern` that the admin API requires: reading for GET, writing for the rest. */
-export const ADMIN_READ_SCOPE = 'admin:read';
-export const ADMIN_WRITE_SCOPE = 'admin:write';
+export { ADMIN_READ_SCOPE, ADMIN_WRITE_SCOPE, DEFAULT_ADMIN_NAME, POSTERN_API };
 export const ADMIN_SCOPES = [ADMIN_READ_SCOPE, ADMIN_WRITE_SCOPE];
-export const DEFAULT_ADMIN_NAME = 'postern-admin';
 
 export interface BootstrapResult extends ClientWithSecret {
   role: string;

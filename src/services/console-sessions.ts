@@ -5,16 +5,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/tables.ts';
 import type { ArtifactKey } from '../domain/artifact-hashing.ts';
-import { POSTERN_API } from '../domain/postern-api.ts';
+import { ADMIN_READ_SCOPE, ADMIN_WRITE_SCOPE, CONSOLE_CLIENT_ID, POSTERN_API } from '../domain/postern-api.ts';
 import { writeAndPropagate } from '../propagation/index.ts';
 import { findClientById, updateClient } from '../store/clients.ts';
 import * as sessions from '../store/console-sessions.ts';
 import { findUserById, listUserGrants } from '../store/users.ts';
-import { ADMIN_READ_SCOPE, ADMIN_WRITE_SCOPE } from './admin.ts';
 
-/** The console's own app (migration 0016). */
-// Shaped like every client id (domain/crypto.ts RANDOM_ID_PATTERN): the Directory looks up no other.
-export const CONSOLE_CLIENT_ID = 'postern-console-webapp';
+export { CONSOLE_CLIENT_ID };
 const SESSION_MODEL = 'ConsoleSession';
 
 export interface ConsoleSessionSettings {

@@ -1,7 +1,6 @@
 // Use-cases for people who sign in through the browser: accounts, passwords, sessions.
 import { grantDigest, randomId } from '../domain/crypto.ts';
 import type { Db } from '../db/tables.ts';
-import { hashPassword, passwordNeedsRehash, verifyDecoy, verifyPassword } from '../domain/passwords.ts';
 import { deletePayloadsOfAccount, listGrantsOfAccount } from '../store/oidc-payloads.ts';
 import { deleteConsoleSessionsOfUser } from '../store/console-sessions.ts';
 import { insertRevokedGrant } from '../store/revocations.ts';
@@ -13,6 +12,9 @@ import { checkPassword } from './password-policy.ts';
 import { writeAndPropagate, type Change } from '../propagation/index.ts';
 import { decodeCursor, encodeCursor, pageLimit, type Page } from './paging.ts';
 import { changedFields, checkName } from './validation.ts';
+
+/** Passwords need argon2, a native module: loaded by what hashes or checks one, not by what lists people. */
+const passwords = () => import('../domain/passwords.ts');
 
 export interface UserView {
   id: string;
@@ -82,6 +84,7 @@ export async function createUser(db: Db, input: CreateUserInput, audit: AuditSin
   const email = checkEmail(input.email) ?? null;
   const name = checkDisplayName(input.name) ?? null;
   checkPassword(input.password, { username, email });
+  const { hashPassword } = await passwords();
   const passwordHash = await hashPassword(input.password);
   try {
     const view = await db.transaction().execute(async (trx) => {
@@ -207,6 +210,7 @@ export async function setUserEnabled(db: Db, ref: string, enabled: boolean, audi
 export async function setUserPassword(db: Db, ref: string, password: string, audit: AuditSink): Promise<UserView> {
   const user = await requireUser(db, ref);
   checkPassword(password, user);
+  const { hashPassword } = await passwords();
   const hash = await hashPassword(password);
   const { view } = await writeAndPropagate(db, revocations, async (trx) => {
     await users.setPasswordHash(trx, user.id, hash);
@@ -236,6 +240,7 @@ export async function deleteUser(db: Db, ref: string, audit: AuditSink): Promise
  * argon2 parameters is redone now that the password is known.
  */
 export async function authenticateUser(db: Db, username: string, password: string): Promise<users.UserRow | undefined> {
+  const { hashPassword, passwordNeedsRehash, verifyDecoy, verifyPassword } = await passwords();
   const user = username.length <= 100 ? await users.findUserByUsername(db, username) : undefined;
   if (!user || !user.enabled) {
     await verifyDecoy(password);
