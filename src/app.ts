@@ -329,6 +329,9 @@ function buildGate(parts: Parts, providers: ProviderHolder): Lane {
 
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { config, database, logger } = options;
+  // A server checks passwords: argon2, a native module the CLI loads only when it needs it, is
+  // loaded now, so that a broken install stops the start rather than the first sign-in.
+  await import('./domain/passwords.ts');
   const artifactKey = ArtifactKey.fromSecret(options.artifactKey);
   const now = options.now ?? Date.now;
   const metrics = options.metrics ?? createMetrics();
