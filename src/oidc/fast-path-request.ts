@@ -8,7 +8,7 @@ import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
 import { secretMatchesAny } from '../domain/crypto.ts';
 import { TOKEN_EXCHANGE_GRANT } from '../domain/token-exchange.ts';
 import { FEDERATED_AUTH_METHOD } from '../domain/trusted-issuers.ts';
-import { peekRequestBody } from '../platform/peek-body.ts';
+import { peekFormParams } from '../platform/peek-body.ts';
 import type { ClientEntry } from './directory.ts';
 import { federatedProofHolds } from './federated-client-auth.ts';
 
@@ -52,10 +52,10 @@ export async function readPlainForm(
   if (ctx.method !== 'POST' || ctx.path !== path) return undefined;
   if (!ctx.is('application/x-www-form-urlencoded')) return undefined;
   for (const header of FEATURE_HEADERS) if (ctx.get(header)) return undefined;
-  // The one reader every check shares: a declared length or a chunked body, at most maxBodyBytes.
-  const body = await peekRequestBody(ctx.req, maxBodyBytes);
-  if (!(body instanceof Buffer) || !body.length) return undefined;
-  const params = new URLSearchParams(body.toString('utf8'));
+  // The one reader every check shares: a declared length or a chunked body, at most maxBodyBytes,
+  // parsed once for all of them.
+  const params = await peekFormParams(ctx.req, maxBodyBytes);
+  if (!params) return undefined;
   let count = 0;
   for (const name of params.keys()) {
     if (!allowed.has(name)) return undefined;

@@ -85,11 +85,13 @@ export function federatedClientAuth(options: FederatedClientAuthOptions): Koa.Mi
     // RFC 7521 §4.2: client_id may be left out; when given, it names the same client.
     const named = params.get('client_id');
     if (named !== null && named !== clientId) return failed('client_id does not name the client the assertion is bound to', 'client_id_mismatch');
-    params.delete('client_assertion');
-    params.delete('client_assertion_type');
-    params.set('client_id', clientId);
-    params.set('client_secret', PROOF);
-    if (!(await replacePeekedBody(ctx.req, Buffer.from(params.toString(), 'utf8')))) {
+    // A copy: the parsed form is shared with every other reader of this request.
+    const rewritten = new URLSearchParams(params);
+    rewritten.delete('client_assertion');
+    rewritten.delete('client_assertion_type');
+    rewritten.set('client_id', clientId);
+    rewritten.set('client_secret', PROOF);
+    if (!(await replacePeekedBody(ctx.req, Buffer.from(rewritten.toString(), 'utf8')))) {
       ctx.status = 400;
       ctx.set('Cache-Control', 'no-store');
       ctx.body = { error: 'invalid_request', error_description: 'the request body could not be read whole: send it again, with a Content-Length' };

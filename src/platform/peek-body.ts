@@ -84,12 +84,24 @@ export function peekRequestBody(req: IncomingMessage, limit: number): Promise<Pe
   return req.headers['transfer-encoding'] ? peekUnsizedBody(req, limit) : Promise.resolve(undefined);
 }
 
-/** The parameters of a form body (`application/x-www-form-urlencoded`), however it is framed. */
+/** The parameters of each request's form, parsed once from the bytes peeked (a replaced body is parsed again). */
+const forms = new WeakMap<IncomingMessage, { body: Buffer; params: URLSearchParams }>();
+
+/**
+ * The parameters of a form body (`application/x-www-form-urlencoded`), however it is framed.
+ * Parsed once per request and shared by every reader before the body's owner (request limits,
+ * federated client authentication, the fast paths): read them, never change them (copy first).
+ */
 export async function peekFormParams(req: IncomingMessage, limit: number): Promise<URLSearchParams | undefined> {
   const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') return undefined;
   const body = await peekRequestBody(req, limit);
-  return body instanceof Buffer && body.length ? new URLSearchParams(body.toString('utf8')) : undefined;
+  if (!(body instanceof Buffer) || !body.length) return undefined;
+  const known = forms.get(req);
+  if (known?.body === body) return known.params;
+  const params = new URLSearchParams(body.toString('utf8'));
+  forms.set(req, { body, params });
+  return params;
 }
 
 /**
