@@ -11,6 +11,7 @@ import { NO_AUDIT } from '../src/domain/audit-events.ts';
 import { createClient, setClientEnabled } from '../src/services/clients.ts';
 import { createIssuer } from '../src/services/trusted-issuers.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { auditOf as auditRecordsOf, delta, metricsOf } from './support/differential.ts';
 import { api, role, unique } from './support/fixtures.ts';
 import { kubernetesClaims, startLocalIssuer, type LocalIssuer } from './support/local-issuer.ts';
 import { startServer, type TestServer } from './support/server.ts';
@@ -110,38 +111,8 @@ function comparable(answer: Answer) {
   return { ...answer, body: { ...rest, header: decodeProtectedHeader(token), claims, lifetime: exp! - iat! } };
 }
 
-async function metricsOf(server: TestServer) {
-  const read = async (metric: { get(): Promise<{ values: { labels: object; value: number }[] }> }) =>
-    Object.fromEntries((await metric.get()).values.map((v) => [JSON.stringify(v.labels), v.value]));
-  const { metrics } = server.app;
-  return {
-    issued: await read(metrics.tokensIssued),
-    errors: await read(metrics.tokenErrors),
-    fast: (await read(metrics.fastPathAnswers))['{"endpoint":"token"}'] ?? 0,
-  };
-}
-
-function delta(after: Record<string, number>, before: Record<string, number>) {
-  const out: Record<string, number> = {};
-  for (const [key, value] of Object.entries(after)) if (value !== (before[key] ?? 0)) out[key] = value - (before[key] ?? 0);
-  return out;
-}
-
 /** The audit records a request left, without times and request ids. */
-async function auditOf(server: TestServer, run: () => Promise<void>): Promise<unknown[]> {
-  const db = tdb.database.db;
-  await fast.app.audit.flush({ counts: true });
-  await slow.app.audit.flush({ counts: true });
-  const before = new Set((await db.selectFrom('audit_events').select('id').execute()).map((r) => r.id));
-  await run();
-  await server.app.audit.flush({ counts: true });
-  const rows = await db.selectFrom('audit_events').selectAll().execute();
-  return rows.filter((row) => !before.has(row.id)).map((row) => {
-    const details = { ...(typeof row.details === 'string' ? JSON.parse(row.details) : row.details) } as Record<string, unknown>;
-    for (const key of ['since', 'until', 'firstSeen', 'lastSeen']) delete details[key];
-    return { type: row.type, outcome: row.outcome, actor: [row.actor_type, row.actor_id], client: row.client_id, details };
-  }).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
-}
+const auditOf = (server: TestServer, run: () => Promise<void>) => auditRecordsOf(tdb.database.db, [fast, slow], server, run);
 
 beforeAll(async () => {
   tdb = await createTestDatabase();

@@ -21,12 +21,12 @@ import type Provider from 'oidc-provider';
 import type { Db } from '../db/tables.ts';
 import type { AuditSink } from '../domain/audit-events.ts';
 import type { KeySet } from '../domain/signing-keys.ts';
-import { actDepth, actorChain, TOKEN_EXCHANGE_GRANT, TOKEN_TYPES, type ActClaim, type Lineage } from '../domain/token-exchange.ts';
+import { actDepth, TOKEN_EXCHANGE_GRANT, TOKEN_TYPES, type ActClaim, type Lineage } from '../domain/token-exchange.ts';
 import type { Directory } from './directory.ts';
 import { looksLikeJwt, readPresentedToken } from './exchange-subjects.ts';
 import { callerOf, plainClient, readPlainForm, SCOPE_LIST } from './fast-path-request.ts';
 import { canSign, signAccessToken, signingKeys, tokenId } from './fast-path-tokens.ts';
-import { checkRequest, grantedScopes, subjectHoldings, targetOf, type Params } from './token-exchange.ts';
+import { checkRequest, grantedScopes, recordExchange, subjectHoldings, targetOf, type Params } from './token-exchange.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
 const ALLOWED_PARAMS = new Set([
@@ -139,14 +139,7 @@ export function exchangeFastPath(options: ExchangeFastPathOptions): Koa.Middlewa
       ctx.req.resume();
       ctx.state.clientId = clientId; // for the access log, as the provider's ctx.oidc.client
       options.onIssued(clientId, api.identifier);
-      options.audit.record({
-        type: 'token.exchanged',
-        actor: { type: 'client', id: clientId },
-        target: { type: 'api', id: api.id },
-        sourceAddress: ctx.ip,
-        requestId: (ctx.state?.requestId as string | undefined) ?? null,
-        details: { subject: subject.sub, actors: actorChain(act), api: api.identifier, scopes, reason: impersonate ? 'impersonation' : 'delegation' },
-      });
+      recordExchange(options.audit, ctx, { clientId, api, subject: subject.sub, act, scopes, impersonate });
       ctx.set('Cache-Control', 'no-store');
       ctx.body = { access_token: token, issued_token_type: TOKEN_TYPES.accessToken, token_type: 'Bearer', expires_in: ttl, scope };
       return undefined;

@@ -102,4 +102,3 @@ export function plainClient(
   const live = client.secrets.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.hash);
   return secretMatchesAny(caller.secret, live);
 }
-

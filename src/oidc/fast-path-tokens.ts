@@ -5,10 +5,9 @@
 // through WebCrypto, which cost the event loop 20-28 µs and the process 54-69 µs per ES256
 // signature, against 15 µs and 50 µs here (signing in place: 27-31 µs and 28-33 µs). The event
 // loop is what bounds a worker's token rate, so the signature is handed off. The output is a
-// compact JWS any JOSE library verifies: the protected header is
-// the one jose would write for the provider ({"alg","typ":"at+jwt","kid"}, in that order), ECDSA
-// signatures in the JWS form (r || s, RFC 7518 §3.4), RSASSA-PKCS1-v1_5 for RS256 and Ed25519 for
-// EdDSA. test/fast-path-tokens.test.ts verifies each with jose against the published key.
+// compact JWS any JOSE library verifies: the protected header is the one jose would write for
+// the provider ({"alg","typ":"at+jwt","kid"}, in that order), ECDSA signatures in the JWS form
+// (r || s, RFC 7518 §3.4), RSASSA-PKCS1-v1_5 for RS256 and Ed25519 for EdDSA. test/fast-path-tokens.test.ts verifies each with jose against the published key.
 import { createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { KeySet } from '../domain/signing-keys.ts';
 

@@ -197,14 +197,7 @@ async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaCon
   ctx.oidc.entity('AccessToken', token);
   const value = await token.save();
 
-  deps.audit.record({
-    type: 'token.exchanged',
-    actor: { type: 'client', id: clientId },
-    target: { type: 'api', id: api.id },
-    sourceAddress: ctx.ip,
-    requestId: (ctx.state?.requestId as string | undefined) ?? null,
-    details: { subject: subject.sub, actors: actorChain(act), api: api.identifier, scopes, reason: impersonate ? 'impersonation' : 'delegation' },
-  });
+  recordExchange(deps.audit, ctx, { clientId, api, subject: subject.sub, act, scopes, impersonate });
   // RFC 8693 §2.2.1.
   ctx.body = {
     access_token: value,
@@ -213,6 +206,23 @@ async function exchange(provider: Provider, deps: TokenExchangeDeps, ctx: KoaCon
     expires_in: ttl,
     scope: scopes.join(' '),
   };
+}
+
+/** The audit record of an exchange (subject, actor chain, target), whichever path answered it. */
+export function recordExchange(
+  audit: AuditSink,
+  ctx: { ip: string; state?: { requestId?: unknown } },
+  exchange: { clientId: string; api: ApiEntry; subject: string; act: ActClaim | undefined; scopes: string[]; impersonate: boolean },
+): void {
+  const { clientId, api, act, scopes } = exchange;
+  audit.record({
+    type: 'token.exchanged',
+    actor: { type: 'client', id: clientId },
+    target: { type: 'api', id: api.id },
+    sourceAddress: ctx.ip,
+    requestId: (ctx.state?.requestId as string | undefined) ?? null,
+    details: { subject: exchange.subject, actors: actorChain(act), api: api.identifier, scopes, reason: exchange.impersonate ? 'impersonation' : 'delegation' },
+  });
 }
 
 /**
