@@ -16,7 +16,7 @@ import { createKoaApp, type Lane } from './http/koa-app.ts';
 import { metricsEndpoint, observeRequests } from './http/metrics.ts';
 import { authorizationServerMetadataAlias, bodyLimit, canonicalHost, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
 import { createPages, providerPages, type Pages } from './http/pages.ts';
-import { rateLimits } from './http/rate-limit.ts';
+import { requestLimits } from './http/rate-limit.ts';
 import { requestGuard } from './http/request-guard.ts';
 import { ClientCertificates } from './oidc/client-certificates.ts';
 import { Directory } from './oidc/directory.ts';
@@ -241,6 +241,16 @@ function buildConsole(parts: Parts, providers: ProviderHolder): Koa.Middleware {
 function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middleware: Koa.Middleware }, observe: Koa.Middleware, adminConsole?: Koa.Middleware): Koa {
   const { config, database, logger, cookieKeys } = parts.options;
   const { prefix, pages } = parts;
+  const limits = requestLimits({
+    limiters: parts.limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics: parts.metrics, logger,
+    isKnownClient: async (clientId) => (await parts.directory.client(clientId)) !== undefined,
+    clientOfAssertion: (assertion) => parts.trustedJwts.claimedClientId(assertion),
+    pageRefused: (ctx, seconds) => pages.error(ctx, 429, {
+      heading: 'Too many attempts',
+      message: `Too many requests came from your network. Try again in ${seconds < 120 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`}.`,
+      code: 'too_many_requests',
+    }),
+  });
   // The decision endpoint answers before Koa: a gateway asks before every request it passes on
   // (src/http/gate.ts does for it what the middleware below does for the rest).
   const koa = createKoaApp({ trustProxy: config.trustProxy, keys: cookieKeys, lane: buildGate(parts, providers) });
@@ -277,16 +287,7 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
     draining: parts.draining,
   }, { logger, onDatabaseCheck: () => parts.metrics.readinessChecks.inc() }).routes());
   koa.use(metricsEndpoint(parts.metrics, { open: config.metrics.open, token: config.metrics.token }));
-  koa.use(rateLimits({
-    limiters: parts.limiters, issuerPath: prefix, maxBodyBytes: config.maxBodyBytes, metrics: parts.metrics, logger,
-    isKnownClient: async (clientId) => (await parts.directory.client(clientId)) !== undefined,
-    clientOfAssertion: (assertion) => parts.trustedJwts.claimedClientId(assertion),
-    pageRefused: (ctx, seconds) => pages.error(ctx, 429, {
-      heading: 'Too many attempts',
-      message: `Too many requests came from your network. Try again in ${seconds < 120 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`}.`,
-      code: 'too_many_requests',
-    }),
-  }));
+  koa.use(limits.middleware);
   koa.use(authorizationServerMetadataAlias(prefix));
   if (adminConsole) koa.use(adminConsole);
   koa.use(interactionRoutes({

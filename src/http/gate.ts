@@ -17,7 +17,7 @@
 // Only a configured gateway is believed (GATE_TRUSTED_GATEWAYS, by the TCP peer's address, never
 // X-Forwarded-For): the endpoint trusts the headers that describe the original request, and
 // whoever could call it directly could describe any request they like.
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { FORWARDED_CLIENT_CERT_HEADER, forwardedClientCertThumbprint } from '../domain/forwarded-client-cert.ts';
 import { GATE_CONTRACT_PATHS, GATE_PATH, gateContractOf, readOriginalRequest, type GateContract, type OriginalRequest } from '../domain/gate-request.ts';
 import { isAddressAllowed, type Network } from '../domain/networks.ts';
@@ -26,7 +26,8 @@ import type { Metrics } from '../platform/metrics.ts';
 import type { GateDecision, PresentedCredentials } from '../services/gate.ts';
 import { clientAddress, type Lane } from './koa-app.ts';
 import { requestRecorder, routeOf } from './metrics.ts';
-import { isNoStore, requestIdOf, serverErrorBody } from './middleware.ts';
+import { writeAnswer as write, type Answer } from './early-answer.ts';
+import { requestIdOf, serverErrorBody } from './middleware.ts';
 
 export interface GateEndpointDeps {
   /** GATE_TRUSTED_GATEWAYS: empty, the endpoint refuses everyone. */
@@ -46,13 +47,6 @@ export interface GateEndpointDeps {
   draining(): boolean;
   metrics: Metrics;
   logger: Logger;
-}
-
-/** What the endpoint answers: a status, headers, and a JSON body for a refusal (none for an allow). */
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: { error: string; error_description?: string } | undefined;
 }
 
 /** One header of the request as Node gives it (lower-case name), or undefined when absent or empty. */
@@ -76,19 +70,6 @@ function peerIn(known: WeakMap<object, boolean>, req: IncomingMessage, networks:
 
 function refusal(status: number, error: string, description: string): Answer {
   return { status, headers: { 'Cache-Control': 'no-store' }, body: { error, error_description: description } };
-}
-
-/** Writes an answer as the public app's middleware would have: the same headers, the same bytes. */
-function write(res: ServerResponse, answer: Answer, requestId: string, draining: boolean): void {
-  const text = answer.body ? JSON.stringify(answer.body) : '';
-  const headers: OutgoingHttpHeaders = { 'x-request-id': requestId, ...answer.headers };
-  // An allow is exactly 200 with no body: Envoy allows on 200 only, nginx and Caddy ignore it.
-  headers['Content-Type'] = answer.body ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8';
-  headers['Content-Length'] = String(Buffer.byteLength(text));
-  if (isNoStore(answer.headers['Cache-Control'] ?? '')) headers.Pragma = 'no-cache';
-  if (draining) headers.Connection = 'close';
-  res.writeHead(answer.status, headers);
-  res.end(text);
 }
 
 export function gateEndpoint(deps: GateEndpointDeps): Lane {

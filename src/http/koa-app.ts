@@ -3,8 +3,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Koa from 'koa';
 
-/** Answers the requests it takes before Koa sees them (true), or leaves them to Koa (false). */
-export type Lane = (req: IncomingMessage, res: ServerResponse) => boolean;
+/**
+ * Takes the requests it answers before Koa sees them (true), or leaves them to Koa (false). A
+ * request it took may still be handed to Koa later, once, with `pass`, as long as nothing of the
+ * request was consumed and nothing of the response written.
+ */
+export type Lane = (req: IncomingMessage, res: ServerResponse, pass: () => void) => boolean;
+
+/** Several lanes, each asked in turn. */
+export function lanes(...all: (Lane | undefined)[]): Lane | undefined {
+  const present = all.filter((lane): lane is Lane => lane !== undefined);
+  if (present.length <= 1) return present[0];
+  return (req, res, pass) => present.some((lane) => lane(req, res, pass));
+}
 
 export function createKoaApp(options: { trustProxy: boolean; keys?: string[]; lane?: Lane }): Koa {
   // Behind a proxy, the client's address is the last X-Forwarded-For entry, the one the proxy
@@ -19,7 +30,7 @@ export function createKoaApp(options: { trustProxy: boolean; keys?: string[]; la
     const callback = koa.callback.bind(koa);
     koa.callback = () => {
       const handle = callback();
-      return (req, res) => (lane(req as IncomingMessage, res as ServerResponse) ? ANSWERED : handle(req, res));
+      return (req, res) => (lane(req as IncomingMessage, res as ServerResponse, () => void handle(req, res)) ? ANSWERED : handle(req, res));
     };
   }
   return koa;

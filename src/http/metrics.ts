@@ -72,16 +72,20 @@ export function observeRequests(metrics: Metrics, logger: Logger, issuerPath: st
       record(route, ctx.method, ctx.status, seconds, () => ({
         requestId: ctx.state.requestId, path: ctx.path, address: ctx.ip, clientId: authenticatedClient(ctx),
       }));
-      if (ctx.method === 'POST' && ctx.status !== 429) {
-        if (route === '/token' && ctx.status >= 400) metrics.tokenErrors.inc({ error: errorCode(ctx.body) });
-        if (route === '/token/introspection') {
-          const active = (ctx.body as { active?: unknown } | undefined)?.active;
-          metrics.introspections.inc({ result: ctx.status !== 200 ? 'error' : active === true ? 'active' : 'inactive' });
-        }
-        if (route === '/token/revocation') metrics.revocations.inc({ result: ctx.status === 200 ? 'ok' : 'error' });
-      }
+      countProtocolOutcome(metrics, route, ctx.method, ctx.status, ctx.body);
     }
   };
+}
+
+/** Counts the outcome of a token, introspection or revocation request (a limit's 429 is counted as such). */
+export function countProtocolOutcome(metrics: Metrics, route: string, method: string, status: number, body: unknown): void {
+  if (method !== 'POST' || status === 429) return;
+  if (route === '/token' && status >= 400) metrics.tokenErrors.inc({ error: errorCode(body) });
+  if (route === '/token/introspection') {
+    const active = (body as { active?: unknown } | undefined)?.active;
+    metrics.introspections.inc({ result: status !== 200 ? 'error' : active === true ? 'active' : 'inactive' });
+  }
+  if (route === '/token/revocation') metrics.revocations.inc({ result: status === 200 ? 'ok' : 'error' });
 }
 
 /** What the access-log line says of a request besides its route, method and status. */

@@ -3,6 +3,7 @@
 // Over a limit: 429 with Retry-After (RFC 6585 §4) and an RFC 6749-style JSON error body, or a
 // page for a person's browser. Addresses are counted by addressBucket (an IPv6 /64, an IPv4
 // address), so one host cannot spread itself over many counters.
+import type { IncomingMessage } from 'node:http';
 import type Koa from 'koa';
 import { escapeRegExp, INTERACTION_PATH, isProviderPath, PROVIDER_ROUTES } from '../domain/endpoints.ts';
 import { isRandomId } from '../domain/crypto.ts';
@@ -28,11 +29,11 @@ function formDecode(value: string): string | undefined {
  * length or chunked), up to the body limit: leaving the length out must not skip the limits.
  */
 async function presentedClientId(
-  ctx: Koa.Context,
+  req: IncomingMessage,
   maxBodyBytes: number,
   clientOfAssertion?: (assertion: string) => Promise<string | undefined>,
 ): Promise<string | undefined> {
-  const authorization = ctx.get('authorization');
+  const authorization = req.headers.authorization;
   let id: string | undefined;
   if (authorization) {
     const [scheme, value] = authorization.split(' ');
@@ -41,7 +42,7 @@ async function presentedClientId(
     const colon = decoded.indexOf(':');
     id = colon > 0 ? formDecode(decoded.slice(0, colon)) : undefined;
   } else {
-    const params = await peekFormParams(ctx.req, maxBodyBytes);
+    const params = await peekFormParams(req, maxBodyBytes);
     id = params?.get('client_id') ?? undefined;
     // A workload's platform token names its client by the binding of its issuer and subject.
     const assertion = params?.get('client_assertion');
@@ -62,15 +63,21 @@ function authenticatedAs(ctx: Koa.Context): string | undefined {
   return typeof id === 'string' ? id : undefined;
 }
 
-function tooManyRequests(ctx: Koa.Context, result: Extract<LimitResult, { allowed: false }>): void {
-  ctx.status = 429;
-  ctx.set('Retry-After', String(result.retryAfterSeconds));
-  ctx.set('Cache-Control', 'no-store');
-  // RFC 6749 has no code for this; temporarily_unavailable (§4.1.2.1) is the one that means it.
-  ctx.body = {
-    error: 'temporarily_unavailable',
-    error_description: `too many requests; retry after ${result.retryAfterSeconds} s`,
+/** The answer over a limit: 429 with Retry-After (RFC 6585 §4), as JSON. */
+export function tooManyRequestsAnswer(result: Refused): { status: number; headers: Record<string, string>; body: Record<string, unknown> } {
+  return {
+    status: 429,
+    headers: { 'Retry-After': String(result.retryAfterSeconds), 'Cache-Control': 'no-store' },
+    // RFC 6749 has no code for this; temporarily_unavailable (§4.1.2.1) is the one that means it.
+    body: { error: 'temporarily_unavailable', error_description: `too many requests; retry after ${result.retryAfterSeconds} s` },
   };
+}
+
+function tooManyRequests(ctx: Koa.Context, result: Refused): void {
+  const answer = tooManyRequestsAnswer(result);
+  ctx.status = answer.status;
+  for (const [name, value] of Object.entries(answer.headers)) ctx.set(name, value);
+  ctx.body = answer.body;
 }
 
 export interface RateLimitDeps {
@@ -160,7 +167,42 @@ function limitedEndpoints(issuerPath: string): (method: string, path: string) =>
 /** (client, address) pairs in back-off, remembered by this process (bounded). */
 const MAX_BACKED_OFF = 10_000;
 
-export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
+type Refused = Extract<LimitResult, { allowed: false }>;
+
+/** What admitting a protocol request took, for settling it once it is answered. */
+export interface Admission {
+  /** The known client the request presented: it took from that client's allowance. */
+  clientId: string | undefined;
+  /** Where a failed authentication of that client from this address is counted. */
+  backOffKey: string | undefined;
+}
+
+/** Admitted (with what to settle, none for a request that only counts per address), or refused. */
+export type AdmitResult = { admission: Admission | undefined } | { refused: Refused; page: boolean };
+
+/** How a request was answered, as settling it needs to know. */
+export interface Outcome {
+  status: number;
+  body: unknown;
+  /** The client the request authenticated as, if any. */
+  authenticatedAs: string | undefined;
+}
+
+export interface RequestLimits {
+  /** The limits in Koa's middleware chain. */
+  middleware: Koa.Middleware;
+  /**
+   * Counts a request against its limits, as the middleware does, for a request answered before
+   * Koa (http/protocol-lane.ts); undefined when no limit applies to it.
+   */
+  admit(method: string, path: string, req: IncomingMessage, address: string): Promise<AdmitResult | undefined>;
+  /** After the answer to an admitted request: gives back what it took, counts a failed authentication. */
+  settle(admission: Admission, outcome: Outcome): Promise<void>;
+  /** A request admitted before Koa goes on to Koa after all: the middleware settles it, never counts it again. */
+  handOver(req: IncomingMessage, admission: Admission | undefined): void;
+}
+
+export function requestLimits(deps: RateLimitDeps): RequestLimits {
   const { limiters, issuerPath, metrics, logger } = deps;
   // Set when counting an invalid_client finds the (client_id, address) pair over the limit. Kept
   // here rather than read from the shared store on every request: that would cost a query per
@@ -189,16 +231,12 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
       return { allowed: true };
     }
   };
-  const refuse = (ctx: Koa.Context, request: Limited, result: Extract<LimitResult, { allowed: false }>): void => {
-    tooManyRequests(ctx, result);
-    // A person's browser gets a page; clients get the JSON.
-    if (request.page && deps.pageRefused) deps.pageRefused(ctx, result.retryAfterSeconds);
-  };
+  const giveBack = (clientId: string) => limiters.client(clientId).refund(clientId).catch((error: unknown) => {
+    logger.warn({ err: error }, 'rate limiter failed to give back a request');
+  });
 
-  return async (ctx, next) => {
-    const request = limited(ctx.method, ctx.path);
-    if (request === undefined) return next();
-    const address = detach(addressBucket(ctx.ip));
+  const admitLimited = async (request: Limited, req: IncomingMessage, ip: string): Promise<AdmitResult> => {
+    const address = detach(addressBucket(ip));
     const { endpoint } = request;
     if (endpoint !== 'protocol') {
       const result = endpoint === 'authorize'
@@ -206,18 +244,17 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
         : endpoint === 'address'
           ? await limit('address', () => limiters.address.consume(address))
           : await limit('sign_in_address', () => limiters.signInAddress.consume(address));
-      if (result.allowed) return next();
-      return refuse(ctx, request, result);
+      return result.allowed ? { admission: undefined } : { refused: result, page: request.page };
     }
 
     // The address first: a flood of requests must be refused before it costs a client lookup.
     const byAddress = await limit('address', () => limiters.address.consume(address));
-    if (!byAddress.allowed) return refuse(ctx, request, byAddress);
+    if (!byAddress.allowed) return { refused: byAddress, page: request.page };
     if (request.authorizes) {
       const result = await limit('authorize_address', () => limiters.authorizeAddress.consume(address));
-      if (!result.allowed) return refuse(ctx, request, result);
+      if (!result.allowed) return { refused: result, page: request.page };
     }
-    const presented = await presentedClientId(ctx, deps.maxBodyBytes, deps.clientOfAssertion);
+    const presented = await presentedClientId(req, deps.maxBodyBytes, deps.clientOfAssertion);
     const clientId = presented !== undefined && await deps.isKnownClient(presented).catch(() => false) ? presented : undefined;
     // The back-off belongs to the client as seen from this address only: failures from elsewhere
     // (anyone may present a client_id) must not lock the client itself out (docs/security.md).
@@ -226,24 +263,23 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
       const left = backOffLeft(backOffKey);
       if (left > 0) {
         metrics.rateLimited.inc({ limiter: 'invalid_client' });
-        return tooManyRequests(ctx, { allowed: false, retryAfterSeconds: left });
+        return { refused: { allowed: false, retryAfterSeconds: left }, page: false };
       }
     }
     const byClient = clientId === undefined ? { allowed: true } as const : await limit('client', () => limiters.client(clientId).consume(clientId));
     // The per-client limit keeps the requests the client itself made: anyone may present its id,
     // so a refused request, and one that fails to authenticate, is given back. Otherwise a flood
     // presenting the id (wrong secrets, or none) would use up the real client's allowance.
-    const giveBack = () => limiters.client(clientId!).refund(clientId!).catch((error: unknown) => {
-      logger.warn({ err: error }, 'rate limiter failed to give back a request');
-    });
     if (!byClient.allowed) {
-      await giveBack();
-      return tooManyRequests(ctx, byClient);
+      await giveBack(clientId!);
+      return { refused: byClient, page: false };
     }
-    await next();
-    const body = ctx.body as { error?: unknown } | undefined;
-    const failed = ctx.status === 401 && body?.error === 'invalid_client';
-    if (clientId !== undefined && (failed || authenticatedAs(ctx) !== clientId)) await giveBack();
+    return { admission: { clientId, backOffKey } };
+  };
+
+  const settle = async ({ clientId, backOffKey }: Admission, outcome: Outcome): Promise<void> => {
+    const failed = outcome.status === 401 && (outcome.body as { error?: unknown } | undefined)?.error === 'invalid_client';
+    if (clientId !== undefined && (failed || outcome.authenticatedAs !== clientId)) await giveBack(clientId);
     if (backOffKey !== undefined && failed) {
       // RFC 6749 §2.3.1: endpoints taking client passwords must resist brute force; repeated
       // failed authentication for one client_id from one address backs off.
@@ -257,4 +293,43 @@ export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
       }
     }
   };
+
+  /** Requests admitted before Koa and handed over to it: the request object is the key. */
+  const handedOver = new WeakMap<IncomingMessage, Admission | undefined>();
+
+  const middleware: Koa.Middleware = async (ctx, next) => {
+    let admitted: AdmitResult;
+    if (handedOver.has(ctx.req)) {
+      admitted = { admission: handedOver.get(ctx.req) };
+      handedOver.delete(ctx.req);
+    } else {
+      const request = limited(ctx.method, ctx.path);
+      if (request === undefined) return next();
+      admitted = await admitLimited(request, ctx.req, ctx.ip);
+    }
+    if ('refused' in admitted) {
+      tooManyRequests(ctx, admitted.refused);
+      // A person's browser gets a page; clients get the JSON.
+      if (admitted.page && deps.pageRefused) deps.pageRefused(ctx, admitted.refused.retryAfterSeconds);
+      return undefined;
+    }
+    await next();
+    if (admitted.admission) await settle(admitted.admission, { status: ctx.status, body: ctx.body, authenticatedAs: authenticatedAs(ctx) });
+    return undefined;
+  };
+
+  return {
+    middleware,
+    admit: async (method, path, req, address) => {
+      const request = limited(method, path);
+      return request === undefined ? undefined : admitLimited(request, req, address);
+    },
+    settle,
+    handOver: (req, admission) => { handedOver.set(req, admission); },
+  };
+}
+
+/** The limits as Koa middleware alone. */
+export function rateLimits(deps: RateLimitDeps): Koa.Middleware {
+  return requestLimits(deps).middleware;
 }

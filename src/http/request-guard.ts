@@ -69,22 +69,25 @@ const TOKEN_HEADERS = ['dpop', 'oauth-client-attestation', 'oauth-client-attesta
 /** Headers whose values Postern or the provider reads (the rest are only passed along). */
 const READ_HEADERS = ['host', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'forwarded', ...TOKEN_HEADERS];
 
+/** A request header by its lower-case name, '' when absent (as Koa's ctx.get). */
+export type HeaderOf = (name: string) => string;
+
 /** What is wrong with the headers values are taken from; undefined when nothing is. */
-export function findUncleanHeader(ctx: Koa.Context, certificateHeader?: string): string | undefined {
+export function findUncleanHeader(get: HeaderOf, certificateHeader?: string): string | undefined {
   for (const name of READ_HEADERS) {
-    const value = ctx.get(name);
+    const value = get(name);
     if (!value) continue;
     if (decodeHeaderValue(value) === undefined) return `the ${name} header is not UTF-8 text`;
     if (TOKEN_HEADERS.includes(name) && !hasCleanContent(value)) return `the ${name} header holds a NUL byte or invalid text`;
   }
   if (certificateHeader) {
-    const value = ctx.get(certificateHeader);
+    const value = get(certificateHeader);
     // A proxy sends the certificate as PEM, URL-encoded PEM or base64 DER (docs/sender-constrained-tokens.md).
     if (value && (decodeHeaderValue(value) === undefined || decodePercent(value, false) === undefined)) {
       return `the ${certificateHeader} header is not a certificate`;
     }
   }
-  const authorization = ctx.get('authorization');
+  const authorization = get('authorization');
   if (!authorization) return undefined;
   if (decodeHeaderValue(authorization) === undefined) return 'the Authorization header is not UTF-8 text';
   const [scheme, credentials = ''] = authorization.split(' ');
@@ -132,9 +135,9 @@ async function findUncleanBody(ctx: Koa.Context, deps: RequestGuardDeps, params:
     return { status: 413, message: `request body exceeds ${deps.maxBodyBytes} bytes` };
   }
   if (!body?.length) return undefined;
-  const text = decodeCleanUtf8(body);
-  if (text === undefined) return { status: 400, message: 'the body holds a NUL byte or is not UTF-8' };
   if (json) {
+    const text = decodeCleanUtf8(body);
+    if (text === undefined) return { status: 400, message: 'the body holds a NUL byte or is not UTF-8' };
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -143,8 +146,15 @@ async function findUncleanBody(ctx: Koa.Context, deps: RequestGuardDeps, params:
     }
     return isCleanJson(parsed) ? undefined : { status: 400, message: 'a string in the body holds a NUL (\\u0000) or a lone surrogate' };
   }
-  const fields = parseParams(text);
-  if (!fields || fields.some(([, value]) => !hasCleanContent(value))) return { status: 400, message: 'the body holds a NUL byte or is not UTF-8' };
+  const message = findUncleanForm(body, params);
+  return message === undefined ? undefined : { status: 400, message };
+}
+
+/** What is wrong with a form body; undefined when nothing is. Adds its params. */
+export function findUncleanForm(body: Buffer, params: Params): string | undefined {
+  const text = decodeCleanUtf8(body);
+  const fields = text === undefined ? undefined : parseParams(text);
+  if (!fields || fields.some(([, value]) => !hasCleanContent(value))) return 'the body holds a NUL byte or is not UTF-8';
   params.push(...fields);
   return undefined;
 }
@@ -156,7 +166,7 @@ export function requestGuard(deps: RequestGuardDeps): Koa.Middleware {
   return async (ctx, next) => {
     const params: Params = [];
     let problem: Problem | undefined;
-    const unclean = findUncleanUrl(ctx, params) ?? findUncleanHeader(ctx, deps.certificateHeader);
+    const unclean = findUncleanUrl(ctx, params) ?? findUncleanHeader((name) => ctx.get(name), deps.certificateHeader);
     if (unclean) problem = { status: 400, message: unclean };
     problem ??= await findUncleanBody(ctx, deps, params);
     if (!problem) {

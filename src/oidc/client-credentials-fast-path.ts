@@ -12,10 +12,10 @@
 // stream), so every error response still comes from the provider.
 // test/client-credentials-fast-path.test.ts and test/federated-fast-path.test.ts send tables of
 // requests to a server with this path and one without and compare the answers.
-import type Koa from 'koa';
+import type { IncomingMessage } from 'node:http';
 import type { KeySet } from '../domain/signing-keys.ts';
 import type { ApiEntry, ClientEntry, Directory } from './directory.ts';
-import { callerOf, plainClient, readPlainForm, SCOPE_LIST } from './fast-path-request.ts';
+import { callerOf, plainClient, readPlainForm, SCOPE_LIST, type FastPath } from './fast-path-request.ts';
 import { canSign, signAccessToken, signingKeys, tokenId } from './fast-path-tokens.ts';
 
 const ALLOWED_PARAMS = new Set(['grant_type', 'scope', 'resource', 'client_id', 'client_secret']);
@@ -31,7 +31,7 @@ export interface ClientCredentialsFastPathOptions {
   /** The provider's own scopes (OpenID scopes): requests naming one are the provider's. */
   providerScopes: ReadonlySet<string>;
   /** Whether the request presents a TLS client certificate (mutual TLS is the provider's). */
-  hasCertificate(req: Koa.Context['req']): boolean;
+  hasCertificate(req: IncomingMessage): boolean;
   /** Told of each token issued here, as the provider's issuance events tell (audit, metrics). */
   onIssued(clientId: string, api: string): void;
 }
@@ -49,29 +49,29 @@ function grantedScopes(client: ClientEntry, api: ApiEntry, raw: string | null, p
   return requested;
 }
 
-export function clientCredentialsFastPath(options: ClientCredentialsFastPathOptions): Koa.Middleware {
+export function clientCredentialsFastPath(options: ClientCredentialsFastPathOptions): FastPath {
   const { directory, issuer, path, maxBodyBytes, providerScopes } = options;
   const keys = signingKeys(options.keys);
-  return async (ctx, next) => {
-    const params = await readPlainForm(ctx, path, maxBodyBytes, ALLOWED_PARAMS);
-    if (!params || params.get('grant_type') !== 'client_credentials' || options.hasCertificate(ctx.req)) return next();
-    const caller = callerOf(ctx.get('authorization') || undefined, params);
-    if (!caller) return next();
+  return async (request) => {
+    const params = await readPlainForm(request, path, maxBodyBytes, ALLOWED_PARAMS);
+    if (!params || params.get('grant_type') !== 'client_credentials' || options.hasCertificate(request.req)) return undefined;
+    const caller = callerOf(request.authorization, params);
+    if (!caller) return undefined;
     const client = await directory.client(caller.clientId);
-    if (!plainClient(client, caller, Date.now(), ctx.req, 'client_credentials')) return next();
+    if (!plainClient(client, caller, Date.now(), request.req, 'client_credentials')) return undefined;
     // No resource: the client's only API (resource-policy.ts defaultResource).
     let resource = params.get('resource');
     if (resource === null) {
-      if (client.grants.size !== 1) return next();
+      if (client.grants.size !== 1) return undefined;
       [resource] = client.grants.keys() as unknown as [string];
     }
     // RFC 8707 §2: an absolute URI without a fragment; the provider words the refusals.
-    if (resource.includes('#') || !URL.canParse(resource)) return next();
+    if (resource.includes('#') || !URL.canParse(resource)) return undefined;
     const api = await directory.api(resource);
-    if (!api || api.tokenFormat !== 'jwt' || api.requireDpop || api.requireMtls) return next();
+    if (!api || api.tokenFormat !== 'jwt' || api.requireDpop || api.requireMtls) return undefined;
     const scopes = grantedScopes(client, api, params.get('scope'), providerScopes);
     const signing = keys.get(api.signingAlg);
-    if (!scopes || !canSign(signing)) return next();
+    if (!scopes || !canSign(signing)) return undefined;
 
     // The claims in the order oidc-provider writes them (lib/models/formats/jwt.js), with
     // Postern's extra claims first (configuration.ts tokenClaims).
@@ -91,11 +91,11 @@ export function clientCredentialsFastPath(options: ClientCredentialsFastPathOpti
     };
     const token = await signAccessToken(signing, payload);
 
-    // The body stays on the stream unread; nothing else will read it.
-    ctx.req.resume();
-    ctx.state.clientId = client.clientId; // for the access log, as the provider's ctx.oidc.client
     options.onIssued(client.clientId, api.identifier);
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = { access_token: token, expires_in: api.accessTokenTtl, token_type: 'Bearer', ...(scope ? { scope } : {}) };
+    return {
+      status: 200,
+      body: { access_token: token, expires_in: api.accessTokenTtl, token_type: 'Bearer', ...(scope ? { scope } : {}) },
+      clientId: client.clientId,
+    };
   };
 }

@@ -15,7 +15,7 @@
 // way (the token.exchanged audit record, the issuance count and metrics).
 // test/token-exchange-fast-path.test.ts sends a table of requests to a server with this path and
 // one without and compares the answers.
-import type Koa from 'koa';
+import type { IncomingMessage } from 'node:http';
 import { errors } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/tables.ts';
@@ -24,7 +24,7 @@ import type { KeySet } from '../domain/signing-keys.ts';
 import { actDepth, TOKEN_EXCHANGE_GRANT, TOKEN_TYPES, type ActClaim, type Lineage } from '../domain/token-exchange.ts';
 import type { Directory } from './directory.ts';
 import { looksLikeJwt, readPresentedToken } from './exchange-subjects.ts';
-import { callerOf, plainClient, readPlainForm, SCOPE_LIST } from './fast-path-request.ts';
+import { callerOf, plainClient, readPlainForm, SCOPE_LIST, type FastPath } from './fast-path-request.ts';
 import { canSign, signAccessToken, signingKeys, tokenId } from './fast-path-tokens.ts';
 import { checkRequest, grantedScopes, recordExchange, subjectHoldings, targetOf, type Params } from './token-exchange.ts';
 import type { TokenPolicy } from './token-policy.ts';
@@ -50,7 +50,7 @@ export interface ExchangeFastPathOptions {
   /** How many exchanges a chain may hold (as token-exchange.ts is told). */
   maxDepth: number;
   /** Whether the request presents a TLS client certificate (mutual TLS is the provider's). */
-  hasCertificate(req: Koa.Context['req']): boolean;
+  hasCertificate(req: IncomingMessage): boolean;
   /** Told of each token issued here, as the provider's issuance events tell (audit count, metrics). */
   onIssued(clientId: string, api: string): void;
 }
@@ -58,16 +58,16 @@ export interface ExchangeFastPathOptions {
 /** A refusal of token-exchange.ts's rules: the provider path gives the answer. */
 const refused = (error: unknown) => error instanceof errors.OIDCProviderError;
 
-export function exchangeFastPath(options: ExchangeFastPathOptions): Koa.Middleware {
+export function exchangeFastPath(options: ExchangeFastPathOptions): FastPath {
   const { directory, tokenPolicy, path, maxBodyBytes } = options;
   const keys = signingKeys(options.keys);
-  return async (ctx, next) => {
-    const form = await readPlainForm(ctx, path, maxBodyBytes, ALLOWED_PARAMS);
-    if (!form || form.get('grant_type') !== TOKEN_EXCHANGE_GRANT || options.hasCertificate(ctx.req)) return next();
-    const caller = callerOf(ctx.get('authorization') || undefined, form);
-    if (!caller) return next();
+  return async (request) => {
+    const form = await readPlainForm(request, path, maxBodyBytes, ALLOWED_PARAMS);
+    if (!form || form.get('grant_type') !== TOKEN_EXCHANGE_GRANT || options.hasCertificate(request.req)) return undefined;
+    const caller = callerOf(request.authorization, form);
+    if (!caller) return undefined;
     const client = await directory.client(caller.clientId);
-    if (!plainClient(client, caller, Date.now(), ctx.req, TOKEN_EXCHANGE_GRANT)) return next();
+    if (!plainClient(client, caller, Date.now(), request.req, TOKEN_EXCHANGE_GRANT)) return undefined;
     const clientId = client.clientId;
     // The provider takes an empty parameter for an absent one (its Params).
     const value = (name: string) => form.get(name) || undefined;
@@ -77,41 +77,41 @@ export function exchangeFastPath(options: ExchangeFastPathOptions): Koa.Middlewa
       scope: value('scope'),
     };
     // Postern's own access tokens as JWTs; trusted issuers' JWTs and opaque tokens are the provider's.
-    if (params.subject_token_type !== TOKEN_TYPES.accessToken || !params.subject_token || !looksLikeJwt(params.subject_token)) return next();
-    if (params.scope !== undefined && !SCOPE_LIST.test(params.scope)) return next();
+    if (params.subject_token_type !== TOKEN_TYPES.accessToken || !params.subject_token || !looksLikeJwt(params.subject_token)) return undefined;
+    if (params.scope !== undefined && !SCOPE_LIST.test(params.scope)) return undefined;
     const metadata = client.metadata as { subject_type?: unknown };
-    if (metadata.subject_type === 'pairwise') return next();
+    if (metadata.subject_type === 'pairwise') return undefined;
 
     try {
       checkRequest(params, true);
       const subject = await readPresentedToken(options.provider, tokenPolicy, directory, params.subject_token, params.subject_token_type);
-      if (!subject || typeof subject === 'string') return next();
+      if (!subject || typeof subject === 'string') return undefined;
       let owned = false;
       for (const aud of subject.aud) if ((await directory.api(aud))?.ownerClientId === clientId) owned = true;
-      if (!owned) return next();
+      if (!owned) return undefined;
       const mayAct = subject.mayAct as { sub?: unknown } | undefined;
-      if (mayAct !== undefined && (typeof mayAct !== 'object' || mayAct === null || mayAct.sub !== clientId)) return next();
+      if (mayAct !== undefined && (typeof mayAct !== 'object' || mayAct === null || mayAct.sub !== clientId)) return undefined;
       const depth = (subject.lineage?.c.length ?? 0) + 1;
-      if (depth > options.maxDepth) return next();
+      if (depth > options.maxDepth) return undefined;
       const impersonate = client.mayImpersonate;
       const act: ActClaim | undefined = impersonate ? subject.act : { sub: clientId, ...(subject.act ? { act: subject.act } : {}) };
-      if (actDepth(act) > options.maxDepth) return next();
+      if (actDepth(act) > options.maxDepth) return undefined;
 
       const api = await directory.api(targetOf(params, client));
       const permitted = api && client.exchange.get(api.identifier);
-      if (!api || !permitted) return next();
+      if (!api || !permitted) return undefined;
       // Bound tokens (DPoP, RFC 9449; certificates, RFC 8705 §3) are the provider path's.
       const bound = client.metadata as { dpop_bound_access_tokens?: unknown; tls_client_certificate_bound_access_tokens?: unknown };
-      if (api.requireDpop || api.requireMtls || bound.dpop_bound_access_tokens || bound.tls_client_certificate_bound_access_tokens) return next();
-      if (api.tokenFormat !== 'jwt') return next();
+      if (api.requireDpop || api.requireMtls || bound.dpop_bound_access_tokens || bound.tls_client_certificate_bound_access_tokens) return undefined;
+      if (api.tokenFormat !== 'jwt') return undefined;
       const signing = keys.get(api.signingAlg);
-      if (!canSign(signing)) return next();
+      if (!canSign(signing)) return undefined;
 
       const held = await subjectHoldings(options, subject, api);
       const scopes = grantedScopes(params.scope, api, permitted, held.scopes);
       const iat = Math.floor(Date.now() / 1000);
       const ttl = Math.min(api.accessTokenTtl, subject.exp - iat);
-      if (ttl <= 0) return next();
+      if (ttl <= 0) return undefined;
       const lineage: Lineage = {
         t: [...(subject.lineage?.t ?? []), subject.key].filter(Boolean),
         c: [...(subject.lineage?.c ?? []), subject.clientId],
@@ -135,16 +135,15 @@ export function exchangeFastPath(options: ExchangeFastPathOptions): Koa.Middlewa
       };
       const token = await signAccessToken(signing, payload);
 
-      // The body stays on the stream unread; nothing else will read it.
-      ctx.req.resume();
-      ctx.state.clientId = clientId; // for the access log, as the provider's ctx.oidc.client
       options.onIssued(clientId, api.identifier);
-      recordExchange(options.audit, ctx, { clientId, api, subject: subject.sub, act, scopes, impersonate });
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = { access_token: token, issued_token_type: TOKEN_TYPES.accessToken, token_type: 'Bearer', expires_in: ttl, scope };
-      return undefined;
+      recordExchange(options.audit, request, { clientId, api, subject: subject.sub, act, scopes, impersonate });
+      return {
+        status: 200,
+        body: { access_token: token, issued_token_type: TOKEN_TYPES.accessToken, token_type: 'Bearer', expires_in: ttl, scope },
+        clientId,
+      };
     } catch (error) {
-      if (refused(error)) return next();
+      if (refused(error)) return undefined;
       throw error;
     }
   };

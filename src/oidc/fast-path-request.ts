@@ -8,7 +8,10 @@ import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
 import { secretMatchesAny } from '../domain/crypto.ts';
 import { TOKEN_EXCHANGE_GRANT } from '../domain/token-exchange.ts';
 import { FEDERATED_AUTH_METHOD } from '../domain/trusted-issuers.ts';
-import { peekFormParams } from '../platform/peek-body.ts';
+import type { FastPath, FastPathRequest } from '../platform/fast-path.ts';
+import { isPlainForm, peekFormParams } from '../platform/peek-body.ts';
+
+export type { FastPath, FastPathAnswer, FastPathRequest } from '../platform/fast-path.ts';
 import type { ClientEntry } from './directory.ts';
 import { federatedProofHolds } from './federated-client-auth.ts';
 
@@ -42,19 +45,48 @@ export function callerOf(authorization: string | undefined, params: URLSearchPar
   return { clientId: bodyId, secret: bodySecret, method: 'client_secret_post' };
 }
 
+/** A fast path in Koa's middleware chain in front of the provider. */
+export function fastPathMiddleware(fastPath: FastPath): Koa.Middleware {
+  return async (ctx, next) => {
+    const answer = await fastPath({
+      req: ctx.req, method: ctx.method, path: ctx.path, authorization: ctx.get('authorization') || undefined, ip: ctx.ip, state: ctx.state,
+    });
+    if (!answer) return next();
+    // The body stays on the stream unread; nothing else will read it.
+    ctx.req.resume();
+    if (answer.clientId !== undefined) ctx.state.clientId = answer.clientId; // for the access log, as the provider's ctx.oidc.client
+    ctx.status = answer.status;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = answer.body;
+    return undefined;
+  };
+}
+
+/** The first answer of `fastPaths`, tried in order; undefined when none answers. */
+export function firstAnswer(fastPaths: readonly FastPath[]): FastPath {
+  return async (request) => {
+    for (const fastPath of fastPaths) {
+      const answer = await fastPath(request);
+      if (answer) return answer;
+    }
+    return undefined;
+  };
+}
+
 /**
  * The form of a plain POST to `path` (each name once, only names in `allowed`), read without
  * consuming it; undefined when the request is anything else.
  */
 export async function readPlainForm(
-  ctx: Koa.Context, path: string, maxBodyBytes: number, allowed: ReadonlySet<string>,
+  request: FastPathRequest, path: string, maxBodyBytes: number, allowed: ReadonlySet<string>,
 ): Promise<URLSearchParams | undefined> {
-  if (ctx.method !== 'POST' || ctx.path !== path) return undefined;
-  if (!ctx.is('application/x-www-form-urlencoded')) return undefined;
-  for (const header of FEATURE_HEADERS) if (ctx.get(header)) return undefined;
+  if (request.method !== 'POST' || request.path !== path) return undefined;
+  const { req } = request;
+  if (!isPlainForm(req)) return undefined;
+  for (const header of FEATURE_HEADERS) if (req.headers[header]) return undefined;
   // The one reader every check shares: a declared length or a chunked body, at most maxBodyBytes,
   // parsed once for all of them.
-  const params = await peekFormParams(ctx.req, maxBodyBytes);
+  const params = await peekFormParams(req, maxBodyBytes);
   if (!params) return undefined;
   let count = 0;
   for (const name of params.keys()) {

@@ -7,15 +7,15 @@
 // and the client bound to (issuer, sub, claims). A verified request then reaches the provider
 // as that client with a per-process proof only this process's compareClientSecret accepts for
 // this very request; any failure is answered 401 invalid_client here (RFC 6749 §5.2).
-import type Koa from 'koa';
 import Provider from 'oidc-provider';
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import type { AuditSink } from '../domain/audit-events.ts';
 import { FEDERATED_AUTH_METHOD, JWT_BEARER_ASSERTION_TYPE } from '../domain/trusted-issuers.ts';
 import { detach } from '../domain/text.ts';
-import { peekFormParams, replacePeekedBody } from '../platform/peek-body.ts';
+import { isPlainForm, peekFormParams, replacePeekedBody } from '../platform/peek-body.ts';
 import { TrustedJwtError, type TrustedJwtVerifier } from '../services/trusted-jwt.ts';
+import type { FastPath, FastPathAnswer } from './fast-path-request.ts';
 
 /** Requests whose assertion was verified here, and the client it proved. */
 const verifiedRequests = new WeakMap<object, string>();
@@ -35,11 +35,6 @@ export function isFederatedAssertion(assertion: string): boolean {
   }
 }
 
-function refuse(ctx: Koa.Context, description: string): void {
-  ctx.status = 401;
-  ctx.set('Cache-Control', 'no-store');
-  ctx.body = { error: 'invalid_client', error_description: description };
-}
 
 export interface FederatedClientAuthOptions {
   verifier: TrustedJwtVerifier;
@@ -49,29 +44,33 @@ export interface FederatedClientAuthOptions {
   audit: AuditSink;
 }
 
-/** Koa middleware in front of the provider (see the top of this file). */
-export function federatedClientAuth(options: FederatedClientAuthOptions): Koa.Middleware {
+/**
+ * In front of the provider (see the top of this file): answers a refusal; a verified request goes
+ * on (undefined) with its form rewritten, as does every request it leaves to the provider.
+ */
+export function federatedClientAuth(options: FederatedClientAuthOptions): FastPath {
   const { verifier, paths, maxBodyBytes, audit } = options;
-  return async (ctx, next) => {
-    if (ctx.method !== 'POST' || !paths.has(ctx.path) || !ctx.is('application/x-www-form-urlencoded')) return next();
+  return async (request) => {
+    const { req } = request;
+    if (request.method !== 'POST' || !paths.has(request.path) || !isPlainForm(req)) return undefined;
     // However the body is framed: with a length, or chunked (read up to the cap, as every check
     // that reads a body does; a larger one is the body limit's to refuse).
-    const params = await peekFormParams(ctx.req, maxBodyBytes);
-    if (!params) return next();
+    const params = await peekFormParams(req, maxBodyBytes);
+    if (!params) return undefined;
     const assertions = params.getAll('client_assertion');
     // Anything else (duplicates, other mechanisms besides) is the provider's to refuse.
     if (assertions.length !== 1 || params.getAll('client_assertion_type').length !== 1
-      || params.get('client_assertion_type') !== JWT_BEARER_ASSERTION_TYPE || ctx.get('authorization')
+      || params.get('client_assertion_type') !== JWT_BEARER_ASSERTION_TYPE || request.authorization
       || params.has('client_secret') || params.getAll('client_id').length > 1 || !isFederatedAssertion(assertions[0]!)) {
-      return next();
+      return undefined;
     }
-    const failed = (description: string, reason: string) => {
-      refuse(ctx, description);
+    const failed = (description: string, reason: string): FastPathAnswer => {
       audit.record({
-        type: 'token.failure', actor: { type: 'anonymous' }, outcome: 'failure', sourceAddress: ctx.ip,
-        requestId: (ctx.state?.requestId as string | undefined) ?? null,
+        type: 'token.failure', actor: { type: 'anonymous' }, outcome: 'failure', sourceAddress: request.ip,
+        requestId: (request.state.requestId as string | undefined) ?? null,
         details: { error: 'invalid_client', errorDescription: description, reason, status: 401, method: FEDERATED_AUTH_METHOD },
       });
+      return { status: 401, body: { error: 'invalid_client', error_description: description }, clientId: undefined };
     };
     let clientId: string | null;
     try {
@@ -91,14 +90,15 @@ export function federatedClientAuth(options: FederatedClientAuthOptions): Koa.Mi
     rewritten.delete('client_assertion_type');
     rewritten.set('client_id', clientId);
     rewritten.set('client_secret', PROOF);
-    if (!(await replacePeekedBody(ctx.req, Buffer.from(rewritten.toString(), 'utf8')))) {
-      ctx.status = 400;
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = { error: 'invalid_request', error_description: 'the request body could not be read whole: send it again, with a Content-Length' };
-      return undefined;
+    if (!(await replacePeekedBody(req, Buffer.from(rewritten.toString(), 'utf8')))) {
+      return {
+        status: 400,
+        body: { error: 'invalid_request', error_description: 'the request body could not be read whole: send it again, with a Content-Length' },
+        clientId: undefined,
+      };
     }
-    verifiedRequests.set(ctx.req, detach(clientId));
-    return next();
+    verifiedRequests.set(req, detach(clientId));
+    return undefined;
   };
 }
 

@@ -10,10 +10,9 @@
 // every other kind of token, goes to the provider untouched (its body is put back on the
 // stream), so every error response still comes from the provider.
 import { decodeProtectedHeader } from 'jose';
-import type Koa from 'koa';
 import type Provider from 'oidc-provider';
 import { SECRET_AUTH_METHODS } from '../domain/client-keys.ts';
-import { callerOf, readPlainForm } from './fast-path-request.ts';
+import { callerOf, readPlainForm, type FastPath } from './fast-path-request.ts';
 import { isOpaqueValue, type OpaqueIntrospection } from './opaque-introspection.ts';
 import type { TokenPolicy } from './token-policy.ts';
 
@@ -40,31 +39,27 @@ export function introspectionFastPath(
   onAnswer: () => void = () => {},
   /** Answers for services' opaque tokens; without it, those go to the provider. */
   opaque?: OpaqueIntrospection,
-): Koa.Middleware {
-  return async (ctx, next) => {
-    const params = await readPlainForm(ctx, path, maxBodyBytes, ALLOWED_PARAMS);
+): FastPath {
+  return async (request) => {
+    const params = await readPlainForm(request, path, maxBodyBytes, ALLOWED_PARAMS);
     const token = params?.get('token');
-    if (!params || !token) return next();
+    if (!params || !token) return undefined;
     const jwt = isJwt(token);
     // An opaque token with a hint naming another kind is the provider's (it looks there first).
     const hint = params.get('token_type_hint');
     const opaqueToken = !jwt && opaque !== undefined && isOpaqueValue(token) && (hint === null || hint === 'access_token');
-    if (!jwt && !opaqueToken) return next();
-    const caller = callerOf(ctx.get('authorization') || undefined, params);
-    if (!caller || !(await mayUseFastPath(caller.clientId))) return next();
+    if (!jwt && !opaqueToken) return undefined;
+    const caller = callerOf(request.authorization, params);
+    if (!caller || !(await mayUseFastPath(caller.clientId))) return undefined;
     const client = await provider.Client.find(caller.clientId);
     if (!client || !SECRET_AUTH_METHODS.includes(client.tokenEndpointAuthMethod ?? '')
       || !(await (client as unknown as { compareClientSecret(secret: string): Promise<boolean> })
         .compareClientSecret(caller.secret))) {
-      return next();
+      return undefined;
     }
     const answer = jwt ? await tokenPolicy.introspectJwt(client.clientId, token) : await opaque!.introspect(client.clientId, token);
-    if (!answer) return next();
-    // The body stays on the stream unread; nothing else will read it.
-    ctx.req.resume();
-    ctx.state.clientId = client.clientId; // for the access log, as the provider's ctx.oidc.client
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = answer;
+    if (!answer) return undefined;
     onAnswer();
+    return { status: 200, body: answer, clientId: client.clientId };
   };
 }

@@ -11,6 +11,7 @@ import { clientCredentialsFastPath } from './client-credentials-fast-path.ts';
 import { PROVIDER_SCOPES, providerConfiguration, type ProviderDeps, type ProviderSettings } from './configuration.ts';
 import type { Directory } from './directory.ts';
 import { exchangeFastPath } from './exchange-fast-path.ts';
+import { fastPathMiddleware, firstAnswer, type FastPath } from './fast-path-request.ts';
 import { GateTokens } from './gate-tokens.ts';
 import { introspectionFastPath } from './introspection-fast-path.ts';
 import { OpaqueIntrospection } from './opaque-introspection.ts';
@@ -30,6 +31,11 @@ export interface ProviderParts {
   provider: Provider;
   /** Koa middleware to run in front of the provider. */
   fastPaths: Koa.Middleware[];
+  /**
+   * The same fast paths for the public listener's early lane (src/http/protocol-lane.ts), which
+   * answers before Koa; undefined with FAST_PATHS=false (everything goes to Koa and the provider).
+   */
+  answerEarly?: FastPath;
   /**
    * Checks a Bearer token presented to Postern itself (the admin API): one of our JWT access
    * tokens for `audience`, usable now. Resolves its client, its person if it is a person's, and
@@ -160,6 +166,7 @@ export function createProvider(config: ProviderSettings, deps: ProviderDeps): Pr
     verifyAccessToken: (token, audience, certificateThumbprint) =>
       tokenPolicy.authorizeAccessToken(token, audience, certificateThumbprint),
     gateTokens: new GateTokens({ provider, tokenPolicy, directory, db: deps.db }),
-    fastPaths: [...federated, ...fastPaths],
+    fastPaths: [...federated, ...fastPaths].map(fastPathMiddleware),
+    answerEarly: fastPaths.length ? firstAnswer([...federated, ...fastPaths]) : undefined,
   };
 }

@@ -84,6 +84,18 @@ export function peekRequestBody(req: IncomingMessage, limit: number): Promise<Pe
   return req.headers['transfer-encoding'] ? peekUnsizedBody(req, limit) : Promise.resolve(undefined);
 }
 
+/**
+ * A url-encoded form's media type as clients send it: a subset of what Koa's ctx.is (and so the
+ * provider's body parser) takes, so that whatever passes here would also pass there.
+ */
+const PLAIN_FORM_TYPE = /^application\/x-www-form-urlencoded(?:;\s*charset=(?:utf-8|"utf-8"))?$/i;
+
+/** Whether a request is a url-encoded form, plainly labelled (see PLAIN_FORM_TYPE). */
+export function isPlainForm(req: IncomingMessage): boolean {
+  const type = req.headers['content-type'];
+  return type !== undefined && PLAIN_FORM_TYPE.test(type);
+}
+
 /** The parameters of each request's form, parsed once from the bytes peeked (a replaced body is parsed again). */
 const forms = new WeakMap<IncomingMessage, { body: Buffer; params: URLSearchParams }>();
 

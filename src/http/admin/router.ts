@@ -133,7 +133,7 @@ async function readJson(ctx: Koa.Context, maxBytes: number): Promise<unknown> {
 function refuseUncleanInput(certificateHeader: string | undefined): Koa.Middleware {
   return async (ctx, next) => {
     const url = findUncleanUrl(ctx);
-    const problem = url ?? findUncleanHeader(ctx, certificateHeader);
+    const problem = url ?? findUncleanHeader((name) => ctx.get(name), certificateHeader);
     if (problem) throw new AdminError('invalid_input', problem, { fields: [url ? (url.includes('path') ? 'path' : 'query') : 'headers'] });
     await next();
   };
