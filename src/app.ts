@@ -12,11 +12,12 @@ import { consoleUrls } from './http/console/sign-in.ts';
 import { healthRoutes } from './http/health.ts';
 import { interactionRoutes } from './http/interactions.ts';
 import { gateEndpoint } from './http/gate.ts';
-import { createKoaApp, type Lane } from './http/koa-app.ts';
+import { createKoaApp, lanes, type Lane } from './http/koa-app.ts';
 import { metricsEndpoint, observeRequests } from './http/metrics.ts';
 import { authorizationServerMetadataAlias, bodyLimit, canonicalHost, errorBoundary, noCachePragma, notFound, requestId } from './http/middleware.ts';
 import { createPages, providerPages, type Pages } from './http/pages.ts';
-import { requestLimits } from './http/rate-limit.ts';
+import { requestLimits, type RequestLimits } from './http/rate-limit.ts';
+import { protocolLane } from './http/protocol-lane.ts';
 import { requestGuard } from './http/request-guard.ts';
 import { ClientCertificates } from './oidc/client-certificates.ts';
 import { Directory } from './oidc/directory.ts';
@@ -251,9 +252,11 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
       code: 'too_many_requests',
     }),
   });
-  // The decision endpoint answers before Koa: a gateway asks before every request it passes on
-  // (src/http/gate.ts does for it what the middleware below does for the rest).
-  const koa = createKoaApp({ trustProxy: config.trustProxy, keys: cookieKeys, lane: buildGate(parts, providers) });
+  // The decision endpoint and the plain token and introspection requests answer before Koa: a
+  // gateway asks before every request it passes on, and services ask for and check tokens as
+  // often (src/http/gate.ts and protocol-lane.ts do for them what the middleware below does).
+  const lane = lanes(buildGate(parts, providers), config.fastPaths ? buildProtocolLane(parts, providers, limits) : undefined);
+  const koa = createKoaApp({ trustProxy: config.trustProxy, keys: cookieKeys, lane });
   koa.use(requestId());
   // Outside everything that answers, errors included.
   koa.use(noCachePragma());
@@ -304,6 +307,23 @@ function buildPublicApp(parts: Parts, providers: ProviderHolder, admin: { middle
   koa.use((ctx, next) => providers.current().middleware(ctx, next));
   koa.use(notFound());
   return koa;
+}
+
+/** The plain token and introspection requests before Koa (http/protocol-lane.ts), by the current provider's fast paths. */
+function buildProtocolLane(parts: Parts, providers: ProviderHolder, limits: RequestLimits): Lane {
+  const { config, logger } = parts.options;
+  return protocolLane({
+    paths: [PROVIDER_ROUTES.token, PROVIDER_ROUTES.introspection].map((path) => `${parts.prefix}${path}`),
+    maxBodyBytes: config.maxBodyBytes,
+    certificateHeader: config.mtls.header,
+    trustProxy: config.trustProxy,
+    issuerPath: parts.prefix,
+    limits,
+    answer: (request) => providers.current().answerEarly?.(request) ?? Promise.resolve(undefined),
+    draining: parts.draining,
+    metrics: parts.metrics,
+    logger,
+  });
 }
 
 /** The decision endpoint for gateways (http/gate.ts), over the route rules and the provider's tokens. */
